@@ -1,0 +1,349 @@
+"""The entity side of the broker: every read and write of the /v2 entity API, over a Store.
+
+Routes parse HTTP; this module applies NGSI semantics (Orion's update actions, partial
+failures, dates, expiry, locations) with pure ``ngsi`` code, and persists through the
+store. Every write ends in ``_emit``, where subscriptions hook in: one place sees each
+create, update and delete, whatever endpoint caused it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from ngsi.errors import (
+    ATTRIBUTE_NOT_FOUND,
+    ENTITY_NOT_FOUND,
+    TOO_MANY_ENTITIES,
+    BadRequest,
+    NGSIError,
+    NotFound,
+    PartialUpdate,
+    TooManyResults,
+    Unprocessable,
+)
+from ngsi.model import DATE_TYPES, DEFAULT_ENTITY_TYPE
+
+from .store import AlreadyExists, Selector, Store
+
+Entity = dict[str, Any]
+# (tenant, action, entity before or None, entity after or None, names of changed attributes)
+ChangeListener = Callable[[str, str, Entity | None, Entity | None, list[str]], Awaitable[None]]
+
+APPEND = "append"
+APPEND_STRICT = "appendStrict"
+UPDATE = "update"
+REPLACE = "replace"
+DELETE = "delete"
+ACTIONS = (APPEND, APPEND_STRICT, UPDATE, DELETE, REPLACE)
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _label(entity_id: str, entity_type: str | None) -> str:
+    return entity_id if entity_type is None else f"{entity_id}/{entity_type}"
+
+
+@dataclass
+class Outcome:
+    """Per-entity failures of a multi-part write, rendered as Orion renders them."""
+
+    kind: str  # "do not exist" or "already exist"
+    succeeded: bool = False
+    failures: list[tuple[str, list[str] | None]] = field(default_factory=list)  # None: entity itself
+
+    def fail(self, label: str, attrs: list[str] | None) -> None:
+        self.failures.append((label, attrs))
+
+    def raise_if_failed(self) -> None:
+        if not self.failures:
+            return
+        parts = []
+        for i, (label, attrs) in enumerate(self.failures):
+            if attrs is None:
+                parts.append(f"{label} - [entity itself]" if i == 0 else f"{label} [entity itself]")
+            else:
+                parts.append(f"{label} - [ {', '.join(attrs)} ]")
+        prefix = "do not exist: " if self.kind == "do not exist" else (
+            "one or more of the attributes in the request already exist: "
+        )
+        description = prefix + ", ".join(parts)
+        if self.succeeded:
+            raise PartialUpdate(description)
+        if all(attrs is None for _, attrs in self.failures):
+            raise NotFound(description)
+        raise Unprocessable(description)
+
+
+def _locate(entity: Entity) -> None:
+    """Recompute the entity's location from its attributes (geo module optional until wired)."""
+    try:
+        from ngsi.geo import entity_location
+    except ImportError:  # pragma: no cover - during bootstrap
+        return
+    location = entity_location(entity["attrs"])
+    if location is None:
+        entity.pop("location", None)
+    else:
+        entity["location"] = location
+
+
+def _take_expiry(entity: Entity, attrs: dict[str, Any]) -> None:
+    """dateExpires is a builtin: kept as the entity's expDate, not as an attribute."""
+    attr = attrs.pop("dateExpires", None)
+    if attr is None:
+        return
+    if attr["type"] not in DATE_TYPES or attr["value"] is None:
+        if attr["value"] is None:
+            entity.pop("expDate", None)
+            return
+        raise BadRequest("date has invalid format in attribute value")
+    entity["expDate"] = attr["value"]
+
+
+def _stamp(attr: dict[str, Any], now: float, previous: dict[str, Any] | None, override_md: bool) -> dict[str, Any]:
+    attr = dict(attr)
+    if previous is not None:
+        attr["creDate"] = previous.get("creDate", now)
+        if not override_md:
+            merged = dict(previous.get("md") or {})
+            merged.update(attr["md"])
+            attr["md"] = merged
+    else:
+        attr["creDate"] = now
+    attr["modDate"] = now
+    return attr
+
+
+class EntityService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.listeners: list[ChangeListener] = []
+
+    async def _emit(self, tenant: str, action: str, before: Entity | None, after: Entity | None, changed: list[str]) -> None:
+        for listener in self.listeners:
+            await listener(tenant, action, before, after, changed)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def find_one(
+        self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None
+    ) -> Entity:
+        selector = Selector(ids=(entity_id,), types=None if entity_type is None else (entity_type,), service_paths=scopes)
+        found = await self.store.find(tenant, selector, limit=2)
+        if not found:
+            raise NotFound(ENTITY_NOT_FOUND)
+        if len(found) > 1:
+            raise TooManyResults(TOO_MANY_ENTITIES)
+        return found[0]
+
+    async def find(
+        self, tenant: str, selector: Selector, *, limit: int | None = None, offset: int = 0
+    ) -> list[Entity]:
+        return await self.store.find(tenant, selector, limit=limit, offset=offset)
+
+    # -- creation ------------------------------------------------------------------------
+
+    def _new_entity(self, parsed: Entity, service_path: str, now: float) -> Entity:
+        entity: Entity = {
+            "id": parsed["id"],
+            "type": parsed["type"] if parsed.get("type") else DEFAULT_ENTITY_TYPE,
+            "servicePath": service_path,
+            "attrs": {},
+            "creDate": now,
+            "modDate": now,
+        }
+        attrs = dict(parsed["attrs"])
+        _take_expiry(entity, attrs)
+        entity["attrs"] = {name: _stamp(attr, now, None, True) for name, attr in attrs.items()}
+        _locate(entity)
+        return entity
+
+    async def create(self, tenant: str, service_path: str, parsed: Entity, *, upsert: bool = False) -> tuple[Entity, bool]:
+        """POST /v2/entities: returns (entity, created). With upsert an existing entity gets an append."""
+        now = _now()
+        entity = self._new_entity(parsed, service_path, now)
+        entity_type = entity["type"]
+        if upsert:
+            existing = await self.store.find(
+                tenant, Selector(ids=(entity["id"],), types=(entity_type,), service_paths=((service_path, False),)), limit=1
+            )
+            if existing:
+                await self.write(tenant, ((service_path, False),), parsed | {"type": entity_type}, APPEND, label_type=True)
+                return existing[0], False
+        try:
+            await self.store.insert(tenant, entity)
+        except AlreadyExists:
+            raise Unprocessable("Already Exists") from None
+        await self._emit(tenant, "create", None, entity, list(entity["attrs"]))
+        return entity, True
+
+    # -- updates -------------------------------------------------------------------------
+
+    def _apply(self, entity: Entity, attrs: dict[str, Any], action: str, outcome: Outcome, label: str, now: float,
+               override_md: bool) -> list[str]:
+        """Apply one action to an entity in place; returns changed attribute names, records failures."""
+        attrs = dict(attrs)
+        if "dateExpires" in attrs:
+            if action == DELETE:
+                attrs.pop("dateExpires")
+                entity.pop("expDate", None)
+            else:
+                _take_expiry(entity, attrs)
+        current = entity["attrs"]
+        changed: list[str] = []
+        missing: list[str] = []
+        if action == REPLACE:
+            entity["attrs"] = {name: _stamp(attr, now, None, True) for name, attr in attrs.items()}
+            changed = list(attrs)
+        elif action == DELETE:
+            for name in attrs:
+                if name in current:
+                    del current[name]
+                    changed.append(name)
+                else:
+                    missing.append(name)
+        else:
+            for name, attr in attrs.items():
+                exists = name in current
+                if action == UPDATE and not exists:
+                    missing.append(name)
+                    continue
+                if action == APPEND_STRICT and exists:
+                    missing.append(name)
+                    continue
+                current[name] = _stamp(attr, now, current.get(name), override_md)
+                changed.append(name)
+        if missing:
+            outcome.fail(label, missing)
+        if changed or action == REPLACE or "dateExpires" in attrs:
+            outcome.succeeded = outcome.succeeded or bool(changed) or action == REPLACE
+        entity["modDate"] = now
+        _locate(entity)
+        return changed
+
+    async def write(
+        self,
+        tenant: str,
+        scopes: tuple[tuple[str, bool], ...],
+        parsed: Entity,
+        action: str,
+        *,
+        label_type: bool = False,
+        override_md: bool = False,
+        outcome: Outcome | None = None,
+        create_path: str | None = None,
+    ) -> Outcome:
+        """Apply an update action to the entity ``parsed`` names (id, optional type, attrs).
+
+        Failures are collected in ``outcome`` so that batch operations report them all;
+        a single-entity request raises at the end (``raise_if_failed``).
+        """
+        kind = "already exist" if action == APPEND_STRICT else "do not exist"
+        outcome = outcome if outcome is not None else Outcome(kind)
+        entity_type = parsed.get("type") or None
+        label = _label(parsed["id"], entity_type if label_type else None)
+        selector = Selector(ids=(parsed["id"],), types=None if entity_type is None else (entity_type,), service_paths=scopes)
+        found = await self.store.find(tenant, selector, limit=2)
+        now = _now()
+        if not found:
+            if action in (APPEND, APPEND_STRICT) and create_path is not None:
+                new = dict(parsed)
+                new["type"] = entity_type or DEFAULT_ENTITY_TYPE
+                entity = self._new_entity(new, create_path, now)
+                await self.store.insert(tenant, entity)
+                outcome.succeeded = True
+                await self._emit(tenant, "create", None, entity, list(entity["attrs"]))
+                return outcome
+            outcome.fail(label, None)
+            return outcome
+        if len(found) > 1:
+            raise TooManyResults(TOO_MANY_ENTITIES)
+        entity = found[0]
+        if action == DELETE and not parsed["attrs"]:
+            await self.store.delete(tenant, entity)
+            outcome.succeeded = True
+            await self._emit(tenant, "delete", entity, None, list(entity["attrs"]))
+            return outcome
+        before = _copy_entity(entity)
+        changed = self._apply(entity, parsed["attrs"], action, outcome, label, now, override_md)
+        if changed or action == REPLACE or entity.get("expDate") != before.get("expDate"):
+            await self.store.save(tenant, entity)
+            await self._emit(tenant, "update", before, entity, changed)
+        return outcome
+
+    async def update_attr_value(
+        self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None, name: str,
+        value: Any,
+    ) -> None:
+        """PUT /v2/entities/{id}/attrs/{name}/value: the value changes, type and metadata stay."""
+        entity = await self.find_one(tenant, scopes, entity_id, entity_type)
+        attr = entity["attrs"].get(name)
+        if attr is None:
+            raise NotFound(ATTRIBUTE_NOT_FOUND)
+        from ngsi.model import make_attr
+
+        checked = make_attr(attr["type"], value, attr.get("md") or {})
+        before = _copy_entity(entity)
+        now = _now()
+        attr["value"] = checked["value"]
+        attr["modDate"] = now
+        entity["modDate"] = now
+        _locate(entity)
+        await self.store.save(tenant, entity)
+        await self._emit(tenant, "update", before, entity, [name])
+
+    async def put_attr(
+        self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None, name: str,
+        attr: dict[str, Any], *, override_md: bool = False,
+    ) -> None:
+        """PUT /v2/entities/{id}/attrs/{name}: the attribute must exist."""
+        entity = await self.find_one(tenant, scopes, entity_id, entity_type)
+        if name not in entity["attrs"] and not (name == "dateExpires" and "expDate" in entity):
+            raise NotFound(ATTRIBUTE_NOT_FOUND)
+        outcome = Outcome("do not exist")
+        before = _copy_entity(entity)
+        changed = self._apply(entity, {name: attr}, UPDATE, outcome, entity_id, _now(), override_md)
+        await self.store.save(tenant, entity)
+        await self._emit(tenant, "update", before, entity, changed)
+
+    async def delete_attr(
+        self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None, name: str
+    ) -> None:
+        entity = await self.find_one(tenant, scopes, entity_id, entity_type)
+        before = _copy_entity(entity)
+        if name == "dateExpires" and "expDate" in entity and name not in entity["attrs"]:
+            del entity["expDate"]
+        elif name in entity["attrs"]:
+            del entity["attrs"][name]
+        else:
+            raise NotFound(ATTRIBUTE_NOT_FOUND)
+        entity["modDate"] = _now()
+        _locate(entity)
+        await self.store.save(tenant, entity)
+        await self._emit(tenant, "update", before, entity, [name])
+
+    async def delete(
+        self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None
+    ) -> None:
+        entity = await self.find_one(tenant, scopes, entity_id, entity_type)
+        await self.store.delete(tenant, entity)
+        await self._emit(tenant, "delete", entity, None, list(entity["attrs"]))
+
+    async def purge_expired(self) -> int:
+        purged = await self.store.purge_expired(_now())
+        for tenant, entity in purged:
+            await self._emit(tenant, "delete", entity, None, list(entity["attrs"]))
+        return len(purged)
+
+
+def _copy_entity(entity: Entity) -> Entity:
+    copy = dict(entity)
+    copy["attrs"] = {name: dict(attr) for name, attr in entity["attrs"].items()}
+    return copy
+
+
+__all__ = ["ACTIONS", "EntityService", "NGSIError", "Outcome"]

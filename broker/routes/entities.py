@@ -1,0 +1,300 @@
+"""/v2/entities and its sub-resources: attrs, attrs/{name}, attrs/{name}/value."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from starlette.responses import Response
+
+from ngsi.errors import ATTRIBUTE_NOT_FOUND, BadRequest, NotAcceptable, NotFound
+from ngsi.model import parse_attr, parse_attrs, parse_entity
+from ngsi.names import forbidden_uri_chars
+from ngsi.render import KEY_VALUES, NORMALIZED, UNIQUE, VALUES, Projection, attr_value, render_attr, render_entities
+from ngsi.render import render_entity, render_entity_attrs, selected_attrs
+
+from .. import jsonio, listing
+from ..entities import APPEND, APPEND_STRICT, REPLACE, UPDATE, Outcome
+from ..http import Call, Resource, created, json_response, no_content
+from ..store import Selector
+
+# URI parameters whose values may hold characters forbidden elsewhere (expressions, regexes).
+_FREE_PARAMS = {"q", "mq", "idPattern", "typePattern", "georel", "geometry", "coords", "expression"}
+
+
+def check_params(call: Call) -> None:
+    for key, value in call.query.multi_items():
+        if value == "":
+            raise BadRequest(f"Empty right-hand-side for URI param /{key}/")
+        if key not in _FREE_PARAMS and forbidden_uri_chars(value):
+            raise BadRequest("invalid character in URI parameter")
+
+
+def check_path(call: Call, *names: str) -> None:
+    for name in names:
+        if forbidden_uri_chars(call.path_params[name]):
+            raise BadRequest("invalid character in URI")
+
+
+def render_mode(options: frozenset[str]) -> str:
+    if "keyValues" in options:
+        return KEY_VALUES
+    if "values" in options:
+        return VALUES
+    if "unique" in options:
+        return UNIQUE
+    return NORMALIZED
+
+
+def _split(raw: str | None) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    return tuple(part for part in raw.split(","))
+
+
+def projection(call: Call) -> Projection:
+    return Projection(attrs=_split(call.query.get("attrs")), metadata=_split(call.query.get("metadata")))
+
+
+def location(entity: dict[str, Any]) -> str:
+    return f"/v2/entities/{quote(entity['id'], safe='')}?type={quote(entity['type'], safe='')}"
+
+
+def build_query(call: Call) -> listing.EntityQuery:
+    q = call.query
+    ids, id_pattern = _split(q.get("id")), q.get("idPattern")
+    types, type_pattern = _split(q.get("type")), q.get("typePattern")
+    if ids is not None and id_pattern is not None:
+        raise BadRequest("Incompatible parameters: id, IdPattern")
+    if types is not None and type_pattern is not None:
+        raise BadRequest("Incompatible parameters: type, typePattern")
+    if id_pattern == ".*":
+        id_pattern = None
+    filters: list[Any] = []
+    if q.get("q") is not None:
+        from ngsi.query import parse_q
+
+        filters.append(parse_q(q["q"]))
+    if q.get("mq") is not None:
+        from ngsi.query import parse_mq
+
+        filters.append(parse_mq(q["mq"]))
+    geo = None
+    if any(q.get(k) is not None for k in ("georel", "geometry", "coords")):
+        from ngsi.geo import parse_geo_query
+
+        geo = parse_geo_query(q.get("georel"), q.get("geometry"), q.get("coords"))
+    selector = Selector(ids=ids, id_pattern=id_pattern, types=types, type_pattern=type_pattern, service_paths=call.scopes())
+    return listing.EntityQuery(
+        selectors=[selector],
+        filters=filters,
+        geo=geo,
+        order=listing.parse_order(q.get("orderBy")),
+        limit=listing.parse_limit(q.get("limit")),
+        offset=listing.parse_offset(q.get("offset")),
+        projection=projection(call),
+    )
+
+
+async def list_entities(call: Call) -> Response:
+    check_params(call)
+    query = build_query(call)
+    count = "count" in call.options
+    entities, total = await listing.run(call.state.entities, call.tenant, query, count=count)
+    body = render_entities(entities, render_mode(call.options), query.projection)
+    headers = {"Fiware-Total-Count": str(total)} if count else None
+    return json_response(body, headers=headers)
+
+
+async def create_entity(call: Call) -> Response:
+    check_params(call)
+    path = call.write_path()
+    payload = call.json()
+    if isinstance(payload, dict) and not payload:
+        raise BadRequest("empty payload")
+    parsed = parse_entity(payload, key_values="keyValues" in call.options)
+    entity, is_new = await call.state.entities.create(call.tenant, path, parsed, upsert="upsert" in call.options)
+    if is_new:
+        return created(location(entity))
+    return no_content()
+
+
+def _type_param(call: Call) -> str | None:
+    entity_type = call.query.get("type")
+    return entity_type if entity_type else None
+
+
+async def get_entity(call: Call) -> Response:
+    check_params(call)
+    check_path(call, "id")
+    entity = await call.state.entities.find_one(call.tenant, call.scopes(), call.path_params["id"], _type_param(call))
+    return json_response(render_entity(entity, render_mode(call.options), projection(call)))
+
+
+async def delete_entity(call: Call) -> Response:
+    check_params(call)
+    check_path(call, "id")
+    await call.state.entities.delete(call.tenant, _delete_scopes(call), call.path_params["id"], _type_param(call))
+    return no_content()
+
+
+def _delete_scopes(call: Call) -> tuple[tuple[str, bool], ...]:
+    header = call.request.headers.get("fiware-servicepath")
+    scopes = call.scopes()
+    if header is not None and header.strip():
+        if len(scopes) > 1:
+            raise BadRequest("more than one servicepath is not allowed in DELETE operation")
+        if scopes[0][1]:
+            raise BadRequest("servicepath with wildcard # is not allowed in DELETE operation")
+    return scopes
+
+
+def _patch_scopes(call: Call) -> tuple[tuple[str, bool], ...]:
+    header = call.request.headers.get("fiware-servicepath")
+    scopes = call.scopes()
+    if header is not None and header.strip():
+        if len(scopes) > 1:
+            raise BadRequest("more than one servicepath in patch update request is not allowed")
+        if scopes[0][1]:
+            raise BadRequest("servicepath with wildcard # is not allowed in patch update request")
+    return scopes
+
+
+async def get_attrs(call: Call) -> Response:
+    check_params(call)
+    check_path(call, "id")
+    entity = await call.state.entities.find_one(call.tenant, call.scopes(), call.path_params["id"], _type_param(call))
+    return json_response(render_entity_attrs(entity, render_mode(call.options), projection(call)))
+
+
+async def _write_attrs(call: Call, action: str) -> Response:
+    check_params(call)
+    check_path(call, "id")
+    scopes = _patch_scopes(call)
+    payload = call.json()
+    attrs = parse_attrs(payload, key_values="keyValues" in call.options)
+    entity_type = _type_param(call)
+    service = call.state.entities
+    # A missing entity is a plain 404 here, not a partial-update report.
+    await service.find_one(call.tenant, scopes, call.path_params["id"], entity_type)
+    outcome = Outcome("already exist" if action == APPEND_STRICT else "do not exist")
+    await service.write(
+        call.tenant,
+        scopes,
+        {"id": call.path_params["id"], "type": entity_type, "attrs": attrs},
+        action,
+        label_type=entity_type is not None,
+        override_md="overrideMetadata" in call.options,
+        outcome=outcome,
+    )
+    outcome.raise_if_failed()
+    return no_content()
+
+
+async def post_attrs(call: Call) -> Response:
+    return await _write_attrs(call, APPEND_STRICT if "append" in call.options else APPEND)
+
+
+async def patch_attrs(call: Call) -> Response:
+    return await _write_attrs(call, UPDATE)
+
+
+async def put_attrs(call: Call) -> Response:
+    return await _write_attrs(call, REPLACE)
+
+
+async def get_attr(call: Call) -> Response:
+    check_params(call)
+    check_path(call, "id", "name")
+    entity = await call.state.entities.find_one(call.tenant, call.scopes(), call.path_params["id"], _type_param(call))
+    name = call.path_params["name"]
+    shown = dict(selected_attrs(entity, Projection(attrs=(name,))))
+    if name not in shown:
+        raise NotFound(ATTRIBUTE_NOT_FOUND)
+    return json_response(render_attr(shown[name], Projection(metadata=_split(call.query.get("metadata")))))
+
+
+async def put_attr(call: Call) -> Response:
+    check_params(call)
+    check_path(call, "id", "name")
+    name = call.path_params["name"]
+    attr = parse_attr(name, call.json())
+    await call.state.entities.put_attr(
+        call.tenant, _patch_scopes(call), call.path_params["id"], _type_param(call), name, attr,
+        override_md="overrideMetadata" in call.options,
+    )
+    return no_content()
+
+
+async def delete_attr(call: Call) -> Response:
+    check_params(call)
+    check_path(call, "id", "name")
+    await call.state.entities.delete_attr(
+        call.tenant, _delete_scopes(call), call.path_params["id"], _type_param(call), call.path_params["name"]
+    )
+    return no_content()
+
+
+def _accepts(call: Call) -> tuple[bool, bool]:
+    """(json acceptable, text acceptable) from the Accept header."""
+    accept = call.request.headers.get("accept")
+    if accept is None:
+        return True, True
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    json_ok = any(t in ("application/json", "application/*", "*/*") for t in types)
+    text_ok = any(t in ("text/plain", "text/*", "*/*") for t in types)
+    return json_ok, text_ok
+
+
+async def get_attr_value(call: Call) -> Response:
+    check_params(call)
+    check_path(call, "id", "name")
+    entity = await call.state.entities.find_one(call.tenant, call.scopes(), call.path_params["id"], _type_param(call))
+    attr = entity["attrs"].get(call.path_params["name"])
+    if attr is None:
+        raise NotFound(ATTRIBUTE_NOT_FOUND)
+    value = attr_value(attr)
+    json_ok, text_ok = _accepts(call)
+    if isinstance(value, (dict, list)):
+        if not json_ok:
+            raise NotAcceptable("accepted MIME types: application/json")
+        return json_response(value)
+    if not text_ok:
+        raise NotAcceptable("accepted MIME types: text/plain")
+    return Response(jsonio.dumps(value), media_type="text/plain")
+
+
+def _text_value(text: str) -> Any:
+    """A text/plain value: numbers, true/false/null, or a quoted string."""
+    stripped = text.strip()
+    if stripped in ("true", "false", "null"):
+        return {"true": True, "false": False, "null": None}[stripped]
+    if len(stripped) >= 2 and stripped[0] == '"' and stripped[-1] == '"':
+        return stripped[1:-1]
+    try:
+        return int(stripped) if stripped.lstrip("-").isdigit() else float(stripped)
+    except ValueError:
+        raise BadRequest("attribute value type not recognized") from None
+
+
+async def put_attr_value(call: Call) -> Response:
+    check_params(call)
+    check_path(call, "id", "name")
+    content_type = call.content_type()
+    if content_type == "text/plain":
+        value = _text_value(call.body.decode("utf-8", "replace"))
+    else:
+        value = call.json()
+        if not isinstance(value, (dict, list)):
+            raise BadRequest("Neither JSON Object nor JSON Array for attribute::value")
+    await call.state.entities.update_attr_value(
+        call.tenant, _patch_scopes(call), call.path_params["id"], _type_param(call), call.path_params["name"], value
+    )
+    return no_content()
+
+
+ENTITIES = Resource("POST, GET", GET=list_entities, POST=create_entity)
+ENTITY = Resource("GET, DELETE", GET=get_entity, DELETE=delete_entity)
+ATTRS = Resource("GET, PATCH, POST, PUT", GET=get_attrs, POST=post_attrs, PATCH=patch_attrs, PUT=put_attrs)
+ATTR = Resource("GET, PUT, DELETE", GET=get_attr, PUT=put_attr, DELETE=delete_attr)
+ATTR_VALUE = Resource("GET, PUT", GET=get_attr_value, PUT=put_attr_value)

@@ -1,0 +1,65 @@
+"""/v2/types and /v2/types/{type}: entity types with their attributes' types and counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from ngsi.errors import NotFound
+
+from .. import listing
+from ..http import Call, Resource, json_response
+from ..store import Selector
+from .entities import check_params
+
+
+def _summaries(entities: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """type -> {"attrs": {name: {"types": [...]}}, "count": n}, attributes and types in first-seen order."""
+    summary: dict[str, dict[str, Any]] = {}
+    for entity in entities:
+        item = summary.setdefault(entity["type"], {"attrs": {}, "count": 0})
+        item["count"] += 1
+        for name, attr in entity["attrs"].items():
+            types = item["attrs"].setdefault(name, {"types": []})["types"]
+            if attr["type"] not in types:
+                types.append(attr["type"])
+    return summary
+
+
+def _sorted_attrs(attrs: dict[str, Any], no_detail: bool) -> dict[str, Any]:
+    return {name: ({} if no_detail else {"types": sorted(attrs[name]["types"])}) for name in sorted(attrs)}
+
+
+async def list_types(call: Call) -> Response:
+    check_params(call)
+    limit = listing.parse_limit(call.query.get("limit"))
+    offset = listing.parse_offset(call.query.get("offset"))
+    entities = await call.state.entities.find(call.tenant, Selector(service_paths=call.scopes()))
+    summary = _summaries(entities)
+    names = sorted(summary)
+    page = names[offset : offset + limit]
+    headers = {"Fiware-Total-Count": str(len(names))} if "count" in call.options else None
+    if "values" in call.options:
+        return json_response(page, headers=headers)
+    no_detail = "noAttrDetail" in call.options
+    body = [
+        {"type": name, "attrs": _sorted_attrs(summary[name]["attrs"], no_detail), "count": summary[name]["count"]}
+        for name in page
+    ]
+    return json_response(body, headers=headers)
+
+
+async def get_type(call: Call) -> Response:
+    check_params(call)
+    name = call.path_params["type"]
+    entities = await call.state.entities.find(call.tenant, Selector(types=(name,), service_paths=call.scopes()))
+    if not entities:
+        raise NotFound("Entity type not found")
+    item = _summaries(entities)[name]
+    no_detail = "noAttrDetail" in call.options
+    return json_response({"attrs": _sorted_attrs(item["attrs"], no_detail), "count": item["count"]})
+
+
+TYPES = Resource("GET", GET=list_types)
+TYPE = Resource("GET", GET=get_type)

@@ -1,0 +1,7 @@
+"""Entity storage behind one small interface, the backend chosen by URL scheme."""
+
+from __future__ import annotations
+
+from .base import AlreadyExists, Selector, Store, StoreError, open_store
+
+__all__ = ["AlreadyExists", "Selector", "Store", "StoreError", "open_store"]

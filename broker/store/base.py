@@ -1,0 +1,127 @@
+"""The store contract every backend implements.
+
+A store keeps entity documents (the internal form of ``ngsi/__init__.py``) per tenant,
+keyed by (id, type, servicePath), in creation order. It knows nothing of NGSI
+semantics: the broker reads documents, changes them with pure ``ngsi`` code and writes
+them back. A store answers the filters an index can serve (tenant, id, id pattern,
+type, type pattern, service path); ``q``, ``mq`` and geo filters run in the broker on
+what the store returns.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+Entity = dict[str, Any]
+
+BACKENDS = {
+    "memory": "broker.store.memory:MemoryStore",
+    "sqlite": "broker.store.sqlite:SQLiteStore",
+}
+
+
+class StoreError(Exception):
+    """The store failed to do what was asked."""
+
+
+class AlreadyExists(StoreError):
+    """An insert found an entity with the same id, type and service path."""
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Index-served entity filters. ``service_paths`` holds (path, subtree) pairs."""
+
+    ids: tuple[str, ...] | None = None
+    id_pattern: str | None = None
+    types: tuple[str, ...] | None = None
+    type_pattern: str | None = None
+    service_paths: tuple[tuple[str, bool], ...] = (("/", True),)
+    _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, compare=False, repr=False)
+
+    def _regex(self, pattern: str) -> re.Pattern[str]:
+        compiled = self._compiled.get(pattern)
+        if compiled is None:
+            compiled = self._compiled[pattern] = re.compile(pattern)
+        return compiled
+
+    def matches(self, entity: Entity) -> bool:
+        """The same test the SQL of a backend makes, for stores that scan."""
+        if self.ids is not None and entity["id"] not in self.ids:
+            return False
+        if self.id_pattern is not None and not self._regex(self.id_pattern).search(entity["id"]):
+            return False
+        if self.types is not None and entity["type"] not in self.types:
+            return False
+        if self.type_pattern is not None and not self._regex(self.type_pattern).search(entity["type"]):
+            return False
+        return service_path_matches(self.service_paths, entity["servicePath"])
+
+
+def service_path_matches(scopes: tuple[tuple[str, bool], ...], path: str) -> bool:
+    for scope, subtree in scopes:
+        if path == scope:
+            return True
+        if subtree and (scope == "/" or path.startswith(scope + "/")):
+            return True
+    return False
+
+
+def entity_key(entity: Entity) -> tuple[str, str, str]:
+    return (entity["id"], entity["type"], entity["servicePath"])
+
+
+class Store:
+    """Async contract of an entity store; backends override every method."""
+
+    async def open(self) -> None:
+        raise NotImplementedError()
+
+    async def close(self) -> None:
+        raise NotImplementedError()
+
+    async def find(
+        self, tenant: str, selector: Selector, *, limit: int | None = None, offset: int = 0
+    ) -> list[Entity]:
+        """Matching entities in creation order; ``limit``/``offset`` page them."""
+        raise NotImplementedError()
+
+    async def count(self, tenant: str, selector: Selector) -> int:
+        return len(await self.find(tenant, selector))
+
+    async def insert(self, tenant: str, entity: Entity) -> None:
+        """Add a new entity; raises AlreadyExists when its key is taken."""
+        raise NotImplementedError()
+
+    async def save(self, tenant: str, entity: Entity) -> None:
+        """Write an entity, replacing the one with the same key (keeping its place in order)."""
+        raise NotImplementedError()
+
+    async def delete(self, tenant: str, entity: Entity) -> bool:
+        raise NotImplementedError()
+
+    async def purge_expired(self, now: float) -> list[tuple[str, Entity]]:
+        """Remove the entities whose dateExpires has passed; returns (tenant, entity) pairs."""
+        raise NotImplementedError()
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def open_store(url: str) -> Store:
+    """Build the store for a URL (``sqlite:///path``, ``memory://``), importing only that backend."""
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    target = BACKENDS.get(scheme)
+    if target is None:
+        raise StoreError(f"unsupported database URL scheme {scheme!r} (known: {', '.join(BACKENDS)})")
+    module, _, name = target.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    store: Store = cls(url)
+    return store

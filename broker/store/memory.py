@@ -1,0 +1,47 @@
+"""In-memory store: the contract over dicts, for tests and throw-away brokers."""
+
+from __future__ import annotations
+
+import copy
+
+from .base import AlreadyExists, Entity, Selector, Store, entity_key
+
+
+class MemoryStore(Store):
+    def __init__(self, url: str = "memory://") -> None:
+        self._tenants: dict[str, dict[tuple[str, str, str], Entity]] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def find(
+        self, tenant: str, selector: Selector, *, limit: int | None = None, offset: int = 0
+    ) -> list[Entity]:
+        found = [e for e in self._tenants.get(tenant, {}).values() if selector.matches(e)]
+        found = found[offset:] if limit is None else found[offset : offset + limit]
+        # Copies, so that callers may change what they got as they can with a database.
+        return copy.deepcopy(found)
+
+    async def insert(self, tenant: str, entity: Entity) -> None:
+        entities = self._tenants.setdefault(tenant, {})
+        key = entity_key(entity)
+        if key in entities:
+            raise AlreadyExists(str(key))
+        entities[key] = copy.deepcopy(entity)
+
+    async def save(self, tenant: str, entity: Entity) -> None:
+        self._tenants.setdefault(tenant, {})[entity_key(entity)] = copy.deepcopy(entity)
+
+    async def delete(self, tenant: str, entity: Entity) -> bool:
+        return self._tenants.get(tenant, {}).pop(entity_key(entity), None) is not None
+
+    async def purge_expired(self, now: float) -> list[tuple[str, Entity]]:
+        purged = []
+        for tenant, entities in self._tenants.items():
+            for key, entity in list(entities.items()):
+                if entity.get("expDate") is not None and entity["expDate"] < now:
+                    purged.append((tenant, entities.pop(key)))
+        return purged

@@ -1,0 +1,143 @@
+"""Entities in the internal form to Orion's response shapes: normalized, keyValues, values, unique.
+
+Key order is Orion's (``id``, ``type``, then attributes; inside an attribute ``type``,
+``value``, ``metadata``) because some clients and Orion's own tests compare bytes.
+Builtin attributes (dateCreated, dateModified, dateExpires) and builtin metadata
+(dateCreated, dateModified) appear only when the ``attrs`` / ``metadata`` filters name them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .model import DATE_TYPES
+
+NORMALIZED = "normalized"
+KEY_VALUES = "keyValues"
+VALUES = "values"
+UNIQUE = "unique"
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What to show of an entity: the ``attrs`` and ``metadata`` filters of a request.
+
+    ``attrs`` None means every user attribute; a tuple lists the wanted names, where ``*``
+    stands for every user attribute and builtin names add builtin attributes.
+    """
+
+    attrs: tuple[str, ...] | None = None
+    metadata: tuple[str, ...] | None = None
+
+    def wants_attr(self, name: str) -> bool:
+        return self.attrs is None or name in self.attrs or "*" in self.attrs
+
+
+ALL = Projection()
+
+
+def _format_date(seconds: float) -> str:
+    from .dates import format_datetime
+
+    return format_datetime(seconds)
+
+
+def attr_value(attr: dict[str, Any]) -> Any:
+    value = attr["value"]
+    if attr["type"] in DATE_TYPES and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _format_date(value)
+    return value
+
+
+def _md_value(md: dict[str, Any]) -> Any:
+    value = md["value"]
+    if md["type"] in DATE_TYPES and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _format_date(value)
+    return value
+
+
+def render_metadata(attr: dict[str, Any], wanted: tuple[str, ...] | None) -> dict[str, Any]:
+    mds = attr.get("md") or {}
+    out: dict[str, Any] = {}
+    if wanted is None or "*" in wanted:
+        for name, md in mds.items():
+            out[name] = {"type": md["type"], "value": _md_value(md)}
+    else:
+        for name in wanted:
+            if name in mds:
+                out[name] = {"type": mds[name]["type"], "value": _md_value(mds[name])}
+    if wanted is not None:
+        for builtin in ("dateCreated", "dateModified"):
+            stamp = attr.get("creDate" if builtin == "dateCreated" else "modDate")
+            if builtin in wanted and builtin not in mds and stamp is not None:
+                out[builtin] = {"type": "DateTime", "value": _format_date(stamp)}
+    return out
+
+
+def render_attr(attr: dict[str, Any], projection: Projection = ALL) -> dict[str, Any]:
+    """An attribute in normalized form."""
+    return {
+        "type": attr["type"],
+        "value": attr_value(attr),
+        "metadata": render_metadata(attr, projection.metadata),
+    }
+
+
+def _builtin_attrs(entity: dict[str, Any], wanted: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    stamps = (("dateCreated", "creDate"), ("dateModified", "modDate"), ("dateExpires", "expDate"))
+    for name, key in stamps:
+        if name in wanted and name not in entity["attrs"] and entity.get(key) is not None:
+            found.append((name, {"type": "DateTime", "value": entity[key], "md": {}}))
+    return found
+
+
+def selected_attrs(entity: dict[str, Any], projection: Projection = ALL) -> list[tuple[str, dict[str, Any]]]:
+    """The (name, attr) pairs a projection shows, in rendering order."""
+    attrs = entity["attrs"]
+    wanted = projection.attrs
+    if wanted is None:
+        return list(attrs.items())
+    if "*" in wanted:
+        chosen = list(attrs.items())
+    else:
+        chosen = [(name, attrs[name]) for name in attrs if name in wanted]
+    return chosen + _builtin_attrs(entity, wanted)
+
+
+def render_entity(entity: dict[str, Any], mode: str = NORMALIZED, projection: Projection = ALL) -> Any:
+    """One entity as Orion shows it in GET /v2/entities/{id} and in lists."""
+    chosen = selected_attrs(entity, projection)
+    if mode == VALUES or mode == UNIQUE:
+        if projection.attrs is not None and "*" not in projection.attrs:
+            by_name = dict(chosen)
+            return [attr_value(by_name[name]) for name in projection.attrs if name in by_name]
+        return [attr_value(attr) for _, attr in chosen]
+    out: dict[str, Any] = {"id": entity["id"], "type": entity["type"]}
+    if mode == KEY_VALUES:
+        for name, attr in chosen:
+            out[name] = attr_value(attr)
+    else:
+        for name, attr in chosen:
+            out[name] = render_attr(attr, projection)
+    return out
+
+
+def render_entity_attrs(entity: dict[str, Any], mode: str = NORMALIZED, projection: Projection = ALL) -> Any:
+    """The attributes of an entity alone, as GET /v2/entities/{id}/attrs shows them."""
+    rendered = render_entity(entity, mode, projection)
+    if isinstance(rendered, dict):
+        del rendered["id"], rendered["type"]
+    return rendered
+
+
+def render_entities(entities: list[dict[str, Any]], mode: str = NORMALIZED, projection: Projection = ALL) -> list[Any]:
+    rendered = [render_entity(entity, mode, projection) for entity in entities]
+    if mode == UNIQUE:
+        unique: list[Any] = []
+        for row in rendered:
+            if row not in unique:
+                unique.append(row)
+        return unique
+    return rendered
