@@ -78,13 +78,13 @@ class Outcome:
         raise Unprocessable(description)
 
 
-def _locate(entity: Entity) -> None:
+def _locate(entity: Entity, previous: dict[str, Any] | None = None) -> None:
     """Recompute the entity's location from its attributes (geo module optional until wired)."""
     try:
         from ngsi.geo import entity_location
     except ImportError:  # pragma: no cover - during bootstrap
         return
-    location = entity_location(entity["attrs"])
+    location = entity_location(entity["attrs"], previous)
     if location is None:
         entity.pop("location", None)
     else:
@@ -194,6 +194,7 @@ class EntityService:
             else:
                 _take_expiry(entity, attrs)
         current = entity["attrs"]
+        previous_attrs = dict(current)
         changed: list[str] = []
         missing: list[str] = []
         if action == REPLACE:
@@ -222,7 +223,7 @@ class EntityService:
         if changed or action == REPLACE or "dateExpires" in attrs:
             outcome.succeeded = outcome.succeeded or bool(changed) or action == REPLACE
         entity["modDate"] = now
-        _locate(entity)
+        _locate(entity, previous_attrs)
         return changed
 
     async def write(

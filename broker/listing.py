@@ -113,9 +113,7 @@ def _sort_key_value(entity: Entity, key: str) -> Any:
 
 
 def sort_entities(entities: list[Entity], order: list[tuple[str, bool]], geo: Any = None) -> list[Entity]:
-    if not order:
-        if geo is not None and getattr(geo, "georel", "").startswith("near"):
-            return sorted(entities, key=lambda e: geo.distance(e.get("location")))
+    if not order:  # Orion keeps creation order, even for near; geo:distance must be asked for
         return entities
 
     def compare(a: Entity, b: Entity) -> int:

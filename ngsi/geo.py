@@ -110,7 +110,7 @@ def entity_location(attrs: dict, previous: dict | None = None) -> dict | None:
             names.insert(0, before)
     name = names[0]
     try:
-        geometry = attr_geometry(attrs[name])
+        geometry = _attr_geometry(attrs[name])
     except _GeoError as exc:
         old = (previous or {}).get(name)
         existing = old is not None and old.get("type") in GEO_TYPES and old.get("value") is None
@@ -120,7 +120,7 @@ def entity_location(attrs: dict, previous: dict | None = None) -> dict | None:
     return {"attr": name, "geometry": geometry}
 
 
-def attr_geometry(attr: dict) -> dict:
+def _attr_geometry(attr: dict) -> dict:
     """The GeoJSON geometry (lon/lat) of one geo attribute with a non-null value.
 
     Raises _GeoError with Orion's detail text, or BadRequest("Wrong GeoJson") for a shape
@@ -214,7 +214,7 @@ def geojson_shape(geometry: Any) -> BaseGeometry:
     """The shapely shape of a GeoJSON geometry; BadRequest("Wrong GeoJson") when MongoDB would refuse it."""
     try:
         return _shape_of(geometry)
-    except (ValueError, TypeError, KeyError, shapely.errors.GEOSException):
+    except (ValueError, TypeError, KeyError, AttributeError, shapely.errors.ShapelyError):
         raise BadRequest(WRONG_GEOJSON) from None
 
 
@@ -375,9 +375,10 @@ class GeoQuery:
 
 
 def _location_shape(geometry: dict) -> BaseGeometry:
+    """The shape of a stored location (checked when it was stored, so no checks again)."""
     try:
-        return _shape_of(geometry)
-    except (ValueError, TypeError, KeyError, shapely.errors.GEOSException):
+        return shape(geometry)
+    except (ValueError, TypeError, KeyError, AttributeError, shapely.errors.ShapelyError):
         return shapely.GeometryCollection()
 
 

@@ -23,8 +23,10 @@ control characters ``\\u00XX`` (Orion writes the hex digits in upper case),
 ``/`` and non-ASCII characters are written as they are (2877 and 3280 cases:
 their Content-Length counts ``/`` and ``\\n`` as 1 and 2 bytes).
 
-orjson does the work; a float (or huge int) that orjson would print differently
-is handed over as a pre-rendered ``orjson.Fragment``.
+orjson does the work.  Its output is scanned for numbers that Orion could
+print differently (integral floats, long decimals, exponents, huge ints); only
+then is the value walked and such numbers handed over as pre-rendered
+``orjson.Fragment``s.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ PARSE_ERROR = "Errors found in incoming JSON buffer"
 _MAX_SAFE_INT = 2**53  # beyond this an int is not exactly a double any more
 _LLONG = 2.0**63  # Orion's integer path casts to long long: only inside this range
 _FAST_FLOAT = 2.0**23  # below it, %.9f of the exact binary value keeps repr's <=8 decimals
+_INF = float("inf")
 
 
 def format_number(x: int | float) -> str:
@@ -58,7 +61,7 @@ def format_number(x: int | float) -> str:
 
 
 def _format_float(f: float) -> str:
-    if f != f or f in (float("inf"), float("-inf")):
+    if f != f or f in (_INF, -_INF):
         return "null"  # never stored by Orion (its parser rejects them); orjson's choice
     if not -_LLONG < f < _LLONG:
         return repr(f)  # shortest round trip, 'e+NNN' exponent (4642)
@@ -126,6 +129,10 @@ def _fixed(v: Any) -> Any:
         return v if -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT else orjson.Fragment(format_number(v))
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return orjson.Fragment(format_number(v))  # subclasses (e.g. IntEnum): by value
+    if isinstance(v, dict):
+        return _fixed(dict(v))  # subclasses (OrderedDict, ...): as a plain dict
+    if isinstance(v, list):
+        return _fixed(list(v))
     return v
 
 
@@ -138,13 +145,38 @@ def _upper_escape(m: re.Match[bytes]) -> bytes:
     return m.group(1) + m.group(2).upper()
 
 
+_DIGITS_TO_0 = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _suspect(out: bytes) -> bool:
+    """Can a number in orjson's output differ from Orion's rendering?
+
+    orjson writes the shortest round-trip digits; Orion writes the same text
+    when a float has at most 6 integer digits and 8 decimals (see _float_ok)
+    and an int at most 15 digits.  Everything else shows up as one of these
+    substrings (digits mapped to 0): ``.0`` before a closer (integral float),
+    9 decimals, 7 integer digits before ``.``, 16 digits, an exponent.  Strings
+    can give false alarms, which only cost the exact walk.  All substring
+    searches are C memchr/memmem speed, far cheaper than walking the value.
+    """
+    if b".0," in out or b".0]" in out or b".0}" in out or out.endswith(b".0"):
+        return True
+    t = out.translate(_DIGITS_TO_0)
+    return b".000000000" in t or b"0000000." in t or b"0000000000000000" in t or b"0e+" in t or b"0e-" in t
+
+
 def dumps(value: Any) -> bytes:
     """Compact JSON of ``value`` as Orion writes it (dict order kept).
 
-    One walk over the value finds the numbers that need Orion's rendering
-    (few: integral floats, >8 decimals, exponents); orjson does the rest.
+    Common case: orjson plus a few substring scans of its output.  Only when a
+    number may need Orion's rendering is the value walked (copy on write).
     """
-    out = orjson.dumps(_fixed(value))
+    try:
+        out = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        out = b""  # e.g. an int beyond 64 bits: the walk renders it
+    if not out or _suspect(out):
+        out = orjson.dumps(_fixed(value))
     if b"\\u00" in out:
         out = _LOWER_ESCAPE.sub(_upper_escape, out)
     return out
@@ -278,5 +310,3 @@ def _loads_deep(text: str) -> Any:
         raise err
     return root
 
-
-_INF = float("inf")

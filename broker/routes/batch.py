@@ -128,10 +128,9 @@ async def op_query(call: Call) -> Response:
             from ngsi.query import parse_mq
 
             filters.append(parse_mq(expression["mq"]))
-        if any(k in expression for k in ("georel", "geometry", "coords")):
-            from ngsi.geo import parse_geo_query
+        from ngsi.geo import parse_geo_expression
 
-            geo = parse_geo_query(expression.get("georel"), expression.get("geometry"), expression.get("coords"))
+        geo = parse_geo_expression(expression)
     query = listing.EntityQuery(
         selectors=selectors,
         filters=filters,

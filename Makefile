@@ -1,0 +1,44 @@
+# The two commands: `make run` (set up and run the platform) and `make test` (set up and pass every test).
+# Both create .venv and install what they need, apt packages included, when missing.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 1026
+DATA ?= data
+ORION_FT ?= ../shared/orion-ft
+JOBS ?= 2
+
+.PHONY: run test test-unit test-orion system-deps orion-ft-measure clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+# Debian packages the tests use: curl (Orion's conformance kit), PostgreSQL with PostGIS.
+system-deps:
+	@scripts/install-system-deps.sh
+
+run: $(STAMP)
+	$(VENV)/bin/waziup broker -port $(PORT) -data $(DATA)
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup -m "not slow"
+
+test-orion: $(STAMP) system-deps
+	$(PY) -m pytest -q -m slow
+
+# Measure every given Orion case (not part of `make test`): writes orion-ft.json and the list of passing cases.
+orion-ft-measure: $(STAMP) system-deps
+	$(ORION_FT)/run --broker-cmd scripts/orion-ft-broker --jobs $(JOBS) --keep-going \
+		--report orion-ft.json --write-passed orion-ft-passed.txt
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,87 @@
+"""Fixtures shared by every test: a clean environment and factories for brokers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orion-style variables from the developer's shell must not leak into tests."""
+    for name in list(os.environ):
+        if name.startswith(("ORION_", "WAZIUP_")):
+            monkeypatch.delenv(name, raising=False)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BrokerProcess:
+    """A broker started as a real process (``python -m broker``) on a loopback port."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.port = free_port()
+        self.args = args
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BrokerProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "broker", "-localIp", "127.0.0.1", "-port", str(self.port), *self.args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(self.url + "/version", timeout=0.5)
+                return self
+            except httpx.TransportError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"broker exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+                time.sleep(0.05)
+        raise RuntimeError("broker did not answer GET /version within 20 s")
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush anything."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def broker_process() -> Iterator[Callable[[list[str]], BrokerProcess]]:
+    started: list[BrokerProcess] = []
+
+    def factory(args: list[str]) -> BrokerProcess:
+        broker = BrokerProcess(args).start()
+        started.append(broker)
+        return broker
+
+    yield factory
+    for broker in started:
+        broker.stop()
