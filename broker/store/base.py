@@ -20,6 +20,8 @@ Entity = dict[str, Any]
 BACKENDS = {
     "memory": "broker.store.memory:MemoryStore",
     "sqlite": "broker.store.sqlite:SQLiteStore",
+    "postgresql": "broker.store.postgres:PostgresStore",
+    "postgres": "broker.store.postgres:PostgresStore",
 }
 
 
@@ -116,7 +118,7 @@ class Store:
 
 
 def open_store(url: str) -> Store:
-    """Build the store for a URL (``sqlite:///path``, ``memory://``), importing only that backend."""
+    """Build the store for a URL (``sqlite:///path``, ``postgresql://...``, ``memory://``), importing only that backend."""
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     target = BACKENDS.get(scheme)
     if target is None:

@@ -1,0 +1,346 @@
+"""PostgreSQL store (asyncpg): for brokers that share one database or outgrow one file.
+
+Same behaviour as the SQLite store: one ``entities`` table keyed by (tenant, id, type,
+service path), creation order kept by a ``bigserial`` sequence, indexes for the
+filters a store answers (tenant+type, tenant+service path, expiry, creation order).
+
+Documents: each entity is kept twice. ``raw`` holds the exact JSON bytes the broker
+wrote and is what reads return, because NGSI renders attributes, metadata and
+object values in insertion order and ``jsonb`` sorts object keys. ``doc`` holds the
+same document as ``jsonb`` for queries pushed into SQL later (``q``/``mq``); it is
+NULL for the rare document PostgreSQL can't store as ``jsonb`` (a ``\\u0000`` in a
+string). With PostGIS, ``geom`` holds ``entity["location"]["geometry"]`` under a GIST
+index, for geo queries pushed down later (the broker evaluates them in Python now).
+
+Text columns use the "C" collation: comparisons are by code point, as in SQLite, and
+the service path subtree test can be an index range ('/' sorts right before '0').
+
+``idPattern``/``typePattern`` run as PostgreSQL regexes (``~``). PostgreSQL's AREs and
+Python's ``re`` (the contract's reference, see ``Selector.matches``) agree on common
+syntax; a pattern using syntax only Python has (``(?P<..>``, ``\\b``, ``\\A``, ...) or
+one PostgreSQL refuses is evaluated in Python on the rows of the other filters.
+
+URL: ``postgresql://user:password@host:port/database?pool_size=10`` (``postgres://``
+and ``postgresql+asyncpg://`` too); other query parameters are asyncpg's (``sslmode``...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from contextlib import contextmanager
+from typing import Any, Iterator
+from urllib.parse import parse_qsl, urlencode
+
+import asyncpg
+import orjson
+
+from .base import AlreadyExists, Entity, Selector, Store, StoreError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entities (
+    seq bigserial PRIMARY KEY,
+    tenant text COLLATE "C" NOT NULL,
+    id text COLLATE "C" NOT NULL,
+    type text COLLATE "C" NOT NULL,
+    sp text COLLATE "C" NOT NULL,
+    exp double precision,
+    raw bytea NOT NULL,
+    doc jsonb,
+    UNIQUE (tenant, id, type, sp)
+);
+CREATE INDEX IF NOT EXISTS entities_order ON entities (tenant, seq);
+CREATE INDEX IF NOT EXISTS entities_type ON entities (tenant, type);
+CREATE INDEX IF NOT EXISTS entities_sp ON entities (tenant, sp);
+CREATE INDEX IF NOT EXISTS entities_exp ON entities (exp) WHERE exp IS NOT NULL;
+CREATE TABLE IF NOT EXISTS subscriptions (
+    tenant text COLLATE "C" NOT NULL,
+    id text COLLATE "C" PRIMARY KEY,
+    raw bytea NOT NULL,
+    doc jsonb
+);
+"""
+
+# ST_GeomFromGeoJSON refuses some geometries the broker accepts (it validated them with
+# shapely already): such an entity is stored without ``geom`` rather than not at all.
+_POSTGIS_SCHEMA = """
+ALTER TABLE entities ADD COLUMN IF NOT EXISTS geom geometry(Geometry, 4326);
+CREATE INDEX IF NOT EXISTS entities_geom ON entities USING gist (geom);
+CREATE OR REPLACE FUNCTION waziup_geom(geojson text) RETURNS geometry
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF geojson IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN ST_SetSRID(ST_GeomFromGeoJSON(geojson), 4326);
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END
+$$;
+"""
+
+# Serialises schema creation across brokers starting together on one database
+# (CREATE OR REPLACE FUNCTION and CREATE EXTENSION race otherwise).
+_SCHEMA_LOCK = 0x7761_7A69_7570  # "waziup"
+
+# Every driver-level failure a call can raise; all become StoreError (tested).
+CAUGHT: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    TimeoutError,
+    re.error,
+)
+
+# Python-only regex syntax, or syntax PostgreSQL's AREs read differently.
+_PYTHON_ONLY_REGEX = re.compile(
+    r"\\[^dDwWsS\W]"  # escapes other than classes and escaped punctuation (\b \A \Z \1 \x ...)
+    r"|\(\?(?![:=!]|<[=!])"  # groups other than (?: (?= (?! (?<= (?<!
+    r"|\[[:=.]"  # POSIX classes, which Python reads as plain sets
+)
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """Driver exceptions become StoreError, so callers see one hierarchy for every backend."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        raise AlreadyExists(str(exc)) from exc
+    except CAUGHT as exc:
+        raise StoreError(f"postgresql: {type(exc).__name__}: {exc}") from exc
+
+
+def _dsn_from_url(url: str) -> tuple[str, int]:
+    """asyncpg's DSN for a store URL, and the pool size it asks for."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise StoreError(f"bad PostgreSQL URL {url!r}")
+    base, _, query = rest.partition("?")
+    options = parse_qsl(query, keep_blank_values=True)
+    pool_size = 10
+    kept = []
+    for name, value in options:
+        if name == "pool_size":
+            try:
+                pool_size = max(1, int(value))
+            except ValueError:
+                raise StoreError(f"bad pool_size {value!r} in the PostgreSQL URL") from None
+        else:
+            kept.append((name, value))
+    dsn = "postgresql://" + base + ("?" + urlencode(kept) if kept else "")
+    return dsn, pool_size
+
+
+def _pg_regex_ok(pattern: str) -> bool:
+    return _PYTHON_ONLY_REGEX.search(pattern) is None
+
+
+class _Where:
+    """The WHERE clause of a selector; patterns PostgreSQL can't run are left to ``python``."""
+
+    def __init__(self, tenant: str, selector: Selector, *, sql_patterns: bool = True) -> None:
+        self.params: list[Any] = [tenant]
+        clauses = ["tenant = $1"]
+        self.python_patterns: list[tuple[str, str]] = []  # (field, pattern)
+
+        def param(value: Any) -> str:
+            self.params.append(value)
+            return f"${len(self.params)}"
+
+        if selector.ids is not None:
+            clauses.append(f"id = ANY({param(list(selector.ids))}::text[])")
+        if selector.types is not None:
+            clauses.append(f"type = ANY({param(list(selector.types))}::text[])")
+        for column, pattern in (("id", selector.id_pattern), ("type", selector.type_pattern)):
+            if pattern is None:
+                continue
+            if sql_patterns and _pg_regex_ok(pattern):
+                clauses.append(f"{column} ~ {param(pattern)}")
+            else:
+                self.python_patterns.append((column, pattern))
+        scopes = []
+        for path, subtree in selector.service_paths:
+            if subtree and path == "/":
+                scopes = []
+                break
+            if subtree:
+                # [path + '/', path + '0') is the subtree, served by the (tenant, sp) index.
+                scopes.append(f"sp = {param(path)} OR (sp >= {param(path + '/')} AND sp < {param(path + '0')})")
+            else:
+                scopes.append(f"sp = {param(path)}")
+        if scopes:
+            clauses.append("(" + " OR ".join(f"({s})" for s in scopes) + ")")
+        self.sql = " AND ".join(clauses)
+
+    def keep(self, entity: Entity) -> bool:
+        """The pattern filters left to Python (same test as ``Selector.matches``)."""
+        for column, pattern in self.python_patterns:
+            if re.search(pattern, entity[column]) is None:
+                return False
+        return True
+
+
+def _entity_params(tenant: str, entity: Entity) -> list[Any]:
+    raw = orjson.dumps(entity)
+    # jsonb has no NUL character: such a document keeps only its raw bytes.
+    doc = None if b"\\u0000" in raw else raw.decode()
+    return [tenant, entity["id"], entity["type"], entity["servicePath"], entity.get("expDate"), raw, doc]
+
+
+class PostgresStore(Store):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dsn, self.pool_size = _dsn_from_url(url)
+        self._pool: asyncpg.Pool | None = None
+        self.postgis = False
+        self._columns = "tenant, id, type, sp, exp, raw, doc"
+        self._values = "$1, $2, $3, $4, $5, $6, $7::jsonb"
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError("the PostgreSQL store is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        with _mapped_errors():
+            pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
+            try:
+                async with pool.acquire() as conn:
+                    await self._create_schema(conn)
+            except BaseException:
+                pool.terminate()
+                raise
+        self._pool = pool
+        if self.postgis:
+            self._columns += ", geom"
+            self._values += ", waziup_geom($8)"
+
+    async def _create_schema(self, conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+            await conn.execute(_SCHEMA)
+            available = await conn.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'postgis'")
+            if available:
+                try:
+                    async with conn.transaction():  # a savepoint: lacking the right to create it is no failure
+                        await conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+                except asyncpg.PostgresError:
+                    pass
+            self.postgis = bool(await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'postgis'"))
+            if self.postgis:
+                await conn.execute(_POSTGIS_SCHEMA)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=5)
+            except (TimeoutError, *CAUGHT):
+                pool.terminate()
+
+    def _params(self, tenant: str, entity: Entity) -> list[Any]:
+        params = _entity_params(tenant, entity)
+        if self.postgis:
+            location = entity.get("location")
+            params.append(None if not location else orjson.dumps(location["geometry"]).decode())
+        return params
+
+    async def find(
+        self, tenant: str, selector: Selector, *, limit: int | None = None, offset: int = 0
+    ) -> list[Entity]:
+        where = _Where(tenant, selector)
+        with _mapped_errors():
+            try:
+                return await self._find(where, limit, offset)
+            except asyncpg.InvalidRegularExpressionError:
+                # A pattern Python accepts and PostgreSQL doesn't: run it in Python.
+                return await self._find(_Where(tenant, selector, sql_patterns=False), limit, offset)
+
+    async def _find(self, where: _Where, limit: int | None, offset: int) -> list[Entity]:
+        sql = f"SELECT raw FROM entities WHERE {where.sql} ORDER BY seq"
+        params = list(where.params)
+        if not where.python_patterns:
+            sql += f" LIMIT ${len(params) + 1} OFFSET ${len(params) + 2}"
+            params += [limit, offset]  # LIMIT NULL is no limit
+        rows = await self.pool.fetch(sql, *params)
+        found = [orjson.loads(row[0]) for row in rows]
+        if where.python_patterns:
+            found = [e for e in found if where.keep(e)]
+            found = found[offset:] if limit is None else found[offset : offset + limit]
+        return found
+
+    async def count(self, tenant: str, selector: Selector) -> int:
+        where = _Where(tenant, selector)
+        with _mapped_errors():
+            try:
+                return await self._count(where)
+            except asyncpg.InvalidRegularExpressionError:
+                return await self._count(_Where(tenant, selector, sql_patterns=False))
+
+    async def _count(self, where: _Where) -> int:
+        if where.python_patterns:
+            rows = await self.pool.fetch(f"SELECT id, type FROM entities WHERE {where.sql}", *where.params)
+            return sum(1 for row in rows if where.keep({"id": row[0], "type": row[1]}))
+        return int(await self.pool.fetchval(f"SELECT count(*) FROM entities WHERE {where.sql}", *where.params))
+
+    async def insert(self, tenant: str, entity: Entity) -> None:
+        with _mapped_errors():
+            await self.pool.execute(
+                f"INSERT INTO entities ({self._columns}) VALUES ({self._values})", *self._params(tenant, entity)
+            )
+
+    async def save(self, tenant: str, entity: Entity) -> None:
+        update = "exp = excluded.exp, raw = excluded.raw, doc = excluded.doc"
+        if self.postgis:
+            update += ", geom = excluded.geom"
+        with _mapped_errors():
+            await self.pool.execute(
+                f"INSERT INTO entities ({self._columns}) VALUES ({self._values}) "
+                f"ON CONFLICT (tenant, id, type, sp) DO UPDATE SET {update}",
+                *self._params(tenant, entity),
+            )
+
+    async def delete(self, tenant: str, entity: Entity) -> bool:
+        with _mapped_errors():
+            status = await self.pool.execute(
+                "DELETE FROM entities WHERE tenant = $1 AND id = $2 AND type = $3 AND sp = $4",
+                tenant,
+                entity["id"],
+                entity["type"],
+                entity["servicePath"],
+            )
+        return status != "DELETE 0"
+
+    async def purge_expired(self, now: float) -> list[tuple[str, Entity]]:
+        with _mapped_errors():
+            rows = await self.pool.fetch(
+                "DELETE FROM entities WHERE exp IS NOT NULL AND exp < $1 RETURNING seq, tenant, raw", now
+            )
+        rows = sorted(rows, key=lambda row: row[0])
+        return [(row[1], orjson.loads(row[2])) for row in rows]
+
+    async def load_subscriptions(self) -> list[tuple[str, dict]]:
+        with _mapped_errors():
+            rows = await self.pool.fetch("SELECT tenant, raw FROM subscriptions ORDER BY tenant, id")
+        return [(row[0], orjson.loads(row[1])) for row in rows]
+
+    async def save_subscription(self, tenant: str, sub: dict) -> None:
+        raw = orjson.dumps(sub)
+        doc = None if b"\\u0000" in raw else raw.decode()
+        with _mapped_errors():
+            await self.pool.execute(
+                "INSERT INTO subscriptions (tenant, id, raw, doc) VALUES ($1, $2, $3, $4::jsonb) "
+                "ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, raw = excluded.raw, doc = excluded.doc",
+                tenant,
+                sub["id"],
+                raw,
+                doc,
+            )
+
+    async def delete_subscription(self, tenant: str, sub_id: str) -> bool:
+        with _mapped_errors():
+            status = await self.pool.execute("DELETE FROM subscriptions WHERE tenant = $1 AND id = $2", tenant, sub_id)
+        return status != "DELETE 0"
