@@ -10,7 +10,7 @@ DATA ?= data
 ORION_FT ?= ../shared/orion-ft
 JOBS ?= 2
 
-.PHONY: run test test-unit test-orion system-deps orion-ft-measure clean
+.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
@@ -39,6 +39,12 @@ test-orion: $(STAMP) system-deps
 orion-ft-measure: $(STAMP) system-deps
 	$(ORION_FT)/run --broker-cmd scripts/orion-ft-broker --jobs $(JOBS) --keep-going \
 		--report orion-ft.json --write-passed orion-ft-passed.txt
+
+# Benchmark suite (not part of `make test`): BENCH_SECONDS per workload, BENCH_DB_URI for another store.
+BENCH_SECONDS ?= 10
+bench: $(STAMP)
+	@bench/install.sh
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_DB_URI='$(BENCH_DB_URI)' $(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -1,6 +1,7 @@
 """The broker application: middleware stack, routes and the resources they share.
 
-Stack, outermost first: correlator and last-resort error handler, CORS, then the router.
+Stack, outermost first: correlator and last-resort error handler, CORS, Orion's URL check,
+then the router.
 The store and the entity service live in the lifespan and reach routes through
 ``app.state``.
 """
@@ -26,8 +27,13 @@ from .entities import EntityService
 from .http import error_response
 from .middleware.correlator import CorrelatorMiddleware
 from .middleware.cors import CORSMiddleware
-from .routes import batch, entities, types, version
+from .middleware.urlcheck import URLCheckMiddleware
+from .registrations.forward import Forwarder
+from .registrations.registry import RegistrationRegistry
+from .routes import batch, entities, notify, registrations, subscriptions, types, version
 from .store import Store, open_store
+from .subscriptions.registry import SubscriptionRegistry
+from .subscriptions.sender import Notifier
 
 log = logging.getLogger("waziup.broker")
 EXPIRY_INTERVAL = 5.0  # seconds between purges of expired (transient) entities
@@ -44,12 +50,18 @@ ROUTES = [
     Route("/v2/types/{type}", types.TYPE),
     Route("/v2/op/update", batch.OP_UPDATE),
     Route("/v2/op/query", batch.OP_QUERY),
+    Route("/v2/op/notify", notify.OP_NOTIFY),
+    Route("/v2/subscriptions", subscriptions.SUBSCRIPTIONS),
+    Route("/v2/subscriptions/{id}", subscriptions.SUBSCRIPTION),
+    Route("/v2/registrations", registrations.REGISTRATIONS),
+    Route("/v2/registrations/{id}", registrations.REGISTRATION),
 ]
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     exc = BadRequest("Service not found. Check your URL as probably it is wrong.")
-    await error_response(exc)(scope, receive, send)
+    accept = dict(scope["headers"]).get(b"accept")
+    await error_response(exc, accept=accept.decode("latin-1") if accept else None)(scope, receive, send)
 
 
 async def _purge_loop(service: EntityService) -> None:
@@ -71,12 +83,31 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         service = EntityService(the_store)
         app.state.store = the_store
         app.state.entities = service
+        registry = SubscriptionRegistry(the_store)
+        await registry.load()
+        app.state.subscriptions = registry
+        registrations_ = RegistrationRegistry(the_store)
+        await registrations_.load()
+        app.state.registrations = registrations_
+        app.state.forwarder = Forwarder(registrations_, timeout=config.http_timeout / 1000.0 if config.http_timeout else None)
+        notifier = Notifier(
+            registry,
+            multiservice=config.multiservice,
+            http_timeout=config.http_timeout / 1000.0 if config.http_timeout else None,
+            custom_enabled=not config.disable_custom_notifications,
+        )
+        await notifier.start()
+        service.listeners.append(notifier.listener)
+        app.state.notifier = notifier
         purger = asyncio.create_task(_purge_loop(service))
         log.info("broker ready on port %s, store %s", config.port, mask_url(config.store_url))
         try:
             yield
         finally:
             purger.cancel()
+            await notifier.stop()
+            await app.state.forwarder.close()
+            await registry.close()
             await the_store.close()
 
     app = Starlette(
@@ -84,9 +115,11 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         middleware=[
             Middleware(CorrelatorMiddleware),
             Middleware(CORSMiddleware, origin=config.cors_origin),
+            Middleware(URLCheckMiddleware),
         ],
         lifespan=lifespan,
     )
     app.router.default = _not_found
+    app.router.redirect_slashes = False  # Orion never redirects; one trailing slash is dropped in urlcheck
     app.state.config = config
     return app

@@ -34,6 +34,8 @@ class Config:
     payload_max: int = DEFAULT_PAYLOAD_MAX
     workers: int = 1
     log_level: str = "WARN"
+    http_timeout: int = 0  # ms; 0: the notifier's default (Orion's -httpTimeout)
+    disable_custom_notifications: bool = False
     ignored: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -63,6 +65,8 @@ _OPTIONS: dict[str, tuple[str, str, str]] = {
     "inReqPayloadMaxSize": ("payload_max", "int", "ORION_IN_REQ_PAYLOAD_MAX_SIZE"),
     "workers": ("workers", "int", "WAZIUP_WORKERS"),
     "logLevel": ("log_level", "str", "ORION_LOG_LEVEL"),
+    "httpTimeout": ("http_timeout", "int", "ORION_HTTP_TIMEOUT"),
+    "disableCustomNotifications": ("disable_custom_notifications", "flag", "ORION_DISABLE_CUSTOM_NOTIFICATIONS"),
 }
 
 # Orion options accepted for compatibility that change nothing here (valued ones take one word).

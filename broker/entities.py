@@ -23,7 +23,10 @@ from ngsi.errors import (
     TooManyResults,
     Unprocessable,
 )
+from ngsi.errors import InternalError
 from ngsi.model import DATE_TYPES, DEFAULT_ENTITY_TYPE
+from ngsi.operators import ABSENT, OperatorError, is_operation
+from ngsi.operators import apply as apply_operators
 
 from .store import AlreadyExists, Selector, Store
 
@@ -96,12 +99,48 @@ def _take_expiry(entity: Entity, attrs: dict[str, Any]) -> None:
     attr = attrs.pop("dateExpires", None)
     if attr is None:
         return
-    if attr["type"] not in DATE_TYPES or attr["value"] is None:
-        if attr["value"] is None:
-            entity.pop("expDate", None)
-            return
-        raise BadRequest("date has invalid format in attribute value")
+    if attr["value"] is None:
+        entity.pop("expDate", None)
+        return
+    if attr["type"] not in DATE_TYPES:
+        raise BadRequest("error processing date expiration attribute, see log traces")
     entity["expDate"] = attr["value"]
+
+
+# Orion's key of an entity (id, type, service path) was a MongoDB index key, limited to
+# 1024 bytes with the document's own overhead; Orion refuses longer combinations. The
+# overhead is approximate (no case pins it closer than "somewhere below 1022").
+MAX_KEY_LENGTH = 1000
+KEY_TOO_LONG = "Too long entity id/type/servicePath combination"
+DB_NAME = "orion"
+
+# Orion HTML-escapes the texts of database errors it passes on.
+_ESCAPES = str.maketrans({"(": "&#40;", ")": "&#41;", "'": "&#39;", '"': "&quot;", "<": "&lt;", ">": "&gt;"})
+
+
+def _db_error(tenant: str, message: str) -> InternalError:
+    """A MongoDB refusal the way Orion reports it (500, the collection, MongoDB's text)."""
+    db = DB_NAME if not tenant else f"{DB_NAME}-{tenant}"
+    text = f"Database Error (collection: {db}.entities - update() - exception: {message})"
+    return InternalError(text.translate(_ESCAPES))
+
+
+def _operated(tenant: str, name: str, attr: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An attribute whose value is an update operator, with the value worked out.
+
+    None: the attribute is not to exist (e.g. ``$unset`` or ``$pull`` of an attribute
+    that had no value). Plain values come back unchanged.
+    """
+    if not is_operation(attr["value"]):
+        return attr
+    current = ABSENT if previous is None else previous.get("value")
+    try:
+        value = apply_operators(attr["value"], current, base=f"attrs.{name}.value")
+    except OperatorError as exc:
+        raise _db_error(tenant, str(exc)) from None
+    if value is ABSENT:
+        return None
+    return dict(attr, value=value)
 
 
 def _stamp(attr: dict[str, Any], now: float, previous: dict[str, Any] | None, override_md: bool) -> dict[str, Any]:
@@ -123,9 +162,19 @@ class EntityService:
         self.store = store
         self.listeners: list[ChangeListener] = []
 
-    async def _emit(self, tenant: str, action: str, before: Entity | None, after: Entity | None, changed: list[str]) -> None:
-        for listener in self.listeners:
-            await listener(tenant, action, before, after, changed)
+    async def _emit(
+        self, tenant: str, action: str, before: Entity | None, after: Entity | None, changed: list[str],
+        *, operated: bool = False,
+    ) -> None:
+        """Tell the listeners. ``operated``: an update operator wrote; Orion cannot compare
+        the values it hands to MongoDB, so such an update always counts as a change."""
+        restore = _force_change() if operated else None
+        try:
+            for listener in self.listeners:
+                await listener(tenant, action, before, after, changed)
+        finally:
+            if restore is not None:
+                restore()
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -147,7 +196,10 @@ class EntityService:
 
     # -- creation ------------------------------------------------------------------------
 
-    def _new_entity(self, parsed: Entity, service_path: str, now: float) -> Entity:
+    def _new_entity(self, parsed: Entity, service_path: str, now: float, tenant: str = "") -> Entity:
+        entity_type = parsed["type"] if parsed.get("type") else DEFAULT_ENTITY_TYPE
+        if len(parsed["id"].encode()) + len(entity_type.encode()) + len(service_path.encode()) > MAX_KEY_LENGTH:
+            raise BadRequest(KEY_TOO_LONG)
         entity: Entity = {
             "id": parsed["id"],
             "type": parsed["type"] if parsed.get("type") else DEFAULT_ENTITY_TYPE,
@@ -158,14 +210,14 @@ class EntityService:
         }
         attrs = dict(parsed["attrs"])
         _take_expiry(entity, attrs)
-        entity["attrs"] = {name: _stamp(attr, now, None, True) for name, attr in attrs.items()}
+        entity["attrs"] = _fresh_attrs(tenant, attrs, now)
         _locate(entity)
         return entity
 
     async def create(self, tenant: str, service_path: str, parsed: Entity, *, upsert: bool = False) -> tuple[Entity, bool]:
         """POST /v2/entities: returns (entity, created). With upsert an existing entity gets an append."""
         now = _now()
-        entity = self._new_entity(parsed, service_path, now)
+        entity = self._new_entity(parsed, service_path, now, tenant)
         entity_type = entity["type"]
         if upsert:
             existing = await self.store.find(
@@ -184,7 +236,7 @@ class EntityService:
     # -- updates -------------------------------------------------------------------------
 
     def _apply(self, entity: Entity, attrs: dict[str, Any], action: str, outcome: Outcome, label: str, now: float,
-               override_md: bool) -> list[str]:
+               override_md: bool, tenant: str = "") -> list[str]:
         """Apply one action to an entity in place; returns changed attribute names, records failures."""
         attrs = dict(attrs)
         if "dateExpires" in attrs:
@@ -198,8 +250,8 @@ class EntityService:
         changed: list[str] = []
         missing: list[str] = []
         if action == REPLACE:
-            entity["attrs"] = {name: _stamp(attr, now, None, True) for name, attr in attrs.items()}
-            changed = list(attrs)
+            entity["attrs"] = _fresh_attrs(tenant, attrs, now)
+            changed = list(entity["attrs"])
         elif action == DELETE:
             for name in attrs:
                 if name in current:
@@ -216,7 +268,10 @@ class EntityService:
                 if action == APPEND_STRICT and exists:
                     missing.append(name)
                     continue
-                current[name] = _stamp(attr, now, current.get(name), override_md)
+                operated = _operated(tenant, name, attr, current.get(name))
+                if operated is None:
+                    continue
+                current[name] = _stamp(operated, now, current.get(name), override_md)
                 changed.append(name)
         if missing:
             outcome.fail(label, missing)
@@ -254,7 +309,7 @@ class EntityService:
             if action in (APPEND, APPEND_STRICT) and create_path is not None:
                 new = dict(parsed)
                 new["type"] = entity_type or DEFAULT_ENTITY_TYPE
-                entity = self._new_entity(new, create_path, now)
+                entity = self._new_entity(new, create_path, now, tenant)
                 await self.store.insert(tenant, entity)
                 outcome.succeeded = True
                 await self._emit(tenant, "create", None, entity, list(entity["attrs"]))
@@ -270,10 +325,10 @@ class EntityService:
             await self._emit(tenant, "delete", entity, None, list(entity["attrs"]))
             return outcome
         before = _copy_entity(entity)
-        changed = self._apply(entity, parsed["attrs"], action, outcome, label, now, override_md)
+        changed = self._apply(entity, parsed["attrs"], action, outcome, label, now, override_md, tenant)
         if changed or action == REPLACE or entity.get("expDate") != before.get("expDate"):
             await self.store.save(tenant, entity)
-            await self._emit(tenant, "update", before, entity, changed)
+            await self._emit(tenant, "update", before, entity, changed, operated=_uses_operators(parsed["attrs"]))
         return outcome
 
     async def update_attr_value(
@@ -288,14 +343,15 @@ class EntityService:
         from ngsi.model import make_attr
 
         checked = make_attr(attr["type"], value, attr.get("md") or {})
+        operated = _operated(tenant, name, checked, attr)
         before = _copy_entity(entity)
         now = _now()
-        attr["value"] = checked["value"]
+        attr["value"] = None if operated is None else operated["value"]
         attr["modDate"] = now
         entity["modDate"] = now
         _locate(entity)
         await self.store.save(tenant, entity)
-        await self._emit(tenant, "update", before, entity, [name])
+        await self._emit(tenant, "update", before, entity, [name], operated=is_operation(value))
 
     async def put_attr(
         self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None, name: str,
@@ -307,9 +363,9 @@ class EntityService:
             raise NotFound(ATTRIBUTE_NOT_FOUND)
         outcome = Outcome("do not exist")
         before = _copy_entity(entity)
-        changed = self._apply(entity, {name: attr}, UPDATE, outcome, entity_id, _now(), override_md)
+        changed = self._apply(entity, {name: attr}, UPDATE, outcome, entity_id, _now(), override_md, tenant)
         await self.store.save(tenant, entity)
-        await self._emit(tenant, "update", before, entity, changed)
+        await self._emit(tenant, "update", before, entity, changed, operated=is_operation(attr["value"]))
 
     async def delete_attr(
         self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None, name: str
@@ -339,6 +395,37 @@ class EntityService:
         for tenant, entity in purged:
             await self._emit(tenant, "delete", entity, None, list(entity["attrs"]))
         return len(purged)
+
+
+def _uses_operators(attrs: dict[str, Any]) -> bool:
+    return any(is_operation(attr["value"]) for attr in attrs.values())
+
+
+def _force_change() -> Callable[[], None] | None:
+    """Mark the current request's change as forced (as forcedUpdate does); returns the undo."""
+    try:
+        from .subscriptions.matcher import CURRENT
+    except ImportError:  # pragma: no cover - subscriptions not installed
+        return None
+    ctx = CURRENT.get()
+    if ctx is None or ctx.forced:
+        return None
+    ctx.forced = True
+
+    def undo() -> None:
+        ctx.forced = False
+
+    return undo
+
+
+def _fresh_attrs(tenant: str, attrs: dict[str, Any], now: float) -> dict[str, Any]:
+    """Attributes of a new (or replaced) entity: operators work on absent values."""
+    result: dict[str, Any] = {}
+    for name, attr in attrs.items():
+        operated = _operated(tenant, name, attr, None)
+        if operated is not None:
+            result[name] = _stamp(operated, now, None, True)
+    return result
 
 
 def _copy_entity(entity: Entity) -> Entity:

@@ -77,10 +77,29 @@ def no_content() -> Response:
 
 
 def created(location: str) -> Response:
-    return Response(status_code=201, headers={"Location": location})
+    """201 with Orion's raw Location: no percent-encoding; non-ASCII goes out as UTF-8 bytes."""
+    return Response(status_code=201, headers={"Location": location.encode("utf-8").decode("latin-1")})
 
 
-def error_response(exc: Any, headers: dict[str, str] | None = None) -> Response:
+def text_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A text/plain answer; Orion's Content-Type has no charset parameter (Starlette would add one)."""
+    return Response(body, status_code=status, headers={**(headers or {}), "Content-Type": "text/plain"})
+
+
+def prefers_text(accept: str | None) -> bool:
+    """True when the Accept header admits text/plain but not JSON: Orion then sends errors as text/plain."""
+    if not accept:
+        return False
+    types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    if types & {"application/json", "application/*", "*/*"}:
+        return False
+    return bool(types & {"text/plain", "text/*"})
+
+
+def error_response(exc: Any, headers: dict[str, str] | None = None, *, accept: str | None = None) -> Response:
+    """Orion's error body; its Content-Type follows the Accept header (``accept``) of the request."""
+    if prefers_text(accept):
+        return text_response(jsonio.dumps(exc.body()), status=exc.status, headers=headers)
     return json_response(exc.body(), status=exc.status, headers=headers)
 
 
@@ -88,7 +107,10 @@ _OPTION_WORDS = {
     "count", "keyValues", "values", "unique", "append", "upsert", "noAttrDetail", "overrideMetadata",
     "skipForwarding", "forcedUpdate", "flowControl", "normalized", "simplifiedNormalized",
     "simplifiedKeyValues", "skipInitialNotification", "fullCounters",
+    "dateCreated", "dateModified",  # deprecated: same as naming them in attrs
 }
+# Render modes: a request may ask for one at most.
+_EXCLUSIVE_OPTIONS = frozenset({"keyValues", "values", "unique"})
 
 
 def parse_options(raw: str | None) -> frozenset[str]:
@@ -98,6 +120,8 @@ def parse_options(raw: str | None) -> frozenset[str]:
     for word in words:
         if word not in _OPTION_WORDS:
             raise BadRequest("Invalid value for URI param /options/")
+    if len(_EXCLUSIVE_OPTIONS.intersection(words)) > 1:
+        raise BadRequest("Invalid value for URI param /options/")
     return frozenset(words)
 
 
@@ -116,7 +140,7 @@ class Resource:
         try:
             response = await self.handle(request)
         except NGSIError as exc:
-            response = error_response(exc)
+            response = error_response(exc, accept=request.headers.get("accept"))
         await response(scope, receive, send)
 
     def preflight(self, request: Request) -> Response:
@@ -126,6 +150,8 @@ class Resource:
         methods.sort(key=lambda m: m != "GET")
         headers = {"Access-Control-Allow-Methods": ", ".join(methods + ["OPTIONS"])}
         origin = allowed_origin(config.cors_origin, request.headers.get("origin"))
+        if origin is None:  # no Origin, or one not allowed: Orion adds no CORS header at all
+            return Response(status_code=200)
         if origin is not None:
             headers["Access-Control-Allow-Origin"] = origin
             headers["Access-Control-Expose-Headers"] = EXPOSED.decode()
@@ -139,10 +165,11 @@ class Resource:
         config = request.app.state.config
         if method == "OPTIONS" and config.cors_origin:
             return self.preflight(request)
-        if handler is None:
-            allow = self.allow + (", OPTIONS" if config.cors_origin else "")
-            return error_response(MethodNotAllowed("method not allowed"), {"Allow": allow})
-        tenant = parse_tenant(request.headers.get("fiware-service")) if config.multiservice else ""
+        # Orion checks the tenant name even without -multiservice (the request then goes
+        # to the default service), and the payload rules before the method.
+        tenant = parse_tenant(request.headers.get("fiware-service"))
+        if not config.multiservice:
+            tenant = ""
         body = b""
         if method in ("POST", "PUT", "PATCH"):
             length = request.headers.get("content-length")
@@ -155,9 +182,31 @@ class Resource:
                 raise RequestEntityTooLarge(f"payload size: {len(body)}, max size supported: {config.payload_max}")
             if not body:
                 raise LengthRequired("Zero/No Content-Length in PUT/POST/PATCH request")
-        elif method in ("GET", "DELETE") and "content-type" in request.headers:
+        elif method in ("GET", "DELETE") and "content-type" in request.headers and not await request.body():
+            # A payload sent anyway is ignored (3842: DELETE /v2/subscriptions/{id} with one is 204).
             raise BadRequest(
                 "Orion accepts no payload for GET/DELETE requests. HTTP header Content-Type is thus forbidden"
             )
+        if handler is None:
+            allow = self.allow + (", OPTIONS" if config.cors_origin else "")
+            exc = MethodNotAllowed("method not allowed")
+            return error_response(exc, {"Allow": allow}, accept=request.headers.get("accept"))
         options = parse_options(request.query_params.get("options"))
+        _set_notification_context(request, tenant, options)
         return await handler(Call(request, tenant, body, options))
+
+
+def _set_notification_context(request: Request, tenant: str, options: frozenset[str]) -> None:
+    """What notifications caused by this request carry (correlator, X-Auth-Token, forcedUpdate)."""
+    from .subscriptions.matcher import CURRENT, RequestContext
+
+    state = request.scope.get("state") or {}
+    correlator = state.get("correlator")
+    CURRENT.set(
+        RequestContext(
+            **({"correlator": correlator} if correlator else {}),
+            service=tenant or (request.headers.get("fiware-service") or "").strip(),
+            auth_token=request.headers.get("x-auth-token"),
+            forced="forcedUpdate" in options,
+        )
+    )

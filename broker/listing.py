@@ -102,6 +102,8 @@ def _sort_key_value(entity: Entity, key: str) -> Any:
         return entity["id"]
     if key == "type":
         return entity["type"]
+    if key == "servicePath":
+        return entity.get("servicePath")
     if key == "dateCreated":
         return entity.get("creDate")
     if key == "dateModified":

@@ -2,10 +2,19 @@
 
 Parsing is separate from storing: these functions only look at the payload, so the
 broker can validate a whole request before it touches the store.
+
+Orion reads a payload in two passes, and which error a faulty payload gets depends on
+them: first the JSON *structure* of the whole payload, in payload order (JSON types of
+fields, unknown fields, the shape of metadata, nesting depth, date formats, repeated
+keys), and only then the *checks* of the entity (lengths and characters of ids, types
+and names, forbidden characters in values). A payload with a fault of each kind reports
+the structural one, wherever the other is. ``_parse_*`` functions are the first pass,
+``_check_*`` the second.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .errors import BadRequest
@@ -22,6 +31,8 @@ BUILTIN_ATTRS = ("dateCreated", "dateModified", "dateExpires")
 # only in notifications).
 BUILTIN_METADATA = ("dateCreated", "dateModified", "previousValue", "actionType")
 
+NESTING_ERROR = f"attribute or metadata value has overpassed maximum nesting limit: {MAX_NESTING}"
+
 
 def infer_type(value: Any) -> str:
     """Orion's default type for a value given without one."""
@@ -36,19 +47,24 @@ def infer_type(value: Any) -> str:
     return "StructuredValue"
 
 
-def _depth(value: Any, level: int = 0) -> int:
-    if level > MAX_NESTING:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
+def _too_deep(value: Any) -> bool:
+    """True when a compound value nests deeper than Orion's limit (iterative: values may nest thousands deep)."""
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, (dict, list)):
+            level += 1
+            if level > MAX_NESTING:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            todo.extend((child, level) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def check_nesting(value: Any) -> None:
-    if isinstance(value, (dict, list)) and _depth(value) > MAX_NESTING:
-        raise BadRequest(f"attribute or metadata value has overpassed maximum nesting limit: {MAX_NESTING}")
+    """Orion's JSON reader refuses deep values, so this is a ParseError, not a BadRequest."""
+    if isinstance(value, (dict, list)) and _too_deep(value):
+        raise BadRequest(NESTING_ERROR, error="ParseError")
 
 
 def _date_value(value: Any, where: str) -> Any:
@@ -64,37 +80,159 @@ def _date_value(value: Any, where: str) -> Any:
     raise BadRequest(f"date has invalid format in {where}")
 
 
-def parse_metadata(body: Any) -> dict[str, dict[str, Any]]:
+# -- repeated keys ---------------------------------------------------------------------------
+
+
+class _Repeats(dict):  # type: ignore[type-arg]
+    """A JSON object of the raw payload in which some keys appear more than once."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def duplicate_keys(raw: bytes | str | None) -> Any:
+    """The payload re-read with its repeated keys marked, or None when no object repeats a key.
+
+    Orion's JSON reader keeps every member of an object, so it sees a repeated attribute
+    or ``value`` key and refuses it; orjson (like any dict-building parser) keeps the last
+    one silently. The stdlib reader with a pairs hook tells them apart at C speed; the
+    marked tree is handed to ``parse_entity``/``parse_attrs`` as ``dups``.
+    """
+    if not raw:
+        return None
+    found = False
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal found
+        obj = dict(pairs)
+        if len(obj) == len(pairs):
+            return obj
+        found = True
+        seen: set[str] = set()
+        repeated: list[str] = []
+        for key, _ in pairs:
+            if key in seen and key not in repeated:
+                repeated.append(key)
+            seen.add(key)
+        marked = _Repeats(obj)
+        marked.repeated = tuple(repeated)
+        return marked
+
+    try:
+        tree = json.loads(raw, object_pairs_hook=hook)
+    except (ValueError, RecursionError):
+        return None  # not JSON, or too deep for the stdlib reader: other errors win anyway
+    return tree if found else None
+
+
+def _repeated(dups: Any) -> tuple[str, ...]:
+    return dups.repeated if isinstance(dups, _Repeats) else ()
+
+
+def _child(dups: Any, key: Any) -> Any:
+    if isinstance(dups, dict):
+        return dups.get(key)
+    if isinstance(dups, list) and isinstance(key, int) and 0 <= key < len(dups):
+        return dups[key]
+    return None
+
+
+# -- first pass: structure -------------------------------------------------------------------
+
+
+def _parse_metadata(body: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(body, dict):
         raise BadRequest("metadata must be a JSON object")
     result: dict[str, dict[str, Any]] = {}
     for name, md in body.items():
-        check_identifier("metadata name", name)
         if not isinstance(md, dict):
-            md_type, value = infer_type(md), md
-        else:
-            for key in md:
-                if key not in ("type", "value"):
-                    raise BadRequest("unrecognized property for context attribute")
-            value = md.get("value")
-            md_type = md.get("type")
-            if md_type is None:
-                md_type = infer_type(value)
-            elif not isinstance(md_type, str):
-                raise BadRequest("invalid JSON type for metadata type")
+            raise BadRequest("metadata must be a JSON object")
+        md_type: Any = None
+        value: Any = None
+        for key, item in md.items():
+            if key == "type":
+                if not isinstance(item, str):
+                    raise BadRequest("invalid JSON type for attribute metadata type")
+                md_type = item
+            elif key == "value":
+                check_nesting(item)
+                value = item
             else:
-                check_identifier("metadata type", md_type)
-        check_nesting(value)
+                raise BadRequest("invalid JSON field for attribute metadata")
+        if md_type is None:
+            md_type = infer_type(value)
         if md_type in DATE_TYPES:
             value = _date_value(value, "metadata value")
-        elif md_type != TEXT_UNRESTRICTED:
-            check_text_value(value, "metadata value")
         result[name] = {"type": md_type, "value": value}
     return result
 
 
+def _parse_attr(body: Any, key_values: bool, dups: Any) -> dict[str, Any]:
+    if key_values:
+        check_nesting(body)
+        return {"type": infer_type(body), "value": body, "md": {}}
+    if not isinstance(body, dict):
+        raise BadRequest("attribute must be a JSON object, unless keyValues option is used")
+    attr_type: Any = None
+    value: Any = None
+    md: dict[str, dict[str, Any]] = {}
+    repeated = _repeated(dups)
+    for key, item in body.items():
+        if key == "type":
+            if not isinstance(item, str):
+                raise BadRequest("invalid JSON type for attribute type")
+            attr_type = item
+        elif key == "value":
+            if key in repeated:
+                raise BadRequest("duplicated value key in attribute")
+            check_nesting(item)
+            value = item
+        elif key == "metadata":
+            md = _parse_metadata(item)
+        else:
+            raise BadRequest("unrecognized property for context attribute")
+    if attr_type is None:
+        attr_type = infer_type(value)
+    if attr_type in DATE_TYPES:
+        value = _date_value(value, "attribute value")
+    return {"type": attr_type, "value": value, "md": md}
+
+
+def _parse_attr_member(name: str, body: Any, key_values: bool, dups: Any) -> dict[str, Any]:
+    if name in _repeated(dups):
+        raise BadRequest(f"duplicated attribute /{name}/")
+    return _parse_attr(body, key_values, _child(dups, name))
+
+
+# -- second pass: checks ---------------------------------------------------------------------
+
+
 def _text_unrestricted(attr_type: str, md: dict[str, dict[str, Any]]) -> bool:
     return attr_type == TEXT_UNRESTRICTED or md.get(TEXT_UNRESTRICTED, {}).get("value") is True
+
+
+def _check_metadata(md: dict[str, dict[str, Any]]) -> None:
+    for name, item in md.items():
+        check_identifier("metadata name", name)
+        check_identifier("metadata type", item["type"])
+        if item["type"] not in DATE_TYPES and item["type"] != TEXT_UNRESTRICTED:
+            check_text_value(item["value"], "metadata value")
+
+
+def _check_attr(name: str, attr: dict[str, Any]) -> None:
+    check_identifier("attribute name", name)
+    check_identifier("attribute type", attr["type"])
+    if attr["type"] not in DATE_TYPES and not _text_unrestricted(attr["type"], attr["md"]):
+        check_text_value(attr["value"], "attribute value")
+    _check_metadata(attr["md"])
+
+
+# -- public API ------------------------------------------------------------------------------
+
+
+def parse_metadata(body: Any) -> dict[str, dict[str, Any]]:
+    md = _parse_metadata(body)
+    _check_metadata(md)
+    return md
 
 
 def make_attr(attr_type: str, value: Any, md: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -107,64 +245,74 @@ def make_attr(attr_type: str, value: Any, md: dict[str, dict[str, Any]]) -> dict
     return {"type": attr_type, "value": value, "md": md}
 
 
-def parse_attr(name: str, body: Any, *, key_values: bool = False) -> dict[str, Any]:
+def parse_attr(name: str, body: Any, *, key_values: bool = False, dups: Any = None) -> dict[str, Any]:
     """One attribute of a payload: ``{"type", "value", "metadata"}`` or, with keyValues, the bare value."""
-    check_identifier("attribute name", name)
-    if key_values:
-        return make_attr(infer_type(body), body, {})
-    if not isinstance(body, dict):
-        raise BadRequest("attribute must be a JSON object, unless keyValues option is used")
-    for key in body:
-        if key not in ("type", "value", "metadata"):
-            raise BadRequest("unrecognized property for context attribute")
-    value = body.get("value")
-    attr_type = body.get("type")
-    if attr_type is None:
-        attr_type = infer_type(value)
-    elif not isinstance(attr_type, str):
-        raise BadRequest("invalid JSON type for attribute type")
-    else:
-        check_identifier("attribute type", attr_type)
-    md = parse_metadata(body["metadata"]) if "metadata" in body else {}
-    return make_attr(attr_type, value, md)
+    attr = _parse_attr(body, key_values, dups)
+    _check_attr(name, attr)
+    return attr
 
 
-def parse_attrs(body: Any, *, key_values: bool = False) -> dict[str, dict[str, Any]]:
+def parse_attrs(body: Any, *, key_values: bool = False, dups: Any = None) -> dict[str, dict[str, Any]]:
     """The attributes object of PATCH/POST/PUT /v2/entities/{id}/attrs."""
     if not isinstance(body, dict):
         raise BadRequest("attribute must be a JSON object")
-    if "id" in body:
-        raise BadRequest("entity id specified in payload")
-    if "type" in body:
-        raise BadRequest("entity type specified in payload")
-    return {name: parse_attr(name, value, key_values=key_values) for name, value in body.items()}
+    if not body:
+        raise BadRequest("empty payload")
+    attrs: dict[str, dict[str, Any]] = {}
+    for name, value in body.items():
+        if name == "id":
+            raise BadRequest("entity id specified in payload")
+        if name == "type":
+            raise BadRequest("entity type specified in payload")
+        attrs[name] = _parse_attr_member(name, value, key_values, dups)
+    for name, attr in attrs.items():
+        _check_attr(name, attr)
+    return attrs
 
 
-def parse_entity(body: Any, *, key_values: bool = False, id_pattern: bool = False) -> dict[str, Any]:
+def parse_entity(
+    body: Any, *, key_values: bool = False, id_pattern: bool = False, batch: bool = False, dups: Any = None
+) -> dict[str, Any]:
     """An entity of POST /v2/entities or of a batch operation: id, type and attributes.
 
-    ``id_pattern`` allows ``idPattern`` instead of ``id`` (batch update by pattern).
+    ``batch``: an entity of /v2/op/update, which may name ``idPattern`` instead of ``id``
+    and has its own messages for a missing id. ``id_pattern``: a batch action other than
+    append, where an empty type means "any type" (implies ``batch``). ``dups`` is the
+    matching node of ``duplicate_keys(raw)``.
     """
+    batch = batch or id_pattern
     if not isinstance(body, dict):
         raise BadRequest("entity must be a JSON object")
-    entity_id = body.get("id")
-    pattern = body.get("idPattern") if id_pattern else None
-    if "id" in body and not isinstance(entity_id, str):
-        raise BadRequest("Invalid JSON type for entity id")
-    if "type" in body and not isinstance(body["type"], str):
-        raise BadRequest("Invalid JSON type for entity type")
-    if entity_id is None and pattern is None:
-        raise BadRequest("entity id not found" if not id_pattern else "nor /id/ nor /idPattern/ present")
-    if entity_id is not None:
-        check_identifier("entity id", entity_id)
-    entity_type = body.get("type")
+    entity_id: str | None = None
+    entity_type: str | None = None
+    pattern: str | None = None
+    attrs: dict[str, dict[str, Any]] = {}
+    for name, value in body.items():
+        if name == "id":
+            if not isinstance(value, str):
+                raise BadRequest("Invalid JSON type for entity id")
+            entity_id = value
+        elif name == "type":
+            if not isinstance(value, str):
+                raise BadRequest("Invalid JSON type for entity type")
+            entity_type = value
+        elif name == "idPattern" and batch:
+            if not isinstance(value, str):
+                raise BadRequest("Invalid JSON type for entity idPattern")
+            pattern = value
+        else:
+            attrs[name] = _parse_attr_member(name, value, key_values, dups)
+    if batch:
+        if entity_id is None and pattern is None:
+            raise BadRequest("nor /id/ nor /idPattern/ present")
+        if not entity_id and not pattern:
+            raise BadRequest("id and idPattern cannot be both empty at the same time")
+    if entity_id is not None or not batch:
+        check_identifier("entity id", entity_id or "")
     if entity_type is not None:
         check_identifier("entity type", entity_type, allow_empty=id_pattern)
-    attrs = {}
-    for name, value in body.items():
-        if name in ("id", "type") or (id_pattern and name == "idPattern"):
-            continue
-        attrs[name] = parse_attr(name, value, key_values=key_values)
+    for name, attr in attrs.items():
+        _check_attr(name, attr)
     result: dict[str, Any] = {"id": entity_id, "type": entity_type, "attrs": attrs}
     if pattern is not None:
         result["idPattern"] = pattern

@@ -62,3 +62,13 @@ def check_text_value(value: object, where: str = "attribute value") -> None:
     elif isinstance(value, dict):
         for key, item in value.items():
             check_text_value(item, where)
+
+
+def check_pattern(pattern: str | None, kind: str = "entity idPattern") -> str | None:
+    """A regular expression from a request, refused with a 400 when it does not compile."""
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except (re.error, RecursionError, OverflowError):
+            raise BadRequest(f"Invalid regex for {kind}") from None
+    return pattern

@@ -80,6 +80,8 @@ _FORBIDDEN_RHS = frozenset("<>\"'=;()")
 _INVALID_LHS = frozenset("<>\"=;()")
 
 _ENTITY_DATES = {"dateCreated": "creDate", "dateModified": "modDate", "dateExpires": "expDate"}
+# Entity fields a q item can name instead of an attribute (Orion: _id.servicePath, creDate...).
+_ENTITY_FIELDS = {**_ENTITY_DATES, "servicePath": "servicePath"}
 _ATTR_DATES = {"dateCreated": "creDate", "dateModified": "modDate"}
 
 # C strtod() syntax, which Orion's str2double() accepts when it consumes the whole text.
@@ -320,8 +322,8 @@ def _parse_lhs(lhs: str, kind: str) -> Target:
         i += 1  # the dot
     components = tuple(comps)
     if kind == "q":
-        if len(comps) == 1 and comps[0] in _ENTITY_DATES:
-            return Target(None, builtin=_ENTITY_DATES[comps[0]], components=components)
+        if len(comps) == 1 and comps[0] in _ENTITY_FIELDS:
+            return Target(None, builtin=_ENTITY_FIELDS[comps[0]], components=components)
         return Target(comps[0], path=components[1:], components=components)
     if len(comps) == 1:  # no metadata named: "" never exists
         return Target(comps[0], "", components=components)

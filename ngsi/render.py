@@ -2,12 +2,15 @@
 
 Key order is Orion's (``id``, ``type``, then attributes; inside an attribute ``type``,
 ``value``, ``metadata``) because some clients and Orion's own tests compare bytes.
-Builtin attributes (dateCreated, dateModified, dateExpires) and builtin metadata
+Builtin attributes (dateCreated, dateModified, dateExpires, servicePath) and builtin metadata
 (dateCreated, dateModified) appear only when the ``attrs`` / ``metadata`` filters name them.
+User attributes come out sorted by name (bytewise), as Orion reads them back from MongoDB;
+this shows in the ``values`` mode, where the order of the array is the order of the attributes.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +93,8 @@ def _builtin_attrs(entity: dict[str, Any], wanted: tuple[str, ...]) -> list[tupl
     for name, key in stamps:
         if name in wanted and name not in entity["attrs"] and entity.get(key) is not None:
             found.append((name, {"type": "DateTime", "value": entity[key], "md": {}}))
+    if "servicePath" in wanted and "servicePath" not in entity["attrs"] and entity.get("servicePath") is not None:
+        found.append(("servicePath", {"type": "Text", "value": entity["servicePath"], "md": {}}))
     return found
 
 
@@ -98,11 +103,11 @@ def selected_attrs(entity: dict[str, Any], projection: Projection = ALL) -> list
     attrs = entity["attrs"]
     wanted = projection.attrs
     if wanted is None:
-        return list(attrs.items())
+        return sorted(attrs.items())
     if "*" in wanted:
-        chosen = list(attrs.items())
+        chosen = sorted(attrs.items())
     else:
-        chosen = [(name, attrs[name]) for name in attrs if name in wanted]
+        chosen = [(name, attrs[name]) for name in sorted(attrs) if name in wanted]
     return chosen + _builtin_attrs(entity, wanted)
 
 
@@ -112,8 +117,10 @@ def render_entity(entity: dict[str, Any], mode: str = NORMALIZED, projection: Pr
     if mode == VALUES or mode == UNIQUE:
         if projection.attrs is not None and "*" not in projection.attrs:
             by_name = dict(chosen)
-            return [attr_value(by_name[name]) for name in projection.attrs if name in by_name]
-        return [attr_value(attr) for _, attr in chosen]
+            values = [attr_value(by_name[name]) for name in projection.attrs if name in by_name]
+        else:
+            values = [attr_value(attr) for _, attr in chosen]
+        return _unique(values) if mode == UNIQUE else values
     out: dict[str, Any] = {"id": entity["id"], "type": entity["type"]}
     if mode == KEY_VALUES:
         for name, attr in chosen:
@@ -132,12 +139,18 @@ def render_entity_attrs(entity: dict[str, Any], mode: str = NORMALIZED, projecti
     return rendered
 
 
+def _unique(values: list[Any]) -> list[Any]:
+    """The values without repeats, first occurrence kept; equal means same JSON text (1 and true differ)."""
+    seen: set[str] = set()
+    out = []
+    for value in values:
+        key = json.dumps(value, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(value)
+    return out
+
+
 def render_entities(entities: list[dict[str, Any]], mode: str = NORMALIZED, projection: Projection = ALL) -> list[Any]:
-    rendered = [render_entity(entity, mode, projection) for entity in entities]
-    if mode == UNIQUE:
-        unique: list[Any] = []
-        for row in rendered:
-            if row not in unique:
-                unique.append(row)
-        return unique
-    return rendered
+    """Each entity as render_entity shows it; ``unique`` removes repeats inside each entity, as Orion does."""
+    return [render_entity(entity, mode, projection) for entity in entities]

@@ -31,6 +31,9 @@ def parse_tenant(header: str | None) -> str:
 def _parse_one(path: str) -> Scope:
     if not path.startswith("/"):
         raise BadRequest("Only /absolute/ Service Paths allowed [a service path must begin with /]")
+    # Orion drops one trailing slash ("/a/b/" is "/a/b"); a second one leaves an empty level.
+    if len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
     if path == "/":
         return ("/", False)
     subtree = False

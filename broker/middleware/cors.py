@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 EXPOSED = b"Fiware-Correlator, Fiware-Total-Count, Location"
 ALLOWED_HEADERS = (
     "Content-Type, Fiware-Service, Fiware-Servicepath, Ngsiv2-AttrsFormat, Fiware-Correlator, "
-    "X-Forwarded-For, X-Real-IP, X-Auth-Token"
+    "X-Forwarded-For, X-Real-IP, X-Auth-Token, Authorization"
 )
 
 

@@ -1,48 +1,95 @@
-"""/v2/op/update and /v2/op/query: Orion's batch operations."""
+"""/v2/op/update and /v2/op/query: Orion's batch operations.
+
+Both read their payload the way Orion does: members in payload order, each checked as it
+comes (so the first faulty member names the error), unknown members refused, and the
+whole payload parsed before anything is written or read.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import Response
 
-from ngsi.errors import BadRequest
-from ngsi.model import parse_entity
+from ngsi.errors import BadRequest, NGSIError
+from ngsi.model import duplicate_keys, parse_entity
+from ngsi.names import check_identifier, check_pattern
+from ngsi.render import Projection, render_entities
 
 from .. import listing
-from ..entities import ACTIONS, APPEND, APPEND_STRICT, DELETE, Outcome
+from ..entities import ACTIONS, APPEND, APPEND_STRICT, Outcome
 from ..http import Call, Resource, json_response, no_content
 from ..store import Selector
-from .entities import check_params, projection, render_mode
-from ngsi.render import Projection, render_entities
+from .entities import check_params, render_mode
 
 _ACTION_ERROR = "invalid update action type: right ones are: append, appendStric, delete, replace, update"
 
 
-async def op_update(call: Call) -> Response:
-    check_params(call)
-    payload = call.json()
+def _not_implemented() -> NGSIError:
+    """Orion answers batch updates by idPattern with a plain 501."""
+    return NGSIError("NotImplemented", error="NotImplemented", status=501)
+
+
+def _check_object(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise BadRequest("not a JSON object")
-    action = payload.get("actionType")
-    if not isinstance(action, str) or action not in ACTIONS:
-        raise BadRequest(_ACTION_ERROR)
-    entities = payload.get("entities")
-    if not isinstance(entities, list):
-        raise BadRequest("not a JSON array")
+    if not payload:
+        raise BadRequest("empty payload")
+    return payload
+
+
+def _unrecognized(name: str) -> BadRequest:
+    return BadRequest(f"Unrecognized field in JSON payload: /{name}/")
+
+
+async def op_update(call: Call) -> Response:
+    check_params(call)
+    payload = _check_object(call.json())
+    if "entities" not in payload:
+        raise BadRequest("Invalid JSON payload, mandatory field /entities/ not found")
+    if "actionType" not in payload:
+        raise BadRequest("Invalid JSON payload, mandatory field /actionType/ not found")
+    raw_action = payload["actionType"]
+    action = raw_action if isinstance(raw_action, str) and raw_action in ACTIONS else None
     key_values = "keyValues" in call.options
-    parsed = [parse_entity(e, key_values=key_values, id_pattern=action not in (APPEND, APPEND_STRICT)) for e in entities]
+    parsed: list[dict[str, Any]] = []
+    for name, value in payload.items():
+        if name == "actionType":
+            if action is None:
+                raise BadRequest(_ACTION_ERROR)
+        elif name == "entities":
+            if not isinstance(value, list):
+                raise BadRequest("not a JSON array")
+            dups = duplicate_keys(call.body)
+            entities_dups = dups.get("entities") if isinstance(dups, dict) else None
+            for i, item in enumerate(value):
+                item_dups = entities_dups[i] if isinstance(entities_dups, list) and i < len(entities_dups) else None
+                parsed.append(
+                    parse_entity(
+                        item, key_values=key_values, batch=True,
+                        id_pattern=action not in (APPEND, APPEND_STRICT), dups=item_dups,
+                    )
+                )
+        else:
+            raise _unrecognized(name)
+    if not parsed:
+        raise BadRequest("empty entities vector")
+    if any(entity.get("idPattern") is not None and not entity.get("id") for entity in parsed):
+        raise _not_implemented()
+    assert action is not None
     service = call.state.entities
     if action in (APPEND, APPEND_STRICT):
-        path = call.write_path()
-        scopes: tuple[tuple[str, bool], ...] = ((path, False),)
+        path: str | None = call.write_path()
+        scopes: tuple[tuple[str, bool], ...] = ((path, False),)  # type: ignore[assignment]
     else:
         path = None
         scopes = call.scopes()
     outcome = Outcome("already exist" if action == APPEND_STRICT else "do not exist")
     for entity in parsed:
-        if entity.get("idPattern") is not None and entity.get("id") is None:
-            await _write_pattern(call, entity, action, scopes, outcome)
+        # Registered attributes go to their context provider (broker/registrations/forward.py).
+        entity = await call.state.forwarder.update(call, scopes, entity, action, outcome, label_type=bool(entity.get("type")))
+        if entity is None:
             continue
         await service.write(
             call.tenant, scopes, entity, action,
@@ -55,82 +102,122 @@ async def op_update(call: Call) -> Response:
     return no_content()
 
 
-async def _write_pattern(call: Call, pattern: dict[str, Any], action: str, scopes: Any, outcome: Outcome) -> None:
-    service = call.state.entities
-    entity_type = pattern.get("type") or None
-    selector = Selector(
-        id_pattern=pattern["idPattern"], types=None if entity_type is None else (entity_type,), service_paths=scopes
-    )
-    for entity in await service.find(call.tenant, selector):
-        await service.write(
-            call.tenant, ((entity["servicePath"], False),),
-            {"id": entity["id"], "type": entity["type"], "attrs": pattern["attrs"]},
-            action, label_type=True, outcome=outcome,
-        )
-
-
 def _string_list(value: Any, field: str) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise BadRequest(f"the field /{field}/ must be a JSON array")
     for item in value:
         if not isinstance(item, str):
-            raise BadRequest("only JSON Strings allowed in attributes list")
+            raise BadRequest(f"only JSON Strings allowed in {field} list")
     return tuple(value)
+
+
+@dataclass(frozen=True)
+class HasAnyAttr:
+    """The legacy ``attributes`` field of /v2/op/query also selects: entities with one of them."""
+
+    names: tuple[str, ...]
+
+    def matches(self, entity: dict[str, Any]) -> bool:
+        return any(name in entity["attrs"] for name in self.names)
+
+
+def _query_selector(item: Any, scopes: tuple[tuple[str, bool], ...]) -> Selector:
+    if not isinstance(item, dict):
+        raise BadRequest("not a JSON object")
+    if "id" in item and "idPattern" in item:
+        raise BadRequest("Incompatible parameters: id, IdPattern")
+    if "id" not in item and "idPattern" not in item:
+        raise BadRequest("nor /id/ nor /idPattern/ present")
+    if "type" in item and "typePattern" in item:
+        raise BadRequest("Incompatible parameters: type, typePattern")
+    for key in ("id", "idPattern", "type", "typePattern"):
+        if key in item and not isinstance(item[key], str):
+            raise BadRequest(f"invalid JSON type for entity {key}")
+    if "id" in item:
+        check_identifier("entity id", item["id"])
+    if "type" in item:
+        check_identifier("entity type", item["type"], allow_empty=True)
+    pattern = item.get("idPattern")
+    return Selector(
+        ids=(item["id"],) if "id" in item else None,
+        id_pattern=None if pattern in (None, ".*") else check_pattern(pattern, "entity idPattern"),
+        types=(item["type"],) if "type" in item else None,
+        type_pattern=check_pattern(item.get("typePattern"), "entity typePattern"),
+        service_paths=scopes,
+    )
+
+
+def _text_field(expression: dict[str, Any], key: str) -> str | None:
+    if key not in expression:
+        return None
+    value = expression[key]
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} is not a string")
+    if value == "":
+        raise BadRequest(f"{key} is empty")
+    return value
+
+
+def _expression(expression: Any) -> tuple[list[Any], Any]:
+    """The ``expression`` member: q and mq filters and the geo query."""
+    if not isinstance(expression, dict):
+        raise BadRequest("expression is not an object")
+    if not expression:
+        raise BadRequest("expression is empty")
+    filters: list[Any] = []
+    q = _text_field(expression, "q")
+    mq = _text_field(expression, "mq")
+    geo_fields = [_text_field(expression, key) for key in ("georel", "geometry", "coords")]
+    if q is not None:
+        from ngsi.query import parse_q
+
+        filters.append(parse_q(q))
+    if mq is not None:
+        from ngsi.query import parse_mq
+
+        filters.append(parse_mq(mq))
+    geo = None
+    if any(f is not None for f in geo_fields):
+        from ngsi.geo import parse_geo_query
+
+        geo = parse_geo_query(*geo_fields)
+    return filters, geo
+
+
+_QUERY_FIELDS = ("entities", "attributes", "attrs", "expression", "metadata")
 
 
 async def op_query(call: Call) -> Response:
     check_params(call)
-    payload = call.json()
-    if not isinstance(payload, dict):
-        raise BadRequest("not a JSON object")
+    payload = _check_object(call.json())
+    if not any(key in payload for key in _QUERY_FIELDS):
+        raise BadRequest("Invalid JSON payload, no relevant fields found")
     scopes = call.scopes()
-    selectors = []
-    for item in payload.get("entities") or [{"idPattern": ".*"}]:
-        if not isinstance(item, dict):
-            raise BadRequest("not a JSON object")
-        if "id" in item and "idPattern" in item:
-            raise BadRequest("Incompatible parameters: id, IdPattern")
-        if "id" not in item and "idPattern" not in item:
-            raise BadRequest("nor /id/ nor /idPattern/ present")
-        if "type" in item and "typePattern" in item:
-            raise BadRequest("Incompatible parameters: type, typePattern")
-        pattern = item.get("idPattern")
-        selectors.append(
-            Selector(
-                ids=(item["id"],) if "id" in item else None,
-                id_pattern=None if pattern in (None, ".*") else pattern,
-                types=(item["type"],) if "type" in item else None,
-                type_pattern=item.get("typePattern"),
-                service_paths=scopes,
-            )
-        )
-    attrs = _string_list(payload["attrs"], "attributes") if "attrs" in payload else None
-    metadata = _string_list(payload["metadata"], "metadata") if "metadata" in payload else None
+    selectors: list[Selector] = []
     filters: list[Any] = []
     geo = None
-    expression = payload.get("expression")
-    if expression is not None:
-        if not isinstance(expression, dict):
-            raise BadRequest("expression must be a JSON object")
-        if "q" in expression:
-            if not isinstance(expression["q"], str):
-                raise BadRequest("q is not a string")
-            if expression["q"] == "":
-                raise BadRequest("q is empty")
-            from ngsi.query import parse_q
-
-            filters.append(parse_q(expression["q"]))
-        if "mq" in expression:
-            if not isinstance(expression["mq"], str):
-                raise BadRequest("mq is not a string")
-            if expression["mq"] == "":
-                raise BadRequest("mq is empty")
-            from ngsi.query import parse_mq
-
-            filters.append(parse_mq(expression["mq"]))
-        from ngsi.geo import parse_geo_expression
-
-        geo = parse_geo_expression(expression)
+    attributes: tuple[str, ...] | None = None
+    attrs: tuple[str, ...] | None = None
+    metadata: tuple[str, ...] | None = None
+    for name, value in payload.items():
+        if name == "entities":
+            if not isinstance(value, list):
+                raise BadRequest("not a JSON array")
+            selectors.extend(_query_selector(item, scopes) for item in value)
+        elif name == "attributes":
+            attributes = _string_list(value, "attributes")
+        elif name == "attrs":
+            attrs = _string_list(value, "attrs")
+        elif name == "metadata":
+            metadata = _string_list(value, "metadata")
+        elif name == "expression":
+            filters, geo = _expression(value)
+        else:
+            raise _unrecognized(name)
+    if not selectors:
+        selectors = [Selector(service_paths=scopes)]
+    if attributes:
+        filters.append(HasAnyAttr(attributes))
     query = listing.EntityQuery(
         selectors=selectors,
         filters=filters,
@@ -138,10 +225,11 @@ async def op_query(call: Call) -> Response:
         order=listing.parse_order(call.query.get("orderBy")),
         limit=listing.parse_limit(call.query.get("limit")),
         offset=listing.parse_offset(call.query.get("offset")),
-        projection=Projection(attrs=attrs, metadata=metadata),
+        projection=Projection(attrs=attrs if attrs is not None else (attributes or None), metadata=metadata),
     )
     count = "count" in call.options
     found, total = await listing.run(call.state.entities, call.tenant, query, count=count)
+    found, total = await call.state.forwarder.query(call, query, found, total)
     headers = {"Fiware-Total-Count": str(total)} if count else None
     return json_response(render_entities(found, render_mode(call.options), query.projection), headers=headers)
 

@@ -2,37 +2,49 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import quote
 
 from starlette.responses import Response
 
 from ngsi.errors import ATTRIBUTE_NOT_FOUND, BadRequest, NotAcceptable, NotFound
-from ngsi.model import parse_attr, parse_attrs, parse_entity
-from ngsi.names import forbidden_uri_chars
+from ngsi.model import DATE_TYPES, duplicate_keys, infer_type, parse_attr, parse_attrs, parse_entity
+from ngsi.names import check_pattern, check_text_value, forbidden_uri_chars
 from ngsi.render import KEY_VALUES, NORMALIZED, UNIQUE, VALUES, Projection, attr_value, render_attr, render_entities
 from ngsi.render import render_entity, render_entity_attrs, selected_attrs
 
 from .. import jsonio, listing
 from ..entities import APPEND, APPEND_STRICT, REPLACE, UPDATE, Outcome
-from ..http import Call, Resource, created, json_response, no_content
+from ..http import Call, Resource, created, json_response, no_content, text_response
 from ..store import Selector
 
 # URI parameters whose values may hold characters forbidden elsewhere (expressions, regexes).
 _FREE_PARAMS = {"q", "mq", "idPattern", "typePattern", "georel", "geometry", "coords", "expression"}
 
 
+# Entity ids and attribute names in a URL path: Orion's forbiddenIdChars (also the URL delimiters).
+_FORBIDDEN_IN_PATH_ID = re.compile(r"""[<>"'=;()&?/# ]""")
+
+
+_HTML_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
+
+
+def _html_escape(text: str) -> str:
+    return "".join(_HTML_ESCAPES.get(char, char) for char in text)
+
+
 def check_params(call: Call) -> None:
     for key, value in call.query.multi_items():
         if value == "":
-            raise BadRequest(f"Empty right-hand-side for URI param /{key}/")
+            # Orion HTML-escapes the parameter name it echoes.
+            raise BadRequest(f"Empty right-hand-side for URI param /{_html_escape(key)}/")
         if key not in _FREE_PARAMS and forbidden_uri_chars(value):
             raise BadRequest("invalid character in URI parameter")
 
 
 def check_path(call: Call, *names: str) -> None:
     for name in names:
-        if forbidden_uri_chars(call.path_params[name]):
+        if _FORBIDDEN_IN_PATH_ID.search(call.path_params[name]):
             raise BadRequest("invalid character in URI")
 
 
@@ -53,11 +65,17 @@ def _split(raw: str | None) -> tuple[str, ...] | None:
 
 
 def projection(call: Call) -> Projection:
-    return Projection(attrs=_split(call.query.get("attrs")), metadata=_split(call.query.get("metadata")))
+    attrs = _split(call.query.get("attrs"))
+    # Deprecated options=dateCreated,dateModified: the same as adding them to attrs.
+    legacy = tuple(name for name in ("dateCreated", "dateModified") if name in call.options)
+    if legacy:
+        attrs = (attrs or ("*",)) + tuple(name for name in legacy if name not in (attrs or ()))
+    return Projection(attrs=attrs, metadata=_split(call.query.get("metadata")))
 
 
 def location(entity: dict[str, Any]) -> str:
-    return f"/v2/entities/{quote(entity['id'], safe='')}?type={quote(entity['type'], safe='')}"
+    """Orion writes the id and type into Location as they are, without percent-encoding."""
+    return f"/v2/entities/{entity['id']}?type={entity['type']}"
 
 
 def build_query(call: Call) -> listing.EntityQuery:
@@ -84,6 +102,8 @@ def build_query(call: Call) -> listing.EntityQuery:
         from ngsi.geo import parse_geo_query
 
         geo = parse_geo_query(q.get("georel"), q.get("geometry"), q.get("coords"))
+    check_pattern(id_pattern, "entity idPattern")
+    check_pattern(type_pattern, "entity typePattern")
     selector = Selector(ids=ids, id_pattern=id_pattern, types=types, type_pattern=type_pattern, service_paths=call.scopes())
     return listing.EntityQuery(
         selectors=[selector],
@@ -101,6 +121,7 @@ async def list_entities(call: Call) -> Response:
     query = build_query(call)
     count = "count" in call.options
     entities, total = await listing.run(call.state.entities, call.tenant, query, count=count)
+    entities, total = await call.state.forwarder.query(call, query, entities, total)
     body = render_entities(entities, render_mode(call.options), query.projection)
     headers = {"Fiware-Total-Count": str(total)} if count else None
     return json_response(body, headers=headers)
@@ -110,10 +131,11 @@ async def create_entity(call: Call) -> Response:
     check_params(call)
     path = call.write_path()
     payload = call.json()
-    if isinstance(payload, dict) and not payload:
-        raise BadRequest("empty payload")
-    parsed = parse_entity(payload, key_values="keyValues" in call.options)
-    entity, is_new = await call.state.entities.create(call.tenant, path, parsed, upsert="upsert" in call.options)
+    parsed = parse_entity(payload, key_values="keyValues" in call.options, dups=duplicate_keys(call.body))
+    upsert = "upsert" in call.options
+    entity, is_new = await call.state.entities.create(call.tenant, path, parsed, upsert=upsert)
+    if upsert:  # Orion answers an upsert 204 with Location, created or not
+        return Response(status_code=204, headers={"Location": location(entity)})
     if is_new:
         return created(location(entity))
     return no_content()
@@ -127,7 +149,7 @@ def _type_param(call: Call) -> str | None:
 async def get_entity(call: Call) -> Response:
     check_params(call)
     check_path(call, "id")
-    entity = await call.state.entities.find_one(call.tenant, call.scopes(), call.path_params["id"], _type_param(call))
+    entity = await call.state.forwarder.find_one(call, call.path_params["id"], _type_param(call), projection(call).attrs)
     return json_response(render_entity(entity, render_mode(call.options), projection(call)))
 
 
@@ -138,32 +160,38 @@ async def delete_entity(call: Call) -> Response:
     return no_content()
 
 
+# A write without Fiware-ServicePath goes to the root path only, not to every path as a read.
+_ROOT_ONLY = (("/", False),)
+
+
 def _delete_scopes(call: Call) -> tuple[tuple[str, bool], ...]:
     header = call.request.headers.get("fiware-servicepath")
+    if header is None or not header.strip():
+        return _ROOT_ONLY
     scopes = call.scopes()
-    if header is not None and header.strip():
-        if len(scopes) > 1:
-            raise BadRequest("more than one servicepath is not allowed in DELETE operation")
-        if scopes[0][1]:
-            raise BadRequest("servicepath with wildcard # is not allowed in DELETE operation")
+    if len(scopes) > 1:
+        raise BadRequest("more than one servicepath is not allowed in DELETE operation")
+    if scopes[0][1]:
+        raise BadRequest("servicepath with wildcard # is not allowed in DELETE operation")
     return scopes
 
 
 def _patch_scopes(call: Call) -> tuple[tuple[str, bool], ...]:
     header = call.request.headers.get("fiware-servicepath")
+    if header is None or not header.strip():
+        return _ROOT_ONLY
     scopes = call.scopes()
-    if header is not None and header.strip():
-        if len(scopes) > 1:
-            raise BadRequest("more than one servicepath in patch update request is not allowed")
-        if scopes[0][1]:
-            raise BadRequest("servicepath with wildcard # is not allowed in patch update request")
+    if len(scopes) > 1:
+        raise BadRequest("more than one servicepath in patch update request is not allowed")
+    if scopes[0][1]:
+        raise BadRequest("servicepath with wildcard # is not allowed in patch update request")
     return scopes
 
 
 async def get_attrs(call: Call) -> Response:
     check_params(call)
     check_path(call, "id")
-    entity = await call.state.entities.find_one(call.tenant, call.scopes(), call.path_params["id"], _type_param(call))
+    entity = await call.state.forwarder.find_one(call, call.path_params["id"], _type_param(call), projection(call).attrs)
     return json_response(render_entity_attrs(entity, render_mode(call.options), projection(call)))
 
 
@@ -172,21 +200,27 @@ async def _write_attrs(call: Call, action: str) -> Response:
     check_path(call, "id")
     scopes = _patch_scopes(call)
     payload = call.json()
-    attrs = parse_attrs(payload, key_values="keyValues" in call.options)
+    attrs = parse_attrs(payload, key_values="keyValues" in call.options, dups=duplicate_keys(call.body))
     entity_type = _type_param(call)
     service = call.state.entities
-    # A missing entity is a plain 404 here, not a partial-update report.
-    await service.find_one(call.tenant, scopes, call.path_params["id"], entity_type)
     outcome = Outcome("already exist" if action == APPEND_STRICT else "do not exist")
-    await service.write(
-        call.tenant,
-        scopes,
-        {"id": call.path_params["id"], "type": entity_type, "attrs": attrs},
-        action,
-        label_type=entity_type is not None,
-        override_md="overrideMetadata" in call.options,
-        outcome=outcome,
+    parsed = {"id": call.path_params["id"], "type": entity_type, "attrs": attrs}
+    # Registered attributes go to their context provider (broker/registrations/forward.py).
+    local = await call.state.forwarder.update(
+        call, scopes, parsed, action, outcome, label_type=entity_type is not None, single=True
     )
+    if local is not None:
+        # A missing entity is a plain 404 here, not a partial-update report.
+        await service.find_one(call.tenant, scopes, call.path_params["id"], entity_type)
+        await service.write(
+            call.tenant,
+            scopes,
+            local,
+            action,
+            label_type=entity_type is not None,
+            override_md="overrideMetadata" in call.options,
+            outcome=outcome,
+        )
     outcome.raise_if_failed()
     return no_content()
 
@@ -206,8 +240,8 @@ async def put_attrs(call: Call) -> Response:
 async def get_attr(call: Call) -> Response:
     check_params(call)
     check_path(call, "id", "name")
-    entity = await call.state.entities.find_one(call.tenant, call.scopes(), call.path_params["id"], _type_param(call))
     name = call.path_params["name"]
+    entity = await call.state.forwarder.find_one(call, call.path_params["id"], _type_param(call), (name,))
     shown = dict(selected_attrs(entity, Projection(attrs=(name,))))
     if name not in shown:
         raise NotFound(ATTRIBUTE_NOT_FOUND)
@@ -216,9 +250,11 @@ async def get_attr(call: Call) -> Response:
 
 async def put_attr(call: Call) -> Response:
     check_params(call)
-    check_path(call, "id", "name")
+    check_path(call, "id")  # the name is checked as the payload's attribute name
     name = call.path_params["name"]
     attr = parse_attr(name, call.json())
+    if await call.state.forwarder.update_attr(call, _patch_scopes(call), call.path_params["id"], _type_param(call), name, attr):
+        return no_content()
     await call.state.entities.put_attr(
         call.tenant, _patch_scopes(call), call.path_params["id"], _type_param(call), name, attr,
         override_md="overrideMetadata" in call.options,
@@ -249,19 +285,23 @@ def _accepts(call: Call) -> tuple[bool, bool]:
 async def get_attr_value(call: Call) -> Response:
     check_params(call)
     check_path(call, "id", "name")
-    entity = await call.state.entities.find_one(call.tenant, call.scopes(), call.path_params["id"], _type_param(call))
+    entity = await call.state.forwarder.find_one(call, call.path_params["id"], _type_param(call), (call.path_params["name"],))
     attr = entity["attrs"].get(call.path_params["name"])
     if attr is None:
         raise NotFound(ATTRIBUTE_NOT_FOUND)
     value = attr_value(attr)
     json_ok, text_ok = _accepts(call)
     if isinstance(value, (dict, list)):
-        if not json_ok:
+        if json_ok:
+            return json_response(value)
+        if not text_ok:
             raise NotAcceptable("accepted MIME types: application/json")
-        return json_response(value)
+        return text_response(jsonio.dumps(value))
     if not text_ok:
         raise NotAcceptable("accepted MIME types: text/plain")
-    return Response(jsonio.dumps(value), media_type="text/plain")
+    if attr["type"] in DATE_TYPES and isinstance(attr["value"], (int, float)) and isinstance(value, str):
+        return text_response(value.encode())  # a date shows bare, without the quotes of a string
+    return text_response(jsonio.dumps(value))
 
 
 def _text_value(text: str) -> Any:
@@ -287,6 +327,12 @@ async def put_attr_value(call: Call) -> Response:
         value = call.json()
         if not isinstance(value, (dict, list)):
             raise BadRequest("Neither JSON Object nor JSON Array for attribute::value")
+    check_text_value(value)  # before the entity is looked up, as Orion checks the payload first
+    if await call.state.forwarder.update_attr(
+        call, _patch_scopes(call), call.path_params["id"], _type_param(call), call.path_params["name"],
+        {"type": infer_type(value), "value": value, "md": {}},
+    ):
+        return no_content()
     await call.state.entities.update_attr_value(
         call.tenant, _patch_scopes(call), call.path_params["id"], _type_param(call), call.path_params["name"], value
     )

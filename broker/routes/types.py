@@ -28,7 +28,8 @@ def _summaries(entities: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _sorted_attrs(attrs: dict[str, Any], no_detail: bool) -> dict[str, Any]:
-    return {name: ({} if no_detail else {"types": sorted(attrs[name]["types"])}) for name in sorted(attrs)}
+    """Attributes by name; with noAttrDetail Orion still writes ``"types": []``."""
+    return {name: {"types": [] if no_detail else sorted(attrs[name]["types"])} for name in sorted(attrs)}
 
 
 async def list_types(call: Call) -> Response:

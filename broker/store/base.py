@@ -109,6 +109,30 @@ class Store:
         """Remove the entities whose dateExpires has passed; returns (tenant, entity) pairs."""
         raise NotImplementedError()
 
+    # -- registrations (canonical dicts of broker.registrations.model, keyed by their "id") --
+
+    async def load_registrations(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every registration as (tenant, registration), in creation order."""
+        raise NotImplementedError()
+
+    async def save_registration(self, tenant: str, reg: dict[str, Any]) -> None:
+        """Insert or replace (by ``reg["id"]``) a registration."""
+        raise NotImplementedError()
+
+    async def delete_registration(self, tenant: str, reg_id: str) -> bool:
+        raise NotImplementedError()
+
+    async def load_subscriptions(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every stored subscription as (tenant, subscription), in creation order."""
+        raise NotImplementedError()
+
+    async def save_subscription(self, tenant: str, sub: dict[str, Any]) -> None:
+        """Insert or replace the subscription with id ``sub["id"]`` (keeping its place in order)."""
+        raise NotImplementedError()
+
+    async def delete_subscription(self, tenant: str, sub_id: str) -> bool:
+        raise NotImplementedError()
+
     async def __aenter__(self) -> Store:
         await self.open()
         return self

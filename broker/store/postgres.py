@@ -54,6 +54,14 @@ CREATE INDEX IF NOT EXISTS entities_type ON entities (tenant, type);
 CREATE INDEX IF NOT EXISTS entities_sp ON entities (tenant, sp);
 CREATE INDEX IF NOT EXISTS entities_exp ON entities (exp) WHERE exp IS NOT NULL;
 CREATE TABLE IF NOT EXISTS subscriptions (
+    seq bigserial,
+    tenant text COLLATE "C" NOT NULL,
+    id text COLLATE "C" PRIMARY KEY,
+    raw bytea NOT NULL,
+    doc jsonb
+);
+CREATE TABLE IF NOT EXISTS registrations (
+    seq bigserial,
     tenant text COLLATE "C" NOT NULL,
     id text COLLATE "C" PRIMARY KEY,
     raw bytea NOT NULL,
@@ -114,7 +122,7 @@ def _mapped_errors() -> Iterator[None]:
 
 def _dsn_from_url(url: str) -> tuple[str, int]:
     """asyncpg's DSN for a store URL, and the pool size it asks for."""
-    scheme, sep, rest = url.partition("://")
+    _scheme, sep, rest = url.partition("://")
     if not sep:
         raise StoreError(f"bad PostgreSQL URL {url!r}")
     base, _, query = rest.partition("?")
@@ -161,10 +169,8 @@ class _Where:
             else:
                 self.python_patterns.append((column, pattern))
         scopes = []
-        for path, subtree in selector.service_paths:
-            if subtree and path == "/":
-                scopes = []
-                break
+        # A "/" subtree among the scopes matches every path.
+        for path, subtree in () if ("/", True) in selector.service_paths else selector.service_paths:
             if subtree:
                 # [path + '/', path + '0') is the subtree, served by the (tenant, sp) index.
                 scopes.append(f"sp = {param(path)} OR (sp >= {param(path + '/')} AND sp < {param(path + '0')})")
@@ -322,25 +328,44 @@ class PostgresStore(Store):
         rows = sorted(rows, key=lambda row: row[0])
         return [(row[1], orjson.loads(row[2])) for row in rows]
 
-    async def load_subscriptions(self) -> list[tuple[str, dict]]:
+    # -- subscriptions and registrations: (tenant, document) by id, in creation order --
+
+    async def _load(self, table: str) -> list[tuple[str, dict[str, Any]]]:
         with _mapped_errors():
-            rows = await self.pool.fetch("SELECT tenant, raw FROM subscriptions ORDER BY tenant, id")
+            rows = await self.pool.fetch(f"SELECT tenant, raw FROM {table} ORDER BY seq")
         return [(row[0], orjson.loads(row[1])) for row in rows]
 
-    async def save_subscription(self, tenant: str, sub: dict) -> None:
-        raw = orjson.dumps(sub)
-        doc = None if b"\\u0000" in raw else raw.decode()
+    async def _save(self, table: str, tenant: str, doc: dict[str, Any]) -> None:
+        raw = orjson.dumps(doc)
         with _mapped_errors():
             await self.pool.execute(
-                "INSERT INTO subscriptions (tenant, id, raw, doc) VALUES ($1, $2, $3, $4::jsonb) "
+                f"INSERT INTO {table} (tenant, id, raw, doc) VALUES ($1, $2, $3, $4::jsonb) "
                 "ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, raw = excluded.raw, doc = excluded.doc",
                 tenant,
-                sub["id"],
+                doc["id"],
                 raw,
-                doc,
+                None if b"\\u0000" in raw else raw.decode(),
             )
 
-    async def delete_subscription(self, tenant: str, sub_id: str) -> bool:
+    async def _delete(self, table: str, tenant: str, doc_id: str) -> bool:
         with _mapped_errors():
-            status = await self.pool.execute("DELETE FROM subscriptions WHERE tenant = $1 AND id = $2", tenant, sub_id)
+            status = await self.pool.execute(f"DELETE FROM {table} WHERE tenant = $1 AND id = $2", tenant, doc_id)
         return status != "DELETE 0"
+
+    async def load_subscriptions(self) -> list[tuple[str, dict[str, Any]]]:
+        return await self._load("subscriptions")
+
+    async def save_subscription(self, tenant: str, sub: dict[str, Any]) -> None:
+        await self._save("subscriptions", tenant, sub)
+
+    async def delete_subscription(self, tenant: str, sub_id: str) -> bool:
+        return await self._delete("subscriptions", tenant, sub_id)
+
+    async def load_registrations(self) -> list[tuple[str, dict[str, Any]]]:
+        return await self._load("registrations")
+
+    async def save_registration(self, tenant: str, reg: dict[str, Any]) -> None:
+        await self._save("registrations", tenant, reg)
+
+    async def delete_registration(self, tenant: str, reg_id: str) -> bool:
+        return await self._delete("registrations", tenant, reg_id)

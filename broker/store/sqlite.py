@@ -38,6 +38,16 @@ CREATE TABLE IF NOT EXISTS entities (
 CREATE INDEX IF NOT EXISTS entities_type ON entities (tenant, type);
 CREATE INDEX IF NOT EXISTS entities_sp ON entities (tenant, sp);
 CREATE INDEX IF NOT EXISTS entities_exp ON entities (exp) WHERE exp IS NOT NULL;
+CREATE TABLE IF NOT EXISTS subscriptions (
+    tenant TEXT NOT NULL,
+    id TEXT PRIMARY KEY,
+    doc BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registrations (
+    tenant TEXT NOT NULL,
+    id TEXT PRIMARY KEY,
+    doc BLOB NOT NULL
+);
 """
 
 _regex_cache: dict[str, re.Pattern[str]] = {}
@@ -86,16 +96,17 @@ def _where(tenant: str, selector: Selector) -> tuple[str, list[Any]]:
         clauses.append("type REGEXP ?")
         params.append(selector.type_pattern)
     scopes = []
-    for path, subtree in selector.service_paths:
-        if subtree and path == "/":
-            scopes = []
-            break
+    # With ids given, the unique (tenant, id, ...) index is the one to use; without statistics
+    # SQLite may pick (tenant, sp) instead and scan every entity of the path: "+sp" rules it out.
+    sp = "+sp" if selector.ids is not None else "sp"
+    # A "/" subtree among the scopes matches every path (checked first: no stray params).
+    for path, subtree in () if ("/", True) in selector.service_paths else selector.service_paths:
         if subtree:
             # '/' sorts right before '0': [path + '/', path + '0') is the subtree, served by the index.
-            scopes.append("(sp = ? OR (sp >= ? AND sp < ?))")
+            scopes.append(f"({sp} = ? OR ({sp} >= ? AND {sp} < ?))")
             params.extend([path, path + "/", path + "0"])
         else:
-            scopes.append("sp = ?")
+            scopes.append(f"{sp} = ?")
             params.append(path)
     if scopes:
         clauses.append("(" + " OR ".join(scopes) + ")")
@@ -177,3 +188,39 @@ class SQLiteStore(Store):
                 "DELETE FROM entities WHERE exp IS NOT NULL AND exp < ? RETURNING tenant, doc", (now,)
             ).fetchall()
         return [(tenant, orjson.loads(doc)) for tenant, doc in rows]
+
+    async def load_subscriptions(self) -> list[tuple[str, dict[str, Any]]]:
+        with _mapped_errors():
+            rows = self.db.execute("SELECT tenant, doc FROM subscriptions ORDER BY rowid").fetchall()
+        return [(tenant, orjson.loads(doc)) for tenant, doc in rows]
+
+    async def save_subscription(self, tenant: str, sub: dict[str, Any]) -> None:
+        with _mapped_errors():
+            self.db.execute(
+                "INSERT INTO subscriptions (tenant, id, doc) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, doc = excluded.doc",
+                (tenant, sub["id"], orjson.dumps(sub)),
+            )
+
+    async def delete_subscription(self, tenant: str, sub_id: str) -> bool:
+        with _mapped_errors():
+            cursor = self.db.execute("DELETE FROM subscriptions WHERE tenant = ? AND id = ?", (tenant, sub_id))
+        return cursor.rowcount > 0
+
+    async def load_registrations(self) -> list[tuple[str, dict[str, Any]]]:
+        with _mapped_errors():
+            rows = self.db.execute("SELECT tenant, doc FROM registrations ORDER BY rowid").fetchall()
+        return [(tenant, orjson.loads(doc)) for tenant, doc in rows]
+
+    async def save_registration(self, tenant: str, reg: dict[str, Any]) -> None:
+        with _mapped_errors():
+            self.db.execute(
+                "INSERT INTO registrations (tenant, id, doc) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, doc = excluded.doc",
+                (tenant, reg["id"], orjson.dumps(reg)),
+            )
+
+    async def delete_registration(self, tenant: str, reg_id: str) -> bool:
+        with _mapped_errors():
+            cursor = self.db.execute("DELETE FROM registrations WHERE tenant = ? AND id = ?", (tenant, reg_id))
+        return cursor.rowcount > 0

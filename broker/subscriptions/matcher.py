@@ -209,7 +209,7 @@ def _compiled_geo(georel: str, geometry: str, coords: str) -> Any:
         return False
 
 
-def expression_holds(expression: dict[str, Any] | None, entity: Entity) -> bool:
+def expression_holds(expression: dict[str, Any] | None, entity: Entity, change: Change | None = None) -> bool:
     if not expression:
         return True
     for kind in ("q", "mq"):
@@ -227,7 +227,7 @@ def expression_holds(expression: dict[str, Any] | None, entity: Entity) -> bool:
     if jexl:
         from .notify import jexl_condition
 
-        if not jexl_condition(jexl, entity):
+        if change is None or not jexl_condition(jexl, change):
             return False
     return True
 
@@ -271,7 +271,7 @@ def fires(sub: Sub, change: Change, now: float) -> str | None:
     elif cond_attrs and change.action == "create":
         if not any(name in cond_attrs for name in entity["attrs"]):
             return None
-    if not expression_holds(condition.get("expression"), entity):
+    if not expression_holds(condition.get("expression"), entity, change):
         return None
     if throttled(sub, now):
         return None

@@ -1,0 +1,395 @@
+"""The benchmark suite: ``make bench`` (``BENCH_SECONDS=2`` for a quick run).
+
+Starts the broker as a subprocess on a fresh data dir, a bare Starlette app on the same server
+stack (the yardstick every figure is also given as a ratio to) and a notification receiver,
+preloads entities, then runs each workload for a fixed time from a separate load process on
+loopback: wrk with bench/lua/*.lua, except W4, which needs exact per-request accounting to count
+lost notifications and uses the asyncio client in bench/client.py. Writes
+bench/results/<date>.json and the results table of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import random
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import client  # noqa: E402
+
+HOST = "127.0.0.1"
+PY = sys.executable
+ROOMS = 10_000  # W1/W2/W3-q/W4/W5 entities: Room0..Room9999, attributes temperature, pressure, group
+GROUPS = 1_000  # group = i % GROUPS, so a q=group==G query returns 10 Rooms
+ITEMS = 100_000  # W3 paging: Item0..Item99999
+PER_ENTITY_SUBS = 1_000
+PRELOAD_BATCH = 1_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def start(cmd: list[str], port: int, ready_path: str | None, log: Path) -> subprocess.Popen[bytes]:
+    """Start a server and wait until it answers (``ready_path``) or accepts connections."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"bench: {cmd[:3]} exited at start-up:\n{log.read_text()[-3000:]}")
+        try:
+            if ready_path is None:
+                socket.create_connection((HOST, port), timeout=1).close()
+                return proc
+            if asyncio.run(client.call(HOST, port, "GET", ready_path))[0] == 200:
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    sys.exit(f"bench: {cmd[:3]} did not come up:\n{log.read_text()[-3000:]}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, broker: subprocess.Popen[bytes], broker_port: int,
+                 baseline_port: int, receiver_port: int) -> None:
+        self.args = args
+        self.broker, self.port = broker, broker_port
+        self.baseline_port, self.receiver_port = baseline_port, receiver_port
+        self.results: dict[str, dict[str, Any]] = {}
+        self.baseline: dict[str, Any] | None = None
+
+    # --- running one workload -------------------------------------------------------------
+    def wrk(self, script: str, args: list[str | int], port: int | None = None) -> dict[str, Any]:
+        a = self.args
+        cmd = ["wrk", "-t", str(a.threads), "-c", str(a.connections), "-d", f"{a.seconds}s", "--timeout", "10s",
+               "-s", script, f"http://{HOST}:{port or self.port}/", "--", *map(str, args)]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = subprocess.run(cmd, cwd=HERE / "lua", capture_output=True, text=True, check=True).stdout
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        line = next((x for x in out.splitlines() if x.startswith("BENCH ")), None)
+        if line is None:
+            sys.exit(f"bench: no summary from wrk {script}:\n{out}")
+        raw = json.loads(line[6:])
+        seconds = raw["duration_us"] / 1e6
+        return {
+            "requests": raw["requests"], "seconds": seconds, "non2xx": raw["non2xx"],
+            "socket_errors": raw["socket_errors"], "p50_ms": raw["p50_us"] / 1000, "p99_ms": raw["p99_us"] / 1000,
+            "client_cpu_pct": 100 * (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / seconds,
+        }
+
+    def record(self, name: str, unit: str, per_request: int, run: Callable[[], dict[str, Any]]) -> None:
+        """Run a workload, adding broker CPU, rates and ratios to the yardstick; print a line."""
+        self.settle()
+        cpu = cpu_seconds(self.broker.pid)
+        result = run()
+        if "skipped" in result:
+            self.results[name] = result
+            print(f"{name:<24} skipped: {result['skipped']}", flush=True)
+            return
+        result["broker_cpu_pct"] = 100 * (cpu_seconds(self.broker.pid) - cpu) / result["seconds"]
+        result["rps"] = result["requests"] / result["seconds"]
+        result["rate"], result["unit"] = result["rps"] * per_request, unit
+        if self.baseline is not None:
+            result["vs_baseline"] = {
+                "rate": result["rate"] / self.baseline["rps"],
+                "p50": result["p50_ms"] / self.baseline["p50_ms"],
+                "p99": result["p99_ms"] / self.baseline["p99_ms"],
+            }
+        self.results[name] = result
+        print(describe(name, result), flush=True)
+
+    def settle(self) -> None:
+        """Wait until the broker is idle: wrk stops with requests in flight, and the broker still runs them."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            before = cpu_seconds(self.broker.pid)
+            time.sleep(0.5)
+            if cpu_seconds(self.broker.pid) - before < 0.05:
+                return
+        print("bench: the broker is still busy after 120 s; measuring anyway", flush=True)
+
+    # --- setup ------------------------------------------------------------------------------
+    def preload(self) -> None:
+        def room(i: int) -> dict[str, Any]:
+            return {"id": f"Room{i}", "type": "Room", "temperature": {"value": 20, "type": "Number"},
+                    "pressure": {"value": 1000, "type": "Number"}, "group": {"value": i % GROUPS, "type": "Number"}}
+
+        def item(i: int) -> dict[str, Any]:
+            return {"id": f"Item{i}", "type": "Item", "n": {"value": i, "type": "Number"}}
+
+        jobs = [self._batch_job([room(i) for i in range(s, min(s + PRELOAD_BATCH, ROOMS))]) for s in range(0, ROOMS, PRELOAD_BATCH)]
+        jobs += [self._batch_job([item(i) for i in range(s, min(s + PRELOAD_BATCH, self.args.items))])
+                 for s in range(0, self.args.items, PRELOAD_BATCH)]
+        began = time.perf_counter()
+        asyncio.run(client.gather_limited(jobs, 2))
+        took = time.perf_counter() - began
+        print(f"preloaded {ROOMS} Rooms and {self.args.items} Items in {took:.1f} s "
+              f"({(ROOMS + self.args.items) / took:.0f} entities/s)", flush=True)
+        self.results["preload"] = {"entities": ROOMS + self.args.items, "seconds": took}
+
+    def _batch_job(self, entities: list[dict[str, Any]]) -> Callable[[], Any]:
+        async def job() -> None:
+            body = orjson.dumps({"actionType": "append", "entities": entities})
+            status, _, data = await client.call(HOST, self.port, "POST", "/v2/op/update", body)
+            if status != 204:
+                sys.exit(f"bench: preload failed: {status} {data[:300]!r}")
+        return job
+
+    async def subscribe(self, subject: dict[str, Any], description: str = "bench") -> tuple[int, str]:
+        """POST /v2/subscriptions notifying the receiver; (status, id)."""
+        body = orjson.dumps({"description": description, "subject": subject,
+                             "notification": {"http": {"url": f"http://{HOST}:{self.receiver_port}/notify"}}})
+        status, headers, _ = await client.call(HOST, self.port, "POST", "/v2/subscriptions", body)
+        return status, headers.get("location", "").rsplit("/", 1)[-1]
+
+    async def unsubscribe(self, ids: list[str]) -> None:
+        for sub_id in ids:
+            await client.call(HOST, self.port, "DELETE", f"/v2/subscriptions/{sub_id}")
+
+    # --- W4 -----------------------------------------------------------------------------------
+    def notifications(self, per_entity: bool) -> dict[str, Any]:
+        return asyncio.run(self._notifications(per_entity))
+
+    async def _notifications(self, per_entity: bool) -> dict[str, Any]:
+        if per_entity:
+            subjects = [{"entities": [{"id": f"Room{i}", "type": "Room"}]} for i in range(PER_ENTITY_SUBS)]
+            targets = PER_ENTITY_SUBS
+        else:
+            subjects, targets = [{"entities": [{"idPattern": ".*", "type": "Room"}]}], ROOMS
+        ids: list[str] = []
+        for subject in subjects:
+            status, sub_id = await self.subscribe(subject)
+            if 400 <= status < 500:
+                await self.unsubscribe(ids)
+                return {"skipped": "subscriptions not available"}
+            if status != 201:
+                sys.exit(f"bench: POST /v2/subscriptions answered {status}")
+            ids.append(sub_id)
+        await client.call(HOST, self.receiver_port, "POST", "/reset")
+        accepted: set[int] = set()
+
+        def make(seq: int) -> tuple[str, str, bytes]:
+            # the send time rides in an attribute value; the receiver compares it on arrival
+            body = b'{"temperature":{"value":%d,"type":"Number"},"pressure":{"value":"%d %d","type":"Text"}}' % (
+                random.randint(0, 40), seq, time.time_ns())
+            return "PATCH", f"/v2/entities/Room{random.randrange(targets)}/attrs", body
+
+        def done(seq: int, status: int, latency: float) -> None:
+            if status < 300:
+                accepted.add(seq)
+
+        result = await client.drive(HOST, self.port, self.args.connections, self.args.seconds, make, done)
+        stats = await self._drain(len(accepted))
+        received = set(stats["seqs"])
+        await self.unsubscribe(ids)
+        result.update({
+            "subscriptions": len(ids), "notified_entities": stats["entities"], "lost": len(accepted - received),
+            "duplicates": stats["entities"] - len(received), "unreadable": stats["bad"],
+            "notify_per_second": stats["per_second"], "notify_p50_ms": stats["p50_ms"], "notify_p99_ms": stats["p99_ms"], "notify_max_ms": stats["max_ms"],
+        })
+        return result
+
+    async def _drain(self, expected: int) -> dict[str, Any]:
+        """Receiver stats once every accepted update is notified, or nothing arrived for 3 s."""
+        last, quiet_since = -1, time.monotonic()
+        while True:
+            stats = orjson.loads((await client.call(HOST, self.receiver_port, "GET", "/stats"))[2])
+            if stats["entities"] >= expected:
+                return stats
+            if stats["entities"] != last:
+                last, quiet_since = stats["entities"], time.monotonic()
+            elif time.monotonic() - quiet_since > 3:
+                return stats
+            await asyncio.sleep(0.2)
+
+    # --- W5 -----------------------------------------------------------------------------------
+    def mixed(self) -> dict[str, Any]:
+        async def subscribe_some() -> list[str]:
+            ids = []
+            for k in range(10):  # fire on created Tmp entities only: a realistic trickle
+                status, sub_id = await self.subscribe({"entities": [{"idPattern": "^Tmp-", "type": "Tmp"}]}, f"w5 {k}")
+                if status != 201:
+                    break
+                ids.append(sub_id)
+            return ids
+
+        ids = asyncio.run(subscribe_some())
+        try:
+            return self.wrk("mixed.lua", [ROOMS, GROUPS, ",".join(ids) or "-"]) | {"subscriptions": len(ids)}
+        finally:
+            asyncio.run(self.unsubscribe(ids))
+
+    # --- which load generator -------------------------------------------------------------
+    def compare_clients(self) -> None:
+        """wrk vs the asyncio client on the yardstick: requests per second and client CPU."""
+        async def load() -> dict[str, Any]:
+            return await client.drive(HOST, self.baseline_port, self.args.connections, self.args.seconds,
+                                      lambda seq: ("GET", "/", b""))
+
+        cpu = time.process_time()
+        own = asyncio.run(load())
+        own["client_cpu_pct"] = 100 * (time.process_time() - cpu) / own["seconds"]
+        wrk = self.wrk("baseline.lua", [], self.baseline_port)
+        for name, r in (("wrk", wrk), ("asyncio client", own)):
+            rps = r["requests"] / r["seconds"]
+            r["rps"] = rps
+            print(f"client {name:<16} {rps:8.0f} req/s  client CPU {r['client_cpu_pct']:5.1f}%  "
+                  f"({r['client_cpu_pct'] * 10_000 / rps:.0f} us CPU per request)", flush=True)
+        self.results["client_comparison"] = {"wrk": wrk, "asyncio": own}
+
+    def run(self) -> None:
+        self.record("baseline (bare Starlette)", "req/s", 1, lambda: self.wrk("baseline.lua", [], self.baseline_port))
+        self.baseline = self.results["baseline (bare Starlette)"]
+        if self.args.compare_clients:
+            self.compare_clients()
+        self.preload()
+        self.record("W1 PATCH attrs", "req/s", 1, lambda: self.wrk("patch.lua", [ROOMS]))
+        self.record("W1 batch update x100", "entity-updates/s", 100, lambda: self.wrk("batch.lua", [ROOMS, 100]))
+        self.record("W2 GET normalized", "req/s", 1, lambda: self.wrk("get.lua", [ROOMS, "normalized"]))
+        self.record("W2 GET keyValues+attrs", "req/s", 1, lambda: self.wrk("get.lua", [ROOMS, "keyValues"]))
+        self.record("W3 query type+q", "req/s", 1, lambda: self.wrk("query.lua", ["q", GROUPS]))
+        self.record("W3 page 20 of 100k", "req/s", 1, lambda: self.wrk("query.lua", ["page", self.args.items]))
+        self.record("W4 notify catch-all", "req/s", 1, lambda: self.notifications(per_entity=False))
+        self.record("W4 notify 1000 subs", "req/s", 1, lambda: self.notifications(per_entity=True))
+        self.record("W5 mixed", "req/s", 1, self.mixed)
+
+
+def describe(name: str, r: dict[str, Any]) -> str:
+    text = f"{name:<26} {r['rate']:9.0f} {r['unit']:<16} p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
+    if "vs_baseline" in r:
+        v = r["vs_baseline"]
+        text += f"  | x{v['rate']:.3f} rate  x{v['p50']:.1f} p50  x{v['p99']:.1f} p99"
+    text += f"  | broker CPU {r['broker_cpu_pct']:.0f}%"
+    if r["non2xx"] or r.get("socket_errors"):
+        text += f"  | non-2xx {r['non2xx']} socket errors {r.get('socket_errors', 0)}"
+    if "lost" in r:
+        text += (f"\n{'':<26} notifications {r['notified_entities']} ({r['notify_per_second']:.0f}/s)  lost {r['lost']}  "
+                 f"latency p50 {r['notify_p50_ms']:.2f} ms  p99 {r['notify_p99_ms']:.2f} ms")
+    return text
+
+
+def machine() -> dict[str, Any]:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {"cpu": model, "cores": os.cpu_count(), "commit": commit + ("-dirty" if dirty else ""),
+            "load_average": os.getloadavg()}
+
+
+def write_markdown(report: dict[str, Any]) -> None:
+    """Replace the results table of BENCHMARKS.md (between its markers) with this run's."""
+    m = report["machine"]
+    lines = [
+        f"Run {report['date']}: {m['cpu']}, {m['cores']} cores, commit {m['commit']}, backend {report['backend']}, "
+        f"{report['seconds']} s per workload, {report['connections']} connections, "
+        f"load average at start {m['load_average'][0]:.1f}"
+        + (" (a loaded machine: these figures show the suite works, not what the broker can do)."
+           if m["load_average"][0] > m["cores"] else "."),
+        "",
+        "| workload | rate | unit | p50 ms | p99 ms | rate vs bare | p50 vs bare | p99 vs bare | broker CPU | notes |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, r in report["results"].items():
+        if "skipped" in r:
+            lines.append(f"| {name} | | | | | | | | | skipped: {r['skipped']} |")
+        elif "rate" in r:
+            v = r.get("vs_baseline", {"rate": 1, "p50": 1, "p99": 1})
+            notes = []
+            if "lost" in r:
+                notes.append(f"lost {r['lost']}, {r['notify_per_second']:.0f} notified/s, notify p50 {r['notify_p50_ms']:.1f} ms p99 {r['notify_p99_ms']:.1f} ms")
+            if r["non2xx"]:
+                notes.append(f"non-2xx {r['non2xx']}")
+            if not r["requests"]:
+                notes.append("no request completed within the run time")
+            lines.append(f"| {name} | {r['rate']:.0f} | {r['unit']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                         f"{v['rate']:.3f} | {v['p50']:.1f} | {v['p99']:.1f} | {r['broker_cpu_pct']:.0f}% | {'; '.join(notes)} |")
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n<!-- results -->\n<!-- /results -->\n"
+    head, _, rest = text.partition("<!-- results -->")
+    _, _, tail = rest.partition("<!-- /results -->")
+    path.write_text(f"{head}<!-- results -->\n{chr(10).join(lines)}\n<!-- /results -->{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", 10)))
+    parser.add_argument("--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", 16)))
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (the broker is one process)")
+    parser.add_argument("--db-uri", default=os.environ.get("BENCH_DB_URI", ""),
+                        help="broker -dbURI (empty: SQLite in a fresh data dir); the database gets Room*/Item*/Tmp-* entities")
+    parser.add_argument("--items", type=int, default=int(os.environ.get("BENCH_ITEMS", ITEMS)), help="entities for the paging workload")
+    parser.add_argument("--compare-clients", action="store_true", help="also measure wrk vs the asyncio client")
+    parser.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="waziup-bench-") as tmp:
+        work = Path(tmp)
+        ports = {name: free_port() for name in ("broker", "baseline", "receiver")}
+        broker_cmd = [PY, "-m", "broker", "-localIp", HOST, "-port", str(ports["broker"]), "-data", str(work / "data")]
+        if args.db_uri:
+            broker_cmd += ["-dbURI", args.db_uri]
+        (work / "data").mkdir()
+        procs = []
+        try:
+            procs.append(start([PY, str(HERE / "receiver.py"), str(ports["receiver"])], ports["receiver"], None, work / "receiver.log"))
+            procs.append(start([PY, str(HERE / "baseline_app.py"), str(ports["baseline"])], ports["baseline"], "/", work / "baseline.log"))
+            broker = start(broker_cmd, ports["broker"], "/version", work / "broker.log")
+            procs.append(broker)
+            bench = Bench(args, broker, ports["broker"], ports["baseline"], ports["receiver"])
+            bench.run()
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            if procs and procs[-1].returncode not in (0, -15, None):
+                print((work / "broker.log").read_text()[-3000:], file=sys.stderr)
+
+    now = datetime.datetime.now()
+    report = {
+        "date": now.isoformat(timespec="seconds"), "machine": machine(),
+        "backend": args.db_uri.split(":", 1)[0] if args.db_uri else "sqlite",
+        "seconds": args.seconds, "connections": args.connections, "wrk_threads": args.threads,
+        "results": bench.results,
+    }
+    for r in report["results"].values():
+        r.pop("seqs", None)
+    out = HERE / "results" / f"{now:%Y-%m-%d-%H%M%S}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    if not args.no_markdown:
+        write_markdown(report)
+    print(f"results: {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""NGSI-v2 registrations (context providers) and request forwarding to them."""

@@ -1,0 +1,70 @@
+"""All registrations in memory, per tenant, written through to the store.
+
+Forwarding looks registrations up on every query and update, so they live in memory
+(a broker holds few of them); the store is only written on create and delete and read
+once at start-up.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from ngsi.errors import NotFound
+
+from ..store import Store
+from ..store.base import service_path_matches
+from .model import REGISTRATION_NOT_FOUND, Reg
+
+Scopes = tuple[tuple[str, bool], ...]
+
+
+def new_id() -> str:
+    """24 lowercase hex digits, Orion's (MongoDB ObjectId) format."""
+    return secrets.token_hex(12)
+
+
+class RegistrationRegistry:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._tenants: dict[str, dict[str, Reg]] = {}  # tenant -> id -> reg, creation order
+
+    async def load(self) -> None:
+        self._tenants = {}
+        for tenant, reg in await self.store.load_registrations():
+            self._tenants.setdefault(tenant, {})[reg["id"]] = reg
+
+    def has_any(self, tenant: str) -> bool:
+        """Cheap test that keeps forwarding out of the way of brokers without registrations."""
+        return bool(self._tenants.get(tenant))
+
+    def visible(self, tenant: str, scopes: Scopes) -> list[Reg]:
+        """The registrations of a tenant whose service path the request's scopes cover."""
+        return [r for r in self._tenants.get(tenant, {}).values() if service_path_matches(scopes, r["_servicePath"])]
+
+    def active(self, tenant: str, scopes: Scopes, now: float | None = None) -> list[Reg]:
+        """What forwarding considers: visible, status active, not expired."""
+        now = time.time() if now is None else now
+        return [
+            r for r in self.visible(tenant, scopes)
+            if r.get("status", "active") == "active" and (r.get("expires") is None or r["expires"] > now)
+        ]
+
+    def get(self, tenant: str, scopes: Scopes, reg_id: str) -> Reg:
+        reg = self._tenants.get(tenant, {}).get(reg_id)
+        if reg is None or not service_path_matches(scopes, reg["_servicePath"]):
+            raise NotFound(REGISTRATION_NOT_FOUND)
+        return reg
+
+    async def add(self, tenant: str, reg: dict[str, Any]) -> Reg:
+        reg = dict(reg)
+        reg["id"] = new_id()
+        await self.store.save_registration(tenant, reg)
+        self._tenants.setdefault(tenant, {})[reg["id"]] = reg
+        return reg
+
+    async def delete(self, tenant: str, scopes: Scopes, reg_id: str) -> None:
+        self.get(tenant, scopes, reg_id)
+        await self.store.delete_registration(tenant, reg_id)
+        del self._tenants[tenant][reg_id]

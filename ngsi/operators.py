@@ -1,0 +1,248 @@
+"""Orion's update operators for attribute values: ``{"$inc": 2}`` and friends, as pure functions.
+
+An attribute value that is a JSON object whose keys are all operator names is not a value
+but an instruction on the current value. Orion hands these to MongoDB's update operators,
+so their results, their effect on an attribute that does not exist yet, and their failures
+are MongoDB's; this module reproduces them on plain JSON values:
+
+    $inc n       add n            (absent: n)       $mul n      multiply by n   (absent: 0)
+    $min x       smaller of two   (absent: x)       $max x      larger of two   (absent: x)
+    $push x      append x         (absent: [x]*)    $addToSet x append if new   (absent: [x]*)
+    $pull x      remove matches   (absent: none)    $pullAll xs remove each     (absent: none)
+    $set {k: v}  set keys         (absent: {k: v})  $unset {k}  remove keys     (absent: none)
+    $set x       (not an object) replace the value
+
+"absent: none" means the attribute is not created at all; (*) an object or array x gives
+[[x]], Orion's quirk. ``$set`` and ``$unset`` may be
+combined in one value (on different keys); other combinations touch the same path and
+fail as MongoDB fails them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+OPERATORS: Final = ("$inc", "$mul", "$min", "$max", "$push", "$addToSet", "$pull", "$pullAll", "$set", "$unset")
+
+
+class _Absent:
+    """The value of an attribute that does not exist (before) or is not to exist (after)."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Final = _Absent()
+
+
+class OperatorError(Exception):
+    """MongoDB refused the update; the text is MongoDB's, the broker adds Orion's wrapping."""
+
+
+def is_operation(value: Any) -> bool:
+    """True when ``value`` is an operator instruction rather than a value."""
+    return isinstance(value, dict) and bool(value) and all(key in OPERATORS for key in value)
+
+
+# -- MongoDB's comparison order ----------------------------------------------------------------
+
+# BSON canonical type order: null < numbers < strings < objects < arrays < booleans.
+def _rank(value: Any) -> int:
+    if value is None:
+        return 1
+    if isinstance(value, bool):
+        return 8
+    if isinstance(value, (int, float)):
+        return 2
+    if isinstance(value, str):
+        return 3
+    if isinstance(value, dict):
+        return 4
+    return 5  # list
+
+
+def _compare(a: Any, b: Any) -> int:
+    """-1, 0 or 1, the way MongoDB orders two values."""
+    ra, rb = _rank(a), _rank(b)
+    if ra != rb:
+        return -1 if ra < rb else 1
+    if ra == 1:
+        return 0
+    if ra == 4:
+        for (ka, va), (kb, vb) in zip(a.items(), b.items()):
+            if ka != kb:
+                return -1 if ka < kb else 1
+            c = _compare(va, vb)
+            if c:
+                return c
+        return (len(a) > len(b)) - (len(a) < len(b))
+    if ra == 5:
+        for va, vb in zip(a, b):
+            c = _compare(va, vb)
+            if c:
+                return c
+        return (len(a) > len(b)) - (len(a) < len(b))
+    return (a > b) - (a < b)
+
+
+def equal(a: Any, b: Any) -> bool:
+    """MongoDB equality: numbers by value (1 == 1.0), booleans apart from numbers, objects key-ordered."""
+    return _compare(a, b) == 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    return "array"
+
+
+def _bson_text(value: Any) -> str:
+    """A value as MongoDB prints it in messages: ``{value: "foo"}``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value + '"'
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{k}: {_bson_text(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[ " + ", ".join(_bson_text(v) for v in value) + " ]" if value else "[]"
+    return repr(value)
+
+
+# -- paths and conflicts -------------------------------------------------------------------------
+
+
+def _paths(op: str, arg: Any) -> list[tuple[str, ...]]:
+    """The value paths an operator writes, relative to the attribute value (MongoDB checks these)."""
+    if op in ("$set", "$unset") and isinstance(arg, dict) and arg:
+        return [tuple(key.split(".")) for key in arg]
+    return [()]
+
+
+def check_conflicts(ops: dict[str, Any], base: str = "value") -> None:
+    """Two operators writing the same path (or one inside the other) is MongoDB's conflict error."""
+    seen: list[tuple[str, ...]] = []
+    for op, arg in ops.items():
+        for path in _paths(op, arg):
+            for other in seen:
+                shorter = min(len(path), len(other))
+                if path[:shorter] == other[:shorter]:
+                    at = other if len(other) <= len(path) else path
+                    raise OperatorError(
+                        f"Updating the path '{'.'.join((base,) + path)}' would create a conflict at "
+                        f"'{'.'.join((base,) + at)}'"
+                    )
+            seen.append(path)
+
+
+# -- one operator ------------------------------------------------------------------------------------
+
+
+def _arith(op: str, arg: Any, current: Any) -> Any:
+    if not _is_number(arg):
+        raise OperatorError(f"Cannot {'increment' if op == '$inc' else 'multiply'} with non-numeric argument: "
+                            f"{{value: {_bson_text(arg)}}}")
+    if current is ABSENT:
+        return arg if op == "$inc" else arg * 0
+    if not _is_number(current):
+        raise OperatorError(
+            f"Cannot apply {op} to a value of non-numeric type. The field 'value' has non-numeric type "
+            f"{_type_name(current)}"
+        )
+    return current + arg if op == "$inc" else current * arg
+
+
+def _array(op: str, current: Any) -> list[Any]:
+    if not isinstance(current, list):
+        if op in ("$pull", "$pullAll"):
+            raise OperatorError("Cannot apply $pull to a non-array value")
+        raise OperatorError(f"The field 'value' must be an array but is of type {_type_name(current)}")
+    return list(current)
+
+
+def _pull_matches(pattern: Any, item: Any) -> bool:
+    """$pull with an object is a query on object elements (all its fields equal); else equality."""
+    if isinstance(pattern, dict) and pattern:
+        return isinstance(item, dict) and all(k in item and equal(item[k], v) for k, v in pattern.items())
+    return equal(pattern, item)
+
+
+def apply_one(op: str, arg: Any, current: Any) -> Any:
+    """The value after one operator; ``current``/result ABSENT: no such attribute."""
+    if op in ("$inc", "$mul"):
+        return _arith(op, arg, current)
+    if op in ("$min", "$max"):
+        if current is ABSENT:
+            return arg
+        c = _compare(arg, current)
+        return arg if (c < 0 if op == "$min" else c > 0) else current
+    if op in ("$push", "$addToSet") and current is ABSENT:
+        # Orion builds a new attribute's array itself and wraps an object or array
+        # argument once more than MongoDB would ({"$push": [z]} creates [[[z]]]).
+        return [[arg]] if isinstance(arg, (dict, list)) else [arg]
+    if op == "$push":
+        return _array(op, current) + [arg]
+    if op == "$addToSet":
+        items = _array(op, current)
+        if not any(equal(arg, item) for item in items):
+            items.append(arg)
+        return items
+    if op == "$pullAll" and not isinstance(arg, list):
+        raise OperatorError(f"$pullAll requires an array argument but was given a {_type_name(arg)}")
+    if op in ("$pull", "$pullAll"):
+        if current is ABSENT:
+            return ABSENT
+        items = _array(op, current)
+        if op == "$pull":
+            return [item for item in items if not _pull_matches(arg, item)]
+        return [item for item in items if not any(equal(p, item) for p in arg)]
+    if op == "$set":
+        if not isinstance(arg, dict) or not arg:
+            return arg
+        if current is ABSENT:
+            return dict(arg)
+        if not isinstance(current, dict):
+            first = next(iter(arg))
+            raise OperatorError(f"Cannot create field '{first}' in element {{value: {_bson_text(current)}}}")
+        result = dict(current)
+        result.update(arg)
+        return result
+    if op == "$unset":
+        if current is ABSENT:
+            return ABSENT
+        if not isinstance(arg, dict):
+            return None
+        if not isinstance(current, dict):
+            return current
+        return {k: v for k, v in current.items() if k not in arg}
+    raise OperatorError(f"Unknown modifier: {op}")
+
+
+def apply(ops: dict[str, Any], current: Any = ABSENT, *, base: str = "value") -> Any:
+    """The value after all the operators of ``ops``, in order; ABSENT when the attribute is not to exist.
+
+    ``base`` is the path of the value in MongoDB's messages (Orion's is ``attrs.<name>.value``).
+    """
+    check_conflicts(ops, base)
+    value = current
+    for op, arg in ops.items():
+        value = apply_one(op, arg, value)
+    return value

@@ -1,0 +1,274 @@
+"""Notifications: which subscriptions fire (matcher) and the requests they send (notify), pure."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from broker.routes.notify import parse_notification
+from broker.subscriptions.matcher import (
+    ENTITY_CHANGE,
+    ENTITY_CREATE,
+    ENTITY_DELETE,
+    ENTITY_UPDATE,
+    Change,
+    RequestContext,
+    alteration_type,
+    alteration_wanted,
+    fires,
+    same_value,
+    service_path_covers,
+)
+from broker.subscriptions.notify import build, substitute
+from ngsi.errors import BadRequest
+
+NOW = 1_700_000_000.0
+
+
+def attr(value: Any, type_: str = "Number", md: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"type": type_, "value": value, "md": md or {}, "creDate": NOW, "modDate": NOW}
+
+
+def entity(attrs: dict[str, Any], id_: str = "E1", type_: str = "T", path: str = "/") -> dict[str, Any]:
+    return {"id": id_, "type": type_, "servicePath": path, "attrs": attrs, "creDate": NOW, "modDate": NOW}
+
+
+def sub(**notification: Any) -> dict[str, Any]:
+    subject = notification.pop("subject", {"entities": [{"idPattern": ".*"}], "condition": {}})
+    base: dict[str, Any] = {
+        "id": "5f0000000000000000000001",
+        "subject": subject,
+        "notification": {"http": {"url": "http://localhost:1/notify"}, "attrsFormat": "normalized", **notification},
+        "status": "active",
+        "_servicePath": "/#",
+    }
+    return base
+
+
+def update(before: dict[str, Any], after_attrs: dict[str, Any], touched: list[str], forced: bool = False) -> Change:
+    after = dict(before, attrs=after_attrs)
+    return Change("", "update", before, after, tuple(touched), forced=forced)
+
+
+def body(n: Any) -> Any:
+    return json.loads(n.body)
+
+
+CTX = RequestContext(correlator="c0rr")
+
+
+# -- matcher ---------------------------------------------------------------------------------
+
+
+def test_alteration_types() -> None:
+    e = entity({"A": attr(1)})
+    assert alteration_type(Change("", "create", None, e, ("A",))) == ENTITY_CREATE
+    assert alteration_type(Change("", "delete", e, None, ("A",))) == ENTITY_DELETE
+    assert alteration_type(update(e, {"A": attr(1)}, ["A"])) == ENTITY_UPDATE
+    assert alteration_type(update(e, {"A": attr(1)}, ["A"], forced=True)) == ENTITY_CHANGE
+    assert alteration_type(update(e, {"A": attr(2)}, ["A"])) == ENTITY_CHANGE
+    md_only = update(e, {"A": attr(1, md={"m": {"type": "Text", "value": "x"}})}, ["A"])
+    assert alteration_type(md_only) == ENTITY_CHANGE
+    assert alteration_type(md_only, notify_on_metadata_change=False) == ENTITY_UPDATE
+
+
+def test_default_alterations_are_create_and_change() -> None:
+    assert alteration_wanted(None, ENTITY_CREATE)
+    assert alteration_wanted(None, ENTITY_CHANGE)
+    assert not alteration_wanted(None, ENTITY_UPDATE)
+    assert not alteration_wanted(None, ENTITY_DELETE)
+    assert alteration_wanted([ENTITY_UPDATE], ENTITY_CHANGE)
+    assert not alteration_wanted([ENTITY_CHANGE], ENTITY_UPDATE)
+
+
+def test_same_value_keeps_json_types_apart() -> None:
+    assert same_value(1, 1.0)
+    assert not same_value(True, 1)
+    assert not same_value("1", 1)
+    assert same_value({"a": [1, {"b": None}]}, {"a": [1, {"b": None}]})
+    assert not same_value({"a": [1]}, {"a": [True]})
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+                    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=2), kids, max_size=3)))
+def test_same_value_is_reflexive(value: Any) -> None:
+    assert same_value(value, value)
+
+
+def test_service_paths() -> None:
+    assert service_path_covers("/#", "/a/b")
+    assert service_path_covers(None, "/a")
+    assert service_path_covers("/a/#", "/a")
+    assert service_path_covers("/a/#", "/a/b")
+    assert not service_path_covers("/a/#", "/ab")
+    assert service_path_covers("/a", "/a")
+    assert not service_path_covers("/a", "/a/b")
+
+
+def test_fires_checks_subject_condition_expression_and_status() -> None:
+    e = entity({"A": attr(1), "B": attr(5)})
+    created = Change("", "create", None, e, ("A", "B"))
+    s = sub(subject={"entities": [{"id": "E1", "type": "T"}], "condition": {"attrs": ["B"]}})
+    assert fires(s, created, NOW) == ENTITY_CREATE
+    assert fires(s, update(e, {"A": attr(2), "B": attr(5)}, ["A"]), NOW) is None
+    assert fires(s, update(e, {"A": attr(1), "B": attr(6)}, ["B"]), NOW) == ENTITY_CHANGE
+    s["subject"]["condition"]["expression"] = {"q": "B>10"}
+    assert fires(s, created, NOW) is None
+    s["subject"]["condition"]["expression"] = {"q": "B<10"}
+    assert fires(s, created, NOW) == ENTITY_CREATE
+    s["subject"]["entities"] = [{"id": "E1", "type": "Other"}]
+    assert fires(s, created, NOW) is None
+    s["subject"]["entities"] = [{"idPattern": "^E", "typePattern": "^T$"}]
+    assert fires(s, created, NOW) == ENTITY_CREATE
+    s["status"] = "inactive"
+    assert fires(s, created, NOW) is None
+    s["status"] = "active"
+    s["expires"] = NOW - 1
+    assert fires(s, created, NOW) is None
+    del s["expires"]
+    s["throttling"] = 10
+    s["notification"]["lastNotification"] = NOW - 5
+    assert fires(s, created, NOW) is None
+    assert fires(s, created, NOW + 6) == ENTITY_CREATE
+
+
+# -- notify ---------------------------------------------------------------------------------
+
+
+def test_normalized_payload_and_headers() -> None:
+    e = entity({"A": attr(1), "B": attr("x", "Text")})
+    n = build(sub(), Change("", "create", None, e, ("A", "B")), ENTITY_CREATE, CTX, 1)
+    assert n is not None
+    assert n.body == (
+        b'{"subscriptionId":"5f0000000000000000000001","data":[{"id":"E1","type":"T",'
+        b'"A":{"type":"Number","value":1,"metadata":{}},"B":{"type":"Text","value":"x","metadata":{}}}]}'
+    )
+    headers = dict(n.headers)
+    assert headers == {
+        "Fiware-Servicepath": "/",
+        "Content-Type": "application/json; charset=utf-8",
+        "Accept": "application/json",
+        "User-Agent": "orion/4.1.0",
+        "Ngsiv2-AttrsFormat": "normalized",
+        "Fiware-Correlator": "c0rr; cbnotif=1",
+    }
+    assert n.method == "POST" and n.url == "http://localhost:1/notify"
+
+
+def test_fiware_service_is_the_tenant_or_the_propagated_header() -> None:
+    e = entity({"A": attr(1)})
+    n = build(sub(), Change("t1", "create", None, e, ("A",)), ENTITY_CREATE, CTX, 1, multiservice=True)
+    assert dict(n.headers)["Fiware-Service"] == "t1"  # type: ignore[union-attr]
+    n = build(sub(), Change("", "create", None, e, ("A",)), ENTITY_CREATE, CTX, 1)
+    assert "Fiware-Service" not in dict(n.headers)  # type: ignore[union-attr]
+    # without -multiservice Orion still propagates the request's header (1898)
+    ctx = RequestContext(correlator="c", service="abc")
+    n = build(sub(), Change("", "create", None, e, ("A",)), ENTITY_CREATE, ctx, 1)
+    assert dict(n.headers)["Fiware-Service"] == "abc"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        ("keyValues", {"subscriptionId": "5f0000000000000000000001", "data": [{"id": "E1", "type": "T", "B": 2, "A": 1}]}),
+        ("values", {"subscriptionId": "5f0000000000000000000001", "data": [[2, 1]]}),
+        ("simplifiedKeyValues", {"id": "E1", "type": "T", "B": 2, "A": 1}),
+        ("simplifiedNormalized", {"id": "E1", "type": "T", "B": {"type": "Number", "value": 2, "metadata": {}},
+                                  "A": {"type": "Number", "value": 1, "metadata": {}}}),
+    ],
+)
+def test_formats_follow_attrs_order(fmt: str, expected: Any) -> None:
+    e = entity({"A": attr(1), "B": attr(2), "C": attr(3)})
+    n = build(sub(attrs=["B", "A"], attrsFormat=fmt), Change("", "create", None, e, ("A", "B", "C")), ENTITY_CREATE, CTX, 1)
+    assert n is not None
+    assert body(n) == expected
+    assert list(body(n)["data"][0] if "data" in body(n) else body(n)) == list(
+        expected["data"][0] if "data" in expected else expected)
+    assert dict(n.headers)["Ngsiv2-AttrsFormat"] == fmt
+
+
+def test_except_attrs_only_changed_and_covered() -> None:
+    before = entity({"A": attr(1), "B": attr(2), "C": attr(3)})
+    change = update(before, {"A": attr(10), "B": attr(2), "C": attr(3)}, ["A", "B"])
+    n = build(sub(exceptAttrs=["B"], attrsFormat="keyValues"), change, ENTITY_CHANGE, CTX, 1)
+    assert body(n)["data"] == [{"id": "E1", "type": "T", "A": 10, "C": 3}]
+    n = build(sub(onlyChangedAttrs=True, attrsFormat="keyValues"), change, ENTITY_CHANGE, CTX, 1)
+    assert body(n)["data"] == [{"id": "E1", "type": "T", "A": 10, "B": 2}]
+    n = build(sub(attrs=["A", "Z"], covered=True), change, ENTITY_CHANGE, CTX, 1)
+    assert body(n)["data"][0]["Z"] == {"type": "None", "value": None, "metadata": {}}
+
+
+def test_builtin_metadata_and_attrs() -> None:
+    before = entity({"A": attr(1), "B": attr(2)})
+    change = update(before, {"A": attr(1), "B": attr(20), "N": attr(7)}, ["B", "N"])
+    s = sub(attrs=["A", "B", "N", "alterationType"], metadata=["previousValue", "actionType"])
+    data = body(build(s, change, ENTITY_CHANGE, CTX, 1))["data"][0]
+    assert data["A"]["metadata"] == {"previousValue": {"type": "Number", "value": 1}}
+    assert data["B"]["metadata"] == {
+        "previousValue": {"type": "Number", "value": 2}, "actionType": {"type": "Text", "value": "update"}}
+    assert data["N"]["metadata"] == {"actionType": {"type": "Text", "value": "append"}}
+    assert data["alterationType"] == {"type": "Text", "value": "entityChange", "metadata": {}}
+
+
+def test_http_custom_text_payload_headers_qs() -> None:
+    e = entity({"A1": attr("a1", "Text"), "A3": attr(13)})
+    s = sub()
+    s["notification"] = {
+        "httpCustom": {
+            "url": "http://localhost:1/${id}",
+            "method": "PUT",
+            "payload": "{ %22A1%22: %22${A1}%22, %22A4%22: %22${A4}%22 }",
+            "qs": {"b": "${A3}", "a": "${A4}", "c": "x"},
+            "headers": {"content-type": "user/type", "H": "${A1}", "Missing": "${A4}", "accept": ""},
+        },
+        "attrsFormat": "normalized",
+    }
+    n = build(s, Change("", "create", None, e, ("A1", "A3")), ENTITY_CREATE, CTX, 3)
+    assert n is not None
+    assert n.method == "PUT"
+    assert n.url == "http://localhost:1/E1?b=13&c=x"
+    assert n.body == b'{ "A1": "a1", "A4": "null" }'
+    headers = dict(n.headers)
+    assert headers["content-type"] == "user/type" and "Content-Type" not in headers
+    assert headers["H"] == "a1" and "Missing" not in headers
+    assert "Accept" not in headers and "accept" not in headers
+    assert headers["Ngsiv2-AttrsFormat"] == "custom"
+    assert headers["Fiware-Correlator"] == "c0rr; cbnotif=3"
+
+
+def test_http_custom_json_keeps_types_and_ngsi_patches_entity() -> None:
+    e = entity({"A": attr(1), "S": attr("x", "Text")})
+    change = Change("", "create", None, e, ("A", "S"))
+    s = sub()
+    s["notification"] = {"httpCustom": {"url": "http://h/", "json": {"a": "${A}", "s": "v=${S}", "l": ["${S}"]}}}
+    assert body(build(s, change, ENTITY_CREATE, CTX, 1)) == {"a": 1, "s": "v=x", "l": ["x"]}
+    s["notification"] = {
+        "httpCustom": {"url": "http://h/", "ngsi": {"id": "${id}-x", "B": {"value": "${A}", "type": "Number"}}},
+        "attrsFormat": "normalized",
+    }
+    data = body(build(s, change, ENTITY_CREATE, CTX, 1))["data"][0]
+    assert data["id"] == "E1-x"
+    assert data["B"] == {"type": "Number", "value": 1, "metadata": {}}
+    assert data["A"]["value"] == 1
+
+
+@given(st.text(alphabet="ab${}", max_size=12))
+def test_substitute_never_raises(template: str) -> None:
+    substitute(template, {"a": 1}, "")
+    substitute(template, {"a": 1})
+
+
+# -- /v2/op/notify ---------------------------------------------------------------------------
+
+
+def test_parse_notification() -> None:
+    parsed = parse_notification({"subscriptionId": "1", "data": [{"id": "E", "type": "T", "A": {"value": 1}}]})
+    assert parsed[0]["id"] == "E" and parsed[0]["attrs"]["A"]["value"] == 1
+    with pytest.raises(BadRequest):
+        parse_notification({"subscriptionId": "1", "data": [{"id": "E", "A": {"value": "(x)", "type": "Number"}}]})
+    with pytest.raises(BadRequest):
+        parse_notification([])
