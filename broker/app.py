@@ -32,6 +32,7 @@ from .registrations.forward import Forwarder
 from .registrations.registry import RegistrationRegistry
 from .routes import batch, entities, notify, registrations, subscriptions, types, version
 from .store import Store, open_store
+from .store.base import ChangeCallback
 from .subscriptions.registry import SubscriptionRegistry
 from .subscriptions.sender import Notifier
 
@@ -73,6 +74,24 @@ async def _purge_loop(service: EntityService) -> None:
             log.exception("purge of expired entities failed")
 
 
+def _follow_changes(
+    subscriptions_: SubscriptionRegistry, registrations_: RegistrationRegistry, loaded: asyncio.Event
+) -> ChangeCallback:
+    """Workers sharing a database: reload what another worker changed (see PostgresStore)."""
+
+    async def on_change(kind: str, tenant: str, doc_id: str) -> None:
+        await loaded.wait()  # changes seen during the start-up load are applied after it
+        if kind == "subscription":
+            await subscriptions_.reload(tenant, doc_id)
+        elif kind == "registration":
+            await registrations_.reload(tenant, doc_id)
+        else:  # notifications may have been lost
+            await subscriptions_.load()
+            await registrations_.load()
+
+    return on_change
+
+
 def create_app(config: Config, store: Store | None = None) -> Starlette:
     """The broker as an ASGI app; ``store`` overrides the one ``config`` names (tests)."""
 
@@ -84,11 +103,15 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         app.state.store = the_store
         app.state.entities = service
         registry = SubscriptionRegistry(the_store)
+        registrations_ = RegistrationRegistry(the_store)
+        loaded = asyncio.Event()
+        if the_store.shared:  # before loading: no change made meanwhile by another worker is missed
+            await the_store.listen(_follow_changes(registry, registrations_, loaded))
         await registry.load()
         app.state.subscriptions = registry
-        registrations_ = RegistrationRegistry(the_store)
         await registrations_.load()
         app.state.registrations = registrations_
+        loaded.set()
         app.state.forwarder = Forwarder(registrations_, timeout=config.http_timeout / 1000.0 if config.http_timeout else None)
         notifier = Notifier(
             registry,

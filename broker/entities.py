@@ -23,12 +23,12 @@ from ngsi.errors import (
     TooManyResults,
     Unprocessable,
 )
-from ngsi.errors import InternalError
 from ngsi.model import DATE_TYPES, DEFAULT_ENTITY_TYPE
 from ngsi.operators import ABSENT, OperatorError, is_operation
 from ngsi.operators import apply as apply_operators
 
 from .store import AlreadyExists, Selector, Store
+from .store.base import Write
 
 Entity = dict[str, Any]
 # (tenant, action, entity before or None, entity after or None, names of changed attributes)
@@ -112,17 +112,12 @@ def _take_expiry(entity: Entity, attrs: dict[str, Any]) -> None:
 # overhead is approximate (no case pins it closer than "somewhere below 1022").
 MAX_KEY_LENGTH = 1000
 KEY_TOO_LONG = "Too long entity id/type/servicePath combination"
-DB_NAME = "orion"
-
-# Orion HTML-escapes the texts of database errors it passes on.
-_ESCAPES = str.maketrans({"(": "&#40;", ")": "&#41;", "'": "&#39;", '"': "&quot;", "<": "&lt;", ">": "&gt;"})
 
 
-def _db_error(tenant: str, message: str) -> InternalError:
-    """A MongoDB refusal the way Orion reports it (500, the collection, MongoDB's text)."""
-    db = DB_NAME if not tenant else f"{DB_NAME}-{tenant}"
-    text = f"Database Error (collection: {db}.entities - update() - exception: {message})"
-    return InternalError(text.translate(_ESCAPES))
+def _operator_error(message: str) -> BadRequest:
+    """A refused update operator. Orion passes MongoDB's refusal on as a 500; bad input here
+    is a 400 with the same explanation (our rule: client mistakes never look like crashes)."""
+    return BadRequest(f"invalid update operator: {message}")
 
 
 def _operated(tenant: str, name: str, attr: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -137,7 +132,7 @@ def _operated(tenant: str, name: str, attr: dict[str, Any], previous: dict[str, 
     try:
         value = apply_operators(attr["value"], current, base=f"attrs.{name}.value")
     except OperatorError as exc:
-        raise _db_error(tenant, str(exc)) from None
+        raise _operator_error(str(exc)) from None
     if value is ABSENT:
         return None
     return dict(attr, value=value)
@@ -303,54 +298,84 @@ class EntityService:
         entity_type = parsed.get("type") or None
         label = _label(parsed["id"], entity_type if label_type else None)
         selector = Selector(ids=(parsed["id"],), types=None if entity_type is None else (entity_type,), service_paths=scopes)
-        found = await self.store.find(tenant, selector, limit=2)
-        now = _now()
-        if not found:
-            if action in (APPEND, APPEND_STRICT) and create_path is not None:
-                new = dict(parsed)
-                new["type"] = entity_type or DEFAULT_ENTITY_TYPE
-                entity = self._new_entity(new, create_path, now, tenant)
-                await self.store.insert(tenant, entity)
+        done: list[tuple[Any, ...]] = []  # what to tell the listeners once the write is stored
+
+        def step(found: list[Entity]) -> Write:
+            """Read-modify-write in one atomic store step: no concurrent update is lost."""
+            done.clear()
+            now = _now()
+            if not found:
+                if action in (APPEND, APPEND_STRICT) and create_path is not None:
+                    new = dict(parsed)
+                    new["type"] = entity_type or DEFAULT_ENTITY_TYPE
+                    entity = self._new_entity(new, create_path, now, tenant)
+                    done.append(("create", None, entity, list(entity["attrs"]), False))
+                    return ("insert", entity)
+                outcome.fail(label, None)
+                return None
+            if len(found) > 1:
+                raise TooManyResults(TOO_MANY_ENTITIES)
+            entity = found[0]
+            if action == DELETE and not parsed["attrs"]:
+                done.append(("delete", entity, None, list(entity["attrs"]), False))
+                return ("delete", entity)
+            before = _copy_entity(entity)
+            changed = self._apply(entity, parsed["attrs"], action, outcome, label, now, override_md, tenant)
+            if changed or action == REPLACE or entity.get("expDate") != before.get("expDate"):
+                done.append(("update", before, entity, changed, _uses_operators(parsed["attrs"])))
+                return ("save", entity)
+            return None
+
+        await self.store.modify(tenant, selector, step)
+        if done:
+            what, before, after, changed, operated = done[0]
+            if what != "update":
                 outcome.succeeded = True
-                await self._emit(tenant, "create", None, entity, list(entity["attrs"]))
-                return outcome
-            outcome.fail(label, None)
-            return outcome
-        if len(found) > 1:
-            raise TooManyResults(TOO_MANY_ENTITIES)
-        entity = found[0]
-        if action == DELETE and not parsed["attrs"]:
-            await self.store.delete(tenant, entity)
-            outcome.succeeded = True
-            await self._emit(tenant, "delete", entity, None, list(entity["attrs"]))
-            return outcome
-        before = _copy_entity(entity)
-        changed = self._apply(entity, parsed["attrs"], action, outcome, label, now, override_md, tenant)
-        if changed or action == REPLACE or entity.get("expDate") != before.get("expDate"):
-            await self.store.save(tenant, entity)
-            await self._emit(tenant, "update", before, entity, changed, operated=_uses_operators(parsed["attrs"]))
+            await self._emit(tenant, what, before, after, changed, operated=operated)
         return outcome
+
+    async def _modify_one(
+        self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None,
+        change: Callable[[Entity], None],
+    ) -> tuple[Entity, Entity]:
+        """``find_one``, ``change`` in place, save: one atomic store step. Returns (before, after)."""
+        selector = Selector(ids=(entity_id,), types=None if entity_type is None else (entity_type,), service_paths=scopes)
+        pair: list[tuple[Entity, Entity]] = []
+
+        def step(found: list[Entity]) -> Write:
+            if not found:
+                raise NotFound(ENTITY_NOT_FOUND)
+            if len(found) > 1:
+                raise TooManyResults(TOO_MANY_ENTITIES)
+            entity = found[0]
+            before = _copy_entity(entity)
+            change(entity)
+            pair[:] = [(before, entity)]
+            return ("save", entity)
+
+        await self.store.modify(tenant, selector, step)
+        return pair[0]
 
     async def update_attr_value(
         self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None, name: str,
         value: Any,
     ) -> None:
         """PUT /v2/entities/{id}/attrs/{name}/value: the value changes, type and metadata stay."""
-        entity = await self.find_one(tenant, scopes, entity_id, entity_type)
-        attr = entity["attrs"].get(name)
-        if attr is None:
-            raise NotFound(ATTRIBUTE_NOT_FOUND)
         from ngsi.model import make_attr
 
-        checked = make_attr(attr["type"], value, attr.get("md") or {})
-        operated = _operated(tenant, name, checked, attr)
-        before = _copy_entity(entity)
-        now = _now()
-        attr["value"] = None if operated is None else operated["value"]
-        attr["modDate"] = now
-        entity["modDate"] = now
-        _locate(entity)
-        await self.store.save(tenant, entity)
+        def change(entity: Entity) -> None:
+            attr = entity["attrs"].get(name)
+            if attr is None:
+                raise NotFound(ATTRIBUTE_NOT_FOUND)
+            checked = make_attr(attr["type"], value, attr.get("md") or {})
+            operated = _operated(tenant, name, checked, attr)
+            now = _now()
+            attr["value"] = None if operated is None else operated["value"]
+            attr["modDate"] = now
+            entity["modDate"] = now
+            _locate(entity)
+
+        before, entity = await self._modify_one(tenant, scopes, entity_id, entity_type, change)
         await self._emit(tenant, "update", before, entity, [name], operated=is_operation(value))
 
     async def put_attr(
@@ -358,29 +383,31 @@ class EntityService:
         attr: dict[str, Any], *, override_md: bool = False,
     ) -> None:
         """PUT /v2/entities/{id}/attrs/{name}: the attribute must exist."""
-        entity = await self.find_one(tenant, scopes, entity_id, entity_type)
-        if name not in entity["attrs"] and not (name == "dateExpires" and "expDate" in entity):
-            raise NotFound(ATTRIBUTE_NOT_FOUND)
-        outcome = Outcome("do not exist")
-        before = _copy_entity(entity)
-        changed = self._apply(entity, {name: attr}, UPDATE, outcome, entity_id, _now(), override_md, tenant)
-        await self.store.save(tenant, entity)
+        changed: list[str] = []
+
+        def change(entity: Entity) -> None:
+            if name not in entity["attrs"] and not (name == "dateExpires" and "expDate" in entity):
+                raise NotFound(ATTRIBUTE_NOT_FOUND)
+            outcome = Outcome("do not exist")
+            changed[:] = self._apply(entity, {name: attr}, UPDATE, outcome, entity_id, _now(), override_md, tenant)
+
+        before, entity = await self._modify_one(tenant, scopes, entity_id, entity_type, change)
         await self._emit(tenant, "update", before, entity, changed, operated=is_operation(attr["value"]))
 
     async def delete_attr(
         self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None, name: str
     ) -> None:
-        entity = await self.find_one(tenant, scopes, entity_id, entity_type)
-        before = _copy_entity(entity)
-        if name == "dateExpires" and "expDate" in entity and name not in entity["attrs"]:
-            del entity["expDate"]
-        elif name in entity["attrs"]:
-            del entity["attrs"][name]
-        else:
-            raise NotFound(ATTRIBUTE_NOT_FOUND)
-        entity["modDate"] = _now()
-        _locate(entity)
-        await self.store.save(tenant, entity)
+        def change(entity: Entity) -> None:
+            if name == "dateExpires" and "expDate" in entity and name not in entity["attrs"]:
+                del entity["expDate"]
+            elif name in entity["attrs"]:
+                del entity["attrs"][name]
+            else:
+                raise NotFound(ATTRIBUTE_NOT_FOUND)
+            entity["modDate"] = _now()
+            _locate(entity)
+
+        before, entity = await self._modify_one(tenant, scopes, entity_id, entity_type, change)
         await self._emit(tenant, "update", before, entity, [name])
 
     async def delete(

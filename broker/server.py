@@ -7,14 +7,19 @@ tests compare status lines, so uvicorn's tables are set to Orion's phrases here.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import os
 import re
+import signal
+import sys
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .app import create_app
-from .config import Config
+from .config import Config, ConfigError
 
 ORION_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
 
@@ -66,14 +71,61 @@ class OrionHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
 
-def serve(config: Config) -> None:
+# The configuration reaches worker processes (spawned by uvicorn, which imports the app
+# by name) through this environment variable, as JSON.
+WORKER_CONFIG_VARIABLE = "WAZIUP_WORKER_CONFIG"
+SHARED_SCHEMES = ("postgresql", "postgres")
+
+
+def check_workers(config: Config) -> None:
+    """Several workers need a database they can all share and tell each other about changes."""
+    if config.workers < 1:
+        raise ConfigError(f"option -workers: {config.workers} is not a positive number")
+    scheme = config.store_url.split(":", 1)[0].split("+", 1)[0]
+    if config.workers > 1 and scheme not in SHARED_SCHEMES:
+        raise ConfigError(
+            f"option -workers {config.workers} needs a PostgreSQL database (-dbURI postgresql://...): "
+            f"with {scheme} each worker would keep its own copy of the subscriptions and registrations "
+            "and its own write path, so workers would miss each other's changes"
+        )
+
+
+def _configure_logging(config: Config) -> None:
+    level = config.log_level.upper()
     logging.basicConfig(
-        level=getattr(logging, config.log_level.upper(), logging.WARNING) if config.log_level.upper() != "WARN" else logging.WARNING,
+        level=logging.WARNING if level == "WARN" else getattr(logging, level, logging.WARNING),
         format="time=%(asctime)s | lvl=%(levelname)s | comp=%(name)s | msg=%(message)s",
     )
+
+
+def _die_with_parent() -> None:
+    """A worker whose supervisor was killed (``kill -9``) must not serve on alone (Linux)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the supervisor's own shutdown still stops workers
+        pass
+
+
+def worker_app() -> object:
+    """uvicorn's app factory in each worker process: the Config comes from the supervisor."""
+    fields = json.loads(os.environ[WORKER_CONFIG_VARIABLE])
+    fields["ignored"] = tuple(fields.get("ignored", ()))
+    config = Config(**fields)
+    _die_with_parent()
+    _configure_logging(config)
     _use_orion_phrases()
-    uvicorn.run(
-        create_app(config),
+    return create_app(config)
+
+
+def serve(config: Config) -> None:
+    try:
+        check_workers(config)
+    except ConfigError as exc:
+        sys.exit(f"waziup broker: {exc}")
+    options: dict[str, object] = dict(
         host=config.host,
         port=config.port,
         http=OrionHttpProtocol,
@@ -83,3 +135,12 @@ def serve(config: Config) -> None:
         server_header=False,
         lifespan="on",
     )
+    _configure_logging(config)
+    _use_orion_phrases()
+    if config.workers > 1:
+        # N processes accept on one socket bound by uvicorn's supervisor, which restarts a
+        # worker that dies; they share state through PostgreSQL (LISTEN/NOTIFY, row locks).
+        os.environ[WORKER_CONFIG_VARIABLE] = json.dumps(dataclasses.asdict(config))
+        uvicorn.run("broker.server:worker_app", factory=True, workers=config.workers, **options)  # type: ignore[arg-type]
+        return
+    uvicorn.run(create_app(config), **options)  # type: ignore[arg-type]

@@ -52,6 +52,7 @@ import functools
 import math
 import re
 import time
+from collections.abc import Mapping
 from typing import Any, Callable
 
 from ngsi.errors import BadRequest
@@ -601,7 +602,8 @@ def _const(v: Any) -> Fn:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, transforms: Mapping[str, Callable[..., Any]] | None = None) -> None:
+        self.transforms = TRANSFORMS if transforms is None else transforms
         self.toks = _lex(text)
         self.i = 0
         self.depth = 0
@@ -803,7 +805,7 @@ class _Parser:
                     self.next()
                     args.append(self.expr(0))
             self.expect(")")
-        impl = TRANSFORMS.get(name)
+        impl = self.transforms.get(name)
 
         def transform(ctx: Any, el: Any) -> Any:
             if impl is None:
@@ -842,10 +844,15 @@ class Expr:
         return f"Expr({self.text!r})"
 
 
-def compile_expression(text: str) -> Expr:
-    """Parse ``text``; ``BadRequest`` when it is not valid JEXL."""
+def compile_expression(text: str, transforms: Mapping[str, Callable[..., Any]] | None = None) -> Expr:
+    """Parse ``text``; ``BadRequest`` when it is not valid JEXL.
+
+    ``transforms`` replaces Orion's table (the IoT agent passes its own set,
+    see ``iot_agent.expressions``); a transform raising ``TypeError``,
+    ``ValueError``... makes the expression ``null`` like any runtime error.
+    """
     try:
-        return Expr(text, _Parser(text).parse())
+        return Expr(text, _Parser(text, transforms).parse())
     except RecursionError:
         raise BadRequest("JEXL syntax error: expression nested too deeply") from None
 

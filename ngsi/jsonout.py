@@ -215,6 +215,8 @@ def _doubles(value: Any) -> Any:
     """
     if type(value) is int:
         return value if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT else float(value)
+    if type(value) is not dict and type(value) is not list:
+        return value
     todo = [value]
     while todo:
         v = todo.pop()

@@ -35,6 +35,14 @@ class RegistrationRegistry:
         for tenant, reg in await self.store.load_registrations():
             self._tenants.setdefault(tenant, {})[reg["id"]] = reg
 
+    async def reload(self, tenant: str, reg_id: str) -> None:
+        """Another worker created or deleted this registration: take the stored state."""
+        stored = await self.store.get_registration(tenant, reg_id)
+        if stored is None:
+            self._tenants.get(tenant, {}).pop(reg_id, None)
+        else:
+            self._tenants.setdefault(tenant, {})[reg_id] = stored
+
     def has_any(self, tenant: str) -> bool:
         """Cheap test that keeps forwarding out of the way of brokers without registrations."""
         return bool(self._tenants.get(tenant))

@@ -309,7 +309,9 @@ def _text_value(text: str) -> Any:
     stripped = text.strip()
     if stripped in ("true", "false", "null"):
         return {"true": True, "false": False, "null": None}[stripped]
-    if len(stripped) >= 2 and stripped[0] == '"' and stripped[-1] == '"':
+    if stripped.startswith('"'):
+        if len(stripped) < 2 or not stripped.endswith('"'):
+            raise BadRequest("Missing citation-mark at end of string")
         return stripped[1:-1]
     try:
         return int(stripped) if stripped.lstrip("-").isdigit() else float(stripped)

@@ -13,9 +13,14 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 Entity = dict[str, Any]
+# What a read-modify-write decides to do: ("insert" | "save" | "delete", entity), or nothing.
+Write = tuple[str, Entity] | None
+# Told of a subscription or registration another process changed: (kind, tenant, id), kind
+# "subscription" | "registration", or "*" (notifications may have been missed: reload all).
+ChangeCallback = Callable[[str, str, str], Awaitable[None] | None]
 
 BACKENDS = {
     "memory": "broker.store.memory:MemoryStore",
@@ -79,6 +84,11 @@ def entity_key(entity: Entity) -> tuple[str, str, str]:
 class Store:
     """Async contract of an entity store; backends override every method."""
 
+    # True when other processes (workers) write the same database: they learn of each
+    # other's subscription and registration changes through ``listen``, and writes of
+    # shared documents go through the atomic ``modify*`` methods.
+    shared = False
+
     async def open(self) -> None:
         raise NotImplementedError()
 
@@ -104,6 +114,25 @@ class Store:
 
     async def delete(self, tenant: str, entity: Entity) -> bool:
         raise NotImplementedError()
+
+    async def modify(self, tenant: str, selector: Selector, fn: Callable[[list[Entity]], Write]) -> None:
+        """Read-modify-write, atomic: ``fn`` gets the entities ``selector`` finds (at most 2)
+        and returns the write to make. Exceptions of ``fn`` write nothing and propagate.
+
+        This default is atomic for stores whose calls never yield to the event loop (memory,
+        SQLite: coroutines that await nothing run to their end in one go); a store shared by
+        processes overrides it with a transaction that locks the rows.
+        """
+        found = await self.find(tenant, selector, limit=2)
+        write = fn(found)
+        if write is not None:
+            op, entity = write
+            if op == "insert":
+                await self.insert(tenant, entity)
+            elif op == "save":
+                await self.save(tenant, entity)
+            else:
+                await self.delete(tenant, entity)
 
     async def purge_expired(self, now: float) -> list[tuple[str, Entity]]:
         """Remove the entities whose dateExpires has passed; returns (tenant, entity) pairs."""
@@ -132,6 +161,36 @@ class Store:
 
     async def delete_subscription(self, tenant: str, sub_id: str) -> bool:
         raise NotImplementedError()
+
+    async def get_subscription(self, tenant: str, sub_id: str) -> dict[str, Any] | None:
+        """One stored subscription (a scan here; shared stores answer from an index)."""
+        for owner, sub in await self.load_subscriptions():
+            if owner == tenant and sub["id"] == sub_id:
+                return sub
+        return None
+
+    async def get_registration(self, tenant: str, reg_id: str) -> dict[str, Any] | None:
+        for owner, reg in await self.load_registrations():
+            if owner == tenant and reg["id"] == reg_id:
+                return reg
+        return None
+
+    async def modify_subscription(
+        self, tenant: str, sub_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Atomically replace a stored subscription by ``fn(stored)``; None when there is none.
+        Shared stores lock the row, so counters that several workers bump add up."""
+        sub = await self.get_subscription(tenant, sub_id)
+        if sub is None:
+            return None
+        sub = fn(sub)
+        await self.save_subscription(tenant, sub)
+        return sub
+
+    async def listen(self, callback: ChangeCallback) -> None:
+        """Call ``callback`` when another process changes a subscription or registration
+        (nothing to do for a store only this process uses)."""
+        return None
 
     async def __aenter__(self) -> Store:
         await self.open()

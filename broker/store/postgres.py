@@ -22,20 +22,44 @@ one PostgreSQL refuses is evaluated in Python on the rows of the other filters.
 
 URL: ``postgresql://user:password@host:port/database?pool_size=10`` (``postgres://``
 and ``postgresql+asyncpg://`` too); other query parameters are asyncpg's (``sslmode``...).
+
+Several broker processes (``-workers N``, or brokers on several hosts) may share one
+database, so the store is ``shared``:
+
+* a read-modify-write of an entity (``modify``) runs in one transaction that locks the
+  rows it read (``SELECT ... FOR UPDATE``): two concurrent updates of an entity apply one
+  after the other, none is lost. Two concurrent creations of one entity collide on the
+  unique key; the loser runs again and finds the winner's entity;
+* subscriptions' counters and throttling go through ``modify_subscription`` (row lock
+  too), so increments made by different workers add up and a throttled or oneshot
+  subscription fires once across workers;
+* every write of a subscription or registration sends a ``NOTIFY waziup_changes`` in its
+  transaction (delivered on commit); each store ``listen``s on a dedicated connection and
+  hands the changes other processes made to the registries, which reload those items.
+  When that connection drops, notifications may be lost: after reconnecting the callback
+  gets ``"*"`` (reload everything).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import secrets
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import parse_qsl, urlencode
 
 import asyncpg
 import orjson
 
-from .base import AlreadyExists, Entity, Selector, Store, StoreError
+from .base import AlreadyExists, ChangeCallback, Entity, Selector, Store, StoreError, Write
+
+log = logging.getLogger("waziup.store")
+
+CHANNEL = "waziup_changes"
+RECONNECT_DELAY = 1.0  # seconds between attempts to get the listening connection back
+MODIFY_ATTEMPTS = 3  # runs of a read-modify-write whose insert lost a race
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entities (
@@ -86,6 +110,8 @@ EXCEPTION WHEN others THEN
 END
 $$;
 """
+
+_KINDS = {"subscriptions": "subscription", "registrations": "registration"}
 
 # Serialises schema creation across brokers starting together on one database
 # (CREATE OR REPLACE FUNCTION and CREATE EXTENSION race otherwise).
@@ -196,8 +222,12 @@ def _entity_params(tenant: str, entity: Entity) -> list[Any]:
 
 
 class PostgresStore(Store):
+    shared = True
+
     def __init__(self, url: str) -> None:
         self.url = url
+        self.origin = secrets.token_hex(8)  # tells this store's own notifications apart
+        self._listeners: list[asyncio.Task[None]] = []
         self.dsn, self.pool_size = _dsn_from_url(url)
         self._pool: asyncpg.Pool | None = None
         self.postgis = False
@@ -240,6 +270,14 @@ class PostgresStore(Store):
                 await conn.execute(_POSTGIS_SCHEMA)
 
     async def close(self) -> None:
+        for task in self._listeners:
+            task.cancel()
+        for task in self._listeners:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._listeners = []
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
@@ -294,31 +332,70 @@ class PostgresStore(Store):
 
     async def insert(self, tenant: str, entity: Entity) -> None:
         with _mapped_errors():
-            await self.pool.execute(
-                f"INSERT INTO entities ({self._columns}) VALUES ({self._values})", *self._params(tenant, entity)
-            )
+            await self._insert(self.pool, tenant, entity)
 
     async def save(self, tenant: str, entity: Entity) -> None:
-        update = "exp = excluded.exp, raw = excluded.raw, doc = excluded.doc"
-        if self.postgis:
-            update += ", geom = excluded.geom"
         with _mapped_errors():
-            await self.pool.execute(
-                f"INSERT INTO entities ({self._columns}) VALUES ({self._values}) "
-                f"ON CONFLICT (tenant, id, type, sp) DO UPDATE SET {update}",
-                *self._params(tenant, entity),
-            )
+            await self._save_entity(self.pool, tenant, entity)
 
     async def delete(self, tenant: str, entity: Entity) -> bool:
         with _mapped_errors():
-            status = await self.pool.execute(
-                "DELETE FROM entities WHERE tenant = $1 AND id = $2 AND type = $3 AND sp = $4",
-                tenant,
-                entity["id"],
-                entity["type"],
-                entity["servicePath"],
-            )
-        return status != "DELETE 0"
+            return await self._delete_entity(self.pool, tenant, entity)
+
+    # ``db``: the pool, or the connection of a transaction (both have ``execute``).
+
+    async def _insert(self, db: Any, tenant: str, entity: Entity) -> None:
+        await db.execute(f"INSERT INTO entities ({self._columns}) VALUES ({self._values})", *self._params(tenant, entity))
+
+    async def _save_entity(self, db: Any, tenant: str, entity: Entity) -> None:
+        update = "exp = excluded.exp, raw = excluded.raw, doc = excluded.doc"
+        if self.postgis:
+            update += ", geom = excluded.geom"
+        await db.execute(
+            f"INSERT INTO entities ({self._columns}) VALUES ({self._values}) "
+            f"ON CONFLICT (tenant, id, type, sp) DO UPDATE SET {update}",
+            *self._params(tenant, entity),
+        )
+
+    async def _delete_entity(self, db: Any, tenant: str, entity: Entity) -> bool:
+        status = await db.execute(
+            "DELETE FROM entities WHERE tenant = $1 AND id = $2 AND type = $3 AND sp = $4",
+            tenant,
+            entity["id"],
+            entity["type"],
+            entity["servicePath"],
+        )
+        return bool(status != "DELETE 0")
+
+    async def modify(self, tenant: str, selector: Selector, fn: Callable[[list[Entity]], Write]) -> None:
+        """The rows read are locked until the write commits (see the module's docstring)."""
+        for attempt in range(MODIFY_ATTEMPTS):
+            try:
+                with _mapped_errors():
+                    try:
+                        await self._modify(_Where(tenant, selector), tenant, fn)
+                    except asyncpg.InvalidRegularExpressionError:
+                        await self._modify(_Where(tenant, selector, sql_patterns=False), tenant, fn)
+                return
+            except AlreadyExists:
+                if attempt == MODIFY_ATTEMPTS - 1:
+                    raise
+
+    async def _modify(self, where: _Where, tenant: str, fn: Callable[[list[Entity]], Write]) -> None:
+        limit = "" if where.python_patterns else " LIMIT 2"
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(f"SELECT raw FROM entities WHERE {where.sql} ORDER BY seq{limit} FOR UPDATE", *where.params)
+            found = [e for e in (orjson.loads(row[0]) for row in rows) if where.keep(e)][:2]
+            write = fn(found)
+            if write is None:
+                return
+            op, entity = write
+            if op == "insert":
+                await self._insert(conn, tenant, entity)
+            elif op == "save":
+                await self._save_entity(conn, tenant, entity)
+            else:
+                await self._delete_entity(conn, tenant, entity)
 
     async def purge_expired(self, now: float) -> list[tuple[str, Entity]]:
         with _mapped_errors():
@@ -335,22 +412,117 @@ class PostgresStore(Store):
             rows = await self.pool.fetch(f"SELECT tenant, raw FROM {table} ORDER BY seq")
         return [(row[0], orjson.loads(row[1])) for row in rows]
 
+    async def _notify(self, conn: asyncpg.Connection, table: str, tenant: str, doc_id: str) -> None:
+        payload = orjson.dumps([self.origin, _KINDS[table], tenant, doc_id]).decode()
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+
     async def _save(self, table: str, tenant: str, doc: dict[str, Any]) -> None:
-        raw = orjson.dumps(doc)
         with _mapped_errors():
-            await self.pool.execute(
-                f"INSERT INTO {table} (tenant, id, raw, doc) VALUES ($1, $2, $3, $4::jsonb) "
-                "ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, raw = excluded.raw, doc = excluded.doc",
-                tenant,
-                doc["id"],
-                raw,
-                None if b"\\u0000" in raw else raw.decode(),
-            )
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._write_doc(conn, table, tenant, doc)
+
+    async def _write_doc(self, conn: asyncpg.Connection, table: str, tenant: str, doc: dict[str, Any]) -> None:
+        raw = orjson.dumps(doc)
+        await conn.execute(
+            f"INSERT INTO {table} (tenant, id, raw, doc) VALUES ($1, $2, $3, $4::jsonb) "
+            "ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, raw = excluded.raw, doc = excluded.doc",
+            tenant,
+            doc["id"],
+            raw,
+            None if b"\\u0000" in raw else raw.decode(),
+        )
+        await self._notify(conn, table, tenant, doc["id"])
 
     async def _delete(self, table: str, tenant: str, doc_id: str) -> bool:
         with _mapped_errors():
-            status = await self.pool.execute(f"DELETE FROM {table} WHERE tenant = $1 AND id = $2", tenant, doc_id)
+            async with self.pool.acquire() as conn, conn.transaction():
+                status = await conn.execute(f"DELETE FROM {table} WHERE tenant = $1 AND id = $2", tenant, doc_id)
+                if status != "DELETE 0":
+                    await self._notify(conn, table, tenant, doc_id)
         return status != "DELETE 0"
+
+    async def _get(self, table: str, tenant: str, doc_id: str) -> dict[str, Any] | None:
+        with _mapped_errors():
+            raw = await self.pool.fetchval(f"SELECT raw FROM {table} WHERE tenant = $1 AND id = $2", tenant, doc_id)
+        return None if raw is None else orjson.loads(raw)
+
+    async def get_subscription(self, tenant: str, sub_id: str) -> dict[str, Any] | None:
+        return await self._get("subscriptions", tenant, sub_id)
+
+    async def get_registration(self, tenant: str, reg_id: str) -> dict[str, Any] | None:
+        return await self._get("registrations", tenant, reg_id)
+
+    async def modify_subscription(
+        self, tenant: str, sub_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        with _mapped_errors():
+            async with self.pool.acquire() as conn, conn.transaction():
+                raw = await conn.fetchval(
+                    "SELECT raw FROM subscriptions WHERE tenant = $1 AND id = $2 FOR UPDATE", tenant, sub_id
+                )
+                if raw is None:
+                    return None
+                sub = fn(orjson.loads(raw))
+                await self._write_doc(conn, "subscriptions", tenant, sub)
+        return sub
+
+    # -- change notifications between processes --
+
+    async def listen(self, callback: ChangeCallback) -> None:
+        """Start handing other processes' changes to ``callback``, one at a time, in order."""
+        queue: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
+        connected = asyncio.Event()
+        self._listeners.append(asyncio.create_task(self._listen_loop(queue, connected)))
+        self._listeners.append(asyncio.create_task(self._deliver(queue, callback)))
+        try:
+            await asyncio.wait_for(connected.wait(), timeout=10)
+        except TimeoutError:
+            log.warning("PostgreSQL LISTEN not established yet: changes of other workers arrive once it is")
+
+    async def _listen_loop(self, queue: asyncio.Queue[tuple[str, str, str]], connected: asyncio.Event) -> None:
+        first = True
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                lost = asyncio.Event()
+                conn = await asyncpg.connect(self.dsn)
+                conn.add_termination_listener(lambda _conn: lost.set())
+
+                def on_payload(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+                    try:
+                        origin, kind, tenant, doc_id = orjson.loads(payload)
+                    except (orjson.JSONDecodeError, ValueError, TypeError):
+                        return
+                    if origin != self.origin:
+                        queue.put_nowait((kind, tenant, doc_id))
+
+                await conn.add_listener(CHANNEL, on_payload)
+                if not first:  # what changed while nobody listened is unknown
+                    queue.put_nowait(("*", "", ""))
+                first = False
+                connected.set()
+                await lost.wait()
+                log.warning("PostgreSQL LISTEN connection lost; reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except CAUGHT as exc:
+                log.warning("PostgreSQL LISTEN connection failed (%s); retrying", exc)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()
+            await asyncio.sleep(RECONNECT_DELAY)
+
+    async def _deliver(self, queue: asyncio.Queue[tuple[str, str, str]], callback: ChangeCallback) -> None:
+        while True:
+            kind, tenant, doc_id = await queue.get()
+            try:
+                result = callback(kind, tenant, doc_id)
+                if result is not None:
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad reload must not stop the others
+                log.exception("handling the change of %s %s failed", kind, doc_id)
 
     async def load_subscriptions(self) -> list[tuple[str, dict[str, Any]]]:
         return await self._load("subscriptions")

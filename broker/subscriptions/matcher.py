@@ -4,7 +4,7 @@ A write of the entity service becomes a :class:`Change` (the entity before and a
 the attributes the request named, the request's forcedUpdate option). A subscription
 fires on it when, in Orion's order of checks (``addTriggeredSubscriptions``):
 
-* it is active (``status`` not inactive/oneshot-spent) and not expired;
+* it is active (``status`` active, or oneshot not yet fired) and not expired;
 * one of ``subject.entities`` matches the entity (id or idPattern, type or
   typePattern; no type matches any type) and its service path covers the entity's;
 * the alteration type of the change is wanted: entityCreate, entityDelete, and for
@@ -13,8 +13,8 @@ fires on it when, in Orion's order of checks (``addTriggeredSubscriptions``):
   a subscription wants entityCreate and entityChange; ``entityUpdate`` also covers
   entityChange;
 * ``condition.attrs`` is empty or names one of the attributes the request touched;
-* the ``condition.expression`` (q, mq, geo) holds for the entity after the change
-  (before it, for a delete);
+* the ``condition.expression`` (q, mq, geo) and ``condition.jexlExpression`` (a
+  ``true`` result) hold for the entity after the change (before it, for a delete);
 * it is not throttled (``throttling`` seconds since ``lastNotification``).
 
 ``notifyOnMetadataChange: false`` makes a change of metadata only no change at all.
@@ -209,6 +209,16 @@ def _compiled_geo(georel: str, geometry: str, coords: str) -> Any:
         return False
 
 
+def _mq_attrs_exist(query: Any, entity: Entity) -> bool:
+    """Orion's in-memory mq check for subscriptions wants the attribute of ``!attr.md``
+    to exist (1156 mq_as_uri_param_for_metadata: ``!A2.M2`` does not fire without A2)."""
+    for item in query.items:
+        target = item.target
+        if item.op == "!" and target.attr is not None and target.md and target.attr not in entity["attrs"]:
+            return False
+    return True
+
+
 def expression_holds(expression: dict[str, Any] | None, entity: Entity, change: Change | None = None) -> bool:
     if not expression:
         return True
@@ -217,6 +227,8 @@ def expression_holds(expression: dict[str, Any] | None, entity: Entity, change: 
         if text:
             query = _compiled_q(text, kind)
             if query is False or not query.matches(entity):
+                return False
+            if kind == "mq" and not _mq_attrs_exist(query, entity):
                 return False
     georel, geometry, coords = expression.get("georel"), expression.get("geometry"), expression.get("coords")
     if georel and geometry and coords:
@@ -237,8 +249,6 @@ def expression_holds(expression: dict[str, Any] | None, entity: Entity, change: 
 
 def is_active(sub: Sub, now: float) -> bool:
     if sub.get("status", "active") not in ("active", "oneshot"):
-        return False
-    if sub.get("_spent"):
         return False
     expires = sub.get("expires")
     return expires is None or expires > now
@@ -273,6 +283,12 @@ def fires(sub: Sub, change: Change, now: float) -> str | None:
             return None
     if not expression_holds(condition.get("expression"), entity, change):
         return None
+    jexl = condition.get("jexlExpression")
+    if jexl:
+        from .notify import jexl_condition
+
+        if not jexl_condition(jexl, change):
+            return None
     if throttled(sub, now):
         return None
     return alteration

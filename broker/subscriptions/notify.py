@@ -1,7 +1,7 @@
 """The notification a subscription sends for a change: method, URL, headers and body, pure.
 
-Everything here is computed from the subscription dict (see the design in
-broker/subscriptions/__init__.py), the :class:`~.matcher.Change` and the request
+Everything here is computed from the subscription dict (the canonical form of
+broker/subscriptions/model.py), the :class:`~.matcher.Change` and the request
 context, so it is cheap to test and the sender only moves bytes.
 
 Orion's rules reproduced here:
@@ -17,20 +17,21 @@ Orion's rules reproduced here:
   ``previousValue`` (every attribute that existed before an update) and ``actionType``
   (``append`` for a new attribute, ``update`` for an existing one, ``delete`` for
   entity deletion; only the attributes the request touched) only when listed;
-* ``httpCustom``: ``${...}`` macros (JEXL expressions when ngsi.jexl is there) in url,
-  headers, qs, payload (text, percent-decoded), json (a string that is only a macro
-  takes the value's JSON type) and ngsi (attributes merged into the notified entity);
-  a header or qs parameter that comes out empty is not sent; custom headers override
-  the default ones whatever their case;
-* headers: Fiware-Service (multiservice with a tenant), Fiware-Servicepath (the
-  entity's), Fiware-Correlator ``<correlator>; cbnotif=<n>``, Ngsiv2-AttrsFormat
-  (``custom`` for payload/json), X-Auth-Token of the request, Content-Type, Accept and
-  User-Agent.
+* ``httpCustom``: ``${...}`` JEXL macros (ngsi.jexl) in url, header names and values,
+  qs, payload (text, percent-decoded; ``null`` for nothing), json (a string that is
+  only a macro takes the value's JSON type) and ngsi (attributes merged into the
+  entity before the ``attrs`` filter, in ``evalPriority`` order); headers and qs are
+  percent-decoded and dropped when they come out empty; custom headers override the
+  default ones whatever their case, except Fiware-Correlator and Ngsiv2-AttrsFormat;
+* headers: Fiware-Service (the tenant, or the request's header, propagated even
+  without -multiservice), Fiware-Servicepath (the entity's), Fiware-Correlator
+  ``<correlator>; cbnotif=<n>``, Ngsiv2-AttrsFormat (``custom`` for payload/json),
+  X-Auth-Token of the request, Content-Type, Accept and User-Agent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -64,7 +65,6 @@ class Notification:
     headers: list[tuple[str, str]]
     body: bytes
     timeout: float | None = None  # seconds; None: the broker's default
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # -- attributes and metadata ---------------------------------------------------------------
@@ -201,8 +201,8 @@ def notified_service(change: Change, ctx: RequestContext, multiservice: bool) ->
 def macro_context(change: Change, ctx: RequestContext, entity: dict[str, Any] | None = None) -> dict[str, Any]:
     """What ``${...}`` can name: id, type, service, servicePath, authToken, the attribute values.
 
-    Attribute values take precedence over the special names except id and type
-    (Orion's replacement context puts the attributes last).
+    Attribute values take precedence over the special names except id, type and
+    metadata (``metadata.<attr>.<md>``).
     """
     source = entity if entity is not None else change.entity
     context: dict[str, Any] = {
@@ -210,9 +210,9 @@ def macro_context(change: Change, ctx: RequestContext, entity: dict[str, Any] | 
         "servicePath": source.get("servicePath", "/"),
         "authToken": ctx.auth_token or "",
     }
-    context["metadata"] = _metadata_context(source, change)
     for name, attr in source["attrs"].items():
         context[name] = attr_value(attr)
+    context["metadata"] = _metadata_context(source, change)  # wins over an attribute so named (4594)
     context["id"] = source["id"]
     context["type"] = source["type"]
     return context
@@ -349,7 +349,7 @@ def build(
     context: dict[str, Any] = {}
     if custom is not None:
         context = macro_context(change, ctx)
-        if isinstance(custom.get("ngsi"), dict) and custom.get("payload") is None and custom.get("json") is None:
+        if isinstance(custom.get("ngsi"), dict) and "payload" not in custom and custom.get("json") is None:
             entity = apply_ngsi(custom["ngsi"], entity, context)
     attrs = notified_attrs(sub, change, alteration, entity)
     if not attrs and (sub.get("notification") or {}).get("onlyChangedAttrs") and change.action == "update":
@@ -357,7 +357,7 @@ def build(
     content_type = JSON_TYPE
     attrs_format = fmt
     body: bytes
-    if custom is not None and custom.get("payload") is not None and custom.get("json") is None:
+    if custom is not None and "payload" in custom and custom.get("json") is None:
         payload = custom["payload"]
         text = substitute(unquote(payload), context, "null") if isinstance(payload, str) else ""
         body = text.encode("utf-8")
@@ -383,7 +383,9 @@ def build(
             if value != "":
                 qs.append((substitute(key, context, ""), value))
         for key, raw in (custom.get("headers") or {}).items():
-            custom_headers.append((key, unquote(substitute(str(raw), context, ""))))
+            name = substitute(key, context, "")
+            if name:
+                custom_headers.append((name, unquote(substitute(str(raw), context, ""))))
     url = _qs_join(url, qs)
     headers: list[tuple[str, str]] = []
     service = notified_service(change, ctx, multiservice)

@@ -8,6 +8,16 @@ a flusher persists the changed subscriptions a moment later, and on close.
 
 The dicts handed out (``for_tenant``, ``get``) are the live canonical subscriptions
 (see ``model.py``): read them, never change them; change them through the methods.
+
+Several workers on one database (a ``shared`` store): each keeps its own copy, and the
+database is the truth. A worker learns of another's changes through the store's change
+notifications (``reload``). Counters must add up, so a worker does not write its copy
+back: it keeps the notification outcomes it saw as events (``_events``) and the flush
+replays them on the stored subscription under a row lock (``modify_subscription``); its
+copy is then the stored subscription with the events not flushed yet replayed on it. A
+throttled or oneshot subscription fires once across workers: its trigger is only
+optimistic until the notifier ``claim``s it, which checks and records lastNotification
+(and the oneshot status) in the database before the notification is sent.
 """
 
 from __future__ import annotations
@@ -17,11 +27,13 @@ import contextlib
 import logging
 import os
 import time
+from collections import deque
 from typing import Any, Awaitable, Callable
 
 from ngsi.errors import NotFound
 
 from ..store import Store
+from .matcher import is_active, throttled
 from .model import SUBSCRIPTION_NOT_FOUND, Sub, apply_update
 
 log = logging.getLogger("waziup.subscriptions")
@@ -29,6 +41,8 @@ log = logging.getLogger("waziup.subscriptions")
 FLUSH_DELAY = 0.5  # seconds between a counter change and its write to the store
 # (tenant, "create" | "update" | "delete", subscription)
 SubListener = Callable[[str, str, Sub], Awaitable[None] | None]
+# A notification outcome: ("sent", when) | ("success", when, code) | ("failure", when, reason) | ("status", status)
+Event = tuple[Any, ...]
 
 _counter = int.from_bytes(os.urandom(3), "big")
 
@@ -49,15 +63,46 @@ class SubscriptionRegistry:
         self._dirty: set[tuple[str, str]] = set()
         self._flusher: asyncio.Task[None] | None = None
         self.listeners: list[SubListener] = []
+        self.shared = bool(getattr(store, "shared", False))
+        self._events: dict[tuple[str, str], list[Event]] = {}  # shared store: not flushed yet
+        self._unclaimed: dict[tuple[str, str], deque[float]] = {}  # shared store: triggers to claim
 
     # ------------------------------------------------------------------ life cycle
 
     async def load(self) -> None:
         """Read every stored subscription (in creation order) into memory."""
-        self._tenants.clear()
-        for tenant, sub in await self.store.load_subscriptions():
-            sub["_tenant"] = tenant
-            self._tenants.setdefault(tenant, {})[sub["id"]] = sub
+        loaded = await self.store.load_subscriptions()
+        self._tenants = {}
+        for tenant, sub in loaded:
+            self._refresh(tenant, sub)
+
+    async def reload(self, tenant: str, sub_id: str) -> None:
+        """Another worker changed (or deleted) this subscription: take the stored one."""
+        stored = await self.store.get_subscription(tenant, sub_id)
+        known = self.get(tenant, sub_id)
+        if stored is None:
+            if known is not None:
+                del self._tenants[tenant][sub_id]
+                self._forget(tenant, sub_id)
+                await self._emit(tenant, "delete", known)
+            return
+        sub = self._refresh(tenant, stored)
+        await self._emit(tenant, "create" if known is None else "update", sub)
+
+    def _refresh(self, tenant: str, stored: Sub) -> Sub:
+        """This worker's copy: the stored subscription and the outcomes not flushed yet."""
+        stored["_tenant"] = tenant
+        key = (tenant, stored["id"])
+        _replay(stored, self._events.get(key, ()))
+        for when in self._unclaimed.get(key, ()):
+            _apply(stored, ("sent", when))
+        self._tenants.setdefault(tenant, {})[stored["id"]] = stored
+        return stored
+
+    def _forget(self, tenant: str, sub_id: str) -> None:
+        self._dirty.discard((tenant, sub_id))
+        self._events.pop((tenant, sub_id), None)
+        self._unclaimed.pop((tenant, sub_id), None)
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -71,6 +116,9 @@ class SubscriptionRegistry:
         """Persist the subscriptions whose counters changed since the last flush."""
         dirty, self._dirty = self._dirty, set()
         for tenant, sub_id in dirty:
+            if self.shared:
+                await self._flush_events(tenant, sub_id)
+                continue
             sub = self._tenants.get(tenant, {}).get(sub_id)
             if sub is not None:
                 try:
@@ -78,6 +126,54 @@ class SubscriptionRegistry:
                 except Exception:  # the counters are kept in memory; a later change retries
                     log.exception("could not persist subscription %s", sub_id)
                     self._dirty.add((tenant, sub_id))
+
+    async def _flush_events(self, tenant: str, sub_id: str) -> None:
+        """Shared store: replay this worker's outcomes on the stored subscription, atomically."""
+        events = self._events.pop((tenant, sub_id), [])
+        if not events:
+            return
+        try:
+            stored = await self.store.modify_subscription(tenant, sub_id, lambda doc: _replay(doc, events))
+        except Exception:  # kept for the next flush
+            log.exception("could not persist subscription %s", sub_id)
+            self._events.setdefault((tenant, sub_id), [])[:0] = events
+            self._dirty.add((tenant, sub_id))
+            return
+        if stored is not None and self.get(tenant, sub_id) is not None:
+            self._refresh(tenant, stored)
+
+    async def claim(self, tenant: str, sub_id: str) -> bool:
+        """May the oldest trigger of this subscription be sent? Always, unless the store is
+        shared and the subscription throttled or oneshot: then the database decides, so that
+        only one worker notifies within a throttling period, or at all for a oneshot."""
+        key = (tenant, sub_id)
+        waiting = self._unclaimed.get(key)
+        if not waiting:
+            return True
+        when = waiting.popleft()
+        events = self._events.pop(key, [])
+        granted = False
+
+        def decide(doc: Sub) -> Sub:
+            nonlocal granted
+            _replay(doc, events)
+            granted = is_active(doc, when) and not throttled(doc, when)
+            if granted:
+                _apply(doc, ("sent", when))
+            return doc
+
+        try:
+            stored = await self.store.modify_subscription(tenant, sub_id, decide)
+        except Exception:  # the database is away: deliver rather than lose the notification
+            log.exception("could not claim a notification of subscription %s", sub_id)
+            self._events.setdefault(key, [])[:0] = [*events, ("sent", when)]
+            self._mark(tenant, sub_id)
+            return True
+        if stored is None:
+            return False
+        if self.get(tenant, sub_id) is not None:
+            self._refresh(tenant, stored)
+        return granted
 
     # ------------------------------------------------------------------ reads
 
@@ -113,6 +209,20 @@ class SubscriptionRegistry:
     async def update(self, tenant: str, sub_id: str, patch: Sub, service_path: str) -> Sub:
         """Apply a parsed PATCH; the subscription moves to the request's service path (1693)."""
         stored = self.find(tenant, sub_id)
+        if self.shared:  # on the stored version: counters other workers wrote stay
+            def patched(doc: Sub) -> Sub:
+                new = apply_update(doc, patch)
+                new["_servicePath"] = service_path
+                return new
+
+            written = await self.store.modify_subscription(tenant, sub_id, patched)
+            if written is None:  # deleted by another worker meanwhile
+                self._tenants.get(tenant, {}).pop(sub_id, None)
+                self._forget(tenant, sub_id)
+                raise NotFound(SUBSCRIPTION_NOT_FOUND)
+            sub = self._refresh(tenant, written)
+            await self._emit(tenant, "update", sub)
+            return sub
         sub = apply_update(stored, patch)
         sub["_servicePath"] = service_path
         await self.store.save_subscription(tenant, sub)
@@ -125,7 +235,7 @@ class SubscriptionRegistry:
         sub = self.find(tenant, sub_id)
         await self.store.delete_subscription(tenant, sub_id)
         del self._tenants[tenant][sub_id]
-        self._dirty.discard((tenant, sub_id))
+        self._forget(tenant, sub_id)
         await self._emit(tenant, "delete", sub)
         return sub
 
@@ -146,46 +256,36 @@ class SubscriptionRegistry:
         sub = self.get(tenant, sub_id)
         if sub is None:  # deleted meanwhile
             return
-        notification: dict[str, Any] = sub.setdefault("notification", {})
-        notification["timesSent"] = int(notification.get("timesSent", 0)) + 1
-        notification["lastNotification"] = float(int(when))
-        if sub.get("status") == "oneshot":
-            sub["status"] = "inactive"
-        self._mark(tenant, sub_id)
+        if self.shared and (sub.get("throttling") or sub.get("status") == "oneshot"):
+            self._unclaimed.setdefault((tenant, sub_id), deque()).append(when)
+            _apply(sub, ("sent", when))  # optimistic until claimed
+            return
+        self._record(tenant, sub, ("sent", when))
 
     def record_success(self, tenant: str, sub_id: str, when: float, code: int) -> None:
         """A notification got an HTTP answer with status ``code``."""
         sub = self.get(tenant, sub_id)
-        if sub is None:
-            return
-        notification: dict[str, Any] = sub.setdefault("notification", {})
-        notification["lastSuccess"] = float(int(when))
-        notification["lastSuccessCode"] = int(code)
-        notification.pop("failsCounter", None)
-        self._mark(tenant, sub_id)
+        if sub is not None:
+            self._record(tenant, sub, ("success", when, code))
 
     def record_failure(self, tenant: str, sub_id: str, when: float, reason: str) -> None:
         """A notification failed; past ``maxFailsLimit`` failures in a row the subscription
         becomes inactive (3541: with a limit of 3 the 4th failure disables it)."""
         sub = self.get(tenant, sub_id)
-        if sub is None:
-            return
-        notification: dict[str, Any] = sub.setdefault("notification", {})
-        notification["lastFailure"] = float(int(when))
-        notification["lastFailureReason"] = reason
-        fails = int(notification.get("failsCounter", 0)) + 1
-        notification["failsCounter"] = fails
-        limit = notification.get("maxFailsLimit")
-        if limit and fails > limit:
-            sub["status"] = "inactive"
-        self._mark(tenant, sub_id)
+        if sub is not None:
+            self._record(tenant, sub, ("failure", when, reason))
 
     def set_status(self, tenant: str, sub_id: str, status: str) -> None:
         """Status changes made by the notifier (a oneshot subscription that fired)."""
         sub = self.get(tenant, sub_id)
-        if sub is None:
-            return
-        sub["status"] = status
+        if sub is not None:
+            self._record(tenant, sub, ("status", status))
+
+    def _record(self, tenant: str, sub: Sub, event: Event) -> None:
+        sub_id = sub["id"]
+        _apply(sub, event)
+        if self.shared:
+            self._events.setdefault((tenant, sub_id), []).append(event)
         self._mark(tenant, sub_id)
 
     def _mark(self, tenant: str, sub_id: str) -> None:
@@ -200,3 +300,36 @@ class SubscriptionRegistry:
         while self._dirty:
             await asyncio.sleep(FLUSH_DELAY)
             await self.flush()
+
+
+def _apply(sub: Sub, event: Event) -> None:
+    """One notification outcome on a subscription (Orion's counters and status rules)."""
+    kind = event[0]
+    if kind == "status":
+        sub["status"] = event[1]
+        return
+    notification: dict[str, Any] = sub.setdefault("notification", {})
+    when = float(int(event[1]))
+    if kind == "sent":
+        notification["timesSent"] = int(notification.get("timesSent", 0)) + 1
+        notification["lastNotification"] = when
+        if sub.get("status") == "oneshot":
+            sub["status"] = "inactive"
+    elif kind == "success":
+        notification["lastSuccess"] = when
+        notification["lastSuccessCode"] = int(event[2])
+        notification.pop("failsCounter", None)
+    else:
+        notification["lastFailure"] = when
+        notification["lastFailureReason"] = event[2]
+        fails = int(notification.get("failsCounter", 0)) + 1
+        notification["failsCounter"] = fails
+        limit = notification.get("maxFailsLimit")
+        if limit and fails > limit:
+            sub["status"] = "inactive"
+
+
+def _replay(sub: Sub, events: Any) -> Sub:
+    for event in events:
+        _apply(sub, event)
+    return sub

@@ -70,6 +70,7 @@ class Notifier:
         custom_enabled: bool = True,
         queue_size: int = QUEUE_SIZE,
         workers: int = WORKERS,
+        transport: Any = None,
     ) -> None:
         self.registry = registry
         self.multiservice = multiservice
@@ -80,6 +81,7 @@ class Notifier:
         self._workers: list[asyncio.Task[None]] = []
         self._locks: dict[str, asyncio.Lock] = {}
         self._client: Any = None
+        self._transport = transport  # an httpx transport (tests)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -87,7 +89,9 @@ class Notifier:
         import httpx
 
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
-        self._client = httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
+        self._client = httpx.AsyncClient(
+            limits=limits, follow_redirects=False, trust_env=False, transport=self._transport
+        )
         for name in ("Accept-Encoding", "Accept", "User-Agent", "Connection"):
             self._client.headers.pop(name, None)
         self._workers = [asyncio.create_task(self._work()) for _ in range(self.worker_count)]
@@ -128,6 +132,8 @@ class Notifier:
     ) -> None:
         ctx = CURRENT.get()
         if ctx is None:
+            if action == "delete":
+                return  # the expiry purge: MongoDB's TTL removes entities silently in Orion
             ctx = RequestContext()
             CURRENT.set(ctx)
         change = Change(tenant, action, before, after, tuple(changed), forced=ctx.forced)
@@ -189,7 +195,10 @@ class Notifier:
             lock = self._locks.setdefault(notification.sub_id, asyncio.Lock())
             try:
                 async with lock:
-                    await self.send(notification)
+                    # Workers sharing a database: a throttled/oneshot trigger is checked there first.
+                    claim = getattr(self.registry, "claim", None)
+                    if claim is None or await claim(notification.tenant, notification.sub_id):
+                        await self.send(notification)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -272,3 +272,60 @@ def test_parse_notification() -> None:
         parse_notification({"subscriptionId": "1", "data": [{"id": "E", "A": {"value": "(x)", "type": "Number"}}]})
     with pytest.raises(BadRequest):
         parse_notification([])
+
+
+# -- sender ----------------------------------------------------------------------------------
+
+
+class FakeRegistry:
+    def __init__(self, subs: list[dict[str, Any]]) -> None:
+        self.subs = subs
+        self.events: list[tuple[Any, ...]] = []
+
+    def for_tenant(self, tenant: str) -> list[dict[str, Any]]:
+        return self.subs
+
+    def record_sent(self, tenant: str, sub_id: str, when: float) -> None:
+        self.events.append(("sent", sub_id))
+
+    def record_success(self, tenant: str, sub_id: str, when: float, code: int) -> None:
+        self.events.append(("success", sub_id, code))
+
+    def record_failure(self, tenant: str, sub_id: str, when: float, reason: str) -> None:
+        self.events.append(("failure", sub_id, reason))
+
+
+def test_notifier_delivers_in_order_and_records_outcomes() -> None:
+    import asyncio
+
+    import httpx
+
+    from broker.subscriptions.sender import Notifier
+
+    received: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "127.0.0.1":  # the notifier's warm-up request
+            return httpx.Response(404)
+        received.append(request)
+        return httpx.Response(200)
+
+    async def scenario() -> FakeRegistry:
+        registry = FakeRegistry([sub()])
+        notifier = Notifier(registry, workers=2, queue_size=2, transport=httpx.MockTransport(handler))
+        await notifier.start()
+        ctx = RequestContext(correlator="cc")
+        for value in (1, 2, 3):
+            e = entity({"A": attr(value)})
+            notifier.dispatch(Change("", "create", None, e, ("A",)), ctx)
+        await notifier.drain()
+        await notifier.stop()
+        return registry
+
+    registry = asyncio.run(scenario())
+    # queue of 2: the third notification is dropped and recorded as a failure
+    assert [json.loads(r.content)["data"][0]["A"]["value"] for r in received] == [1, 2]
+    assert [r.headers["fiware-correlator"] for r in received] == ["cc; cbnotif=1", "cc; cbnotif=2"]
+    assert "accept-encoding" not in received[0].headers
+    assert registry.events.count(("success", "5f0000000000000000000001", 200)) == 2
+    assert ("failure", "5f0000000000000000000001", "notification queue is full") in registry.events

@@ -239,3 +239,9 @@ def test_deep_parser_agrees_with_orjson(text: str) -> None:
 def test_deep_parser_round_trip(value: Any) -> None:
     text = json.dumps(value, ensure_ascii=False)
     assert _loads_deep(text) == json.loads(text)
+
+
+def test_loads_bare_scalar_with_many_digits() -> None:
+    # found by the API fuzz test: a top-level float with 16+ digits crashed the big-int walk
+    assert loads(b"1000000000000000.0") == 1e15
+    assert loads(b"12345678901234567890") == float(12345678901234567890)

@@ -1,0 +1,126 @@
+"""The IoT agent's north app (port 4041): provisioning API, and later the NGSI context
+provider endpoints (/v2/op/update, /v2/op/query) through which Orion forwards commands.
+
+The registry and the NGSI client to the context broker live in the lifespan and reach
+handlers through ``app.state`` (``registry``, ``ngsi``, ``config``,
+``provisioning_listeners``). Agent errors become ``{"name", "message"}`` with their code;
+anything unexpected a 500 of the same shape, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ngsi.client import NGSIClient
+
+from .config import Config
+from .errors import IoTAError
+from .provisioning import routes as provisioning
+from .provisioning.store import ProvisioningStore, open_registry
+
+log = logging.getLogger("waziup.iot_agent")
+
+
+async def _agent_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IoTAError)
+    return provisioning.json_response(exc.body(), exc.code)
+
+
+class _LastResort:
+    """A bug must still answer in the agents' error shape (500 RUNTIME_ERROR), and be logged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            response = provisioning.json_response(IoTAError("internal error").body(), 500)
+            await response(scope, receive, send)
+
+
+def create_app(
+    config: Config | None = None,
+    *,
+    registry: ProvisioningStore | None = None,
+    ngsi: NGSIClient | None = None,
+    routes: Iterable[BaseRoute] = (),
+) -> Starlette:
+    """The north app; ``registry`` and ``ngsi`` override what ``config`` names (tests),
+    ``routes`` adds endpoints (commands, context provider)."""
+    config = config or Config()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        the_registry = registry if registry is not None else open_registry(config.registry_path)
+        await the_registry.open()
+        client = ngsi if ngsi is not None else NGSIClient(config.broker_url)
+        app.state.registry = the_registry
+        app.state.ngsi = client
+        log.info("IoT agent north port %s, broker %s", config.north_port, config.broker_url)
+        try:
+            yield
+        finally:
+            if ngsi is None:
+                await client.aclose()
+            await the_registry.close()
+
+    app = Starlette(
+        routes=[*routes, *provisioning.ROUTES],
+        middleware=[Middleware(_LastResort)],
+        exception_handlers={IoTAError: _agent_error},
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.provisioning_listeners = []
+    return app
+
+
+def serve(config: Config, *, extra: Iterable[tuple[ASGIApp, str, int]] = ()) -> None:
+    """Run the north app (and any ``extra`` (app, host, port), e.g. the south HTTP port)
+    under uvicorn in one event loop until interrupted."""
+    import asyncio
+
+    import uvicorn
+
+    level = config.log_level.upper()
+    logging.basicConfig(
+        level=getattr(logging, "WARNING" if level == "WARN" else level, logging.INFO),
+        format="time=%(asctime)s | lvl=%(levelname)s | comp=%(name)s | msg=%(message)s",
+    )
+    apps = [(create_app(config), config.north_host, config.north_port), *extra]
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, server_header=False, lifespan="on")
+        )
+        for app, host, port in apps
+    ]
+
+    async def run() -> None:
+        await asyncio.gather(*(server.serve() for server in servers))
+
+    asyncio.run(run())

@@ -1,0 +1,19 @@
+"""Device payload codecs: pure functions from bytes/text to measures and back.
+
+A *measure* is a ``dict[str, Any]`` of name -> JSON value as the device sent it
+(``object_id``s, not yet mapped).  A leading timestamp becomes ``"TimeInstant"``.
+Every parser raises only ``iot_agent.errors.ParseError`` on bad input, so a
+transport can answer 400 (or drop an MQTT message) with one ``except``.
+
+* ``ul``: Ultralight 2.0 measures, commands, command results, configuration.
+* ``jsonmeasure``: IoT Agent JSON payloads (object or array), single values.
+* ``cayenne``: CayenneLPP frames (decode and encode).
+* ``waziup_gw``: the WAZIUP low-cost LoRa gateway text format.
+* ``lorawan``: ChirpStack v4 (and v3) / The Things Stack v3 uplinks, downlinks.
+"""
+
+from __future__ import annotations
+
+from iot_agent.errors import ParseError
+
+__all__ = ["ParseError"]

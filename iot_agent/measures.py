@@ -1,0 +1,416 @@
+"""Measures -> NGSI-v2 entities, as iotagent-node-lib builds them
+(``lib/services/ngsi/entities-NGSI-v2.js``, ``doc/api.md`` §Device to NGSI
+Mapping, §Expression language, §explicitAttrs, §TimeInstant).
+
+``build_entities(measures, device, group, now)`` takes the codec output (one
+dict per measure group, names as the device sent them), the device record and
+its group as provisioned (API field names; the agents' stored names ``active``,
+``name``, ``subservice``, ``staticAttributes`` are read too) and returns the
+normalized entities to send: ``[{"id", "type", <attr>: {"type", "value"[, "metadata"]}}]``.
+One entity -> ``POST /v2/entities?options=upsert``; several (multimeasure or
+multi-entity) -> ``POST /v2/op/update`` ``append`` in this order (sorted by
+``TimeInstant`` when every entity has one).  ``[]`` means "send nothing".
+
+Per measure:
+
+1. ``id`` / ``type`` measures are renamed ``measure_id`` / ``measure_type``.
+2. The JEXL context holds every measure, the static attributes, ``id``
+   (device id), ``type`` (entity type), ``service``, ``subservice``,
+   ``entity_name``, ``staticAttributes`` and ``metadata.<attr>.<md>``.
+3. The entity id is ``entityNameExp`` (when it gives a string), else the
+   device's ``entity_name``, else ``entity_type + conjunction + device_id``.
+4. Active attributes run in order: the measure named by ``object_id`` (or
+   ``name``) is renamed to ``name`` with the provisioned ``type`` and
+   ``metadata``; an ``expression`` replaces the value (it runs even when the
+   measure is absent) and its result joins the context under ``name``;
+   ``None``/NaN results and results equal to ``skipValue`` are not sent; an
+   ``entity_name`` (literal, or JEXL giving a string) sends the value to that
+   entity (``entity_type`` or the device's type).
+5. Other measures keep their names; their type is the provisioned type of an
+   attribute of that name, else inferred (``Number``, ``Boolean``, ``Text``,
+   ``StructuredValue``, ``None``; ``TimeInstant`` is ``DateTime``).  With
+   ``infer_types=False`` they are ``Text``, as the UL/JSON agents do.
+6. Static attributes are added (measures win on a name clash).
+7. ``explicitAttrs`` (device, else group): ``true`` keeps provisioned active
+   and static attributes; a list (JEXL giving names, object_ids or
+   ``{"object_id": x}`` items) keeps those; ``[]`` sends nothing at all.
+8. ``timestamp`` (device, else group, else ``timestamp_default``): the entity
+   gets ``TimeInstant`` (the measured one, which must then be ISO 8601 or
+   ``BadTimestamp`` is raised, else ``now`` in the device ``timezone``) and
+   every other attribute gets ``metadata.TimeInstant``.
+9. ``autocast``: values of attributes typed ``Number``/``Boolean``/``None``/
+   ``Array``/``Object`` given as text are converted (IOTA_AUTOCAST).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import json
+import math
+import re
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from iot_agent.errors import BadTimestamp
+from iot_agent.expressions import evaluate
+
+__all__ = ["build_entities", "merge_type_information", "infer_type", "format_now", "TIMESTAMP_ATTRIBUTE"]
+
+TIMESTAMP_ATTRIBUTE = "TimeInstant"
+TIMESTAMP_TYPE = "DateTime"
+DEFAULT_TYPE = "Text"
+
+_ISO_RE = re.compile(
+    r"\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2}([.,]\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?)?)?"
+    r"|\d{8}T\d{2}(\d{2}(\d{2}([.,]\d+)?)?)?(Z|[+-]\d{2}(\d{2})?)?"
+)
+
+_SENTINEL = object()
+
+
+def _first(*values: Any) -> Any:
+    for v in values:
+        if v is not None:
+            return v
+    return None
+
+
+def _get(d: dict[str, Any] | None, *keys: str) -> Any:
+    if not d:
+        return None
+    for k in keys:
+        if d.get(k) is not None:
+            return d[k]
+    return None
+
+
+def _merge_lists(primary: list[dict[str, Any]], secondary: list[dict[str, Any]], key: str = "name") -> list[dict[str, Any]]:
+    """Device items first, then group items whose name (object_id for active) is new."""
+    seen = {_item_key(a, key) for a in primary}
+    return list(primary) + [a for a in secondary if _item_key(a, key) not in seen]
+
+
+def _item_key(a: dict[str, Any], key: str) -> Any:
+    if key == "object_id":
+        return a.get("object_id") or a.get("name")
+    return a.get("name")
+
+
+def _dicts(v: Any) -> list[dict[str, Any]]:
+    return [a for a in v if isinstance(a, dict)] if isinstance(v, list) else []
+
+
+def merge_type_information(device: dict[str, Any], group: dict[str, Any] | None) -> dict[str, Any]:
+    """The effective configuration of a device: its own fields over its group's."""
+    g = group or {}
+    return {
+        "device_id": _get(device, "device_id", "id"),
+        "entity_name": _get(device, "entity_name", "name"),
+        "entity_type": _first(_get(device, "entity_type", "type"), _get(g, "entity_type", "type")),
+        "service": _first(_get(device, "service"), _get(g, "service")),
+        "subservice": _first(_get(device, "service_path", "subservice"), _get(g, "subservice", "service_path")),
+        "timezone": _first(_get(device, "timezone"), _get(g, "timezone")),
+        "timestamp": _first(_get(device, "timestamp"), _get(g, "timestamp")),
+        "explicitAttrs": _first(_get(device, "explicitAttrs"), _get(g, "explicitAttrs")),
+        "entityNameExp": _first(_get(device, "entityNameExp"), _get(g, "entityNameExp")),
+        "conjunction": _first(_get(device, "defaultEntityNameConjunction"), _get(g, "defaultEntityNameConjunction")),
+        "active": _merge_lists(
+            _dicts(_get(device, "attributes", "active")), _dicts(_get(g, "attributes", "active")), "object_id"
+        ),
+        "static": _merge_lists(
+            _dicts(_get(device, "static_attributes", "staticAttributes")),
+            _dicts(_get(g, "static_attributes", "staticAttributes")),
+        ),
+    }
+
+
+def infer_type(value: Any) -> str:
+    """The NGSI type of an unmapped measure value."""
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, (int, float)):
+        return "Number"
+    if isinstance(value, str):
+        return "Text"
+    if value is None:
+        return "None"
+    return "StructuredValue"
+
+
+def format_now(now: float, timezone: str | None = None) -> str:
+    """``new Date().toISOString()`` (UTC, ms, ``Z``) or moment-tz ``YYYY-MM-DDTHH:mm:ss.SSSZ``."""
+    d = _dt.datetime.fromtimestamp(now, tz=_dt.timezone.utc)
+    if timezone:
+        try:
+            d = d.astimezone(ZoneInfo(timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+        else:
+            off = d.strftime("%z")
+            return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}{off[:3]}:{off[3:]}"
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+
+
+def _is_iso(v: Any) -> bool:
+    return isinstance(v, str) and _ISO_RE.fullmatch(v.strip()) is not None
+
+
+def _iso_key(v: str) -> _dt.datetime | None:
+    s = v.strip().replace("Z", "+00:00")
+    try:
+        d = _dt.datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    return d if d.tzinfo else d.replace(tzinfo=_dt.timezone.utc)
+
+
+_TRUE_TEXT = {"true": True, "false": False}
+
+
+def _autocast(value: Any, attr_type: str | None) -> Any:
+    if not isinstance(value, str) or not attr_type:
+        return value
+    try:
+        if attr_type in ("Number", "Integer", "Float"):
+            x = float(value)
+            if math.isfinite(x):
+                return int(x) if x.is_integer() and re.fullmatch(r"\s*[+-]?\d+\s*", value) else x
+        elif attr_type == "Boolean" and value.strip().lower() in _TRUE_TEXT:
+            return _TRUE_TEXT[value.strip().lower()]
+        elif attr_type == "None" and value.strip() in ("null", "None", ""):
+            return None
+        elif attr_type in ("Array", "Object", "StructuredValue"):
+            parsed = json.loads(value)
+            if isinstance(parsed, (list, dict)):
+                return parsed
+    except ValueError:
+        pass
+    return value
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """JSON equality: a bool never equals a number, 1 equals 1.0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+class _Entity:
+    __slots__ = ("id", "type", "attrs", "sources")
+
+    def __init__(self, eid: str, etype: str) -> None:
+        self.id = eid
+        self.type = etype
+        self.attrs: dict[str, dict[str, Any]] = {}
+        self.sources: dict[str, str | None] = {}  # attr name -> measure name it came from
+
+    def render(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "type": self.type}
+        out.update(self.attrs)
+        return out
+
+
+def _attr(value: Any, atype: str, metadata: Any) -> dict[str, Any]:
+    a: dict[str, Any] = {"type": atype, "value": value}
+    if isinstance(metadata, dict) and metadata:
+        a["metadata"] = copy.deepcopy(metadata)
+    return a
+
+
+def build_entities(
+    measures: list[dict[str, Any]],
+    device: dict[str, Any],
+    group: dict[str, Any] | None = None,
+    now: float = 0.0,
+    *,
+    timestamp_default: bool = False,
+    autocast: bool = False,
+    infer_types: bool = True,
+    conjunction: str = ":",
+) -> list[dict[str, Any]]:
+    """NGSI-v2 entities for ``measures`` (see the module doc); ``[]`` when nothing is to be sent."""
+    info = merge_type_information(device, group)
+    entities: list[dict[str, Any]] = []
+    for measure in measures:
+        entities.extend(_one_measure(measure, info, now, timestamp_default, autocast, infer_types, conjunction))
+    if len(entities) > 1 and all(isinstance(e.get(TIMESTAMP_ATTRIBUTE, {}).get("value"), str) for e in entities):
+        keys = [_iso_key(e[TIMESTAMP_ATTRIBUTE]["value"]) for e in entities]
+        if all(k is not None for k in keys):
+            order = sorted(range(len(entities)), key=lambda i: keys[i])  # type: ignore[arg-type,return-value]
+            entities = [entities[i] for i in order]
+    return entities
+
+
+def _one_measure(
+    raw: dict[str, Any],
+    info: dict[str, Any],
+    now: float,
+    timestamp_default: bool,
+    autocast: bool,
+    infer_types: bool,
+    conjunction: str,
+) -> list[dict[str, Any]]:
+    measures: dict[str, Any] = {}
+    for k, v in raw.items():
+        measures[f"measure_{k}" if k in ("id", "type") else k] = v
+
+    device_id = info["device_id"]
+    etype = info["entity_type"] or ""
+    conj = info["conjunction"] if isinstance(info["conjunction"], str) else conjunction
+    default_name = info["entity_name"] or f"{etype}{conj}{device_id}"
+    active: list[dict[str, Any]] = info["active"]
+    static: list[dict[str, Any]] = info["static"]
+
+    ctx: dict[str, Any] = dict(measures)
+    for s in static:
+        if isinstance(s.get("name"), str):
+            ctx.setdefault(s["name"], s.get("value"))
+    md_ctx: dict[str, Any] = {}
+    for a in active + static:
+        if isinstance(a.get("name"), str) and isinstance(a.get("metadata"), dict):
+            md_ctx[a["name"]] = {k: (m.get("value") if isinstance(m, dict) else m) for k, m in a["metadata"].items()}
+    ctx.update(
+        {
+            "id": device_id,
+            "type": etype,
+            "service": info["service"],
+            "subservice": info["subservice"],
+            "entity_name": default_name,
+            "staticAttributes": static,
+            "metadata": md_ctx,
+        }
+    )
+
+    eid = default_name
+    if isinstance(info["entityNameExp"], str) and info["entityNameExp"]:
+        r = evaluate(info["entityNameExp"], ctx)
+        if isinstance(r, str) and r:
+            eid = r
+    main = _Entity(eid, etype)
+    others: dict[tuple[str, str], _Entity] = {}
+
+    def target(a: dict[str, Any]) -> _Entity:
+        en = a.get("entity_name")
+        if not isinstance(en, str) or not en:
+            return main
+        r = evaluate(en, ctx)
+        name = r if isinstance(r, str) and r else en
+        et = a.get("entity_type") if isinstance(a.get("entity_type"), str) else etype
+        if name == main.id and et == main.type:
+            return main
+        return others.setdefault((name, et), _Entity(name, et))
+
+    consumed: set[str] = set()
+    provisioned_names: set[str] = set()
+    provisioned_oids: dict[str, str] = {}  # attr name -> object_id
+    for a in active:
+        name = a.get("name")
+        if not isinstance(name, str) or not name:
+            continue
+        oid = a.get("object_id") if isinstance(a.get("object_id"), str) and a.get("object_id") else name
+        provisioned_names.add(name)
+        provisioned_oids[name] = oid
+        present = oid in measures
+        if present:
+            consumed.add(oid)
+        expr = a.get("expression")
+        if isinstance(expr, str) and expr:
+            value = evaluate(expr, ctx)
+            if value is None:
+                continue
+        elif present:
+            value = measures[oid]
+        else:
+            continue
+        if "skipValue" in a and _json_equal(value, a["skipValue"]):
+            continue
+        atype = a.get("type") if isinstance(a.get("type"), str) and a.get("type") else (
+            TIMESTAMP_TYPE if name == TIMESTAMP_ATTRIBUTE else (infer_type(value) if infer_types else DEFAULT_TYPE)
+        )
+        if autocast:
+            value = _autocast(value, atype)
+        ctx[name] = value
+        ent = target(a)
+        ent.attrs[name] = _attr(value, atype, a.get("metadata"))
+        ent.sources[name] = oid
+
+    by_name = {a["name"]: a for a in active if isinstance(a.get("name"), str)}
+    for k, v in measures.items():
+        if k in consumed or k in main.attrs:
+            continue
+        a = by_name.get(k)
+        if a is not None and isinstance(a.get("type"), str) and a["type"]:
+            atype = a["type"]
+        elif k == TIMESTAMP_ATTRIBUTE:
+            atype = TIMESTAMP_TYPE
+        else:
+            atype = infer_type(v) if infer_types else DEFAULT_TYPE
+        main.attrs[k] = _attr(_autocast(v, atype) if autocast else v, atype, None)
+        main.sources[k] = k
+
+    static_names: set[str] = set()
+    for s in static:
+        name = s.get("name")
+        if not isinstance(name, str) or not name:
+            continue
+        static_names.add(name)
+        ent = target(s)
+        if name in ent.attrs:
+            continue
+        stype = s.get("type") if isinstance(s.get("type"), str) else (infer_type(s.get("value")) if infer_types else DEFAULT_TYPE)
+        ent.attrs[name] = _attr(s.get("value"), stype, s.get("metadata"))
+        ent.sources[name] = None
+
+    all_entities = [main, *others.values()]
+
+    # explicitAttrs
+    explicit = info["explicitAttrs"]
+    if isinstance(explicit, str):
+        explicit = evaluate(explicit, ctx)
+    if explicit is True:
+        keep_names = provisioned_names | static_names | {TIMESTAMP_ATTRIBUTE}
+        for ent in all_entities:
+            ent.attrs = {k: v for k, v in ent.attrs.items() if k in keep_names}
+    elif isinstance(explicit, list):
+        if not explicit:
+            return []
+        wanted: set[str] = set()
+        for item in explicit:
+            if isinstance(item, str):
+                wanted.add(item)
+            elif isinstance(item, dict) and isinstance(item.get("object_id"), str):
+                wanted.add(item["object_id"])
+        for ent in all_entities:
+            ent.attrs = {
+                k: v
+                for k, v in ent.attrs.items()
+                if k == TIMESTAMP_ATTRIBUTE or k in wanted or (ent.sources.get(k) or _SENTINEL) in wanted
+            }
+
+    # TimeInstant
+    ts_flag = info["timestamp"] if isinstance(info["timestamp"], bool) else timestamp_default
+    if ts_flag:
+        measured = main.attrs.get(TIMESTAMP_ATTRIBUTE)
+        if measured is not None:
+            if not _is_iso(measured.get("value")):
+                raise BadTimestamp(measured.get("value"))
+            stamp = measured["value"]
+        else:
+            stamp = format_now(now, info["timezone"] if isinstance(info["timezone"], str) else None)
+        for ent in all_entities:
+            if not ent.attrs:
+                continue
+            ts_attr = ent.attrs.get(TIMESTAMP_ATTRIBUTE)
+            if ts_attr is None:
+                ts_attr = {"type": TIMESTAMP_TYPE, "value": stamp}
+            value = ts_attr["value"]
+            for k, a in ent.attrs.items():
+                if k == TIMESTAMP_ATTRIBUTE:
+                    continue
+                md = a.setdefault("metadata", {})
+                md[TIMESTAMP_ATTRIBUTE] = {"type": TIMESTAMP_TYPE, "value": value}
+            ent.attrs[TIMESTAMP_ATTRIBUTE] = ts_attr
+    return [e.render() for e in all_entities if e.attrs]
