@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml
 system-deps:
 	@scripts/install-system-deps.sh
 
+# The context broker (:$(PORT)), the IoT agent (:4041 north, :7896 devices) and an embedded MQTT broker (:1883).
 run: $(STAMP)
-	$(VENV)/bin/waziup broker -port $(PORT) -data $(DATA)
+	$(VENV)/bin/waziup run -port $(PORT) -data $(DATA)
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup

@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -39,21 +40,36 @@ from .subscriptions.sender import Notifier
 log = logging.getLogger("waziup.broker")
 EXPIRY_INTERVAL = 5.0  # seconds between purges of expired (transient) entities
 
+class _Segment(Convertor[str]):
+    """A path segment that may be empty: Orion answers ``/v2/entities//`` about an empty id
+    ("entity id length: 0"), not with "service not found"."""
+
+    regex = "[^/]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("segment", _Segment())
+
 ROUTES = [
     Route("/version", version.VERSION),
     Route("/v2", version.ENTRY_POINTS),
     Route("/v2/entities", entities.ENTITIES),
-    Route("/v2/entities/{id}", entities.ENTITY),
+    Route("/v2/entities/{id:segment}", entities.ENTITY),
     Route("/v2/entities/{id}/attrs", entities.ATTRS),
-    Route("/v2/entities/{id}/attrs/{name}", entities.ATTR),
+    Route("/v2/entities/{id}/attrs/{name:segment}", entities.ATTR),
     Route("/v2/entities/{id}/attrs/{name}/value", entities.ATTR_VALUE),
     Route("/v2/types", types.TYPES),
-    Route("/v2/types/{type}", types.TYPE),
+    Route("/v2/types/{type:segment}", types.TYPE),
     Route("/v2/op/update", batch.OP_UPDATE),
     Route("/v2/op/query", batch.OP_QUERY),
     Route("/v2/op/notify", notify.OP_NOTIFY),
     Route("/v2/subscriptions", subscriptions.SUBSCRIPTIONS),
-    Route("/v2/subscriptions/{id}", subscriptions.SUBSCRIPTION),
+    Route("/v2/subscriptions/{id:segment}", subscriptions.SUBSCRIPTION),
     Route("/v2/registrations", registrations.REGISTRATIONS),
     Route("/v2/registrations/{id}", registrations.REGISTRATION),
 ]

@@ -129,6 +129,8 @@ def _operated(tenant: str, name: str, attr: dict[str, Any], previous: dict[str, 
     if not is_operation(attr["value"]):
         return attr
     current = ABSENT if previous is None else previous.get("value")
+    if current is ABSENT and attr["type"] in DATE_TYPES:
+        current = 0.0  # Orion starts a new DateTime from the epoch: {"$min": date} creates 1970-01-01
     try:
         value = apply_operators(attr["value"], current, base=f"attrs.{name}.value")
     except OperatorError as exc:

@@ -60,7 +60,9 @@ class Call:
         return parse_write_path(self.request.headers.get("fiware-servicepath"))
 
     def content_type(self) -> str:
-        return self.request.headers.get("content-type", "").split(";")[0].strip().lower()
+        # With the header given twice, the last one counts (as in Orion's HTTP library).
+        values = self.request.headers.getlist("content-type")
+        return values[-1].split(";")[0].strip().lower() if values else ""
 
     def json(self) -> Any:
         if self.content_type() != "application/json":

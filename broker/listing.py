@@ -14,6 +14,7 @@ from functools import cmp_to_key
 from typing import Any
 
 from ngsi.errors import BadRequest
+from ngsi.ordering import compare as compare_values
 from ngsi.render import Projection
 
 from .entities import EntityService
@@ -69,34 +70,6 @@ def parse_order(raw: str | None) -> list[tuple[str, bool]]:
     return order
 
 
-# MongoDB's order of BSON types, which Orion's sorting follows.
-def _type_rank(value: Any) -> int:
-    if value is None:
-        return 1
-    if isinstance(value, bool):
-        return 8
-    if isinstance(value, (int, float)):
-        return 2
-    if isinstance(value, str):
-        return 3
-    if isinstance(value, dict):
-        return 4
-    if isinstance(value, list):
-        return 5
-    return 9
-
-
-def _compare_values(a: Any, b: Any) -> int:
-    ra, rb = _type_rank(a), _type_rank(b)
-    if ra != rb:
-        return -1 if ra < rb else 1
-    if ra in (4, 5):
-        a, b = repr(a), repr(b)
-    if a == b or ra == 1:
-        return 0
-    return -1 if a < b else 1
-
-
 def _sort_key_value(entity: Entity, key: str) -> Any:
     if key == "id":
         return entity["id"]
@@ -124,7 +97,7 @@ def sort_entities(entities: list[Entity], order: list[tuple[str, bool]], geo: An
                 da, db = geo.distance(a.get("location")), geo.distance(b.get("location"))
                 result = (da > db) - (da < db)
             else:
-                result = _compare_values(_sort_key_value(a, key), _sort_key_value(b, key))
+                result = compare_values(_sort_key_value(a, key), _sort_key_value(b, key))
             if result:
                 return -result if descending else result
         return 0

@@ -36,6 +36,7 @@ class Config:
     mqtt_qos: int = 0
     mqtt_retain: bool = False
     mqtt_client_id: str = ""
+    mqtt_uri: str = ""  # mqtt://[user:password@]host[:port]: sets the four above (-mqttURI)
     # context broker
     cb_host: str = "localhost"
     cb_port: int = 1026
@@ -84,6 +85,7 @@ ENVIRONMENT: dict[str, str] = {
     "mqtt_qos": "IOTA_MQTT_QOS",
     "mqtt_retain": "IOTA_MQTT_RETAIN",
     "mqtt_client_id": "IOTA_MQTT_CLIENT_ID",
+    "mqtt_uri": "IOTA_MQTT_URI",
     "cb_host": "IOTA_CB_HOST",
     "cb_port": "IOTA_CB_PORT",
     "cb_url": "IOTA_CB_URL",
@@ -139,6 +141,7 @@ def parse(argv: list[str], environ: dict[str, str] | None = None) -> Config:
         if variable in env:
             values[name] = _convert(name, env[variable], variable)
     by_flag = {flag(name): name for name in _KINDS}
+    by_flag["-mqttURI"] = "mqtt_uri"  # Orion-style spelling, as ``waziup broker -dbURI``
     i = 0
     while i < len(argv):
         word = argv[i]
@@ -162,9 +165,29 @@ def parse(argv: list[str], environ: dict[str, str] | None = None) -> Config:
     for name, allowed in _CHOICES.items():
         if name in values and values[name] not in allowed:
             raise ConfigError(f"{flag(name)}: {values[name]!r} is not one of {', '.join(allowed)}")
+    if values.get("mqtt_uri"):
+        values.update(_mqtt_uri(values["mqtt_uri"]))
     if values.get("registry_type") == "mongodb":
         values["registry_type"] = "sqlite"
     return Config(**values)
+
+
+def _mqtt_uri(uri: str) -> dict[str, Any]:
+    """``mqtt://user:password@host:1883`` -> mqtt_host/port/username/password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri if "://" in uri else "mqtt://" + uri)
+    try:
+        port = parts.port or 1883
+    except ValueError:
+        raise ConfigError(f"-mqttURI: {uri!r} has no valid port") from None
+    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+        raise ConfigError(f"-mqttURI: {uri!r} is not mqtt://host[:port]")
+    out: dict[str, Any] = {"mqtt_host": parts.hostname, "mqtt_port": port}
+    if parts.username:
+        out["mqtt_username"] = parts.username
+        out["mqtt_password"] = parts.password or ""
+    return out
 
 
 def usage() -> str:

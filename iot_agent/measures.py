@@ -53,6 +53,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from iot_agent.errors import BadTimestamp
+from ngsi.model import infer_type
 from iot_agent.expressions import evaluate
 
 __all__ = ["build_entities", "merge_type_information", "infer_type", "format_now", "TIMESTAMP_ATTRIBUTE"]
@@ -123,19 +124,6 @@ def merge_type_information(device: dict[str, Any], group: dict[str, Any] | None)
             _dicts(_get(g, "static_attributes", "staticAttributes")),
         ),
     }
-
-
-def infer_type(value: Any) -> str:
-    """The NGSI type of an unmapped measure value."""
-    if isinstance(value, bool):
-        return "Boolean"
-    if isinstance(value, (int, float)):
-        return "Number"
-    if isinstance(value, str):
-        return "Text"
-    if value is None:
-        return "None"
-    return "StructuredValue"
 
 
 def format_now(now: float, timezone: str | None = None) -> str:

@@ -80,7 +80,7 @@ def _date_value(value: Any, where: str) -> Any:
     if isinstance(value, dict) and len(value) == 1:
         # An update operator ({"$min": "2025-04-15T10:59:59Z"}): its operand is the date.
         (operator, operand), = value.items()
-        if operator.startswith("$"):
+        if operator in ("$min", "$max", "$set"):
             return {operator: _date_value(operand, where) if isinstance(operand, str) else operand}
     raise BadRequest(f"date has invalid format in {where}")
 

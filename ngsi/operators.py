@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from .ordering import compare
+
 OPERATORS: Final = ("$inc", "$mul", "$min", "$max", "$push", "$addToSet", "$pull", "$pullAll", "$set", "$unset")
 
 
@@ -46,48 +48,9 @@ def is_operation(value: Any) -> bool:
 
 # -- MongoDB's comparison order ----------------------------------------------------------------
 
-# BSON canonical type order: null < numbers < strings < objects < arrays < booleans.
-def _rank(value: Any) -> int:
-    if value is None:
-        return 1
-    if isinstance(value, bool):
-        return 8
-    if isinstance(value, (int, float)):
-        return 2
-    if isinstance(value, str):
-        return 3
-    if isinstance(value, dict):
-        return 4
-    return 5  # list
-
-
-def _compare(a: Any, b: Any) -> int:
-    """-1, 0 or 1, the way MongoDB orders two values."""
-    ra, rb = _rank(a), _rank(b)
-    if ra != rb:
-        return -1 if ra < rb else 1
-    if ra == 1:
-        return 0
-    if ra == 4:
-        for (ka, va), (kb, vb) in zip(a.items(), b.items()):
-            if ka != kb:
-                return -1 if ka < kb else 1
-            c = _compare(va, vb)
-            if c:
-                return c
-        return (len(a) > len(b)) - (len(a) < len(b))
-    if ra == 5:
-        for va, vb in zip(a, b):
-            c = _compare(va, vb)
-            if c:
-                return c
-        return (len(a) > len(b)) - (len(a) < len(b))
-    return (a > b) - (a < b)
-
-
 def equal(a: Any, b: Any) -> bool:
     """MongoDB equality: numbers by value (1 == 1.0), booleans apart from numbers, objects key-ordered."""
-    return _compare(a, b) == 0
+    return compare(a, b) == 0
 
 
 def _is_number(value: Any) -> bool:
@@ -178,6 +141,13 @@ def _array(op: str, current: Any) -> list[Any]:
     return list(current)
 
 
+def _each(arg: Any) -> list[Any] | None:
+    """The items of MongoDB's ``{"$each": [...]}`` modifier form, None for a plain argument."""
+    if isinstance(arg, dict) and isinstance(arg.get("$each"), list):
+        return list(arg["$each"])
+    return None
+
+
 def _pull_matches(pattern: Any, item: Any) -> bool:
     """$pull with an object is a query on object elements (all its fields equal); else equality."""
     if isinstance(pattern, dict) and pattern:
@@ -192,18 +162,27 @@ def apply_one(op: str, arg: Any, current: Any) -> Any:
     if op in ("$min", "$max"):
         if current is ABSENT:
             return arg
-        c = _compare(arg, current)
+        c = compare(arg, current)
         return arg if (c < 0 if op == "$min" else c > 0) else current
     if op in ("$push", "$addToSet") and current is ABSENT:
         # Orion builds a new attribute's array itself and wraps an object or array
         # argument once more than MongoDB would ({"$push": [z]} creates [[[z]]]).
         return [[arg]] if isinstance(arg, (dict, list)) else [arg]
+    each = _each(arg)
     if op == "$push":
-        return _array(op, current) + [arg]
+        items = _array(op, current)
+        if each is None:
+            return items + [arg]
+        position = arg.get("$position")
+        if isinstance(position, int) and not isinstance(position, bool):
+            index = position if position >= 0 else max(len(items) + position, 0)
+            return items[:index] + each + items[index:]
+        return items + each
     if op == "$addToSet":
         items = _array(op, current)
-        if not any(equal(arg, item) for item in items):
-            items.append(arg)
+        for new in [arg] if each is None else each:
+            if not any(equal(new, item) for item in items):
+                items.append(new)
         return items
     if op == "$pullAll" and not isinstance(arg, list):
         raise OperatorError(f"$pullAll requires an array argument but was given a {_type_name(arg)}")

@@ -1,11 +1,12 @@
 """The ``waziup`` command: ``waziup broker [Orion options]`` runs the context broker,
-``waziup iot-agent [options]`` the IoT agent."""
+``waziup iot-agent [options]`` the IoT agent, ``waziup run`` both with an embedded MQTT
+broker (``orchestrator.run_all``), ``waziup gw-post`` is the WAZIUP LoRa gateway's cloud script."""
 
 from __future__ import annotations
 
 import sys
 
-USAGE = "usage: waziup broker [-port N] [-dbURI URL] [-multiservice] [-corsOrigin O] ...\n       waziup iot-agent [--north-port N] [--cb-url URL] ... (waziup iot-agent --help)"
+USAGE = "usage: waziup broker [-port N] [-dbURI URL] [-multiservice] [-corsOrigin O] ...\n       waziup iot-agent [--north-port N] [--cb-url URL] [-mqttURI URI] ... (waziup iot-agent --help)\n       waziup run [-port 1026] [-data DIR] [-mqttPort 1883] ... (waziup run --help)\n       waziup gw-post LDATA PDATA RDATA TDATA GWID"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,8 +25,17 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"waziup broker: {exc}")
         serve(config)
         return
+    if command == "run":
+        from orchestrator.run_all import main as run_all
+
+        run_all(rest)
+        return
+    if command == "gw-post":
+        from iot_agent.south.gateway import main as gw_post
+
+        sys.exit(gw_post(rest))
     if command == "iot-agent":
-        from iot_agent.app import serve as serve_agent
+        from iot_agent.south.runtime import serve as serve_agent
         from iot_agent.config import ConfigError as AgentConfigError
         from iot_agent.config import parse as parse_agent
         from iot_agent.config import usage
@@ -40,3 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         serve_agent(agent_config)
         return
     sys.exit(f"waziup: unknown command {command!r}\n{USAGE}")
+
+
+if __name__ == "__main__":
+    main()

@@ -7,6 +7,9 @@ command -v setsid >/dev/null 2>&1 || need+=(util-linux)
 if [ -x scripts/install-postgres.sh ]; then
   scripts/install-postgres.sh
 fi
+if [ -x scripts/install-mosquitto.sh ]; then
+  scripts/install-mosquitto.sh
+fi
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

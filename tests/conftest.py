@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -85,3 +86,69 @@ def broker_process() -> Iterator[Callable[[list[str]], BrokerProcess]]:
     yield factory
     for broker in started:
         broker.stop()
+
+
+MOSQUITTO_USER, MOSQUITTO_PASSWD = "waziup", "s3cret"
+
+
+class Mosquitto:
+    """A Mosquitto broker on loopback: ``port`` takes anonymous clients, ``auth_port``
+    only ``MOSQUITTO_USER``/``MOSQUITTO_PASSWD``."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.auth_port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Mosquitto:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not os.path.exists(binary):
+            raise RuntimeError("mosquitto is not installed: run scripts/install-mosquitto.sh")
+        passwords = self.workdir / "passwd"
+        subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), MOSQUITTO_USER, MOSQUITTO_PASSWD],
+                       check=True, capture_output=True)
+        passwords.chmod(0o600)
+        config = self.workdir / "mosquitto.conf"
+        # As root, mosquitto would switch to user "mosquitto", who can't read pytest's tmp dirs.
+        as_user = "user root\n" if os.geteuid() == 0 else ""
+        config.write_text(
+            f"{as_user}per_listener_settings true\npersistence false\nlog_dest stderr\n"
+            f"listener {self.port} {self.host}\nallow_anonymous true\n"
+            f"listener {self.auth_port} {self.host}\nallow_anonymous false\npassword_file {passwords}\n"
+        )
+        log = open(self.workdir / "mosquitto.log", "wb")
+        self.proc = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {(self.workdir / 'mosquitto.log').read_text()}")
+            try:
+                for port in (self.port, self.auth_port):
+                    socket.create_connection((self.host, port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("mosquitto did not listen within 10 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A real MQTT broker for the whole session; FAILS (never skips) when it can't start."""
+    try:
+        broker = Mosquitto(tmp_path_factory.mktemp("mosquitto")).start()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        pytest.fail(f"Mosquitto could not start: {exc}", pytrace=False)
+    yield broker
+    broker.stop()

@@ -42,8 +42,13 @@ def check_params(call: Call) -> None:
             raise BadRequest("invalid character in URI parameter")
 
 
+_PATH_KINDS = {"id": "entity id", "name": "attribute name"}
+
+
 def check_path(call: Call, *names: str) -> None:
     for name in names:
+        if call.path_params[name] == "":
+            raise BadRequest(f"{_PATH_KINDS[name]} length: 0, min length supported: 1")
         if _FORBIDDEN_IN_PATH_ID.search(call.path_params[name]):
             raise BadRequest("invalid character in URI")
 

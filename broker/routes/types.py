@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from ngsi.errors import NotFound
+from ngsi.errors import BadRequest, NotFound
 
 from .. import listing
 from ..http import Call, Resource, json_response
@@ -54,6 +54,8 @@ async def list_types(call: Call) -> Response:
 async def get_type(call: Call) -> Response:
     check_params(call)
     name = call.path_params["type"]
+    if name == "":
+        raise BadRequest("entity type length: 0, min length supported: 1")
     entities = await call.state.entities.find(call.tenant, Selector(types=(name,), service_paths=call.scopes()))
     if not entities:
         raise NotFound("Entity type not found")

@@ -430,32 +430,42 @@ def _parse_http_custom(value: Any) -> dict[str, Any]:
 
 
 def _parse_mqtt(value: Any, channel: str) -> dict[str, Any]:
+    """mqtt / mqttCustom (Orion's parseMqtt*): url, topic, qos, retain, user+passwd.
+
+    Stored with qos and retain filled in, in the order GET shows them (url, topic, qos,
+    retain, user, passwd, then the custom payload).
+    """
     if not isinstance(value, dict):
         raise BadRequest(f"{channel} notification is not an object")  # (guess)
     if "url" not in value:
-        raise BadRequest(f"url {channel} notification is missing")  # (guess)
+        raise BadRequest(f"url {channel} notification is missing")
     url = _get_string(value, "url", f"url {channel} notification")
     assert url is not None
+    if _FORBIDDEN.search(url):
+        raise BadRequest("forbidden characters in mqtt field /url/")  # (guess)
     if parse_url(url, ("mqtt", "mqtts")) is None:
         raise BadRequest("Invalid URL parsing notification url")
     if "topic" not in value:
-        raise BadRequest(f"topic {channel} notification is missing")  # (guess)
+        raise BadRequest(f"topic {channel} notification is missing")
     topic = _get_string(value, "topic", f"topic {channel} notification")
+    assert topic is not None
+    if topic == "":
+        raise BadRequest("mqtt topic is empty")  # (guess)
+    if "+" in topic or "#" in topic:  # subscription wildcards: no message can be published there
+        raise BadRequest("forbidden characters in mqtt /topic/")  # (guess)
     mqtt: dict[str, Any] = {"url": url, "topic": topic}
     qos = _get_int(value, "qos")
-    if qos is not None:
-        if qos not in (0, 1, 2):
-            raise BadRequest("mqtt qos field must be an integer in the 0 to 2 range")  # (guess)
-        mqtt["qos"] = qos
+    if qos is not None and qos not in (0, 1, 2):
+        raise BadRequest("mqtt qos field must be an integer in the 0 to 2 range")
+    mqtt["qos"] = qos or 0
     retain = _get_bool(value, "retain")
-    if retain is not None:
-        mqtt["retain"] = retain
+    mqtt["retain"] = bool(retain)
+    if ("user" in value) != ("passwd" in value):
+        raise BadRequest("you must use user and passwd fields simultaneously")
     for key in ("user", "passwd"):
-        text = _get_string(value, key)
+        text = _get_string(value, key, f"{key} {channel} notification")
         if text is not None:
             mqtt[key] = text
-    if ("user" in mqtt) != ("passwd" in mqtt):
-        raise BadRequest("MQTT notification needs user and passwd, or none of them")  # (guess)
     if channel == "mqttCustom":
         _parse_custom_payload(value, mqtt)
     return mqtt
@@ -629,6 +639,8 @@ def _render_notification(notification: dict[str, Any]) -> dict[str, Any]:
     for channel in CHANNELS:
         if channel in notification:
             out[channel] = copy.deepcopy(notification[channel])
+            if channel in ("mqtt", "mqttCustom"):
+                out[channel] = _render_mqtt(notification[channel])
     if notification.get("metadata"):
         out["metadata"] = list(notification["metadata"])
     if notification.get("lastFailure"):
@@ -645,6 +657,19 @@ def _render_notification(notification: dict[str, Any]) -> dict[str, Any]:
         out["maxFailsLimit"] = notification["maxFailsLimit"]
     out["onlyChangedAttrs"] = bool(notification.get("onlyChangedAttrs", False))
     out["covered"] = bool(notification.get("covered", False))
+    return out
+
+
+def _render_mqtt(mqtt: dict[str, Any]) -> dict[str, Any]:
+    """Orion's MqttInfo::toJson: qos and retain always, the password never in clear."""
+    out: dict[str, Any] = {"url": mqtt.get("url", ""), "topic": mqtt.get("topic", ""),
+                           "qos": mqtt.get("qos", 0), "retain": bool(mqtt.get("retain", False))}
+    if "user" in mqtt:
+        out["user"] = mqtt["user"]
+        out["passwd"] = "*****"
+    for key in ("payload", "json", "ngsi"):
+        if key in mqtt:
+            out[key] = copy.deepcopy(mqtt[key])
     return out
 
 

@@ -262,8 +262,8 @@ class SubscriptionRegistry:
             return
         self._record(tenant, sub, ("sent", when))
 
-    def record_success(self, tenant: str, sub_id: str, when: float, code: int) -> None:
-        """A notification got an HTTP answer with status ``code``."""
+    def record_success(self, tenant: str, sub_id: str, when: float, code: int | None) -> None:
+        """A notification got an HTTP answer with status ``code`` (None: published over MQTT)."""
         sub = self.get(tenant, sub_id)
         if sub is not None:
             self._record(tenant, sub, ("success", when, code))
@@ -317,7 +317,10 @@ def _apply(sub: Sub, event: Event) -> None:
             sub["status"] = "inactive"
     elif kind == "success":
         notification["lastSuccess"] = when
-        notification["lastSuccessCode"] = int(event[2])
+        if event[2] is None:  # MQTT: no status code, Orion shows none
+            notification.pop("lastSuccessCode", None)
+        else:
+            notification["lastSuccessCode"] = int(event[2])
         notification.pop("failsCounter", None)
     else:
         notification["lastFailure"] = when

@@ -20,6 +20,7 @@ import time
 from typing import Any, Protocol
 
 from .matcher import CURRENT, Change, RequestContext, fires
+from .mqtt import MqttError, MqttMessage, MqttPublisher, build_mqtt
 from .notify import Notification, build
 
 log = logging.getLogger("waziup.notify")
@@ -32,7 +33,7 @@ WORKERS = 8
 class Registry(Protocol):
     def for_tenant(self, tenant: str) -> list[dict[str, Any]]: ...
 
-    def record_success(self, tenant: str, sub_id: str, when: float, code: int) -> Any: ...
+    def record_success(self, tenant: str, sub_id: str, when: float, code: int | None) -> Any: ...
 
     def record_failure(self, tenant: str, sub_id: str, when: float, reason: str) -> Any: ...
 
@@ -76,7 +77,8 @@ class Notifier:
         self.multiservice = multiservice
         self.http_timeout = http_timeout or DEFAULT_TIMEOUT
         self.custom_enabled = custom_enabled
-        self.queue: asyncio.Queue[Notification] = asyncio.Queue(maxsize=queue_size)
+        self.queue: asyncio.Queue[Notification | MqttMessage] = asyncio.Queue(maxsize=queue_size)
+        self.mqtt = MqttPublisher()
         self.worker_count = workers
         self._workers: list[asyncio.Task[None]] = []
         self._locks: dict[str, asyncio.Lock] = {}
@@ -124,6 +126,7 @@ class Notifier:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        await self.mqtt.aclose()
 
     # -- triggering --------------------------------------------------------------------------
 
@@ -154,9 +157,11 @@ class Notifier:
                 if alteration is None:
                     continue
                 effective = sub if self.custom_enabled else _without_custom(sub)
-                notification = build(
+                notification: Notification | MqttMessage | None = build(
                     effective, change, alteration, ctx, ctx.next_notification(), multiservice=self.multiservice
                 )
+                if notification is None:
+                    notification = build_mqtt(sub, change, alteration, ctx, custom_enabled=self.custom_enabled)
             except Exception:
                 log.exception("cannot build the notification of subscription %s", sub.get("id"))
                 continue
@@ -206,7 +211,10 @@ class Notifier:
             finally:
                 self.queue.task_done()
 
-    async def send(self, notification: Notification) -> None:
+    async def send(self, notification: Notification | MqttMessage) -> None:
+        if isinstance(notification, MqttMessage):
+            await self.send_mqtt(notification)
+            return
         timeout = notification.timeout or self.http_timeout
         try:
             response = await self._client.request(
@@ -232,7 +240,17 @@ class Notifier:
                 self.registry.record_success(notification.tenant, notification.sub_id, time.time(), response.status_code)
             )
 
-    def _failure(self, notification: Notification, when: float, reason: str) -> None:
+    async def send_mqtt(self, message: MqttMessage) -> None:
+        """Orion's doNotifyMqtt: no status code on success, no reason on failure."""
+        try:
+            await self.mqtt.publish(message)
+        except MqttError as exc:
+            log.info("MQTT notification of subscription %s to %s failed: %s", message.sub_id, message.url, exc)
+            self._failure(message, time.time(), "")
+            return
+        await _maybe_await(self.registry.record_success(message.tenant, message.sub_id, time.time(), None))
+
+    def _failure(self, notification: Notification | MqttMessage, when: float, reason: str) -> None:
         try:
             result = self.registry.record_failure(notification.tenant, notification.sub_id, when, reason)
             if asyncio.iscoroutine(result):

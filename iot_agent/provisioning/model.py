@@ -47,7 +47,7 @@ _COMMON_FIELDS: dict[str, str] = {
     "lazy": "attributes",
     "commands": "attributes",
     "static_attributes": "statics",
-    "internal_attributes": "array",
+    "internal_attributes": "any",  # an array; LoRaWAN devices carry an object ({"lorawan": {...}})
     "preprocess": "any",  # waziup extension: measure pre-processing steps (iot_agent.preprocess)
 }
 

@@ -181,3 +181,9 @@ def test_equal_is_mongo_equality() -> None:
     assert not equal(1, True)
     assert not equal({"a": 1, "b": 2}, {"b": 2, "a": 1})  # documents compare in key order
     assert equal([1, {"a": "x"}], [1.0, {"a": "x"}])
+
+
+def test_push_each_and_position() -> None:
+    assert apply_one("$push", {"$each": [2, 3]}, [1]) == [1, 2, 3]
+    assert apply_one("$push", {"$each": [-1, 0], "$position": 0}, [1, 2]) == [-1, 0, 1, 2]
+    assert apply_one("$addToSet", {"$each": [1, 5, 5]}, [1, 2]) == [1, 2, 5]

@@ -1,0 +1,109 @@
+"""The running agent: north app (4041), south HTTP (7896), MQTT client, commands, LoRaWAN,
+all in one event loop and sharing one registry and one NGSI client.
+
+``Agent.running()`` opens everything (the north app's lifespan opens the registry) and
+closes it in reverse order; ``serve(config)`` runs the agent until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+import uvicorn
+
+from ngsi.client import NGSIClient
+
+from ..app import create_app as create_north_app
+from ..commands import Commands
+from ..config import Config
+from ..provisioning.store import ProvisioningStore, open_registry
+from . import http
+from .lora import LoraSouth
+from .measures import Southbound
+from .mqtt import MqttSouth
+
+log = logging.getLogger("waziup.iot_agent")
+
+
+class Agent:
+    def __init__(self, config: Config, *, registry: ProvisioningStore | None = None, ngsi: NGSIClient | None = None) -> None:
+        self.config = config
+        self.registry = registry if registry is not None else open_registry(config.registry_path)
+        self.ngsi = ngsi if ngsi is not None else NGSIClient(config.broker_url)
+        self._own_ngsi = ngsi is None
+        self.south = Southbound(self.registry, self.ngsi, config)
+        self.commands = Commands(self.south, config)
+        self.south.provision_hooks.append(self.commands.on_autoprovision)
+        self.mqtt: MqttSouth | None = None
+        self.lora: LoraSouth | None = None
+        if config.mqtt_host:
+            self.mqtt = MqttSouth(config, self.south, self.commands)
+            self.lora = LoraSouth(self.south, self.mqtt)
+        self.north_app = create_north_app(config, registry=self.registry, ngsi=self.ngsi, routes=self.commands.routes())
+        self.north_app.state.provisioning_listeners.append(self.commands.on_provisioning)
+        self.http_app = http.create_app(self.south, self.commands)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Agent]:
+        async with self.north_app.router.lifespan_context(self.north_app):
+            await self.commands.start()
+            if self.mqtt is not None:
+                await self.mqtt.start()
+            try:
+                yield self
+            finally:
+                if self.mqtt is not None:
+                    await self.mqtt.stop()
+                await self.commands.stop()
+                await self.south.aclose()
+                if self._own_ngsi:
+                    await self.ngsi.aclose()
+
+
+class _Server(uvicorn.Server):
+    """Signals are handled once for every server (see ``run``)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def,override]
+        yield
+
+
+async def run(config: Config) -> None:
+    agent = Agent(config)
+    servers = [
+        _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, server_header=False, lifespan="off"))
+        for app, host, port in (
+            (agent.north_app, config.north_host, config.north_port),
+            (agent.http_app, config.http_host, config.http_port),
+        )
+    ]
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop)
+    async with agent.running():
+        log.info(
+            "IoT agent: north %s, south HTTP %s, MQTT %s, broker %s",
+            config.north_port, config.http_port,
+            f"{config.mqtt_host}:{config.mqtt_port}" if config.mqtt_host else "off", config.broker_url,
+        )
+        await asyncio.gather(*(server.serve() for server in servers))
+
+
+def serve(config: Config) -> None:
+    level = config.log_level.upper()
+    logging.basicConfig(
+        level=getattr(logging, "WARNING" if level == "WARN" else level, logging.INFO),
+        format="time=%(asctime)s | lvl=%(levelname)s | comp=%(name)s | msg=%(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request to the broker otherwise
+    asyncio.run(run(config))

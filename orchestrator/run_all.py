@@ -1,0 +1,231 @@
+"""``waziup run``: the whole platform on one machine, with nothing else to install.
+
+Three child processes, started in this order and each waited for:
+
+1. an MQTT broker (amqtt, embedded: ``python -m orchestrator.run_all mqtt-broker``) on
+   ``-mqttPort`` (1883), unless ``-mqttURI`` names one already running;
+2. the context broker (``waziup broker -multiservice``) on ``-port`` (1026), data under ``-data``;
+3. the IoT agent (``waziup iot-agent``): north 4041, south HTTP 7896, MQTT client.
+
+SIGINT/SIGTERM stop them in reverse order (SIGTERM, then SIGKILL after 10 s); if one dies,
+the others are stopped too and ``waziup run`` exits non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+USAGE = """usage: waziup run [-port 1026] [-data DIR] [-mqttPort 1883] [-mqttURI mqtt://host:port]
+                  [-northPort 4041] [-httpPort 7896] [-host 0.0.0.0] [-- broker options...]"""
+
+
+@dataclass
+class Options:
+    port: int = 1026
+    data: str = "data"
+    mqtt_port: int = 1883
+    mqtt_uri: str = ""
+    north_port: int = 4041
+    http_port: int = 7896
+    host: str = "0.0.0.0"
+    broker_args: list[str] = field(default_factory=list)
+
+
+_FLAGS = {
+    "-port": "port",
+    "-data": "data",
+    "-mqttPort": "mqtt_port",
+    "-mqttURI": "mqtt_uri",
+    "-northPort": "north_port",
+    "-httpPort": "http_port",
+    "-host": "host",
+}
+
+
+def parse(argv: list[str]) -> Options:
+    options = Options()
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            options.broker_args = argv[i + 1 :]
+            break
+        name = _FLAGS.get(word)
+        if name is None or i + 1 >= len(argv):
+            raise SystemExit(f"waziup run: bad option {word!r}\n{USAGE}")
+        raw = argv[i + 1]
+        if isinstance(getattr(options, name), int):
+            try:
+                setattr(options, name, int(raw))
+            except ValueError:
+                raise SystemExit(f"waziup run: {word} {raw!r} is not a number") from None
+        else:
+            setattr(options, name, raw)
+        i += 2
+    return options
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "orchestrator.cli", *args]
+
+
+# MQTT 3.1.1 CONNECT (clean session, keep-alive 10 s, empty client id) and DISCONNECT: a
+# polite probe, where a bare TCP connect would make the broker log a protocol error.
+_MQTT_CONNECT = bytes([0x10, 12, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 10, 0, 0])
+_MQTT_DISCONNECT = bytes([0xE0, 0])
+
+
+def _mqtt_ready(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(_MQTT_CONNECT)
+            ack = sock.recv(4)
+            sock.sendall(_MQTT_DISCONNECT)
+            return ack[:1] == b"\x20"
+    except OSError:
+        return False
+
+
+def _wait_mqtt(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode}")
+        if _mqtt_ready(port):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not accept MQTT connections on port {port} within {timeout:.0f} s")
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer {url} within {timeout:.0f} s")
+
+
+def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    for _, proc in reversed(children):
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + 10
+    for what, proc in reversed(children):
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"waziup run: {what} did not stop, killing it", file=sys.stderr)
+            proc.kill()
+            proc.wait()
+
+
+def run(options: Options) -> int:
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    local = "127.0.0.1"
+    try:
+        if options.mqtt_uri:
+            mqtt_args = ["-mqttURI", options.mqtt_uri]
+        else:
+            proc = subprocess.Popen([sys.executable, "-m", "orchestrator.run_all", "mqtt-broker", options.host, str(options.mqtt_port)])
+            children.append(("MQTT broker", proc))
+            _wait_mqtt(options.mqtt_port, proc, "the MQTT broker")
+            mqtt_args = ["--mqtt-host", local, "--mqtt-port", str(options.mqtt_port)]
+        proc = subprocess.Popen(
+            _cli("broker", "-port", str(options.port), "-data", options.data, "-multiservice", *options.broker_args)
+        )
+        children.append(("context broker", proc))
+        _wait_http(f"http://{local}:{options.port}/version", proc, "the context broker")
+        proc = subprocess.Popen(
+            _cli(
+                "iot-agent",
+                "--north-host", options.host, "--north-port", str(options.north_port),
+                "--http-host", options.host, "--http-port", str(options.http_port),
+                "--cb-url", f"http://{local}:{options.port}",
+                "--provider-url", f"http://{local}:{options.north_port}",
+                "--data-dir", options.data,
+                *mqtt_args,
+            )
+        )
+        children.append(("IoT agent", proc))
+        _wait_http(f"http://{local}:{options.north_port}/iot/about", proc, "the IoT agent")
+        print(
+            f"waziup: context broker http://localhost:{options.port}, IoT agent http://localhost:{options.north_port} "
+            f"(devices: HTTP :{options.http_port}, MQTT {options.mqtt_uri or f'localhost:{options.mqtt_port}'}); Ctrl-C stops",
+            flush=True,
+        )
+        while not stopping:
+            for what, child in children:
+                if child.poll() is not None:
+                    print(f"waziup run: {what} exited with status {child.returncode}", file=sys.stderr)
+                    return 1
+            time.sleep(0.2)
+        return 0
+    except RuntimeError as exc:
+        print(f"waziup run: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        _stop(children)
+
+
+# -- the embedded MQTT broker ---------------------------------------------------------------
+
+
+def mqtt_broker_config(host: str, port: int) -> dict[str, object]:
+    """amqtt: one TCP listener, anonymous clients allowed (a local development broker)."""
+    return {
+        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+
+
+async def serve_mqtt(host: str, port: int) -> None:
+    from amqtt.broker import Broker
+
+    broker = Broker(mqtt_broker_config(host, port))
+    await broker.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await broker.shutdown()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["mqtt-broker"]:
+        logging.basicConfig(level=logging.WARNING)
+        host, port = (args[1:3] + ["0.0.0.0", "1883"][len(args[1:3]) :])[:2]
+        asyncio.run(serve_mqtt(host, int(port)))
+        return
+    if args[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        return
+    os.makedirs(parse(args).data, exist_ok=True)
+    sys.exit(run(parse(args)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""The IoT agent's moving parts against real processes: the context broker, Mosquitto
+(the session ``mosquitto`` fixture of tests/conftest.py) and the agent itself, started as
+``waziup iot-agent`` exactly as users start it. Tests talk to them over HTTP and MQTT only,
+each test in its own ``fiware-service`` so that one module's stack serves all its tests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import paho.mqtt.client as paho
+import pytest
+
+from tests.conftest import ROOT, BrokerProcess, free_port
+
+
+class AgentStack:
+    def __init__(self, broker: BrokerProcess, mqtt_host: str, mqtt_port: int, extra: list[str]) -> None:
+        self.broker = broker
+        self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port
+        self.north_port, self.http_port = free_port(), free_port()
+        self.north = f"http://127.0.0.1:{self.north_port}"
+        self.south = f"http://127.0.0.1:{self.http_port}"
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AgentStack:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "orchestrator.cli", "iot-agent",
+                "--registry-type", "memory",
+                "--north-host", "127.0.0.1", "--north-port", str(self.north_port),
+                "--http-host", "127.0.0.1", "--http-port", str(self.http_port),
+                "--mqtt-host", self.mqtt_host, "--mqtt-port", str(self.mqtt_port),
+                "--cb-url", self.broker.url, "--provider-url", self.north,
+                *self.extra,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(self.north + "/iot/about", timeout=0.5)
+                return self
+            except httpx.TransportError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"agent exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+                time.sleep(0.05)
+        raise RuntimeError("the IoT agent did not answer within 20 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def provision(self, service: str, *, groups: list[dict[str, Any]] = (), devices: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
+        headers = tenant(service)
+        if groups:
+            response = httpx.post(self.north + "/iot/groups", json={"groups": list(groups)}, headers=headers)
+            assert response.status_code == 201, response.text
+        if devices:
+            response = httpx.post(self.north + "/iot/devices", json={"devices": list(devices)}, headers=headers)
+            assert response.status_code == 201, response.text
+
+    def entity(self, service: str, entity_id: str) -> dict[str, Any] | None:
+        response = httpx.get(f"{self.broker.url}/v2/entities/{entity_id}", headers=tenant(service))
+        return response.json() if response.status_code == 200 else None
+
+    def wait_entity(self, service: str, entity_id: str, check: Callable[[dict[str, Any]], bool] = lambda e: True, timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.entity(service, entity_id)
+            if last is not None and check(last):
+                return last
+            time.sleep(0.05)
+        raise AssertionError(f"entity {entity_id} not as expected within {timeout} s: {last}")
+
+
+def tenant(service: str, path: str = "/") -> dict[str, str]:
+    return {"fiware-service": service, "fiware-servicepath": path}
+
+
+def new_service() -> str:
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="module")
+def stack(mosquitto: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentStack]:
+    broker = BrokerProcess(["-multiservice", "-data", str(tmp_path_factory.mktemp("broker"))]).start()
+    agent = AgentStack(broker, mosquitto.host, mosquitto.port, ["--polling-expiration", "1500", "--polling-daemon-frequency", "200"])
+    try:
+        agent.start()
+        yield agent
+    finally:
+        agent.stop()
+        broker.stop()
+
+
+class MqttDevice:
+    """A paho client playing a device: publish, and collect what the agent sends it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.received: list[tuple[str, bytes]] = []
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="dev-" + uuid.uuid4().hex[:8])
+        self.client.on_message = lambda c, u, m: self.received.append((m.topic, bytes(m.payload)))
+        self.client.connect(host, port)
+        self.client.loop_start()
+
+    def subscribe(self, topic: str) -> None:
+        result, mid = self.client.subscribe(topic, qos=1)
+        assert result == paho.MQTT_ERR_SUCCESS
+        time.sleep(0.2)
+
+    def publish(self, topic: str, payload: str | bytes) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    def wait(self, topic: str, timeout: float = 10) -> bytes:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for got_topic, payload in self.received:
+                if got_topic == topic:
+                    self.received.remove((got_topic, payload))
+                    return payload
+            time.sleep(0.02)
+        raise AssertionError(f"nothing on {topic} within {timeout} s (got {self.received})")
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def device(stack: AgentStack) -> Iterator[MqttDevice]:
+    dev = MqttDevice(stack.mqtt_host, stack.mqtt_port)
+    yield dev
+    dev.close()

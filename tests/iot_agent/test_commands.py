@@ -1,0 +1,198 @@
+"""Commands through the broker: registration, forwarding, delivery, results, expiry."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from iot_agent.commands import attribute_names, command_payload, parse_results
+
+from .conftest import AgentStack, MqttDevice, new_service, tenant
+
+
+def status(entity: dict[str, object], cmd: str) -> object:
+    attr = entity.get(f"{cmd}_status")
+    return attr.get("value") if isinstance(attr, dict) else None
+
+
+def command(stack: AgentStack, service: str, entity_id: str, cmd: str, value: object, entity_type: str = "Robot") -> httpx.Response:
+    return httpx.put(
+        f"{stack.broker.url}/v2/entities/{entity_id}/attrs/{cmd}",
+        params={"type": entity_type},
+        json={"type": "command", "value": value},
+        headers=tenant(service),
+    )
+
+
+def registrations(stack: AgentStack, service: str) -> list[dict[str, object]]:
+    result: list[dict[str, object]] = httpx.get(f"{stack.broker.url}/v2/registrations", headers=tenant(service)).json()
+    return result
+
+
+def test_pure_helpers() -> None:
+    device = {"device_id": "r1", "commands": [{"name": "turn", "type": "command"}], "protocol": "IoTA-UL"}
+    group = {"resource": "/iot/json", "commands": [{"name": "turn", "type": "command"}, {"name": "stop", "type": "command"}]}
+    assert attribute_names(device, group, "commands") == ["turn", "stop"]
+    assert command_payload(device, group, "turn", "left") == b"r1@turn|left"
+    assert command_payload({"device_id": "r1"}, group, "turn", "left") == b'{"turn":"left"}'
+    assert parse_results(device, None, b"r1@turn|done") == [("turn", "done")]
+    assert parse_results({"device_id": "r1"}, None, b'{"turn": {"ok": true}}') == [("turn", {"ok": True})]
+
+
+def test_mqtt_command_round_trip(stack: AgentStack, device: MqttDevice) -> None:
+    service = new_service()
+    key = "k" + service
+    stack.provision(
+        service,
+        groups=[{"apikey": key, "resource": "/iot/d", "entity_type": "Robot"}],
+        devices=[
+            {
+                "device_id": "robot1",
+                "apikey": key,
+                "protocol": "IoTA-UL",
+                "transport": "MQTT",
+                "commands": [{"name": "turn", "type": "command"}],
+                "attributes": [{"object_id": "b", "name": "battery", "type": "Number"}],
+            }
+        ],
+    )
+    regs = registrations(stack, service)
+    assert len(regs) == 1
+    assert regs[0]["dataProvided"] == {"entities": [{"id": "Robot:robot1", "type": "Robot"}], "attrs": ["turn"]}
+    assert regs[0]["provider"]["http"]["url"] == stack.north + "/v2"  # type: ignore[index]
+
+    device.subscribe(f"/{key}/robot1/cmd")
+    device.publish(f"/ul/{key}/robot1/attrs", "b|90")
+    stack.wait_entity(service, "Robot:robot1")
+
+    response = command(stack, service, "Robot:robot1", "turn", "left")
+    assert response.status_code == 204, response.text
+    assert device.wait(f"/{key}/robot1/cmd") == b"robot1@turn|left"
+    stack.wait_entity(service, "Robot:robot1", lambda e: status(e, "turn") == "PENDING")
+
+    device.publish(f"/ul/{key}/robot1/cmdexe", "robot1@turn|turned left")
+    entity = stack.wait_entity(service, "Robot:robot1", lambda e: status(e, "turn") == "OK")
+    assert entity["turn_status"]["type"] == "commandStatus"
+    assert entity["turn_info"] == {"type": "commandResult", "value": "turned left", "metadata": {}}
+    assert entity["battery"]["value"] == 90
+
+    # deleting the device removes its registration
+    assert httpx.delete(stack.north + "/iot/devices/robot1", headers=tenant(service)).status_code == 204
+    assert registrations(stack, service) == []
+
+
+def test_json_mqtt_command(stack: AgentStack, device: MqttDevice) -> None:
+    service = new_service()
+    key = "k" + service
+    stack.provision(
+        service,
+        groups=[{"apikey": key, "resource": "/iot/json", "entity_type": "Robot", "commands": [{"name": "beep", "type": "command"}]}],
+        devices=[{"device_id": "j1", "apikey": key, "transport": "MQTT"}],
+    )
+    device.subscribe(f"/{key}/j1/cmd")
+    assert command(stack, service, "Robot:j1", "beep", {"times": 2}).status_code == 204
+    assert device.wait(f"/{key}/j1/cmd") == b'{"beep":{"times":2}}'
+    device.publish(f"/json/{key}/j1/cmdexe", '{"beep": "done"}')
+    entity = stack.wait_entity(service, "Robot:j1", lambda e: status(e, "beep") == "OK")
+    assert entity["beep_info"]["value"] == "done"
+
+
+def test_http_poll_command_and_expiry(stack: AgentStack) -> None:
+    service = new_service()
+    key = "k" + service
+    stack.provision(
+        service,
+        groups=[{"apikey": key, "resource": "/iot/d", "entity_type": "Robot"}],
+        devices=[
+            {"device_id": "poll1", "apikey": key, "transport": "HTTP", "commands": [{"name": "open", "type": "command"}, {"name": "close", "type": "command"}]}
+        ],
+    )
+    assert command(stack, service, "Robot:poll1", "open", "now").status_code == 204
+    stack.wait_entity(service, "Robot:poll1", lambda e: status(e, "open") == "PENDING")
+    polled = httpx.get(stack.south + "/iot/d", params={"i": "poll1", "k": key, "getCmd": "1"})
+    assert polled.status_code == 200 and polled.text == "poll1@open|now"
+    stack.wait_entity(service, "Robot:poll1", lambda e: status(e, "open") == "DELIVERED")
+    assert httpx.get(stack.south + "/iot/d", params={"i": "poll1", "k": key, "getCmd": "1"}).text == ""
+    answer = httpx.post(stack.south + "/iot/d", params={"i": "poll1", "k": key}, content="poll1@open|opened", headers={"content-type": "text/plain"})
+    assert answer.status_code == 200, answer.text
+    entity = stack.wait_entity(service, "Robot:poll1", lambda e: status(e, "open") == "OK")
+    assert entity["open_info"]["value"] == "opened"
+
+    # a command nobody polls expires (the stack runs with --polling-expiration 1500)
+    assert command(stack, service, "Robot:poll1", "close", "x").status_code == 204
+    entity = stack.wait_entity(service, "Robot:poll1", lambda e: status(e, "close") == "ERROR", timeout=10)
+    assert entity["close_info"]["value"] == "EXPIRED"
+
+
+class _Device(http.server.BaseHTTPRequestHandler):
+    received: list[bytes] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        _Device.received.append(body)
+        answer = body.split(b"|")[0] + b"|done"
+        self.send_response(200)
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_device() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Device)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/cmd"
+    server.shutdown()
+
+
+def test_http_push_command(stack: AgentStack, http_device: str) -> None:
+    service = new_service()
+    key = "k" + service
+    stack.provision(
+        service,
+        groups=[{"apikey": key, "resource": "/iot/d", "entity_type": "Robot"}],
+        devices=[{"device_id": "push1", "apikey": key, "transport": "HTTP", "endpoint": http_device, "commands": [{"name": "ring", "type": "command"}]}],
+    )
+    assert command(stack, service, "Robot:push1", "ring", 3).status_code == 204
+    entity = stack.wait_entity(service, "Robot:push1", lambda e: status(e, "ring") == "OK")
+    assert entity["ring_info"]["value"] == "done"
+    assert b"push1@ring|3" in _Device.received
+
+
+def test_lazy_attribute_query_and_unknown_command(stack: AgentStack) -> None:
+    service = new_service()
+    key = "k" + service
+    stack.provision(
+        service,
+        devices=[{"device_id": "lz", "apikey": key, "entity_type": "Robot", "lazy": [{"name": "level", "type": "Number"}]}],
+    )
+    # Orion asks the provider for the lazy attribute; the agent has no device to ask
+    got = httpx.post(
+        stack.north + "/v2/op/query",
+        json={"entities": [{"id": "Robot:lz", "type": "Robot"}], "attrs": ["level"]},
+        headers=tenant(service),
+    )
+    assert got.status_code == 200
+    assert got.json() == [{"id": "Robot:lz", "type": "Robot", "level": {"type": "Number", "value": "", "metadata": {}}}]
+    bad = httpx.post(
+        stack.north + "/v2/op/update",
+        json={"actionType": "update", "entities": [{"id": "Robot:lz", "type": "Robot", "nope": {"type": "command", "value": 1}}]},
+        headers=tenant(service),
+    )
+    assert (bad.status_code, bad.json()["name"]) == (400, "COMMAND_NOT_FOUND")
+    missing = httpx.post(
+        stack.north + "/v2/op/update",
+        json={"actionType": "update", "entities": [{"id": "Robot:none", "type": "Robot", "x": {"value": 1}}]},
+        headers=tenant(service),
+    )
+    assert (missing.status_code, missing.json()["name"]) == (404, "DEVICE_NOT_FOUND")
+    time.sleep(0)
