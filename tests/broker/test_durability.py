@@ -72,12 +72,18 @@ def test_entities_survive_kill_9(db: str, broker_process) -> None:  # type: igno
         assert client.get("/v2/entities/E7", params={"options": "keyValues"}).json()["n"] == 700
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_writes_under_load_survive_kill_9(db: str, workers: int) -> None:
+def test_writes_under_load_survive_kill_9(db: str) -> None:
     """Threads create entities and append attributes to one shared entity while the broker
     is killed; every write answered 2xx must be there after the restart."""
-    if workers > 1 and db.startswith("sqlite"):
-        pytest.skip("-workers needs PostgreSQL")
+    _writes_under_load_survive_kill_9(db, workers=1)
+
+
+def test_writes_under_load_survive_kill_9_two_workers(pg_url: str) -> None:
+    """The same with two workers, which only exist over PostgreSQL."""
+    _writes_under_load_survive_kill_9(pg_url, workers=2)
+
+
+def _writes_under_load_survive_kill_9(db: str, workers: int) -> None:
     args = ["-dbURI", db, "-workers", str(workers)]
     broker = GroupBroker(args).start()
     try:

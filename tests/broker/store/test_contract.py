@@ -189,8 +189,6 @@ async def test_patterns_answer_as_python_re(store: Store, pattern: str) -> None:
 
 async def test_invalid_pattern_raises_store_error(store: Store) -> None:
     await _fill(store)
-    if isinstance(store, MemoryStore):
-        pytest.skip("the memory store raises re.error (the broker checks patterns before)")
     with pytest.raises(StoreError):
         await store.find("", Selector(id_pattern="("))
 
