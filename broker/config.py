@@ -71,19 +71,15 @@ _OPTIONS: dict[str, tuple[str, str, str]] = {
 
 # Orion options accepted for compatibility that change nothing here (valued ones take one word).
 _IGNORED_VALUED = {
-    "subCacheIval", "httpTimeout", "reqTimeout", "notificationMode", "dbTimeout", "dbPoolSize",
-    "logDir", "pidpath", "maxConnections", "reqPoolSize", "statCounters", "relogAlarms",
-    "t", "notifFlowControl", "mqttMaxAge", "cprForwardLimit", "correlatorId", "logSummary",
-    "ipv4", "ipv6", "db", "dbhost", "dbuser", "dbpwd", "rplSet", "dbAuthMech", "dbAuthDb",
-    "https", "key", "cert", "logLineMaxSize", "logInfoPayloadMaxSize", "connectionMemory",
-    "insecureNotif", "ngsiv1Autocast", "fg", "disableCustomNotifications", "disableFileLog",
-    "noCache", "logForHumans", "disableNgsiv1", "disableMetrics", "statNotifQueue",
-    "statSemWait", "statTiming", "notifQueueStats",
+    "subCacheIval", "reqTimeout", "notificationMode", "dbTimeout", "dbPoolSize", "logDir", "pidpath",
+    "maxConnections", "reqPoolSize", "t", "notifFlowControl", "mqttMaxAge", "cprForwardLimit",
+    "correlatorId", "logSummary", "db", "dbhost", "dbuser", "dbpwd", "rplSet", "dbAuthMech", "dbAuthDb",
+    "key", "cert", "logLineMaxSize", "logInfoPayloadMaxSize", "connectionMemory", "notifQueueStats",
 }
 _IGNORED_FLAGS = {
-    "ipv4", "ipv6", "fg", "disableCustomNotifications", "disableFileLog", "noCache",
-    "logForHumans", "insecureNotif", "ngsiv1Autocast", "statCounters", "relogAlarms",
-    "statNotifQueue", "statSemWait", "statTiming", "disableNgsiv1", "disableMetrics", "https",
+    "ipv4", "ipv6", "fg", "disableFileLog", "noCache", "logForHumans", "insecureNotif", "ngsiv1Autocast",
+    "statCounters", "relogAlarms", "statNotifQueue", "statSemWait", "statTiming", "disableNgsiv1",
+    "disableMetrics", "https",
 }
 
 

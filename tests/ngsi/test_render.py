@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ngsi.jsonout import dumps
 from ngsi.render import KEY_VALUES, NORMALIZED, UNIQUE, VALUES, Projection, render_entities, render_entity
 
 
@@ -50,3 +55,44 @@ def test_service_path_is_a_builtin_attribute() -> None:
     }
     assert "servicePath" not in render_entity(entity)
     assert "servicePath" not in render_entity(entity, NORMALIZED, Projection(attrs=("*",)))
+
+
+# -- properties -------------------------------------------------------------------------------
+
+_names = st.text(alphabet="abcdefghABCDEF_0123", min_size=1, max_size=6)
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=6,
+)
+_entities = st.dictionaries(_names, _values, max_size=6).map(lambda attrs: _entity(**attrs))
+
+
+@given(_entities)
+def test_key_values_holds_the_normalized_values(entity: dict[str, Any]) -> None:
+    normalized = render_entity(entity, NORMALIZED)
+    key_values = render_entity(entity, KEY_VALUES)
+    assert list(normalized) == list(key_values)
+    for name, shown in key_values.items():
+        if name not in ("id", "type"):
+            assert normalized[name]["value"] == shown
+            assert set(normalized[name]) == {"type", "value", "metadata"}
+
+
+@given(_entities, st.lists(_names, max_size=4, unique=True))
+def test_values_follow_the_attrs_filter(entity: dict[str, Any], wanted: list[str]) -> None:
+    shown = render_entity(entity, VALUES, Projection(attrs=tuple(wanted)))
+    assert shown == [entity["attrs"][name]["value"] for name in wanted if name in entity["attrs"]]
+
+
+@given(st.lists(_entities, max_size=4))
+def test_unique_rows_have_no_repeats_and_come_from_values(entities: list[dict[str, Any]]) -> None:
+    for row, values in zip(render_entities(entities, UNIQUE), render_entities(entities, VALUES)):
+        assert all(item in values for item in row)
+        assert all(row.count(item) == 1 for item in row)
+
+
+@given(st.lists(_entities, max_size=3))
+def test_rendered_bytes_parse_back(entities: list[dict[str, Any]]) -> None:
+    rendered = render_entities(entities, NORMALIZED)
+    assert json.loads(dumps(rendered)) == rendered
