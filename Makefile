@@ -10,7 +10,7 @@ DATA ?= data
 ORION_FT ?= ../shared/orion-ft
 JOBS ?= 2
 
-.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench clean
+.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-iot clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
@@ -46,6 +46,16 @@ BENCH_SECONDS ?= 10
 bench: $(STAMP)
 	@bench/install.sh
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_DB_URI='$(BENCH_DB_URI)' $(PY) bench/run.py
+
+# IoT agent benchmark (not part of `make test`): MQTT Ultralight measures end to end into the broker,
+# BENCH_DEVICES devices, closed loop (at most BENCH_WINDOW in flight) or BENCH_RATE measures/s.
+BENCH_DEVICES ?= 1000
+BENCH_RATE ?= 0
+BENCH_WINDOW ?= 200
+bench-iot: $(STAMP)
+	@scripts/install-mosquitto.sh >/dev/null
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_DEVICES=$(BENCH_DEVICES) BENCH_RATE=$(BENCH_RATE) BENCH_WINDOW=$(BENCH_WINDOW) \
+		$(PY) bench/iot_agent.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -150,15 +150,16 @@ class Resource:
         config = request.app.state.config
         methods = [m.strip() for m in self.allow.split(",")]
         methods.sort(key=lambda m: m != "GET")
-        headers = {"Access-Control-Allow-Methods": ", ".join(methods + ["OPTIONS"])}
         origin = allowed_origin(config.cors_origin, request.headers.get("origin"))
         if origin is None:  # no Origin, or one not allowed: Orion adds no CORS header at all
             return Response(status_code=200)
-        if origin is not None:
-            headers["Access-Control-Allow-Origin"] = origin
-            headers["Access-Control-Expose-Headers"] = EXPOSED.decode()
-        headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
-        headers["Access-Control-Max-Age"] = str(config.cors_max_age)
+        headers = {
+            "Access-Control-Allow-Methods": ", ".join(methods + ["OPTIONS"]),
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Expose-Headers": EXPOSED.decode(),
+            "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+            "Access-Control-Max-Age": str(config.cors_max_age),
+        }
         return Response(status_code=200, headers=headers)
 
     async def handle(self, request: Request) -> Response:

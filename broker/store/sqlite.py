@@ -90,7 +90,9 @@ def _where(tenant: str, selector: Selector) -> tuple[str, list[Any]]:
         clauses.append("id REGEXP ?")
         params.append(selector.id_pattern)
     if selector.types is not None:
-        clauses.append(f"type IN ({','.join('?' * len(selector.types))})")
+        # "+type": with ids given, the (tenant, id, ...) index must win (see "+sp" below).
+        column = "+type" if selector.ids is not None else "type"
+        clauses.append(f"{column} IN ({','.join('?' * len(selector.types))})")
         params.extend(selector.types)
     if selector.type_pattern is not None:
         clauses.append("type REGEXP ?")

@@ -19,6 +19,8 @@ logs them (there is nobody to answer).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -75,13 +77,15 @@ def apikey_of(device: Doc, group: Doc | None) -> str:
 class Southbound:
     """Device lookup, autoprovisioning and measure delivery (see the module doc)."""
 
-    def __init__(self, registry: ProvisioningStore, ngsi: NGSIClient, config: Config) -> None:
+    def __init__(self, registry: ProvisioningStore, ngsi: NGSIClient, config: Config, *, max_in_flight: int = 0) -> None:
         self.registry = registry
         self.ngsi = ngsi
         self.config = config
         self.provision_hooks: list[ProvisionHook] = []
         self._states: dict[DeviceKey, PreprocessState] = {}
         self._clients: dict[str, NGSIClient] = {}
+        # at most this many broker requests at once (0: no bound): see runtime.BROKER_CONNECTIONS
+        self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight > 0 else None
 
     async def aclose(self) -> None:
         for client in self._clients.values():
@@ -220,11 +224,12 @@ class Southbound:
         client = self.client_for(group)
         tenant = {"service": device.get("service") or None, "service_path": device.get("service_path") or None}
         try:
-            if len(entities) == 1:
-                options = "upsert,flowControl" if flow_control else "upsert"
-                await client.request("POST", "/v2/entities", params={"options": options}, json=entities[0], **tenant)
-            else:
-                await client.op_update("append", entities, options="flowControl" if flow_control else None, **tenant)
+            async with self._slots or contextlib.nullcontext():
+                if len(entities) == 1:
+                    options = "upsert,flowControl" if flow_control else "upsert"
+                    await client.request("POST", "/v2/entities", params={"options": options}, json=entities[0], **tenant)
+                else:
+                    await client.op_update("append", entities, options="flowControl" if flow_control else None, **tenant)
         except NGSIClientError as exc:
             log.warning("the context broker refused measures of %s: %s", device.get("device_id"), exc)
             raise CBRequestError(str(exc)) from None

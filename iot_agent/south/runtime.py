@@ -13,6 +13,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 
+import httpx
 import uvicorn
 
 from ngsi.client import NGSIClient
@@ -28,14 +29,26 @@ from .mqtt import MqttSouth
 
 log = logging.getLogger("waziup.iot_agent")
 
+# Connections to the context broker. httpcore's pool checks every pooled connection (a poll()
+# per idle socket) for each request, so a hundred connections cost the agent milliseconds per
+# measure; a broker process gains nothing from more than a few. Southbound bounds its requests
+# in flight to the same number, so measures wait in an asyncio queue, not in httpcore's.
+BROKER_CONNECTIONS = 8
+
+
+def broker_transport() -> httpx.AsyncHTTPTransport:
+    return httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=BROKER_CONNECTIONS, max_keepalive_connections=BROKER_CONNECTIONS)
+    )
+
 
 class Agent:
     def __init__(self, config: Config, *, registry: ProvisioningStore | None = None, ngsi: NGSIClient | None = None) -> None:
         self.config = config
         self.registry = registry if registry is not None else open_registry(config.registry_path)
-        self.ngsi = ngsi if ngsi is not None else NGSIClient(config.broker_url)
+        self.ngsi = ngsi if ngsi is not None else NGSIClient(config.broker_url, transport=broker_transport())
         self._own_ngsi = ngsi is None
-        self.south = Southbound(self.registry, self.ngsi, config)
+        self.south = Southbound(self.registry, self.ngsi, config, max_in_flight=BROKER_CONNECTIONS)
         self.commands = Commands(self.south, config)
         self.south.provision_hooks.append(self.commands.on_autoprovision)
         self.mqtt: MqttSouth | None = None
