@@ -437,7 +437,6 @@ class Bench:
         }
 
 
-
 def describe(r: dict[str, Any]) -> str:
     cpu = ", ".join(f"{k} {v:.0f}%" for k, v in r["cpu_pct"].items())
     return (f"{r['devices']} devices, {r['mode']}, {r['seconds']:.1f} s: published {r['published']} "
