@@ -874,11 +874,12 @@ def evaluate(text: str, context: dict[str, Any]) -> Any:
 # ---------------------------------------------------------------- templates
 
 
-def substitute(template: str, context: dict[str, Any]) -> str:
+def substitute(template: str, context: dict[str, Any], missing: str = "null") -> str:
     """Replace each ``${expr}`` in a text template by its rendered value.
 
     A macro ends at the first ``}`` after its ``${`` (Orion's scan: 4085
-    ``${${B}}`` renders ``null}``); an unterminated ``${`` stays as it is.
+    ``${${B}}`` renders ``null}``); an unterminated ``${`` stays as it is. ``missing`` stands
+    for a null or undefined value (``null`` in payloads, ``""`` in urls, headers and qs).
     """
     start = template.find("${")
     if start < 0:
@@ -890,7 +891,8 @@ def substitute(template: str, context: dict[str, Any]) -> str:
         if end < 0:
             break
         out.append(template[pos:start])
-        out.append(render_text(evaluate(template[start + 2 : end], context)))
+        value = evaluate(template[start + 2 : end], context)
+        out.append(missing if value is None else render_text(value))
         pos = end + 1
         start = template.find("${", pos)
     out.append(template[pos:])

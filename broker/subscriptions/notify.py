@@ -244,25 +244,7 @@ def substitute(template: str, context: dict[str, Any], missing: str = "null") ->
     ``missing`` stands for a null/undefined value: ``null`` in payloads, ``""`` in url,
     headers and qs (where an empty result drops the header or parameter).
     """
-    jexl = _jexl()
-    if missing == "null":
-        return jexl.substitute(template, context)
-    start = template.find("${")
-    if start < 0:
-        return template
-    out: list[str] = []
-    pos = 0
-    while start >= 0:
-        end = template.find("}", start + 2)
-        if end < 0:
-            break
-        out.append(template[pos:start])
-        value = jexl.evaluate(template[start + 2 : end], context)
-        out.append(missing if value is None else jexl.render_text(value))
-        pos = end + 1
-        start = template.find("${", pos)
-    out.append(template[pos:])
-    return "".join(out)
+    return _jexl().substitute(template, context, missing)
 
 
 def substitute_json(value: Any, context: dict[str, Any]) -> Any:
