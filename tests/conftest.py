@@ -31,6 +31,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_answering(proc: subprocess.Popen[bytes], url: str, what: str, seconds: float = 20) -> None:
+    """Wait until a service we started answers ``url``; fail with its stderr if it exits."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=0.5)
+            return
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not answer {url} within {seconds:g} s")
+
+
 class BrokerProcess:
     """A broker started as a real process (``python -m broker``) on a loopback port."""
 
@@ -47,16 +61,8 @@ class BrokerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(self.url + "/version", timeout=0.5)
-                return self
-            except httpx.TransportError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"broker exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
-                time.sleep(0.05)
-        raise RuntimeError("broker did not answer GET /version within 20 s")
+        wait_until_answering(self.proc, self.url + "/version", "broker")
+        return self
 
     def kill(self) -> None:
         """SIGKILL: no chance to flush anything."""

@@ -17,7 +17,7 @@ import httpx
 import paho.mqtt.client as paho
 import pytest
 
-from tests.conftest import ROOT, BrokerProcess, free_port
+from tests.conftest import ROOT, BrokerProcess, free_port, wait_until_answering
 
 
 class AgentStack:
@@ -45,16 +45,8 @@ class AgentStack:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(self.north + "/iot/about", timeout=0.5)
-                return self
-            except httpx.TransportError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"agent exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
-                time.sleep(0.05)
-        raise RuntimeError("the IoT agent did not answer within 20 s")
+        wait_until_answering(self.proc, self.north + "/iot/about", "the IoT agent")
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
