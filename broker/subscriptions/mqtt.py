@@ -31,11 +31,8 @@ from ngsi import jsonout
 from .matcher import Change, RequestContext
 from .model import parse_url
 from .notify import (
-    FORMATS,
-    apply_ngsi,
-    macro_context,
-    notified_attrs,
     notified_metadata,
+    prepare,
     render_notified_entity,
     substitute,
     substitute_json,
@@ -82,18 +79,10 @@ def build_mqtt(
     target: dict[str, Any] = plain if plain is not None else custom
     if not custom_enabled:
         custom = None
-    fmt = notification.get("attrsFormat") or "normalized"
-    if fmt not in FORMATS:
-        fmt = "normalized"
-    entity = change.entity
-    context: dict[str, Any] = {}
-    if custom is not None:
-        context = macro_context(change, ctx)
-        if isinstance(custom.get("ngsi"), dict) and "payload" not in custom and custom.get("json") is None:
-            entity = apply_ngsi(custom["ngsi"], entity, context)
-    attrs = notified_attrs(sub, change, alteration, entity)
-    if not attrs and notification.get("onlyChangedAttrs") and change.action == "update":
-        return None  # nothing that changed is notified (3190)
+    prepared = prepare(sub, change, alteration, ctx, custom)
+    if prepared is None:
+        return None
+    fmt, entity, context, attrs = prepared
     if custom is not None and "payload" in custom and custom.get("json") is None:
         payload = custom["payload"]
         body = substitute(unquote(payload), context, "null").encode() if isinstance(payload, str) else b""

@@ -315,15 +315,13 @@ def _qs_join(url: str, params: list[tuple[str, str]]) -> str:
     return url + ("&" if "?" in url else "?") + query
 
 
-def build(
-    sub: Sub, change: Change, alteration: str, ctx: RequestContext, cbnotif: int, *, multiservice: bool = False
-) -> Notification | None:
-    """The request for one (subscription, change) pair; None for a subscription without HTTP target."""
+def prepare(
+    sub: Sub, change: Change, alteration: str, ctx: RequestContext, custom: dict[str, Any] | None
+) -> tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, Any]]] | None:
+    """What every notification channel (HTTP, MQTT) starts from: the attrsFormat, the entity
+    (patched by a custom ``ngsi``), the macro context and the attributes to notify; None when
+    ``onlyChangedAttrs`` leaves nothing to notify (Orion then sends nothing, 3190)."""
     notification = sub.get("notification") or {}
-    http = notification.get("http")
-    custom = notification.get("httpCustom")
-    if http is None and custom is None:
-        return None  # MQTT is not supported by this broker
     fmt = notification.get("attrsFormat") or "normalized"
     if fmt not in FORMATS:
         fmt = "normalized"
@@ -334,8 +332,24 @@ def build(
         if isinstance(custom.get("ngsi"), dict) and "payload" not in custom and custom.get("json") is None:
             entity = apply_ngsi(custom["ngsi"], entity, context)
     attrs = notified_attrs(sub, change, alteration, entity)
-    if not attrs and (sub.get("notification") or {}).get("onlyChangedAttrs") and change.action == "update":
-        return None  # nothing that changed is notified: Orion sends nothing (3190)
+    if not attrs and notification.get("onlyChangedAttrs") and change.action == "update":
+        return None
+    return fmt, entity, context, attrs
+
+
+def build(
+    sub: Sub, change: Change, alteration: str, ctx: RequestContext, cbnotif: int, *, multiservice: bool = False
+) -> Notification | None:
+    """The request for one (subscription, change) pair; None for a subscription without HTTP target."""
+    notification = sub.get("notification") or {}
+    http = notification.get("http")
+    custom = notification.get("httpCustom")
+    if http is None and custom is None:
+        return None  # MQTT is not supported by this broker
+    prepared = prepare(sub, change, alteration, ctx, custom)
+    if prepared is None:
+        return None
+    fmt, entity, context, attrs = prepared
     content_type = JSON_TYPE
     attrs_format = fmt
     body: bytes
