@@ -69,9 +69,15 @@ def start(cmd: list[str], port: int, ready_path: str | None, log: Path) -> subpr
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a running process and its live children (workers), from /proc."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(cpu_seconds(int(child)) for child in children)
 
 
 class Bench:
@@ -102,7 +108,7 @@ class Bench:
             "client_cpu_pct": 100 * (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / seconds,
         }
 
-    def record(self, name: str, unit: str, per_request: int, run: Callable[[], dict[str, Any]]) -> None:
+    def _record(self, name: str, unit: str, per_request: int, run: Callable[[], dict[str, Any]]) -> None:
         """Run a workload, adding broker CPU, rates and ratios to the yardstick; print a line."""
         self.settle()
         cpu = cpu_seconds(self.broker.pid)
@@ -143,14 +149,15 @@ class Bench:
             return {"id": f"Item{i}", "type": "Item", "n": {"value": i, "type": "Number"}}
 
         jobs = [self._batch_job([room(i) for i in range(s, min(s + PRELOAD_BATCH, ROOMS))]) for s in range(0, ROOMS, PRELOAD_BATCH)]
-        jobs += [self._batch_job([item(i) for i in range(s, min(s + PRELOAD_BATCH, self.args.items))])
-                 for s in range(0, self.args.items, PRELOAD_BATCH)]
+        items = self.args.items if self.selected("W3 page") else 0
+        jobs += [self._batch_job([item(i) for i in range(s, min(s + PRELOAD_BATCH, items))])
+                 for s in range(0, items, PRELOAD_BATCH)]
         began = time.perf_counter()
         asyncio.run(client.gather_limited(jobs, 2))
         took = time.perf_counter() - began
-        print(f"preloaded {ROOMS} Rooms and {self.args.items} Items in {took:.1f} s "
-              f"({(ROOMS + self.args.items) / took:.0f} entities/s)", flush=True)
-        self.results["preload"] = {"entities": ROOMS + self.args.items, "seconds": took}
+        print(f"preloaded {ROOMS} Rooms and {items} Items in {took:.1f} s "
+              f"({(ROOMS + items) / took:.0f} entities/s)", flush=True)
+        self.results["preload"] = {"entities": ROOMS + items, "seconds": took}
 
     def _batch_job(self, entities: list[dict[str, Any]]) -> Callable[[], Any]:
         async def job() -> None:
@@ -262,9 +269,17 @@ class Bench:
                   f"({r['client_cpu_pct'] * 10_000 / rps:.0f} us CPU per request)", flush=True)
         self.results["client_comparison"] = {"wrk": wrk, "asyncio": own}
 
+    def selected(self, name: str) -> bool:
+        only = self.args.only
+        return not only or any(name.lower().startswith(o.strip().lower()) for o in only.split(","))
+
+    def record(self, name: str, unit: str, per_request: int, run: Callable[[], dict[str, Any]]) -> None:
+        if self.selected(name):
+            self._record(name, unit, per_request, run)
+
     def run(self) -> None:
         self.record("baseline (bare Starlette)", "req/s", 1, lambda: self.wrk("baseline.lua", [], self.baseline_port))
-        self.baseline = self.results["baseline (bare Starlette)"]
+        self.baseline = self.results.get("baseline (bare Starlette)")
         if self.args.compare_clients:
             self.compare_clients()
         self.preload()
@@ -346,6 +361,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=int(os.environ.get("BENCH_ITEMS", ITEMS)), help="entities for the paging workload")
     parser.add_argument("--compare-clients", action="store_true", help="also measure wrk vs the asyncio client")
     parser.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
+    parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""),
+                        help="comma-separated workload name prefixes to run, e.g. 'W1 PATCH,W4' (prints only: no results file, no BENCHMARKS.md)")
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 1)), help="broker -workers")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="waziup-bench-") as tmp:
@@ -354,6 +372,8 @@ def main() -> None:
         broker_cmd = [PY, "-m", "broker", "-localIp", HOST, "-port", str(ports["broker"]), "-data", str(work / "data")]
         if args.db_uri:
             broker_cmd += ["-dbURI", args.db_uri]
+        if args.workers != 1:
+            broker_cmd += ["-workers", str(args.workers)]
         (work / "data").mkdir()
         procs = []
         try:
@@ -378,15 +398,17 @@ def main() -> None:
     report = {
         "date": now.isoformat(timespec="seconds"), "machine": machine(),
         "backend": args.db_uri.split(":", 1)[0] if args.db_uri else "sqlite",
-        "seconds": args.seconds, "connections": args.connections, "wrk_threads": args.threads,
+        "seconds": args.seconds, "connections": args.connections, "wrk_threads": args.threads, "workers": args.workers,
         "results": bench.results,
     }
     for r in report["results"].values():
         r.pop("seqs", None)
+    if args.only:  # a partial run: figures on screen only
+        return
     out = HERE / "results" / f"{now:%Y-%m-%d-%H%M%S}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    if not args.no_markdown:
+    if not args.no_markdown and not args.only:
         write_markdown(report)
     print(f"results: {out.relative_to(ROOT)}")
 
