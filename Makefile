@@ -33,19 +33,22 @@ test: $(STAMP) system-deps
 test-unit: $(STAMP)
 	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup -m "not slow"
 
+# Orion's cases on SQLite and on PostgreSQL, side by side.
 test-orion: $(STAMP) system-deps
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m slow tests/orion_compat
 
 # Measure every given Orion case (not part of `make test`): writes orion-ft.json and the list of passing cases.
 orion-ft-measure: $(STAMP) system-deps
 	$(ORION_FT)/run --broker-cmd scripts/orion-ft-broker --jobs $(JOBS) --keep-going \
 		--report orion-ft.json --write-passed orion-ft-passed.txt
 
-# Benchmark suite (not part of `make test`): BENCH_SECONDS per workload, BENCH_DB_URI for another store.
+# Benchmark suite (not part of `make test`): BENCH_SECONDS per workload, on each of BENCH_BACKENDS
+# (PostgreSQL on a throw-away cluster), or on BENCH_DB_URI, an existing store.
 BENCH_SECONDS ?= 10
-bench: $(STAMP)
+BENCH_BACKENDS ?= sqlite postgresql
+bench: $(STAMP) system-deps
 	@bench/install.sh
-	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_DB_URI='$(BENCH_DB_URI)' $(PY) bench/run.py
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_BACKENDS='$(BENCH_BACKENDS)' BENCH_DB_URI='$(BENCH_DB_URI)' $(PY) bench/run.py
 
 # IoT agent benchmark (not part of `make test`): MQTT Ultralight measures end to end into the broker,
 # BENCH_DEVICES devices, closed loop (at most BENCH_WINDOW in flight) or BENCH_RATE measures/s.

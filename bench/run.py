@@ -6,6 +6,10 @@ preloads entities, then runs each workload for a fixed time from a separate load
 loopback: wrk with bench/lua/*.lua, except W4, which needs exact per-request accounting to count
 lost notifications and uses the asyncio client in bench/client.py. Writes
 bench/results/<date>.json and the results table of BENCHMARKS.md.
+
+``--backend sqlite,postgresql`` measures both stores one after the other (``make bench`` does):
+PostgreSQL runs on a throw-away cluster started for the run (``devtools/pg_cluster.py``), whose
+CPU is reported beside the broker's.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import orjson
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(ROOT))  # devtools.pg_cluster for --backend postgresql
 import client  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -82,9 +87,10 @@ def cpu_seconds(pid: int) -> float:
 
 class Bench:
     def __init__(self, args: argparse.Namespace, broker: subprocess.Popen[bytes], broker_port: int,
-                 baseline_port: int, receiver_port: int) -> None:
+                 baseline_port: int, receiver_port: int, db_pid: int | None = None) -> None:
         self.args = args
         self.broker, self.port = broker, broker_port
+        self.db_pid = db_pid  # the PostgreSQL server's main process: its CPU is counted apart
         self.baseline_port, self.receiver_port = baseline_port, receiver_port
         self.results: dict[str, dict[str, Any]] = {}
         self.baseline: dict[str, Any] | None = None
@@ -112,12 +118,15 @@ class Bench:
         """Run a workload, adding broker CPU, rates and ratios to the yardstick; print a line."""
         self.settle()
         cpu = cpu_seconds(self.broker.pid)
+        db_cpu = cpu_seconds(self.db_pid) if self.db_pid else 0.0
         result = run()
         if "skipped" in result:
             self.results[name] = result
             print(f"{name:<24} skipped: {result['skipped']}", flush=True)
             return
         result["broker_cpu_pct"] = 100 * (cpu_seconds(self.broker.pid) - cpu) / result["seconds"]
+        if self.db_pid:
+            result["db_cpu_pct"] = 100 * (cpu_seconds(self.db_pid) - db_cpu) / result["seconds"]
         result["rps"] = result["requests"] / result["seconds"]
         result["rate"], result["unit"] = result["rps"] * per_request, unit
         if self.baseline is not None:
@@ -130,12 +139,16 @@ class Bench:
         print(describe(name, result), flush=True)
 
     def settle(self) -> None:
-        """Wait until the broker is idle: wrk stops with requests in flight, and the broker still runs them."""
+        """Wait until the broker (and its database server) is idle: wrk stops with requests in flight,
+        and the broker still runs them."""
+        def busy() -> float:
+            return cpu_seconds(self.broker.pid) + (cpu_seconds(self.db_pid) if self.db_pid else 0.0)
+
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            before = cpu_seconds(self.broker.pid)
+            before = busy()
             time.sleep(0.5)
-            if cpu_seconds(self.broker.pid) - before < 0.05:
+            if busy() - before < 0.05:
                 return
         print("bench: the broker is still busy after 120 s; measuring anyway", flush=True)
 
@@ -300,6 +313,8 @@ def describe(name: str, r: dict[str, Any]) -> str:
         v = r["vs_baseline"]
         text += f"  | x{v['rate']:.3f} rate  x{v['p50']:.1f} p50  x{v['p99']:.1f} p99"
     text += f"  | broker CPU {r['broker_cpu_pct']:.0f}%"
+    if "db_cpu_pct" in r:
+        text += f"  PostgreSQL CPU {r['db_cpu_pct']:.0f}%"
     if r["non2xx"] or r.get("socket_errors"):
         text += f"  | non-2xx {r['non2xx']} socket errors {r.get('socket_errors', 0)}"
     if "lost" in r:
@@ -317,22 +332,38 @@ def machine() -> dict[str, Any]:
             "load_average": os.getloadavg()}
 
 
-def write_markdown(report: dict[str, Any]) -> None:
-    """Replace the results table of BENCHMARKS.md (between its markers) with this run's."""
-    m = report["machine"]
+BACKEND_TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "memory": "memory"}
+
+
+def backend_name(db_uri: str) -> str:
+    scheme = db_uri.split(":", 1)[0].split("+", 1)[0]
+    return "postgresql" if scheme in ("postgres", "postgresql") else scheme
+
+
+def write_markdown(report: dict[str, Any], backend: str) -> None:
+    """Replace one backend's results table of BENCHMARKS.md (between its markers) with this run's.
+
+    Each backend has its own markers, so a run of one backend keeps the other's latest table.
+    """
+    m, run = report["machine"], report["backends"][backend]
     lines = [
-        f"Run {report['date']}: {m['cpu']}, {m['cores']} cores, commit {m['commit']}, backend {report['backend']}, "
-        f"{report['seconds']} s per workload, {report['connections']} connections, "
-        f"load average at start {m['load_average'][0]:.1f}"
+        f"Run {report['date']}: {m['cpu']}, {m['cores']} cores, commit {m['commit']}, {run['store']}, "
+        f"{report['seconds']} s per workload, {report['connections']} connections, broker workers {report['workers']}, "
+        + (f"{report['items']} Items (not {ITEMS}), " if report["items"] != ITEMS else "")
+        + f"load average at start {run['load_average'][0]:.1f}"
         + (" (a loaded machine: these figures show the suite works, not what the broker can do)."
-           if m["load_average"][0] > m["cores"] else "."),
+           if run["load_average"][0] > m["cores"] else "."),
         "",
-        "| workload | rate | unit | p50 ms | p99 ms | rate vs bare | p50 vs bare | p99 vs bare | broker CPU | notes |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for name, r in report["results"].items():
+    db = any("db_cpu_pct" in r for r in run["results"].values())
+    lines += [
+        "| workload | rate | unit | p50 ms | p99 ms | rate vs bare | p50 vs bare | p99 vs bare | broker CPU |"
+        + (" PostgreSQL CPU |" if db else "") + " notes |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if db else "") + " --- |",
+    ]
+    for name, r in run["results"].items():
         if "skipped" in r:
-            lines.append(f"| {name} | | | | | | | | | skipped: {r['skipped']} |")
+            lines.append(f"| {name} | | | | | | | | |{' |' if db else ''} skipped: {r['skipped']} |")
         elif "rate" in r:
             v = r.get("vs_baseline", {"rate": 1, "p50": 1, "p99": 1})
             notes = []
@@ -343,12 +374,81 @@ def write_markdown(report: dict[str, Any]) -> None:
             if not r["requests"]:
                 notes.append("no request completed within the run time")
             lines.append(f"| {name} | {r['rate']:.0f} | {r['unit']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                         f"{v['rate']:.3f} | {v['p50']:.1f} | {v['p99']:.1f} | {r['broker_cpu_pct']:.0f}% | {'; '.join(notes)} |")
+                         f"{v['rate']:.3f} | {v['p50']:.1f} | {v['p99']:.1f} | {r['broker_cpu_pct']:.0f}% |"
+                         + (f" {r['db_cpu_pct']:.0f}% |" if db else "") + f" {'; '.join(notes)} |")
+    if "preload" in run["results"]:
+        pre = run["results"]["preload"]
+        lines += ["", f"Preload: {pre['entities']} entities in {pre['seconds']:.1f} s ({pre['entities'] / pre['seconds']:.0f} entities/s)."]
     path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n<!-- results -->\n<!-- /results -->\n"
-    head, _, rest = text.partition("<!-- results -->")
-    _, _, tail = rest.partition("<!-- /results -->")
-    path.write_text(f"{head}<!-- results -->\n{chr(10).join(lines)}\n<!-- /results -->{tail}")
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n## Latest runs\n"
+    begin, end = f"<!-- results:{backend} -->", f"<!-- /results:{backend} -->"
+    block = f"{begin}\n{chr(10).join(lines)}\n{end}"
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
+        text = head + block + tail
+    else:  # a backend without a section yet: after the last results block, or at the end
+        title = f"### {BACKEND_TITLES.get(backend, backend)}\n\n"
+        last = text.rfind("<!-- /results:")
+        if last < 0:
+            text = text.rstrip("\n") + "\n\n" + title + block + "\n"
+        else:
+            cut = text.index("-->", last) + 3
+            text = text[:cut] + "\n\n" + title + block + text[cut:]
+    path.write_text(text)
+
+
+def run_backend(args: argparse.Namespace, backend: str, db_uri: str, work: Path,
+                ports: dict[str, int]) -> dict[str, Any]:
+    """One backend's run: a fresh broker (and for ``postgresql`` without --db-uri a throw-away
+    cluster of its own, started and removed here); the receiver and yardstick are shared."""
+    cluster = None
+    data = work / backend / "data"
+    data.mkdir(parents=True)
+    store = backend
+    if backend == "postgresql" and not db_uri:
+        from devtools.pg_cluster import Cluster, ClusterError  # only this backend needs it
+        try:
+            cluster = Cluster(durable=True).start()
+            db_uri = cluster.create_database("bench")
+        except (ClusterError, OSError) as exc:
+            if cluster is not None:
+                cluster.stop()
+            sys.exit(f"bench: PostgreSQL could not start ({exc}): install it with scripts/install-postgres.sh")
+        store = (f"PostgreSQL {cluster.version()} (throw-away cluster on loopback, fsync on, synchronous_commit off"
+                 f"{', PostGIS' if 'postgis' in cluster.psql('SELECT extname FROM pg_extension', database='bench') else ''})")
+    elif backend == "sqlite" and not db_uri:
+        store = "SQLite (WAL, synchronous=NORMAL, fresh file)"
+    elif db_uri:
+        store = f"{backend} at {db_uri.split('@')[-1]}"
+    broker_cmd = [PY, "-m", "broker", "-localIp", HOST, "-port", str(ports["broker"]), "-data", str(data)]
+    if db_uri:
+        broker_cmd += ["-dbURI", db_uri]
+    if args.workers != 1:
+        broker_cmd += ["-workers", str(args.workers)]
+    log = work / backend / "broker.log"
+    broker = None
+    print(f"== {backend}: {store}", flush=True)
+    load = os.getloadavg()
+    try:
+        broker = start(broker_cmd, ports["broker"], "/version", log)
+        bench = Bench(args, broker, ports["broker"], ports["baseline"], ports["receiver"],
+                      cluster.postmaster_pid() if cluster else None)
+        bench.run()
+    finally:
+        if broker is not None:
+            broker.terminate()
+            try:
+                broker.wait(10)
+            except subprocess.TimeoutExpired:
+                broker.kill()
+            if broker.returncode not in (0, -15, None):
+                print(log.read_text()[-3000:], file=sys.stderr)
+        if cluster is not None:
+            cluster.stop()
+    for r in bench.results.values():
+        r.pop("seqs", None)
+    return {"store": store, "load_average": load, "results": bench.results}
 
 
 def main() -> None:
@@ -356,8 +456,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", 10)))
     parser.add_argument("--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", 16)))
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (the broker is one process)")
+    parser.add_argument("--backend", default=os.environ.get("BENCH_BACKENDS", "") or "sqlite",
+                        help="stores to measure one after the other, comma- or space-separated: sqlite (a fresh file), "
+                             "postgresql (a throw-away cluster started for the run); default sqlite")
     parser.add_argument("--db-uri", default=os.environ.get("BENCH_DB_URI", ""),
-                        help="broker -dbURI (empty: SQLite in a fresh data dir); the database gets Room*/Item*/Tmp-* entities")
+                        help="broker -dbURI of an existing store instead (one run; its database gets Room*/Item*/Tmp-* entities)")
     parser.add_argument("--items", type=int, default=int(os.environ.get("BENCH_ITEMS", ITEMS)), help="entities for the paging workload")
     parser.add_argument("--compare-clients", action="store_true", help="also measure wrk vs the asyncio client")
     parser.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
@@ -365,24 +468,29 @@ def main() -> None:
                         help="comma-separated workload name prefixes to run, e.g. 'W1 PATCH,W4' (prints only: no results file, no BENCHMARKS.md)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 1)), help="broker -workers")
     args = parser.parse_args()
+    if args.db_uri:
+        backends = [backend_name(args.db_uri)]
+    else:
+        backends = list(dict.fromkeys(b for b in args.backend.replace(",", " ").split() if b))
+        unknown = [b for b in backends if b not in ("sqlite", "postgresql")]
+        if unknown or not backends:
+            parser.error(f"--backend: sqlite and/or postgresql, not {args.backend!r}")
 
+    now = datetime.datetime.now()
+    report: dict[str, Any] = {
+        "date": now.isoformat(timespec="seconds"), "machine": machine(),
+        "seconds": args.seconds, "connections": args.connections, "wrk_threads": args.threads, "workers": args.workers,
+        "rooms": ROOMS, "items": args.items, "backends": {},
+    }
     with tempfile.TemporaryDirectory(prefix="waziup-bench-") as tmp:
         work = Path(tmp)
         ports = {name: free_port() for name in ("broker", "baseline", "receiver")}
-        broker_cmd = [PY, "-m", "broker", "-localIp", HOST, "-port", str(ports["broker"]), "-data", str(work / "data")]
-        if args.db_uri:
-            broker_cmd += ["-dbURI", args.db_uri]
-        if args.workers != 1:
-            broker_cmd += ["-workers", str(args.workers)]
-        (work / "data").mkdir()
         procs = []
         try:
             procs.append(start([PY, str(HERE / "receiver.py"), str(ports["receiver"])], ports["receiver"], None, work / "receiver.log"))
             procs.append(start([PY, str(HERE / "baseline_app.py"), str(ports["baseline"])], ports["baseline"], "/", work / "baseline.log"))
-            broker = start(broker_cmd, ports["broker"], "/version", work / "broker.log")
-            procs.append(broker)
-            bench = Bench(args, broker, ports["broker"], ports["baseline"], ports["receiver"])
-            bench.run()
+            for backend in backends:
+                report["backends"][backend] = run_backend(args, backend, args.db_uri, work, ports)
         finally:
             for proc in procs:
                 proc.terminate()
@@ -391,25 +499,15 @@ def main() -> None:
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-            if procs and procs[-1].returncode not in (0, -15, None):
-                print((work / "broker.log").read_text()[-3000:], file=sys.stderr)
 
-    now = datetime.datetime.now()
-    report = {
-        "date": now.isoformat(timespec="seconds"), "machine": machine(),
-        "backend": args.db_uri.split(":", 1)[0] if args.db_uri else "sqlite",
-        "seconds": args.seconds, "connections": args.connections, "wrk_threads": args.threads, "workers": args.workers,
-        "results": bench.results,
-    }
-    for r in report["results"].values():
-        r.pop("seqs", None)
     if args.only:  # a partial run: figures on screen only
         return
     out = HERE / "results" / f"{now:%Y-%m-%d-%H%M%S}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    if not args.no_markdown and not args.only:
-        write_markdown(report)
+    if not args.no_markdown:
+        for backend in backends:
+            write_markdown(report, backend)
     print(f"results: {out.relative_to(ROOT)}")
 
 

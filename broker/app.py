@@ -1,7 +1,7 @@
-"""The broker application: middleware stack, routes and the resources they share.
+"""The broker application: the front end, the lifespan and the resources routes share.
 
-Stack, outermost first: correlator and last-resort error handler, CORS, Orion's URL check,
-then the router.
+HTTP requests go to ``front.serve_http`` (correlator, CORS, URL check, routing and the
+last-resort error handler in one pass); Starlette runs the lifespan.
 The store and the entity service live in the lifespan and reach routes through
 ``app.state``.
 """
@@ -14,71 +14,32 @@ import logging
 from typing import AsyncIterator
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.convertors import Convertor, register_url_convertor
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
-
-from ngsi.errors import BadRequest
 
 from .config import Config, mask_url
 from .entities import EntityService
-from .http import error_response
-from .middleware.correlator import CorrelatorMiddleware
-from .middleware.cors import CORSMiddleware
-from .middleware.urlcheck import URLCheckMiddleware
+from .front import serve_http
 from .registrations.forward import Forwarder
 from .registrations.registry import RegistrationRegistry
-from .routes import batch, entities, notify, registrations, subscriptions, types, version
 from .store import Store, open_store
 from .store.base import ChangeCallback
 from .subscriptions.registry import SubscriptionRegistry
-from .subscriptions.sender import Notifier
+from .subscriptions.sender import Notifier, notification_mode
 
 log = logging.getLogger("waziup.broker")
 EXPIRY_INTERVAL = 5.0  # seconds between purges of expired (transient) entities
 
-class _Segment(Convertor[str]):
-    """A path segment that may be empty: Orion answers ``/v2/entities//`` about an empty id
-    ("entity id length: 0"), not with "service not found"."""
 
-    regex = "[^/]*"
+class BrokerApp(Starlette):
+    """Starlette for the lifespan and ``state``; HTTP requests go straight to the front end
+    (``front.serve_http``), without Starlette's middleware stack and router."""
 
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("segment", _Segment())
-
-ROUTES = [
-    Route("/version", version.VERSION),
-    Route("/v2", version.ENTRY_POINTS),
-    Route("/v2/entities", entities.ENTITIES),
-    Route("/v2/entities/{id:segment}", entities.ENTITY),
-    Route("/v2/entities/{id}/attrs", entities.ATTRS),
-    Route("/v2/entities/{id}/attrs/{name:segment}", entities.ATTR),
-    Route("/v2/entities/{id}/attrs/{name}/value", entities.ATTR_VALUE),
-    Route("/v2/types", types.TYPES),
-    Route("/v2/types/{type:segment}", types.TYPE),
-    Route("/v2/op/update", batch.OP_UPDATE),
-    Route("/v2/op/query", batch.OP_QUERY),
-    Route("/v2/op/notify", notify.OP_NOTIFY),
-    Route("/v2/subscriptions", subscriptions.SUBSCRIPTIONS),
-    Route("/v2/subscriptions/{id:segment}", subscriptions.SUBSCRIPTION),
-    Route("/v2/registrations", registrations.REGISTRATIONS),
-    Route("/v2/registrations/{id}", registrations.REGISTRATION),
-]
-
-
-async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    exc = BadRequest("Service not found. Check your URL as probably it is wrong.")
-    accept = dict(scope["headers"]).get(b"accept")
-    await error_response(exc, accept=accept.decode("latin-1") if accept else None)(scope, receive, send)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["app"] = self
+            await serve_http(self, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 async def _purge_loop(service: EntityService) -> None:
@@ -134,6 +95,8 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
             multiservice=config.multiservice,
             http_timeout=config.http_timeout / 1000.0 if config.http_timeout else None,
             custom_enabled=not config.disable_custom_notifications,
+            insecure=config.insecure_notif,
+            **notification_mode(config.notification_mode),
         )
         await notifier.start()
         service.listeners.append(notifier.listener)
@@ -149,16 +112,6 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
             await registry.close()
             await the_store.close()
 
-    app = Starlette(
-        routes=ROUTES,
-        middleware=[
-            Middleware(CorrelatorMiddleware),
-            Middleware(CORSMiddleware, origin=config.cors_origin),
-            Middleware(URLCheckMiddleware),
-        ],
-        lifespan=lifespan,
-    )
-    app.router.default = _not_found
-    app.router.redirect_slashes = False  # Orion never redirects; one trailing slash is dropped in urlcheck
+    app = BrokerApp(lifespan=lifespan)
     app.state.config = config
     return app

@@ -36,6 +36,8 @@ class Config:
     log_level: str = "WARN"
     http_timeout: int = 0  # ms; 0: the notifier's default (Orion's -httpTimeout)
     disable_custom_notifications: bool = False
+    notification_mode: str = ""  # Orion's -notificationMode; "threadpool:q:n" sizes the queue and connections
+    insecure_notif: bool = False  # Orion's -insecureNotif: https notifications without certificate checks
     ignored: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -67,17 +69,19 @@ _OPTIONS: dict[str, tuple[str, str, str]] = {
     "logLevel": ("log_level", "str", "ORION_LOG_LEVEL"),
     "httpTimeout": ("http_timeout", "int", "ORION_HTTP_TIMEOUT"),
     "disableCustomNotifications": ("disable_custom_notifications", "flag", "ORION_DISABLE_CUSTOM_NOTIFICATIONS"),
+    "notificationMode": ("notification_mode", "str", "ORION_NOTIFICATION_MODE"),
+    "insecureNotif": ("insecure_notif", "flag", "ORION_INSECURE_NOTIF"),
 }
 
 # Orion options accepted for compatibility that change nothing here (valued ones take one word).
 _IGNORED_VALUED = {
-    "subCacheIval", "reqTimeout", "notificationMode", "dbTimeout", "dbPoolSize", "logDir", "pidpath",
+    "subCacheIval", "reqTimeout", "dbTimeout", "dbPoolSize", "logDir", "pidpath",
     "maxConnections", "reqPoolSize", "t", "notifFlowControl", "mqttMaxAge", "cprForwardLimit",
     "correlatorId", "logSummary", "db", "dbhost", "dbuser", "dbpwd", "rplSet", "dbAuthMech", "dbAuthDb",
     "key", "cert", "logLineMaxSize", "logInfoPayloadMaxSize", "connectionMemory", "notifQueueStats",
 }
 _IGNORED_FLAGS = {
-    "ipv4", "ipv6", "fg", "disableFileLog", "noCache", "logForHumans", "insecureNotif", "ngsiv1Autocast",
+    "ipv4", "ipv6", "fg", "disableFileLog", "noCache", "logForHumans", "ngsiv1Autocast",
     "statCounters", "relogAlarms", "statNotifQueue", "statSemWait", "statTiming", "disableNgsiv1",
     "disableMetrics", "https",
 }
@@ -130,6 +134,13 @@ def parse(argv: list[str], environ: dict[str, str] | None = None) -> Config:
             raise ConfigError(f"unknown option {word!r}")
     if "port" in values and not (0 < int(values["port"]) < 65536):  # type: ignore[arg-type]
         raise ConfigError(f"option -port: {values['port']} is not a valid port")
+    if "notification_mode" in values:
+        from .subscriptions.sender import notification_mode
+
+        try:
+            notification_mode(str(values["notification_mode"]))
+        except ValueError as exc:
+            raise ConfigError(f"option -notificationMode: {exc}") from None
     return Config(ignored=tuple(ignored), **values)  # type: ignore[arg-type]
 
 

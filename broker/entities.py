@@ -23,6 +23,7 @@ from ngsi.errors import (
     TooManyResults,
     Unprocessable,
 )
+from ngsi.geo import entity_location
 from ngsi.model import DATE_TYPES, DEFAULT_ENTITY_TYPE
 from ngsi.operators import ABSENT, OperatorError, is_operation
 from ngsi.operators import apply as apply_operators
@@ -82,11 +83,7 @@ class Outcome:
 
 
 def _locate(entity: Entity, previous: dict[str, Any] | None = None) -> None:
-    """Recompute the entity's location from its attributes (geo module optional until wired)."""
-    try:
-        from ngsi.geo import entity_location
-    except ImportError:  # pragma: no cover - during bootstrap
-        return
+    """Recompute the entity's location from its attributes."""
     location = entity_location(entity["attrs"], previous)
     if location is None:
         entity.pop("location", None)

@@ -8,10 +8,10 @@ deal only with NGSI.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Union
 
-from starlette.requests import Request
+from starlette.datastructures import QueryParams
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -29,63 +29,126 @@ from ngsi.servicepath import parse_scopes, parse_tenant, parse_write_path
 from . import jsonio
 from .middleware.cors import ALLOWED_HEADERS, EXPOSED, allowed_origin
 
-Handler = Callable[["Call"], Awaitable[Response]]
+
+class Reply:
+    """A response as the front end sends it: status, raw headers, body.
+
+    Lighter than a Starlette ``Response`` (which handlers may still return: the front end
+    reads the same three attributes of either). The headers follow Starlette's rules, so
+    clients see the same bytes: content-length unless 204/304, content-type when given.
+    """
+
+    __slots__ = ("status_code", "raw_headers", "body")
+
+    def __init__(self, status_code: int, raw_headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+        self.status_code = status_code
+        self.raw_headers = raw_headers
+        self.body = body
 
 
-@dataclass
+AnyResponse = Union[Reply, Response]
+Handler = Callable[["Call"], Awaitable[AnyResponse]]
+_NO_QUERY = QueryParams("")
+
+
 class Call:
-    """One request as handlers see it: the Starlette request plus the NGSI headers, parsed once."""
+    """One request as handlers see it: the NGSI headers parsed once, the body, the options.
 
-    request: Request
-    tenant: str
-    body: bytes
-    options: frozenset[str]
+    ``headers`` maps lowercase names to the first value given. ``request`` (a Starlette
+    Request) is built only for code that asks for it.
+    """
+
+    __slots__ = ("scope", "receive", "headers", "tenant", "body", "options", "path_params", "state", "_query", "_request")
+
+    def __init__(
+        self, scope: Scope, receive: Receive, headers: dict[str, str], tenant: str, body: bytes,
+        options: frozenset[str], path_params: dict[str, str], state: Any,
+    ) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.headers = headers
+        self.tenant = tenant
+        self.body = body
+        self.options = options
+        self.path_params = path_params
+        self.state = state
+        self._query: QueryParams | None = None
+        self._request: Request | None = None
 
     @property
-    def query(self) -> Any:
-        return self.request.query_params
+    def query(self) -> QueryParams:
+        if self._query is None:
+            raw = self.scope.get("query_string", b"")
+            self._query = QueryParams(raw) if raw else _NO_QUERY
+        return self._query
+
+    def param(self, name: str) -> str | None:
+        """A URI parameter (the last one given under that name), None when absent."""
+        if not self.scope.get("query_string"):
+            return None
+        return self.query.get(name)
 
     @property
-    def path_params(self) -> dict[str, str]:
-        return self.request.path_params
-
-    @property
-    def state(self) -> Any:
-        return self.request.app.state
+    def request(self) -> Request:
+        if self._request is None:
+            self._request = Request(self.scope, self.receive)
+            self._request._body = self.body  # already read: the stream is consumed
+        return self._request
 
     def scopes(self) -> tuple[PathScope, ...]:
-        return parse_scopes(self.request.headers.get("fiware-servicepath"))
+        return parse_scopes(self.headers.get("fiware-servicepath"))
 
     def write_path(self) -> str:
-        return parse_write_path(self.request.headers.get("fiware-servicepath"))
+        return parse_write_path(self.headers.get("fiware-servicepath"))
 
     def content_type(self) -> str:
         # With the header given twice, the last one counts (as in Orion's HTTP library).
-        values = self.request.headers.getlist("content-type")
-        return values[-1].split(";")[0].strip().lower() if values else ""
+        value = None
+        for name, raw in self.scope["headers"]:
+            if name == b"content-type":
+                value = raw
+        return value.decode("latin-1").split(";")[0].strip().lower() if value is not None else ""
 
     def json(self) -> Any:
-        if self.content_type() != "application/json":
-            raise UnsupportedMediaType(f"not supported content type: {self.content_type()}")
+        content_type = self.content_type()
+        if content_type != "application/json":
+            raise UnsupportedMediaType(f"not supported content type: {content_type}")
         return jsonio.loads(self.body)
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(jsonio.dumps(data), status_code=status, headers=headers, media_type="application/json")
+_JSON = (b"content-type", b"application/json")
+_TEXT = (b"content-type", b"text/plain")
 
 
-def no_content() -> Response:
-    return Response(status_code=204)
+def _raw(headers: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
+    if not headers:
+        return []
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
-def created(location: str) -> Response:
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    body = jsonio.dumps(data)
+    raw = _raw(headers)
+    raw.append((b"content-length", str(len(body)).encode()))
+    raw.append(_JSON)
+    return Reply(status, raw, body)
+
+
+def no_content(headers: dict[str, str] | None = None) -> Reply:
+    return Reply(204, _raw(headers))
+
+
+def created(location: str) -> Reply:
     """201 with Orion's raw Location: no percent-encoding; non-ASCII goes out as UTF-8 bytes."""
-    return Response(status_code=201, headers={"Location": location.encode("utf-8").decode("latin-1")})
+    return Reply(201, [(b"location", location.encode("utf-8")), (b"content-length", b"0")])
 
 
-def text_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def text_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
     """A text/plain answer; Orion's Content-Type has no charset parameter (Starlette would add one)."""
-    return Response(body, status_code=status, headers={**(headers or {}), "Content-Type": "text/plain"})
+    raw = [(k, v) for k, v in _raw(headers) if k != b"content-type"]
+    raw.append(_TEXT)
+    raw.append((b"content-length", str(len(body)).encode()))
+    return Reply(status, raw, body)
 
 
 def prefers_text(accept: str | None) -> bool:
@@ -98,7 +161,7 @@ def prefers_text(accept: str | None) -> bool:
     return bool(types & {"text/plain", "text/*"})
 
 
-def error_response(exc: Any, headers: dict[str, str] | None = None, *, accept: str | None = None) -> Response:
+def error_response(exc: Any, headers: dict[str, str] | None = None, *, accept: str | None = None) -> Reply:
     """Orion's error body; its Content-Type follows the Accept header (``accept``) of the request."""
     if prefers_text(accept):
         return text_response(jsonio.dumps(exc.body()), status=exc.status, headers=headers)
@@ -128,64 +191,68 @@ def parse_options(raw: str | None) -> frozenset[str]:
 
 
 class Resource:
-    """An ASGI app for one URL: ``Resource("GET, DELETE", GET=get_entity, DELETE=delete_entity)``.
+    """One URL of the API: ``Resource("GET, DELETE", GET=get_entity, DELETE=delete_entity)``.
 
-    ``allow`` is Orion's Allow header text for this URL, in Orion's order.
+    ``allow`` is Orion's Allow header text for this URL, in Orion's order. The front end
+    (``broker/front.py``) routes to it and sends what ``respond`` returns.
     """
 
     def __init__(self, allow: str, **handlers: Handler) -> None:
         self.allow = allow
         self.handlers = handlers
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
+    async def respond(
+        self, scope: Scope, receive: Receive, headers: dict[str, str], path_params: dict[str, str], state: Any
+    ) -> AnyResponse:
         try:
-            response = await self.handle(request)
+            return await self.handle(scope, receive, headers, path_params, state)
         except NGSIError as exc:
-            response = error_response(exc, accept=request.headers.get("accept"))
-        await response(scope, receive, send)
+            return error_response(exc, accept=headers.get("accept"))
 
-    def preflight(self, request: Request) -> Response:
+    def preflight(self, headers: dict[str, str], config: Any) -> Reply:
         """OPTIONS with CORS on: the methods of this URL, GET first as Orion lists them."""
-        config = request.app.state.config
         methods = [m.strip() for m in self.allow.split(",")]
         methods.sort(key=lambda m: m != "GET")
-        origin = allowed_origin(config.cors_origin, request.headers.get("origin"))
+        origin = allowed_origin(config.cors_origin, headers.get("origin"))
         if origin is None:  # no Origin, or one not allowed: Orion adds no CORS header at all
-            return Response(status_code=200)
-        headers = {
+            return Reply(200, [(b"content-length", b"0")])
+        raw = _raw({
             "Access-Control-Allow-Methods": ", ".join(methods + ["OPTIONS"]),
             "Access-Control-Allow-Origin": origin,
             "Access-Control-Expose-Headers": EXPOSED.decode(),
             "Access-Control-Allow-Headers": ALLOWED_HEADERS,
             "Access-Control-Max-Age": str(config.cors_max_age),
-        }
-        return Response(status_code=200, headers=headers)
+        })
+        raw.append((b"content-length", b"0"))
+        return Reply(200, raw)
 
-    async def handle(self, request: Request) -> Response:
-        method = request.method
+    async def handle(
+        self, scope: Scope, receive: Receive, headers: dict[str, str], path_params: dict[str, str], state: Any
+    ) -> AnyResponse:
+        method = scope["method"]
         handler = self.handlers.get(method)
-        config = request.app.state.config
+        config = state.config
         if method == "OPTIONS" and config.cors_origin:
-            return self.preflight(request)
+            return self.preflight(headers, config)
         # Orion checks the tenant name even without -multiservice (the request then goes
         # to the default service), and the payload rules before the method.
-        tenant = parse_tenant(request.headers.get("fiware-service"))
+        service = headers.get("fiware-service")
+        tenant = parse_tenant(service) if service else ""
         if not config.multiservice:
             tenant = ""
         body = b""
-        if method in ("POST", "PUT", "PATCH"):
-            length = request.headers.get("content-length")
+        if method == "POST" or method == "PUT" or method == "PATCH":
+            length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > config.payload_max:
                 raise RequestEntityTooLarge(
                     f"payload size: {int(length)}, max size supported: {config.payload_max}"
                 )
-            body = await request.body()
+            body = await read_body(receive)
             if len(body) > config.payload_max:
                 raise RequestEntityTooLarge(f"payload size: {len(body)}, max size supported: {config.payload_max}")
             if not body:
                 raise LengthRequired("Zero/No Content-Length in PUT/POST/PATCH request")
-        elif method in ("GET", "DELETE") and "content-type" in request.headers and not await request.body():
+        elif (method == "GET" or method == "DELETE") and "content-type" in headers and not await read_body(receive):
             # A payload sent anyway is ignored (3842: DELETE /v2/subscriptions/{id} with one is 204).
             raise BadRequest(
                 "Orion accepts no payload for GET/DELETE requests. HTTP header Content-Type is thus forbidden"
@@ -193,23 +260,49 @@ class Resource:
         if handler is None:
             allow = self.allow + (", OPTIONS" if config.cors_origin else "")
             exc = MethodNotAllowed("method not allowed")
-            return error_response(exc, {"Allow": allow}, accept=request.headers.get("accept"))
-        options = parse_options(request.query_params.get("options"))
-        _set_notification_context(request, tenant, options)
-        return await handler(Call(request, tenant, body, options))
+            return error_response(exc, {"Allow": allow}, accept=headers.get("accept"))
+        call = Call(scope, receive, headers, tenant, body, _NO_OPTIONS, path_params, state)
+        if scope.get("query_string"):
+            call.options = parse_options(call.query.get("options"))
+        if method != "GET":  # reads cause no notifications
+            _set_notification_context(call, service)
+        return await handler(call)
 
 
-def _set_notification_context(request: Request, tenant: str, options: frozenset[str]) -> None:
+_NO_OPTIONS: frozenset[str] = frozenset()
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body (as Starlette's ``Request.body``)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+_context: Any = None
+
+
+def _set_notification_context(call: Call, service: str | None) -> None:
     """What notifications caused by this request carry (correlator, X-Auth-Token, forcedUpdate)."""
-    from .subscriptions.matcher import CURRENT, RequestContext
+    global _context
+    if _context is None:
+        from .subscriptions import matcher
 
-    state = request.scope.get("state") or {}
-    correlator = state.get("correlator")
-    CURRENT.set(
-        RequestContext(
-            **({"correlator": correlator} if correlator else {}),
-            service=tenant or (request.headers.get("fiware-service") or "").strip(),
-            auth_token=request.headers.get("x-auth-token"),
-            forced="forcedUpdate" in options,
-        )
+        _context = matcher
+    correlator = call.scope["state"].get("correlator") if "state" in call.scope else None
+    ctx = _context.RequestContext(
+        **({"correlator": correlator} if correlator else {}),
+        service=call.tenant or (service or "").strip(),
+        auth_token=call.headers.get("x-auth-token"),
+        forced="forcedUpdate" in call.options,
     )
+    _context.CURRENT.set(ctx)

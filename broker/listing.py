@@ -1,10 +1,13 @@
 """Entity queries: index-served selection in the store, then q / mq / geo, order and paging here.
 
 How it scales: the store narrows by tenant, id, idPattern, type, typePattern and service
-path with its indexes. ``q``, ``mq`` and geo filters are evaluated in Python on what is
-left, so their cost grows with the number of entities the index-served filters let
-through. Without residual filters and with the default order, paging runs in the store
-(LIMIT/OFFSET) and counting is a SQL count.
+path with its indexes, and by one item of ``q`` handed over as a ``ValueHint`` (an
+equality, list, range or comparison on a top-level attribute value): a store with
+an index for that attribute reads only the candidates (broker/store/sqlquery.py). ``q``,
+``mq`` and geo filters are then evaluated exactly, in Python, on what is left, so the
+hint never decides a match. Without residual filters and with the default order, paging
+runs in the store (by id from a cached id list for large offsets on SQLite) and counting
+is the store's.
 """
 
 from __future__ import annotations
@@ -13,12 +16,17 @@ from dataclasses import dataclass, field
 from functools import cmp_to_key
 from typing import Any
 
+import dataclasses
+import math
+
+from ngsi import query as ql
 from ngsi.errors import BadRequest
 from ngsi.ordering import compare as compare_values
 from ngsi.render import Projection
 
 from .entities import EntityService
 from .store import Selector
+from .store.base import ValueHint
 
 Entity = dict[str, Any]
 MAX_LIMIT = 1000
@@ -105,6 +113,74 @@ def sort_entities(entities: list[Entity], order: list[tuple[str, bool]], geo: An
     return sorted(entities, key=cmp_to_key(compare))
 
 
+_KINDS = {ql.NUM: "number", ql.DATE: "number", ql.STR: "string"}
+_MAX_POINTS = 100
+
+
+def _bound(value: ql.Value, kind: str) -> Any:
+    """The value of a bound of ``kind``, or None when it can't be one (NaN, infinity...)."""
+    if _KINDS.get(value.kind) != kind:
+        return None
+    if kind == "number" and not math.isfinite(value.value):
+        return None
+    return value.value
+
+
+def _item_hint(item: ql.Item) -> ValueHint | None:
+    """A ValueHint keeping every entity ``item`` matches, for the items a store can narrow by."""
+    t = item.target
+    if t.attr is None or t.md is not None or t.builtin is not None or t.path:
+        return None
+    operand = item.operand
+    if item.op == ql.EQ:
+        if isinstance(operand, ql.Value):
+            kind = _KINDS.get(operand.kind)
+            x = None if kind is None else _bound(operand, kind)
+            return None if x is None else ValueHint(t.attr, kind, ((x, x),))  # type: ignore[arg-type]
+        if isinstance(operand, ql.ValueList) and len(operand.items) <= _MAX_POINTS:
+            kind = _KINDS.get(operand.items[0].kind)
+            if kind is None:
+                return None
+            points = [_bound(v, kind) for v in operand.items]
+            if any(x is None for x in points):  # mixed kinds, null, non-finite
+                return None
+            return ValueHint(t.attr, kind, tuple((x, x) for x in points))
+        if isinstance(operand, ql.Range):
+            kind = _KINDS.get(operand.lo.kind)
+            lo = None if kind is None else _bound(operand.lo, kind)
+            hi = None if kind is None else _bound(operand.hi, kind)
+            if lo is None or hi is None:
+                return None
+            return ValueHint(t.attr, kind, ((lo, hi),))  # type: ignore[arg-type]
+        return None
+    if item.op in (ql.GT, ql.GE, ql.LT, ql.LE) and isinstance(operand, ql.Value):
+        kind = _KINDS.get(operand.kind)
+        x = None if kind is None else _bound(operand, kind)
+        if x is None:
+            return None
+        # Inclusive even for > and <: the exact test is the broker's.
+        interval = (x, None) if item.op in (ql.GT, ql.GE) else (None, x)
+        return ValueHint(t.attr, kind, (interval,))  # type: ignore[arg-type]
+    return None
+
+
+def hint_for(filters: list[Any]) -> ValueHint | None:
+    """The most selective hint of the ``q`` filters: equalities first, then ranges, then
+    one-sided comparisons."""
+    best: tuple[int, ValueHint] | None = None
+    for f in filters:
+        if not isinstance(f, ql.Query) or f.kind != "q":
+            continue
+        for item in f.items:
+            hint = _item_hint(item)
+            if hint is None:
+                continue
+            rank = 0 if all(lo == hi for lo, hi in hint.intervals) else 1 if None not in hint.intervals[0] else 2
+            if best is None or rank < best[0]:
+                best = (rank, hint)
+    return None if best is None else best[1]
+
+
 async def run(service: EntityService, tenant: str, query: EntityQuery, *, count: bool = False) -> tuple[list[Entity], int]:
     """The page of entities a query asks for, and the total count of matches."""
     simple = not query.filters and query.geo is None and not query.order and len(query.selectors) == 1
@@ -115,7 +191,10 @@ async def run(service: EntityService, tenant: str, query: EntityQuery, *, count:
         return page, total
     matched: list[Entity] = []
     seen: set[tuple[str, str, str]] = set()
+    hint = hint_for(query.filters)
     for selector in query.selectors:
+        if hint is not None and selector.ids is None:
+            selector = dataclasses.replace(selector, hint=hint)
         for entity in await service.find(tenant, selector):
             key = (entity["id"], entity["type"], entity["servicePath"])
             if key in seen:

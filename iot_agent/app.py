@@ -1,5 +1,7 @@
-"""The IoT agent's north app (port 4041): provisioning API, and later the NGSI context
-provider endpoints (/v2/op/update, /v2/op/query) through which Orion forwards commands.
+"""The IoT agent's north app (port 4041): provisioning API, plus the routes the caller adds:
+``Commands.routes()`` gives the NGSI context provider endpoints (/v2/op/update,
+/v2/op/query) through which the broker forwards commands, and /notify where it notifies
+them for ``cmdMode: notification``.
 
 The registry and the NGSI client to the context broker live in the lifespan and reach
 handlers through ``app.state`` (``registry``, ``ngsi``, ``config``,

@@ -1,12 +1,19 @@
-"""Commands and lazy attributes, as iotagent-node-lib runs them in ``cmdMode: legacy``.
+"""Commands and lazy attributes, as iotagent-node-lib runs them (``cmdMode`` legacy and
+notification).
 
-* Provisioning a device with ``commands`` or ``lazy`` attributes (its own or its
-  group's) registers the agent as their context provider: ``POST /v2/registrations`` with
-  the device's entity and those attribute names, provider URL ``IOTA_PROVIDER_URL`` +
-  ``/v2``. Deleting (or re-provisioning) the device deletes the registration.
-* The broker forwards a ``PUT/PATCH`` of a command attribute as ``POST <provider>/op/update``;
-  the agent answers 204 at once and then, outside the broker's request (the broker is
-  still waiting on us), writes ``<cmd>_status`` PENDING and delivers:
+* ``cmdMode: legacy`` (the default, ``IOTA_CMD_MODE``; device > group > agent). Provisioning
+  a device with ``commands`` or ``lazy`` attributes (its own or its group's) registers the
+  agent as their context provider: ``POST /v2/registrations`` with the device's entity and
+  those names, provider URL ``IOTA_PROVIDER_URL`` + ``/v2``. The broker forwards a
+  ``PUT/PATCH`` of a command attribute as ``POST <provider>/op/update``.
+* ``cmdMode: notification``. Provisioning creates the entity at once, every command
+  attribute ``null``, and subscribes the agent to each command: ``POST /v2/subscriptions``
+  with condition attrs ``[cmd]`` and URL ``IOTA_PROVIDER_URL`` + ``/notify``. A ``PUT`` of
+  the command updates the entity, and the broker notifies the agent. Lazy attributes are
+  still registered. ``advancedNotification`` is a draft in node-lib, not implemented
+  there: such devices run as legacy ones.
+* Either way the agent writes the command to its store (``provisioning.state``), answers
+  2xx, and then, outside the broker's request, writes ``<cmd>_status`` PENDING and delivers:
 
   - MQTT: publish ``dev@cmd|value`` (UL) or ``{"cmd": value}`` (JSON) on
     ``/<apikey>/<device>/cmd``; the device answers on ``.../cmdexe``;
@@ -17,16 +24,19 @@
 * A result sets ``<cmd>_status`` OK (or ERROR) and ``<cmd>_info``; a poll command not
   picked up within ``IOTA_POLLING_EXPIRATION`` ms ends ERROR / ``EXPIRED``.
   Both are written with ``POST /v2/op/update`` ``append``; ``<cmd>`` itself never changes.
+* A command stays in the store until it ends (pushes: until handed to the transport), so
+  after a restart, even a kill -9, poll commands wait for their device again and pushes
+  not yet made are made (``start``).
+* Deleting a device deletes its registrations and subscriptions (ids kept in the store;
+  without them, any of ours naming its entity).
 * ``/v2/op/query`` answers lazy attributes: the agents (UL, JSON) have no device to ask,
   so, like node-lib without a query handler, they come back with an empty value.
-
-``cmdMode: notification`` (subscriptions instead of registrations) is not implemented:
-such devices are registered as legacy ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -46,6 +56,7 @@ from .codecs import jsonmeasure, ul
 from .config import Config
 from .errors import CommandNotFound, DeviceNotFound, IoTAError, ParseError, WrongSyntax
 from .provisioning import model
+from .provisioning.state import REGISTRATION, SUBSCRIPTION, AgentState, StoredCommand
 from .provisioning.store import DeviceKey, device_key
 from .south.measures import JSON, UL, Southbound, apikey_of, entity_of, payload_format
 
@@ -58,6 +69,10 @@ Deliver = Callable[[Doc, Doc | None, str, Any], Awaitable[None]]
 PENDING, DELIVERED, OK, ERROR = "PENDING", "DELIVERED", "OK", "ERROR"
 EXPIRED = "EXPIRED"
 STATUS_TYPE, INFO_TYPE = "commandStatus", "commandResult"
+LEGACY, NOTIFICATION = "legacy", "notification"
+POLL = "http-poll"
+# After a restart, how long a push that cannot go out yet (MQTT still connecting) is retried.
+RESUME_RETRY_SECONDS = 15.0
 
 
 @dataclass
@@ -66,6 +81,7 @@ class PollCommand:
     value: Any
     created: float
     delivered: bool = False
+    id: str = ""
 
 
 @dataclass
@@ -87,12 +103,24 @@ def attribute_names(device: Doc, group: Doc | None, kind: str) -> list[str]:
     return names
 
 
-def lazy_type(device: Doc, group: Doc | None, name: str) -> str:
+def lazy_type(device: Doc, group: Doc | None, name: str, kind: str = "lazy", default: str = "Text") -> str:
+    """The provisioned type of a lazy attribute (or, with ``kind="commands"``, a command)."""
     for source in (device, group or {}):
-        for item in source.get("lazy") or ():
+        for item in source.get(kind) or ():
             if isinstance(item, dict) and item.get("name") == name:
-                return str(item.get("type") or "Text")
-    return "Text"
+                return str(item.get("type") or default)
+    return default
+
+
+def cmd_mode(device: Doc, group: Doc | None, default: str = LEGACY) -> str:
+    """``legacy`` or ``notification``: the device's ``cmdMode``, else its group's, else the
+    agent's (``IOTA_CMD_MODE``). ``advancedNotification`` (a draft node-lib does not
+    implement) and unknown values run as legacy."""
+    for source in (device, group or {}):
+        value = source.get("cmdMode")
+        if isinstance(value, str) and value:
+            return NOTIFICATION if value == NOTIFICATION else LEGACY
+    return NOTIFICATION if default == NOTIFICATION else LEGACY
 
 
 def command_payload(device: Doc, group: Doc | None, name: str, value: Any) -> bytes:
@@ -118,20 +146,29 @@ def parse_results(device: Doc, group: Doc | None, payload: bytes | str) -> list[
 
 
 class Commands:
-    """Registrations, forwarded updates, delivery and results (see the module doc)."""
+    """Registrations, subscriptions, forwarded updates, delivery and results (see the module doc)."""
 
     def __init__(self, south: Southbound, config: Config) -> None:
         self.south = south
         self.config = config
         self.push: dict[str, Deliver] = {}  # "mqtt", "lora" -> delivery, set by those transports
         self.queues: dict[DeviceKey, _DeviceQueue] = {}
-        self.registrations: dict[DeviceKey, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._daemon: asyncio.Task[None] | None = None
+        # poll command id -> set once its PENDING is written (DELIVERED must come after it)
+        self._pending_written: dict[str, asyncio.Event] = {}
+
+    @property
+    def state(self) -> AgentState:
+        return self.south.registry.state
 
     # -- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Take back the commands stored by an earlier run (the registry is open): poll
+        commands are queued before this returns, so a device polling right after the
+        restart gets them; pushes are retried in the background."""
+        await self.resume()
         if self.config.polling_expiration > 0:
             self._daemon = asyncio.create_task(self._expire_loop())
 
@@ -159,28 +196,75 @@ class Commands:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    # -- registrations ----------------------------------------------------------------------
+    async def resume(self) -> None:
+        stored = self.state.load_commands()
+        gone: list[str] = []
+        for command in stored:
+            service, subservice, device_id, apikey = command.key
+            found = await self.south.registry.find_devices(
+                service=service, subservice=subservice, device_id=device_id, apikey=apikey, limit=1
+            )
+            if not found:
+                gone.append(command.id)
+                continue
+            device = found[0]
+            group = await self.south.group_for(device)
+            if self.transport_of(device, group) == POLL:
+                self._queue(device, group, command)
+            else:
+                self.spawn(self.execute(device, group, command, retry_for=RESUME_RETRY_SECONDS))
+        self.state.drop_commands(gone)
+        if stored:
+            log.info("resumed %d stored command(s), %d of deleted devices dropped", len(stored) - len(gone), len(gone))
+
+    # -- registrations and subscriptions ------------------------------------------------------
 
     async def on_provisioning(self, event: str, old: Doc | None, new: Doc | None) -> None:
-        """Provisioning listener: register a device's commands and lazy attributes."""
+        """Provisioning listener: (un)register a device's commands and lazy attributes."""
         if event != "device":
             return
         try:
             if old is not None:
                 await self.unregister(old)
+                if new is None or device_key(new) != device_key(old):
+                    self.forget(old)
             if new is not None:
-                await self.register(new, await self.south.group_for(new))
+                group = await self.south.group_for(new)
+                queue = self.queues.get(device_key(new))
+                if queue is not None:
+                    queue.device, queue.group = new, group
+                await self.register(new, group)
         except Exception:
             log.exception("context provider registration failed")
 
     async def on_autoprovision(self, device: Doc, group: Doc | None) -> None:
         await self.register(device, group)
 
+    def forget(self, device: Doc) -> None:
+        """A deleted device: its waiting commands and pre-processor state go."""
+        key = device_key(device)
+        self.queues.pop(key, None)
+        self.state.forget_device(key)
+        states = getattr(self.south, "_states", None)
+        if isinstance(states, dict):
+            states.pop(key, None)
+
     def provider_url(self) -> str:
         return self.config.provider_url.rstrip("/") + "/v2"
 
+    def notify_url(self) -> str:
+        return self.config.provider_url.rstrip("/") + "/notify"
+
     async def register(self, device: Doc, group: Doc | None) -> str | None:
-        attrs = attribute_names(device, group, "commands") + attribute_names(device, group, "lazy")
+        """Legacy: one registration of commands and lazy attributes. Notification: the entity
+        with its commands at null, one subscription per command, and a registration of the
+        lazy attributes if any. Returns the registration id (None when none was made)."""
+        commands = attribute_names(device, group, "commands")
+        lazy = attribute_names(device, group, "lazy")
+        notification = cmd_mode(device, group, self.config.cmd_mode) == NOTIFICATION
+        if notification and commands:
+            await self._subscribe(device, group, commands)
+        attrs = lazy if notification else commands + lazy
         if not attrs:
             return None
         entity_id, entity_type = entity_of(device, group, self.config)
@@ -194,41 +278,90 @@ class Commands:
         except NGSIClientError as exc:
             log.warning("could not register %s as context provider: %s", entity_id, exc)
             return None
-        self.registrations[device_key(device)] = reg_id
+        self.state.add_link(device_key(device), REGISTRATION, reg_id)
         log.info("registered %s %s as provider of %s (%s)", entity_id, entity_type, attrs, reg_id)
         return reg_id
 
+    async def _subscribe(self, device: Doc, group: Doc | None, commands: list[str]) -> list[str]:
+        """cmdMode notification: create the entity (commands null), subscribe to each command."""
+        entity_id, entity_type = entity_of(device, group, self.config)
+        client = self.south.client_for(group)
+        tenant = _tenant(device)
+        entity: Doc = {"id": entity_id, "type": entity_type}
+        for name in commands:
+            entity[name] = {"type": lazy_type(device, group, name, "commands", "command"), "value": None}
+        try:
+            await client.request("POST", "/v2/entities", params={"options": "upsert"}, json=entity, **tenant)
+        except NGSIClientError as exc:
+            log.warning("could not create the entity %s of a notification-mode device: %s", entity_id, exc)
+        ids = []
+        for name in commands:
+            body = {
+                "description": f"IoT agent: command {name} of {entity_id}",
+                "subject": {
+                    "entities": [{"id": entity_id, "type": entity_type}],
+                    # entityUpdate: the same value sent twice is two commands, as with forwarding
+                    "condition": {"attrs": [name], "alterationTypes": ["entityUpdate"]},
+                },
+                "notification": {"http": {"url": self.notify_url()}, "attrs": [name], "onlyChangedAttrs": True},
+            }
+            try:
+                sub_id = await client.create_subscription(body, **tenant)
+            except NGSIClientError as exc:
+                log.warning("could not subscribe to command %s of %s: %s", name, entity_id, exc)
+                continue
+            self.state.add_link(device_key(device), SUBSCRIPTION, sub_id)
+            ids.append(sub_id)
+        log.info("subscribed to commands %s of %s %s (%s)", commands, entity_id, entity_type, ids)
+        return ids
+
     async def unregister(self, device: Doc) -> None:
-        """Delete the device's registration: the one we made, else any of ours for its entity
-        (after a restart the id is not in memory)."""
+        """Delete the device's registrations and subscriptions: those recorded in the store,
+        else any of ours naming its entity (a device provisioned before the store kept them)."""
         group = await self.south.group_for(device)
         client = self.south.client_for(group)
         tenant = _tenant(device)
-        self.queues.pop(device_key(device), None)
-        reg_id = self.registrations.pop(device_key(device), None)
-        ids = [reg_id] if reg_id else []
-        if not ids and (attribute_names(device, group, "commands") or attribute_names(device, group, "lazy")):
-            entity_id, _ = entity_of(device, group, self.config)
+        key = device_key(device)
+        links = self.state.links(key)
+        if not links and (attribute_names(device, group, "commands") or attribute_names(device, group, "lazy")):
+            links = await self._find_links(device, group)
+        for kind, ident in links:
             try:
-                for reg in await client.list_registrations(**tenant):
-                    provided = reg.get("dataProvided", {}).get("entities", [])
-                    url = reg.get("provider", {}).get("http", {}).get("url")
-                    if url == self.provider_url() and any(e.get("id") == entity_id for e in provided):
-                        ids.append(reg["id"])
+                if kind == SUBSCRIPTION:
+                    await client.delete_subscription(ident, **tenant)
+                else:
+                    await client.delete_registration(ident, **tenant)
             except NGSIClientError as exc:
-                log.warning("could not list registrations: %s", exc)
-        for rid in ids:
-            try:
-                await client.delete_registration(rid, **tenant)
-            except NGSIClientError as exc:
-                log.warning("could not delete registration %s: %s", rid, exc)
+                log.warning("could not delete %s %s: %s", kind, ident, exc)
+        self.state.drop_links(key)
 
-    # -- north: the broker forwards ----------------------------------------------------------
+    async def _find_links(self, device: Doc, group: Doc | None) -> list[tuple[str, str]]:
+        entity_id, _ = entity_of(device, group, self.config)
+        client = self.south.client_for(group)
+        tenant = _tenant(device)
+        found: list[tuple[str, str]] = []
+        try:
+            for reg in await client.list_registrations(**tenant):
+                provided = reg.get("dataProvided", {}).get("entities", [])
+                url = reg.get("provider", {}).get("http", {}).get("url")
+                if url == self.provider_url() and any(e.get("id") == entity_id for e in provided):
+                    found.append((REGISTRATION, reg["id"]))
+            for sub in await client.list_subscriptions(**tenant):
+                subject = sub.get("subject", {}).get("entities", [])
+                url = sub.get("notification", {}).get("http", {}).get("url")
+                if url == self.notify_url() and any(e.get("id") == entity_id for e in subject):
+                    found.append((SUBSCRIPTION, sub["id"]))
+        except NGSIClientError as exc:
+            log.warning("could not list registrations and subscriptions: %s", exc)
+        return found
+
+    # -- north: the broker forwards, or notifies ---------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/v2/op/update", self._op_update, methods=["POST"]),
             Route("/v2/op/query", self._op_query, methods=["POST"]),
+            Route("/notify", self._notify, methods=["POST"]),
         ]
 
     async def _device_of_entity(self, request: Request, entity: Any) -> tuple[Doc, Doc | None]:
@@ -260,13 +393,42 @@ class Commands:
                 if name in ("id", "type"):
                     continue
                 if name in commands:
-                    value = attr.get("value") if isinstance(attr, dict) else attr
-                    work.append((device, group, name, value))
+                    work.append((device, group, name, _value(attr)))
                 elif name not in lazy:
                     raise CommandNotFound(name)
-        for device, group, name, value in work:
-            self.spawn(self.execute(device, group, name, value))
+        self.accept(work)
         return Response(status_code=204)
+
+    async def _notify(self, request: Request) -> Response:
+        """A notification of a subscription made for ``cmdMode: notification``: every command
+        attribute it carries is a command (a ``null`` one is the entity as provisioning made it)."""
+        body = _body(await request.body())
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise WrongSyntax("expected a notification {subscriptionId, data}")
+        work: list[tuple[Doc, Doc | None, str, Any]] = []
+        for entity in data:
+            device, group = await self._device_of_entity(request, entity)
+            commands = attribute_names(device, group, "commands")
+            for name, attr in entity.items():
+                if name in commands and _value(attr) is not None:
+                    work.append((device, group, name, _value(attr)))
+        self.accept(work)
+        return Response(status_code=204)
+
+    def accept(self, work: list[tuple[Doc, Doc | None, str, Any]]) -> None:
+        """Store the commands (durably: the broker gets its 2xx after this), then run them."""
+        now = time.time()
+        stored = [
+            (device, group, StoredCommand(device_key(device), name, value, now, self.transport_of(device, group)))
+            for device, group, name, value in work
+        ]
+        self.state.put_commands([command for _, _, command in stored])
+        for device, group, command in stored:
+            if command.how == POLL:  # pollable as soon as the broker has its answer
+                self._pending_written[command.id] = asyncio.Event()
+                self._queue(device, group, command)
+            self.spawn(self.execute(device, group, command))
 
     async def _op_query(self, request: Request) -> Response:
         body = _body(await request.body())
@@ -294,31 +456,52 @@ class Commands:
             return "lora"
         transport = str(device.get("transport") or (group or {}).get("transport") or "").upper()
         if transport == "HTTP" or (not transport and (device.get("endpoint") or device.get("polling") is True)):
-            return "http-poll" if model.is_polling(device, group) else "http-push"
+            return POLL if model.is_polling(device, group) else "http-push"
         if not transport:
             transport = self.config.default_transport.upper()
         if transport == "HTTP":
-            return "http-poll" if model.is_polling(device, group) else "http-push"
+            return POLL if model.is_polling(device, group) else "http-push"
         return "mqtt"
 
-    async def execute(self, device: Doc, group: Doc | None, name: str, value: Any) -> None:
-        await self.set_status(device, group, name, PENDING)
-        how = self.transport_of(device, group)
-        if how == "http-poll":
-            queue = self.queues.setdefault(device_key(device), _DeviceQueue(device, group))
-            queue.commands[name] = PollCommand(name, value, time.time())
-            return
+    def _queue(self, device: Doc, group: Doc | None, command: StoredCommand) -> None:
+        queue = self.queues.setdefault(device_key(device), _DeviceQueue(device, group))
+        queue.commands[command.name] = PollCommand(command.name, command.value, command.created, command.delivered, command.id)
+
+    async def execute(self, device: Doc, group: Doc | None, command: StoredCommand, *, retry_for: float = 0) -> None:
+        """PENDING, then the delivery (a poll command is already queued: it only waits).
+        ``retry_for`` seconds: a push that fails is tried again (after a restart, MQTT may
+        still be connecting)."""
+        name, value = command.name, command.value
         try:
-            if how == "http-push":
-                await self._http_push(device, group, name, value)
-                return
-            deliver = self.push.get(how)
-            if deliver is None:
-                raise IoTAError(f"no {how} transport to deliver command {name}")
-            await deliver(device, group, name, value)
-        except Exception as exc:
-            log.warning("command %s of %s failed: %s", name, device.get("device_id"), exc)
-            await self.set_status(device, group, name, ERROR, str(exc))
+            await self.set_status(device, group, name, PENDING)
+        finally:
+            written = self._pending_written.pop(command.id, None)
+            if written is not None:
+                written.set()
+        how = self.transport_of(device, group)
+        if how == POLL:
+            return
+        deadline = time.monotonic() + retry_for
+        try:
+            while True:
+                try:
+                    if how == "http-push":
+                        await self._http_push(device, group, name, value)
+                    else:
+                        deliver = self.push.get(how)
+                        if deliver is None:
+                            raise IoTAError(f"no {how} transport to deliver command {name}")
+                        await deliver(device, group, name, value)
+                    return
+                except Exception as exc:
+                    if time.monotonic() < deadline:
+                        await asyncio.sleep(0.5)
+                        continue
+                    log.warning("command %s of %s failed: %s", name, device.get("device_id"), exc)
+                    await self.set_status(device, group, name, ERROR, str(exc))
+                    return
+        finally:
+            self.state.drop_commands([command.id])
 
     async def _http_push(self, device: Doc, group: Doc | None, name: str, value: Any) -> None:
         endpoint = device.get("endpoint") or (group or {}).get("endpoint")
@@ -349,10 +532,15 @@ class Commands:
         fresh = [c for c in queue.commands.values() if not c.delivered]
         for command in fresh:
             command.delivered = True
+        self.state.set_delivered([c.id for c in fresh])
         return fresh
 
     async def delivered(self, device: Doc, group: Doc | None, commands: list[PollCommand]) -> None:
         for command in commands:
+            written = self._pending_written.get(command.id)
+            if written is not None:  # polled before its PENDING reached the broker
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(written.wait(), 10)
             await self.set_status(device, group, command.name, DELIVERED)
 
     async def result(self, device: Doc, group: Doc | None, name: str, result: Any, status: str = OK) -> None:
@@ -361,7 +549,9 @@ class Commands:
             raise CommandNotFound(name)
         queue = self.queues.get(device_key(device))
         if queue is not None:
-            queue.commands.pop(name, None)
+            done = queue.commands.pop(name, None)
+            if done is not None:
+                self.state.drop_commands([done.id])
         await self.set_status(device, group, name, status, result)
 
     async def set_status(self, device: Doc, group: Doc | None, name: str, status: str, info: Any = None) -> None:
@@ -384,6 +574,7 @@ class Commands:
             for name, command in list(queue.commands.items()):
                 if now - command.created >= limit:
                     queue.commands.pop(name, None)
+                    self.state.drop_commands([command.id])
                     await self.set_status(queue.device, queue.group, name, ERROR, EXPIRED)
             if not queue.commands:
                 self.queues.pop(key, None)
@@ -396,6 +587,11 @@ class Commands:
                 await self.expire()
             except Exception:
                 log.exception("command expiry failed")
+
+
+def _value(attr: Any) -> Any:
+    """The value of an NGSI attribute, normalized (``{"value": ...}``) or keyValues."""
+    return attr.get("value") if isinstance(attr, dict) else attr
 
 
 def _lorawan(doc: Doc | None) -> bool:
@@ -424,4 +620,4 @@ def _body(raw: bytes) -> Any:
         raise WrongSyntax("the body is not valid JSON") from None
 
 
-__all__ = ["Commands", "PollCommand", "attribute_names", "command_payload", "parse_results", "apikey_of"]
+__all__ = ["Commands", "PollCommand", "attribute_names", "cmd_mode", "command_payload", "parse_results", "apikey_of"]

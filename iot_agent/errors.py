@@ -16,11 +16,15 @@ one place with ``err.code`` and ``err.body()``.
      +-- GroupNotFound                 GROUP_NOT_FOUND         404
      +-- DeviceGroupNotFound           DEVICE_GROUP_NOT_FOUND  404
      +-- DuplicateDevice               DUPLICATE_DEVICE_ID     409
-     +-- DuplicateGroup                DUPLICATE_GROUP         409
+     +-- DuplicateGroup                DUPLICATE_GROUP         400
      +-- CBRequestError                BAD_REQUEST             400  (the CB refused an update)
 
-Messages follow the agents' wording (including their missing spaces after
-``:``) so that clients matching on text keep working.
+Messages follow the agents' wording as we know it (including their missing spaces
+after ``:``) so that clients matching on text keep working. Checked against the
+project's reference notes (``iot-agents-lora-waziup.md``): the names and codes of
+MISSING_HEADERS (400), DUPLICATE_GROUP (400), BAD_TIMESTAMP and the 404 of
+``/iot/op/delete``; the message texts are not in the reference and stay unverified
+(docs/iot_agent.md lists them).
 """
 
 from __future__ import annotations
@@ -165,8 +169,11 @@ DuplicateDeviceId = DuplicateDevice
 
 
 class DuplicateGroup(IoTAError):
+    """A second group on a (resource, apikey) pair: 400, as the reference states
+    (node-lib ``doc/api.md`` §Uniqueness), not 409 like DUPLICATE_DEVICE_ID."""
+
     name = "DUPLICATE_GROUP"
-    code = 409
+    code = 400
 
     def __init__(self, resource: str, apikey: str) -> None:
         super().__init__(f"A device configuration already exists for resource {resource} and API Key {apikey}")

@@ -218,9 +218,14 @@ def build_entities(
     autocast: bool = False,
     infer_types: bool = True,
     conjunction: str = ":",
+    info: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """NGSI-v2 entities for ``measures`` (see the module doc); ``[]`` when nothing is to be sent."""
-    info = merge_type_information(device, group)
+    """NGSI-v2 entities for ``measures`` (see the module doc); ``[]`` when nothing is to be sent.
+
+    ``info``: ``merge_type_information(device, group)`` when the caller keeps it.
+    """
+    if info is None:
+        info = merge_type_information(device, group)
     entities: list[dict[str, Any]] = []
     for measure in measures:
         entities.extend(_one_measure(measure, info, now, timestamp_default, autocast, infer_types, conjunction))

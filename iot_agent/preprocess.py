@@ -33,7 +33,10 @@ i.e. ``object_id``s).  Each step names the measures it touches with ``attrs``
 Rejected readings are dropped from the measure (a measure left with nothing
 but ``TimeInstant`` is dropped) and counted in the state.  The state is a
 small object passed in by the caller (one per device), JSON-serialisable with
-``to_dict``/``from_dict`` so a store can keep it; there are no globals.
+``to_dict``/``from_dict`` so a store can keep it; there are no globals.  A state
+with an ``on_change`` callback gets it called once per ``apply`` that changed it
+(a stateful step ran, or a value was rejected or extrapolated): the agent saves
+it there (``provisioning.state``), so windows survive a restart.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import datetime as _dt
 import json
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -132,6 +136,8 @@ class PreprocessState:
     rejected: dict[str, int] = field(default_factory=dict)  # "<kind>" -> count
     rejected_by_attr: dict[str, int] = field(default_factory=dict)
     extrapolated: int = 0
+    # Called after a reading changed the state, so a store can keep it (not serialised).
+    on_change: Callable[[PreprocessState], None] | None = field(default=None, repr=False, compare=False)
 
     def reject(self, kind: str, attr: str) -> None:
         self.rejected[kind] = self.rejected.get(kind, 0) + 1
@@ -183,6 +189,8 @@ def _int(step: dict[str, Any], key: str, i: int, default: int) -> int:
     return v
 
 
+# Steps that keep values between readings.
+_STATEFUL = ("outlier", "average", "aggregate", "extrapolate")
 _KINDS = ("range", "type", "outlier", "convert", "calibrate", "average", "aggregate", "extrapolate")
 _TYPES = ("Number", "Integer", "Float", "Boolean", "Text", "Array", "Object")
 _FUNCS = ("count", "sum", "min", "max", "avg")
@@ -379,6 +387,7 @@ class Pipeline:
 
     def __init__(self, steps: list[Step]) -> None:
         self.steps = steps
+        self.stateful = any(step.kind in _STATEFUL for step in steps)
 
     @classmethod
     def parse(cls, raw: Any) -> Pipeline:
@@ -387,6 +396,7 @@ class Pipeline:
     def apply(self, measures: list[dict[str, Any]], state: PreprocessState, now: float) -> list[dict[str, Any]]:
         """The measures after every step, readings in the order given."""
         out = []
+        counters = (state.rejected_total, state.extrapolated)
         for m in measures:
             m = dict(m)
             t = _reading_time(m, now)
@@ -402,6 +412,8 @@ class Pipeline:
                         state.reject("overflow", a)
             if any(k != TIMESTAMP for k in m):
                 out.append(m)
+        if state.on_change is not None and measures and (self.stateful or counters != (state.rejected_total, state.extrapolated)):
+            state.on_change(state)
         return out
 
     # Each step edits the measure dict in place.

@@ -159,6 +159,9 @@ def _suspect(out: bytes) -> bool:
     can give false alarms, which only cost the exact walk.  All substring
     searches are C memchr/memmem speed, far cheaper than walking the value.
     """
+    if b"." not in out:  # no decimal point at all (the common integer-only document)
+        t = out.translate(_DIGITS_TO_0)
+        return b"0000000000000000" in t or b"0e+" in t or b"0e-" in t
     if b".0," in out or b".0]" in out or b".0}" in out or out.endswith(b".0"):
         return True
     t = out.translate(_DIGITS_TO_0)

@@ -15,6 +15,7 @@ the structural one, wherever the other is. ``_parse_*`` functions are the first 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .errors import BadRequest
@@ -94,16 +95,49 @@ class _Repeats(dict):  # type: ignore[type-arg]
     repeated: tuple[str, ...] = ()
 
 
-def duplicate_keys(raw: bytes | str | None) -> Any:
+# A JSON string followed by a colon: an object key. In valid JSON an unescaped quote
+# followed by ':' only ends a key, and a match never spans an unescaped quote, so the
+# matches are exactly the keys.
+_KEY_BYTES = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"[ \t\n\r]*:', re.DOTALL)
+_KEY_STR = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"[ \t\n\r]*:', re.DOTALL)
+
+
+def _members(value: Any) -> int:
+    """How many object members a parsed JSON tree holds (iterative: trees may be deep)."""
+    count = 0
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if type(item) is dict:
+            count += len(item)
+            todo.extend(child for child in item.values() if type(child) is dict or type(child) is list)
+        else:
+            todo.extend(child for child in item if type(child) is dict or type(child) is list)
+    return count
+
+
+def duplicate_keys(raw: bytes | str | None, parsed: Any = None) -> Any:
     """The payload re-read with its repeated keys marked, or None when no object repeats a key.
 
     Orion's JSON reader keeps every member of an object, so it sees a repeated attribute
     or ``value`` key and refuses it; orjson (like any dict-building parser) keeps the last
     one silently. The stdlib reader with a pairs hook tells them apart at C speed; the
     marked tree is handed to ``parse_entity``/``parse_attrs`` as ``dups``.
+
+    ``parsed``, the payload as already parsed, makes the common case cheap: when the raw
+    text has as many keys as the tree has members, no key repeats and nothing is re-read.
     """
     if not raw:
         return None
+    if type(parsed) is dict or type(parsed) is list:
+        # Every key is followed by a colon, so fewer colons than members cannot be; as many
+        # means no colon in a string and no repeated key. Otherwise count the keys themselves.
+        members = _members(parsed)
+        binary = isinstance(raw, (bytes, bytearray))
+        if raw.count(b":" if binary else ":") == members:  # type: ignore[arg-type]
+            return None
+        if len((_KEY_BYTES if binary else _KEY_STR).findall(raw)) == members:  # type: ignore[arg-type]
+            return None
     found = False
 
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

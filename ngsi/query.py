@@ -450,6 +450,7 @@ def _render_string(s: str) -> str:
         and _FORBIDDEN_RHS.isdisjoint(s)
         and "," not in s
         and ".." not in s
+        and s[0] != "." and s[-1] != "."  # next to a range's ".." it would merge with it
         and s not in ("true", "false", "null")
         and _number(s) is None
         and _date(s) is None

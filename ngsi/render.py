@@ -61,7 +61,11 @@ def _md_value(md: dict[str, Any]) -> Any:
 
 
 def render_metadata(attr: dict[str, Any], wanted: tuple[str, ...] | None) -> dict[str, Any]:
-    mds = attr.get("md") or {}
+    mds = attr.get("md")
+    if not mds:
+        if wanted is None:
+            return {}
+        mds = {}
     out: dict[str, Any] = {}
     if wanted is None or "*" in wanted:
         for name, md in mds.items():

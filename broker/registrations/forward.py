@@ -122,13 +122,13 @@ class Forwarder:
         if call.tenant:
             headers["Fiware-Service"] = call.tenant
         headers["Fiware-ServicePath"] = self._service_path(call, reg)
-        token = call.request.headers.get("x-auth-token")
+        token = call.headers.get("x-auth-token")
         if token is not None:
             headers["X-Auth-Token"] = token
         headers["User-Agent"] = USER_AGENT
         headers["Accept"] = "application/json"
         headers["Content-Type"] = "application/json; charset=utf-8"
-        correlator = getattr(call.request.state, "correlator", None)
+        correlator = call.scope.get("state", {}).get("correlator")
         if correlator:
             headers["Fiware-Correlator"] = f"{correlator.split(';')[0].strip()}; cbfwd=1"
         return headers
@@ -136,7 +136,7 @@ class Forwarder:
     @staticmethod
     def _service_path(call: Call, reg: Reg) -> str:
         """The request's own path when it names one, else the registration's."""
-        header = call.request.headers.get("fiware-servicepath")
+        header = call.headers.get("fiware-servicepath")
         if header is not None and header.strip() and "," not in header and "#" not in header:
             return header.strip()
         return str(reg.get("_servicePath") or "/")

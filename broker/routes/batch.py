@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.responses import Response
-
 from ngsi.errors import BadRequest, NGSIError
 from ngsi.model import duplicate_keys, parse_entity
 from ngsi.names import check_identifier, check_pattern
@@ -19,7 +17,7 @@ from ngsi.render import Projection, render_entities
 
 from .. import listing
 from ..entities import ACTIONS, APPEND, APPEND_STRICT, Outcome
-from ..http import Call, Resource, json_response, no_content
+from ..http import Call, Reply, Resource, json_response, no_content
 from ..store import Selector
 from .entities import check_params, render_mode
 
@@ -43,7 +41,7 @@ def _unrecognized(name: str) -> BadRequest:
     return BadRequest(f"Unrecognized field in JSON payload: /{name}/")
 
 
-async def op_update(call: Call) -> Response:
+async def op_update(call: Call) -> Reply:
     check_params(call)
     payload = _check_object(call.json())
     if "entities" not in payload:
@@ -61,7 +59,7 @@ async def op_update(call: Call) -> Response:
         elif name == "entities":
             if not isinstance(value, list):
                 raise BadRequest("not a JSON array")
-            dups = duplicate_keys(call.body)
+            dups = duplicate_keys(call.body, payload)
             entities_dups = dups.get("entities") if isinstance(dups, dict) else None
             for i, item in enumerate(value):
                 item_dups = entities_dups[i] if isinstance(entities_dups, list) and i < len(entities_dups) else None
@@ -187,7 +185,7 @@ def _expression(expression: Any) -> tuple[list[Any], Any]:
 _QUERY_FIELDS = ("entities", "attributes", "attrs", "expression", "metadata")
 
 
-async def op_query(call: Call) -> Response:
+async def op_query(call: Call) -> Reply:
     check_params(call)
     payload = _check_object(call.json())
     if not any(key in payload for key in _QUERY_FIELDS):

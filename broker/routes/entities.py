@@ -5,17 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from starlette.responses import Response
-
-from ngsi.errors import ATTRIBUTE_NOT_FOUND, BadRequest, NotAcceptable, NotFound
+from ngsi.errors import ATTRIBUTE_NOT_FOUND, ENTITY_NOT_FOUND, BadRequest, NotAcceptable, NotFound
 from ngsi.model import DATE_TYPES, duplicate_keys, infer_type, parse_attr, parse_attrs, parse_entity
 from ngsi.names import check_pattern, check_text_value, forbidden_uri_chars
-from ngsi.render import KEY_VALUES, NORMALIZED, UNIQUE, VALUES, Projection, attr_value, render_attr, render_entities
+from ngsi.render import ALL, KEY_VALUES, NORMALIZED, UNIQUE, VALUES, Projection, attr_value, render_attr, render_entities
 from ngsi.render import render_entity, render_entity_attrs, selected_attrs
 
 from .. import jsonio, listing
 from ..entities import APPEND, APPEND_STRICT, REPLACE, UPDATE, Outcome
-from ..http import Call, Resource, created, json_response, no_content, text_response
+from ..http import Call, Reply, Resource, created, json_response, no_content, text_response
 from ..store import Selector
 
 # URI parameters whose values may hold characters forbidden elsewhere (expressions, regexes).
@@ -34,6 +32,8 @@ def _html_escape(text: str) -> str:
 
 
 def check_params(call: Call) -> None:
+    if not call.scope.get("query_string"):
+        return
     for key, value in call.query.multi_items():
         if value == "":
             # Orion HTML-escapes the parameter name it echoes.
@@ -70,6 +70,8 @@ def _split(raw: str | None) -> tuple[str, ...] | None:
 
 
 def projection(call: Call) -> Projection:
+    if not call.scope.get("query_string"):
+        return ALL
     attrs = _split(call.query.get("attrs"))
     # Deprecated options=dateCreated,dateModified: the same as adding them to attrs.
     legacy = tuple(name for name in ("dateCreated", "dateModified") if name in call.options)
@@ -121,7 +123,7 @@ def build_query(call: Call) -> listing.EntityQuery:
     )
 
 
-async def list_entities(call: Call) -> Response:
+async def list_entities(call: Call) -> Reply:
     check_params(call)
     query = build_query(call)
     count = "count" in call.options
@@ -132,33 +134,34 @@ async def list_entities(call: Call) -> Response:
     return json_response(body, headers=headers)
 
 
-async def create_entity(call: Call) -> Response:
+async def create_entity(call: Call) -> Reply:
     check_params(call)
     path = call.write_path()
     payload = call.json()
-    parsed = parse_entity(payload, key_values="keyValues" in call.options, dups=duplicate_keys(call.body))
+    parsed = parse_entity(payload, key_values="keyValues" in call.options, dups=duplicate_keys(call.body, payload))
     upsert = "upsert" in call.options
     entity, is_new = await call.state.entities.create(call.tenant, path, parsed, upsert=upsert)
     if upsert:  # Orion answers an upsert 204 with Location, created or not
-        return Response(status_code=204, headers={"Location": location(entity)})
+        return no_content({"Location": location(entity).encode("utf-8").decode("latin-1")})
     if is_new:
         return created(location(entity))
     return no_content()
 
 
 def _type_param(call: Call) -> str | None:
-    entity_type = call.query.get("type")
+    entity_type = call.param("type")
     return entity_type if entity_type else None
 
 
-async def get_entity(call: Call) -> Response:
+async def get_entity(call: Call) -> Reply:
     check_params(call)
     check_path(call, "id")
-    entity = await call.state.forwarder.find_one(call, call.path_params["id"], _type_param(call), projection(call).attrs)
-    return json_response(render_entity(entity, render_mode(call.options), projection(call)))
+    shown = projection(call)
+    entity = await call.state.forwarder.find_one(call, call.path_params["id"], _type_param(call), shown.attrs)
+    return json_response(render_entity(entity, render_mode(call.options), shown))
 
 
-async def delete_entity(call: Call) -> Response:
+async def delete_entity(call: Call) -> Reply:
     check_params(call)
     check_path(call, "id")
     await call.state.entities.delete(call.tenant, _delete_scopes(call), call.path_params["id"], _type_param(call))
@@ -170,7 +173,7 @@ _ROOT_ONLY = (("/", False),)
 
 
 def _delete_scopes(call: Call) -> tuple[tuple[str, bool], ...]:
-    header = call.request.headers.get("fiware-servicepath")
+    header = call.headers.get("fiware-servicepath")
     if header is None or not header.strip():
         return _ROOT_ONLY
     scopes = call.scopes()
@@ -182,7 +185,7 @@ def _delete_scopes(call: Call) -> tuple[tuple[str, bool], ...]:
 
 
 def _patch_scopes(call: Call) -> tuple[tuple[str, bool], ...]:
-    header = call.request.headers.get("fiware-servicepath")
+    header = call.headers.get("fiware-servicepath")
     if header is None or not header.strip():
         return _ROOT_ONLY
     scopes = call.scopes()
@@ -193,19 +196,20 @@ def _patch_scopes(call: Call) -> tuple[tuple[str, bool], ...]:
     return scopes
 
 
-async def get_attrs(call: Call) -> Response:
+async def get_attrs(call: Call) -> Reply:
     check_params(call)
     check_path(call, "id")
-    entity = await call.state.forwarder.find_one(call, call.path_params["id"], _type_param(call), projection(call).attrs)
-    return json_response(render_entity_attrs(entity, render_mode(call.options), projection(call)))
+    shown = projection(call)
+    entity = await call.state.forwarder.find_one(call, call.path_params["id"], _type_param(call), shown.attrs)
+    return json_response(render_entity_attrs(entity, render_mode(call.options), shown))
 
 
-async def _write_attrs(call: Call, action: str) -> Response:
+async def _write_attrs(call: Call, action: str) -> Reply:
     check_params(call)
     check_path(call, "id")
     scopes = _patch_scopes(call)
     payload = call.json()
-    attrs = parse_attrs(payload, key_values="keyValues" in call.options, dups=duplicate_keys(call.body))
+    attrs = parse_attrs(payload, key_values="keyValues" in call.options, dups=duplicate_keys(call.body, payload))
     entity_type = _type_param(call)
     service = call.state.entities
     outcome = Outcome("already exist" if action == APPEND_STRICT else "do not exist")
@@ -215,8 +219,7 @@ async def _write_attrs(call: Call, action: str) -> Response:
         call, scopes, parsed, action, outcome, label_type=entity_type is not None, single=True
     )
     if local is not None:
-        # A missing entity is a plain 404 here, not a partial-update report.
-        await service.find_one(call.tenant, scopes, call.path_params["id"], entity_type)
+        reported = len(outcome.failures)
         await service.write(
             call.tenant,
             scopes,
@@ -226,23 +229,26 @@ async def _write_attrs(call: Call, action: str) -> Response:
             override_md="overrideMetadata" in call.options,
             outcome=outcome,
         )
+        if any(attrs is None for _, attrs in outcome.failures[reported:]):
+            # A missing entity is a plain 404 here, not a partial-update report.
+            raise NotFound(ENTITY_NOT_FOUND)
     outcome.raise_if_failed()
     return no_content()
 
 
-async def post_attrs(call: Call) -> Response:
+async def post_attrs(call: Call) -> Reply:
     return await _write_attrs(call, APPEND_STRICT if "append" in call.options else APPEND)
 
 
-async def patch_attrs(call: Call) -> Response:
+async def patch_attrs(call: Call) -> Reply:
     return await _write_attrs(call, UPDATE)
 
 
-async def put_attrs(call: Call) -> Response:
+async def put_attrs(call: Call) -> Reply:
     return await _write_attrs(call, REPLACE)
 
 
-async def get_attr(call: Call) -> Response:
+async def get_attr(call: Call) -> Reply:
     check_params(call)
     check_path(call, "id", "name")
     name = call.path_params["name"]
@@ -253,7 +259,7 @@ async def get_attr(call: Call) -> Response:
     return json_response(render_attr(shown[name], Projection(metadata=_split(call.query.get("metadata")))))
 
 
-async def put_attr(call: Call) -> Response:
+async def put_attr(call: Call) -> Reply:
     check_params(call)
     check_path(call, "id")  # the name is checked as the payload's attribute name
     name = call.path_params["name"]
@@ -267,7 +273,7 @@ async def put_attr(call: Call) -> Response:
     return no_content()
 
 
-async def delete_attr(call: Call) -> Response:
+async def delete_attr(call: Call) -> Reply:
     check_params(call)
     check_path(call, "id", "name")
     await call.state.entities.delete_attr(
@@ -278,7 +284,7 @@ async def delete_attr(call: Call) -> Response:
 
 def _accepts(call: Call) -> tuple[bool, bool]:
     """(json acceptable, text acceptable) from the Accept header."""
-    accept = call.request.headers.get("accept")
+    accept = call.headers.get("accept")
     if accept is None:
         return True, True
     types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
@@ -287,7 +293,7 @@ def _accepts(call: Call) -> tuple[bool, bool]:
     return json_ok, text_ok
 
 
-async def get_attr_value(call: Call) -> Response:
+async def get_attr_value(call: Call) -> Reply:
     check_params(call)
     check_path(call, "id", "name")
     entity = await call.state.forwarder.find_one(call, call.path_params["id"], _type_param(call), (call.path_params["name"],))
@@ -324,7 +330,7 @@ def _text_value(text: str) -> Any:
         raise BadRequest("attribute value type not recognized") from None
 
 
-async def put_attr_value(call: Call) -> Response:
+async def put_attr_value(call: Call) -> Reply:
     check_params(call)
     check_path(call, "id", "name")
     content_type = call.content_type()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import Response
-
 from ngsi.errors import BadRequest, NotFound
 
 from .. import listing
-from ..http import Call, Resource, json_response
+from ..http import Call, Reply, Resource, json_response
 from ..store import Selector
 from .entities import check_params
 
@@ -32,7 +30,7 @@ def _sorted_attrs(attrs: dict[str, Any], no_detail: bool) -> dict[str, Any]:
     return {name: {"types": [] if no_detail else sorted(attrs[name]["types"])} for name in sorted(attrs)}
 
 
-async def list_types(call: Call) -> Response:
+async def list_types(call: Call) -> Reply:
     check_params(call)
     limit = listing.parse_limit(call.query.get("limit"))
     offset = listing.parse_offset(call.query.get("offset"))
@@ -51,7 +49,7 @@ async def list_types(call: Call) -> Response:
     return json_response(body, headers=headers)
 
 
-async def get_type(call: Call) -> Response:
+async def get_type(call: Call) -> Reply:
     check_params(call)
     name = call.path_params["type"]
     if name == "":

@@ -39,14 +39,33 @@ class AlreadyExists(StoreError):
 
 
 @dataclass(frozen=True)
+class ValueHint:
+    """Where the broker's ``q`` filter will look, so a store with an index can narrow first.
+
+    The store may drop every entity whose attribute ``attr`` does not exist, or whose value
+    is neither a JSON array nor a ``kind`` scalar ("number" | "string") inside one of
+    ``intervals`` (closed ``(low, high)`` pairs, ``None`` = unbounded). Keeping more is
+    always allowed: the broker runs the exact filter on what the store returns, so a hint
+    only has to name a superset of the matches (booleans counting as numbers, arrays always
+    kept) and a store may ignore it (the memory store does).
+    """
+
+    attr: str
+    kind: str
+    intervals: tuple[tuple[Any, Any], ...]
+
+
+@dataclass(frozen=True)
 class Selector:
-    """Index-served entity filters. ``service_paths`` holds (path, subtree) pairs."""
+    """Index-served entity filters. ``service_paths`` holds (path, subtree) pairs.
+    ``hint`` narrows further for a ``q`` filter the broker applies anyway (see ValueHint)."""
 
     ids: tuple[str, ...] | None = None
     id_pattern: str | None = None
     types: tuple[str, ...] | None = None
     type_pattern: str | None = None
     service_paths: tuple[tuple[str, bool], ...] = (("/", True),)
+    hint: ValueHint | None = None
     _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def _regex(self, pattern: str) -> re.Pattern[str]:
@@ -190,6 +209,12 @@ class Store:
     async def listen(self, callback: ChangeCallback) -> None:
         """Call ``callback`` when another process changes a subscription or registration
         (nothing to do for a store only this process uses)."""
+        return None
+
+    async def sync(self) -> None:
+        """Called at the start of each request of a shared store: hand ``listen``'s callback
+        what other processes changed so far (SQLite). Stores that push changes (PostgreSQL's
+        NOTIFY) have nothing to do."""
         return None
 
     async def __aenter__(self) -> Store:

@@ -46,6 +46,7 @@ import asyncio
 import logging
 import re
 import secrets
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qsl, urlencode
@@ -53,6 +54,7 @@ from urllib.parse import parse_qsl, urlencode
 import asyncpg
 import orjson
 
+from . import sqlquery
 from .base import AlreadyExists, ChangeCallback, Entity, Selector, Store, StoreError, Write
 
 log = logging.getLogger("waziup.store")
@@ -204,6 +206,14 @@ class _Where:
                 scopes.append(f"sp = {param(path)}")
         if scopes:
             clauses.append("(" + " OR ".join(f"({s})" for s in scopes) + ")")
+        hint = selector.hint
+        # A q hint (sqlquery.py): a superset of the q filter's matches; the broker decides.
+        self.hinted: str | None = None
+        if hint is not None and selector.ids is None and sqlquery.pushable_attr(hint.attr):
+            condition = sqlquery.pg_condition(hint, param)
+            if condition is not None:
+                clauses.append(condition)
+                self.hinted = hint.attr
         self.sql = " AND ".join(clauses)
 
     def keep(self, entity: Entity) -> bool:
@@ -233,6 +243,7 @@ class PostgresStore(Store):
         self.postgis = False
         self._columns = "tenant, id, type, sp, exp, raw, doc"
         self._values = "$1, $2, $3, $4, $5, $6, $7::jsonb"
+        self._attr_indexes: set[str] = set()  # attributes indexed for q (sqlquery.py)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -298,10 +309,31 @@ class PostgresStore(Store):
         where = _Where(tenant, selector)
         with _mapped_errors():
             try:
-                return await self._find(where, limit, offset)
+                began = time.perf_counter()
+                found = await self._find(where, limit, offset)
+                if where.hinted is not None and where.hinted not in self._attr_indexes:
+                    await self._index_attr(where.hinted, time.perf_counter() - began)
+                return found
             except asyncpg.InvalidRegularExpressionError:
                 # A pattern Python accepts and PostgreSQL doesn't: run it in Python.
                 return await self._find(_Where(tenant, selector, sql_patterns=False), limit, offset)
+
+    async def _index_attr(self, attr: str, seconds: float) -> None:
+        """Index an attribute whose hinted query was slow (sqlquery.py), once per process;
+        at most MAX_ATTR_INDEXES of them. Another worker creating it too is no failure."""
+        if seconds < sqlquery.INDEX_AFTER:
+            return
+        self._attr_indexes.add(attr)
+        existing = await self.pool.fetchval(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'entities' AND indexname LIKE 'entities\\_attr\\_%'"
+        )
+        if existing >= sqlquery.MAX_ATTR_INDEXES:
+            return
+        try:
+            await self.pool.execute(sqlquery.PG_RAW_INDEX)
+            await self.pool.execute(sqlquery.pg_index_sql(attr))
+        except asyncpg.PostgresError as exc:  # e.g. two workers creating it at once
+            log.info("index for q on %r not created: %s", attr, exc)
 
     async def _find(self, where: _Where, limit: int | None, offset: int) -> list[Entity]:
         sql = f"SELECT raw FROM entities WHERE {where.sql} ORDER BY seq"

@@ -136,6 +136,8 @@ def notified_metadata(sub: Sub, change: Change, name: str, attr: Attr) -> dict[s
     """The rendered metadata of one notified attribute, builtins included when listed."""
     wanted = (sub.get("notification") or {}).get("metadata") or None
     mds: dict[str, Any] = attr.get("md") or {}
+    if wanted is None and not mds:
+        return {}  # the common case: no metadata asked for, none held
     out: dict[str, Any] = {}
     if wanted is None or "*" in wanted:
         for md_name, md in mds.items():

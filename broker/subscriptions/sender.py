@@ -1,23 +1,38 @@
-"""Delivering notifications: the entity service's listener, a bounded queue and HTTP workers.
+"""Delivering notifications: the entity service's listener, per-destination queues, HTTP workers.
 
 The listener runs inside the request that wrote the entity: it decides which
-subscriptions fire (matcher), builds the requests (notify), updates the counters Orion
-updates at trigger time (timesSent, lastNotification, oneshot), and enqueues. It never
-waits for a receiver, so a slow or dead receiver cannot slow writes down; a full queue
-drops the notification and records it as a failure, as Orion does when its queue is full.
+subscriptions fire (matcher, over an index of the subscriptions by entity id), builds the
+requests (notify), updates the counters Orion updates at trigger time (timesSent,
+lastNotification, oneshot), and enqueues. It does not wait for the receivers.
 
-Workers share one pooled ``httpx.AsyncClient``. Notifications of one subscription are
-sent one after the other in trigger order (a per-subscription lock taken right after
-dequeueing), so a receiver sees the updates of an entity in order; different
-subscriptions go out in parallel.
+Queues. Each destination (scheme, host, port; an MQTT broker) has its own queue and up
+to ``connections`` workers, each with one keep-alive connection of the lean HTTP/1.1
+client (``ngsi.client.http11``), so a dead receiver only holds up its own notifications.
+Notifications of one subscription about one entity go out one after the other in trigger
+order (a worker that finds that pair in flight leaves the notification to the worker
+sending it), so a receiver sees the updates of an entity in order; everything else goes
+out in parallel.
+
+Back-pressure. When a destination's backlog passes ``busy_mark`` while it answers
+promptly (none of its requests in flight for more than RESPONSIVE: the broker is merely
+busy producing notifications faster than it sends them), the writing request waits, at
+most ``busy_wait`` seconds in all, until the backlog is back under the mark: writes slow
+down instead of notifications piling up or being lost. A receiver that hangs causes no
+wait beyond that first moment (writes never depend on it); its notifications queue
+up to ``queue_size`` in all, beyond which new ones are dropped and recorded as failures,
+as Orion does when its notification queue is full (``-notificationMode threadpool:q:n``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
+from collections import deque
 from typing import Any, Protocol
+
+from ngsi.client import http11
 
 from .matcher import CURRENT, Change, RequestContext, fires
 from .mqtt import MqttError, MqttMessage, MqttPublisher, build_mqtt
@@ -26,8 +41,18 @@ from .notify import Notification, build
 log = logging.getLogger("waziup.notify")
 
 DEFAULT_TIMEOUT = 5.0  # seconds; Orion's -httpTimeout default (5000 ms)
-QUEUE_SIZE = 10000
-WORKERS = 8
+QUEUE_SIZE = 10000  # notifications waiting or in flight, all destinations
+CONNECTIONS = 16  # concurrent requests (connections) per destination
+BUSY_MARK = 64  # backlog of one destination above which writers wait
+BUSY_WAIT = 1.0  # seconds a writer waits at most
+RESPONSIVE = 0.5  # seconds: a destination with no request in flight for longer is "merely busy"
+IDLE_WORKER = 10.0  # seconds an idle worker lingers before ending
+
+Item = Notification | MqttMessage
+# The request being served and when its back-pressure waits must end (one budget per request).
+_BUDGET: contextvars.ContextVar[tuple[RequestContext, float] | None] = contextvars.ContextVar(
+    "notify_budget", default=None
+)
 
 
 class Registry(Protocol):
@@ -40,23 +65,106 @@ class Registry(Protocol):
 
 def failure_reason(exc: BaseException) -> str:
     """Orion's (libcurl's) texts for lastFailureReason."""
-    import httpx
-
-    if isinstance(exc, httpx.TimeoutException):
-        return "Timeout was reached"
-    if isinstance(exc, httpx.ConnectError):
-        text = str(exc).lower()
-        if "name or service not known" in text or "nodename" in text or "resolve" in text or "getaddrinfo" in text:
-            return "Could not resolve hostname"
-        return "Could not connect to server"
-    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-        return "Unsupported protocol"
+    if isinstance(exc, http11.HTTPError):
+        return exc.reason
     return "Could not connect to server"
+
+
+def notification_mode(text: str) -> dict[str, int]:
+    """Orion's ``-notificationMode``: ``transient`` (default) and ``permanent`` keep the
+    defaults; ``threadpool:q:n`` bounds the queue to ``q`` notifications and sends with
+    ``n`` connections per destination (Orion's ``n`` worker threads). Keyword arguments of
+    :class:`Notifier`; ValueError for anything else."""
+    if text in ("", "transient", "permanent"):
+        return {}
+    kind, _, rest = text.partition(":")
+    queue, _, workers = rest.partition(":")
+    try:
+        if kind != "threadpool":
+            raise ValueError
+        sizes = {"queue_size": int(queue), "connections": int(workers)}
+    except ValueError:
+        raise ValueError(f"{text!r} is not transient, permanent or threadpool:<queue size>:<workers>") from None
+    if sizes["queue_size"] < 1 or sizes["connections"] < 1:
+        raise ValueError(f"{text!r}: queue size and workers must be at least 1")
+    return sizes
 
 
 async def _maybe_await(value: Any) -> None:
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
         await value
+
+
+class _Destination:
+    """The queue and workers of one receiver."""
+
+    __slots__ = ("key", "queue", "lanes", "backlog", "workers", "idle", "sending", "writers")
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.queue: deque[tuple[tuple[str, str], Item]] = deque()
+        self.lanes: dict[tuple[str, str], deque[Item]] = {}  # (sub, entity) in flight -> waiting behind
+        self.backlog = 0  # notifications not started yet (queue and lanes)
+        self.workers = 0
+        self.idle: list[asyncio.Future[None]] = []  # workers waiting for work
+        self.sending: dict[int, float] = {}  # worker -> loop time its current request started
+        self.writers: list[asyncio.Future[None]] = []  # requests waiting for the backlog to shrink
+
+
+class _Index:
+    """Which subscriptions may fire for an entity: those naming its id exactly, and those
+    with a pattern (or no id). Rebuilt when the registry announces a change; 1,000
+    per-entity subscriptions then cost one dict lookup per write, not 1,000 checks."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+        self.enabled = hasattr(registry, "listeners") and hasattr(registry, "get")
+        self._tenants: dict[str, tuple[dict[str, list[tuple[int, str]]], list[tuple[int, str]]]] = {}
+        self._generation: object = None
+        if self.enabled:
+            registry.listeners.append(self._changed)
+
+    def _changed(self, tenant: str, action: str, sub: dict[str, Any]) -> None:
+        self._tenants.pop(tenant, None)
+
+    def candidates(self, tenant: str, entity_id: str) -> list[dict[str, Any]]:
+        registry = self.registry
+        if not self.enabled:
+            return list(registry.for_tenant(tenant))
+        generation = getattr(registry, "_tenants", None)  # a new dict after a full reload
+        if generation is not self._generation:
+            self._tenants.clear()
+            self._generation = generation
+        built = self._tenants.get(tenant)
+        if built is None:
+            built = self._tenants[tenant] = self._build(tenant)
+        by_id, rest = built
+        named = by_id.get(entity_id)
+        if named is None:
+            chosen = rest
+        elif not rest:
+            chosen = named
+        else:
+            chosen = sorted(named + rest)  # creation order, as Orion numbers notifications
+        out = []
+        for _, sub_id in chosen:
+            sub = registry.get(tenant, sub_id)
+            if sub is not None:
+                out.append(sub)
+        return out
+
+    def _build(self, tenant: str) -> tuple[dict[str, list[tuple[int, str]]], list[tuple[int, str]]]:
+        by_id: dict[str, list[tuple[int, str]]] = {}
+        rest: list[tuple[int, str]] = []
+        for position, sub in enumerate(self.registry.for_tenant(tenant)):
+            selectors = (sub.get("subject") or {}).get("entities") or []
+            entry = (position, sub["id"])
+            if selectors and all(isinstance(s.get("id"), str) for s in selectors):
+                for entity_id in {s["id"] for s in selectors}:
+                    by_id.setdefault(entity_id, []).append(entry)
+            else:
+                rest.append(entry)
+        return by_id, rest
 
 
 class Notifier:
@@ -70,43 +178,43 @@ class Notifier:
         http_timeout: float | None = None,
         custom_enabled: bool = True,
         queue_size: int = QUEUE_SIZE,
-        workers: int = WORKERS,
-        transport: Any = None,
+        connections: int = CONNECTIONS,
+        busy_mark: int = BUSY_MARK,
+        busy_wait: float = BUSY_WAIT,
+        insecure: bool = False,
+        workers: int | None = None,  # former name of ``connections``
     ) -> None:
         self.registry = registry
         self.multiservice = multiservice
         self.http_timeout = http_timeout or DEFAULT_TIMEOUT
         self.custom_enabled = custom_enabled
-        self.queue: asyncio.Queue[Notification | MqttMessage] = asyncio.Queue(maxsize=queue_size)
+        self.queue_size = queue_size
+        self.connections = workers if workers is not None else connections
+        self.busy_mark = max(1, min(busy_mark, queue_size // 2))  # waits start before drops
+        self.busy_wait = busy_wait
         self.mqtt = MqttPublisher()
-        self.worker_count = workers
-        self._workers: list[asyncio.Task[None]] = []
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._client: Any = None
-        self._transport = transport  # an httpx transport (tests)
+        self.index = _Index(registry)
+        self.outstanding = 0  # queued or in flight, all destinations
+        self._destinations: dict[Any, _Destination] = {}
+        self._keys: dict[str, Any] = {}  # URL -> destination key
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._drained: list[asyncio.Future[None]] = []
+        self._insecure = insecure
+        self._client: http11.HTTPClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        import httpx
-
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
-        self._client = httpx.AsyncClient(
-            limits=limits, follow_redirects=False, trust_env=False, transport=self._transport
-        )
-        for name in ("Accept-Encoding", "Accept", "User-Agent", "Connection"):
-            self._client.headers.pop(name, None)
-        self._workers = [asyncio.create_task(self._work()) for _ in range(self.worker_count)]
-        self._workers.append(asyncio.create_task(self._warm_up()))
+        self._loop = asyncio.get_running_loop()
+        self._client = http11.HTTPClient(max_per_host=self.connections, verify=not self._insecure)
+        self._spawn(self._warm_up())
 
     async def _warm_up(self) -> None:
-        """Pay httpx's lazy imports and backend set-up now, not on the first notification
-        (receivers expect it within milliseconds): one request to a closed local port."""
-        try:
-            await self._client.get("http://127.0.0.1:1/", timeout=1.0)
-        except Exception:
-            pass
+        """Pay the lazy imports now, not on the first notification (receivers expect it within
+        milliseconds)."""
         from . import notify  # noqa: F401
+
         try:
             import ngsi.geo  # noqa: F401
             import ngsi.query  # noqa: F401
@@ -115,18 +223,30 @@ class Notifier:
             pass
 
     async def stop(self) -> None:
-        for task in self._workers:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in self._workers:
+        for task in tasks:
             try:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        self._workers = []
+        self._tasks.clear()
+        self._destinations.clear()
+        for waiter in self._drained:
+            if not waiter.done():
+                waiter.set_result(None)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
         await self.mqtt.aclose()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        loop = self._loop or asyncio.get_running_loop()
+        task = loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- triggering --------------------------------------------------------------------------
 
@@ -140,24 +260,35 @@ class Notifier:
             ctx = RequestContext()
             CURRENT.set(ctx)
         change = Change(tenant, action, before, after, tuple(changed), forced=ctx.forced)
-        self.dispatch(change, ctx)
+        pressed = self._dispatch(change, ctx)
+        if pressed:
+            await self._relieve(pressed, ctx)
 
     def dispatch(self, change: Change, ctx: RequestContext) -> int:
         """Enqueue the notifications ``change`` causes; returns how many."""
+        before = self.outstanding
+        self._dispatch(change, ctx)
+        return self.outstanding - before
+
+    def _dispatch(self, change: Change, ctx: RequestContext) -> list[_Destination]:
+        """Enqueue; the busy destinations the writer should wait for."""
+        entity = change.entity
         try:
-            subs = list(self.registry.for_tenant(change.tenant))
+            subs = self.index.candidates(change.tenant, entity["id"])
         except Exception:
             log.exception("cannot list subscriptions of tenant %r", change.tenant)
-            return 0
+            return []
+        if not subs:
+            return []
         now = time.time()
-        count = 0
+        pressed: list[_Destination] = []
         for sub in subs:
             try:
                 alteration = fires(sub, change, now)
                 if alteration is None:
                     continue
                 effective = sub if self.custom_enabled else _without_custom(sub)
-                notification: Notification | MqttMessage | None = build(
+                notification: Item | None = build(
                     effective, change, alteration, ctx, ctx.next_notification(), multiservice=self.multiservice
                 )
                 if notification is None:
@@ -167,15 +298,15 @@ class Notifier:
                 continue
             if notification is None:
                 continue
+            # Throttled and oneshot subscriptions are claimed in trigger order: one lane for all
+            # their entities; others keep order per entity.
+            serial = sub.get("throttling") or sub.get("status") == "oneshot"
             self._mark_sent(change.tenant, sub, now)
-            try:
-                self.queue.put_nowait(notification)
-            except asyncio.QueueFull:
-                log.warning("notification queue full: notification of subscription %s dropped", sub.get("id"))
-                self._failure(notification, time.time(), "notification queue is full")
-                continue
-            count += 1
-        return count
+            destination = self._enqueue(notification, "" if serial else entity["id"])
+            if destination is not None and destination.backlog > self.busy_mark and destination not in pressed:
+                if self._responsive(destination):
+                    pressed.append(destination)
+        return pressed
 
     def _mark_sent(self, tenant: str, sub: dict[str, Any], now: float) -> None:
         """timesSent, lastNotification and oneshot are Orion's trigger-time counters."""
@@ -192,53 +323,176 @@ class Notifier:
             if sub.get("status") == "oneshot":
                 sub["status"] = "inactive"
 
+    # -- queues ------------------------------------------------------------------------------
+
+    def _destination_key(self, item: Item) -> Any:
+        url = item.url
+        key = self._keys.get(url)
+        if key is None:
+            if isinstance(item, MqttMessage):
+                key = ("mqtt", url)
+            else:
+                try:
+                    key = http11.parse_url(url).key
+                except http11.HTTPError:
+                    key = ("bad", url)
+            if len(self._keys) > 4096:
+                self._keys.clear()
+            self._keys[url] = key
+        return key
+
+    def _enqueue(self, item: Item, entity_id: str) -> _Destination | None:
+        if self.outstanding >= self.queue_size:
+            log.warning("notification queue full: notification of subscription %s dropped", item.sub_id)
+            self._failure(item, time.time(), "notification queue is full")
+            return None
+        if self._loop is None:  # not started: nothing would send it
+            self._failure(item, time.time(), "notifier not started")
+            return None
+        key = self._destination_key(item)
+        destination = self._destinations.get(key)
+        if destination is None:
+            destination = self._destinations[key] = _Destination(key)
+        destination.queue.append(((item.sub_id, entity_id), item))
+        destination.backlog += 1
+        self.outstanding += 1
+        while destination.idle:
+            waiter = destination.idle.pop()
+            if not waiter.done():
+                waiter.set_result(None)
+                return destination
+        if destination.workers < self.connections:
+            destination.workers += 1
+            self._spawn(self._work(destination))
+        return destination
+
+    def _responsive(self, destination: _Destination) -> bool:
+        """Does the destination answer promptly (no request of it in flight for long)? Then its
+        backlog comes from the broker being busy, and writers may wait for it."""
+        assert self._loop is not None
+        oldest = self._loop.time() - RESPONSIVE
+        return all(started > oldest for started in destination.sending.values())
+
+    async def _relieve(self, pressed: list[_Destination], ctx: RequestContext) -> None:
+        """Back-pressure: wait until the busy destinations' backlogs shrink, at most
+        ``busy_wait`` in all for one request (a batch writing many entities included)."""
+        loop = self._loop
+        assert loop is not None
+        budget = _BUDGET.get()
+        if budget is None or budget[0] is not ctx:
+            budget = (ctx, loop.time() + self.busy_wait)
+            _BUDGET.set(budget)
+        deadline = budget[1]
+        for destination in pressed:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or destination.backlog <= self.busy_mark:
+                continue
+            waiter = loop.create_future()
+            destination.writers.append(waiter)
+            timer = loop.call_later(remaining, _settle, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+
+    async def _work(self, destination: _Destination) -> None:
+        """One worker of a destination: takes notifications until idle for IDLE_WORKER."""
+        loop = self._loop
+        assert loop is not None
+        queue = destination.queue
+        lanes = destination.lanes
+        me = id(asyncio.current_task())
+        try:
+            while True:
+                if not queue:
+                    waiter = loop.create_future()
+                    destination.idle.append(waiter)
+                    timer = loop.call_later(IDLE_WORKER, _settle, waiter)
+                    try:
+                        await waiter
+                    finally:
+                        timer.cancel()
+                    if not queue:
+                        if waiter in destination.idle:
+                            destination.idle.remove(waiter)
+                        if not destination.idle and destination.workers == 1 and not lanes:
+                            self._destinations.pop(destination.key, None)
+                        return
+                    continue
+                lane_key, item = queue.popleft()
+                lane = lanes.get(lane_key)
+                if lane is not None:  # that (subscription, entity) is being sent: queue behind it
+                    lane.append(item)
+                    continue
+                lane = lanes[lane_key] = deque()
+                try:
+                    while True:
+                        self._started(destination)
+                        destination.sending[me] = loop.time()
+                        try:
+                            await self._deliver(item)
+                        finally:
+                            del destination.sending[me]
+                            self._finished()
+                        if not lane:
+                            break
+                        item = lane.popleft()
+                finally:
+                    del lanes[lane_key]
+        finally:
+            destination.workers -= 1
+
+    def _started(self, destination: _Destination) -> None:
+        destination.backlog -= 1
+        if destination.writers and destination.backlog <= self.busy_mark:
+            writers, destination.writers = destination.writers, []
+            for waiter in writers:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _finished(self) -> None:
+        self.outstanding -= 1
+        if self.outstanding == 0 and self._drained:
+            drained, self._drained = self._drained, []
+            for waiter in drained:
+                if not waiter.done():
+                    waiter.set_result(None)
+
     # -- delivery ----------------------------------------------------------------------------
 
-    async def _work(self) -> None:
-        while True:
-            notification = await self.queue.get()
-            lock = self._locks.setdefault(notification.sub_id, asyncio.Lock())
-            try:
-                async with lock:
-                    # Workers sharing a database: a throttled/oneshot trigger is checked there first.
-                    claim = getattr(self.registry, "claim", None)
-                    if claim is None or await claim(notification.tenant, notification.sub_id):
-                        await self.send(notification)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("notification of subscription %s failed", notification.sub_id)
-            finally:
-                self.queue.task_done()
+    async def _deliver(self, item: Item) -> None:
+        try:
+            # Workers sharing a database: a throttled/oneshot trigger is checked there first.
+            claim = getattr(self.registry, "claim", None)
+            if claim is None or await claim(item.tenant, item.sub_id):
+                await self.send(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("notification of subscription %s failed", item.sub_id)
 
-    async def send(self, notification: Notification | MqttMessage) -> None:
+    async def send(self, notification: Item) -> None:
         if isinstance(notification, MqttMessage):
             await self.send_mqtt(notification)
             return
+        client = self._client
+        if client is None:
+            raise RuntimeError("the notifier is not started")
         timeout = notification.timeout or self.http_timeout
         try:
-            response = await self._client.request(
-                notification.method,
-                notification.url,
-                headers=notification.headers,
-                content=notification.body,
-                timeout=timeout,
+            response = await client.request(
+                notification.method, notification.url, notification.headers, notification.body, timeout
             )
         except Exception as exc:  # connection refused, timeout, bad URL...
             reason = failure_reason(exc)
             log.info("notification of subscription %s to %s failed: %s", notification.sub_id, notification.url, reason)
             self._failure(notification, time.time(), reason)
             return
-        if 200 <= response.status_code < 300:
-            await _maybe_await(
-                self.registry.record_success(notification.tenant, notification.sub_id, time.time(), response.status_code)
-            )
-        else:
-            log.info("notification of subscription %s got HTTP %s", notification.sub_id, response.status_code)
-            # Orion counts any HTTP answer as a delivery (lastSuccessCode shows the status).
-            await _maybe_await(
-                self.registry.record_success(notification.tenant, notification.sub_id, time.time(), response.status_code)
-            )
+        status = response.status
+        if not 200 <= status < 300:
+            log.info("notification of subscription %s got HTTP %s", notification.sub_id, status)
+        # Orion counts any HTTP answer as a delivery (lastSuccessCode shows the status).
+        await _maybe_await(self.registry.record_success(notification.tenant, notification.sub_id, time.time(), status))
 
     async def send_mqtt(self, message: MqttMessage) -> None:
         """Orion's doNotifyMqtt: no status code on success, no reason on failure."""
@@ -250,7 +504,7 @@ class Notifier:
             return
         await _maybe_await(self.registry.record_success(message.tenant, message.sub_id, time.time(), None))
 
-    def _failure(self, notification: Notification | MqttMessage, when: float, reason: str) -> None:
+    def _failure(self, notification: Item, when: float, reason: str) -> None:
         try:
             result = self.registry.record_failure(notification.tenant, notification.sub_id, when, reason)
             if asyncio.iscoroutine(result):
@@ -260,7 +514,16 @@ class Notifier:
 
     async def drain(self) -> None:
         """Wait until every queued notification went out (tests)."""
-        await self.queue.join()
+        if self.outstanding == 0:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._drained.append(waiter)
+        await waiter
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _without_custom(sub: dict[str, Any]) -> dict[str, Any]:

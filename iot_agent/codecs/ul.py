@@ -44,10 +44,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # json.loads(text, parse_constant=...) builds one per call
+
+
 def parse_value(text: str) -> Any:
     """A UL value: the ``JSON.parse`` result when the text is JSON, else the text."""
     try:
-        v = json.loads(text, parse_constant=_reject_constant)
+        v = _DECODER.decode(text)
     except (ValueError, RecursionError):
         return text
     if _has_non_finite(v):

@@ -20,6 +20,9 @@ from typing import Any
 
 import orjson
 
+from . import state as agent_state
+from .state import AgentState
+
 Doc = dict[str, Any]
 DeviceKey = tuple[str, str, str, str]  # service, subservice, device_id, apikey ("" for none)
 
@@ -46,7 +49,12 @@ def device_key(device: Doc) -> DeviceKey:
 
 
 class ProvisioningStore(abc.ABC):
-    """The registry contract. Filters left at None match anything; results keep insertion order."""
+    """The registry contract. Filters left at None match anything; results keep insertion order.
+
+    ``state`` is the agent's run-time state kept with the registry (pending commands,
+    pre-processor windows, provider links: ``provisioning.state``)."""
+
+    state: AgentState
 
     async def open(self) -> None:
         return None
@@ -125,6 +133,7 @@ def _matches(doc: Doc, filters: dict[str, str | None]) -> bool:
 
 class MemoryProvisioningStore(ProvisioningStore):
     def __init__(self) -> None:
+        self.state = agent_state.MemoryAgentState()
         self._groups: dict[tuple[str, str], Doc] = {}
         self._devices: dict[DeviceKey, Doc] = {}
 
@@ -246,6 +255,7 @@ class SQLiteProvisioningStore(ProvisioningStore):
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self.state = agent_state.SQLiteAgentState(lambda: self.db)
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -260,6 +270,7 @@ class SQLiteProvisioningStore(ProvisioningStore):
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
+        db.executescript(agent_state.SCHEMA)
         self._db = db
 
     async def close(self) -> None:

@@ -104,6 +104,7 @@ class LoraSouth:
             from ..provisioning.store import device_key
 
             await self.south.registry.replace_device(device_key(doc), stored)
+            self.south.invalidate()
             doc = stored
         return doc, group
 

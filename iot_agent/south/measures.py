@@ -8,10 +8,14 @@ HTTP (/iot/d, /iot/json), MQTT, LoRaWAN and the WAZIUP gateway all end here:
    ``registry.insert_devices``), holding only what the FIWARE agents store for it (id,
    apikey, tenant, protocol, transport, entity type and name): everything else is
    inherited from the group at run time.
+   Found (device, group) pairs are cached until the next provisioning change (the north
+   API's listeners, ``on_provisioning``, and the writes made here), so a measure costs no
+   registry query.
 2. ``send``: the device's pre-processing pipeline (``iot_agent.preprocess``, state kept per
-   device here), ``measures.build_entities``, then the NGSI client: one entity is an upsert
-   (``POST /v2/entities?options=upsert``), several a ``POST /v2/op/update`` ``append``, as
-   iotagent-node-lib sends them. A group's ``cbHost`` sends to that broker instead.
+   device here), ``measures.build_entities``, then ``south.batch``: alone, one entity is
+   an upsert (``POST /v2/entities?options=upsert``), several a ``POST /v2/op/update``
+   ``append``, as iotagent-node-lib sends them; readings of many devices that arrive
+   together share one ``append``. A group's ``cbHost`` sends to that broker instead.
 
 Failures are ``iot_agent.errors`` exceptions: the HTTP binding renders them, the MQTT one
 logs them (there is nobody to answer).
@@ -20,20 +24,23 @@ logs them (there is nobody to answer).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ngsi.client import NGSIClient, NGSIClientError
+import httpx
+
+from ngsi.client import NGSIClient
 
 from .. import measures as mapping
 from ..config import Config
-from ..errors import CBRequestError, DeviceGroupNotFound, DeviceNotFound
+from ..errors import DeviceGroupNotFound, DeviceNotFound
 from ..preprocess import PreprocessState, preprocess
 from ..provisioning import model
+from ..provisioning.state import persisted_preprocess_state
 from ..provisioning.store import Conflict, DeviceKey, ProvisioningStore, device_key
+from .batch import Batcher, Poster, http11_poster, httpx_poster
 
 log = logging.getLogger("waziup.iot_agent.south")
 
@@ -77,20 +84,61 @@ def apikey_of(device: Doc, group: Doc | None) -> str:
 class Southbound:
     """Device lookup, autoprovisioning and measure delivery (see the module doc)."""
 
-    def __init__(self, registry: ProvisioningStore, ngsi: NGSIClient, config: Config, *, max_in_flight: int = 0) -> None:
+    def __init__(
+        self,
+        registry: ProvisioningStore,
+        ngsi: NGSIClient,
+        config: Config,
+        *,
+        max_in_flight: int = 0,
+        poster: Poster | None = None,
+        lanes: int = 2,
+    ) -> None:
         self.registry = registry
         self.ngsi = ngsi
         self.config = config
         self.provision_hooks: list[ProvisionHook] = []
         self._states: dict[DeviceKey, PreprocessState] = {}
         self._clients: dict[str, NGSIClient] = {}
-        # at most this many broker requests at once (0: no bound): see runtime.BROKER_CONNECTIONS
-        self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight > 0 else None
+        self._resolved: dict[tuple[str, str, str | None], tuple[Doc, Doc | None]] = {}
+        self._infos: dict[tuple[int, int], tuple[Doc, Doc | None, Doc]] = {}  # see _info
+        self._generation = 0  # bumped by every provisioning change: a lookup begun before is not cached
+        self._http: Any = None
+        if poster is None:
+            # at most this many broker requests at once (0: no bound): see runtime.BROKER_CONNECTIONS
+            try:
+                from ngsi.client.http11 import HTTPClient
+            except ImportError:  # pragma: no cover - the lean client ships with ngsi
+                limits = httpx.Limits(max_connections=max_in_flight or None, max_keepalive_connections=max_in_flight or None)
+                self._http = httpx.AsyncClient(limits=limits, timeout=10.0)
+                poster = httpx_poster(self._http)
+            else:
+                self._http = HTTPClient(max_per_host=max_in_flight or 16)
+                poster = http11_poster(self._http, timeout=10.0)
+        self.batcher = Batcher(poster, lanes=lanes, max_in_flight=max_in_flight)
 
     async def aclose(self) -> None:
+        await self.batcher.close()
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+        if self._http is not None:
+            await self._http.aclose()
+
+    # -- the cache of (device, group) ---------------------------------------------------------
+
+    def invalidate(self) -> None:
+        self._generation += 1
+        self._resolved.clear()
+        self._infos.clear()
+
+    async def on_provisioning(self, event: str, old: Doc | None, new: Doc | None) -> None:
+        """A provisioning listener (north API): any group or device change empties the cache."""
+        self.invalidate()
+
+    def cached(self, apikey: str, device_id: str, resource: str | None = None) -> tuple[Doc, Doc | None] | None:
+        """(device, group) as ``resolve`` last found them, if nothing was provisioned since."""
+        return self._resolved.get((apikey, device_id, resource))
 
     # -- lookup ------------------------------------------------------------------------------
 
@@ -134,15 +182,25 @@ class Southbound:
         transport: str | None = None,
     ) -> tuple[Doc, Doc | None]:
         """(device, group) for a message, provisioning the device when its group allows it."""
+        key = (apikey, device_id, resource)
+        found = self._resolved.get(key)
+        if found is not None:
+            return found
+        generation = self._generation
         group = await self.find_group(apikey, resource)
         device = await self.find_device(apikey, device_id, group)
         if device is not None:
-            return device, group if group is not None else await self.group_for(device)
-        if group is None:
+            found = device, group if group is not None else await self.group_for(device)
+        elif group is None:
             raise DeviceGroupNotFound(["resource", "apikey"], [resource or "", apikey])
-        if group.get("autoprovision") is False:
+        elif group.get("autoprovision") is False:
             raise DeviceNotFound(device_id)
-        return await self.autoprovision(group, device_id, protocol=protocol, transport=transport), group
+        else:
+            found = await self.autoprovision(group, device_id, protocol=protocol, transport=transport), group
+            generation = self._generation
+        if generation == self._generation:
+            self._resolved[key] = found
+        return found
 
     async def autoprovision(self, group: Doc, device_id: str, *, protocol: str | None = None, transport: str | None = None) -> Doc:
         doc: Doc = {"device_id": device_id, "service": group.get("service", ""), "service_path": group.get("subservice", "")}
@@ -157,6 +215,7 @@ class Southbound:
         )
         try:
             await self.registry.insert_devices([doc])
+            self.invalidate()
         except Conflict:  # another message provisioned it first
             found = await self.find_device(str(doc.get("apikey", "")), device_id, group)
             if found is not None:
@@ -190,7 +249,8 @@ class Southbound:
         key = device_key(device)
         state = self._states.get(key)
         if state is None:
-            state = self._states[key] = PreprocessState()
+            # as last saved in the registry's store, and saved there after each change
+            state = self._states[key] = persisted_preprocess_state(self.registry.state, key)
         return state
 
     def build(self, device: Doc, group: Doc | None, measures: list[Doc], now: float | None = None) -> list[Doc]:
@@ -209,30 +269,52 @@ class Southbound:
             timestamp_default=self.config.timestamp,
             autocast=self.config.autocast,
             conjunction=self.config.default_entity_name_conjunction,
+            info=self._info(device, group),
         )
 
+    def _info(self, device: Doc, group: Doc | None) -> Doc:
+        """``merge_type_information`` of a (device, group), kept for as long as the docs are cached."""
+        key = (id(device), id(group))
+        kept = self._infos.get(key)
+        if kept is not None and kept[0] is device and kept[1] is group:
+            return kept[2]
+        info = mapping.merge_type_information(device, group)
+        if len(self._infos) > 50_000:
+            self._infos.clear()
+        self._infos[key] = (device, group, info)
+        return info
+
     async def send(self, device: Doc, group: Doc | None, measures: list[Doc], *, now: float | None = None) -> list[Doc]:
-        """Map ``measures`` and send them; returns the entities sent."""
-        entities = self.build(device, group, measures, now)
-        if entities:
-            flow = bool(device.get("useCBflowControl", (group or {}).get("useCBflowControl", self.config.cb_flow_control)))
-            await self.write(device, group, entities, flow_control=flow)
+        """Map ``measures`` and send them; returns the entities sent once the broker took them.
+
+        A refusal is logged and raised as ``CBRequestError``.
+        """
+        entities, accepted = self.submit(device, group, measures, now=now)
+        if accepted is not None:
+            await accepted
         return entities
 
-    async def write(self, device: Doc, group: Doc | None, entities: list[Doc], *, flow_control: bool = False) -> None:
-        """Upsert one entity, or append several in one batch, in the device's tenant."""
-        client = self.client_for(group)
-        tenant = {"service": device.get("service") or None, "service_path": device.get("service_path") or None}
-        try:
-            async with self._slots or contextlib.nullcontext():
-                if len(entities) == 1:
-                    options = "upsert,flowControl" if flow_control else "upsert"
-                    await client.request("POST", "/v2/entities", params={"options": options}, json=entities[0], **tenant)
-                else:
-                    await client.op_update("append", entities, options="flowControl" if flow_control else None, **tenant)
-        except NGSIClientError as exc:
-            log.warning("the context broker refused measures of %s: %s", device.get("device_id"), exc)
-            raise CBRequestError(str(exc)) from None
+    def submit(
+        self, device: Doc, group: Doc | None, measures: list[Doc], *, now: float | None = None, wait: bool = True
+    ) -> tuple[list[Doc], asyncio.Future[None] | None]:
+        """Map ``measures`` and queue them for the broker, without waiting (MQTT has nobody to answer).
+
+        Returns the entities and, with ``wait``, a future that ends when the broker took them.
+        """
+        entities = self.build(device, group, measures, now)
+        if not entities:
+            return entities, None
+        return entities, self.write(device, group, entities, wait=wait)
+
+    def write(self, device: Doc, group: Doc | None, entities: list[Doc], *, wait: bool = True) -> asyncio.Future[None] | None:
+        """Queue entities for the device's broker and tenant (``south.batch``)."""
+        flow = bool(device.get("useCBflowControl", (group or {}).get("useCBflowControl", self.config.cb_flow_control)))
+        service, service_path = device.get("service") or None, device.get("service_path") or None
+        device_id = str(device.get("device_id"))
+        return self.batcher.submit(
+            self.client_for(group).base_url, service, service_path, flow, (device_id, device.get("apikey")),
+            entities, device_id, wait=wait,
+        )
 
     async def measure(
         self,

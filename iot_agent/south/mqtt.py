@@ -1,4 +1,4 @@
-"""The MQTT binding (paho-mqtt), with the topics of iotagent-ul and iotagent-json.
+"""The MQTT binding (its own asyncio client), with the topics of iotagent-ul and iotagent-json.
 
 Subscribed (``<proto>`` is ``ul`` or ``json``; the legacy forms without it, and every form
 without the leading slash, are read too, as the agents do):
@@ -14,9 +14,13 @@ Published: commands on ``/<apikey>/<device>/cmd``. Without a protocol prefix the
 is the device's (protocol) or its group's (resource ``/iot/d`` or ``/iot/json``), else
 sniffed: a JSON object or array is JSON, anything else UL.
 
-paho runs its network loop in its own thread; each message is handed to the agent's
-event loop, where all the work happens. A bad message is logged and dropped: MQTT has
-nobody to answer.
+The connection is ``south.mqtt_client`` on the agent's event loop. A measure of a device
+already known (``Southbound.cached``) is parsed, mapped and queued for the broker
+(``south.batch``) right in the socket's read callback: no task, no lock, no waiting for
+the broker. Anything else (an unknown device, a command result, a configuration request,
+a LoRaWAN uplink) runs as a task, behind the device's earlier messages still in progress,
+so a device's messages are always handled in arrival order. A bad message is logged and
+dropped: MQTT has nobody to answer.
 """
 
 from __future__ import annotations
@@ -30,13 +34,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import paho.mqtt.client as paho
 
 from ..codecs import jsonmeasure, ul
 from ..commands import Commands, command_payload, parse_results
 from ..config import Config
 from ..errors import IoTAError
 from .measures import JSON, RESOURCE_OF, UL, Southbound, apikey_of, entity_of, payload_format
+from .mqtt_client import MqttClient, MqttError, topic_matches
 
 log = logging.getLogger("waziup.iot_agent.mqtt")
 
@@ -105,80 +109,111 @@ class MqttSouth:
         self.south = south
         self.commands = commands
         self.extra: list[tuple[list[str], Handler]] = []  # (topic filters, handler) e.g. LoRaWAN
-        self.loop: asyncio.AbstractEventLoop | None = None
-        # One lock per device (or topic): its messages are handled in arrival order, so the
-        # last reading published is the last one written (asyncio locks are FIFO).
-        self._order: dict[str, asyncio.Lock] = {}
-        self.connected = asyncio.Event()
-        self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2,
+        # Devices (or topics) with a message handled by a task: the next ones queue behind it
+        # (asyncio locks are FIFO), so the last reading published is the last one written.
+        self._order: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._extra_of: dict[str, Handler | None] = {}  # topic -> its extra handler, None: none
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.client = MqttClient(
+            config.mqtt_host,
+            config.mqtt_port,
             client_id=config.mqtt_client_id or f"waziup-iota-{uuid.uuid4().hex[:12]}",
-            clean_session=True,
+            username=config.mqtt_username or None,
+            password=config.mqtt_password or None,
+            keepalive=60,
+            on_message=self._on_message,
         )
-        if config.mqtt_username:
-            self.client.username_pw_set(config.mqtt_username, config.mqtt_password or None)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(1, 30)
+        self.connected = self.client.connected
         commands.push["mqtt"] = self.deliver
 
     def add_handler(self, filters: list[str], handler: Handler) -> None:
         self.extra.append((filters, handler))
+        self._extra_of.clear()
 
     # -- life cycle -------------------------------------------------------------------------
 
     async def start(self, timeout: float = 10.0) -> None:
         """Connect (retrying in the background if the broker is not up yet)."""
-        self.loop = asyncio.get_running_loop()
-        self.client.connect_async(self.config.mqtt_host, self.config.mqtt_port, keepalive=60)
-        self.client.loop_start()
+        filters = SUBSCRIPTIONS + [f for fs, _ in self.extra for f in fs]
+        self.client.subscriptions = [(f, self.config.mqtt_qos) for f in filters]
+        self.client.start()
         try:
             await asyncio.wait_for(self.connected.wait(), timeout)
         except asyncio.TimeoutError:
             log.warning("MQTT broker %s:%s not reachable yet; retrying in the background", self.config.mqtt_host, self.config.mqtt_port)
 
     async def stop(self) -> None:
-        self.client.disconnect()
-        await asyncio.to_thread(self.client.loop_stop)
-
-    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any = None) -> None:
-        if getattr(reason, "is_failure", False):
-            log.warning("MQTT connection refused: %s", reason)
-            return
-        filters = SUBSCRIPTIONS + [f for fs, _ in self.extra for f in fs]
-        client.subscribe([(f, self.config.mqtt_qos) for f in filters])
-        log.info("MQTT connected to %s:%s", self.config.mqtt_host, self.config.mqtt_port)
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.connected.set)
-
-    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any = None) -> None:
-        if self.loop is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.connected.clear)
-
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        if self.loop is None or self.loop.is_closed():
-            return
-        asyncio.run_coroutine_threadsafe(self.dispatch(message.topic, bytes(message.payload)), self.loop)
+        await self.client.stop()
 
     # -- incoming ----------------------------------------------------------------------------
 
-    async def dispatch(self, topic: str, payload: bytes) -> None:
+    def _extra_for(self, topic: str) -> Handler | None:
+        try:
+            return self._extra_of[topic]
+        except KeyError:
+            pass
+        found = next((h for filters, h in self.extra if any(topic_matches(f, topic) for f in filters)), None)
+        if len(self._extra_of) > 100_000:
+            self._extra_of.clear()
+        self._extra_of[topic] = found
+        return found
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        """From the socket's read callback: a known device's measure at once, the rest as a task."""
         parsed = parse_topic(topic)
         key = f"{parsed.apikey}/{parsed.device_id}" if parsed is not None else topic
-        lock = self._order.get(key)
-        if lock is None:
-            lock = self._order[key] = asyncio.Lock()
-        async with lock:
-            await self._dispatch(topic, payload)
+        if key not in self._order and parsed is not None and self._extra_for(topic) is None and self._fast(topic, parsed, payload):
+            return
+        self._spawn(key, topic, payload)
+
+    def _fast(self, name: str, topic: Topic, payload: bytes) -> bool:
+        """Handle a measure of a known device synchronously; False: it needs the slow path."""
+        if topic.kind != "attrs" and topic.kind != "attr":
+            return False
+        found = self.south.cached(topic.apikey, topic.device_id, RESOURCE_OF.get(topic.protocol or ""))
+        if found is None:
+            return False
+        device, group = found
+        try:
+            self.south.submit(device, group, self._measures(topic, device, group, payload), wait=False)
+        except IoTAError as exc:
+            log.warning("MQTT message on %s dropped: %s %s", name, exc.name, exc.message)
+        except Exception:
+            log.exception("MQTT message on %s failed", name)
+        return True
+
+    def _spawn(self, key: str, topic: str, payload: bytes) -> None:
+        entry = self._order.get(key)
+        if entry is None:
+            entry = self._order[key] = (asyncio.Lock(), [0])
+        entry[1][0] += 1
+        task = asyncio.get_running_loop().create_task(self.dispatch(topic, payload, key, entry))
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
+
+    async def dispatch(self, topic: str, payload: bytes, key: str | None = None, entry: tuple[asyncio.Lock, list[int]] | None = None) -> None:
+        if key is None or entry is None:
+            parsed = parse_topic(topic)
+            key = f"{parsed.apikey}/{parsed.device_id}" if parsed is not None else topic
+            entry = self._order.get(key)
+            if entry is None:
+                entry = self._order[key] = (asyncio.Lock(), [0])
+            entry[1][0] += 1
+        lock, waiting = entry
+        try:
+            async with lock:
+                await self._dispatch(topic, payload)
+        finally:
+            waiting[0] -= 1
+            if not waiting[0] and self._order.get(key) is entry:
+                del self._order[key]
 
     async def _dispatch(self, topic: str, payload: bytes) -> None:
         started = time.perf_counter()
         try:
-            for filters, handler in self.extra:
-                if any(paho.topic_matches_sub(f, topic) for f in filters):
-                    if await handler(topic, payload):
-                        return
+            handler = self._extra_for(topic)
+            if handler is not None and await handler(topic, payload):
+                return
             parsed = parse_topic(topic)
             if parsed is None:
                 return
@@ -204,18 +239,20 @@ class MqttSouth:
         if topic.kind == "configuration":
             await self._configuration(topic, device, group, fmt, payload)
             return
+        self.south.submit(device, group, self._measures(topic, device, group, payload), wait=False)
+
+    def _measures(self, topic: Topic, device: Doc, group: Doc | None, payload: bytes) -> list[Doc]:
+        fmt = topic.protocol or payload_format(device, group) or sniff(payload)
         if topic.kind == "attr":
             assert topic.attr is not None
             if fmt == JSON:
                 value = jsonmeasure.parse_attribute_value(payload)
             else:
                 value = ul.parse_value(ul._text(payload))
-            measures: list[Doc] = [{topic.attr: value}]
-        elif fmt == JSON:
-            measures = jsonmeasure.parse_measures(payload)
-        else:
-            measures = ul.parse_measures(payload)
-        await self.south.send(device, group, measures)
+            return [{topic.attr: value}]
+        if fmt == JSON:
+            return jsonmeasure.parse_measures(payload)
+        return ul.parse_measures(payload)
 
     async def _configuration(self, topic: Topic, device: Doc, group: Doc | None, fmt: str, payload: bytes) -> None:
         """Answer a configuration request with the entity's current values of the fields."""
@@ -244,12 +281,13 @@ class MqttSouth:
     # -- outgoing ----------------------------------------------------------------------------
 
     def publish(self, topic: str, payload: bytes, qos: int | None = None, retain: bool | None = None) -> None:
-        info = self.client.publish(
-            topic, payload, qos=self.config.mqtt_qos if qos is None else qos,
-            retain=self.config.mqtt_retain if retain is None else retain,
-        )
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise IoTAError(f"MQTT publish on {topic} failed: {paho.error_string(info.rc)}")
+        try:
+            self.client.publish(
+                topic, payload, qos=self.config.mqtt_qos if qos is None else qos,
+                retain=self.config.mqtt_retain if retain is None else retain,
+            )
+        except MqttError as exc:
+            raise IoTAError(f"MQTT publish on {topic} failed: {exc}") from None
 
     async def deliver(self, device: Doc, group: Doc | None, name: str, value: Any) -> None:
         """Push a command: ``/<apikey>/<device>/cmd``; the status stays PENDING until cmdexe."""

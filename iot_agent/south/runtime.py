@@ -32,7 +32,7 @@ log = logging.getLogger("waziup.iot_agent")
 # Connections to the context broker. httpcore's pool checks every pooled connection (a poll()
 # per idle socket) for each request, so a hundred connections cost the agent milliseconds per
 # measure; a broker process gains nothing from more than a few. Southbound bounds its requests
-# in flight to the same number, so measures wait in an asyncio queue, not in httpcore's.
+# in flight to the same number, so measures wait in its batches, not in httpcore's queue.
 BROKER_CONNECTIONS = 8
 
 
@@ -57,6 +57,8 @@ class Agent:
             self.mqtt = MqttSouth(config, self.south, self.commands)
             self.lora = LoraSouth(self.south, self.mqtt)
         self.north_app = create_north_app(config, registry=self.registry, ngsi=self.ngsi, routes=self.commands.routes())
+        # the device cache first: the other listeners may look devices up
+        self.north_app.state.provisioning_listeners.insert(0, self.south.on_provisioning)
         self.north_app.state.provisioning_listeners.append(self.commands.on_provisioning)
         self.http_app = http.create_app(self.south, self.commands)
 

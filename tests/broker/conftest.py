@@ -1,6 +1,6 @@
 """PostgreSQL fixtures for every broker test (store contract, workers, durability).
 
-One throw-away cluster per test session (``store/pg_cluster.py``), its test database
+One throw-away cluster per test session (``devtools/pg_cluster.py``), its test database
 emptied for each test. The cluster FAILS the tests that need it when PostgreSQL can't
 start (never a skip): a machine without PostgreSQL must not pass the suite silently.
 """
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .store.pg_cluster import Cluster, ClusterError
+from devtools.pg_cluster import Cluster, ClusterError
 
 _DATABASE = "waziup_test"
 # What a PostgresStore creates; dropped before each test instead of a database per test,

@@ -31,7 +31,7 @@ SUBS = 10  # subscription i covers E(i) and E(i+1): 2 notifications per update
 class Receiver:
     """A threaded keep-alive HTTP server recording (path, JSON body) of each POST."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         received: list[tuple[str, dict[str, Any]]] = []
         lock = threading.Lock()
         self.received, self.lock = received, lock
@@ -41,6 +41,8 @@ class Receiver:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if delay:
+                    time.sleep(delay)
                 with lock:
                     received.append((self.path, json.loads(body)))
                 self.send_response(200)
@@ -200,3 +202,64 @@ def test_receiver_down_counts_failures(broker: httpx.Client) -> None:
     assert limited_sub["status"] == "inactive"
     assert limited_sub["notification"]["timesSent"] == 4 and limited_sub["notification"]["failsCounter"] == 4
     down.close()
+
+
+def test_catch_all_under_bursts_waits_instead_of_dropping(broker_process: Any, tmp_path: Path) -> None:
+    """A catch-all subscription, a receiver taking 10 ms per notification and batches of
+    100 updates against a queue of 40 (-notificationMode threadpool:40:4): the writes wait
+    for the notifications (back-pressure), none is dropped, each entity's arrive in order."""
+    process = broker_process(["-data", str(tmp_path), "-notificationMode", "threadpool:40:4"])
+    slow = Receiver(delay=0.01)
+    try:
+        with httpx.Client(base_url=process.url, timeout=30) as client:
+            sub_id = create_sub(client, [{"idPattern": ".*", "type": "T"}], {"http": {"url": slow.base + "/all"}})
+            for round_ in range(3):
+                entities = [{"id": f"E{k}", "type": "T", "n": {"value": round_ * 100 + k, "type": "Number"}}
+                            for k in range(100)]
+                r = client.post("/v2/op/update", json={"actionType": "append", "entities": entities})
+                assert r.status_code == 204, r.text
+            slow.wait_for(300, timeout=30)
+            time.sleep(0.3)
+            assert slow.count() == 300
+            per_entity: dict[str, list[int]] = defaultdict(list)
+            for _, body in slow.received:
+                [entity] = body["data"]
+                per_entity[entity["id"]].append(entity["n"]["value"])
+            assert per_entity == {f"E{k}": [k, 100 + k, 200 + k] for k in range(100)}
+            deadline = time.monotonic() + 5
+            while True:
+                notification = client.get(f"/v2/subscriptions/{sub_id}").json()["notification"]
+                if notification.get("lastSuccess") or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert notification["timesSent"] == 300
+            assert "failsCounter" not in notification and "lastFailureReason" not in notification
+    finally:
+        slow.close()
+
+
+def test_hanging_receiver_times_out_without_slowing_writes(broker: httpx.Client) -> None:
+    """A receiver that accepts and never answers: each notification fails after the
+    subscription's timeout with libcurl's "Timeout was reached", and writes go on at speed."""
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(64)  # connections complete in the kernel's backlog; nothing is ever read
+    url = f"http://127.0.0.1:{hang.getsockname()[1]}/notify"
+    try:
+        sub_id = create_sub(broker, [{"idPattern": ".*", "type": "T"}], {"http": {"url": url, "timeout": 300}})
+        started = time.monotonic()
+        for value in range(40):
+            r = broker.post("/v2/entities?options=upsert", json={"id": f"E{value}", "type": "T",
+                                                                  "n": {"value": value, "type": "Number"}})
+            assert r.status_code == 204, r.text
+        assert time.monotonic() - started < 6  # 40 x 300 ms one after the other would be 12 s
+        deadline = time.monotonic() + 10
+        while True:
+            notification = broker.get(f"/v2/subscriptions/{sub_id}").json()["notification"]
+            if notification.get("failsCounter", 0) >= 40 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert notification["timesSent"] == 40 and notification["failsCounter"] == 40
+        assert notification["lastFailureReason"] == "Timeout was reached"
+    finally:
+        hang.close()

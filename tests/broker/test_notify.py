@@ -295,37 +295,220 @@ class FakeRegistry:
         self.events.append(("failure", sub_id, reason))
 
 
+class LoopbackReceiver:
+    """A real HTTP/1.1 keep-alive receiver on loopback (asyncio streams) recording
+    (request line, lowercase headers, body) and answering 200 after ``delay`` seconds."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def __aenter__(self) -> "LoopbackReceiver":
+        import asyncio
+
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/notify"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+    async def _serve(self, reader: Any, writer: Any) -> None:
+        import asyncio
+
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                lines = head.decode().split("\r\n")
+                headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
+                data = await reader.readexactly(int(headers.get("content-length", 0)))
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                self.in_flight -= 1
+                self.requests.append((lines[0], headers, data))
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def values(self, attr_name: str = "A") -> list[Any]:
+        return [json.loads(r[2])["data"][0][attr_name]["value"] for r in self.requests]
+
+
 def test_notifier_delivers_in_order_and_records_outcomes() -> None:
     import asyncio
 
-    import httpx
+    from broker.subscriptions.sender import Notifier
+
+    async def scenario() -> tuple[FakeRegistry, LoopbackReceiver]:
+        async with LoopbackReceiver() as receiver:
+            registry = FakeRegistry([sub(http={"url": receiver.url})])
+            notifier = Notifier(registry, connections=2, queue_size=2)
+            await notifier.start()
+            ctx = RequestContext(correlator="cc")
+            for value in (1, 2, 3):
+                e = entity({"A": attr(value)})
+                notifier.dispatch(Change("", "create", None, e, ("A",)), ctx)
+            await notifier.drain()
+            await notifier.stop()
+            return registry, receiver
+
+    registry, receiver = asyncio.run(scenario())
+    # queue of 2: the third notification is dropped and recorded as a failure
+    assert receiver.values() == [1, 2]
+    line, headers, _ = receiver.requests[0]
+    assert line == "POST /notify HTTP/1.1"
+    assert [r[1]["fiware-correlator"] for r in receiver.requests] == ["cc; cbnotif=1", "cc; cbnotif=2"]
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    assert headers["user-agent"] == "orion/4.1.0" and headers["ngsiv2-attrsformat"] == "normalized"
+    assert "accept-encoding" not in headers
+    assert registry.events.count(("success", "5f0000000000000000000001", 200)) == 2
+    assert ("failure", "5f0000000000000000000001", "notification queue is full") in registry.events
+
+
+def test_notifier_parallel_across_entities_ordered_per_entity() -> None:
+    """One catch-all subscription: different entities go out on several connections at
+    once, the updates of one entity strictly one after the other, in trigger order."""
+    import asyncio
+    import time as clock
 
     from broker.subscriptions.sender import Notifier
 
-    received: list[httpx.Request] = []
+    async def scenario() -> tuple[LoopbackReceiver, float]:
+        async with LoopbackReceiver(delay=0.1) as receiver:
+            registry = FakeRegistry([sub(http={"url": receiver.url})])
+            notifier = Notifier(registry, connections=8)
+            await notifier.start()
+            ctx = RequestContext(correlator="cc")
+            began = clock.monotonic()
+            for value in range(3):
+                for i in range(8):
+                    e = entity({"A": attr(value)}, id_=f"E{i}")
+                    notifier.dispatch(Change("", "create", None, e, ("A",)), ctx)
+            await notifier.drain()
+            took = clock.monotonic() - began
+            await notifier.stop()
+            return receiver, took
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "127.0.0.1":  # the notifier's warm-up request
-            return httpx.Response(404)
-        received.append(request)
-        return httpx.Response(200)
+    receiver, took = asyncio.run(scenario())
+    assert len(receiver.requests) == 24
+    assert 2 <= receiver.most_in_flight <= 8
+    assert took < 1.5  # 24 x 0.1 s one at a time would take 2.4 s
+    per_entity: dict[str, list[Any]] = {}
+    for _, _, data in receiver.requests:
+        item = json.loads(data)["data"][0]
+        per_entity.setdefault(item["id"], []).append(item["A"]["value"])
+    assert per_entity == {f"E{i}": [0, 1, 2] for i in range(8)}
+
+
+def test_notifier_back_pressure_waits_instead_of_dropping() -> None:
+    """A receiver that answers but slower than updates come: writers wait while the
+    backlog is above the busy mark, nothing is dropped, the backlog stays bounded."""
+    import asyncio
+
+    from broker.subscriptions.sender import Notifier
+
+    async def scenario() -> tuple[LoopbackReceiver, FakeRegistry, int]:
+        async with LoopbackReceiver(delay=0.005) as receiver:
+            registry = FakeRegistry([sub(http={"url": receiver.url})])
+            notifier = Notifier(registry, connections=2, queue_size=40, busy_mark=5, busy_wait=5.0)
+            await notifier.start()
+            # one notification delivered first: the destination is known to answer
+            await notifier.listener("", "create", None, entity({"A": attr(-1)}, id_="E0"), ["A"])
+            await notifier.drain()
+            highest = 0
+            for value in range(100):
+                await notifier.listener("", "create", None, entity({"A": attr(value)}, id_=f"E{value}"), ["A"])
+                highest = max(highest, notifier.outstanding)
+            await notifier.drain()
+            await notifier.stop()
+            return receiver, registry, highest
+
+    receiver, registry, highest = asyncio.run(scenario())
+    assert len(receiver.requests) == 101  # 100 updates with a queue of 40: none dropped
+    assert not [e for e in registry.events if e[0] == "failure"]
+    assert highest <= 5 + 1 + 2  # the mark, the one just added, those in flight
+
+
+def test_notifier_dead_receiver_fails_fast_with_orion_reason() -> None:
+    import asyncio
+    import socket
+
+    from broker.subscriptions.sender import Notifier
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nobody listens there
 
     async def scenario() -> FakeRegistry:
-        registry = FakeRegistry([sub()])
-        notifier = Notifier(registry, workers=2, queue_size=2, transport=httpx.MockTransport(handler))
+        registry = FakeRegistry([sub(http={"url": f"http://127.0.0.1:{port}/notify"})])
+        notifier = Notifier(registry)
         await notifier.start()
-        ctx = RequestContext(correlator="cc")
-        for value in (1, 2, 3):
-            e = entity({"A": attr(value)})
-            notifier.dispatch(Change("", "create", None, e, ("A",)), ctx)
+        await notifier.listener("", "create", None, entity({"A": attr(1)}), ["A"])
         await notifier.drain()
         await notifier.stop()
         return registry
 
     registry = asyncio.run(scenario())
-    # queue of 2: the third notification is dropped and recorded as a failure
-    assert [json.loads(r.content)["data"][0]["A"]["value"] for r in received] == [1, 2]
-    assert [r.headers["fiware-correlator"] for r in received] == ["cc; cbnotif=1", "cc; cbnotif=2"]
-    assert "accept-encoding" not in received[0].headers
-    assert registry.events.count(("success", "5f0000000000000000000001", 200)) == 2
-    assert ("failure", "5f0000000000000000000001", "notification queue is full") in registry.events
+    assert registry.events == [
+        ("sent", "5f0000000000000000000001"),
+        ("failure", "5f0000000000000000000001", "Could not connect to server"),
+    ]
+
+
+def test_index_finds_subscriptions_by_entity_id_in_creation_order() -> None:
+    """1,000 per-entity subscriptions and a pattern one: a write looks at its own and the pattern."""
+    from broker.subscriptions.sender import _Index
+
+    class Registry:
+        def __init__(self, subs: list[dict[str, Any]]) -> None:
+            self._tenants = {"": {s["id"]: s for s in subs}}
+            self.listeners: list[Any] = []
+
+        def for_tenant(self, tenant: str) -> list[dict[str, Any]]:
+            return list(self._tenants.get(tenant, {}).values())
+
+        def get(self, tenant: str, sub_id: str) -> dict[str, Any] | None:
+            return self._tenants.get(tenant, {}).get(sub_id)
+
+    def one(sub_id: str, entities: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"id": sub_id, "subject": {"entities": entities}}
+
+    subs = [one(f"s{i:04d}", [{"id": f"R{i}", "type": "Room"}]) for i in range(500)]
+    subs.append(one("pattern", [{"idPattern": "^R1"}]))
+    subs += [one(f"s{i:04d}", [{"id": f"R{i}"}, {"id": "R7"}]) for i in range(500, 1000)]
+    registry = Registry(subs)
+    index = _Index(registry)
+    assert [s["id"] for s in index.candidates("", "R3")] == ["s0003", "pattern"]
+    assert [s["id"] for s in index.candidates("", "R7")][:2] == ["s0007", "pattern"]
+    assert len(index.candidates("", "R7")) == 2 + 500
+    assert [s["id"] for s in index.candidates("", "R600")] == ["pattern", "s0600"]
+    assert [s["id"] for s in index.candidates("", "X")] == ["pattern"]
+    # a change announced by the registry is seen at once
+    registry._tenants[""]["late"] = one("late", [{"id": "X"}])
+    for listener in registry.listeners:
+        listener("", "create", registry._tenants[""]["late"])
+    assert [s["id"] for s in index.candidates("", "X")] == ["pattern", "late"]
+    # a full reload (a new mapping) too
+    registry._tenants = {"": {"only": one("only", [{"id": "X"}])}}
+    assert [s["id"] for s in index.candidates("", "X")] == ["only"]
+
+
+def test_notification_mode_option() -> None:
+    """Orion's -notificationMode threadpool:q:n sizes the queue and the connections."""
+    from broker.config import ConfigError, parse
+    from broker.subscriptions.sender import notification_mode
+
+    assert notification_mode("threadpool:100:10") == {"queue_size": 100, "connections": 10}
+    assert notification_mode("transient") == notification_mode("") == {}
+    assert parse(["-notificationMode", "threadpool:5:2"]).notification_mode == "threadpool:5:2"
+    for bad in ("threadpool:0:1", "threadpool:x:1", "pool:1:1", "threadpool:10"):
+        with pytest.raises(ConfigError):
+            parse(["-notificationMode", bad])

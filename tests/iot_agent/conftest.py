@@ -94,7 +94,7 @@ def new_service() -> str:
 @pytest.fixture(scope="module")
 def stack(mosquitto: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentStack]:
     broker = BrokerProcess(["-multiservice", "-data", str(tmp_path_factory.mktemp("broker"))]).start()
-    agent = AgentStack(broker, mosquitto.host, mosquitto.port, ["--polling-expiration", "1500", "--polling-daemon-frequency", "200"])
+    agent = AgentStack(broker, mosquitto.host, mosquitto.port, ["--polling-expiration", "5000", "--polling-daemon-frequency", "200"])
     try:
         agent.start()
         yield agent

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from iot_agent.commands import attribute_names, command_payload, parse_results
+from iot_agent.commands import attribute_names, cmd_mode, command_payload, parse_results
 
 from .conftest import AgentStack, MqttDevice, new_service, tenant
 
@@ -42,6 +42,12 @@ def test_pure_helpers() -> None:
     assert command_payload({"device_id": "r1"}, group, "turn", "left") == b'{"turn":"left"}'
     assert parse_results(device, None, b"r1@turn|done") == [("turn", "done")]
     assert parse_results({"device_id": "r1"}, None, b'{"turn": {"ok": true}}') == [("turn", {"ok": True})]
+    # cmdMode: device, else group, else the agent's; advancedNotification (a draft) runs as legacy
+    assert cmd_mode({"cmdMode": "notification"}, {"cmdMode": "legacy"}) == "notification"
+    assert cmd_mode({}, {"cmdMode": "notification"}) == "notification"
+    assert cmd_mode({}, None, "notification") == "notification"
+    assert cmd_mode({"cmdMode": "advancedNotification"}, {"cmdMode": "notification"}) == "legacy"
+    assert cmd_mode({}, {}) == "legacy"
 
 
 def test_mqtt_command_round_trip(stack: AgentStack, device: MqttDevice) -> None:
@@ -123,9 +129,9 @@ def test_http_poll_command_and_expiry(stack: AgentStack) -> None:
     entity = stack.wait_entity(service, "Robot:poll1", lambda e: status(e, "open") == "OK")
     assert entity["open_info"]["value"] == "opened"
 
-    # a command nobody polls expires (the stack runs with --polling-expiration 1500)
+    # a command nobody polls expires (the stack runs with --polling-expiration 5000)
     assert command(stack, service, "Robot:poll1", "close", "x").status_code == 204
-    entity = stack.wait_entity(service, "Robot:poll1", lambda e: status(e, "close") == "ERROR", timeout=10)
+    entity = stack.wait_entity(service, "Robot:poll1", lambda e: status(e, "close") == "ERROR", timeout=20)
     assert entity["close_info"]["value"] == "EXPIRED"
 
 
@@ -196,3 +202,95 @@ def test_lazy_attribute_query_and_unknown_command(stack: AgentStack) -> None:
     )
     assert (missing.status_code, missing.json()["name"]) == (404, "DEVICE_NOT_FOUND")
     time.sleep(0)
+
+
+# -- cmdMode notification -------------------------------------------------------------------
+
+
+def subscriptions(stack: AgentStack, service: str) -> list[dict[str, object]]:
+    result: list[dict[str, object]] = httpx.get(f"{stack.broker.url}/v2/subscriptions", headers=tenant(service)).json()
+    return result
+
+
+def test_notification_mode_mqtt(stack: AgentStack, device: MqttDevice) -> None:
+    service = new_service()
+    key = "k" + service
+    stack.provision(
+        service,
+        groups=[{"apikey": key, "resource": "/iot/d", "entity_type": "Robot", "cmdMode": "notification"}],
+        devices=[
+            {
+                "device_id": "n1",
+                "apikey": key,
+                "protocol": "IoTA-UL",
+                "transport": "MQTT",
+                "commands": [{"name": "turn", "type": "command"}, {"name": "stop", "type": "command"}],
+                "lazy": [{"name": "level", "type": "Number"}],
+            }
+        ],
+    )
+    # provisioning creates the entity at once, every command null
+    entity = stack.wait_entity(service, "Robot:n1")
+    assert entity["turn"] == {"type": "command", "value": None, "metadata": {}}
+    assert entity["stop"] == {"type": "command", "value": None, "metadata": {}}
+    # one subscription per command, notifying <provider>/notify; commands are not registered
+    subs = subscriptions(stack, service)
+    assert sorted(s["subject"]["condition"]["attrs"][0] for s in subs) == ["stop", "turn"]  # type: ignore[index]
+    assert {s["notification"]["http"]["url"] for s in subs} == {stack.north + "/notify"}  # type: ignore[index]
+    assert all(s["subject"]["entities"] == [{"id": "Robot:n1", "type": "Robot"}] for s in subs)
+    regs = registrations(stack, service)
+    assert [r["dataProvided"]["attrs"] for r in regs] == [["level"]]  # type: ignore[index]
+
+    device.subscribe(f"/{key}/n1/cmd")
+    assert command(stack, service, "Robot:n1", "turn", "left").status_code == 204
+    assert device.wait(f"/{key}/n1/cmd") == b"n1@turn|left"
+    stack.wait_entity(service, "Robot:n1", lambda e: status(e, "turn") == "PENDING")
+    device.publish(f"/ul/{key}/n1/cmdexe", "n1@turn|turned")
+    entity = stack.wait_entity(service, "Robot:n1", lambda e: status(e, "turn") == "OK")
+    assert entity["turn_info"]["value"] == "turned"
+    assert entity["turn"]["value"] == "left"  # the broker keeps the value it was sent
+    # the same value again is a second command; the other command was not sent
+    assert command(stack, service, "Robot:n1", "turn", "left").status_code == 204
+    assert device.wait(f"/{key}/n1/cmd") == b"n1@turn|left"
+    time.sleep(0.3)
+    assert [t for t, _ in device.received] == []
+
+    # deleting the device removes its subscriptions (and the lazy registration)
+    assert httpx.delete(stack.north + "/iot/devices/n1", headers=tenant(service)).status_code == 204
+    assert subscriptions(stack, service) == []
+    assert registrations(stack, service) == []
+
+
+def test_notification_mode_http_poll(stack: AgentStack) -> None:
+    service = new_service()
+    key = "k" + service
+    stack.provision(
+        service,
+        groups=[{"apikey": key, "resource": "/iot/json", "entity_type": "Robot"}],
+        devices=[
+            {"device_id": "np", "apikey": key, "transport": "HTTP", "cmdMode": "notification", "commands": [{"name": "open", "type": "command"}]}
+        ],
+    )
+    assert registrations(stack, service) == []
+    assert len(subscriptions(stack, service)) == 1
+    assert command(stack, service, "Robot:np", "open", {"how": "wide"}).status_code == 204
+    stack.wait_entity(service, "Robot:np", lambda e: status(e, "open") == "PENDING")
+    polled = httpx.get(stack.south + "/iot/json", params={"i": "np", "k": key, "getCmd": "1"})
+    assert polled.status_code == 200 and polled.json() == {"open": {"how": "wide"}}
+    stack.wait_entity(service, "Robot:np", lambda e: status(e, "open") == "DELIVERED")
+    answer = httpx.post(stack.south + "/iot/json/commands", params={"i": "np", "k": key}, json={"open": "opened"})
+    assert answer.status_code == 200, answer.text
+    entity = stack.wait_entity(service, "Robot:np", lambda e: status(e, "open") == "OK")
+    assert entity["open_info"]["value"] == "opened"
+
+
+def test_notify_endpoint_errors(stack: AgentStack) -> None:
+    service = new_service()
+    bad = httpx.post(stack.north + "/notify", content=b"{nope", headers=tenant(service))
+    assert (bad.status_code, bad.json()["name"]) == (400, "WRONG_SYNTAX")
+    unknown = httpx.post(
+        stack.north + "/notify",
+        json={"subscriptionId": "x", "data": [{"id": "Robot:ghost", "type": "Robot", "turn": {"type": "command", "value": 1}}]},
+        headers=tenant(service),
+    )
+    assert (unknown.status_code, unknown.json()["name"]) == (404, "DEVICE_NOT_FOUND")

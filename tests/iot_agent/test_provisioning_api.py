@@ -101,12 +101,12 @@ async def test_duplicate_group(north: httpx.AsyncClient) -> None:
     await north.post("/iot/groups", json={"groups": [GROUP]}, headers=H)
     other_tenant = {"fiware-service": "other", "fiware-servicepath": "/"}
     again = await north.post("/iot/groups", json={"groups": [GROUP]}, headers=other_tenant)
-    assert error(again) == (409, "DUPLICATE_GROUP")
+    assert error(again) == (400, "DUPLICATE_GROUP")
     assert again.json()["message"] == (
         f"A device configuration already exists for resource /iot/d and API Key {GROUP['apikey']}"
     )
     twice = await north.post("/iot/groups", json={"groups": [{"resource": "/a", "apikey": "x"}] * 2}, headers=H)
-    assert error(twice) == (409, "DUPLICATE_GROUP")
+    assert error(twice) == (400, "DUPLICATE_GROUP")
     assert (await north.get("/iot/groups", headers=H)).json()["count"] == 1  # all or nothing
 
 
@@ -140,7 +140,7 @@ async def test_group_update_and_delete(north: httpx.AsyncClient) -> None:
 async def test_group_update_onto_a_taken_key(north: httpx.AsyncClient) -> None:
     await north.post("/iot/groups", json={"groups": [{"resource": "/a", "apikey": "1"}, {"resource": "/a", "apikey": "2"}]}, headers=H)
     clash = await north.put("/iot/groups?resource=/a&apikey=1", json={"apikey": "2"}, headers=H)
-    assert error(clash) == (409, "DUPLICATE_GROUP")
+    assert error(clash) == (400, "DUPLICATE_GROUP")
 
 
 @pytest.mark.parametrize(
@@ -288,7 +288,7 @@ async def test_sqlite_registry_survives_a_restart(tmp_path: Path, anyio_backend:
     async with agent(SQLiteProvisioningStore(str(config.registry_path))) as north:
         assert (await north.get("/iot/groups", headers=H)).json()["groups"][0]["preprocess"] == GROUP["preprocess"]
         assert (await north.get("/iot/devices/light1", headers=H)).json()["static_attributes"] == DEVICE["static_attributes"]
-        assert error(await north.post("/iot/groups", json={"groups": [GROUP]}, headers=H)) == (409, "DUPLICATE_GROUP")
+        assert error(await north.post("/iot/groups", json={"groups": [GROUP]}, headers=H)) == (400, "DUPLICATE_GROUP")
 
 
 # -- configuration ---------------------------------------------------------------------------

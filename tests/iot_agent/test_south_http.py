@@ -91,3 +91,29 @@ def test_waziup_gateway(stack: AgentStack, monkeypatch: pytest.MonkeyPatch) -> N
     assert gateway.main(["too", "few"]) == 2
     monkeypatch.setenv("WAZIUP_GW_APIKEY", "unknown" + service)
     assert gateway.main(["TC/1", "1,16,2,0,10,8,-45", "", "", "gw"]) == 1
+
+
+def test_concurrent_readings_and_one_refused(stack: AgentStack) -> None:
+    """Readings of many devices at once (they share batches): each answer says what the broker did
+    with that reading, and a reading the broker refuses does not take the others down with it."""
+    import asyncio
+
+    service = new_service()
+    key = "k" + service
+    stack.provision(service, groups=[{**GROUP, "apikey": key}])
+
+    async def send_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await asyncio.gather(*(
+                client.get(stack.south + "/iot/d", params={"i": f"c{i}", "k": key, "d": "bad(name|1" if i == 7 else f"t|{i}"})
+                for i in range(30)
+            ))
+
+    first = httpx.get(stack.south + "/iot/d", params={"i": "c0", "k": key, "d": "t|0"})  # autoprovision the group's path
+    assert first.status_code == 200
+    responses = asyncio.run(send_all())
+    assert [r.status_code for r in responses] == [400 if i == 7 else 200 for i in range(30)]
+    assert responses[7].json()["name"] == "BAD_REQUEST"
+    for i in (0, 6, 8, 29):
+        assert values(stack.wait_entity(service, f"Thing:c{i}"))["temperature"] == i
+    assert stack.entity(service, "Thing:c7") is None

@@ -122,3 +122,24 @@ def test_duplicate_keys_only_where_orion_sees_them() -> None:
     assert duplicate_keys(b"") is None
     raw = '{"id": "E", "A": {"value": {"x": 1, "x": 2}}}'
     assert parse_entity(json.loads(raw), dups=duplicate_keys(raw))["attrs"]["A"]["value"] == {"x": 2}
+
+
+@pytest.mark.parametrize(
+    ("raw", "repeats"),
+    [
+        (b'{"a":1,"a":2}', True), (b'{"a":{"value":1,"value":2}}', True), (b'{"a":"x\\":","b":1}', False),
+        (b'{"k":"\\\\","k":1}', True), (b'{"a\\"b":1, "c" : {"d":[{"e":1},{"e":2,"e":3}]}}', True),
+        (b'[{"":1},{"":2,"":3}]', True), (b'{"":1}', False), (b'{"a":"1:2","b":"3"}', False),
+        (b'{"a":"1:2","a":"3"}', True), (b'{"a":"\\\\\\":","a":1}', True), (b'{"a" \n:"\\u0022:",  "a"\t: 1}', True),
+        (b'{"temperature":{"value":1,"type":"Number"},"pressure":{"value":2,"type":"Number"}}', False),
+        (b'[1, 2, "a:b"]', False), (b'{"t":{"value":"2024-01-01T10:00:00Z","type":"DateTime"},"t":{"value":1}}', True),
+    ],
+)
+def test_duplicate_keys_shortcut_agrees_with_the_full_reading(raw: bytes, repeats: bool) -> None:
+    """With the parsed tree given, counting keys decides; the answer must be the full reading's."""
+    from ngsi.jsonout import loads
+
+    full = duplicate_keys(raw)
+    assert (full is not None) == repeats
+    assert duplicate_keys(raw, loads(raw)) == full
+    assert duplicate_keys(raw.decode(), loads(raw)) == full

@@ -24,7 +24,7 @@ from broker.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.anyio
 
-BACKENDS = ["memory", "sqlite", "postgresql"]
+BACKENDS = ["memory", "sqlite", "sqlite-shared", "postgresql"]
 
 
 def entity(eid: str, etype: str = "T", sp: str = "/", **extra: Any) -> dict[str, Any]:
@@ -46,6 +46,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: s
         the_store: Store = MemoryStore()
     elif request.param == "sqlite":
         the_store = SQLiteStore(f"sqlite:///{tmp_path}/store.db")
+    elif request.param == "sqlite-shared":  # as -workers N opens it: writer lock, transactions, change log
+        the_store = SQLiteStore(f"sqlite:///{tmp_path}/store.db?shared=1")
     else:
         # Asked for only here, so that memory/SQLite runs don't start PostgreSQL.
         the_store = PostgresStore(request.getfixturevalue("pg_url"))

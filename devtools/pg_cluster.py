@@ -1,14 +1,21 @@
-"""A throw-away PostgreSQL cluster on a free loopback port, for tests and local runs.
+"""A throw-away PostgreSQL cluster on a free loopback port, for tests, benchmarks and local runs.
 
 ``initdb`` + ``pg_ctl`` from the Debian packages (``scripts/install-postgres.sh``),
-data in a fresh temporary directory, no fsync, trust authentication on 127.0.0.1 only.
+data in a fresh temporary directory, trust authentication on 127.0.0.1 only. No fsync
+(tests), or ``durable=True`` (benchmarks): fsync on, ``synchronous_commit=off``, the
+durability of the SQLite store's ``synchronous=NORMAL`` (a commit survives the broker's
+crash; the last ones may be lost on power loss).
 A cluster whose creating process died without its teardown (a killed test run) is
 stopped and removed by the next one that starts.
 PostgreSQL refuses to run as root, so under root the server runs as the ``postgres``
 user (created by the Debian package) through ``runuser``.
 
+Used by the PostgreSQL test fixtures (``tests/broker/conftest.py``), the Orion cases on
+PostgreSQL (``tests/orion_compat``) and ``bench/run.py --backend postgresql``; it lives
+outside ``tests/`` so that the benchmark does not import the test suite.
+
 Also a command for running the broker on PostgreSQL by hand (the Orion cases with
-``WAZIUP_FT_DB``): ``python -m tests.broker.store.pg_cluster`` starts a cluster, prints
+``WAZIUP_FT_DB``): ``python -m devtools.pg_cluster`` starts a cluster, prints
 its URL, and removes it on Ctrl-C / SIGTERM.
 """
 
@@ -89,7 +96,8 @@ _PREFIX = "waziup-pg-"
 
 
 class Cluster:
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         self.bindir = find_bindir()
         reap_orphans(self.bindir)
         self.port = _free_port()
@@ -121,8 +129,10 @@ class Cluster:
             raise ClusterError(f"initdb failed ({result.returncode}): {result.stderr or result.stdout}")
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{self.root}'"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            " -c synchronous_commit=off -c max_connections=200"
         )
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
         result = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
         if result.returncode != 0:
             log = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -138,6 +148,29 @@ class Cluster:
         if result.returncode != 0:
             raise ClusterError(f"psql failed: {result.stderr}")
         return result.stdout
+
+    def url_of(self, database: str) -> str:
+        return self.url.rsplit("/", 1)[0] + "/" + database
+
+    def create_database(self, database: str, postgis: bool = True) -> str:
+        """Create a database (with PostGIS when asked and installed) and return its URL.
+
+        Done here rather than by the broker because ``CREATE EXTENSION postgis`` takes seconds.
+        """
+        self.psql(f"CREATE DATABASE {database}")
+        if postgis and self.psql("SELECT count(*) FROM pg_available_extensions WHERE name = 'postgis'").strip() != "0":
+            self.psql("CREATE EXTENSION postgis", database=database)
+        return self.url_of(database)
+
+    def postmaster_pid(self) -> int | None:
+        """The server's main process (its backends are its children), None when not running."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def version(self) -> str:
+        return self.psql("SHOW server_version").strip()
 
     def stop(self) -> None:
         if self.data.exists():
@@ -155,8 +188,55 @@ class Cluster:
         self.stop()
 
 
-def main() -> int:
-    with Cluster() as cluster:
+def loopback_up() -> None:
+    """Bring ``lo`` up: a fresh network namespace (``unshare -n``) starts with it down."""
+    import fcntl
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        flags = struct.unpack("16sh", fcntl.ioctl(sock, siocgifflags, struct.pack("16sh", b"lo", 0)))[1]
+        if not flags & iff_up:
+            fcntl.ioctl(sock, siocsifflags, struct.pack("16sh", b"lo", flags | iff_up))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m devtools.pg_cluster``: print the URL, wait for Ctrl-C / SIGTERM.
+
+    ``python -m devtools.pg_cluster [--loopback-up] [--env NAME] -- COMMAND...`` runs COMMAND
+    with the URL in ``$NAME`` (default ``DATABASE_URL``) and exits with its status; with
+    ``unshare -n`` in front and ``--loopback-up``, cluster and command share a private network
+    (how the Orion cases run on PostgreSQL beside another run of the kit on the same ports).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m devtools.pg_cluster", description=main.__doc__)
+    parser.add_argument("--env", default="DATABASE_URL", help="variable that gives COMMAND the cluster URL")
+    parser.add_argument("--loopback-up", action="store_true", help="bring lo up first (in a new network namespace)")
+    parser.add_argument("command", nargs="*", help="command to run (after --)")
+    args = parser.parse_args(argv)
+    if args.loopback_up:
+        loopback_up()
+    try:
+        cluster = Cluster()
+    except (ClusterError, OSError) as exc:
+        print(f"PostgreSQL could not start: {exc}", file=sys.stderr, flush=True)
+        return 3
+    try:
+        try:
+            cluster.start()
+        except (ClusterError, OSError) as exc:
+            print(f"PostgreSQL could not start: {exc}", file=sys.stderr, flush=True)
+            return 3
+        if args.command:
+            child = subprocess.Popen(args.command, env={**os.environ, args.env: cluster.url})
+
+            def forward(signum: int, frame: object) -> None:
+                child.send_signal(signum)
+
+            signal.signal(signal.SIGTERM, forward)
+            signal.signal(signal.SIGINT, forward)
+            return child.wait()
         print(cluster.url, flush=True)
         stop = False
 
@@ -168,7 +248,9 @@ def main() -> int:
         signal.signal(signal.SIGINT, on_signal)
         while not stop:
             time.sleep(0.5)
-    return 0
+        return 0
+    finally:
+        cluster.stop()
 
 
 if __name__ == "__main__":

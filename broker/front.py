@@ -1,0 +1,157 @@
+"""The broker's HTTP front end: one ASGI callable per request, no middleware layers.
+
+It does in one pass what Orion does around every request: the ``Fiware-Correlator``
+(the request's own, or a new UUID) on every answer; CORS headers (``-corsOrigin``);
+Orion's URL check (a forbidden character anywhere in the decoded path is a 400,
+whatever the resource; one trailing slash is ignored); routing to a ``Resource``; and
+the last line of defence: any unexpected exception becomes Orion's 500 JSON body,
+logged. The response is sent once, as two ASGI messages, with the extra headers added
+to the resource's own list instead of wrapping ``send`` once per concern.
+
+Routing is a dict lookup for fixed paths and a split for the ones with an id, in the
+same shape Starlette's routes had: ``{id}`` is a non-empty segment, ``{id:segment}``
+may be empty (Orion answers ``/v2/entities//`` about an empty id, not "service not
+found").
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from typing import Any
+
+from starlette.types import Receive, Scope, Send
+
+from ngsi.errors import BadRequest, InternalError
+from ngsi.names import forbidden_uri_chars
+
+from . import jsonio
+from .http import Resource, error_response
+from .middleware.cors import EXPOSED, allowed_origin
+from .routes import batch, entities, notify, registrations, subscriptions, types, version
+
+log = logging.getLogger("waziup.broker")
+
+FIXED: dict[str, Resource] = {
+    "/version": version.VERSION,
+    "/v2": version.ENTRY_POINTS,
+    "/v2/entities": entities.ENTITIES,
+    "/v2/types": types.TYPES,
+    "/v2/op/update": batch.OP_UPDATE,
+    "/v2/op/query": batch.OP_QUERY,
+    "/v2/op/notify": notify.OP_NOTIFY,
+    "/v2/subscriptions": subscriptions.SUBSCRIPTIONS,
+    "/v2/registrations": registrations.REGISTRATIONS,
+}
+# /v2/<collection>/{param}: (resource, parameter name, may the segment be empty)
+_ONE: dict[str, tuple[Resource, str, bool]] = {
+    "entities": (entities.ENTITY, "id", True),
+    "types": (types.TYPE, "type", True),
+    "subscriptions": (subscriptions.SUBSCRIPTION, "id", True),
+    "registrations": (registrations.REGISTRATION, "id", False),
+}
+
+
+def route(path: str) -> tuple[Resource, dict[str, str]] | None:
+    """The resource of a (decoded, trailing-slash-trimmed) path and its path parameters."""
+    resource = FIXED.get(path)
+    if resource is not None:
+        return resource, {}
+    parts = path.split("/")
+    n = len(parts)
+    if n < 4 or parts[0] != "" or parts[1] != "v2":
+        return None
+    if n == 4:
+        one = _ONE.get(parts[2])
+        if one is None or not (parts[3] or one[2]):
+            return None
+        return one[0], {one[1]: parts[3]}
+    if parts[2] != "entities" or parts[4] != "attrs" or not parts[3]:
+        return None
+    if n == 5:
+        return entities.ATTRS, {"id": parts[3]}
+    if n == 6:
+        return entities.ATTR, {"id": parts[3], "name": parts[5]}
+    if n == 7 and parts[5] and parts[6] == "value":
+        return entities.ATTR_VALUE, {"id": parts[3], "name": parts[5]}
+    return None
+
+
+class _Correlators:
+    """New correlators: UUID-shaped (version 4 layout), a random per-process prefix and a
+    counter. Unique as UUID4s are (62 random bits per process, then a sequence), at a
+    tenth of ``uuid4()``'s cost; a forked child draws its own prefix."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        h = os.urandom(8).hex()
+        self.prefix = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[3], 16) & 3]}{h[1:4]}-"
+        self.counter = itertools.count()
+
+    def new(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+new_correlator = _Correlators().new
+
+_INTERNAL = jsonio.dumps(InternalError("internal error").body())
+_NOT_FOUND = "Service not found. Check your URL as probably it is wrong."
+
+
+async def serve_http(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer one HTTP request (``app`` is the Starlette app: its ``state`` and config)."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    correlator = headers.get("fiware-correlator")
+    if correlator is None:
+        correlator = new_correlator()
+    state_dict = scope.get("state")
+    if state_dict is None:
+        scope["state"] = {"correlator": correlator}
+    else:
+        state_dict["correlator"] = correlator
+    state = app.state
+    config = state.config
+    extra = [(b"fiware-correlator", correlator.encode("latin-1"))]
+    if config.cors_origin and scope["method"] != "OPTIONS":
+        allow = allowed_origin(config.cors_origin, headers.get("origin"))
+        if allow is not None:
+            extra = [(b"access-control-allow-origin", allow.encode()), (b"access-control-expose-headers", EXPOSED)] + extra
+    try:
+        store = getattr(state, "store", None)
+        if store is not None and store.shared:
+            await store.sync()  # workers sharing a store: take in what the others changed first
+        path = scope["path"]
+        if forbidden_uri_chars(path):
+            response: Any = error_response(BadRequest("invalid character in URI"), accept=headers.get("accept"))
+        else:
+            if len(path) > 1 and path[-1] == "/":
+                # Orion ignores one trailing slash: GET /v2/entities/ is GET /v2/entities (3867).
+                path = scope["path"] = path[:-1]
+            found = route(path)
+            if found is None:
+                response = error_response(BadRequest(_NOT_FOUND), accept=headers.get("accept"))
+            else:
+                resource, params = found
+                scope["path_params"] = params
+                response = await resource.respond(scope, receive, headers, params, state)
+    except Exception:
+        log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+        await send({
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(_INTERNAL)).encode()), extra[-1],
+            ],
+        })
+        await send({"type": "http.response.body", "body": _INTERNAL})
+        return
+    await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers + extra})
+    await send({"type": "http.response.body", "body": response.body})

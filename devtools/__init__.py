@@ -1,0 +1,1 @@
+"""Tools for developing and measuring waziup (not installed with it)."""
