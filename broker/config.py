@@ -39,6 +39,9 @@ class Config:
     notification_mode: str = ""  # Orion's -notificationMode; "threadpool:q:n" sizes the queue and connections
     insecure_notif: bool = False  # Orion's -insecureNotif: https notifications without certificate checks
     ignored: tuple[str, ...] = field(default_factory=tuple)
+    # The request seam: guards as "module:factory" (each factory takes this Config and
+    # returns a guard; see ngsi/server/guards.py), composed by the orchestrator.
+    guards: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def store_url(self) -> str:

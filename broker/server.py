@@ -190,6 +190,7 @@ def worker_app() -> object:
     """uvicorn's app factory in each worker process: the Config comes from the supervisor."""
     fields = json.loads(os.environ[WORKER_CONFIG_VARIABLE])
     fields["ignored"] = tuple(fields.get("ignored", ()))
+    fields["guards"] = tuple(fields.get("guards", ()))
     config = Config(**fields)
     _die_with_parent()
     _configure_logging(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .errors import BadRequest
 
@@ -56,8 +57,10 @@ def _parse_one(path: str) -> Scope:
     return (body, subtree)
 
 
+@lru_cache(maxsize=512)
 def parse_scopes(header: str | None) -> tuple[Scope, ...]:
-    """The service paths a read covers; no header means every path."""
+    """The service paths a read covers; no header means every path (cached: a header
+    is parsed once however many requests carry it; errors are not cached)."""
     if header is None or header.strip() == "":
         return (("/", True),)
     paths = [p.strip() for p in header.split(",")]

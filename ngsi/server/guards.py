@@ -1,0 +1,165 @@
+"""The request seam: an ordered list of guards every HTTP service runs before routing.
+
+Cross-cutting concerns (authentication and authorization, rate limits, audit, privacy
+decisions) plug in here, configured at start-up, and nowhere else: a service's front end
+builds the request's :class:`~ngsi.context.RequestContext`, then calls
+:func:`run_guards`, then routes with the context the guards left. A guard may
+
+* reject the request: its :class:`Verdict` carries the whole reply (status, headers and a
+  body in the shape the guard's clients expect, e.g. Wilma's or Orion's);
+* replace the context, e.g. with the caller's identity (``ctx.with_identity``);
+* add headers to the response, whatever the route answers.
+
+A guard is any ``async (Incoming) -> Verdict | None`` callable; ``None`` lets the request
+through unchanged. With no guards configured the front end skips all of this (one truth
+test per request).
+
+Guards see the request through :class:`Incoming`: method, path, raw query, headers
+(lowercase names, first value), client address and the context. ``await
+incoming.body()`` reads the body (at most ``max_body`` bytes) for guards that need it,
+such as Keyrock's payload-level authorization; the service then gets the same bytes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable, Sequence
+
+from starlette.types import Message, Receive
+
+from ..context import RequestContext
+from .reply import RawHeaders, Reply
+
+
+class PayloadTooLarge(Exception):
+    """A guard asked for a body larger than the service accepts."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"payload size: {size}, max size supported: {limit}")
+        self.size = size
+        self.limit = limit
+
+
+class ClientGone(Exception):
+    """The client disconnected while its body was being read."""
+
+
+class Incoming:
+    """One request as guards see it (the body is read only if a guard asks for it)."""
+
+    __slots__ = ("method", "path", "query_string", "headers", "client", "ctx", "max_body", "_receive", "_body")
+
+    def __init__(
+        self, method: str, path: str, query_string: bytes, headers: dict[str, str], client: tuple[str, int] | None,
+        ctx: RequestContext, receive: Receive, max_body: int = 1 << 20,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self.headers = headers
+        self.client = client
+        self.ctx = ctx
+        self.max_body = max_body
+        self._receive = receive
+        self._body: bytes | None = None
+
+    @property
+    def body_read(self) -> bool:
+        return self._body is not None
+
+    async def body(self) -> bytes:
+        """The whole request body, read once (PayloadTooLarge past ``max_body``)."""
+        if self._body is not None:
+            return self._body
+        length = self.headers.get("content-length")
+        if length is not None and length.isascii() and length.isdigit() and int(length) > self.max_body:
+            raise PayloadTooLarge(int(length), self.max_body)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_body:
+                    raise PayloadTooLarge(size, self.max_body)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        self._body = b"".join(chunks)
+        return self._body
+
+    def receive(self) -> Receive:
+        """What the service reads the body from: the original stream, or a replay of what
+        a guard already read."""
+        if self._body is None:
+            return self._receive
+        return replay(self._body, self._receive)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: disconnect, as the server reports it
+
+    return again
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a guard decided: ``reply`` rejects; ``ctx`` replaces the context; ``headers``
+    go on the response."""
+
+    reply: Reply | None = None
+    ctx: RequestContext | None = None
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+Guard = Callable[[Incoming], Awaitable[Verdict | None]]
+
+
+def reject(reply: Reply) -> Verdict:
+    return Verdict(reply=reply)
+
+
+def admit(ctx: RequestContext | None = None, headers: Iterable[tuple[bytes, bytes]] = ()) -> Verdict:
+    return Verdict(ctx=ctx, headers=tuple(headers))
+
+
+async def run_guards(guards: Sequence[Guard], incoming: Incoming) -> tuple[Reply | None, RawHeaders]:
+    """Run the guards in order; the first rejection wins. ``incoming.ctx`` ends as the
+    context the last guard left. Returns (rejection or None, headers for the response)."""
+    extra: RawHeaders = []
+    for guard in guards:
+        verdict = await guard(incoming)
+        if verdict is None:
+            continue
+        if verdict.headers:
+            extra.extend(verdict.headers)
+        if verdict.reply is not None:
+            return verdict.reply, extra
+        if verdict.ctx is not None:
+            incoming.ctx = verdict.ctx
+    return None, extra
+
+
+def load_guards(specs: Iterable[str], config: Any) -> list[Guard]:
+    """Guards named ``module:factory`` (how the orchestrator names them to worker
+    processes, which import the service by name); each factory takes the service's
+    config and returns a guard."""
+    guards: list[Guard] = []
+    for spec in specs:
+        module_name, _, attr = spec.partition(":")
+        if not module_name or not attr:
+            raise ValueError(f"guard {spec!r}: expected module:factory")
+        factory = getattr(importlib.import_module(module_name), attr)
+        guards.append(factory(config))
+    return guards
