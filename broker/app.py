@@ -1,7 +1,7 @@
 """The broker application: the front end, the lifespan and the resources routes share.
 
-HTTP requests go to ``front.serve_http`` (correlator, CORS, URL check, routing and the
-last-resort error handler in one pass); Starlette runs the lifespan.
+HTTP requests go to ``front.serve_http`` (correlator, CORS, request context, guards, URL
+check, routing and the last-resort error handler in one pass); Starlette runs the lifespan.
 The store and the entity service live in the lifespan and reach routes through
 ``app.state``.
 """
@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
+
+from ngsi.server.guards import Guard, load_guards
 
 from .config import Config, mask_url
 from .entities import EntityService
@@ -69,8 +71,12 @@ def _follow_changes(
     return on_change
 
 
-def create_app(config: Config, store: Store | None = None) -> Starlette:
-    """The broker as an ASGI app; ``store`` overrides the one ``config`` names (tests)."""
+def create_app(config: Config, store: Store | None = None, *, guards: Sequence[Guard] | None = None) -> Starlette:
+    """The broker as an ASGI app; ``store`` overrides the one ``config`` names (tests).
+
+    ``guards`` is the request seam's list (ngsi/server/guards.py), in order; when not
+    given, the guards ``config.guards`` names are loaded (worker processes get them so).
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -89,10 +95,11 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         await registrations_.load()
         app.state.registrations = registrations_
         loaded.set()
-        app.state.forwarder = Forwarder(registrations_, timeout=config.http_timeout / 1000.0 if config.http_timeout else None)
+        app.state.forwarder = Forwarder(
+            registrations_, service, timeout=config.http_timeout / 1000.0 if config.http_timeout else None
+        )
         notifier = Notifier(
             registry,
-            multiservice=config.multiservice,
             http_timeout=config.http_timeout / 1000.0 if config.http_timeout else None,
             custom_enabled=not config.disable_custom_notifications,
             insecure=config.insecure_notif,
@@ -114,4 +121,5 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
 
     app = BrokerApp(lifespan=lifespan)
     app.state.config = config
+    app.state.guards = list(guards) if guards is not None else load_guards(config.guards, config)
     return app

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
+from ngsi.context import RequestContext, internal
 from ngsi.errors import (
     ATTRIBUTE_NOT_FOUND,
     ENTITY_NOT_FOUND,
@@ -24,16 +25,15 @@ from ngsi.errors import (
     Unprocessable,
 )
 from ngsi.geo import entity_location
-from ngsi.model import DATE_TYPES, DEFAULT_ENTITY_TYPE
+from ngsi.model import DATE_TYPES, DEFAULT_ENTITY_TYPE, make_attr
 from ngsi.operators import ABSENT, OperatorError, is_operation
 from ngsi.operators import apply as apply_operators
 
+from .changes import Change, ChangeListener
 from .store import AlreadyExists, Selector, Store
 from .store.base import Write
 
 Entity = dict[str, Any]
-# (tenant, action, entity before or None, entity after or None, names of changed attributes)
-ChangeListener = Callable[[str, str, Entity | None, Entity | None, list[str]], Awaitable[None]]
 
 APPEND = "append"
 APPEND_STRICT = "appendStrict"
@@ -117,7 +117,7 @@ def _operator_error(message: str) -> BadRequest:
     return BadRequest(f"invalid update operator: {message}")
 
 
-def _operated(tenant: str, name: str, attr: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any] | None:
+def _operated(name: str, attr: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any] | None:
     """An attribute whose value is an update operator, with the value worked out.
 
     None: the attribute is not to exist (e.g. ``$unset`` or ``$pull`` of an attribute
@@ -157,26 +157,24 @@ class EntityService:
         self.listeners: list[ChangeListener] = []
 
     async def _emit(
-        self, tenant: str, action: str, before: Entity | None, after: Entity | None, changed: list[str],
+        self, ctx: RequestContext, action: str, before: Entity | None, after: Entity | None, changed: list[str],
         *, operated: bool = False,
     ) -> None:
         """Tell the listeners. ``operated``: an update operator wrote; Orion cannot compare
         the values it hands to MongoDB, so such an update always counts as a change."""
-        restore = _force_change() if operated else None
-        try:
-            for listener in self.listeners:
-                await listener(tenant, action, before, after, changed)
-        finally:
-            if restore is not None:
-                restore()
+        if not self.listeners:
+            return
+        change = Change(ctx, action, before, after, tuple(changed), forced=operated or ctx.forced)
+        for listener in self.listeners:
+            await listener(change)
 
     # -- reads ---------------------------------------------------------------------------
 
     async def find_one(
-        self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None
+        self, ctx: RequestContext, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None
     ) -> Entity:
         selector = Selector(ids=(entity_id,), types=None if entity_type is None else (entity_type,), service_paths=scopes)
-        found = await self.store.find(tenant, selector, limit=2)
+        found = await self.store.find(ctx.tenant, selector, limit=2)
         if not found:
             raise NotFound(ENTITY_NOT_FOUND)
         if len(found) > 1:
@@ -184,13 +182,16 @@ class EntityService:
         return found[0]
 
     async def find(
-        self, tenant: str, selector: Selector, *, limit: int | None = None, offset: int = 0
+        self, ctx: RequestContext, selector: Selector, *, limit: int | None = None, offset: int = 0
     ) -> list[Entity]:
-        return await self.store.find(tenant, selector, limit=limit, offset=offset)
+        return await self.store.find(ctx.tenant, selector, limit=limit, offset=offset)
+
+    async def count(self, ctx: RequestContext, selector: Selector) -> int:
+        return await self.store.count(ctx.tenant, selector)
 
     # -- creation ------------------------------------------------------------------------
 
-    def _new_entity(self, parsed: Entity, service_path: str, now: float, tenant: str = "") -> Entity:
+    def _new_entity(self, parsed: Entity, service_path: str, now: float) -> Entity:
         entity_type = parsed["type"] if parsed.get("type") else DEFAULT_ENTITY_TYPE
         if len(parsed["id"].encode()) + len(entity_type.encode()) + len(service_path.encode()) > MAX_KEY_LENGTH:
             raise BadRequest(KEY_TOO_LONG)
@@ -204,33 +205,36 @@ class EntityService:
         }
         attrs = dict(parsed["attrs"])
         _take_expiry(entity, attrs)
-        entity["attrs"] = _fresh_attrs(tenant, attrs, now)
+        entity["attrs"] = _fresh_attrs(attrs, now)
         _locate(entity)
         return entity
 
-    async def create(self, tenant: str, service_path: str, parsed: Entity, *, upsert: bool = False) -> tuple[Entity, bool]:
+    async def create(
+        self, ctx: RequestContext, service_path: str, parsed: Entity, *, upsert: bool = False
+    ) -> tuple[Entity, bool]:
         """POST /v2/entities: returns (entity, created). With upsert an existing entity gets an append."""
+        tenant = ctx.tenant
         now = _now()
-        entity = self._new_entity(parsed, service_path, now, tenant)
+        entity = self._new_entity(parsed, service_path, now)
         entity_type = entity["type"]
         if upsert:
             existing = await self.store.find(
                 tenant, Selector(ids=(entity["id"],), types=(entity_type,), service_paths=((service_path, False),)), limit=1
             )
             if existing:
-                await self.write(tenant, ((service_path, False),), parsed | {"type": entity_type}, APPEND, label_type=True)
+                await self.write(ctx, ((service_path, False),), parsed | {"type": entity_type}, APPEND, label_type=True)
                 return existing[0], False
         try:
             await self.store.insert(tenant, entity)
         except AlreadyExists:
             raise Unprocessable("Already Exists") from None
-        await self._emit(tenant, "create", None, entity, list(entity["attrs"]))
+        await self._emit(ctx, "create", None, entity, list(entity["attrs"]))
         return entity, True
 
     # -- updates -------------------------------------------------------------------------
 
     def _apply(self, entity: Entity, attrs: dict[str, Any], action: str, outcome: Outcome, label: str, now: float,
-               override_md: bool, tenant: str = "") -> list[str]:
+               override_md: bool) -> list[str]:
         """Apply one action to an entity in place; returns changed attribute names, records failures."""
         attrs = dict(attrs)
         if "dateExpires" in attrs:
@@ -244,7 +248,7 @@ class EntityService:
         changed: list[str] = []
         missing: list[str] = []
         if action == REPLACE:
-            entity["attrs"] = _fresh_attrs(tenant, attrs, now)
+            entity["attrs"] = _fresh_attrs(attrs, now)
             changed = list(entity["attrs"])
         elif action == DELETE:
             for name in attrs:
@@ -262,7 +266,7 @@ class EntityService:
                 if action == APPEND_STRICT and exists:
                     missing.append(name)
                     continue
-                operated = _operated(tenant, name, attr, current.get(name))
+                operated = _operated(name, attr, current.get(name))
                 if operated is None:
                     continue
                 current[name] = _stamp(operated, now, current.get(name), override_md)
@@ -277,7 +281,7 @@ class EntityService:
 
     async def write(
         self,
-        tenant: str,
+        ctx: RequestContext,
         scopes: tuple[tuple[str, bool], ...],
         parsed: Entity,
         action: str,
@@ -292,6 +296,7 @@ class EntityService:
         Failures are collected in ``outcome`` so that batch operations report them all;
         a single-entity request raises at the end (``raise_if_failed``).
         """
+        tenant = ctx.tenant
         kind = "already exist" if action == APPEND_STRICT else "do not exist"
         outcome = outcome if outcome is not None else Outcome(kind)
         entity_type = parsed.get("type") or None
@@ -307,7 +312,7 @@ class EntityService:
                 if action in (APPEND, APPEND_STRICT) and create_path is not None:
                     new = dict(parsed)
                     new["type"] = entity_type or DEFAULT_ENTITY_TYPE
-                    entity = self._new_entity(new, create_path, now, tenant)
+                    entity = self._new_entity(new, create_path, now)
                     done.append(("create", None, entity, list(entity["attrs"]), False))
                     return ("insert", entity)
                 outcome.fail(label, None)
@@ -319,7 +324,7 @@ class EntityService:
                 done.append(("delete", entity, None, list(entity["attrs"]), False))
                 return ("delete", entity)
             before = _copy_entity(entity)
-            changed = self._apply(entity, parsed["attrs"], action, outcome, label, now, override_md, tenant)
+            changed = self._apply(entity, parsed["attrs"], action, outcome, label, now, override_md)
             if changed or action == REPLACE or entity.get("expDate") != before.get("expDate"):
                 done.append(("update", before, entity, changed, _uses_operators(parsed["attrs"])))
                 return ("save", entity)
@@ -330,11 +335,11 @@ class EntityService:
             what, before, after, changed, operated = done[0]
             if what != "update":
                 outcome.succeeded = True
-            await self._emit(tenant, what, before, after, changed, operated=operated)
+            await self._emit(ctx, what, before, after, changed, operated=operated)
         return outcome
 
     async def _modify_one(
-        self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None,
+        self, ctx: RequestContext, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None,
         change: Callable[[Entity], None],
     ) -> tuple[Entity, Entity]:
         """``find_one``, ``change`` in place, save: one atomic store step. Returns (before, after)."""
@@ -352,33 +357,31 @@ class EntityService:
             pair[:] = [(before, entity)]
             return ("save", entity)
 
-        await self.store.modify(tenant, selector, step)
+        await self.store.modify(ctx.tenant, selector, step)
         return pair[0]
 
     async def update_attr_value(
-        self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None, name: str,
+        self, ctx: RequestContext, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None, name: str,
         value: Any,
     ) -> None:
         """PUT /v2/entities/{id}/attrs/{name}/value: the value changes, type and metadata stay."""
-        from ngsi.model import make_attr
-
         def change(entity: Entity) -> None:
             attr = entity["attrs"].get(name)
             if attr is None:
                 raise NotFound(ATTRIBUTE_NOT_FOUND)
             checked = make_attr(attr["type"], value, attr.get("md") or {})
-            operated = _operated(tenant, name, checked, attr)
+            operated = _operated(name, checked, attr)
             now = _now()
             attr["value"] = None if operated is None else operated["value"]
             attr["modDate"] = now
             entity["modDate"] = now
             _locate(entity)
 
-        before, entity = await self._modify_one(tenant, scopes, entity_id, entity_type, change)
-        await self._emit(tenant, "update", before, entity, [name], operated=is_operation(value))
+        before, entity = await self._modify_one(ctx, scopes, entity_id, entity_type, change)
+        await self._emit(ctx, "update", before, entity, [name], operated=is_operation(value))
 
     async def put_attr(
-        self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None, name: str,
+        self, ctx: RequestContext, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None, name: str,
         attr: dict[str, Any], *, override_md: bool = False,
     ) -> None:
         """PUT /v2/entities/{id}/attrs/{name}: the attribute must exist."""
@@ -388,13 +391,13 @@ class EntityService:
             if name not in entity["attrs"] and not (name == "dateExpires" and "expDate" in entity):
                 raise NotFound(ATTRIBUTE_NOT_FOUND)
             outcome = Outcome("do not exist")
-            changed[:] = self._apply(entity, {name: attr}, UPDATE, outcome, entity_id, _now(), override_md, tenant)
+            changed[:] = self._apply(entity, {name: attr}, UPDATE, outcome, entity_id, _now(), override_md)
 
-        before, entity = await self._modify_one(tenant, scopes, entity_id, entity_type, change)
-        await self._emit(tenant, "update", before, entity, changed, operated=is_operation(attr["value"]))
+        before, entity = await self._modify_one(ctx, scopes, entity_id, entity_type, change)
+        await self._emit(ctx, "update", before, entity, changed, operated=is_operation(attr["value"]))
 
     async def delete_attr(
-        self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None, name: str
+        self, ctx: RequestContext, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None, name: str
     ) -> None:
         def change(entity: Entity) -> None:
             if name == "dateExpires" and "expDate" in entity and name not in entity["attrs"]:
@@ -406,20 +409,20 @@ class EntityService:
             entity["modDate"] = _now()
             _locate(entity)
 
-        before, entity = await self._modify_one(tenant, scopes, entity_id, entity_type, change)
-        await self._emit(tenant, "update", before, entity, [name])
+        before, entity = await self._modify_one(ctx, scopes, entity_id, entity_type, change)
+        await self._emit(ctx, "update", before, entity, [name])
 
     async def delete(
-        self, tenant: str, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None
+        self, ctx: RequestContext, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None
     ) -> None:
-        entity = await self.find_one(tenant, scopes, entity_id, entity_type)
-        await self.store.delete(tenant, entity)
-        await self._emit(tenant, "delete", entity, None, list(entity["attrs"]))
+        entity = await self.find_one(ctx, scopes, entity_id, entity_type)
+        await self.store.delete(ctx.tenant, entity)
+        await self._emit(ctx, "delete", entity, None, list(entity["attrs"]))
 
     async def purge_expired(self) -> int:
         purged = await self.store.purge_expired(_now())
         for tenant, entity in purged:
-            await self._emit(tenant, "delete", entity, None, list(entity["attrs"]))
+            await self._emit(internal(tenant), "delete", entity, None, list(entity["attrs"]))
         return len(purged)
 
 
@@ -427,28 +430,11 @@ def _uses_operators(attrs: dict[str, Any]) -> bool:
     return any(is_operation(attr["value"]) for attr in attrs.values())
 
 
-def _force_change() -> Callable[[], None] | None:
-    """Mark the current request's change as forced (as forcedUpdate does); returns the undo."""
-    try:
-        from .subscriptions.matcher import CURRENT
-    except ImportError:  # pragma: no cover - subscriptions not installed
-        return None
-    ctx = CURRENT.get()
-    if ctx is None or ctx.forced:
-        return None
-    ctx.forced = True
-
-    def undo() -> None:
-        ctx.forced = False
-
-    return undo
-
-
-def _fresh_attrs(tenant: str, attrs: dict[str, Any], now: float) -> dict[str, Any]:
+def _fresh_attrs(attrs: dict[str, Any], now: float) -> dict[str, Any]:
     """Attributes of a new (or replaced) entity: operators work on absent values."""
     result: dict[str, Any] = {}
     for name, attr in attrs.items():
-        operated = _operated(tenant, name, attr, None)
+        operated = _operated(name, attr, None)
         if operated is not None:
             result[name] = _stamp(operated, now, None, True)
     return result

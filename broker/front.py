@@ -1,8 +1,10 @@
 """The broker's HTTP front end: one ASGI callable per request, no middleware layers.
 
 It does in one pass what Orion does around every request: the ``Fiware-Correlator``
-(the request's own, or a new UUID) on every answer; CORS headers (``-corsOrigin``);
-Orion's URL check (a forbidden character anywhere in the decoded path is a 400,
+(the request's own, or a new UUID) on every answer; CORS headers (``-corsOrigin``); the
+request context (``ngsi.context``) and the guards configured at start-up (the request
+seam, ``ngsi.server.guards``: authentication, authorization and the like plug in
+there, before routing); Orion's URL check (a forbidden character anywhere in the decoded path is a 400,
 whatever the resource; one trailing slash is ignored); routing to a ``Resource``; and
 the last line of defence: any unexpected exception becomes Orion's 500 JSON body,
 logged. The response is sent once, as two ASGI messages, with the extra headers added
@@ -16,19 +18,20 @@ found").
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from ngsi.errors import BadRequest, InternalError
+from ngsi.context import from_headers
+from ngsi.errors import BadRequest, InternalError, RequestEntityTooLarge
 from ngsi.names import forbidden_uri_chars
+from ngsi.server.correlator import first_values, new_correlator
+from ngsi.server.guards import ClientGone, Incoming, PayloadTooLarge, run_guards
 
 from . import jsonio
+from .cors import EXPOSED, allowed_origin
 from .http import Resource, error_response
-from .middleware.cors import EXPOSED, allowed_origin
 from .routes import batch, entities, notify, registrations, subscriptions, types, version
 
 log = logging.getLogger("waziup.broker")
@@ -78,47 +81,19 @@ def route(path: str) -> tuple[Resource, dict[str, str]] | None:
     return None
 
 
-class _Correlators:
-    """New correlators: UUID-shaped (version 4 layout), a random per-process prefix and a
-    counter. Unique as UUID4s are (62 random bits per process, then a sequence), at a
-    tenth of ``uuid4()``'s cost; a forked child draws its own prefix."""
-
-    def __init__(self) -> None:
-        self.reset()
-        os.register_at_fork(after_in_child=self.reset)
-
-    def reset(self) -> None:
-        h = os.urandom(8).hex()
-        self.prefix = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[3], 16) & 3]}{h[1:4]}-"
-        self.counter = itertools.count()
-
-    def new(self) -> str:
-        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFF:012x}"
-
-
-new_correlator = _Correlators().new
-
 _INTERNAL = jsonio.dumps(InternalError("internal error").body())
 _NOT_FOUND = "Service not found. Check your URL as probably it is wrong."
 
 
 async def serve_http(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one HTTP request (``app`` is the Starlette app: its ``state`` and config)."""
-    headers: dict[str, str] = {}
-    for name, value in scope["headers"]:
-        key = name.decode("latin-1")
-        if key not in headers:
-            headers[key] = value.decode("latin-1")
+    headers = first_values(scope["headers"])
     correlator = headers.get("fiware-correlator")
     if correlator is None:
         correlator = new_correlator()
-    state_dict = scope.get("state")
-    if state_dict is None:
-        scope["state"] = {"correlator": correlator}
-    else:
-        state_dict["correlator"] = correlator
     state = app.state
     config = state.config
+    ctx = from_headers(headers, correlator, multiservice=config.multiservice)
     extra = [(b"fiware-correlator", correlator.encode("latin-1"))]
     if config.cors_origin and scope["method"] != "OPTIONS":
         allow = allowed_origin(config.cors_origin, headers.get("origin"))
@@ -129,6 +104,27 @@ async def serve_http(app: Any, scope: Scope, receive: Receive, send: Send) -> No
         if store is not None and store.shared:
             await store.sync()  # workers sharing a store: take in what the others changed first
         path = scope["path"]
+        guards = state.guards
+        if guards:  # the request seam (ngsi/server/guards.py): authentication, authorization...
+            incoming = Incoming(
+                scope["method"], path, scope.get("query_string", b""), headers, scope.get("client"), ctx, receive,
+                config.payload_max,
+            )
+            try:
+                rejection, added = await run_guards(guards, incoming)
+            except PayloadTooLarge as exc:
+                rejection, added = error_response(RequestEntityTooLarge(str(exc)), accept=headers.get("accept")), []
+            if added:
+                extra = added + extra
+            if rejection is not None:
+                await send({
+                    "type": "http.response.start", "status": rejection.status_code,
+                    "headers": rejection.raw_headers + extra,
+                })
+                await send({"type": "http.response.body", "body": rejection.body})
+                return
+            ctx = incoming.ctx
+            receive = incoming.receive()
         if forbidden_uri_chars(path):
             response: Any = error_response(BadRequest("invalid character in URI"), accept=headers.get("accept"))
         else:
@@ -141,7 +137,9 @@ async def serve_http(app: Any, scope: Scope, receive: Receive, send: Send) -> No
             else:
                 resource, params = found
                 scope["path_params"] = params
-                response = await resource.respond(scope, receive, headers, params, state)
+                response = await resource.respond(scope, receive, headers, ctx, params, state)
+    except ClientGone:
+        return
     except Exception:
         log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
         await send({

@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable, Union
 from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Scope
 
 from ngsi.errors import (
     NGSIError,
@@ -23,27 +23,15 @@ from ngsi.errors import (
     RequestEntityTooLarge,
     UnsupportedMediaType,
 )
+from ngsi.context import RequestContext
+from ngsi.server.reply import JSON as _JSON
+from ngsi.server.reply import TEXT as _TEXT
+from ngsi.server.reply import Reply
+from ngsi.server.reply import raw_headers as _raw
 from ngsi.servicepath import Scope as PathScope
-from ngsi.servicepath import parse_scopes, parse_tenant, parse_write_path
 
 from . import jsonio
-from .middleware.cors import ALLOWED_HEADERS, EXPOSED, allowed_origin
-
-
-class Reply:
-    """A response as the front end sends it: status, raw headers, body.
-
-    Lighter than a Starlette ``Response`` (which handlers may still return: the front end
-    reads the same three attributes of either). The headers follow Starlette's rules, so
-    clients see the same bytes: content-length unless 204/304, content-type when given.
-    """
-
-    __slots__ = ("status_code", "raw_headers", "body")
-
-    def __init__(self, status_code: int, raw_headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
-        self.status_code = status_code
-        self.raw_headers = raw_headers
-        self.body = body
+from .cors import ALLOWED_HEADERS, EXPOSED, allowed_origin
 
 
 AnyResponse = Union[Reply, Response]
@@ -52,28 +40,37 @@ _NO_QUERY = QueryParams("")
 
 
 class Call:
-    """One request as handlers see it: the NGSI headers parsed once, the body, the options.
+    """One request as handlers see it: its context, the body, the path parameters.
 
-    ``headers`` maps lowercase names to the first value given. ``request`` (a Starlette
-    Request) is built only for code that asks for it.
+    ``ctx`` is the request context (tenant, service path, correlator, identity, options),
+    which handlers pass on to the domain layer. ``headers`` maps lowercase names to the
+    first value given. ``request`` (a Starlette Request) is built only for code that asks
+    for it.
     """
 
-    __slots__ = ("scope", "receive", "headers", "tenant", "body", "options", "path_params", "state", "_query", "_request")
+    __slots__ = ("scope", "receive", "headers", "ctx", "body", "path_params", "state", "_query", "_request")
 
     def __init__(
-        self, scope: Scope, receive: Receive, headers: dict[str, str], tenant: str, body: bytes,
-        options: frozenset[str], path_params: dict[str, str], state: Any,
+        self, scope: Scope, receive: Receive, headers: dict[str, str], ctx: RequestContext, body: bytes,
+        path_params: dict[str, str], state: Any,
     ) -> None:
         self.scope = scope
         self.receive = receive
         self.headers = headers
-        self.tenant = tenant
+        self.ctx = ctx
         self.body = body
-        self.options = options
         self.path_params = path_params
         self.state = state
         self._query: QueryParams | None = None
         self._request: Request | None = None
+
+    @property
+    def tenant(self) -> str:
+        return self.ctx.tenant
+
+    @property
+    def options(self) -> frozenset[str]:
+        return self.ctx.options
 
     @property
     def query(self) -> QueryParams:
@@ -96,10 +93,10 @@ class Call:
         return self._request
 
     def scopes(self) -> tuple[PathScope, ...]:
-        return parse_scopes(self.headers.get("fiware-servicepath"))
+        return self.ctx.scopes()
 
     def write_path(self) -> str:
-        return parse_write_path(self.headers.get("fiware-servicepath"))
+        return self.ctx.write_path()
 
     def content_type(self) -> str:
         # With the header given twice, the last one counts (as in Orion's HTTP library).
@@ -114,16 +111,6 @@ class Call:
         if content_type != "application/json":
             raise UnsupportedMediaType(f"not supported content type: {content_type}")
         return jsonio.loads(self.body)
-
-
-_JSON = (b"content-type", b"application/json")
-_TEXT = (b"content-type", b"text/plain")
-
-
-def _raw(headers: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
-    if not headers:
-        return []
-    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -202,10 +189,11 @@ class Resource:
         self.handlers = handlers
 
     async def respond(
-        self, scope: Scope, receive: Receive, headers: dict[str, str], path_params: dict[str, str], state: Any
+        self, scope: Scope, receive: Receive, headers: dict[str, str], ctx: RequestContext,
+        path_params: dict[str, str], state: Any,
     ) -> AnyResponse:
         try:
-            return await self.handle(scope, receive, headers, path_params, state)
+            return await self.handle(scope, receive, headers, ctx, path_params, state)
         except NGSIError as exc:
             return error_response(exc, accept=headers.get("accept"))
 
@@ -227,7 +215,8 @@ class Resource:
         return Reply(200, raw)
 
     async def handle(
-        self, scope: Scope, receive: Receive, headers: dict[str, str], path_params: dict[str, str], state: Any
+        self, scope: Scope, receive: Receive, headers: dict[str, str], ctx: RequestContext,
+        path_params: dict[str, str], state: Any,
     ) -> AnyResponse:
         method = scope["method"]
         handler = self.handlers.get(method)
@@ -236,10 +225,7 @@ class Resource:
             return self.preflight(headers, config)
         # Orion checks the tenant name even without -multiservice (the request then goes
         # to the default service), and the payload rules before the method.
-        service = headers.get("fiware-service")
-        tenant = parse_tenant(service) if service else ""
-        if not config.multiservice:
-            tenant = ""
+        ctx.checked_tenant()
         body = b""
         if method == "POST" or method == "PUT" or method == "PATCH":
             length = headers.get("content-length")
@@ -261,15 +247,12 @@ class Resource:
             allow = self.allow + (", OPTIONS" if config.cors_origin else "")
             exc = MethodNotAllowed("method not allowed")
             return error_response(exc, {"Allow": allow}, accept=headers.get("accept"))
-        call = Call(scope, receive, headers, tenant, body, _NO_OPTIONS, path_params, state)
+        call = Call(scope, receive, headers, ctx, body, path_params, state)
         if scope.get("query_string"):
-            call.options = parse_options(call.query.get("options"))
-        if method != "GET":  # reads cause no notifications
-            _set_notification_context(call, service)
+            options = parse_options(call.query.get("options"))
+            if options:
+                call.ctx = ctx.with_options(options)
         return await handler(call)
-
-
-_NO_OPTIONS: frozenset[str] = frozenset()
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -286,23 +269,3 @@ async def read_body(receive: Receive) -> bytes:
         elif message["type"] == "http.disconnect":
             raise ClientDisconnect()
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-_context: Any = None
-
-
-def _set_notification_context(call: Call, service: str | None) -> None:
-    """What notifications caused by this request carry (correlator, X-Auth-Token, forcedUpdate)."""
-    global _context
-    if _context is None:
-        from .subscriptions import matcher
-
-        _context = matcher
-    correlator = call.scope["state"].get("correlator") if "state" in call.scope else None
-    ctx = _context.RequestContext(
-        **({"correlator": correlator} if correlator else {}),
-        service=call.tenant or (service or "").strip(),
-        auth_token=call.headers.get("x-auth-token"),
-        forced="forcedUpdate" in call.options,
-    )
-    _context.CURRENT.set(ctx)

@@ -20,6 +20,7 @@ import dataclasses
 import math
 
 from ngsi import query as ql
+from ngsi.context import RequestContext
 from ngsi.errors import BadRequest
 from ngsi.ordering import compare as compare_values
 from ngsi.render import Projection
@@ -181,13 +182,15 @@ def hint_for(filters: list[Any]) -> ValueHint | None:
     return None if best is None else best[1]
 
 
-async def run(service: EntityService, tenant: str, query: EntityQuery, *, count: bool = False) -> tuple[list[Entity], int]:
+async def run(
+    service: EntityService, ctx: RequestContext, query: EntityQuery, *, count: bool = False
+) -> tuple[list[Entity], int]:
     """The page of entities a query asks for, and the total count of matches."""
     simple = not query.filters and query.geo is None and not query.order and len(query.selectors) == 1
     if simple:
         selector = query.selectors[0]
-        page = await service.find(tenant, selector, limit=query.limit, offset=query.offset) if query.limit else []
-        total = await service.store.count(tenant, selector) if count else 0
+        page = await service.find(ctx, selector, limit=query.limit, offset=query.offset) if query.limit else []
+        total = await service.count(ctx, selector) if count else 0
         return page, total
     matched: list[Entity] = []
     seen: set[tuple[str, str, str]] = set()
@@ -195,7 +198,7 @@ async def run(service: EntityService, tenant: str, query: EntityQuery, *, count:
     for selector in query.selectors:
         if hint is not None and selector.ids is None:
             selector = dataclasses.replace(selector, hint=hint)
-        for entity in await service.find(tenant, selector):
+        for entity in await service.find(ctx, selector):
             key = (entity["id"], entity["type"], entity["servicePath"])
             if key in seen:
                 continue

@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from .errors import NGSIError
-from .servicepath import Scope, parse_scopes, parse_tenant, parse_write_path
+from .servicepath import Scope, parse_scopes, parse_tenant, parse_write_path, write_scopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +103,13 @@ class RequestContext:
         """The service paths a read covers (every path when the header is absent)."""
         return parse_scopes(self.service_path)
 
-    def write_path(self) -> str:
+    def write_path(self, operation: str = "update") -> str:
         """The one service path a write goes to ("/" when none is given)."""
-        return parse_write_path(self.service_path)
+        return parse_write_path(self.service_path, operation=operation)
+
+    def write_scopes(self, operation: str = "update") -> tuple[Scope, ...]:
+        """What an update (``patch``) or deletion (``delete``) of existing entities may touch."""
+        return write_scopes(self.service_path, operation=operation)
 
     def checked_tenant(self) -> str:
         """The tenant, or the error its name gave."""

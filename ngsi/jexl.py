@@ -58,6 +58,7 @@ from typing import Any, Callable
 from ngsi.errors import BadRequest
 from ngsi.jsonout import dumps as _json_dumps
 from ngsi.jsonout import format_number
+from ngsi.regex import compile_pattern
 
 __all__ = [
     "Expr",
@@ -461,10 +462,10 @@ def _t_floor_ceil(f: Callable[[float], int]) -> Callable[[Any], Any]:
 
 
 def _regex(p: Any) -> re.Pattern[str]:
-    try:
-        return re.compile(_s(p))
-    except re.error:
-        raise _Fail from None
+    compiled = compile_pattern(_s(p))
+    if compiled is None:
+        raise _Fail
+    return compiled
 
 
 def _t_replace_regex(x: Any, p: Any, rep: Any) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from .errors import BadRequest
+from .regex import valid
 
 MAX_NAME_LENGTH = 256
 
@@ -66,9 +67,6 @@ def check_text_value(value: object, where: str = "attribute value") -> None:
 
 def check_pattern(pattern: str | None, kind: str = "entity idPattern") -> str | None:
     """A regular expression from a request, refused with a 400 when it does not compile."""
-    if pattern is not None:
-        try:
-            re.compile(pattern)
-        except (re.error, RecursionError, OverflowError):
-            raise BadRequest(f"Invalid regex for {kind}") from None
+    if pattern is not None and not valid(pattern):
+        raise BadRequest(f"Invalid regex for {kind}")
     return pattern

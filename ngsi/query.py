@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from ngsi.dates import parse_datetime
 from ngsi.errors import BadRequest
+from ngsi.regex import compile_pattern, valid
 
 __all__ = ["Query", "Item", "Target", "Value", "Range", "ValueList", "Pattern", "parse_q", "parse_mq"]
 
@@ -336,12 +336,8 @@ def _parse_rhs(rhs: str, op: str) -> Operand:
     if op == MATCH:
         if not _FORBIDDEN_RHS.isdisjoint(rhs):
             raise BadRequest(FORBIDDEN)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # FutureWarning on "[[" and the like
-                re.compile(rhs)
-        except (re.error, OverflowError, RecursionError, ValueError):
-            raise BadRequest(f"error compiling filter regex: '{rhs}'") from None
+        if not valid(rhs):
+            raise BadRequest(f"error compiling filter regex: '{rhs}'")
         return Pattern(rhs)
     range_parts = _split_unquoted(rhs, "..")
     if len(range_parts) > 1:
@@ -669,7 +665,8 @@ def _list_pred(values: ValueList) -> Callable[[Any], bool]:
 
 
 def _pattern_pred(source: str) -> Callable[[Any], bool]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        search = re.compile(source).search
+    compiled = compile_pattern(source)
+    if compiled is None:
+        return lambda v: False
+    search = compiled.search
     return lambda v: type(v) is str and search(v) is not None

@@ -69,14 +69,64 @@ def parse_scopes(header: str | None) -> tuple[Scope, ...]:
     return tuple(_parse_one(p) for p in paths)
 
 
-def parse_write_path(header: str | None, *, operation: str = "update") -> str:
-    """The one service path a write goes to ('/' when none is given)."""
+# Orion's messages for a write that names several paths, or a wildcard, by operation.
+_WRITE_RULES = {
+    "update": (
+        "more than one service path in context update request",
+        "servicepath with wildcard # is not allowed in patch update request",
+    ),
+    "patch": (
+        "more than one servicepath in patch update request is not allowed",
+        "servicepath with wildcard # is not allowed in patch update request",
+    ),
+    "delete": (
+        "more than one servicepath is not allowed in DELETE operation",
+        "servicepath with wildcard # is not allowed in DELETE operation",
+    ),
+    "subscription": ("max one service-path allowed for subscriptions", None),
+}
+
+
+def _one_path(header: str, operation: str) -> Scope:
     scopes = parse_scopes(header)
+    several, wildcard = _WRITE_RULES[operation]
+    if len(scopes) > 1:
+        raise BadRequest(several)
+    if wildcard is not None and scopes[0][1]:
+        raise BadRequest(wildcard)
+    return scopes[0]
+
+
+def parse_write_path(header: str | None, *, operation: str = "update") -> str:
+    """The one service path a write goes to ('/' when none is given): creations and
+    batch appends (``update``), PATCH/PUT of attributes (``patch``), deletions (``delete``)."""
     if header is None or header.strip() == "":
         return "/"
-    if len(scopes) > 1:
-        raise BadRequest("more than one service path in context update request")
-    path, subtree = scopes[0]
+    return _one_path(header, operation)[0]
+
+
+def write_scopes(header: str | None, *, operation: str = "update") -> tuple[Scope, ...]:
+    """What an update or delete of existing entities may touch: the one path the header
+    names (not its subtree), the root path when there is none."""
+    return ((parse_write_path(header, operation=operation), False),)
+
+
+def parse_subscription_path(header: str | None) -> str | None:
+    """The one path a subscription is for, as written (``/a``, ``/a/#``, ``/#``); None
+    without a header (every path)."""
+    if header is None or header.strip() == "":
+        return None
+    path, subtree = _one_path(header, "subscription")
     if subtree:
-        raise BadRequest("servicepath with wildcard # is not allowed in patch update request")
+        return "/#" if path == "/" else path + "/#"
     return path
+
+
+def covers(scopes: tuple[Scope, ...], path: str) -> bool:
+    """Does one of the scopes cover an entity (registration, subscription) at ``path``?"""
+    for scope, subtree in scopes:
+        if path == scope:
+            return True
+        if subtree and (scope == "/" or path.startswith(scope + "/")):
+            return True
+    return False

@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from ngsi.errors import ENTITY_NOT_FOUND, NGSIError, NotFound
 from ngsi.model import BUILTIN_ATTRS, parse_entity
+from ngsi.selectors import selector_covers
 
-from ..entities import APPEND, APPEND_STRICT, DELETE, REPLACE, UPDATE, Outcome
-from ..http import Call
+from ngsi.context import RequestContext
+
+from ..entities import APPEND, APPEND_STRICT, DELETE, REPLACE, UPDATE, EntityService, Outcome
 from ..store import Selector
 from .registry import RegistrationRegistry, Scopes
 
@@ -48,36 +49,6 @@ DEFAULT_TIMEOUT = 5.0  # seconds, Orion's default -httpTimeout
 USER_AGENT = "orion/4.1.0"
 _QUERY_MODES = ("all", "query")
 _UPDATE_MODES = ("all", "update")
-
-_regex_cache: dict[str, re.Pattern[str] | None] = {}
-
-
-def _search(pattern: str, text: str) -> bool:
-    compiled = _regex_cache.get(pattern, False)
-    if compiled is False:
-        try:
-            compiled = re.compile(pattern)
-        except (re.error, RecursionError, OverflowError):
-            compiled = None
-        if len(_regex_cache) > 1000:
-            _regex_cache.clear()
-        _regex_cache[pattern] = compiled
-    return compiled is not None and compiled.search(text) is not None  # type: ignore[union-attr]
-
-
-def _reg_covers(spec: dict[str, str], entity_id: str, entity_type: str | None) -> bool:
-    """Does a registration entity ``spec`` cover the entity (id, type or None for any type)?"""
-    if "id" in spec and spec["id"] != entity_id:
-        return False
-    if "idPattern" in spec and not _search(spec["idPattern"], entity_id):
-        return False
-    if entity_type is not None:
-        if "type" in spec and spec["type"] != entity_type:
-            return False
-        if "typePattern" in spec and not _search(spec["typePattern"], entity_type):
-            return False
-    return True
-
 
 def _provided(reg: Reg, wanted: list[str] | None) -> list[str] | None:
     """The attributes to ask a registration for: None means all it has, [] means none."""
@@ -99,10 +70,11 @@ class _Ask:
 
 
 class Forwarder:
-    def __init__(self, registry: RegistrationRegistry, timeout: float | None = None) -> None:
+    def __init__(self, registry: RegistrationRegistry, entities: EntityService, timeout: float | None = None) -> None:
         import httpx
 
         self.registry = registry
+        self.entities = entities
         self.timeout = timeout or DEFAULT_TIMEOUT
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
         self.client = httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False, timeout=self.timeout)
@@ -112,41 +84,40 @@ class Forwarder:
     async def close(self) -> None:
         await self.client.aclose()
 
-    def enabled(self, call: Call) -> bool:
-        return "skipForwarding" not in call.options and self.registry.has_any(call.tenant)
+    def enabled(self, ctx: RequestContext) -> bool:
+        return "skipForwarding" not in ctx.options and self.registry.has_any(ctx.tenant)
 
     # -- HTTP -----------------------------------------------------------------------------
 
-    def _headers(self, call: Call, reg: Reg) -> dict[str, str]:
+    def _headers(self, ctx: RequestContext, reg: Reg) -> dict[str, str]:
         headers: dict[str, str] = {}
-        if call.tenant:
-            headers["Fiware-Service"] = call.tenant
-        headers["Fiware-ServicePath"] = self._service_path(call, reg)
-        token = call.headers.get("x-auth-token")
-        if token is not None:
-            headers["X-Auth-Token"] = token
+        if ctx.tenant:
+            headers["Fiware-Service"] = ctx.tenant
+        headers["Fiware-ServicePath"] = self._service_path(ctx, reg)
+        if ctx.auth_token is not None:
+            headers["X-Auth-Token"] = ctx.auth_token
         headers["User-Agent"] = USER_AGENT
         headers["Accept"] = "application/json"
         headers["Content-Type"] = "application/json; charset=utf-8"
-        correlator = call.scope.get("state", {}).get("correlator")
+        correlator = ctx.correlator
         if correlator:
             headers["Fiware-Correlator"] = f"{correlator.split(';')[0].strip()}; cbfwd=1"
         return headers
 
     @staticmethod
-    def _service_path(call: Call, reg: Reg) -> str:
+    def _service_path(ctx: RequestContext, reg: Reg) -> str:
         """The request's own path when it names one, else the registration's."""
-        header = call.headers.get("fiware-servicepath")
+        header = ctx.service_path
         if header is not None and header.strip() and "," not in header and "#" not in header:
             return header.strip()
         return str(reg.get("_servicePath") or "/")
 
-    async def _post(self, call: Call, reg: Reg, op: str, body: Any, params: str = "") -> Any:
+    async def _post(self, ctx: RequestContext, reg: Reg, op: str, body: Any, params: str = "") -> Any:
         """POST to the provider; the decoded JSON answer (None when empty), raises on failure."""
         from .. import jsonio
 
         url = reg["provider"]["http"]["url"].rstrip("/") + op + params
-        request = self.client.build_request("POST", url, content=jsonio.dumps(body), headers=self._headers(call, reg))
+        request = self.client.build_request("POST", url, content=jsonio.dumps(body), headers=self._headers(ctx, reg))
         for name in ("accept-encoding", "connection"):
             if name in request.headers:
                 del request.headers[name]
@@ -158,15 +129,15 @@ class Forwarder:
     # -- queries ----------------------------------------------------------------------------
 
     def _asks(
-        self, call: Call, wanted_entities: list[tuple[str, str | None]], attrs: list[str] | None,
+        self, ctx: RequestContext, wanted_entities: list[tuple[str, str | None]], attrs: list[str] | None,
         local: dict[tuple[str, str | None], Entity],
     ) -> list[_Ask]:
         asks: list[_Ask] = []
-        for reg in self.registry.active(call.tenant, call.scopes()):
+        for reg in self.registry.active(ctx.tenant, ctx.scopes()):
             if reg["provider"]["supportedForwardingMode"] not in _QUERY_MODES:
                 continue
             for entity_id, entity_type in wanted_entities:
-                spec = next((s for s in reg["dataProvided"]["entities"] if _reg_covers(s, entity_id, entity_type)), None)
+                spec = next((s for s in reg["dataProvided"]["entities"] if selector_covers(s, entity_id, entity_type)), None)
                 if spec is None:
                     continue
                 provided = _provided(reg, attrs)
@@ -180,13 +151,13 @@ class Forwarder:
                 asks.append(_Ask(reg, entity, provided))
         return asks
 
-    async def _ask(self, call: Call, ask: _Ask, limit: int, offset: int) -> list[Entity]:
+    async def _ask(self, ctx: RequestContext, ask: _Ask, limit: int, offset: int) -> list[Entity]:
         body: dict[str, Any] = {"entities": [ask.entity]}
         if ask.attrs is not None:
             body["attrs"] = ask.attrs
         params = f"?limit={limit}&offset={offset}&options=count"
         try:
-            answer = await self._post(call, ask.reg, "/op/query", body, params)
+            answer = await self._post(ctx, ask.reg, "/op/query", body, params)
         except Exception as exc:  # a failing provider leaves the local result alone (3363)
             log.info("query forwarding to %s failed: %s", ask.reg["provider"]["http"]["url"], exc)
             return []
@@ -208,21 +179,21 @@ class Forwarder:
         return found
 
     async def merge(
-        self, call: Call, wanted_entities: list[tuple[str, str | None]], attrs: tuple[str, ...] | None,
+        self, ctx: RequestContext, wanted_entities: list[tuple[str, str | None]], attrs: tuple[str, ...] | None,
         entities: list[Entity], *, limit: int = 20, offset: int = 0,
     ) -> tuple[list[Entity], int]:
         """``entities`` (the local result) completed with what providers answer; and how many were added."""
-        if not wanted_entities or not self.enabled(call):
+        if not wanted_entities or not self.enabled(ctx):
             return entities, 0
         wanted_attrs = None if attrs is None or "*" in attrs else [a for a in attrs if a not in BUILTIN_ATTRS]
         local: dict[tuple[str, str | None], Entity] = {}
         for entity in entities:
             local.setdefault((entity["id"], entity["type"]), entity)
             local.setdefault((entity["id"], None), entity)
-        asks = self._asks(call, wanted_entities, wanted_attrs, local)
+        asks = self._asks(ctx, wanted_entities, wanted_attrs, local)
         if not asks:
             return entities, 0
-        answers = await asyncio.gather(*(self._ask(call, ask, limit, offset) for ask in asks))
+        answers = await asyncio.gather(*(self._ask(ctx, ask, limit, offset) for ask in asks))
         merged = list(entities)
         added = 0
         for found in answers:
@@ -237,9 +208,9 @@ class Forwarder:
                     here["attrs"].setdefault(name, attr)
         return merged, added
 
-    async def query(self, call: Call, query: Any, entities: list[Entity], total: int) -> tuple[list[Entity], int]:
+    async def query(self, ctx: RequestContext, query: Any, entities: list[Entity], total: int) -> tuple[list[Entity], int]:
         """GET /v2/entities and POST /v2/op/query: the listing.EntityQuery's page, completed."""
-        if not self.enabled(call) or query.filters or query.geo is not None:
+        if not self.enabled(ctx) or query.filters or query.geo is not None:
             return entities, total  # providers could not be asked the filter: their answers would not match it
         wanted: list[tuple[str, str | None]] = []
         for selector in query.selectors:
@@ -248,25 +219,25 @@ class Forwarder:
             types: tuple[str | None, ...] = selector.types if selector.types else (None,)
             wanted.extend((i, t) for i in selector.ids for t in types)
         merged, added = await self.merge(
-            call, wanted, query.projection.attrs, entities, limit=query.limit, offset=query.offset
+            ctx, wanted, query.projection.attrs, entities, limit=query.limit, offset=query.offset
         )
         return merged[: max(query.limit, len(entities))], total + added
 
     async def find_one(
-        self, call: Call, entity_id: str, entity_type: str | None, attrs: tuple[str, ...] | None = None
+        self, ctx: RequestContext, entity_id: str, entity_type: str | None, attrs: tuple[str, ...] | None = None
     ) -> Entity:
         """GET /v2/entities/{id} and its sub-resources: the local entity, completed by providers.
 
         An entity only a provider holds is found too; one held nowhere is Orion's 404.
         """
-        service = call.state.entities
-        if not self.enabled(call):
-            return await service.find_one(call.tenant, call.scopes(), entity_id, entity_type)
+        service = self.entities
+        if not self.enabled(ctx):
+            return await service.find_one(ctx, ctx.scopes(), entity_id, entity_type)
         try:
-            local = [await service.find_one(call.tenant, call.scopes(), entity_id, entity_type)]
+            local = [await service.find_one(ctx, ctx.scopes(), entity_id, entity_type)]
         except NotFound:
             local = []
-        merged, _ = await self.merge(call, [(entity_id, entity_type)], attrs, local, limit=20, offset=0)
+        merged, _ = await self.merge(ctx, [(entity_id, entity_type)], attrs, local, limit=20, offset=0)
         if not merged:
             raise NotFound(ENTITY_NOT_FOUND)
         return merged[0]
@@ -274,7 +245,7 @@ class Forwarder:
     # -- updates ----------------------------------------------------------------------------
 
     async def update(
-        self, call: Call, scopes: Scopes, parsed: Entity, action: str, outcome: Outcome, *, label_type: bool = False,
+        self, ctx: RequestContext, scopes: Scopes, parsed: Entity, action: str, outcome: Outcome, *, label_type: bool = False,
         single: bool = False,
     ) -> Entity | None:
         """Forward the registered part of an update; returns what is left to write locally.
@@ -285,18 +256,18 @@ class Forwarder:
         ``single`` (a request on one entity URL) an entity that is not here and whose
         providers all failed is Orion's plain 404.
         """
-        if not self.enabled(call) or action in (APPEND, APPEND_STRICT) or parsed.get("id") is None:
+        if not self.enabled(ctx) or action in (APPEND, APPEND_STRICT) or parsed.get("id") is None:
             return parsed
         entity_id, entity_type = parsed["id"], parsed.get("type") or None
         regs = [
-            reg for reg in self.registry.active(call.tenant, scopes)
+            reg for reg in self.registry.active(ctx.tenant, scopes)
             if reg["provider"]["supportedForwardingMode"] in _UPDATE_MODES
-            and any(_reg_covers(s, entity_id, entity_type) for s in reg["dataProvided"]["entities"])
+            and any(selector_covers(s, entity_id, entity_type) for s in reg["dataProvided"]["entities"])
         ]
         if not regs:
             return parsed
         selector = Selector(ids=(entity_id,), types=None if entity_type is None else (entity_type,), service_paths=scopes)
-        found = await call.state.entities.find(call.tenant, selector, limit=1)
+        found = await self.entities.find(ctx, selector, limit=1)
         here = found[0] if found else None
         if here is not None and action != UPDATE:
             return parsed  # replace/delete of a local entity stay local
@@ -319,7 +290,7 @@ class Forwarder:
             (s.get("type") for reg, _ in plans for s in reg["dataProvided"]["entities"] if s.get("type")), None
         )
         results = await asyncio.gather(
-            *(self._send_update(call, reg, entity_id, spec_type, attrs, action) for reg, attrs in plans)
+            *(self._send_update(ctx, reg, entity_id, spec_type, attrs, action) for reg, attrs in plans)
         )
         if single and here is None and not any(results):
             raise NotFound(ENTITY_NOT_FOUND)
@@ -334,21 +305,21 @@ class Forwarder:
         return parsed | {"attrs": local_attrs}
 
     async def update_attr(
-        self, call: Call, scopes: Scopes, entity_id: str, entity_type: str | None, name: str, attr: dict[str, Any]
+        self, ctx: RequestContext, scopes: Scopes, entity_id: str, entity_type: str | None, name: str, attr: dict[str, Any]
     ) -> bool:
         """PUT /v2/entities/{id}/attrs/{name}[/value]: True when a provider took the attribute."""
-        if not self.enabled(call):
+        if not self.enabled(ctx):
             return False
         outcome = Outcome("do not exist")
         parsed = {"id": entity_id, "type": entity_type, "attrs": {name: attr}}
-        left = await self.update(call, scopes, parsed, UPDATE, outcome, single=True)
+        left = await self.update(ctx, scopes, parsed, UPDATE, outcome, single=True)
         if left is not None and left["attrs"]:
             return False
         outcome.raise_if_failed()
         return True
 
     async def _send_update(
-        self, call: Call, reg: Reg, entity_id: str, entity_type: str | None, attrs: dict[str, Any], action: str
+        self, ctx: RequestContext, reg: Reg, entity_id: str, entity_type: str | None, attrs: dict[str, Any], action: str
     ) -> bool:
         from ngsi.render import render_attr
 
@@ -359,7 +330,7 @@ class Forwarder:
             entity[name] = render_attr(attr)
         body = {"actionType": action if action in (UPDATE, REPLACE, DELETE) else UPDATE, "entities": [entity]}
         try:
-            await self._post(call, reg, "/op/update", body)
+            await self._post(ctx, reg, "/op/update", body)
         except Exception as exc:
             log.info("update forwarding to %s failed: %s", reg["provider"]["http"]["url"], exc)
             return False

@@ -23,6 +23,8 @@ from typing import Any
 
 from ngsi.dates import format_datetime, parse_datetime
 from ngsi.errors import BadRequest
+from ngsi.names import forbidden_id_chars
+from ngsi.selectors import Texts, parse_selector
 
 Reg = dict[str, Any]
 
@@ -33,7 +35,6 @@ REGISTRATION_NOT_FOUND = "The requested registration has not been found. Check i
 _FIELDS = ("id", "description", "dataProvided", "provider", "expires", "status", "forwardingInformation")
 
 # Orion's forbiddenIdChars (v2): printable ASCII only, no URL delimiters.
-_FORBIDDEN_ID = re.compile(r"""[^\x21-\x7e]|[<>"'=;()&?/#]""")
 _FORBIDDEN = re.compile(r"""[<>"'=;()]""")
 _ID_RE = re.compile(r"[0-9a-f]{24}\Z")
 _URL_RE = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:\d{1,5})?(/.*)?\Z", re.ASCII | re.DOTALL)
@@ -42,14 +43,6 @@ _URL_RE = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:\d{1,5})?(
 def valid_reg_id(reg_id: str) -> bool:
     """Orion's registration ids are MongoDB ObjectIds: 24 lowercase hex digits."""
     return _ID_RE.match(reg_id) is not None
-
-
-def _regex_ok(pattern: str) -> bool:
-    try:
-        re.compile(pattern)
-    except (re.error, RecursionError, OverflowError):
-        return False
-    return True
 
 
 def _string(obj: dict[str, Any], key: str, label: str) -> str | None:
@@ -61,41 +54,15 @@ def _string(obj: dict[str, Any], key: str, label: str) -> str | None:
     return value
 
 
+_SELECTOR_TEXTS = Texts(
+    not_object="/entities/ vector item is not an object",  # (guess)
+    not_string="/entities/ vector item /{field}/ must be a string",  # (guess)
+    empty="/entities/ vector item /{field}/ is empty",  # (guess)
+)
+
+
 def _parse_entity(item: Any) -> dict[str, str]:
-    if not isinstance(item, dict):
-        raise BadRequest("/entities/ vector item is not an object")  # (guess)
-    if "id" not in item and "idPattern" not in item:
-        raise BadRequest("/entities/ vector item does not have /id/ nor /idPattern/")
-    if "id" in item and "idPattern" in item:
-        raise BadRequest("/entities/ vector item has both /id/ and /idPattern/")  # (guess)
-    if "type" in item and "typePattern" in item:
-        raise BadRequest("/entities/ vector item has both /type/ and /typePattern/")  # (guess)
-    entity: dict[str, str] = {}
-    entity_id = _string(item, "id", "/entities/ vector item /id/")
-    if entity_id is not None:
-        if entity_id == "":
-            raise BadRequest("/entities/ vector item /id/ is empty")  # (guess)
-        if _FORBIDDEN_ID.search(entity_id):
-            raise BadRequest("forbidden characters in /entities/ vector item /id/")
-        entity["id"] = entity_id
-    pattern = _string(item, "idPattern", "/entities/ vector item /idPattern/")
-    if pattern is not None:
-        if pattern == "" or not _regex_ok(pattern):
-            raise BadRequest("Invalid regex for entity idPattern")
-        entity["idPattern"] = pattern
-    entity_type = _string(item, "type", "/entities/ vector item /type/")
-    if entity_type is not None:
-        if entity_type == "":
-            raise BadRequest("entity type length: 0, min length supported: 1")
-        if _FORBIDDEN_ID.search(entity_type):
-            raise BadRequest("forbidden characters in /entities/ vector item /type/")
-        entity["type"] = entity_type
-    type_pattern = _string(item, "typePattern", "/entities/ vector item /typePattern/")
-    if type_pattern is not None:
-        if type_pattern == "" or not _regex_ok(type_pattern):
-            raise BadRequest("Invalid regex for entity typePattern")
-        entity["typePattern"] = type_pattern
-    return entity
+    return parse_selector(item, _SELECTOR_TEXTS)
 
 
 def _parse_attrs(value: Any) -> list[str]:
@@ -105,7 +72,7 @@ def _parse_attrs(value: Any) -> list[str]:
     for item in value:
         if not isinstance(item, str):
             raise BadRequest("only JSON Strings allowed in attribute list")  # (guess)
-        if item == "" or _FORBIDDEN_ID.search(item):
+        if item == "" or forbidden_id_chars(item):
             raise BadRequest("forbidden characters in attribute name")
         if item not in attrs:
             attrs.append(item)

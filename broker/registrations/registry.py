@@ -14,7 +14,7 @@ from typing import Any
 from ngsi.errors import NotFound
 
 from ..store import Store
-from ..store.base import service_path_matches
+from ngsi.servicepath import covers
 from .model import REGISTRATION_NOT_FOUND, Reg
 
 Scopes = tuple[tuple[str, bool], ...]
@@ -49,7 +49,7 @@ class RegistrationRegistry:
 
     def visible(self, tenant: str, scopes: Scopes) -> list[Reg]:
         """The registrations of a tenant whose service path the request's scopes cover."""
-        return [r for r in self._tenants.get(tenant, {}).values() if service_path_matches(scopes, r["_servicePath"])]
+        return [r for r in self._tenants.get(tenant, {}).values() if covers(scopes, r["_servicePath"])]
 
     def active(self, tenant: str, scopes: Scopes, now: float | None = None) -> list[Reg]:
         """What forwarding considers: visible, status active, not expired."""
@@ -61,7 +61,7 @@ class RegistrationRegistry:
 
     def get(self, tenant: str, scopes: Scopes, reg_id: str) -> Reg:
         reg = self._tenants.get(tenant, {}).get(reg_id)
-        if reg is None or not service_path_matches(scopes, reg["_servicePath"]):
+        if reg is None or not covers(scopes, reg["_servicePath"]):
             raise NotFound(REGISTRATION_NOT_FOUND)
         return reg
 

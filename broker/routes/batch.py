@@ -11,15 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ngsi.errors import BadRequest, NGSIError
+from ngsi.geo import parse_geo_query
 from ngsi.model import duplicate_keys, parse_entity
 from ngsi.names import check_identifier, check_pattern
+from ngsi.query import parse_mq, parse_q
 from ngsi.render import Projection, render_entities
 
 from .. import listing
 from ..entities import ACTIONS, APPEND, APPEND_STRICT, Outcome
 from ..http import Call, Reply, Resource, json_response, no_content
 from ..store import Selector
-from .entities import check_params, render_mode
+from .params import check_params, render_mode
 
 _ACTION_ERROR = "invalid update action type: right ones are: append, appendStric, delete, replace, update"
 
@@ -86,11 +88,13 @@ async def op_update(call: Call) -> Reply:
     outcome = Outcome("already exist" if action == APPEND_STRICT else "do not exist")
     for entity in parsed:
         # Registered attributes go to their context provider (broker/registrations/forward.py).
-        entity = await call.state.forwarder.update(call, scopes, entity, action, outcome, label_type=bool(entity.get("type")))
+        entity = await call.state.forwarder.update(
+            call.ctx, scopes, entity, action, outcome, label_type=bool(entity.get("type"))
+        )
         if entity is None:
             continue
         await service.write(
-            call.tenant, scopes, entity, action,
+            call.ctx, scopes, entity, action,
             label_type=bool(entity.get("type")),
             override_md="overrideMetadata" in call.options,
             outcome=outcome,
@@ -167,17 +171,11 @@ def _expression(expression: Any) -> tuple[list[Any], Any]:
     mq = _text_field(expression, "mq")
     geo_fields = [_text_field(expression, key) for key in ("georel", "geometry", "coords")]
     if q is not None:
-        from ngsi.query import parse_q
-
         filters.append(parse_q(q))
     if mq is not None:
-        from ngsi.query import parse_mq
-
         filters.append(parse_mq(mq))
     geo = None
     if any(f is not None for f in geo_fields):
-        from ngsi.geo import parse_geo_query
-
         geo = parse_geo_query(*geo_fields)
     return filters, geo
 
@@ -226,8 +224,8 @@ async def op_query(call: Call) -> Reply:
         projection=Projection(attrs=attrs if attrs is not None else (attributes or None), metadata=metadata),
     )
     count = "count" in call.options
-    found, total = await listing.run(call.state.entities, call.tenant, query, count=count)
-    found, total = await call.state.forwarder.query(call, query, found, total)
+    found, total = await listing.run(call.state.entities, call.ctx, query, count=count)
+    found, total = await call.state.forwarder.query(call.ctx, query, found, total)
     headers = {"Fiware-Total-Count": str(total)} if count else None
     return json_response(render_entities(found, render_mode(call.options), query.projection), headers=headers)
 

@@ -2,82 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ngsi.errors import ATTRIBUTE_NOT_FOUND, ENTITY_NOT_FOUND, BadRequest, NotAcceptable, NotFound
+from ngsi.geo import parse_geo_query
 from ngsi.model import DATE_TYPES, duplicate_keys, infer_type, parse_attr, parse_attrs, parse_entity
-from ngsi.names import check_pattern, check_text_value, forbidden_uri_chars
-from ngsi.render import ALL, KEY_VALUES, NORMALIZED, UNIQUE, VALUES, Projection, attr_value, render_attr, render_entities
-from ngsi.render import render_entity, render_entity_attrs, selected_attrs
+from ngsi.names import check_pattern, check_text_value
+from ngsi.query import parse_mq, parse_q
+from ngsi.render import Projection, attr_value, render_attr, render_entities, render_entity, render_entity_attrs
+from ngsi.render import selected_attrs
 
 from .. import jsonio, listing
 from ..entities import APPEND, APPEND_STRICT, REPLACE, UPDATE, Outcome
 from ..http import Call, Reply, Resource, created, json_response, no_content, text_response
 from ..store import Selector
-
-# URI parameters whose values may hold characters forbidden elsewhere (expressions, regexes).
-_FREE_PARAMS = {"q", "mq", "idPattern", "typePattern", "georel", "geometry", "coords", "expression"}
-
-
-# Entity ids and attribute names in a URL path: Orion's forbiddenIdChars (also the URL delimiters).
-_FORBIDDEN_IN_PATH_ID = re.compile(r"""[<>"'=;()&?/# ]""")
-
-
-_HTML_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
-
-
-def _html_escape(text: str) -> str:
-    return "".join(_HTML_ESCAPES.get(char, char) for char in text)
-
-
-def check_params(call: Call) -> None:
-    if not call.scope.get("query_string"):
-        return
-    for key, value in call.query.multi_items():
-        if value == "":
-            # Orion HTML-escapes the parameter name it echoes.
-            raise BadRequest(f"Empty right-hand-side for URI param /{_html_escape(key)}/")
-        if key not in _FREE_PARAMS and forbidden_uri_chars(value):
-            raise BadRequest("invalid character in URI parameter")
-
-
-_PATH_KINDS = {"id": "entity id", "name": "attribute name"}
-
-
-def check_path(call: Call, *names: str) -> None:
-    for name in names:
-        if call.path_params[name] == "":
-            raise BadRequest(f"{_PATH_KINDS[name]} length: 0, min length supported: 1")
-        if _FORBIDDEN_IN_PATH_ID.search(call.path_params[name]):
-            raise BadRequest("invalid character in URI")
-
-
-def render_mode(options: frozenset[str]) -> str:
-    if "keyValues" in options:
-        return KEY_VALUES
-    if "values" in options:
-        return VALUES
-    if "unique" in options:
-        return UNIQUE
-    return NORMALIZED
-
-
-def _split(raw: str | None) -> tuple[str, ...] | None:
-    if raw is None:
-        return None
-    return tuple(part for part in raw.split(","))
-
-
-def projection(call: Call) -> Projection:
-    if not call.scope.get("query_string"):
-        return ALL
-    attrs = _split(call.query.get("attrs"))
-    # Deprecated options=dateCreated,dateModified: the same as adding them to attrs.
-    legacy = tuple(name for name in ("dateCreated", "dateModified") if name in call.options)
-    if legacy:
-        attrs = (attrs or ("*",)) + tuple(name for name in legacy if name not in (attrs or ()))
-    return Projection(attrs=attrs, metadata=_split(call.query.get("metadata")))
+from .params import check_params, check_path, projection, render_mode, split, type_param
 
 
 def location(entity: dict[str, Any]) -> str:
@@ -87,8 +26,8 @@ def location(entity: dict[str, Any]) -> str:
 
 def build_query(call: Call) -> listing.EntityQuery:
     q = call.query
-    ids, id_pattern = _split(q.get("id")), q.get("idPattern")
-    types, type_pattern = _split(q.get("type")), q.get("typePattern")
+    ids, id_pattern = split(q.get("id")), q.get("idPattern")
+    types, type_pattern = split(q.get("type")), q.get("typePattern")
     if ids is not None and id_pattern is not None:
         raise BadRequest("Incompatible parameters: id, IdPattern")
     if types is not None and type_pattern is not None:
@@ -97,17 +36,11 @@ def build_query(call: Call) -> listing.EntityQuery:
         id_pattern = None
     filters: list[Any] = []
     if q.get("q") is not None:
-        from ngsi.query import parse_q
-
         filters.append(parse_q(q["q"]))
     if q.get("mq") is not None:
-        from ngsi.query import parse_mq
-
         filters.append(parse_mq(q["mq"]))
     geo = None
     if any(q.get(k) is not None for k in ("georel", "geometry", "coords")):
-        from ngsi.geo import parse_geo_query
-
         geo = parse_geo_query(q.get("georel"), q.get("geometry"), q.get("coords"))
     check_pattern(id_pattern, "entity idPattern")
     check_pattern(type_pattern, "entity typePattern")
@@ -127,8 +60,8 @@ async def list_entities(call: Call) -> Reply:
     check_params(call)
     query = build_query(call)
     count = "count" in call.options
-    entities, total = await listing.run(call.state.entities, call.tenant, query, count=count)
-    entities, total = await call.state.forwarder.query(call, query, entities, total)
+    entities, total = await listing.run(call.state.entities, call.ctx, query, count=count)
+    entities, total = await call.state.forwarder.query(call.ctx, query, entities, total)
     body = render_entities(entities, render_mode(call.options), query.projection)
     headers = {"Fiware-Total-Count": str(total)} if count else None
     return json_response(body, headers=headers)
@@ -140,7 +73,7 @@ async def create_entity(call: Call) -> Reply:
     payload = call.json()
     parsed = parse_entity(payload, key_values="keyValues" in call.options, dups=duplicate_keys(call.body, payload))
     upsert = "upsert" in call.options
-    entity, is_new = await call.state.entities.create(call.tenant, path, parsed, upsert=upsert)
+    entity, is_new = await call.state.entities.create(call.ctx, path, parsed, upsert=upsert)
     if upsert:  # Orion answers an upsert 204 with Location, created or not
         return no_content({"Location": location(entity).encode("utf-8").decode("latin-1")})
     if is_new:
@@ -148,80 +81,47 @@ async def create_entity(call: Call) -> Reply:
     return no_content()
 
 
-def _type_param(call: Call) -> str | None:
-    entity_type = call.param("type")
-    return entity_type if entity_type else None
-
-
 async def get_entity(call: Call) -> Reply:
     check_params(call)
     check_path(call, "id")
     shown = projection(call)
-    entity = await call.state.forwarder.find_one(call, call.path_params["id"], _type_param(call), shown.attrs)
+    entity = await call.state.forwarder.find_one(call.ctx, call.path_params["id"], type_param(call), shown.attrs)
     return json_response(render_entity(entity, render_mode(call.options), shown))
 
 
 async def delete_entity(call: Call) -> Reply:
     check_params(call)
     check_path(call, "id")
-    await call.state.entities.delete(call.tenant, _delete_scopes(call), call.path_params["id"], _type_param(call))
+    await call.state.entities.delete(call.ctx, call.ctx.write_scopes("delete"), call.path_params["id"], type_param(call))
     return no_content()
-
-
-# A write without Fiware-ServicePath goes to the root path only, not to every path as a read.
-_ROOT_ONLY = (("/", False),)
-
-
-def _delete_scopes(call: Call) -> tuple[tuple[str, bool], ...]:
-    header = call.headers.get("fiware-servicepath")
-    if header is None or not header.strip():
-        return _ROOT_ONLY
-    scopes = call.scopes()
-    if len(scopes) > 1:
-        raise BadRequest("more than one servicepath is not allowed in DELETE operation")
-    if scopes[0][1]:
-        raise BadRequest("servicepath with wildcard # is not allowed in DELETE operation")
-    return scopes
-
-
-def _patch_scopes(call: Call) -> tuple[tuple[str, bool], ...]:
-    header = call.headers.get("fiware-servicepath")
-    if header is None or not header.strip():
-        return _ROOT_ONLY
-    scopes = call.scopes()
-    if len(scopes) > 1:
-        raise BadRequest("more than one servicepath in patch update request is not allowed")
-    if scopes[0][1]:
-        raise BadRequest("servicepath with wildcard # is not allowed in patch update request")
-    return scopes
 
 
 async def get_attrs(call: Call) -> Reply:
     check_params(call)
     check_path(call, "id")
     shown = projection(call)
-    entity = await call.state.forwarder.find_one(call, call.path_params["id"], _type_param(call), shown.attrs)
+    entity = await call.state.forwarder.find_one(call.ctx, call.path_params["id"], type_param(call), shown.attrs)
     return json_response(render_entity_attrs(entity, render_mode(call.options), shown))
 
 
 async def _write_attrs(call: Call, action: str) -> Reply:
     check_params(call)
     check_path(call, "id")
-    scopes = _patch_scopes(call)
+    scopes = call.ctx.write_scopes("patch")
     payload = call.json()
     attrs = parse_attrs(payload, key_values="keyValues" in call.options, dups=duplicate_keys(call.body, payload))
-    entity_type = _type_param(call)
+    entity_type = type_param(call)
     service = call.state.entities
     outcome = Outcome("already exist" if action == APPEND_STRICT else "do not exist")
     parsed = {"id": call.path_params["id"], "type": entity_type, "attrs": attrs}
     # Registered attributes go to their context provider (broker/registrations/forward.py).
     local = await call.state.forwarder.update(
-        call, scopes, parsed, action, outcome, label_type=entity_type is not None, single=True
+        call.ctx, scopes, parsed, action, outcome, label_type=entity_type is not None, single=True
     )
     if local is not None:
         reported = len(outcome.failures)
         await service.write(
-            call.tenant,
+            call.ctx,
             scopes,
             local,
             action,
@@ -252,11 +152,11 @@ async def get_attr(call: Call) -> Reply:
     check_params(call)
     check_path(call, "id", "name")
     name = call.path_params["name"]
-    entity = await call.state.forwarder.find_one(call, call.path_params["id"], _type_param(call), (name,))
+    entity = await call.state.forwarder.find_one(call.ctx, call.path_params["id"], type_param(call), (name,))
     shown = dict(selected_attrs(entity, Projection(attrs=(name,))))
     if name not in shown:
         raise NotFound(ATTRIBUTE_NOT_FOUND)
-    return json_response(render_attr(shown[name], Projection(metadata=_split(call.query.get("metadata")))))
+    return json_response(render_attr(shown[name], Projection(metadata=split(call.query.get("metadata")))))
 
 
 async def put_attr(call: Call) -> Reply:
@@ -264,10 +164,11 @@ async def put_attr(call: Call) -> Reply:
     check_path(call, "id")  # the name is checked as the payload's attribute name
     name = call.path_params["name"]
     attr = parse_attr(name, call.json())
-    if await call.state.forwarder.update_attr(call, _patch_scopes(call), call.path_params["id"], _type_param(call), name, attr):
+    scopes = call.ctx.write_scopes("patch")
+    if await call.state.forwarder.update_attr(call.ctx, scopes, call.path_params["id"], type_param(call), name, attr):
         return no_content()
     await call.state.entities.put_attr(
-        call.tenant, _patch_scopes(call), call.path_params["id"], _type_param(call), name, attr,
+        call.ctx, call.ctx.write_scopes("patch"), call.path_params["id"], type_param(call), name, attr,
         override_md="overrideMetadata" in call.options,
     )
     return no_content()
@@ -277,7 +178,7 @@ async def delete_attr(call: Call) -> Reply:
     check_params(call)
     check_path(call, "id", "name")
     await call.state.entities.delete_attr(
-        call.tenant, _delete_scopes(call), call.path_params["id"], _type_param(call), call.path_params["name"]
+        call.ctx, call.ctx.write_scopes("delete"), call.path_params["id"], type_param(call), call.path_params["name"]
     )
     return no_content()
 
@@ -296,7 +197,7 @@ def _accepts(call: Call) -> tuple[bool, bool]:
 async def get_attr_value(call: Call) -> Reply:
     check_params(call)
     check_path(call, "id", "name")
-    entity = await call.state.forwarder.find_one(call, call.path_params["id"], _type_param(call), (call.path_params["name"],))
+    entity = await call.state.forwarder.find_one(call.ctx, call.path_params["id"], type_param(call), (call.path_params["name"],))
     attr = entity["attrs"].get(call.path_params["name"])
     if attr is None:
         raise NotFound(ATTRIBUTE_NOT_FOUND)
@@ -342,12 +243,12 @@ async def put_attr_value(call: Call) -> Reply:
             raise BadRequest("Neither JSON Object nor JSON Array for attribute::value")
     check_text_value(value)  # before the entity is looked up, as Orion checks the payload first
     if await call.state.forwarder.update_attr(
-        call, _patch_scopes(call), call.path_params["id"], _type_param(call), call.path_params["name"],
+        call.ctx, call.ctx.write_scopes("patch"), call.path_params["id"], type_param(call), call.path_params["name"],
         {"type": infer_type(value), "value": value, "md": {}},
     ):
         return no_content()
     await call.state.entities.update_attr_value(
-        call.tenant, _patch_scopes(call), call.path_params["id"], _type_param(call), call.path_params["name"], value
+        call.ctx, call.ctx.write_scopes("patch"), call.path_params["id"], type_param(call), call.path_params["name"], value
     )
     return no_content()
 

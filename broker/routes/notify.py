@@ -16,7 +16,7 @@ from ngsi.model import parse_entity
 
 from ..entities import APPEND, Outcome
 from ..http import Call, Resource
-from .entities import check_params
+from .params import check_params
 
 
 def parse_notification(payload: Any, *, key_values: bool = False) -> list[dict[str, Any]]:
@@ -47,7 +47,7 @@ async def op_notify(call: Call) -> Response:
     outcome = Outcome("do not exist")
     for entity in entities:
         await service.write(
-            call.tenant, ((path, False),), entity, APPEND,
+            call.ctx, ((path, False),), entity, APPEND,
             label_type=bool(entity.get("type")),
             override_md="overrideMetadata" in call.options,
             outcome=outcome,

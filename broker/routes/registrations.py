@@ -16,7 +16,7 @@ from .. import listing
 from ..http import Call, Resource, created, json_response, no_content
 from ..registrations.model import REGISTRATION_NOT_FOUND, parse_registration, render_registration, valid_reg_id
 from ..registrations.registry import RegistrationRegistry
-from .entities import check_params
+from .params import check_params
 
 
 def _registry(call: Call) -> RegistrationRegistry:

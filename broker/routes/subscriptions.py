@@ -12,14 +12,13 @@ import time
 
 from starlette.responses import Response
 
-from ngsi.errors import BadRequest
-from ngsi.servicepath import parse_scopes
+from ngsi.servicepath import parse_subscription_path
 
 from .. import listing
 from ..http import Call, Resource, created, json_response, no_content
 from ..subscriptions.model import check_sub_id, parse_subscription, render_subscription
 from ..subscriptions.registry import SubscriptionRegistry
-from .entities import check_params
+from .params import check_params
 
 ALL_PATHS = "/#"
 
@@ -31,16 +30,7 @@ def _registry(call: Call) -> SubscriptionRegistry:
 
 def _service_path(call: Call) -> str | None:
     """The one service path of the request as written ("/a", "/a/#"), None without header."""
-    header = call.request.headers.get("fiware-servicepath")
-    if header is None or header.strip() == "":
-        return None
-    scopes = parse_scopes(header)
-    if len(scopes) > 1:
-        raise BadRequest("max one service-path allowed for subscriptions")
-    path, subtree = scopes[0]
-    if subtree:
-        return ALL_PATHS if path == "/" else path + "/#"
-    return path
+    return parse_subscription_path(call.ctx.service_path)
 
 
 async def list_subscriptions(call: Call) -> Response:

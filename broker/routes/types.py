@@ -9,7 +9,7 @@ from ngsi.errors import BadRequest, NotFound
 from .. import listing
 from ..http import Call, Reply, Resource, json_response
 from ..store import Selector
-from .entities import check_params
+from .params import check_params
 
 
 def _summaries(entities: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -34,7 +34,7 @@ async def list_types(call: Call) -> Reply:
     check_params(call)
     limit = listing.parse_limit(call.query.get("limit"))
     offset = listing.parse_offset(call.query.get("offset"))
-    entities = await call.state.entities.find(call.tenant, Selector(service_paths=call.scopes()))
+    entities = await call.state.entities.find(call.ctx, Selector(service_paths=call.scopes()))
     summary = _summaries(entities)
     names = sorted(summary)
     page = names[offset : offset + limit]
@@ -54,7 +54,7 @@ async def get_type(call: Call) -> Reply:
     name = call.path_params["type"]
     if name == "":
         raise BadRequest("entity type length: 0, min length supported: 1")
-    entities = await call.state.entities.find(call.tenant, Selector(types=(name,), service_paths=call.scopes()))
+    entities = await call.state.entities.find(call.ctx, Selector(types=(name,), service_paths=call.scopes()))
     if not entities:
         raise NotFound("Entity type not found")
     item = _summaries(entities)[name]

@@ -11,9 +11,11 @@ what the store returns.
 from __future__ import annotations
 
 import importlib
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
+
+from ngsi.regex import compile_pattern
+from ngsi.servicepath import covers
 
 Entity = dict[str, Any]
 # What a read-modify-write decides to do: ("insert" | "save" | "delete", entity), or nothing.
@@ -66,34 +68,27 @@ class Selector:
     type_pattern: str | None = None
     service_paths: tuple[tuple[str, bool], ...] = (("/", True),)
     hint: ValueHint | None = None
-    _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, compare=False, repr=False)
-
-    def _regex(self, pattern: str) -> re.Pattern[str]:
-        compiled = self._compiled.get(pattern)
-        if compiled is None:
-            compiled = self._compiled[pattern] = re.compile(pattern)
-        return compiled
 
     def matches(self, entity: Entity) -> bool:
         """The same test the SQL of a backend makes, for stores that scan."""
         if self.ids is not None and entity["id"] not in self.ids:
             return False
-        if self.id_pattern is not None and not self._regex(self.id_pattern).search(entity["id"]):
+        if self.id_pattern is not None and not pattern_search(self.id_pattern, entity["id"]):
             return False
         if self.types is not None and entity["type"] not in self.types:
             return False
-        if self.type_pattern is not None and not self._regex(self.type_pattern).search(entity["type"]):
+        if self.type_pattern is not None and not pattern_search(self.type_pattern, entity["type"]):
             return False
-        return service_path_matches(self.service_paths, entity["servicePath"])
+        return covers(self.service_paths, entity["servicePath"])
 
 
-def service_path_matches(scopes: tuple[tuple[str, bool], ...], path: str) -> bool:
-    for scope, subtree in scopes:
-        if path == scope:
-            return True
-        if subtree and (scope == "/" or path.startswith(scope + "/")):
-            return True
-    return False
+def pattern_search(pattern: str, text: str) -> bool:
+    """An idPattern/typePattern test; a pattern that does not compile is the StoreError
+    every backend gives for it."""
+    compiled = compile_pattern(pattern)
+    if compiled is None:
+        raise StoreError(f"invalid regular expression: {pattern!r}")
+    return compiled.search(text) is not None
 
 
 def entity_key(entity: Entity) -> tuple[str, str, str]:

@@ -37,7 +37,6 @@ import fcntl
 import logging
 import mmap
 import os
-import re
 import secrets
 import sqlite3
 import time
@@ -48,7 +47,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from . import sqlquery
-from .base import AlreadyExists, ChangeCallback, Entity, Selector, Store, StoreError, Write
+from .base import AlreadyExists, ChangeCallback, Entity, Selector, Store, StoreError, Write, pattern_search
 
 log = logging.getLogger("waziup.store")
 
@@ -96,18 +95,6 @@ CREATE TABLE IF NOT EXISTS registrations (
     doc BLOB NOT NULL
 );
 """
-
-_regex_cache: dict[str, re.Pattern[str]] = {}
-
-
-def _regexp(pattern: str, text: str) -> bool:
-    compiled = _regex_cache.get(pattern)
-    if compiled is None:
-        if len(_regex_cache) > 1000:
-            _regex_cache.clear()
-        compiled = _regex_cache[pattern] = re.compile(pattern)
-    return compiled.search(text) is not None
-
 
 @contextmanager
 def _mapped_errors() -> Iterator[None]:
@@ -278,7 +265,7 @@ class SQLiteStore(Store):
             db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             db.execute("PRAGMA temp_store=MEMORY")
-            db.create_function("REGEXP", 2, _regexp, deterministic=True)
+            db.create_function("REGEXP", 2, pattern_search, deterministic=True)
             db.executescript(_SCHEMA)
             db.executescript(_CHANGES_SCHEMA)
             if self._write_lock is not None:  # repairs a word left behind by a writer killed before publishing

@@ -1,7 +1,8 @@
 """Does a change of an entity fire a subscription? Orion's rules, pure.
 
-A write of the entity service becomes a :class:`Change` (the entity before and after,
-the attributes the request named, the request's forcedUpdate option). A subscription
+A write of the entity service becomes a :class:`~broker.changes.Change` (the entity
+before and after, the attributes the request named, the request's context and whether
+the update is forced). A subscription
 fires on it when, in Orion's order of checks (``addTriggeredSubscriptions``):
 
 * it is active (``status`` active, or oneshot not yet fired) and not expired;
@@ -22,12 +23,17 @@ fires on it when, in Orion's order of checks (``addTriggeredSubscriptions``):
 
 from __future__ import annotations
 
-import contextvars
-import re
-import uuid
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+
+from ngsi.errors import NGSIError
+from ngsi.geo import parse_geo_query
+from ngsi.query import parse_mq, parse_q
+from ngsi.selectors import selector_covers
+from ngsi.servicepath import covers, parse_scopes
+
+from ..changes import Change
+from .macros import jexl_condition
 
 Entity = dict[str, Any]
 Sub = dict[str, Any]
@@ -37,48 +43,6 @@ ENTITY_UPDATE = "entityUpdate"
 ENTITY_CHANGE = "entityChange"
 ENTITY_DELETE = "entityDelete"
 DEFAULT_ALTERATIONS = (ENTITY_CREATE, ENTITY_CHANGE)
-
-
-@dataclass
-class RequestContext:
-    """What a notification takes from the request that caused it.
-
-    Set once per request (``CURRENT``) by the HTTP layer; the entity service's listeners
-    run in the request's task and so see it without new parameters on every write path.
-    ``counter`` numbers the notifications of the request (``cbnotif=<n>``).
-    """
-
-    correlator: str = field(default_factory=lambda: str(uuid.uuid4()))
-    service: str = ""
-    auth_token: str | None = None
-    forced: bool = False
-    counter: int = 0
-    headers: dict[str, str] = field(default_factory=dict)  # request headers, lowercase names
-
-    def next_notification(self) -> int:
-        self.counter += 1
-        return self.counter
-
-
-CURRENT: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("ngsi_request", default=None)
-
-
-@dataclass
-class Change:
-    """One entity write as subscriptions see it."""
-
-    tenant: str
-    action: str  # "create" | "update" | "delete"
-    before: Entity | None
-    after: Entity | None
-    touched: tuple[str, ...]  # attribute names the request named
-    forced: bool = False
-
-    @property
-    def entity(self) -> Entity:
-        entity = self.after if self.after is not None else self.before
-        assert entity is not None
-        return entity
 
 
 # -- actual changes ------------------------------------------------------------------------
@@ -145,45 +109,18 @@ def alteration_wanted(wanted: list[str] | None, alteration: str) -> bool:
 # -- subject ---------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1024)
-def _regex(pattern: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return None
-
-
-def _pattern_match(pattern: str, text: str) -> bool:
-    regex = _regex(pattern)
-    return regex is not None and regex.search(text) is not None
-
-
 def entity_selected(selector: dict[str, Any], entity: Entity) -> bool:
     """One item of ``subject.entities`` against the entity (Orion regexes are unanchored)."""
-    if "id" in selector:
-        if selector["id"] != entity["id"]:
-            return False
-    elif "idPattern" in selector:
-        if not _pattern_match(selector["idPattern"], entity["id"]):
-            return False
-    if "type" in selector:
-        return selector["type"] == entity["type"]
-    if "typePattern" in selector:
-        return _pattern_match(selector["typePattern"], entity["type"])
-    return True
+    return selector_covers(selector, entity["id"], entity["type"])
 
 
 def service_path_covers(sub_path: str | None, entity_path: str) -> bool:
     """The subscription's Fiware-ServicePath ("/#" when none) against the entity's path."""
-    paths = [p.strip() for p in (sub_path or "/#").split(",") if p.strip()] or ["/#"]
-    for path in paths:
-        if path.endswith("/#"):
-            base = path[:-2] or "/"
-            if base == "/" or entity_path == base or entity_path.startswith(base + "/"):
-                return True
-        elif path == entity_path:
-            return True
-    return False
+    try:
+        scopes = parse_scopes(sub_path or "/#")
+    except NGSIError:  # validated at creation: a stale bad path covers nothing
+        return False
+    return covers(scopes, entity_path)
 
 
 # -- expression --------------------------------------------------------------------------------
@@ -191,8 +128,6 @@ def service_path_covers(sub_path: str | None, entity_path: str) -> bool:
 
 @lru_cache(maxsize=1024)
 def _compiled_q(text: str, kind: str) -> Any:
-    from ngsi.query import parse_mq, parse_q
-
     try:
         return (parse_q if kind == "q" else parse_mq)(text)
     except Exception:  # validated at creation; a stale bad filter matches nothing
@@ -201,8 +136,6 @@ def _compiled_q(text: str, kind: str) -> Any:
 
 @lru_cache(maxsize=256)
 def _compiled_geo(georel: str, geometry: str, coords: str) -> Any:
-    from ngsi.geo import parse_geo_query
-
     try:
         return parse_geo_query(georel, geometry, coords, context="subscription")
     except Exception:
@@ -237,8 +170,6 @@ def expression_holds(expression: dict[str, Any] | None, entity: Entity, change: 
             return False
     jexl = expression.get("jexlExpression")
     if jexl:
-        from .notify import jexl_condition
-
         if change is None or not jexl_condition(jexl, change):
             return False
     return True
@@ -285,8 +216,6 @@ def fires(sub: Sub, change: Change, now: float) -> str | None:
         return None
     jexl = condition.get("jexlExpression")
     if jexl:
-        from .notify import jexl_condition
-
         if not jexl_condition(jexl, change):
             return None
     if throttled(sub, now):

@@ -31,6 +31,7 @@ from typing import Any
 from ngsi.dates import format_datetime, parse_datetime
 from ngsi.errors import BadRequest
 from ngsi.model import check_nesting, infer_type
+from ngsi.selectors import Texts, parse_selector
 
 Sub = dict[str, Any]
 
@@ -48,7 +49,6 @@ SUBSCRIPTION_NOT_FOUND = "The requested subscription has not been found. Check i
 
 _FORBIDDEN = re.compile(r"""[<>"'=;()]""")
 # Orion's forbiddenIdChars (v2): printable ASCII only, no URL delimiters.
-_FORBIDDEN_ID = re.compile(r"""[^\x21-\x7e]|[<>"'=;()&?/#]""")
 _ID_RE = re.compile(r"[0-9a-f]{24}\Z")
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
@@ -114,61 +114,21 @@ def _string_list(value: Any, name: str) -> list[str]:
     return seen
 
 
-def _regex_ok(pattern: str) -> bool:
-    try:
-        re.compile(pattern)
-    except (re.error, RecursionError, OverflowError):
-        return False
-    return True
-
-
 # --------------------------------------------------------------------------- subject
+
+
+_SELECTOR_TEXTS = Texts(
+    not_object="subject entities element is not an object",  # (guess)
+    not_string="subject entities element {field} is not a string",
+    empty="/entities/ element {field} is empty",
+    empty_pattern="/entities/ element {field} is empty",  # (guess)
+)
 
 
 def _parse_entities(value: Any) -> list[dict[str, str]]:
     if not isinstance(value, list):
         raise BadRequest("subject entities is not an array")  # (guess)
-    entities = []
-    for item in value:
-        if not isinstance(item, dict):
-            raise BadRequest("subject entities element is not an object")  # (guess)
-        if "id" not in item and "idPattern" not in item:
-            raise BadRequest("/entities/ vector item does not have /id/ nor /idPattern/")
-        if "id" in item and "idPattern" in item:
-            raise BadRequest("/entities/ vector item has both /id/ and /idPattern/")  # (guess)
-        if "type" in item and "typePattern" in item:
-            raise BadRequest("/entities/ vector item has both /type/ and /typePattern/")  # (guess)
-        entity: dict[str, str] = {}
-        entity_id = _get_string(item, "id", "subject entities element id")
-        if entity_id is not None:
-            if entity_id == "":
-                raise BadRequest("/entities/ element id is empty")
-            if _FORBIDDEN_ID.search(entity_id):
-                raise BadRequest("forbidden characters in /entities/ vector item /id/")
-            entity["id"] = entity_id
-        pattern = _get_string(item, "idPattern", "subject entities element idPattern")
-        if pattern is not None:
-            if pattern == "":
-                raise BadRequest("/entities/ element idPattern is empty")  # (guess)
-            if not _regex_ok(pattern):
-                raise BadRequest("Invalid regex for entity idPattern")
-            entity["idPattern"] = pattern
-        entity_type = _get_string(item, "type", "subject entities element type")
-        if entity_type is not None:
-            if entity_type == "":
-                raise BadRequest("entity type length: 0, min length supported: 1")
-            if _FORBIDDEN_ID.search(entity_type):
-                raise BadRequest("forbidden characters in /entities/ vector item /type/")
-            entity["type"] = entity_type
-        type_pattern = _get_string(item, "typePattern", "subject entities element typePattern")
-        if type_pattern is not None:
-            if type_pattern == "":
-                raise BadRequest("/entities/ element typePattern is empty")  # (guess)
-            if not _regex_ok(type_pattern):
-                raise BadRequest("Invalid regex for entity typePattern")
-            entity["typePattern"] = type_pattern
-        entities.append(entity)
-    return entities
+    return [parse_selector(item, _SELECTOR_TEXTS) for item in value]
 
 
 def _parse_expression(value: Any) -> dict[str, str]:

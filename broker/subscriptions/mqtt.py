@@ -28,16 +28,10 @@ from urllib.parse import unquote
 
 from ngsi import jsonout
 
-from .matcher import Change, RequestContext
+from ..changes import Change
+from .macros import substitute, substitute_json
 from .model import parse_url
-from .notify import (
-    notified_metadata,
-    prepare,
-    render_notified_entity,
-    substitute,
-    substitute_json,
-    wrap,
-)
+from .notify import notified_metadata, prepare, render_notified_entity, wrap
 
 log = logging.getLogger("waziup.notify.mqtt")
 
@@ -63,9 +57,7 @@ class MqttMessage:
     passwd: str | None = None
 
 
-def build_mqtt(
-    sub: Sub, change: Change, alteration: str, ctx: RequestContext, *, custom_enabled: bool = True
-) -> MqttMessage | None:
+def build_mqtt(sub: Sub, change: Change, alteration: str, *, custom_enabled: bool = True) -> MqttMessage | None:
     """The message for one (subscription, change) pair; None without an MQTT target.
 
     ``custom_enabled`` False (-disableCustomNotifications): mqttCustom is published as
@@ -79,7 +71,7 @@ def build_mqtt(
     target: dict[str, Any] = plain if plain is not None else custom
     if not custom_enabled:
         custom = None
-    prepared = prepare(sub, change, alteration, ctx, custom)
+    prepared = prepare(sub, change, alteration, custom)
     if prepared is None:
         return None
     fmt, entity, context, attrs = prepared

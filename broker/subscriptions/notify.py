@@ -35,11 +35,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from ngsi import jsonout
-from ngsi.model import DATE_TYPES, infer_type
+from ngsi import jexl, jsonout
+from ngsi.model import infer_type
 from ngsi.render import attr_value
 
-from .matcher import ENTITY_DELETE, Change, RequestContext
+from ..changes import Change
+from .macros import format_date, macro_context, md_out, notified_service, substitute, substitute_json
+from .matcher import ENTITY_DELETE
 
 USER_AGENT = "orion/4.1.0"
 JSON_TYPE = "application/json; charset=utf-8"
@@ -68,12 +70,6 @@ class Notification:
 
 
 # -- attributes and metadata ---------------------------------------------------------------
-
-
-def _format_date(seconds: float) -> str:
-    from ngsi.dates import format_datetime
-
-    return format_datetime(seconds)
 
 
 def _date_attr(seconds: float) -> Attr:
@@ -125,13 +121,6 @@ def notified_attrs(
     return chosen
 
 
-def _md_out(md: dict[str, Any]) -> dict[str, Any]:
-    value = md.get("value")
-    if md.get("type") in DATE_TYPES and isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = _format_date(value)
-    return {"type": md.get("type"), "value": value}
-
-
 def notified_metadata(sub: Sub, change: Change, name: str, attr: Attr) -> dict[str, Any]:
     """The rendered metadata of one notified attribute, builtins included when listed."""
     wanted = (sub.get("notification") or {}).get("metadata") or None
@@ -141,17 +130,17 @@ def notified_metadata(sub: Sub, change: Change, name: str, attr: Attr) -> dict[s
     out: dict[str, Any] = {}
     if wanted is None or "*" in wanted:
         for md_name, md in mds.items():
-            out[md_name] = _md_out(md)
+            out[md_name] = md_out(md)
     else:
         for md_name in wanted:
             if md_name in mds:
-                out[md_name] = _md_out(mds[md_name])
+                out[md_name] = md_out(mds[md_name])
     if wanted is None or attr.get("_covered"):
         return out
     if "dateCreated" in wanted and "dateCreated" not in mds and attr.get("creDate") is not None:
-        out["dateCreated"] = {"type": "DateTime", "value": _format_date(attr["creDate"])}
+        out["dateCreated"] = {"type": "DateTime", "value": format_date(attr["creDate"])}
     if "dateModified" in wanted and "dateModified" not in mds and attr.get("modDate") is not None:
-        out["dateModified"] = {"type": "DateTime", "value": _format_date(attr["modDate"])}
+        out["dateModified"] = {"type": "DateTime", "value": format_date(attr["modDate"])}
     if "previousValue" in wanted and change.action == "update" and change.before is not None:
         previous = change.before["attrs"].get(name)
         if previous is not None:
@@ -192,80 +181,8 @@ def wrap(sub_id: str, rendered: Any, fmt: str) -> Any:
 
 # -- macros ----------------------------------------------------------------------------------
 
-def notified_service(change: Change, ctx: RequestContext, multiservice: bool) -> str:
-    """Fiware-Service of a notification: the tenant, or the request's header, which Orion
-    propagates even without -multiservice (1898, 4031)."""
-    if change.tenant:
-        return change.tenant
-    return ctx.service
-
-
-def macro_context(change: Change, ctx: RequestContext, entity: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What ``${...}`` can name: id, type, service, servicePath, authToken, the attribute values.
-
-    Attribute values take precedence over the special names except id, type and
-    metadata (``metadata.<attr>.<md>``).
-    """
-    source = entity if entity is not None else change.entity
-    context: dict[str, Any] = {
-        "service": change.tenant or ctx.service,
-        "servicePath": source.get("servicePath", "/"),
-        "authToken": ctx.auth_token or "",
-    }
-    for name, attr in source["attrs"].items():
-        context[name] = attr_value(attr)
-    context["metadata"] = _metadata_context(source, change)  # wins over an attribute so named (4594)
-    context["id"] = source["id"]
-    context["type"] = source["type"]
-    return context
-
-
-def _metadata_context(entity: dict[str, Any], change: Change) -> dict[str, Any]:
-    """``metadata.<attr>.<md>``: user metadata plus previousValue/actionType (4594)."""
-    out: dict[str, Any] = {}
-    before = change.before["attrs"] if change.action == "update" and change.before is not None else {}
-    for name, attr in entity["attrs"].items():
-        mds = {md: _md_out(v)["value"] for md, v in (attr.get("md") or {}).items()}
-        if name in before:
-            mds.setdefault("previousValue", attr_value(before[name]))
-        if name in change.touched:
-            mds.setdefault("actionType", "update" if name in before else "append")
-        out[name] = mds
-    return out
-
-
-def _jexl() -> Any:
-    from ngsi import jexl
-
-    return jexl
-
-
-def substitute(template: str, context: dict[str, Any], missing: str = "null") -> str:
-    """Text with each ``${...}`` replaced by the value's text.
-
-    ``missing`` stands for a null/undefined value: ``null`` in payloads, ``""`` in url,
-    headers and qs (where an empty result drops the header or parameter).
-    """
-    return _jexl().substitute(template, context, missing)
-
-
-def substitute_json(value: Any, context: dict[str, Any]) -> Any:
-    """A JSON template: a string that is one whole macro becomes the value itself."""
-    return _jexl().expand(value, context)
-
-
-def jexl_condition(expression: str, change: Change) -> bool:
-    """condition.expression.jexlExpression: the subscription fires only on a ``true`` result
-    (numbers and strings do not count, 4555); the context is the macros' one."""
-    from .matcher import CURRENT
-
-    ctx = CURRENT.get() or RequestContext()
-    return _jexl().evaluate(expression, macro_context(change, ctx)) is True
-
-
 def _ngsi_text(template: str, original: str, context: dict[str, Any]) -> str:
     """id/type of httpCustom.ngsi: a whole macro that gives nothing keeps the original (4085)."""
-    jexl = _jexl()
     expr = jexl.full_macro(template)
     if expr is not None:
         value = jexl.evaluate(expr, context)
@@ -318,7 +235,7 @@ def _qs_join(url: str, params: list[tuple[str, str]]) -> str:
 
 
 def prepare(
-    sub: Sub, change: Change, alteration: str, ctx: RequestContext, custom: dict[str, Any] | None
+    sub: Sub, change: Change, alteration: str, custom: dict[str, Any] | None
 ) -> tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, Any]]] | None:
     """What every notification channel (HTTP, MQTT) starts from: the attrsFormat, the entity
     (patched by a custom ``ngsi``), the macro context and the attributes to notify; None when
@@ -330,7 +247,7 @@ def prepare(
     entity = change.entity
     context: dict[str, Any] = {}
     if custom is not None:
-        context = macro_context(change, ctx)
+        context = macro_context(change)
         if isinstance(custom.get("ngsi"), dict) and "payload" not in custom and custom.get("json") is None:
             entity = apply_ngsi(custom["ngsi"], entity, context)
     attrs = notified_attrs(sub, change, alteration, entity)
@@ -339,16 +256,14 @@ def prepare(
     return fmt, entity, context, attrs
 
 
-def build(
-    sub: Sub, change: Change, alteration: str, ctx: RequestContext, cbnotif: int, *, multiservice: bool = False
-) -> Notification | None:
+def build(sub: Sub, change: Change, alteration: str, cbnotif: int) -> Notification | None:
     """The request for one (subscription, change) pair; None for a subscription without HTTP target."""
     notification = sub.get("notification") or {}
     http = notification.get("http")
     custom = notification.get("httpCustom")
     if http is None and custom is None:
         return None  # MQTT is not supported by this broker
-    prepared = prepare(sub, change, alteration, ctx, custom)
+    prepared = prepare(sub, change, alteration, custom)
     if prepared is None:
         return None
     fmt, entity, context, attrs = prepared
@@ -386,7 +301,8 @@ def build(
                 custom_headers.append((name, unquote(substitute(str(raw), context, ""))))
     url = _qs_join(url, qs)
     headers: list[tuple[str, str]] = []
-    service = notified_service(change, ctx, multiservice)
+    ctx = change.ctx
+    service = notified_service(change)
     if service:
         headers.append(("Fiware-Service", service))
     headers.append(("Fiware-Servicepath", entity.get("servicePath", "/")))

@@ -26,7 +26,6 @@ as Orion does when its notification queue is full (``-notificationMode threadpoo
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections import deque
@@ -34,7 +33,10 @@ from typing import Any, Protocol
 
 from ngsi.client import http11
 
-from .matcher import CURRENT, Change, RequestContext, fires
+from ngsi.context import RequestContext
+
+from ..changes import DELETE, Change
+from .matcher import fires
 from .mqtt import MqttError, MqttMessage, MqttPublisher, build_mqtt
 from .notify import Notification, build
 
@@ -49,10 +51,6 @@ RESPONSIVE = 0.5  # seconds: a destination with no request in flight for longer 
 IDLE_WORKER = 10.0  # seconds an idle worker lingers before ending
 
 Item = Notification | MqttMessage
-# The request being served and when its back-pressure waits must end (one budget per request).
-_BUDGET: contextvars.ContextVar[tuple[RequestContext, float] | None] = contextvars.ContextVar(
-    "notify_budget", default=None
-)
 
 
 class Registry(Protocol):
@@ -174,7 +172,6 @@ class Notifier:
         self,
         registry: Registry,
         *,
-        multiservice: bool = False,
         http_timeout: float | None = None,
         custom_enabled: bool = True,
         queue_size: int = QUEUE_SIZE,
@@ -185,7 +182,6 @@ class Notifier:
         workers: int | None = None,  # former name of ``connections``
     ) -> None:
         self.registry = registry
-        self.multiservice = multiservice
         self.http_timeout = http_timeout or DEFAULT_TIMEOUT
         self.custom_enabled = custom_enabled
         self.queue_size = queue_size
@@ -250,27 +246,21 @@ class Notifier:
 
     # -- triggering --------------------------------------------------------------------------
 
-    async def listener(
-        self, tenant: str, action: str, before: dict[str, Any] | None, after: dict[str, Any] | None, changed: list[str]
-    ) -> None:
-        ctx = CURRENT.get()
-        if ctx is None:
-            if action == "delete":
-                return  # the expiry purge: MongoDB's TTL removes entities silently in Orion
-            ctx = RequestContext()
-            CURRENT.set(ctx)
-        change = Change(tenant, action, before, after, tuple(changed), forced=ctx.forced)
-        pressed = self._dispatch(change, ctx)
+    async def listener(self, change: Change) -> None:
+        """The change hook: enqueue what ``change`` causes, then wait if a receiver is busy."""
+        if change.ctx.internal and change.action == DELETE:
+            return  # the expiry purge: MongoDB's TTL removes entities silently in Orion
+        pressed = self._dispatch(change)
         if pressed:
-            await self._relieve(pressed, ctx)
+            await self._relieve(pressed, change.ctx)
 
-    def dispatch(self, change: Change, ctx: RequestContext) -> int:
+    def dispatch(self, change: Change) -> int:
         """Enqueue the notifications ``change`` causes; returns how many."""
         before = self.outstanding
-        self._dispatch(change, ctx)
+        self._dispatch(change)
         return self.outstanding - before
 
-    def _dispatch(self, change: Change, ctx: RequestContext) -> list[_Destination]:
+    def _dispatch(self, change: Change) -> list[_Destination]:
         """Enqueue; the busy destinations the writer should wait for."""
         entity = change.entity
         try:
@@ -288,11 +278,9 @@ class Notifier:
                 if alteration is None:
                     continue
                 effective = sub if self.custom_enabled else _without_custom(sub)
-                notification: Item | None = build(
-                    effective, change, alteration, ctx, ctx.next_notification(), multiservice=self.multiservice
-                )
+                notification: Item | None = build(effective, change, alteration, change.ctx.tally.next_notification())
                 if notification is None:
-                    notification = build_mqtt(sub, change, alteration, ctx, custom_enabled=self.custom_enabled)
+                    notification = build_mqtt(sub, change, alteration, custom_enabled=self.custom_enabled)
             except Exception:
                 log.exception("cannot build the notification of subscription %s", sub.get("id"))
                 continue
@@ -378,11 +366,10 @@ class Notifier:
         ``busy_wait`` in all for one request (a batch writing many entities included)."""
         loop = self._loop
         assert loop is not None
-        budget = _BUDGET.get()
-        if budget is None or budget[0] is not ctx:
-            budget = (ctx, loop.time() + self.busy_wait)
-            _BUDGET.set(budget)
-        deadline = budget[1]
+        tally = ctx.tally
+        if tally.deadline is None:
+            tally.deadline = loop.time() + self.busy_wait
+        deadline = tally.deadline
         for destination in pressed:
             remaining = deadline - loop.time()
             if remaining <= 0 or destination.backlog <= self.busy_mark:

@@ -9,14 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from broker.changes import Change
 from broker.routes.notify import parse_notification
 from broker.subscriptions.matcher import (
     ENTITY_CHANGE,
     ENTITY_CREATE,
     ENTITY_DELETE,
     ENTITY_UPDATE,
-    Change,
-    RequestContext,
     alteration_type,
     alteration_wanted,
     fires,
@@ -24,6 +23,7 @@ from broker.subscriptions.matcher import (
     service_path_covers,
 )
 from broker.subscriptions.notify import build, substitute
+from ngsi.context import RequestContext
 from ngsi.errors import BadRequest
 
 NOW = 1_700_000_000.0
@@ -51,14 +51,16 @@ def sub(**notification: Any) -> dict[str, Any]:
 
 def update(before: dict[str, Any], after_attrs: dict[str, Any], touched: list[str], forced: bool = False) -> Change:
     after = dict(before, attrs=after_attrs)
-    return Change("", "update", before, after, tuple(touched), forced=forced)
+    return Change(CTX, "update", before, after, tuple(touched), forced=forced)
+
+
+CTX = RequestContext(correlator="c0rr")
 
 
 def body(n: Any) -> Any:
     return json.loads(n.body)
 
 
-CTX = RequestContext(correlator="c0rr")
 
 
 # -- matcher ---------------------------------------------------------------------------------
@@ -66,8 +68,8 @@ CTX = RequestContext(correlator="c0rr")
 
 def test_alteration_types() -> None:
     e = entity({"A": attr(1)})
-    assert alteration_type(Change("", "create", None, e, ("A",))) == ENTITY_CREATE
-    assert alteration_type(Change("", "delete", e, None, ("A",))) == ENTITY_DELETE
+    assert alteration_type(Change(CTX, "create", None, e, ("A",))) == ENTITY_CREATE
+    assert alteration_type(Change(CTX, "delete", e, None, ("A",))) == ENTITY_DELETE
     assert alteration_type(update(e, {"A": attr(1)}, ["A"])) == ENTITY_UPDATE
     assert alteration_type(update(e, {"A": attr(1)}, ["A"], forced=True)) == ENTITY_CHANGE
     assert alteration_type(update(e, {"A": attr(2)}, ["A"])) == ENTITY_CHANGE
@@ -111,7 +113,7 @@ def test_service_paths() -> None:
 
 def test_fires_checks_subject_condition_expression_and_status() -> None:
     e = entity({"A": attr(1), "B": attr(5)})
-    created = Change("", "create", None, e, ("A", "B"))
+    created = Change(CTX, "create", None, e, ("A", "B"))
     s = sub(subject={"entities": [{"id": "E1", "type": "T"}], "condition": {"attrs": ["B"]}})
     assert fires(s, created, NOW) == ENTITY_CREATE
     assert fires(s, update(e, {"A": attr(2), "B": attr(5)}, ["A"]), NOW) is None
@@ -141,7 +143,7 @@ def test_fires_checks_subject_condition_expression_and_status() -> None:
 
 def test_normalized_payload_and_headers() -> None:
     e = entity({"A": attr(1), "B": attr("x", "Text")})
-    n = build(sub(), Change("", "create", None, e, ("A", "B")), ENTITY_CREATE, CTX, 1)
+    n = build(sub(), Change(CTX, "create", None, e, ("A", "B")), ENTITY_CREATE, 1)
     assert n is not None
     assert n.body == (
         b'{"subscriptionId":"5f0000000000000000000001","data":[{"id":"E1","type":"T",'
@@ -161,13 +163,13 @@ def test_normalized_payload_and_headers() -> None:
 
 def test_fiware_service_is_the_tenant_or_the_propagated_header() -> None:
     e = entity({"A": attr(1)})
-    n = build(sub(), Change("t1", "create", None, e, ("A",)), ENTITY_CREATE, CTX, 1, multiservice=True)
+    n = build(sub(), Change(RequestContext(tenant="t1", correlator="c0rr"), "create", None, e, ("A",)), ENTITY_CREATE, 1)
     assert dict(n.headers)["Fiware-Service"] == "t1"  # type: ignore[union-attr]
-    n = build(sub(), Change("", "create", None, e, ("A",)), ENTITY_CREATE, CTX, 1)
+    n = build(sub(), Change(CTX, "create", None, e, ("A",)), ENTITY_CREATE, 1)
     assert "Fiware-Service" not in dict(n.headers)  # type: ignore[union-attr]
     # without -multiservice Orion still propagates the request's header (1898)
     ctx = RequestContext(correlator="c", service="abc")
-    n = build(sub(), Change("", "create", None, e, ("A",)), ENTITY_CREATE, ctx, 1)
+    n = build(sub(), Change(ctx, "create", None, e, ("A",)), ENTITY_CREATE, 1)
     assert dict(n.headers)["Fiware-Service"] == "abc"  # type: ignore[union-attr]
 
 
@@ -183,7 +185,7 @@ def test_fiware_service_is_the_tenant_or_the_propagated_header() -> None:
 )
 def test_formats_follow_attrs_order(fmt: str, expected: Any) -> None:
     e = entity({"A": attr(1), "B": attr(2), "C": attr(3)})
-    n = build(sub(attrs=["B", "A"], attrsFormat=fmt), Change("", "create", None, e, ("A", "B", "C")), ENTITY_CREATE, CTX, 1)
+    n = build(sub(attrs=["B", "A"], attrsFormat=fmt), Change(CTX, "create", None, e, ("A", "B", "C")), ENTITY_CREATE, 1)
     assert n is not None
     assert body(n) == expected
     assert list(body(n)["data"][0] if "data" in body(n) else body(n)) == list(
@@ -194,11 +196,11 @@ def test_formats_follow_attrs_order(fmt: str, expected: Any) -> None:
 def test_except_attrs_only_changed_and_covered() -> None:
     before = entity({"A": attr(1), "B": attr(2), "C": attr(3)})
     change = update(before, {"A": attr(10), "B": attr(2), "C": attr(3)}, ["A", "B"])
-    n = build(sub(exceptAttrs=["B"], attrsFormat="keyValues"), change, ENTITY_CHANGE, CTX, 1)
+    n = build(sub(exceptAttrs=["B"], attrsFormat="keyValues"), change, ENTITY_CHANGE, 1)
     assert body(n)["data"] == [{"id": "E1", "type": "T", "A": 10, "C": 3}]
-    n = build(sub(onlyChangedAttrs=True, attrsFormat="keyValues"), change, ENTITY_CHANGE, CTX, 1)
+    n = build(sub(onlyChangedAttrs=True, attrsFormat="keyValues"), change, ENTITY_CHANGE, 1)
     assert body(n)["data"] == [{"id": "E1", "type": "T", "A": 10, "B": 2}]
-    n = build(sub(attrs=["A", "Z"], covered=True), change, ENTITY_CHANGE, CTX, 1)
+    n = build(sub(attrs=["A", "Z"], covered=True), change, ENTITY_CHANGE, 1)
     assert body(n)["data"][0]["Z"] == {"type": "None", "value": None, "metadata": {}}
 
 
@@ -206,7 +208,7 @@ def test_builtin_metadata_and_attrs() -> None:
     before = entity({"A": attr(1), "B": attr(2)})
     change = update(before, {"A": attr(1), "B": attr(20), "N": attr(7)}, ["B", "N"])
     s = sub(attrs=["A", "B", "N", "alterationType"], metadata=["previousValue", "actionType"])
-    data = body(build(s, change, ENTITY_CHANGE, CTX, 1))["data"][0]
+    data = body(build(s, change, ENTITY_CHANGE, 1))["data"][0]
     assert data["A"]["metadata"] == {"previousValue": {"type": "Number", "value": 1}}
     assert data["B"]["metadata"] == {
         "previousValue": {"type": "Number", "value": 2}, "actionType": {"type": "Text", "value": "update"}}
@@ -227,7 +229,7 @@ def test_http_custom_text_payload_headers_qs() -> None:
         },
         "attrsFormat": "normalized",
     }
-    n = build(s, Change("", "create", None, e, ("A1", "A3")), ENTITY_CREATE, CTX, 3)
+    n = build(s, Change(CTX, "create", None, e, ("A1", "A3")), ENTITY_CREATE, 3)
     assert n is not None
     assert n.method == "PUT"
     assert n.url == "http://localhost:1/E1?b=13&c=x"
@@ -242,15 +244,15 @@ def test_http_custom_text_payload_headers_qs() -> None:
 
 def test_http_custom_json_keeps_types_and_ngsi_patches_entity() -> None:
     e = entity({"A": attr(1), "S": attr("x", "Text")})
-    change = Change("", "create", None, e, ("A", "S"))
+    change = Change(CTX, "create", None, e, ("A", "S"))
     s = sub()
     s["notification"] = {"httpCustom": {"url": "http://h/", "json": {"a": "${A}", "s": "v=${S}", "l": ["${S}"]}}}
-    assert body(build(s, change, ENTITY_CREATE, CTX, 1)) == {"a": 1, "s": "v=x", "l": ["x"]}
+    assert body(build(s, change, ENTITY_CREATE, 1)) == {"a": 1, "s": "v=x", "l": ["x"]}
     s["notification"] = {
         "httpCustom": {"url": "http://h/", "ngsi": {"id": "${id}-x", "B": {"value": "${A}", "type": "Number"}}},
         "attrsFormat": "normalized",
     }
-    data = body(build(s, change, ENTITY_CREATE, CTX, 1))["data"][0]
+    data = body(build(s, change, ENTITY_CREATE, 1))["data"][0]
     assert data["id"] == "E1-x"
     assert data["B"] == {"type": "Number", "value": 1, "metadata": {}}
     assert data["A"]["value"] == 1
@@ -355,7 +357,7 @@ def test_notifier_delivers_in_order_and_records_outcomes() -> None:
             ctx = RequestContext(correlator="cc")
             for value in (1, 2, 3):
                 e = entity({"A": attr(value)})
-                notifier.dispatch(Change("", "create", None, e, ("A",)), ctx)
+                notifier.dispatch(Change(ctx, "create", None, e, ("A",)))
             await notifier.drain()
             await notifier.stop()
             return registry, receiver
@@ -391,7 +393,7 @@ def test_notifier_parallel_across_entities_ordered_per_entity() -> None:
             for value in range(3):
                 for i in range(8):
                     e = entity({"A": attr(value)}, id_=f"E{i}")
-                    notifier.dispatch(Change("", "create", None, e, ("A",)), ctx)
+                    notifier.dispatch(Change(ctx, "create", None, e, ("A",)))
             await notifier.drain()
             took = clock.monotonic() - began
             await notifier.stop()
@@ -421,11 +423,11 @@ def test_notifier_back_pressure_waits_instead_of_dropping() -> None:
             notifier = Notifier(registry, connections=2, queue_size=40, busy_mark=5, busy_wait=5.0)
             await notifier.start()
             # one notification delivered first: the destination is known to answer
-            await notifier.listener("", "create", None, entity({"A": attr(-1)}, id_="E0"), ["A"])
+            await notifier.listener(Change(CTX, "create", None, entity({"A": attr(-1)}, id_="E0"), ("A",)))
             await notifier.drain()
             highest = 0
             for value in range(100):
-                await notifier.listener("", "create", None, entity({"A": attr(value)}, id_=f"E{value}"), ["A"])
+                await notifier.listener(Change(CTX, "create", None, entity({"A": attr(value)}, id_=f"E{value}"), ("A",)))
                 highest = max(highest, notifier.outstanding)
             await notifier.drain()
             await notifier.stop()
@@ -451,7 +453,7 @@ def test_notifier_dead_receiver_fails_fast_with_orion_reason() -> None:
         registry = FakeRegistry([sub(http={"url": f"http://127.0.0.1:{port}/notify"})])
         notifier = Notifier(registry)
         await notifier.start()
-        await notifier.listener("", "create", None, entity({"A": attr(1)}), ["A"])
+        await notifier.listener(Change(CTX, "create", None, entity({"A": attr(1)}), ("A",)))
         await notifier.drain()
         await notifier.stop()
         return registry

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from broker import listing
 from broker.entities import EntityService
+from ngsi.context import RequestContext
 from broker.store import Selector, Store
 from broker.store import sqlquery
 from broker.store.memory import MemoryStore
@@ -124,8 +125,8 @@ async def test_pushed_down_queries_answer_like_a_scan(store: Store, entities: li
             assert set(expected) <= kept, (text, hint)
         for limit, offset in ((20, 0), (2, 1)):
             query = listing.EntityQuery(selectors=[Selector(types=("T",))], filters=[q], limit=limit, offset=offset)
-            got, total = await listing.run(EntityService(store), "", query, count=True)
-            want, want_total = await listing.run(EntityService(reference), "", query, count=True)
+            got, total = await listing.run(EntityService(store), RequestContext(), query, count=True)
+            want, want_total = await listing.run(EntityService(reference), RequestContext(), query, count=True)
             assert [e["id"] for e in got] == [e["id"] for e in want] == expected[offset : offset + limit], text
             assert total == want_total == len(expected)
 
