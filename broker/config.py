@@ -3,14 +3,18 @@
 Option names are Orion's (``-port 1026 -dbURI ... -multiservice``) so that existing start-up
 scripts keep working; each also reads an ``ORION_*`` environment variable, the names Orion's
 Docker image uses. A bad value stops start-up with a message naming the option and the value.
+The options are one table, ``OPTIONS`` (``ngsi.settings``), which ``waziup broker --help`` prints.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
+
+from ngsi.settings import FLAG, PORT, Ignored, Int, SettingsError, Table, Text, command_line, guards_option, option
 
 DEFAULT_PORT = 1026
 DEFAULT_DATA_DIR = "data"
@@ -18,8 +22,7 @@ DEFAULT_PAYLOAD_MAX = 1024 * 1024  # Orion's -inReqPayloadMaxSize default: 1 MiB
 DEFAULT_CORS_MAX_AGE = 86400
 
 
-class ConfigError(Exception):
-    """A command-line option or environment variable has no valid value."""
+ConfigError = SettingsError  # a command-line option or environment variable without a valid value
 
 
 @dataclass(frozen=True)
@@ -57,98 +60,70 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-# option -> (Config field, kind, environment variable)
-_OPTIONS: dict[str, tuple[str, str, str]] = {
-    "port": ("port", "int", "ORION_PORT"),
-    "host": ("host", "str", "ORION_LOCALIP"),
-    "localIp": ("host", "str", "ORION_LOCALIP"),
-    "dbURI": ("db_uri", "str", "ORION_DB_URI"),
-    "data": ("data_dir", "str", "WAZIUP_DATA_DIR"),
-    "multiservice": ("multiservice", "flag", "ORION_MULTI_SERVICE"),
-    "corsOrigin": ("cors_origin", "str", "ORION_CORS_ALLOWED_ORIGIN"),
-    "corsMaxAge": ("cors_max_age", "int", "ORION_CORS_MAX_AGE"),
-    "inReqPayloadMaxSize": ("payload_max", "int", "ORION_IN_REQ_PAYLOAD_MAX_SIZE"),
-    "workers": ("workers", "int", "WAZIUP_WORKERS"),
-    "logLevel": ("log_level", "str", "ORION_LOG_LEVEL"),
-    "httpTimeout": ("http_timeout", "int", "ORION_HTTP_TIMEOUT"),
-    "disableCustomNotifications": ("disable_custom_notifications", "flag", "ORION_DISABLE_CUSTOM_NOTIFICATIONS"),
-    "notificationMode": ("notification_mode", "str", "ORION_NOTIFICATION_MODE"),
-    "insecureNotif": ("insecure_notif", "flag", "ORION_INSECURE_NOTIF"),
-}
+def _notification_mode(text: str) -> None:
+    from .subscriptions.sender import notification_mode
 
-# Orion options accepted for compatibility that change nothing here (valued ones take one word).
-_IGNORED_VALUED = {
-    "subCacheIval", "reqTimeout", "dbTimeout", "dbPoolSize", "logDir", "pidpath",
-    "maxConnections", "reqPoolSize", "t", "notifFlowControl", "mqttMaxAge", "cprForwardLimit",
-    "correlatorId", "logSummary", "db", "dbhost", "dbuser", "dbpwd", "rplSet", "dbAuthMech", "dbAuthDb",
-    "key", "cert", "logLineMaxSize", "logInfoPayloadMaxSize", "connectionMemory", "notifQueueStats",
-}
-_IGNORED_FLAGS = {
-    "ipv4", "ipv6", "fg", "disableFileLog", "noCache", "logForHumans", "ngsiv1Autocast",
-    "statCounters", "relogAlarms", "statNotifQueue", "statSemWait", "statTiming", "disableNgsiv1",
-    "disableMetrics", "https",
-}
+    notification_mode(text)
 
 
-def _convert(option: str, kind: str, raw: str) -> object:
-    if kind == "int":
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(f"option -{option}: {raw!r} is not an integer") from None
-    if kind == "flag":
-        return raw.lower() not in ("", "0", "false", "no", "off")
-    return raw
+IGNORED = Ignored(  # Orion options accepted for compatibility that change nothing here
+    "ignored",
+    valued=(
+        "subCacheIval", "reqTimeout", "dbTimeout", "dbPoolSize", "logDir", "pidpath", "maxConnections",
+        "reqPoolSize", "t", "notifFlowControl", "mqttMaxAge", "cprForwardLimit", "correlatorId", "logSummary",
+        "db", "dbhost", "dbuser", "dbpwd", "rplSet", "dbAuthMech", "dbAuthDb", "key", "cert", "logLineMaxSize",
+        "logInfoPayloadMaxSize", "connectionMemory", "notifQueueStats",
+    ),
+    flags=(
+        "ipv4", "ipv6", "fg", "disableFileLog", "noCache", "logForHumans", "ngsiv1Autocast", "statCounters",
+        "relogAlarms", "statNotifQueue", "statSemWait", "statTiming", "disableNgsiv1", "disableMetrics", "https",
+    ),
+)
 
 
-def parse(argv: list[str], environ: dict[str, str] | None = None) -> Config:
-    """Build a Config from Orion-style options (``-port 1026`` or ``--port=1026``) and the environment."""
-    env = os.environ if environ is None else environ
-    values: dict[str, object] = {}
-    for option, (name, kind, variable) in _OPTIONS.items():
-        if variable in env and name not in values:
-            values[name] = _convert(option, kind, env[variable])
-    ignored: list[str] = []
-    i = 0
-    while i < len(argv):
-        word = argv[i]
-        i += 1
-        if not word.startswith("-"):
-            raise ConfigError(f"unexpected argument {word!r}")
-        option, _, inline = word.lstrip("-").partition("=")
-        if option in _OPTIONS:
-            name, kind, _ = _OPTIONS[option]
-            if kind == "flag":
-                values[name] = True if not inline else _convert(option, kind, inline)
-                continue
-            if not inline:
-                if i >= len(argv):
-                    raise ConfigError(f"option -{option} needs a value")
-                inline = argv[i]
-                i += 1
-            values[name] = _convert(option, kind, inline)
-        elif option in _IGNORED_FLAGS:
-            ignored.append(option)
-        elif option in _IGNORED_VALUED:
-            ignored.append(option)
-            if not inline and i < len(argv) and not argv[i].startswith("-"):
-                i += 1
-        else:
-            raise ConfigError(f"unknown option {word!r}")
-    if "port" in values and not (0 < int(values["port"]) < 65536):  # type: ignore[arg-type]
-        raise ConfigError(f"option -port: {values['port']} is not a valid port")
-    if "notification_mode" in values:
-        from .subscriptions.sender import notification_mode
-
-        try:
-            notification_mode(str(values["notification_mode"]))
-        except ValueError as exc:
-            raise ConfigError(f"option -notificationMode: {exc}") from None
-    return Config(ignored=tuple(ignored), **values)  # type: ignore[arg-type]
+OPTIONS = Table(
+    Config,
+    option("-port", field="port", type=PORT, env="ORION_PORT",
+           help="HTTP port"),
+    option("-localIp", "-host", field="host", type=Text("ADDRESS"), env="ORION_LOCALIP",
+           help="address to listen on"),
+    option("-dbURI", field="db_uri", type=Text("URL"), env="ORION_DB_URI", shown="sqlite:///<-data>/broker.db",
+           help="store: sqlite:///relative.db, sqlite:////absolute.db, postgresql://user:password@host/db, memory://"),
+    option("-data", field="data_dir", type=Text("DIR"), env="WAZIUP_DATA_DIR",
+           help="where the default SQLite file goes"),
+    option("-multiservice", field="multiservice", type=FLAG, env="ORION_MULTI_SERVICE",
+           help="honour Fiware-Service (one isolated tenant each)"),
+    option("-corsOrigin", field="cors_origin", type=Text("ORIGIN"), env="ORION_CORS_ALLOWED_ORIGIN",
+           help="CORS: __ALL or one origin"),
+    option("-corsMaxAge", field="cors_max_age", type=Int(-1, metavar="SECONDS"), env="ORION_CORS_MAX_AGE",
+           help="CORS preflight cache time"),
+    option("-inReqPayloadMaxSize", field="payload_max", type=Int(metavar="BYTES"), env="ORION_IN_REQ_PAYLOAD_MAX_SIZE",
+           shown="1048576 (1 MiB)", help="larger requests get 413"),
+    option("-workers", field="workers", type=Int(1), env="WAZIUP_WORKERS",
+           help="worker processes on one port (an SQLite file or PostgreSQL; see docs/storage.md)"),
+    option("-logLevel", field="log_level", type=Text("LEVEL"), env="ORION_LOG_LEVEL",
+           help="log level"),
+    option("-httpTimeout", field="http_timeout", type=Int(metavar="MS"), env="ORION_HTTP_TIMEOUT",
+           shown="0 (5000 ms)", help="notification and forwarding timeout"),
+    option("-disableCustomNotifications", field="disable_custom_notifications", type=FLAG,
+           env="ORION_DISABLE_CUSTOM_NOTIFICATIONS", help="send httpCustom/mqttCustom as plain http/mqtt"),
+    option("-notificationMode", field="notification_mode", type=Text("MODE"), env="ORION_NOTIFICATION_MODE",
+           check=_notification_mode, shown="transient",
+           help="transient, permanent or threadpool:<queue size>:<connections per destination>"),
+    option("-insecureNotif", field="insecure_notif", type=FLAG, env="ORION_INSECURE_NOTIF",
+           help="https notifications without certificate checks"),
+    guards_option("-guard"),
+    ignored=IGNORED,
+    about="Orion's option names, each also read from the environment variable beside it (Orion's Docker "
+    "image names them so); other Orion options are accepted and ignored, unknown ones stop start-up.",
+)
 
 
-def from_command_line() -> Config:
-    try:
-        return parse(sys.argv[1:])
-    except ConfigError as exc:
-        sys.exit(f"waziup broker: {exc}")
+def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
+    """A Config from Orion-style options (``-port 1026``, ``--port=1026``) and the environment."""
+    return OPTIONS.build(argv, os.environ if environ is None else environ)
+
+
+def from_command_line(argv: Sequence[str] | None = None) -> Config:
+    """``waziup broker`` / ``python -m broker``: the Config, or the help (exit 0), or the error (exit 1)."""
+    return command_line(OPTIONS, parse, sys.argv[1:] if argv is None else argv, prog="waziup broker", show=print)

@@ -4,20 +4,24 @@ The variables carry the names the FIWARE IoT agents read (``IOTA_NORTH_PORT``,
 ``IOTA_CB_HOST``, ``IOTA_PROVIDER_URL``...), so a docker-compose written for
 iotagent-ul/iotagent-json runs this agent unchanged. Each option also has a ``--kebab-case``
 flag. A bad value stops start-up with a message naming the option and the value.
+The options are one table, ``OPTIONS`` (``ngsi.settings``), which ``waziup iot-agent --help`` prints.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
+
+from ngsi.settings import FLAG, PORT, Choice, Int, SettingsError, Table, Text, command_line, guards_option, option
 
 DEFAULT_DATA_DIR = "data"
 
 
-class ConfigError(Exception):
-    """A flag or environment variable has no valid value."""
+ConfigError = SettingsError  # a flag or environment variable without a valid value
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class Config:
     registry_type: str = "sqlite"
     data_dir: str = DEFAULT_DATA_DIR
     log_level: str = "INFO"
+    # the request seam: guards as "module:factory", as the broker's (ngsi/server/guards.py)
+    guards: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def broker_url(self) -> str:
@@ -72,117 +78,18 @@ class Config:
         return os.path.join(self.data_dir, "iot_agent.db")
 
 
-# Config field -> environment variable. Flags are the field name in kebab case.
-ENVIRONMENT: dict[str, str] = {
-    "north_host": "IOTA_NORTH_HOST",
-    "north_port": "IOTA_NORTH_PORT",
-    "http_host": "IOTA_HTTP_HOST",
-    "http_port": "IOTA_HTTP_PORT",
-    "mqtt_host": "IOTA_MQTT_HOST",
-    "mqtt_port": "IOTA_MQTT_PORT",
-    "mqtt_username": "IOTA_MQTT_USERNAME",
-    "mqtt_password": "IOTA_MQTT_PASSWORD",
-    "mqtt_qos": "IOTA_MQTT_QOS",
-    "mqtt_retain": "IOTA_MQTT_RETAIN",
-    "mqtt_client_id": "IOTA_MQTT_CLIENT_ID",
-    "mqtt_uri": "IOTA_MQTT_URI",
-    "cb_host": "IOTA_CB_HOST",
-    "cb_port": "IOTA_CB_PORT",
-    "cb_url": "IOTA_CB_URL",
-    "cb_flow_control": "IOTA_CB_FLOW_CONTROL",
-    "provider_url": "IOTA_PROVIDER_URL",
-    "default_resource": "IOTA_DEFAULT_RESOURCE",
-    "default_key": "IOTA_DEFAULT_KEY",
-    "default_transport": "IOTA_DEFAULT_TRANSPORT",
-    "default_type": "IOTA_DEFAULT_TYPE",
-    "default_entity_name_conjunction": "IOTA_DEFAULT_ENTITY_NAME_CONJUNCTION",
-    "timestamp": "IOTA_TIMESTAMP",
-    "autocast": "IOTA_AUTOCAST",
-    "explicit_attrs": "IOTA_EXPLICIT_ATTRS",
-    "cmd_mode": "IOTA_CMD_MODE",
-    "polling_expiration": "IOTA_POLLING_EXPIRATION",
-    "polling_daemon_frequency": "IOTA_POLLING_DAEMON_FREQ",
-    "registry_type": "IOTA_REGISTRY_TYPE",
-    "data_dir": "WAZIUP_DATA_DIR",
-    "log_level": "IOTA_LOG_LEVEL",
-}
-
-_CHOICES = {"registry_type": ("sqlite", "memory", "mongodb"), "cmd_mode": ("legacy", "notification", "advancedNotification")}
-_PORTS = ("north_port", "http_port", "mqtt_port", "cb_port")
-_KINDS: dict[str, type] = {f.name: type(f.default) for f in fields(Config)}
-
-
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _convert(name: str, raw: str, origin: str) -> Any:
-    kind = _KINDS[name]
-    if kind is bool:
-        lowered = raw.strip().lower()
-        if lowered in ("true", "1", "yes", "on"):
-            return True
-        if lowered in ("false", "0", "no", "off", ""):
-            return False
-        raise ConfigError(f"{origin}: {raw!r} is not a boolean")
-    if kind is int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(f"{origin}: {raw!r} is not an integer") from None
-    return raw
-
-
-def parse(argv: list[str], environ: dict[str, str] | None = None) -> Config:
-    """A Config from ``--flag value`` / ``--flag=value`` words and the environment (flags win)."""
-    env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    for name, variable in ENVIRONMENT.items():
-        if variable in env:
-            values[name] = _convert(name, env[variable], variable)
-    by_flag = {flag(name): name for name in _KINDS}
-    by_flag["-mqttURI"] = "mqtt_uri"  # Orion-style spelling, as ``waziup broker -dbURI``
-    i = 0
-    while i < len(argv):
-        word = argv[i]
-        i += 1
-        option, eq, inline = word.partition("=")
-        name = by_flag.get(option)
-        if name is None:
-            raise ConfigError(f"unknown option {word!r}")
-        if _KINDS[name] is bool and not eq:
-            values[name] = True
-            continue
-        if not eq:
-            if i >= len(argv):
-                raise ConfigError(f"option {option} needs a value")
-            inline = argv[i]
-            i += 1
-        values[name] = _convert(name, inline, option)
-    for name in _PORTS:
-        if name in values and not 0 < values[name] < 65536:
-            raise ConfigError(f"{flag(name)}: {values[name]} is not a valid port")
-    for name, allowed in _CHOICES.items():
-        if name in values and values[name] not in allowed:
-            raise ConfigError(f"{flag(name)}: {values[name]!r} is not one of {', '.join(allowed)}")
-    if values.get("mqtt_uri"):
-        values.update(_mqtt_uri(values["mqtt_uri"]))
-    if values.get("registry_type") == "mongodb":
-        values["registry_type"] = "sqlite"
-    return Config(**values)
-
-
 def _mqtt_uri(uri: str) -> dict[str, Any]:
-    """``mqtt://user:password@host:1883`` -> mqtt_host/port/username/password."""
-    from urllib.parse import urlsplit
-
+    """``mqtt://user:password@host:1883`` -> mqtt_host/port/username/password ({} for ""; ValueError
+    for what is not such a URI)."""
+    if not uri:
+        return {}
     parts = urlsplit(uri if "://" in uri else "mqtt://" + uri)
     try:
         port = parts.port or 1883
     except ValueError:
-        raise ConfigError(f"-mqttURI: {uri!r} has no valid port") from None
+        raise ValueError(f"{uri!r} has no valid port") from None
     if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-        raise ConfigError(f"-mqttURI: {uri!r} is not mqtt://host[:port]")
+        raise ValueError(f"{uri!r} is not mqtt://host[:port]")
     out: dict[str, Any] = {"mqtt_host": parts.hostname, "mqtt_port": port}
     if parts.username:
         out["mqtt_username"] = parts.username
@@ -190,16 +97,86 @@ def _mqtt_uri(uri: str) -> dict[str, Any]:
     return out
 
 
-def usage() -> str:
-    lines = ["usage: waziup iot-agent [options]", "", "options (environment variable in brackets):"]
-    for name, variable in ENVIRONMENT.items():
-        value = "" if _KINDS[name] is bool else " VALUE"
-        lines.append(f"  {flag(name)}{value}  [{variable}]  default {getattr(Config(), name)!r}")
-    return "\n".join(lines)
+OPTIONS = Table(
+    Config,
+    option("--north-host", field="north_host", type=Text("ADDRESS"), env="IOTA_NORTH_HOST",
+           help="address of the north port (provisioning API, context provider)"),
+    option("--north-port", field="north_port", type=PORT, env="IOTA_NORTH_PORT",
+           help="north port"),
+    option("--http-host", field="http_host", type=Text("ADDRESS"), env="IOTA_HTTP_HOST",
+           help="address of the device HTTP port (/iot/d, /iot/json)"),
+    option("--http-port", field="http_port", type=PORT, env="IOTA_HTTP_PORT",
+           help="device HTTP port"),
+    option("--mqtt-host", field="mqtt_host", type=Text("HOST"), env="IOTA_MQTT_HOST",
+           help="MQTT broker of the devices (none: no MQTT)"),
+    option("--mqtt-port", field="mqtt_port", type=PORT, env="IOTA_MQTT_PORT",
+           help="its port"),
+    option("--mqtt-username", field="mqtt_username", env="IOTA_MQTT_USERNAME",
+           help="MQTT user name"),
+    option("--mqtt-password", field="mqtt_password", env="IOTA_MQTT_PASSWORD",
+           help="MQTT password"),
+    option("--mqtt-qos", field="mqtt_qos", type=Int(0, 2), env="IOTA_MQTT_QOS",
+           help="QoS of subscriptions and commands"),
+    option("--mqtt-retain", field="mqtt_retain", type=FLAG, env="IOTA_MQTT_RETAIN",
+           help="commands published retained"),
+    option("--mqtt-client-id", field="mqtt_client_id", env="IOTA_MQTT_CLIENT_ID", shown="waziup-iota-<random>",
+           help="MQTT client id"),
+    option("--mqtt-uri", "-mqttURI", field="mqtt_uri", type=Text("URI"), env="IOTA_MQTT_URI", check=_mqtt_uri,
+           help="mqtt://[user:password@]host[:port], instead of the four above"),
+    option("--cb-host", field="cb_host", type=Text("HOST"), env="IOTA_CB_HOST",
+           help="context broker host"),
+    option("--cb-port", field="cb_port", type=PORT, env="IOTA_CB_PORT",
+           help="context broker port"),
+    option("--cb-url", field="cb_url", type=Text("URL"), env="IOTA_CB_URL",
+           help="context broker URL, instead of the two above"),
+    option("--cb-flow-control", field="cb_flow_control", type=FLAG, env="IOTA_CB_FLOW_CONTROL",
+           help="updates with Orion's flowControl (useCBflowControl default)"),
+    option("--provider-url", field="provider_url", type=Text("URL"), env="IOTA_PROVIDER_URL",
+           help="the URL the broker reaches the north port at"),
+    option("--default-resource", field="default_resource", type=Text("PATH"), env="IOTA_DEFAULT_RESOURCE",
+           help="resource of groups provisioned without one"),
+    option("--default-key", field="default_key", type=Text("APIKEY"), env="IOTA_DEFAULT_KEY",
+           help="apikey of devices without group"),
+    option("--default-transport", field="default_transport", env="IOTA_DEFAULT_TRANSPORT",
+           help="transport of devices without one"),
+    option("--default-type", field="default_type", env="IOTA_DEFAULT_TYPE",
+           help="entity type of devices without one"),
+    option("--default-entity-name-conjunction", field="default_entity_name_conjunction",
+           env="IOTA_DEFAULT_ENTITY_NAME_CONJUNCTION", help="between type and device id in default entity names"),
+    option("--timestamp", field="timestamp", type=FLAG, env="IOTA_TIMESTAMP",
+           help="add TimeInstant to measures (timestamp default)"),
+    option("--autocast", field="autocast", type=FLAG, env="IOTA_AUTOCAST",
+           help="cast text values to their attribute's type"),
+    option("--explicit-attrs", field="explicit_attrs", type=FLAG, env="IOTA_EXPLICIT_ATTRS",
+           help="send only the attributes provisioned (explicitAttrs default)"),
+    option("--cmd-mode", field="cmd_mode", type=Choice("legacy", "notification", "advancedNotification"),
+           env="IOTA_CMD_MODE", help="how the broker sends commands"),
+    option("--polling-expiration", field="polling_expiration", type=Int(metavar="MS"), env="IOTA_POLLING_EXPIRATION",
+           help="poll commands expire after this (0: never)"),
+    option("--polling-daemon-frequency", field="polling_daemon_frequency", type=Int(metavar="MS"),
+           env="IOTA_POLLING_DAEMON_FREQ", help="how often expired commands are looked for (0: the expiration)"),
+    option("--registry-type", field="registry_type", type=Choice("sqlite", "memory", "mongodb"),
+           env="IOTA_REGISTRY_TYPE",
+           help="provisioning registry: an SQLite file under the data directory, or memory (mongodb: sqlite)"),
+    option("--data-dir", field="data_dir", type=Text("DIR"), env="WAZIUP_DATA_DIR",
+           help="data directory"),
+    option("--log-level", field="log_level", type=Text("LEVEL"), env="IOTA_LOG_LEVEL",
+           help="log level"),
+    guards_option("--guard"),
+    about="Options carry the FIWARE IoT agents' variable names (IOTA_*), so a docker-compose written "
+    "for iotagent-ul/iotagent-json runs this agent unchanged.",
+)
 
 
-def from_command_line(argv: list[str] | None = None) -> Config:
-    try:
-        return parse(sys.argv[1:] if argv is None else argv)
-    except ConfigError as exc:
-        sys.exit(f"waziup iot-agent: {exc}")
+def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
+    """A Config from ``--flag value`` / ``--flag=value`` words and the environment (flags win)."""
+    values = OPTIONS.parse(argv, os.environ if environ is None else environ)
+    values.update(_mqtt_uri(values.get("mqtt_uri", "")))
+    if values.get("registry_type") == "mongodb":
+        values["registry_type"] = "sqlite"
+    return Config(**values)
+
+
+def from_command_line(argv: Sequence[str] | None = None) -> Config:
+    """``waziup iot-agent``: the Config, or the help (exit 0), or the error (exit 1)."""
+    return command_line(OPTIONS, parse, sys.argv[1:] if argv is None else argv, prog="waziup iot-agent", show=print)

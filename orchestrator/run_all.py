@@ -1,6 +1,7 @@
 """``waziup run``: the whole platform on one machine, with nothing else to install.
 
-Three child processes, started in this order and each waited for:
+Three child processes, started in this order and each waited for (all listening on ``-host``,
+0.0.0.0 by default):
 
 1. an MQTT broker (amqtt, embedded: ``python -m orchestrator.run_all mqtt-broker``) on
    ``-mqttPort`` (1883), unless ``-mqttURI`` names one already running;
@@ -22,10 +23,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-USAGE = """usage: waziup run [-port 1026] [-data DIR] [-mqttPort 1883] [-mqttURI mqtt://host:port]
-                  [-northPort 4041] [-httpPort 7896] [-host 0.0.0.0] [-- broker options...]"""
+from ngsi.settings import PORT, Table, Text, command_line, option
 
 
 @dataclass
@@ -40,38 +41,26 @@ class Options:
     broker_args: list[str] = field(default_factory=list)
 
 
-_FLAGS = {
-    "-port": "port",
-    "-data": "data",
-    "-mqttPort": "mqtt_port",
-    "-mqttURI": "mqtt_uri",
-    "-northPort": "north_port",
-    "-httpPort": "http_port",
-    "-host": "host",
-}
+OPTIONS = Table(
+    Options,
+    option("-port", field="port", type=PORT, help="the context broker's HTTP port"),
+    option("-data", field="data", type=Text("DIR"), help="data directory of the broker and the IoT agent"),
+    option("-mqttPort", field="mqtt_port", type=PORT, help="port of the embedded MQTT broker"),
+    option("-mqttURI", field="mqtt_uri", type=Text("URI"),
+           help="mqtt://host:port of an MQTT broker already running, instead of the embedded one"),
+    option("-northPort", field="north_port", type=PORT, help="the IoT agent's north port (provisioning API)"),
+    option("-httpPort", field="http_port", type=PORT, help="the IoT agent's device HTTP port"),
+    option("-host", field="host", type=Text("ADDRESS"),
+           help="address every service listens on: the broker, the agent's two ports, the MQTT broker"),
+    rest="broker_args",
+    usage="[options] [-- broker options...]",
+    about="The context broker (-multiservice), the IoT agent and an embedded MQTT broker, on this machine; "
+    "words after -- go to the broker (waziup broker --help lists them).",
+)
 
 
-def parse(argv: list[str]) -> Options:
-    options = Options()
-    i = 0
-    while i < len(argv):
-        word = argv[i]
-        if word == "--":
-            options.broker_args = argv[i + 1 :]
-            break
-        name = _FLAGS.get(word)
-        if name is None or i + 1 >= len(argv):
-            raise SystemExit(f"waziup run: bad option {word!r}\n{USAGE}")
-        raw = argv[i + 1]
-        if isinstance(getattr(options, name), int):
-            try:
-                setattr(options, name, int(raw))
-            except ValueError:
-                raise SystemExit(f"waziup run: {word} {raw!r} is not a number") from None
-        else:
-            setattr(options, name, raw)
-        i += 2
-    return options
+def parse(argv: Sequence[str]) -> Options:
+    return OPTIONS.build(argv, {})
 
 
 def _cli(*args: str) -> list[str]:
@@ -84,9 +73,18 @@ _MQTT_CONNECT = bytes([0x10, 12, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 10, 0, 0])
 _MQTT_DISCONNECT = bytes([0xE0, 0])
 
 
-def _mqtt_ready(port: int) -> bool:
+def reachable(host: str) -> str:
+    """The address a client on this machine reaches a server listening on ``host`` at."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
+def _http(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _mqtt_ready(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        with socket.create_connection((host, port), timeout=1) as sock:
             sock.sendall(_MQTT_CONNECT)
             ack = sock.recv(4)
             sock.sendall(_MQTT_DISCONNECT)
@@ -95,12 +93,12 @@ def _mqtt_ready(port: int) -> bool:
         return False
 
 
-def _wait_mqtt(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:
+def _wait_mqtt(host: str, port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with status {proc.returncode}")
-        if _mqtt_ready(port):
+        if _mqtt_ready(port, host):
             return
         time.sleep(0.1)
     raise RuntimeError(f"{what} did not accept MQTT connections on port {port} within {timeout:.0f} s")
@@ -143,36 +141,40 @@ def run(options: Options) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    local = "127.0.0.1"
+    local = reachable(options.host)  # where the children reach each other
+    shown = "localhost" if local in ("127.0.0.1", "::1") else local
     try:
         if options.mqtt_uri:
             mqtt_args = ["-mqttURI", options.mqtt_uri]
         else:
-            proc = subprocess.Popen([sys.executable, "-m", "orchestrator.run_all", "mqtt-broker", options.host, str(options.mqtt_port)])
+            mqtt_broker = ["mqtt-broker", options.host, str(options.mqtt_port)]
+            proc = subprocess.Popen([sys.executable, "-m", "orchestrator.run_all", *mqtt_broker])
             children.append(("MQTT broker", proc))
-            _wait_mqtt(options.mqtt_port, proc, "the MQTT broker")
+            _wait_mqtt(local, options.mqtt_port, proc, "the MQTT broker")
             mqtt_args = ["--mqtt-host", local, "--mqtt-port", str(options.mqtt_port)]
         proc = subprocess.Popen(
-            _cli("broker", "-port", str(options.port), "-data", options.data, "-multiservice", *options.broker_args)
+            _cli("broker", "-host", options.host, "-port", str(options.port), "-data", options.data, "-multiservice",
+                 *options.broker_args)
         )
         children.append(("context broker", proc))
-        _wait_http(f"http://{local}:{options.port}/version", proc, "the context broker")
+        _wait_http(_http(local, options.port) + "/version", proc, "the context broker")
         proc = subprocess.Popen(
             _cli(
                 "iot-agent",
                 "--north-host", options.host, "--north-port", str(options.north_port),
                 "--http-host", options.host, "--http-port", str(options.http_port),
-                "--cb-url", f"http://{local}:{options.port}",
-                "--provider-url", f"http://{local}:{options.north_port}",
+                "--cb-url", _http(local, options.port),
+                "--provider-url", _http(local, options.north_port),
                 "--data-dir", options.data,
                 *mqtt_args,
             )
         )
         children.append(("IoT agent", proc))
-        _wait_http(f"http://{local}:{options.north_port}/iot/about", proc, "the IoT agent")
+        _wait_http(_http(local, options.north_port) + "/iot/about", proc, "the IoT agent")
         print(
-            f"waziup: context broker http://localhost:{options.port}, IoT agent http://localhost:{options.north_port} "
-            f"(devices: HTTP :{options.http_port}, MQTT {options.mqtt_uri or f'localhost:{options.mqtt_port}'}); Ctrl-C stops",
+            f"waziup: context broker {_http(shown, options.port)}, IoT agent {_http(shown, options.north_port)} "
+            f"(devices: HTTP :{options.http_port}, MQTT {options.mqtt_uri or f'{shown}:{options.mqtt_port}'}); "
+            "Ctrl-C stops",
             flush=True,
         )
         while not stopping:
@@ -220,11 +222,9 @@ def main(argv: list[str] | None = None) -> None:
         host, port = (args[1:3] + ["0.0.0.0", "1883"][len(args[1:3]) :])[:2]
         asyncio.run(serve_mqtt(host, int(port)))
         return
-    if args[:1] in (["-h"], ["--help"]):
-        print(USAGE)
-        return
-    os.makedirs(parse(args).data, exist_ok=True)
-    sys.exit(run(parse(args)))
+    options = command_line(OPTIONS, parse, args, prog="waziup run", show=print)
+    os.makedirs(options.data, exist_ok=True)
+    sys.exit(run(options))
 
 
 if __name__ == "__main__":
