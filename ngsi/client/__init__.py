@@ -1,13 +1,33 @@
-"""Async NGSI-v2 client used by the IoT agent, analytics and apps.
+"""Async NGSI-v2 client used by the IoT agent, analytics and apps: the one outbound HTTP
+stack of the platform.
 
-One ``NGSIClient`` over one ``httpx.AsyncClient``: network by default, or any httpx
-transport, e.g. ``httpx.ASGITransport(app=broker_app)`` to talk to an in-process broker
-without a socket. Failures raise ``NGSIClientError(status, error, description)``.
+One ``NGSIClient`` over one transport (``transport.Transport``): the network by default
+(``http11.HTTPClient``, keep-alive HTTP/1.1), or ``ASGITransport(broker_app)`` to talk to
+an in-process broker without a socket. Answers are ``Response`` objects; failures raise
+``NGSIClientError(status, error, description)``, ``NGSIConnectionError`` (status 0) when
+there is no answer. ``NGSIClient.send`` is the raw call to any URL, whatever the status.
 """
 
 from __future__ import annotations
 
+from .asgi import ASGITransport, LifespanError
 from .client import DEFAULT, NGSIClient, Page
 from .errors import NGSIClientError, NGSIConnectionError
+from .http11 import HTTPClient, HTTPError
+from .response import Headers, Response
+from .transport import Transport
 
-__all__ = ["DEFAULT", "NGSIClient", "NGSIClientError", "NGSIConnectionError", "Page"]
+__all__ = [
+    "ASGITransport",
+    "DEFAULT",
+    "HTTPClient",
+    "HTTPError",
+    "Headers",
+    "LifespanError",
+    "NGSIClient",
+    "NGSIClientError",
+    "NGSIConnectionError",
+    "Page",
+    "Response",
+    "Transport",
+]

@@ -1,4 +1,15 @@
-"""The NGSI-v2 client: one class, one ``httpx.AsyncClient``, every call a coroutine.
+"""The NGSI-v2 client: one class over one transport, every call a coroutine.
+
+The transport (``transport.Transport``) is ``http11.HTTPClient`` by default: keep-alive
+HTTP/1.1 pools, ``max_per_host`` connections per destination. ``asgi.ASGITransport``
+calls an ASGI app (the broker's own) in-process. Every call returns or raises in the same
+way over either: a ``response.Response`` (``status_code``, ``headers.get()``,
+``content``, ``text``, ``json()``), ``NGSIClientError`` for a 4xx/5xx answer,
+``NGSIConnectionError`` when there is no answer. Redirects are never followed.
+
+``send`` is the raw call: any URL (a provider, a device's endpoint), headers and body as
+given, every answer returned whatever its status (registration forwarding, commands
+pushed to devices, pre-encoded batches).
 
 Tenancy: ``service`` (Fiware-Service) and ``service_path`` (Fiware-ServicePath) are set per
 client and can be overridden per call; ``None`` sends no header (Orion's default tenant and
@@ -13,14 +24,19 @@ thinking about pages.
 from __future__ import annotations
 
 import enum
+import json as _json
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
-import httpx
+import orjson
 
 from .errors import NGSIClientError, NGSIConnectionError
+from .http11 import HTTPClient, HTTPError
+from .response import Response
+from .transport import Transport
 
 MAX_PAGE = 1000  # Orion's largest accepted limit
 
@@ -77,27 +93,44 @@ def _options(*flags: tuple[bool, str], extra: str | Iterable[str] | None = None)
 class NGSIClient:
     """Async client for an NGSI-v2 context broker (Orion or waziup's own).
 
-    Use as ``async with NGSIClient(url) as ngsi: ...`` or call ``aclose()``.
+    Use as ``async with NGSIClient(url) as ngsi: ...`` or call ``aclose()`` (which closes
+    the transport too, given or not).
+
+    ``transport``: any ``transport.Transport``; by default an ``http11.HTTPClient`` with
+    ``max_per_host`` connections per destination (``verify=False``: no TLS checks).
+    ``headers`` go with every request to the broker (not with ``send`` to other URLs);
+    ``timeout`` (seconds, ``None``: none) bounds each request, overridable per call.
     """
 
     def __init__(
         self,
         base_url: str = "http://localhost:1026",
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
         service: str | None = None,
         service_path: str | None = None,
         correlator: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = 10.0,
+        max_per_host: int = 16,
+        verify: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.service = service
         self.service_path = service_path
         self.correlator = correlator
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, transport=transport, headers=dict(headers or {}), timeout=timeout
-        )
+        self.timeout = timeout
+        if transport is None:
+            transport = HTTPClient(max_per_host=max_per_host, verify=verify)
+        elif not callable(getattr(transport, "request", None)) or hasattr(transport, "handle_async_request"):
+            raise TypeError(
+                f"{type(transport).__name__} is not an ngsi.client transport (request(method, url, headers, body,"
+                " timeout)); httpx transports are not accepted: use ngsi.client.HTTPClient(max_per_host=...)"
+                " or ngsi.client.ASGITransport(app)"
+            )
+        self.transport: Transport = transport
+        self.headers: list[tuple[str, str]] = list((headers or {}).items())
+        self._header_names = frozenset(name.lower() for name, _ in self.headers)
 
     async def __aenter__(self) -> NGSIClient:
         return self
@@ -106,22 +139,41 @@ class NGSIClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self.transport.aclose()
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _headers(self, service: Tenant, service_path: Tenant, correlator: Tenant) -> dict[str, str]:
-        headers: dict[str, str] = {}
+    def _headers(self, service: Tenant, service_path: Tenant, correlator: Tenant) -> list[tuple[str, str]]:
+        headers: list[tuple[str, str]] = []
         svc = self.service if service is DEFAULT else service
         path = self.service_path if service_path is DEFAULT else service_path
         corr = self.correlator if correlator is DEFAULT else correlator
         if svc is not None:
-            headers["Fiware-Service"] = svc
+            headers.append(("Fiware-Service", svc))
         if path is not None:
-            headers["Fiware-ServicePath"] = path
+            headers.append(("Fiware-ServicePath", path))
         if corr is not None:
-            headers["Fiware-Correlator"] = corr
+            headers.append(("Fiware-Correlator", corr))
         return headers
+
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        """The URL of ``path`` (relative to ``base_url``, or absolute) with ``params``
+        encoded as httpx encodes them (``urlencode``: ``a%2Cb``, ``+`` for spaces, ``true``
+        for True, a list repeats its key; ``None`` values left out). Unlike httpx, a query
+        already in ``path`` is kept (``params`` are appended to it)."""
+        if path.startswith("/"):
+            url = self.base_url + path
+        elif "://" in path:
+            url = path
+        else:
+            url = self.base_url + "/" + path
+        if _UNSAFE_PATH.search(url) is not None:
+            url = _quote_url(url)
+        if params:
+            query = _encode_params(params)
+            if query:
+                url += ("&" if "?" in url else "?") + query
+        return url
 
     async def request(
         self,
@@ -130,20 +182,88 @@ class NGSIClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         service: Tenant = DEFAULT,
         service_path: Tenant = DEFAULT,
         correlator: Tenant = DEFAULT,
-    ) -> httpx.Response:
-        """One request; a 4xx/5xx answer or a transport failure raises NGSIClientError."""
-        headers = self._headers(service, service_path, correlator)
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        timeout: float | None | _Default = DEFAULT,
+    ) -> Response:
+        """One request to the broker; a 4xx/5xx answer raises NGSIClientError (with Orion's
+        error and description), no answer NGSIConnectionError.
+
+        ``json`` is sent as ``application/json`` (``content``: a body as is); ``headers``
+        are added to (and override) the client's and the tenant headers."""
+        url = self.url(path, params)
+        sent = self._headers(service, service_path, correlator)
+        body = b""
+        if json is not None:
+            body = _dumps(json)
+            sent.append(("Content-Type", "application/json"))
+        elif content is not None:
+            body = content.encode("utf-8") if isinstance(content, str) else content
+        if headers:
+            extra = list(headers.items() if isinstance(headers, Mapping) else headers)
+            names = {name.lower() for name, _ in extra}
+            sent = [h for h in sent if h[0].lower() not in names] + extra
+        if self.headers:
+            if self._header_names.isdisjoint(name.lower() for name, _ in sent):
+                sent = self.headers + sent
+            else:  # a per-call header replaces the client's header of that name
+                names = {name.lower() for name, _ in sent}
+                sent = [h for h in self.headers if h[0].lower() not in names] + sent
         try:
-            response = await self._http.request(method, path, params=clean, json=json, headers=headers)
-        except httpx.TransportError as exc:
-            raise NGSIConnectionError(f"{method} {self.base_url}{path}: {exc!r}") from exc
-        if response.status_code >= 400:
+            response = await self.transport.request(
+                method, url, sent, body, self.timeout if timeout is DEFAULT else timeout
+            )
+        except HTTPError as exc:
+            raise NGSIConnectionError(f"{method} {url}: {exc}", exc.reason) from exc
+        if response.status >= 400:
             raise _error(response)
         return response
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        body: bytes | str = b"",
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: float | None | _Default = DEFAULT,
+    ) -> Response:
+        """The raw call: ``method url`` with exactly ``headers`` (plus ``Host``,
+        ``Content-Length``, and ``Content-Type: application/json`` for ``json`` unless
+        given), returning the answer whatever its status (3xx are not followed).
+
+        ``url`` is absolute (a context provider, a device) or a path on the broker
+        (``/v2/op/update?options=upsert``), which alone also gets the client's own
+        ``headers``: the broker's credentials do not go to other servers. No tenant headers
+        are added: the caller sends the ones it means. No answer raises NGSIConnectionError
+        (``reason``: libcurl's text, ``__cause__``: the transport's ``HTTPError``)."""
+        own = url.startswith("/")
+        if own or params:
+            url = self.url(url, params)
+        if json is not None:
+            body = _dumps(json)
+        elif isinstance(body, str):
+            body = body.encode("utf-8")
+        sent: Any = () if headers is None else headers
+        if json is not None:
+            sent = list(sent.items() if isinstance(sent, Mapping) else sent)
+            if not any(name.lower() == "content-type" for name, _ in sent):
+                sent.append(("Content-Type", "application/json"))
+        if own and self.headers:
+            sent = list(sent.items() if isinstance(sent, Mapping) else sent)
+            names = {name.lower() for name, _ in sent}
+            sent = [h for h in self.headers if h[0].lower() not in names] + sent
+        try:
+            return await self.transport.request(
+                method, url, sent, body, self.timeout if timeout is DEFAULT else timeout
+            )
+        except HTTPError as exc:
+            raise NGSIConnectionError(f"{method} {url}: {exc}", exc.reason) from exc
 
     # -- entities ------------------------------------------------------------------------
 
@@ -474,12 +594,12 @@ def _query_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _last_segment(response: httpx.Response) -> str:
+def _last_segment(response: Response) -> str:
     location = response.headers.get("location", "")
     return location.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _error(response: httpx.Response) -> NGSIClientError:
+def _error(response: Response) -> NGSIClientError:
     """Orion's ``{"error", "description"}``; any other body keeps its text as description."""
     try:
         body = response.json()
@@ -489,3 +609,82 @@ def _error(response: httpx.Response) -> NGSIClientError:
         description = body.get("description")
         return NGSIClientError(response.status_code, body["error"], description if isinstance(description, str) else "")
     return NGSIClientError(response.status_code, response.reason_phrase or "Error", response.text)
+
+
+# -- encoding ------------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> bytes:
+    """JSON as httpx sends it (compact, UTF-8), through orjson; the standard library for what
+    orjson refuses (non-string keys, Mapping types that are not dicts)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        if isinstance(value, Mapping) and not isinstance(value, dict):
+            value = dict(value)
+        return _json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def _text(value: Any) -> str:
+    """httpx's ``primitive_value_to_str``."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _encode_params(params: Mapping[str, Any]) -> str:
+    """Query parameters as httpx's ``QueryParams`` encodes them (``urlencode``, that is
+    ``quote_plus`` of each key and value); ``None`` values dropped."""
+    parts: list[str] = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, str):
+            parts.append(_pair(key, value))
+        elif isinstance(value, (list, tuple)):
+            parts.extend(_pair(key, _text(v)) for v in value)
+        else:
+            parts.append(_pair(key, _text(value)))
+    return "&".join(parts)
+
+
+_PAIRS: dict[tuple[str, str], str] = {}  # (key, value) -> "key=value" encoded: they repeat a lot
+
+
+def _pair(key: str, value: str) -> str:
+    pair = _PAIRS.get((key, value))
+    if pair is None:
+        pair = quote_plus(str(key)) + "=" + quote_plus(value)
+        if len(_PAIRS) >= 4096:
+            _PAIRS.clear()
+        _PAIRS[(key, value)] = pair
+    return pair
+
+
+# httpx's path percent-encode set (space " # < > ? ` { } and anything not printable ASCII),
+# checked over the whole URL: "?" and "#" only matter in the path, handled by _quote_url.
+_UNSAFE_PATH = re.compile(r"[^!-~]|[\"<>`{}#]")
+_PATH_SAFE = "!$&'()*+,;=:@/%[]\\^|"  # kept as is in a path, as httpx keeps them
+_QUERY_SAFE = _PATH_SAFE + "?`{}"
+
+
+def _quote_url(url: str) -> str:
+    """Percent-encode the path and query of ``url`` as httpx does (existing ``%xx`` kept);
+    a fragment is dropped (it is never sent)."""
+    url = url.split("#", 1)[0]
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    slash = rest.find("/")
+    if slash < 0:
+        return url
+    authority, target = rest[:slash], rest[slash:]
+    path, qmark, query = target.partition("?")
+    path = quote(path, safe=_PATH_SAFE)
+    if qmark:
+        query = quote(query, safe=_QUERY_SAFE)
+    return f"{scheme}{sep}{authority}{path}{qmark}{query}"

@@ -23,7 +23,13 @@ class NGSIClientError(Exception):
 
 
 class NGSIConnectionError(NGSIClientError):
-    """No answer: connection refused, timeout, broken transport."""
+    """No answer: connection refused, timeout, broken transport.
 
-    def __init__(self, description: str) -> None:
+    ``reason`` is libcurl's text for it, as Orion reports it (``lastFailureReason``):
+    "Could not connect to server", "Timeout was reached", "Could not resolve hostname"...
+    The transport's own exception (``http11.HTTPError``) is the ``__cause__``.
+    """
+
+    def __init__(self, description: str, reason: str = "Could not connect to server") -> None:
         super().__init__(0, "ConnectionError", description)
+        self.reason = reason

@@ -13,34 +13,48 @@ Interface::
     response.status, response.headers, response.body, response.header("content-type")
     await client.aclose()
 
+It is the default transport of ``NGSIClient`` (see ``transport.Transport``); its responses
+are ``response.Response`` (also ``status_code``, ``content``, ``json()``, ``headers.get()``).
+
 * One pool per (scheme, host, port), at most ``max_per_host`` connections each, opened at
   most ``max_connecting`` at a time (a burst must not overflow a small server's listen
   backlog, which costs a 1 s SYN retry); a request waits for a free connection when all
   are busy (the wait counts in its timeout).
 * ``timeout`` bounds the whole request (connect, send, response), as libcurl's
-  CURLOPT_TIMEOUT does for Orion; it closes the connection when it fires.
+  CURLOPT_TIMEOUT does for Orion; it closes the connection when it fires. ``None``: no
+  bound.
 * Responses with Content-Length, chunked, or delimited by the end of the connection;
   ``1xx`` interim answers are skipped; ``Connection: close`` and HTTP/1.0 close after use.
-* https through an ``ssl.SSLContext`` (``verify=False``: Orion's ``-insecureNotif``).
+* https through an ``ssl.SSLContext``: the system's CAs and the host name are checked
+  by default, ``ssl_context=`` brings other CAs, ``verify=False`` checks nothing (Orion's
+  ``-insecureNotif``). IPv6 literals as in ``http://[::1]:1026/``.
+* Redirects are never followed: a 3xx is an answer like any other.
 * A keep-alive connection the server closed while idle is detected; a request that finds
   its reused connection closed before any byte of answer is retried once on a new one.
 * Failures raise :class:`HTTPError` subclasses whose ``reason`` is libcurl's text, which
   Orion reports as a subscription's ``lastFailureReason`` ("Could not connect to server",
   "Could not resolve hostname", "Timeout was reached", ...).
 
-Header names and values are sent as given (UTF-8); ``Host`` and ``Content-Length`` are
-added unless given. Response header names are lowercased.
+Header names and values are sent as given (UTF-8; a pair or a mapping), but a CR or LF in
+one fails the request (:class:`BadHeader`) rather than smuggling a header or a request in;
+``Host`` and ``Content-Length`` are added unless given. Spaces, control characters and
+non-ASCII characters of the URL's path and query are percent-encoded (UTF-8), the rest is
+sent as given. Response header names are lowercased.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
+
+from .response import Headers, Response
 
 __all__ = [
     "HTTPClient",
@@ -50,7 +64,15 @@ __all__ = [
     "Timeout",
     "ProtocolError",
     "Response",
+    "Headers",
     "UnsupportedProtocol",
+    "BadURL",
+    "BadHeader",
+    "SSLFailure",
+    "CertificateError",
+    "EmptyReply",
+    "ReceiveError",
+    "parse_url",
 ]
 
 MAX_HEAD = 64 * 1024  # bytes of status line and headers accepted in a response
@@ -87,8 +109,20 @@ class BadURL(UnsupportedProtocol):
     reason = "URL using bad/illegal format or missing URL"
 
 
+class BadHeader(HTTPError):
+    """A request header name or value with CR or LF (or a name that is not a token)."""
+
+    reason = "Bad request header"
+
+
 class SSLFailure(ConnectError):
     reason = "SSL connect error"
+
+
+class CertificateError(SSLFailure):
+    """The server's certificate is not trusted or not for that host."""
+
+    reason = "SSL peer certificate or SSH remote key was not OK"
 
 
 class ProtocolError(HTTPError):
@@ -103,20 +137,6 @@ class EmptyReply(ProtocolError):
 
 class ReceiveError(ProtocolError):
     reason = "Failure when receiving data from the peer"
-
-
-@dataclass(slots=True)
-class Response:
-    status: int
-    headers: list[tuple[str, str]]  # lowercase names, in order
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        """The first value of a header (``name`` lowercase)."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
 
 
 @dataclass(slots=True, frozen=True)
@@ -144,7 +164,14 @@ def parse_url(url: str) -> _Target:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    if _UNSAFE_TARGET.search(path) is not None:
+        path = "".join(c if "!" <= c <= "~" else "".join(f"%{b:02X}" for b in c.encode()) for c in path)
+    if _UNSAFE_TARGET.search(netloc) is not None:
+        raise BadURL(url)
     return _Target((scheme, host, port), netloc, path)
+
+
+_UNSAFE_TARGET = re.compile(r"[^!-~]")  # anything but printable ASCII: space, controls, non-ASCII
 
 
 # -- one connection ---------------------------------------------------------------------------
@@ -173,7 +200,7 @@ class _Connection(asyncio.Protocol):
 
     def _reset(self) -> None:
         self.status = 0
-        self.headers: list[tuple[str, str]] = []
+        self.headers: Headers = Headers()
         self.mode = ""  # "" (head not read) | "length" | "chunked" | "close"
         self.remaining = 0  # body bytes (length) or bytes of the current chunk (chunked)
         self.chunk_state = 0  # 0: size line, 1: data, 2: CRLF after data, 3: trailers
@@ -268,7 +295,7 @@ class _Connection(asyncio.Protocol):
             raise ProtocolError(repr(lines[0][:80])) from None
         if 100 <= status < 200:  # 100 Continue and friends: the real answer follows
             return
-        headers: list[tuple[str, str]] = []
+        headers = Headers()
         length: int | None = None
         chunked = False
         connection = ""
@@ -386,10 +413,11 @@ class HTTPClient:
         self,
         method: str,
         url: str,
-        headers: Iterable[tuple[str, str]] = (),
+        headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
         body: bytes = b"",
-        timeout: float = 5.0,
+        timeout: float | None = 5.0,
     ) -> Response:
+        """One request and its answer, whatever the status; :class:`HTTPError` when there is none."""
         if self._closed:
             raise ConnectError("client closed")
         target = self._targets.get(url)
@@ -400,7 +428,7 @@ class HTTPClient:
             self._targets[url] = target
         data = _request_bytes(method, target, headers, body)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = None if timeout is None else loop.time() + timeout
         head_request = method == "HEAD"
         for attempt in (0, 1):
             conn, reused = await self._acquire(target.key, deadline, loop)
@@ -423,6 +451,12 @@ class HTTPClient:
             return response
         raise EmptyReply()  # pragma: no cover - the loop returns or raises
 
+    async def __aenter__(self) -> HTTPClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     async def aclose(self) -> None:
         """Close every connection; waiting requests fail with ConnectError."""
         self._closed = True
@@ -444,7 +478,7 @@ class HTTPClient:
     # -- connections ------------------------------------------------------------------------
 
     async def _acquire(
-        self, key: tuple[str, str, int], deadline: float, loop: asyncio.AbstractEventLoop
+        self, key: tuple[str, str, int], deadline: float | None, loop: asyncio.AbstractEventLoop
     ) -> tuple[_Connection, bool]:
         pool = self._pools.get(key)
         if pool is None:
@@ -468,37 +502,38 @@ class HTTPClient:
                 self._wake(pool)  # the next waiter may open a connection of its own now
         waiter: asyncio.Future[_Connection | None] = loop.create_future()
         pool.waiters.append(waiter)
-        timer = loop.call_at(deadline, _expire, waiter)
+        timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
         try:
-            conn = await waiter
+            handed = await waiter
         except BaseException:  # timed out or cancelled: pass on what was handed over meanwhile
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                handed = waiter.result()
-                if handed is not None:
-                    self._release(handed)
+                given = waiter.result()
+                if given is not None:
+                    self._release(given)
                 else:
                     self._wake(pool)
             raise
         finally:
-            timer.cancel()
-        if conn is None:  # a slot freed up (a connection was discarded) or the client closed
+            if timer is not None:
+                timer.cancel()
+        if handed is None:  # a slot freed up (a connection was discarded) or the client closed
             if self._closed:
                 raise ConnectError("client closed")
             return await self._acquire(key, deadline, loop)
-        if conn.closed:
+        if handed.closed:
             pool.count -= 1
             return await self._acquire(key, deadline, loop)
-        return conn, True
+        return handed, True
 
     async def _connect(
-        self, key: tuple[str, str, int], deadline: float, loop: asyncio.AbstractEventLoop
+        self, key: tuple[str, str, int], deadline: float | None, loop: asyncio.AbstractEventLoop
     ) -> _Connection:
         scheme, host, port = key
         context = None
         if scheme == "https":
             context = self._ssl or _default_context(self._verify)
-        remaining = deadline - loop.time()
-        if remaining <= 0:
+        remaining = None if deadline is None else deadline - loop.time()
+        if remaining is not None and remaining <= 0:
             raise Timeout("before connecting")
         try:
             _, conn = await asyncio.wait_for(
@@ -511,7 +546,9 @@ class HTTPClient:
             raise Timeout(f"connecting to {host}:{port}") from None
         except socket.gaierror as exc:
             raise ResolveError(f"{host}: {exc}") from None
-        except ssl.SSLError as exc:
+        except ssl.SSLCertVerificationError as exc:
+            raise CertificateError(str(exc)) from None
+        except (ssl.SSLError, ssl.CertificateError) as exc:
             raise SSLFailure(str(exc)) from None
         except OSError as exc:
             raise ConnectError(f"{host}:{port}: {exc}") from None
@@ -550,11 +587,13 @@ class HTTPClient:
                 return
 
     async def _exchange(
-        self, conn: _Connection, data: bytes, head_request: bool, deadline: float, loop: asyncio.AbstractEventLoop
+        self, conn: _Connection, data: bytes, head_request: bool, deadline: float | None, loop: asyncio.AbstractEventLoop
     ) -> Response:
         if conn.closed:
             raise _Closed(False, None)
         waiter = conn.send(data, head_request)
+        if deadline is None:
+            return await waiter
         timer = loop.call_at(deadline, _expire, waiter)
         try:
             return await waiter
@@ -562,7 +601,7 @@ class HTTPClient:
             timer.cancel()
 
 
-def _expire(waiter: asyncio.Future[object]) -> None:
+def _expire(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
         waiter.set_exception(Timeout())
 
@@ -581,9 +620,13 @@ def _default_context(verify: bool) -> ssl.SSLContext:
     return context
 
 
-def _request_bytes(method: str, target: _Target, headers: Iterable[tuple[str, str]], body: bytes) -> bytes:
+def _request_bytes(
+    method: str, target: _Target, headers: Iterable[tuple[str, str]] | Mapping[str, str], body: bytes
+) -> bytes:
     lines = [f"{method} {target.path} HTTP/1.1\r\n"]
     has_host = has_length = False
+    if isinstance(headers, Mapping):
+        headers = headers.items()
     for name, value in headers:
         lower = name.lower()
         if lower == "host":
@@ -596,4 +639,19 @@ def _request_bytes(method: str, target: _Target, headers: Iterable[tuple[str, st
     if not has_length and (body or method in ("POST", "PUT", "PATCH")):
         lines.append(f"Content-Length: {len(body)}\r\n")
     lines.append("\r\n")
-    return "".join(lines).encode("utf-8") + body
+    head = "".join(lines)
+    # Each line ends with the one CRLF put there: any other CR or LF came in a name or a
+    # value (or the method) and would split the head. Two C-speed counts, no per-header check.
+    n = len(lines)
+    if head.count("\n") != n or head.count("\r") != n or " " in method or ":" in method:
+        raise BadHeader(_bad_header(method, headers))
+    return head.encode("utf-8") + body
+
+
+def _bad_header(method: str, headers: Iterable[tuple[str, str]]) -> str:
+    if any(c in method for c in " :\r\n"):
+        return f"method {method!r}"
+    for name, value in headers:
+        if any(c in name or c in value for c in "\r\n"):
+            return f"{name!r}"
+    return "CR or LF in a header"

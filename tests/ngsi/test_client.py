@@ -1,4 +1,8 @@
-"""The NGSI client against the real broker: in-process (ASGI transport, no socket) and once over the network."""
+"""The NGSI client against the real broker: in-process (ASGI transport, no socket) and once
+over the network (a broker process, the default http11 transport).
+
+More in test_client_transports.py (both transports side by side, send, redirects,
+timeouts) and test_client_asgi.py (the ASGI transport itself)."""
 
 from __future__ import annotations
 
@@ -6,13 +10,12 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from broker.app import create_app
 from broker.config import Config
-from broker.store.memory import MemoryStore
-from ngsi.client import NGSIClient, NGSIClientError, NGSIConnectionError
+from ngsi.client import ASGITransport, NGSIClient, NGSIClientError, NGSIConnectionError
+from ngsi.client.http11 import ConnectError, HTTPClient
 
 pytestmark = pytest.mark.anyio
 
@@ -24,11 +27,11 @@ def anyio_backend() -> str:
 
 @contextlib.asynccontextmanager
 async def in_process_client(**options: Any) -> AsyncIterator[NGSIClient]:
-    """A broker app with its lifespan running, and a client speaking to it through ASGI."""
-    app = create_app(Config(multiservice=True), store=MemoryStore())
-    async with app.router.lifespan_context(app):
-        async with NGSIClient("http://broker", transport=httpx.ASGITransport(app=app), **options) as client:
-            yield client
+    """A broker app with its lifespan running (run by the transport), and a client speaking
+    to it through ASGI."""
+    app = create_app(Config(db_uri="memory://", multiservice=True))
+    async with NGSIClient("http://broker", transport=ASGITransport(app, lifespan=True), **options) as client:
+        yield client
 
 
 @pytest.fixture
@@ -128,16 +131,39 @@ async def test_tenants_per_client_and_per_call(anyio_backend: str) -> None:
 
 async def test_correlator_is_passed_through(anyio_backend: str) -> None:
     seen: list[str | None] = []
+    answered: list[str | None] = []
+    app = create_app(Config(db_uri="memory://"))
 
-    async def spy(request: httpx.Request) -> None:
-        seen.append(request.headers.get("fiware-correlator"))
+    async def spy(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """The broker app, seeing what reaches it and what it answers."""
+        if scope["type"] == "http":
+            seen.append(dict(scope["headers"]).get(b"fiware-correlator", b"").decode() or None)
 
-    async with in_process_client(correlator="abc") as ngsi:
-        ngsi._http.event_hooks["request"].append(spy)
+            async def send_spied(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    answered.append(dict(message["headers"]).get(b"fiware-correlator", b"").decode())
+                await send(message)
+
+            await app(scope, receive, send_spied)
+        else:
+            await app(scope, receive, send)
+
+    async with NGSIClient("http://broker", transport=ASGITransport(spy, lifespan=True), correlator="abc") as ngsi:
         await ngsi.create_entity(room(1))
         await ngsi.get_entity("Room1", correlator="call-1")
         await ngsi.get_entity("Room1", correlator=None)
     assert seen == ["abc", "call-1", None]
+    assert answered[:2] == ["abc", "call-1"] and answered[2]  # the broker makes one up when none is sent
+
+
+async def test_lifespan_run_by_the_caller(anyio_backend: str) -> None:
+    """Without lifespan=True the transport leaves the lifespan to whoever owns the app."""
+    app = create_app(Config(db_uri="memory://"))
+    async with app.router.lifespan_context(app):
+        async with NGSIClient("http://broker", transport=ASGITransport(app)) as ngsi:
+            await ngsi.create_entity(room(1))
+            assert (await ngsi.get_entity("Room1", key_values=True))["temperature"] == 20.0
+        assert app.state.store is not None  # closing the client did not stop the app
 
 
 async def test_subscriptions_and_registrations(ngsi: NGSIClient) -> None:
@@ -175,14 +201,26 @@ async def test_unreachable_broker_is_a_client_error(anyio_backend: str) -> None:
         with pytest.raises(NGSIConnectionError) as down:
             await ngsi.get_entity("x")
     assert down.value.status == 0 and isinstance(down.value, NGSIClientError)
+    assert down.value.error == "ConnectionError" and down.value.reason == "Could not connect to server"
+    assert isinstance(down.value.__cause__, ConnectError)
+    assert "GET http://127.0.0.1:" in down.value.description
+
+
+def test_httpx_transports_are_refused() -> None:
+    import httpx
+
+    with pytest.raises(TypeError, match="HTTPClient"):
+        NGSIClient("http://broker", transport=httpx.AsyncHTTPTransport())  # type: ignore[arg-type]
 
 
 async def test_over_the_network(broker_process: Callable[[list[str]], Any], tmp_path: Any, anyio_backend: str) -> None:
     broker = broker_process(["-multiservice", "-data", str(tmp_path)])
-    async with NGSIClient(broker.url, service="net", service_path="/a") as ngsi:
+    async with NGSIClient(broker.url, service="net", service_path="/a", max_per_host=2) as ngsi:
+        assert isinstance(ngsi.transport, HTTPClient) and ngsi.transport.max_per_host == 2
         await ngsi.op_update("append", [room(n) for n in range(3)])
         await ngsi.update_attrs("Room0", {"temperature": 1}, key_values=True)
         assert [e["temperature"] for e in await ngsi.query(type="Room", key_values=True, page_size=2)] == [1, 20.0, 20.0]
         with pytest.raises(NGSIClientError) as missing:
             await ngsi.get_entity("Room9")
         assert missing.value.error == "NotFound"
+        assert ngsi.transport.connections("http", "127.0.0.1", broker.port)[0] == 1  # one keep-alive connection

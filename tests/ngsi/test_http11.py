@@ -1,21 +1,31 @@
 """ngsi.client.http11 against real asyncio servers on loopback: framing (Content-Length,
-chunked, end of connection), keep-alive reuse, servers that close, timeouts, failures."""
+chunked, end of connection), keep-alive reuse, servers that close, timeouts, failures,
+IPv6 literals, https with certificate checks, request heads that cannot be smuggled."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from ngsi.client.http11 import (
+    BadHeader,
+    BadURL,
+    CertificateError,
     ConnectError,
     EmptyReply,
     HTTPClient,
     ResolveError,
+    Response,
     Timeout,
     UnsupportedProtocol,
+    parse_url,
 )
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -40,16 +50,21 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, str
 class Server:
     """A loopback server running ``answer(request, writer)`` for every request of every connection."""
 
-    def __init__(self, answer: Callable[..., Awaitable[bool]]) -> None:
+    def __init__(
+        self, answer: Callable[..., Awaitable[bool]], host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+    ) -> None:
         self.answer = answer
+        self.host = host
+        self.tls = tls
         self.connections = 0
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.server: asyncio.Server | None = None
 
     async def __aenter__(self) -> Server:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, self.host, 0, ssl=self.tls)
         self.port = self.server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"{'https' if self.tls else 'http'}://{host}:{self.port}"
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -233,5 +248,219 @@ def test_connection_refused_and_unknown_host_and_bad_scheme() -> None:
         with pytest.raises(UnsupportedProtocol):
             await client.request("POST", "ftp://127.0.0.1/", body=b"x")
         await client.aclose()
+
+    run(scenario())
+
+
+def test_no_timeout_and_mapping_headers() -> None:
+    async def late(request: tuple[str, dict[str, str], bytes], writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(0.05)
+        return await ok(request, writer)
+
+    async def scenario() -> None:
+        async with Server(late) as server:
+            async with HTTPClient() as client:
+                response = await client.request("PUT", server.url + "/a", {"X-Map": "m", "Host": "virtual"}, b"b", timeout=None)
+                assert response.body == b"echo:b"
+                empty = await client.request("POST", server.url + "/a", timeout=None)
+                assert empty.status == 201
+        (_, headers, _), (_, posted, _) = server.requests
+        assert headers["x-map"] == "m" and headers["host"] == "virtual"  # a given Host is not doubled
+        assert posted["content-length"] == "0"
+
+    run(scenario())
+
+
+def test_response_has_the_httpx_names() -> None:
+    async def json_answer(request: object, writer: asyncio.StreamWriter) -> bool:
+        body = '{"a":"é"}'.encode()
+        writer.write(b"HTTP/1.1 404 Whatever\r\nContent-Type: application/json\r\nX-Twice: 1\r\nX-Twice: 2\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        return True
+
+    async def scenario() -> None:
+        async with Server(json_answer) as server:
+            async with HTTPClient() as client:
+                response = await client.request("GET", server.url + "/")
+        assert isinstance(response, Response)
+        assert (response.status_code, response.reason_phrase, response.content) == (404, "Not Found", '{"a":"é"}'.encode())
+        assert response.json() == {"a": "é"} and response.text == '{"a":"é"}' and not response.is_success
+        assert response.headers.get("Content-Type") == response.headers["CONTENT-TYPE"] == "application/json"
+        assert "x-twice" in response.headers and response.headers.get_list("X-Twice") == ["1", "2"]
+        assert response.headers.get("missing", "d") == "d" and response.headers[0] == ("content-type", "application/json")
+        with pytest.raises(KeyError):
+            response.headers["missing"]
+        with pytest.raises(ValueError):
+            Response(200, [("Content-Type", "text/plain")], b"not json").json()
+        assert Response(200, [("Content-Type", "text/plain; charset=latin-1")], "é".encode("latin-1")).text == "é"
+
+    run(scenario())
+
+
+def test_redirects_are_answers() -> None:
+    async def redirect(request: object, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 301 Moved Permanently\r\nLocation: http://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        return True
+
+    async def scenario() -> None:
+        async with Server(redirect) as server:
+            async with HTTPClient() as client:
+                response = await client.request("POST", server.url + "/", body=b"x")
+        assert response.status == 301 and response.header("location") == "http://127.0.0.1:1/"
+        assert len(server.requests) == 1
+
+    run(scenario())
+
+
+def test_header_injection_is_refused_before_sending() -> None:
+    async def scenario() -> None:
+        async with Server(ok) as server:
+            async with HTTPClient() as client:
+                for headers in (
+                    [("X-A", "1\r\nX-Injected: yes")],
+                    [("X-A", "1\nX-Injected: yes")],
+                    [("X-A", "1\r")],
+                    [("X-A\r\nX-B", "1")],
+                    {"X-A": "\r\n\r\nGET /smuggled HTTP/1.1"},
+                ):
+                    with pytest.raises(BadHeader) as caught:
+                        await client.request("POST", server.url + "/", headers, b"x")
+                    assert caught.value.reason == "Bad request header"
+                with pytest.raises(BadHeader):
+                    await client.request("GET / HTTP/1.1\r\nX:", server.url + "/")
+                assert (await client.request("POST", server.url + "/", [("X-A", "fine: é")], b"x")).status == 201
+        assert server.connections == 1 and len(server.requests) == 1
+        assert server.requests[0][1]["x-a"] == "fine: é"  # sent as UTF-8 (the test server decodes UTF-8)
+
+    run(scenario())
+
+
+def test_url_is_made_a_valid_request_target() -> None:
+    async def scenario() -> None:
+        async with Server(ok) as server:
+            async with HTTPClient() as client:
+                await client.request("GET", server.url + "/a b/é?q=x y&r=%20#fragment")
+                await client.request("GET", server.url + "?only=query")
+                await client.request("GET", "HTTP://user:pw@127.0.0.1:%d" % server.port)
+                with pytest.raises(BadURL):
+                    await client.request("GET", "http://127.0.0.1:99999/")
+                with pytest.raises(BadURL):
+                    await client.request("GET", "http:///path")
+        lines = [line for line, _, _ in server.requests]
+        assert lines == ["GET /a%20b/%C3%A9?q=x%20y&r=%20 HTTP/1.1", "GET /?only=query HTTP/1.1", "GET / HTTP/1.1"]
+        assert server.requests[2][1]["host"] == f"127.0.0.1:{server.port}"  # no credentials in Host
+
+    run(scenario())
+
+
+def _ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_ipv6_literal() -> None:
+    async def scenario() -> None:
+        async with Server(ok, host="::1") as server:
+            assert server.url.startswith("http://[::1]:")
+            async with HTTPClient() as client:
+                for i in range(3):
+                    response = await client.request("POST", server.url + "/v2/notify?x=1", [], b"%d" % i)
+                    assert response.body == b"echo:%d" % i
+                assert client.connections("http", "::1", server.port) == (1, 1)
+        line, headers, _ = server.requests[0]
+        assert line == "POST /v2/notify?x=1 HTTP/1.1" and headers["host"] == f"[::1]:{server.port}"
+        assert server.connections == 1
+        default_port = parse_url("https://[::1]/v2")
+        assert (default_port.key, default_port.host_header, default_port.path) == (("https", "::1", 443), "[::1]", "/v2")
+
+    run(scenario())
+
+
+# -- https ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A test CA and two server certificates it signed: one for localhost and 127.0.0.1
+    (and ::1), one for another name only. Made with the openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is not installed")
+    d = tmp_path_factory.mktemp("tls")
+
+    def run_openssl(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run_openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=waziup test CA",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    for name, san in (("server", "DNS:localhost,IP:127.0.0.1,IP:::1"), ("other", "DNS:other.example")):
+        (d / f"{name}.ext").write_text(
+            f"subjectAltName={san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
+        )
+        run_openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        run_openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                    "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
+    return {"ca": d / "ca.pem", "server": d / "server.pem", "server_key": d / "server.key",
+            "other": d / "other.pem", "other_key": d / "other.key"}
+
+
+def server_context(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def test_https_checks_the_certificate(certificates: dict[str, Path]) -> None:
+    trusting = ssl.create_default_context(cafile=str(certificates["ca"]))
+
+    async def scenario() -> None:
+        tls = server_context(certificates["server"], certificates["server_key"])
+        async with Server(ok, tls=tls) as server:
+            async with HTTPClient(ssl_context=trusting) as client:
+                for host in ("127.0.0.1", "localhost"):
+                    response = await client.request("POST", f"https://{host}:{server.port}/n", [], b"tls")
+                    assert response.status == 201 and response.body == b"echo:tls"
+                again = await client.request("POST", f"https://127.0.0.1:{server.port}/n", [], b"again")
+                assert again.body == b"echo:again"
+                assert client.connections("https", "127.0.0.1", server.port) == (1, 1)  # kept alive
+            async with HTTPClient() as system_cas:  # the system's CAs do not know the test CA
+                with pytest.raises(CertificateError) as untrusted:
+                    await system_cas.request("GET", server.url + "/")
+                assert untrusted.value.reason == "SSL peer certificate or SSH remote key was not OK"
+                assert isinstance(untrusted.value, ConnectError)
+            async with HTTPClient(verify=False) as insecure:  # Orion's -insecureNotif
+                assert (await insecure.request("POST", server.url + "/", [], b"x")).body == b"echo:x"
+            async with HTTPClient() as plain:
+                with pytest.raises((EmptyReply, ConnectError)):  # http to a TLS port: no HTTP answer
+                    await plain.request("GET", f"http://127.0.0.1:{server.port}/", timeout=2)
+        assert server.requests[0][1]["host"] == f"127.0.0.1:{server.port}"
+
+        wrong = server_context(certificates["other"], certificates["other_key"])
+        async with Server(ok, tls=wrong) as server:
+            async with HTTPClient(ssl_context=trusting) as client:
+                with pytest.raises(CertificateError) as mismatch:  # trusted CA, another host's certificate
+                    await client.request("GET", server.url + "/")
+                assert "match" in str(mismatch.value) or "mismatch" in str(mismatch.value)
+
+    run(scenario())
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_https_to_an_ipv6_literal(certificates: dict[str, Path]) -> None:
+    async def scenario() -> None:
+        tls = server_context(certificates["server"], certificates["server_key"])
+        async with Server(ok, host="::1", tls=tls) as server:
+            async with HTTPClient(ssl_context=ssl.create_default_context(cafile=str(certificates["ca"]))) as client:
+                assert (await client.request("POST", server.url + "/", [], b"6")).body == b"echo:6"
 
     run(scenario())
