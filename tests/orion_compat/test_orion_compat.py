@@ -96,6 +96,7 @@ def test_passing_cases_still_pass_on_postgresql(tmp_path: Path) -> None:
     _run_kit(tmp_path, [case for case in _cases() if case not in sqlite_only], [*wrapper, "--"])
 
 
+@pytest.mark.slow  # reads the kit's given.txt: `make test-unit` must run without ../shared
 def test_passing_list_names_given_cases() -> None:
     given = set((KIT / "given.txt").read_text().split())
     listed = _cases()
