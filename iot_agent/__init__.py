@@ -8,9 +8,17 @@ Pure parts (no I/O, usable from tests and from the gateway alike):
   Every parser raises only ``errors.ParseError`` on bad input.
 * ``iot_agent.preprocess``: our per device/group clean-up pipeline (range, type,
   outliers, units, windows, extrapolation) run on measures before mapping.
-* ``iot_agent.measures``: measures + device + group -> NGSI-v2 entities, as
+* ``iot_agent.mapping``: measures + device + group -> NGSI-v2 entities, as
   iotagent-node-lib builds them (mapping, JEXL expressions, statics,
   ``explicitAttrs``, ``TimeInstant``).
+* ``iot_agent.device``: what a provisioned device (with its group) says about itself:
+  entity, apikey, tenant, payload format, transport, commands, LoRaWAN settings.
+
+With I/O:
+
+* ``iot_agent.provisioning``: the north API and the registry of groups and devices.
+* ``iot_agent.south``: devices in (HTTP, MQTT, LoRaWAN) and measures out to the broker.
+* ``iot_agent.commands``: commands and lazy attributes, from the broker to the devices.
 """
 
 from __future__ import annotations

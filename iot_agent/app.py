@@ -11,21 +11,24 @@ anything unexpected a 500 of the same shape, never a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from ngsi.client import NGSIClient
 
 from .config import Config
 from .errors import IoTAError
+from .http_errors import LastResort, error_response
 from .provisioning import routes as provisioning
 from .provisioning.store import ProvisioningStore, open_registry
 
@@ -34,35 +37,7 @@ log = logging.getLogger("waziup.iot_agent")
 
 async def _agent_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, IoTAError)
-    return provisioning.json_response(exc.body(), exc.code)
-
-
-class _LastResort:
-    """A bug must still answer in the agents' error shape (500 RUNTIME_ERROR), and be logged."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            if started:
-                raise
-            response = provisioning.json_response(IoTAError("internal error").body(), 500)
-            await response(scope, receive, send)
+    return error_response(exc)
 
 
 def create_app(
@@ -93,7 +68,7 @@ def create_app(
 
     app = Starlette(
         routes=[*routes, *provisioning.ROUTES],
-        middleware=[Middleware(_LastResort)],
+        middleware=[Middleware(LastResort, log=log)],
         exception_handlers={IoTAError: _agent_error},
         lifespan=lifespan,
     )
@@ -105,10 +80,6 @@ def create_app(
 def serve(config: Config, *, extra: Iterable[tuple[ASGIApp, str, int]] = ()) -> None:
     """Run the north app (and any ``extra`` (app, host, port), e.g. the south HTTP port)
     under uvicorn in one event loop until interrupted."""
-    import asyncio
-
-    import uvicorn
-
     level = config.log_level.upper()
     logging.basicConfig(
         level=getattr(logging, "WARNING" if level == "WARN" else level, logging.INFO),

@@ -18,6 +18,7 @@ import json
 import re
 from typing import Any
 
+from .dates import parse_datetime
 from .errors import BadRequest
 from .names import check_identifier, check_text_value
 
@@ -72,8 +73,6 @@ def _date_value(value: Any, where: str) -> Any:
     """DateTime values are stored as epoch seconds; null stays null."""
     if value is None:
         return None
-    from .dates import parse_datetime
-
     if isinstance(value, str):
         seconds = parse_datetime(value)
         if seconds is not None:

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .dates import format_datetime
 from .model import DATE_TYPES
 
 NORMALIZED = "normalized"
@@ -41,8 +42,6 @@ ALL = Projection()
 
 
 def _format_date(seconds: float) -> str:
-    from .dates import format_datetime
-
     return format_datetime(seconds)
 
 

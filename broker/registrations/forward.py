@@ -33,10 +33,13 @@ from typing import Any
 
 from ngsi.errors import ENTITY_NOT_FOUND, NGSIError, NotFound
 from ngsi.model import BUILTIN_ATTRS, parse_entity
+from ngsi.render import render_attr
 from ngsi.selectors import selector_covers
 
+from ngsi.client import HTTPClient, NGSIClient
 from ngsi.context import RequestContext
 
+from .. import jsonio
 from ..entities import APPEND, APPEND_STRICT, DELETE, REPLACE, UPDATE, EntityService, Outcome
 from ..store import Selector
 from .registry import RegistrationRegistry, Scopes
@@ -71,15 +74,10 @@ class _Ask:
 
 class Forwarder:
     def __init__(self, registry: RegistrationRegistry, entities: EntityService, timeout: float | None = None) -> None:
-        import httpx
-
         self.registry = registry
         self.entities = entities
         self.timeout = timeout or DEFAULT_TIMEOUT
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
-        self.client = httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False, timeout=self.timeout)
-        for name in ("Accept-Encoding", "Connection"):
-            self.client.headers.pop(name, None)
+        self.client = NGSIClient(transport=HTTPClient(max_per_host=64, max_idle=16), timeout=self.timeout)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -114,14 +112,8 @@ class Forwarder:
 
     async def _post(self, ctx: RequestContext, reg: Reg, op: str, body: Any, params: str = "") -> Any:
         """POST to the provider; the decoded JSON answer (None when empty), raises on failure."""
-        from .. import jsonio
-
         url = reg["provider"]["http"]["url"].rstrip("/") + op + params
-        request = self.client.build_request("POST", url, content=jsonio.dumps(body), headers=self._headers(ctx, reg))
-        for name in ("accept-encoding", "connection"):
-            if name in request.headers:
-                del request.headers[name]
-        response = await self.client.send(request)
+        response = await self.client.send("POST", url, headers=self._headers(ctx, reg), body=jsonio.dumps(body))
         if not 200 <= response.status_code < 300:
             raise ConnectionError(f"provider answered {response.status_code}")
         return jsonio.loads(response.content) if response.content else None
@@ -321,8 +313,6 @@ class Forwarder:
     async def _send_update(
         self, ctx: RequestContext, reg: Reg, entity_id: str, entity_type: str | None, attrs: dict[str, Any], action: str
     ) -> bool:
-        from ngsi.render import render_attr
-
         entity: dict[str, Any] = {"id": entity_id}
         if entity_type:
             entity["type"] = entity_type

@@ -37,6 +37,8 @@ from decimal import Decimal
 from collections import OrderedDict
 from typing import Any, Callable
 
+import orjson
+
 from .base import Selector, ValueHint
 
 NUMBER, STRING = "number", "string"
@@ -284,8 +286,6 @@ def pg_condition(hint: ValueHint, param: Callable[[Any], str]) -> str | None:
 
 
 def _json_text(value: str) -> str:
-    import orjson
-
     return orjson.dumps(value).decode()
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from ngsi.dates import format_datetime, parse_datetime
 from ngsi.errors import BadRequest
+from ngsi.geo import parse_geo_expression
 from ngsi.model import check_nesting, infer_type
 from ngsi.selectors import Texts, parse_selector
 
@@ -144,8 +145,6 @@ def _parse_expression(value: Any) -> dict[str, str]:
 
             (parse_q if key == "q" else parse_mq)(text)
             expression[key] = text
-    from ngsi.geo import parse_geo_expression
-
     if parse_geo_expression(value, context="subscription") is not None:
         for key in ("georel", "geometry", "coords"):
             expression[key] = value[key]

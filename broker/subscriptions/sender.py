@@ -198,25 +198,13 @@ class Notifier:
         self._insecure = insecure
         self._client: http11.HTTPClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handed = False  # a notification went to a worker that can send it at once
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._client = http11.HTTPClient(max_per_host=self.connections, verify=not self._insecure)
-        self._spawn(self._warm_up())
-
-    async def _warm_up(self) -> None:
-        """Pay the lazy imports now, not on the first notification (receivers expect it within
-        milliseconds)."""
-        from . import notify  # noqa: F401
-
-        try:
-            import ngsi.geo  # noqa: F401
-            import ngsi.query  # noqa: F401
-            from ngsi import jexl  # noqa: F401
-        except ImportError:  # pragma: no cover
-            pass
 
     async def stop(self) -> None:
         tasks = list(self._tasks)
@@ -250,9 +238,16 @@ class Notifier:
         """The change hook: enqueue what ``change`` causes, then wait if a receiver is busy."""
         if change.ctx.internal and change.action == DELETE:
             return  # the expiry purge: MongoDB's TTL removes entities silently in Orion
+        self._handed = False
         pressed = self._dispatch(change)
         if pressed:
             await self._relieve(pressed, change.ctx)
+        elif self._handed:
+            # A worker was just given a notification: let it write it before this request
+            # answers (one turn of the loop; its wake-up is queued before ours). A client
+            # that reads its receiver right after the answer then finds the notification
+            # already sent, whatever the machine's load (Orion's threads give the same).
+            await asyncio.sleep(0)
 
     def dispatch(self, change: Change) -> int:
         """Enqueue the notifications ``change`` causes; returns how many."""
@@ -330,6 +325,7 @@ class Notifier:
         return key
 
     def _enqueue(self, item: Item, entity_id: str) -> _Destination | None:
+        """Queue ``item``; wake an idle worker of its destination or start one (``_handed``)."""
         if self.outstanding >= self.queue_size:
             log.warning("notification queue full: notification of subscription %s dropped", item.sub_id)
             self._failure(item, time.time(), "notification queue is full")
@@ -348,10 +344,12 @@ class Notifier:
             waiter = destination.idle.pop()
             if not waiter.done():
                 waiter.set_result(None)
+                self._handed = True
                 return destination
         if destination.workers < self.connections:
             destination.workers += 1
             self._spawn(self._work(destination))
+            self._handed = True
         return destination
 
     def _responsive(self, destination: _Destination) -> bool:

@@ -16,6 +16,8 @@ import abc
 import copy
 import os
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -48,11 +50,47 @@ def device_key(device: Doc) -> DeviceKey:
     )
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """A kind of document as both backends store it: its table, its columns (``row`` gives
+    their values; ``key_columns`` are its uniqueness key), and the document field each
+    filter of ``find``/``count`` reads (filters are named as the columns)."""
+
+    table: str
+    columns: tuple[str, ...]
+    key_columns: tuple[str, ...]
+    row: Callable[[Doc], tuple[str, ...]]
+    key: Callable[[Doc], tuple[str, ...]]
+    fields: dict[str, str]
+
+
+GROUPS = _Kind(
+    "groups",
+    ("service", "subservice", "resource", "apikey"),
+    ("resource", "apikey"),
+    lambda g: (g.get("service", ""), g.get("subservice", ""), *group_key(g)),
+    group_key,
+    {"service": "service", "subservice": "subservice", "resource": "resource", "apikey": "apikey"},
+)
+DEVICES = _Kind(
+    "devices",
+    ("service", "subservice", "device_id", "apikey"),
+    ("service", "subservice", "device_id", "apikey"),
+    device_key,
+    device_key,
+    {"service": "service", "subservice": "service_path", "device_id": "device_id", "apikey": "apikey"},
+)
+Filters = dict[str, str | None]
+
+
 class ProvisioningStore(abc.ABC):
     """The registry contract. Filters left at None match anything; results keep insertion order.
 
     ``state`` is the agent's run-time state kept with the registry (pending commands,
-    pre-processor windows, provider links: ``provisioning.state``)."""
+    pre-processor windows, provider links: ``provisioning.state``).
+
+    Groups and devices obey the same rules, so a backend implements them once, per
+    ``_Kind`` (the ``_insert``, ``_find``... primitives); the methods here name the filters."""
 
     state: AgentState
 
@@ -64,11 +102,10 @@ class ProvisioningStore(abc.ABC):
 
     # -- groups ------------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def insert_groups(self, groups: list[Doc]) -> None:
         """All or nothing; raises Conflict on a (resource, apikey) already taken or repeated."""
+        self._insert(GROUPS, groups)
 
-    @abc.abstractmethod
     async def find_groups(
         self,
         *,
@@ -78,25 +115,26 @@ class ProvisioningStore(abc.ABC):
         apikey: str | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[Doc]: ...
+    ) -> list[Doc]:
+        filters = {"service": service, "subservice": subservice, "resource": resource, "apikey": apikey}
+        return self._find(GROUPS, filters, limit, offset)
 
-    @abc.abstractmethod
-    async def count_groups(self, *, service: str | None = None, subservice: str | None = None) -> int: ...
+    async def count_groups(self, *, service: str | None = None, subservice: str | None = None) -> int:
+        return self._count(GROUPS, {"service": service, "subservice": subservice})
 
-    @abc.abstractmethod
     async def replace_group(self, key: tuple[str, str], group: Doc) -> bool:
         """Overwrite the group stored under ``key``; Conflict if its new key is taken."""
+        return self._replace(GROUPS, key, group)
 
-    @abc.abstractmethod
-    async def delete_group(self, key: tuple[str, str]) -> bool: ...
+    async def delete_group(self, key: tuple[str, str]) -> bool:
+        return self._delete(GROUPS, key)
 
     # -- devices -----------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def insert_devices(self, devices: list[Doc]) -> None:
         """All or nothing; raises Conflict on a device key already taken or repeated."""
+        self._insert(DEVICES, devices)
 
-    @abc.abstractmethod
     async def find_devices(
         self,
         *,
@@ -106,17 +144,37 @@ class ProvisioningStore(abc.ABC):
         apikey: str | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[Doc]: ...
+    ) -> list[Doc]:
+        filters = {"service": service, "subservice": subservice, "device_id": device_id, "apikey": apikey}
+        return self._find(DEVICES, filters, limit, offset)
 
-    @abc.abstractmethod
-    async def count_devices(self, *, service: str | None = None, subservice: str | None = None) -> int: ...
+    async def count_devices(self, *, service: str | None = None, subservice: str | None = None) -> int:
+        return self._count(DEVICES, {"service": service, "subservice": subservice})
 
-    @abc.abstractmethod
     async def replace_device(self, key: DeviceKey, device: Doc) -> bool:
         """Overwrite the device stored under ``key``; Conflict if its new key is taken."""
+        return self._replace(DEVICES, key, device)
+
+    async def delete_device(self, key: DeviceKey) -> bool:
+        return self._delete(DEVICES, key)
+
+    # -- what a backend implements, once for both kinds --------------------------------------
 
     @abc.abstractmethod
-    async def delete_device(self, key: DeviceKey) -> bool: ...
+    def _insert(self, kind: _Kind, docs: list[Doc]) -> None:
+        """All or nothing; ``Conflict(i)`` when ``docs[i]``'s key is taken or repeated."""
+
+    @abc.abstractmethod
+    def _find(self, kind: _Kind, filters: Filters, limit: int | None, offset: int) -> list[Doc]: ...
+
+    @abc.abstractmethod
+    def _count(self, kind: _Kind, filters: Filters) -> int: ...
+
+    @abc.abstractmethod
+    def _replace(self, kind: _Kind, key: tuple[str, ...], doc: Doc) -> bool: ...
+
+    @abc.abstractmethod
+    def _delete(self, kind: _Kind, key: tuple[str, ...]) -> bool: ...
 
 
 def open_registry(path: str | None) -> ProvisioningStore:
@@ -134,83 +192,41 @@ def _matches(doc: Doc, filters: dict[str, str | None]) -> bool:
 class MemoryProvisioningStore(ProvisioningStore):
     def __init__(self) -> None:
         self.state = agent_state.MemoryAgentState()
-        self._groups: dict[tuple[str, str], Doc] = {}
-        self._devices: dict[DeviceKey, Doc] = {}
+        self._docs: dict[str, dict[tuple[str, ...], Doc]] = {GROUPS.table: {}, DEVICES.table: {}}
 
-    async def insert_groups(self, groups: list[Doc]) -> None:
-        keys = [group_key(g) for g in groups]
+    def _insert(self, kind: _Kind, docs: list[Doc]) -> None:
+        stored = self._docs[kind.table]
+        keys = [kind.key(d) for d in docs]
         for i, key in enumerate(keys):
-            if key in self._groups or key in keys[:i]:
+            if key in stored or key in keys[:i]:
                 raise Conflict(i)
-        for key, group in zip(keys, groups):
-            self._groups[key] = copy.deepcopy(group)
+        for key, doc in zip(keys, docs):
+            stored[key] = copy.deepcopy(doc)
 
-    async def find_groups(
-        self,
-        *,
-        service: str | None = None,
-        subservice: str | None = None,
-        resource: str | None = None,
-        apikey: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[Doc]:
-        filters = {"service": service, "subservice": subservice, "resource": resource, "apikey": apikey}
-        found = [g for g in self._groups.values() if _matches(g, filters)]
+    def _matching(self, kind: _Kind, filters: Filters) -> list[Doc]:
+        wanted = {kind.fields[name]: value for name, value in filters.items()}
+        return [d for d in self._docs[kind.table].values() if _matches(d, wanted)]
+
+    def _find(self, kind: _Kind, filters: Filters, limit: int | None, offset: int) -> list[Doc]:
+        found = self._matching(kind, filters)
         return copy.deepcopy(found[offset:] if limit is None else found[offset : offset + limit])
 
-    async def count_groups(self, *, service: str | None = None, subservice: str | None = None) -> int:
-        return len(await self.find_groups(service=service, subservice=subservice))
+    def _count(self, kind: _Kind, filters: Filters) -> int:
+        return len(self._matching(kind, filters))
 
-    async def replace_group(self, key: tuple[str, str], group: Doc) -> bool:
-        if key not in self._groups:
+    def _replace(self, kind: _Kind, key: tuple[str, ...], doc: Doc) -> bool:
+        stored = self._docs[kind.table]
+        if key not in stored:
             return False
-        new_key = group_key(group)
-        if new_key != key and new_key in self._groups:
+        new_key = kind.key(doc)
+        if new_key != key and new_key in stored:
             raise Conflict(0)
-        # Rebuild to keep the group's place in the listing order.
-        self._groups = {(new_key if k == key else k): (copy.deepcopy(group) if k == key else v) for k, v in self._groups.items()}
+        # Rebuild to keep the document's place in the listing order.
+        self._docs[kind.table] = {(new_key if k == key else k): (copy.deepcopy(doc) if k == key else v) for k, v in stored.items()}
         return True
 
-    async def delete_group(self, key: tuple[str, str]) -> bool:
-        return self._groups.pop(key, None) is not None
-
-    async def insert_devices(self, devices: list[Doc]) -> None:
-        keys = [device_key(d) for d in devices]
-        for i, key in enumerate(keys):
-            if key in self._devices or key in keys[:i]:
-                raise Conflict(i)
-        for key, device in zip(keys, devices):
-            self._devices[key] = copy.deepcopy(device)
-
-    async def find_devices(
-        self,
-        *,
-        service: str | None = None,
-        subservice: str | None = None,
-        device_id: str | None = None,
-        apikey: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[Doc]:
-        filters = {"service": service, "service_path": subservice, "device_id": device_id, "apikey": apikey}
-        found = [d for d in self._devices.values() if _matches(d, filters)]
-        return copy.deepcopy(found[offset:] if limit is None else found[offset : offset + limit])
-
-    async def count_devices(self, *, service: str | None = None, subservice: str | None = None) -> int:
-        return len(await self.find_devices(service=service, subservice=subservice))
-
-    async def replace_device(self, key: DeviceKey, device: Doc) -> bool:
-        if key not in self._devices:
-            return False
-        new_key = device_key(device)
-        if new_key != key and new_key in self._devices:
-            raise Conflict(0)
-        self._devices = {(new_key if k == key else k): (copy.deepcopy(device) if k == key else v) for k, v in self._devices.items()}
-        return True
-
-    async def delete_device(self, key: DeviceKey) -> bool:
-        return self._devices.pop(key, None) is not None
+    def _delete(self, kind: _Kind, key: tuple[str, ...]) -> bool:
+        return self._docs[kind.table].pop(key, None) is not None
 
 
 # -- SQLite ------------------------------------------------------------------------------------
@@ -243,6 +259,10 @@ def _where(filters: dict[str, str | None]) -> tuple[str, list[Any]]:
     clauses = [f"{column} = ?" for column, value in filters.items() if value is not None]
     params = [value for value in filters.values() if value is not None]
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _key_match(kind: _Kind) -> str:
+    return " AND ".join(f"{column} = ?" for column in kind.key_columns)
 
 
 def _page(limit: int | None, offset: int) -> tuple[str, list[Any]]:
@@ -278,7 +298,11 @@ class SQLiteProvisioningStore(ProvisioningStore):
             self._db.close()
             self._db = None
 
-    def _insert_all(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def _insert(self, kind: _Kind, docs: list[Doc]) -> None:
+        columns = ", ".join([*kind.columns, "doc"])
+        marks = ", ".join("?" * (len(kind.columns) + 1))
+        sql = f"INSERT INTO {kind.table} ({columns}) VALUES ({marks})"
+        rows = [(*kind.row(d), orjson.dumps(d)) for d in docs]
         db = self.db
         db.execute("BEGIN")
         for i, row in enumerate(rows):
@@ -289,78 +313,23 @@ class SQLiteProvisioningStore(ProvisioningStore):
                 raise Conflict(i) from None
         db.execute("COMMIT")
 
-    def _update(self, sql: str, params: tuple[Any, ...]) -> bool:
+    def _find(self, kind: _Kind, filters: Filters, limit: int | None, offset: int) -> list[Doc]:
+        where, params = _where(filters)
+        page, more = _page(limit, offset)
+        rows = self.db.execute(f"SELECT doc FROM {kind.table}{where} ORDER BY seq{page}", params + more).fetchall()
+        return [orjson.loads(row[0]) for row in rows]
+
+    def _count(self, kind: _Kind, filters: Filters) -> int:
+        where, params = _where(filters)
+        return int(self.db.execute(f"SELECT count(*) FROM {kind.table}{where}", params).fetchone()[0])
+
+    def _replace(self, kind: _Kind, key: tuple[str, ...], doc: Doc) -> bool:
+        columns = ", ".join(f"{column} = ?" for column in [*kind.columns, "doc"])
+        sql = f"UPDATE {kind.table} SET {columns} WHERE {_key_match(kind)}"
         try:
-            return self.db.execute(sql, params).rowcount > 0
+            return self.db.execute(sql, (*kind.row(doc), orjson.dumps(doc), *key)).rowcount > 0
         except sqlite3.IntegrityError:
             raise Conflict(0) from None
 
-    async def insert_groups(self, groups: list[Doc]) -> None:
-        rows = [(g.get("service", ""), g.get("subservice", ""), *group_key(g), orjson.dumps(g)) for g in groups]
-        self._insert_all("INSERT INTO groups (service, subservice, resource, apikey, doc) VALUES (?, ?, ?, ?, ?)", rows)
-
-    async def find_groups(
-        self,
-        *,
-        service: str | None = None,
-        subservice: str | None = None,
-        resource: str | None = None,
-        apikey: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[Doc]:
-        where, params = _where({"service": service, "subservice": subservice, "resource": resource, "apikey": apikey})
-        page, more = _page(limit, offset)
-        rows = self.db.execute(f"SELECT doc FROM groups{where} ORDER BY seq{page}", params + more).fetchall()
-        return [orjson.loads(row[0]) for row in rows]
-
-    async def count_groups(self, *, service: str | None = None, subservice: str | None = None) -> int:
-        where, params = _where({"service": service, "subservice": subservice})
-        return int(self.db.execute(f"SELECT count(*) FROM groups{where}", params).fetchone()[0])
-
-    async def replace_group(self, key: tuple[str, str], group: Doc) -> bool:
-        return self._update(
-            "UPDATE groups SET service = ?, subservice = ?, resource = ?, apikey = ?, doc = ? WHERE resource = ? AND apikey = ?",
-            (group.get("service", ""), group.get("subservice", ""), *group_key(group), orjson.dumps(group), *key),
-        )
-
-    async def delete_group(self, key: tuple[str, str]) -> bool:
-        return self.db.execute("DELETE FROM groups WHERE resource = ? AND apikey = ?", key).rowcount > 0
-
-    async def insert_devices(self, devices: list[Doc]) -> None:
-        rows = [(*device_key(d), orjson.dumps(d)) for d in devices]
-        self._insert_all("INSERT INTO devices (service, subservice, device_id, apikey, doc) VALUES (?, ?, ?, ?, ?)", rows)
-
-    async def find_devices(
-        self,
-        *,
-        service: str | None = None,
-        subservice: str | None = None,
-        device_id: str | None = None,
-        apikey: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[Doc]:
-        where, params = _where({"service": service, "subservice": subservice, "device_id": device_id, "apikey": apikey})
-        page, more = _page(limit, offset)
-        rows = self.db.execute(f"SELECT doc FROM devices{where} ORDER BY seq{page}", params + more).fetchall()
-        return [orjson.loads(row[0]) for row in rows]
-
-    async def count_devices(self, *, service: str | None = None, subservice: str | None = None) -> int:
-        where, params = _where({"service": service, "subservice": subservice})
-        return int(self.db.execute(f"SELECT count(*) FROM devices{where}", params).fetchone()[0])
-
-    async def replace_device(self, key: DeviceKey, device: Doc) -> bool:
-        return self._update(
-            "UPDATE devices SET service = ?, subservice = ?, device_id = ?, apikey = ?, doc = ? "
-            "WHERE service = ? AND subservice = ? AND device_id = ? AND apikey = ?",
-            (*device_key(device), orjson.dumps(device), *key),
-        )
-
-    async def delete_device(self, key: DeviceKey) -> bool:
-        return (
-            self.db.execute(
-                "DELETE FROM devices WHERE service = ? AND subservice = ? AND device_id = ? AND apikey = ?", key
-            ).rowcount
-            > 0
-        )
+    def _delete(self, kind: _Kind, key: tuple[str, ...]) -> bool:
+        return self.db.execute(f"DELETE FROM {kind.table} WHERE {_key_match(kind)}", key).rowcount > 0

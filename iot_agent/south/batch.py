@@ -36,6 +36,8 @@ from typing import Any
 
 import orjson
 
+from ngsi.client.http11 import HTTPError
+
 from ..errors import CBRequestError
 
 log = logging.getLogger("waziup.iot_agent.south")
@@ -231,7 +233,6 @@ def _failed(unit: Unit, text: str) -> None:
 
 def http11_poster(client: Any, timeout: float = 10.0) -> Poster:
     """A Poster over ``ngsi.client.http11.HTTPClient`` (keep-alive, no per-request objects)."""
-    from ngsi.client.http11 import HTTPError
 
     async def post(url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         try:
@@ -242,16 +243,3 @@ def http11_poster(client: Any, timeout: float = 10.0) -> Poster:
 
     return post
 
-
-def httpx_poster(client: Any) -> Poster:
-    """A Poster over an ``httpx.AsyncClient`` (keep-alive pool; pre-encoded bodies)."""
-    import httpx
-
-    async def post(url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        try:
-            response = await client.post(url, content=body, headers=headers)
-        except httpx.TransportError as exc:
-            return 0, f"POST {url}: {exc!r}".encode()
-        return response.status_code, response.content
-
-    return post

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,12 +27,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..codecs import jsonmeasure, ul, waziup_gw
 from ..commands import Commands
+from ..device import JSON, RESOURCE_OF, UL
 from ..errors import IoTAError, ParseError
-from .measures import JSON, RESOURCE_OF, UL, Southbound
+from ..http_errors import LastResort, error_response
+from .ingest import Southbound
 
 log = logging.getLogger("waziup.iot_agent.http")
 
@@ -57,40 +57,6 @@ class UnsupportedType(IoTAError):
 
     def __init__(self, content_type: str) -> None:
         super().__init__(f"Unsupported content type in the context request: {content_type}")
-
-
-def _error(exc: IoTAError) -> Response:
-    return Response(orjson.dumps(exc.body()), status_code=exc.code, media_type="application/json; charset=utf-8")
-
-
-class _ProcessingTime:
-    """``X-Processing-Time`` on every answer; unexpected failures as a 500 in the agents' shape."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        sent = False
-
-        async def timed(message: Message) -> None:
-            nonlocal sent
-            if message["type"] == "http.response.start":
-                sent = True
-                elapsed = f"{(time.perf_counter() - started) * 1000:.0f}".encode()
-                message = {**message, "headers": [*message.get("headers", []), (b"x-processing-time", elapsed)]}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, timed)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            if sent:
-                raise
-            await _error(IoTAError("internal error"))(scope, receive, timed)
 
 
 def _ids(request: Request) -> tuple[str, str]:
@@ -130,8 +96,11 @@ class HttpSouth:
         body = ul.format_commands([ul.format_command(str(device["device_id"]), c.name, c.value) for c in pending])
         return Response(body, media_type="text/plain")
 
-    def _wants_commands(self, request: Request) -> bool:
-        return request.query_params.get("getCmd") in ("1", "true")
+    async def _answer(self, request: Request, device: Doc, group: Doc | None, fmt: str) -> Response:
+        """Empty, or the device's waiting commands when it asks for them (``getCmd``)."""
+        if request.query_params.get("getCmd") in ("1", "true"):
+            return await self._poll(device, group, fmt)
+        return Response(b"", media_type="text/plain")
 
     async def ul(self, request: Request) -> Response:
         device, group = await self._resolve(request, UL)
@@ -149,18 +118,14 @@ class HttpSouth:
                         await self.commands.result(device, group, name, result)
                 else:
                     await self.south.send(device, group, _with_time(ul.parse_measures(body), request))
-        if self._wants_commands(request):
-            return await self._poll(device, group, UL)
-        return Response(b"", media_type="text/plain")
+        return await self._answer(request, device, group, UL)
 
     async def json(self, request: Request) -> Response:
         device, group = await self._resolve(request, JSON)
         body = await request.body()
         if request.method == "POST" and body.strip():
             await self.south.send(device, group, _with_time(jsonmeasure.parse_measures(body), request))
-        if self._wants_commands(request):
-            return await self._poll(device, group, JSON)
-        return Response(b"", media_type="text/plain")
+        return await self._answer(request, device, group, JSON)
 
     async def json_attr(self, request: Request) -> Response:
         device, group = await self._resolve(request, JSON)
@@ -241,7 +206,7 @@ def create_app(south: Southbound, commands: Commands) -> Starlette:
             try:
                 return await endpoint(request)
             except IoTAError as exc:
-                return _error(exc)
+                return error_response(exc)
 
         return run
 
@@ -253,5 +218,5 @@ def create_app(south: Southbound, commands: Commands) -> Starlette:
         Route("/iot/waziup", guarded(handlers.waziup), methods=["POST"]),
     ]
     app = Starlette(routes=routes)
-    app.add_middleware(_ProcessingTime)
+    app.add_middleware(LastResort, log=log, processing_time=True)
     return app

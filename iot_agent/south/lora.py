@@ -31,26 +31,17 @@ import logging
 from typing import Any
 
 from ..codecs import lorawan
+from ..commands.status import SetStatus
+from ..device import lorawan_config
 from ..errors import DeviceGroupNotFound, ParseError
-from .measures import Southbound
+from ..provisioning.store import device_key
+from .ingest import Southbound
 from .mqtt import MqttSouth
 
 log = logging.getLogger("waziup.iot_agent.lora")
 
 Doc = dict[str, Any]
 UPLINK_TOPICS = [lorawan.chirpstack_uplink_topic(), "v3/+/devices/+/up"]
-
-
-def lorawan_config(doc: Doc | None) -> Doc | None:
-    """The ``lorawan`` object of a device's or group's ``internal_attributes``."""
-    internal = (doc or {}).get("internal_attributes")
-    if isinstance(internal, dict) and isinstance(internal.get("lorawan"), dict):
-        return internal["lorawan"]
-    if isinstance(internal, list):
-        for item in internal:
-            if isinstance(item, dict) and isinstance(item.get("lorawan"), dict):
-                return item["lorawan"]
-    return None
 
 
 def _provider(config: Doc) -> str:
@@ -77,11 +68,14 @@ def downlink_bytes(value: Any) -> tuple[bytes, int | None]:
 
 
 class LoraSouth:
-    def __init__(self, south: Southbound, mqtt: MqttSouth) -> None:
+    """Uplinks in through ``mqtt``; ``downlink`` is the commands' LoRaWAN ``Deliver``, which
+    reports the status through ``set_status`` (``Commands.set_status``)."""
+
+    def __init__(self, south: Southbound, mqtt: MqttSouth, set_status: SetStatus) -> None:
         self.south = south
         self.mqtt = mqtt
+        self.set_status = set_status
         mqtt.add_handler(UPLINK_TOPICS, self.uplink)
-        mqtt.commands.push["lora"] = self.downlink
 
     async def find(self, uplink: lorawan.Uplink) -> tuple[Doc, Doc | None]:
         devices = await self.south.registry.find_devices()
@@ -101,8 +95,6 @@ class LoraSouth:
         if lorawan_config(doc) is None and eui:
             stored = dict(doc)
             stored["internal_attributes"] = {"lorawan": {**(lorawan_config(group) or {}), "dev_eui": eui}}
-            from ..provisioning.store import device_key
-
             await self.south.registry.replace_device(device_key(doc), stored)
             self.south.invalidate()
             doc = stored
@@ -152,4 +144,4 @@ class LoraSouth:
             topic = lorawan.chirpstack_downlink_topic(app, eui)
             body = lorawan.chirpstack_downlink(eui, fport, payload)
         self.mqtt.publish(topic, lorawan.dumps(body))
-        await self.mqtt.commands.set_status(device, group, name, "OK", binascii.hexlify(payload).decode())
+        await self.set_status(device, group, name, "OK", binascii.hexlify(payload).decode())

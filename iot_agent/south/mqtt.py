@@ -36,10 +36,11 @@ from typing import Any
 import orjson
 
 from ..codecs import jsonmeasure, ul
-from ..commands import Commands, command_payload, parse_results
+from ..commands.payload import command_payload, parse_results
 from ..config import Config
+from ..device import JSON, RESOURCE_OF, UL, apikey_of, entity_of, payload_format, tenant_of
 from ..errors import IoTAError
-from .measures import JSON, RESOURCE_OF, UL, Southbound, apikey_of, entity_of, payload_format
+from .ingest import Southbound
 from .mqtt_client import MqttClient, MqttError, topic_matches
 
 log = logging.getLogger("waziup.iot_agent.mqtt")
@@ -99,15 +100,21 @@ def sniff(payload: bytes) -> str:
 
 
 Handler = Callable[[str, bytes], Awaitable[bool]]
+# (device, group, command, result) -> None: a device's answer to a command (``Commands.result``)
+OnResult = Callable[[Doc, Doc | None, str, Any], Awaitable[None]]
 
 
 class MqttSouth:
-    """The agent's MQTT client: subscribes, dispatches, publishes commands."""
+    """The agent's MQTT client: subscribes, dispatches, publishes commands.
 
-    def __init__(self, config: Config, south: Southbound, commands: Commands) -> None:
+    Command results go to ``on_result``; ``deliver`` is the commands' MQTT ``Deliver``
+    (the runtime wires both, so this module needs nothing of the commands but their
+    wire format)."""
+
+    def __init__(self, config: Config, south: Southbound, on_result: OnResult) -> None:
         self.config = config
         self.south = south
-        self.commands = commands
+        self.on_result = on_result
         self.extra: list[tuple[list[str], Handler]] = []  # (topic filters, handler) e.g. LoRaWAN
         # Devices (or topics) with a message handled by a task: the next ones queue behind it
         # (asyncio locks are FIFO), so the last reading published is the last one written.
@@ -124,7 +131,6 @@ class MqttSouth:
             on_message=self._on_message,
         )
         self.connected = self.client.connected
-        commands.push["mqtt"] = self.deliver
 
     def add_handler(self, filters: list[str], handler: Handler) -> None:
         self.extra.append((filters, handler))
@@ -234,7 +240,7 @@ class MqttSouth:
         fmt = topic.protocol or payload_format(device, group) or sniff(payload)
         if topic.kind == "cmdexe":
             for name, result in parse_results({**device, "protocol": PROTOCOL_NAMES[fmt]}, group, payload):
-                await self.commands.result(device, group, name, result)
+                await self.on_result(device, group, name, result)
             return
         if topic.kind == "configuration":
             await self._configuration(topic, device, group, fmt, payload)
@@ -263,8 +269,7 @@ class MqttSouth:
         entity_id, entity_type = entity_of(device, group, self.config)
         try:
             entity = await self.south.client_for(group).get_entity(
-                entity_id, entity_type, attrs=fields, key_values=True,
-                service=device.get("service") or None, service_path=device.get("service_path") or None,
+                entity_id, entity_type, attrs=fields, key_values=True, **tenant_of(device)
             )
         except Exception as exc:
             log.warning("configuration request of %s: %s", device.get("device_id"), exc)

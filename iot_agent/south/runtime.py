@@ -13,7 +13,6 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 
-import httpx
 import uvicorn
 
 from ngsi.client import NGSIClient
@@ -23,30 +22,23 @@ from ..commands import Commands
 from ..config import Config
 from ..provisioning.store import ProvisioningStore, open_registry
 from . import http
+from .ingest import Southbound
 from .lora import LoraSouth
-from .measures import Southbound
 from .mqtt import MqttSouth
 
 log = logging.getLogger("waziup.iot_agent")
 
-# Connections to the context broker. httpcore's pool checks every pooled connection (a poll()
-# per idle socket) for each request, so a hundred connections cost the agent milliseconds per
-# measure; a broker process gains nothing from more than a few. Southbound bounds its requests
-# in flight to the same number, so measures wait in its batches, not in httpcore's queue.
+# Connections to the context broker: a broker process gains nothing from more than a few,
+# and every idle one costs the agent. Southbound bounds its requests in flight to the same
+# number, so measures wait in its batches, not in the connection pool's queue.
 BROKER_CONNECTIONS = 8
-
-
-def broker_transport() -> httpx.AsyncHTTPTransport:
-    return httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=BROKER_CONNECTIONS, max_keepalive_connections=BROKER_CONNECTIONS)
-    )
 
 
 class Agent:
     def __init__(self, config: Config, *, registry: ProvisioningStore | None = None, ngsi: NGSIClient | None = None) -> None:
         self.config = config
         self.registry = registry if registry is not None else open_registry(config.registry_path)
-        self.ngsi = ngsi if ngsi is not None else NGSIClient(config.broker_url, transport=broker_transport())
+        self.ngsi = ngsi if ngsi is not None else NGSIClient(config.broker_url, max_per_host=BROKER_CONNECTIONS)
         self._own_ngsi = ngsi is None
         self.south = Southbound(self.registry, self.ngsi, config, max_in_flight=BROKER_CONNECTIONS)
         self.commands = Commands(self.south, config)
@@ -54,8 +46,10 @@ class Agent:
         self.mqtt: MqttSouth | None = None
         self.lora: LoraSouth | None = None
         if config.mqtt_host:
-            self.mqtt = MqttSouth(config, self.south, self.commands)
-            self.lora = LoraSouth(self.south, self.mqtt)
+            self.mqtt = MqttSouth(config, self.south, on_result=self.commands.result)
+            self.commands.push["mqtt"] = self.mqtt.deliver
+            self.lora = LoraSouth(self.south, self.mqtt, set_status=self.commands.set_status)
+            self.commands.push["lora"] = self.lora.downlink
         self.north_app = create_north_app(config, registry=self.registry, ngsi=self.ngsi, routes=self.commands.routes())
         # the device cache first: the other listeners may look devices up
         self.north_app.state.provisioning_listeners.insert(0, self.south.on_provisioning)

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from iot_agent.commands import attribute_names, cmd_mode, command_payload, parse_results
+from iot_agent.commands.payload import command_payload, parse_results
+from iot_agent.device import attribute_names, cmd_mode
 
 from .conftest import AgentStack, MqttDevice, new_service, tenant
 

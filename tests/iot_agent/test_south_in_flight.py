@@ -17,7 +17,7 @@ import pytest
 from iot_agent.config import Config
 from iot_agent.errors import CBRequestError
 from iot_agent.provisioning.store import MemoryProvisioningStore
-from iot_agent.south.measures import Southbound
+from iot_agent.south.ingest import Southbound
 from ngsi.client import NGSIClient
 
 GROUP = {

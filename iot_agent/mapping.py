@@ -52,9 +52,10 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from iot_agent.errors import BadTimestamp
 from ngsi.model import infer_type
-from iot_agent.expressions import evaluate
+
+from .errors import BadTimestamp
+from .expressions import evaluate
 
 __all__ = ["build_entities", "merge_type_information", "infer_type", "format_now", "TIMESTAMP_ATTRIBUTE"]
 
@@ -68,6 +69,9 @@ _ISO_RE = re.compile(
 )
 
 _SENTINEL = object()
+_SKIP = object()  # an active attribute that is not sent for this measure
+
+Doc = dict[str, Any]
 
 
 def _first(*values: Any) -> Any:
@@ -201,11 +205,48 @@ class _Entity:
         return out
 
 
+class _Targets:
+    """The entities of one measure: the device's own (``main``) and those that attributes
+    with an ``entity_name`` send to, created as they come."""
+
+    def __init__(self, main: _Entity, ctx: Doc) -> None:
+        self.main = main
+        self.ctx = ctx  # read when an entity_name is evaluated: it sees the values set so far
+        self.others: dict[tuple[str, str], _Entity] = {}
+
+    def of(self, a: Doc) -> _Entity:
+        """The entity attribute ``a`` goes to."""
+        en = a.get("entity_name")
+        if not isinstance(en, str) or not en:
+            return self.main
+        r = evaluate(en, self.ctx)
+        name = r if isinstance(r, str) and r else en
+        declared = a.get("entity_type")
+        et = declared if isinstance(declared, str) else self.main.type
+        if name == self.main.id and et == self.main.type:
+            return self.main
+        return self.others.setdefault((name, et), _Entity(name, et))
+
+    def all(self) -> list[_Entity]:
+        return [self.main, *self.others.values()]
+
+
 def _attr(value: Any, atype: str, metadata: Any) -> dict[str, Any]:
     a: dict[str, Any] = {"type": atype, "value": value}
     if isinstance(metadata, dict) and metadata:
         a["metadata"] = copy.deepcopy(metadata)
     return a
+
+
+def _attr_type(provisioned: Doc | None, name: str, value: Any, infer_types: bool) -> str:
+    """A measured attribute's type: as provisioned, else ``DateTime`` for ``TimeInstant``,
+    else inferred from the value (or ``Text`` without inference)."""
+    declared = provisioned.get("type") if provisioned is not None else None
+    if isinstance(declared, str) and declared:
+        return declared
+    if name == TIMESTAMP_ATTRIBUTE:
+        return TIMESTAMP_TYPE
+    return infer_type(value) if infer_types else DEFAULT_TYPE
 
 
 def build_entities(
@@ -229,11 +270,16 @@ def build_entities(
     entities: list[dict[str, Any]] = []
     for measure in measures:
         entities.extend(_one_measure(measure, info, now, timestamp_default, autocast, infer_types, conjunction))
+    return _in_time_order(entities)
+
+
+def _in_time_order(entities: list[Doc]) -> list[Doc]:
+    """Sorted by ``TimeInstant`` when there are several and every one has a readable one."""
     if len(entities) > 1 and all(isinstance(e.get(TIMESTAMP_ATTRIBUTE, {}).get("value"), str) for e in entities):
         keys = [_iso_key(e[TIMESTAMP_ATTRIBUTE]["value"]) for e in entities]
         if all(k is not None for k in keys):
             order = sorted(range(len(entities)), key=lambda i: keys[i])  # type: ignore[arg-type,return-value]
-            entities = [entities[i] for i in order]
+            return [entities[i] for i in order]
     return entities
 
 
@@ -246,29 +292,50 @@ def _one_measure(
     infer_types: bool,
     conjunction: str,
 ) -> list[dict[str, Any]]:
-    measures: dict[str, Any] = {}
-    for k, v in raw.items():
-        measures[f"measure_{k}" if k in ("id", "type") else k] = v
+    """The entities of one measure group: the module doc's steps, in order."""
+    measures = _renamed(raw)  # 1
+    default_name = _default_entity_name(info, conjunction)
+    ctx = _expression_context(measures, info, default_name)  # 2
+    targets = _Targets(_Entity(_entity_id(info, ctx, default_name), info["entity_type"] or ""), ctx)  # 3
+    consumed, provisioned = _add_active(info["active"], measures, targets, infer_types, autocast)  # 4 (and 9)
+    _add_other_measures(targets.main, measures, consumed, info["active"], infer_types, autocast)  # 5 (and 9)
+    provisioned |= _add_statics(info["static"], targets, infer_types)  # 6
+    entities = targets.all()
+    if not _keep_explicit_attrs(entities, info["explicitAttrs"], ctx, provisioned):  # 7
+        return []
+    stamped = info["timestamp"] if isinstance(info["timestamp"], bool) else timestamp_default
+    if stamped:  # 8
+        timezone = info["timezone"] if isinstance(info["timezone"], str) else None
+        _add_time_instant(entities, targets.main, now, timezone)
+    return [e.render() for e in entities if e.attrs]
 
-    device_id = info["device_id"]
-    etype = info["entity_type"] or ""
+
+def _renamed(raw: Doc) -> Doc:
+    """Step 1: ``id`` and ``type`` measures would clash with the entity's: ``measure_<name>``."""
+    return {f"measure_{k}" if k in ("id", "type") else k: v for k, v in raw.items()}
+
+
+def _default_entity_name(info: Doc, conjunction: str) -> str:
+    """The device's ``entity_name``, else ``entity_type + conjunction + device_id``."""
     conj = info["conjunction"] if isinstance(info["conjunction"], str) else conjunction
-    default_name = info["entity_name"] or f"{etype}{conj}{device_id}"
-    active: list[dict[str, Any]] = info["active"]
-    static: list[dict[str, Any]] = info["static"]
+    return info["entity_name"] or f"{info['entity_type'] or ''}{conj}{info['device_id']}"
 
-    ctx: dict[str, Any] = dict(measures)
+
+def _expression_context(measures: Doc, info: Doc, default_name: str) -> Doc:
+    """Step 2: what JEXL expressions see."""
+    static: list[Doc] = info["static"]
+    ctx: Doc = dict(measures)
     for s in static:
         if isinstance(s.get("name"), str):
             ctx.setdefault(s["name"], s.get("value"))
-    md_ctx: dict[str, Any] = {}
-    for a in active + static:
+    md_ctx: Doc = {}
+    for a in info["active"] + static:
         if isinstance(a.get("name"), str) and isinstance(a.get("metadata"), dict):
             md_ctx[a["name"]] = {k: (m.get("value") if isinstance(m, dict) else m) for k, m in a["metadata"].items()}
     ctx.update(
         {
-            "id": device_id,
-            "type": etype,
+            "id": info["device_id"],
+            "type": info["entity_type"] or "",
             "service": info["service"],
             "subservice": info["subservice"],
             "entity_name": default_name,
@@ -276,134 +343,146 @@ def _one_measure(
             "metadata": md_ctx,
         }
     )
+    return ctx
 
-    eid = default_name
-    if isinstance(info["entityNameExp"], str) and info["entityNameExp"]:
-        r = evaluate(info["entityNameExp"], ctx)
+
+def _entity_id(info: Doc, ctx: Doc, default_name: str) -> str:
+    """Step 3: ``entityNameExp`` when it gives a (non-empty) string, else the default name."""
+    expression = info["entityNameExp"]
+    if isinstance(expression, str) and expression:
+        r = evaluate(expression, ctx)
         if isinstance(r, str) and r:
-            eid = r
-    main = _Entity(eid, etype)
-    others: dict[tuple[str, str], _Entity] = {}
+            return r
+    return default_name
 
-    def target(a: dict[str, Any]) -> _Entity:
-        en = a.get("entity_name")
-        if not isinstance(en, str) or not en:
-            return main
-        r = evaluate(en, ctx)
-        name = r if isinstance(r, str) and r else en
-        et = a.get("entity_type") if isinstance(a.get("entity_type"), str) else etype
-        if name == main.id and et == main.type:
-            return main
-        return others.setdefault((name, et), _Entity(name, et))
 
+def _active_value(a: Doc, oid: str, measures: Doc, ctx: Doc) -> Any:
+    """An active attribute's value for this measure, ``_SKIP`` when it is not to be sent."""
+    expr = a.get("expression")
+    if isinstance(expr, str) and expr:
+        value = evaluate(expr, ctx)
+        if value is None:
+            return _SKIP
+    elif oid in measures:
+        value = measures[oid]
+    else:
+        return _SKIP
+    if "skipValue" in a and _json_equal(value, a["skipValue"]):
+        return _SKIP
+    return value
+
+
+def _add_active(
+    active: list[Doc], measures: Doc, targets: _Targets, infer_types: bool, autocast: bool
+) -> tuple[set[str], set[str]]:
+    """Step 4, in provisioning order (an expression sees the attributes before it).
+    Returns the measure names used and the attribute names provisioned."""
     consumed: set[str] = set()
-    provisioned_names: set[str] = set()
-    provisioned_oids: dict[str, str] = {}  # attr name -> object_id
+    provisioned: set[str] = set()
     for a in active:
         name = a.get("name")
         if not isinstance(name, str) or not name:
             continue
-        oid = a.get("object_id") if isinstance(a.get("object_id"), str) and a.get("object_id") else name
-        provisioned_names.add(name)
-        provisioned_oids[name] = oid
-        present = oid in measures
-        if present:
+        object_id = a.get("object_id")
+        oid = object_id if isinstance(object_id, str) and object_id else name
+        provisioned.add(name)
+        if oid in measures:
             consumed.add(oid)
-        expr = a.get("expression")
-        if isinstance(expr, str) and expr:
-            value = evaluate(expr, ctx)
-            if value is None:
-                continue
-        elif present:
-            value = measures[oid]
-        else:
+        value = _active_value(a, oid, measures, targets.ctx)
+        if value is _SKIP:
             continue
-        if "skipValue" in a and _json_equal(value, a["skipValue"]):
-            continue
-        atype = a.get("type") if isinstance(a.get("type"), str) and a.get("type") else (
-            TIMESTAMP_TYPE if name == TIMESTAMP_ATTRIBUTE else (infer_type(value) if infer_types else DEFAULT_TYPE)
-        )
+        atype = _attr_type(a, name, value, infer_types)
         if autocast:
             value = _autocast(value, atype)
-        ctx[name] = value
-        ent = target(a)
+        targets.ctx[name] = value
+        ent = targets.of(a)
         ent.attrs[name] = _attr(value, atype, a.get("metadata"))
         ent.sources[name] = oid
+    return consumed, provisioned
 
+
+def _add_other_measures(
+    main: _Entity, measures: Doc, consumed: set[str], active: list[Doc], infer_types: bool, autocast: bool
+) -> None:
+    """Step 5: the measures no active attribute took, under their own names."""
     by_name = {a["name"]: a for a in active if isinstance(a.get("name"), str)}
     for k, v in measures.items():
         if k in consumed or k in main.attrs:
             continue
-        a = by_name.get(k)
-        if a is not None and isinstance(a.get("type"), str) and a["type"]:
-            atype = a["type"]
-        elif k == TIMESTAMP_ATTRIBUTE:
-            atype = TIMESTAMP_TYPE
-        else:
-            atype = infer_type(v) if infer_types else DEFAULT_TYPE
+        atype = _attr_type(by_name.get(k), k, v, infer_types)
         main.attrs[k] = _attr(_autocast(v, atype) if autocast else v, atype, None)
         main.sources[k] = k
 
-    static_names: set[str] = set()
+
+def _add_statics(static: list[Doc], targets: _Targets, infer_types: bool) -> set[str]:
+    """Step 6: static attributes where no measure set the name; returns their names."""
+    names: set[str] = set()
     for s in static:
         name = s.get("name")
         if not isinstance(name, str) or not name:
             continue
-        static_names.add(name)
-        ent = target(s)
+        names.add(name)
+        ent = targets.of(s)
         if name in ent.attrs:
             continue
-        stype = s.get("type") if isinstance(s.get("type"), str) else (infer_type(s.get("value")) if infer_types else DEFAULT_TYPE)
+        declared = s.get("type")
+        stype = declared if isinstance(declared, str) else (infer_type(s.get("value")) if infer_types else DEFAULT_TYPE)
         ent.attrs[name] = _attr(s.get("value"), stype, s.get("metadata"))
         ent.sources[name] = None
+    return names
 
-    all_entities = [main, *others.values()]
 
-    # explicitAttrs
-    explicit = info["explicitAttrs"]
+def _explicit_names(explicit: list[Any]) -> set[str]:
+    """The names an ``explicitAttrs`` list keeps: names, object_ids, ``{"object_id": x}``."""
+    wanted: set[str] = set()
+    for item in explicit:
+        if isinstance(item, str):
+            wanted.add(item)
+        elif isinstance(item, dict) and isinstance(item.get("object_id"), str):
+            wanted.add(item["object_id"])
+    return wanted
+
+
+def _keep_explicit_attrs(entities: list[_Entity], explicit: Any, ctx: Doc, provisioned: set[str]) -> bool:
+    """Step 7: filter the attributes by ``explicitAttrs``; False when nothing is to be sent."""
     if isinstance(explicit, str):
         explicit = evaluate(explicit, ctx)
     if explicit is True:
-        keep_names = provisioned_names | static_names | {TIMESTAMP_ATTRIBUTE}
-        for ent in all_entities:
+        keep_names = provisioned | {TIMESTAMP_ATTRIBUTE}
+        for ent in entities:
             ent.attrs = {k: v for k, v in ent.attrs.items() if k in keep_names}
     elif isinstance(explicit, list):
         if not explicit:
-            return []
-        wanted: set[str] = set()
-        for item in explicit:
-            if isinstance(item, str):
-                wanted.add(item)
-            elif isinstance(item, dict) and isinstance(item.get("object_id"), str):
-                wanted.add(item["object_id"])
-        for ent in all_entities:
+            return False
+        wanted = _explicit_names(explicit)
+        for ent in entities:
             ent.attrs = {
                 k: v
                 for k, v in ent.attrs.items()
                 if k == TIMESTAMP_ATTRIBUTE or k in wanted or (ent.sources.get(k) or _SENTINEL) in wanted
             }
+    return True
 
-    # TimeInstant
-    ts_flag = info["timestamp"] if isinstance(info["timestamp"], bool) else timestamp_default
-    if ts_flag:
-        measured = main.attrs.get(TIMESTAMP_ATTRIBUTE)
-        if measured is not None:
-            if not _is_iso(measured.get("value")):
-                raise BadTimestamp(measured.get("value"))
-            stamp = measured["value"]
-        else:
-            stamp = format_now(now, info["timezone"] if isinstance(info["timezone"], str) else None)
-        for ent in all_entities:
-            if not ent.attrs:
+
+def _add_time_instant(entities: list[_Entity], main: _Entity, now: float, timezone: str | None) -> None:
+    """Step 8: ``TimeInstant`` on every entity sent, and as metadata of its attributes."""
+    measured = main.attrs.get(TIMESTAMP_ATTRIBUTE)
+    if measured is not None:
+        if not _is_iso(measured.get("value")):
+            raise BadTimestamp(measured.get("value"))
+        stamp = measured["value"]
+    else:
+        stamp = format_now(now, timezone)
+    for ent in entities:
+        if not ent.attrs:
+            continue
+        ts_attr = ent.attrs.get(TIMESTAMP_ATTRIBUTE)
+        if ts_attr is None:
+            ts_attr = {"type": TIMESTAMP_TYPE, "value": stamp}
+        value = ts_attr["value"]
+        for k, a in ent.attrs.items():
+            if k == TIMESTAMP_ATTRIBUTE:
                 continue
-            ts_attr = ent.attrs.get(TIMESTAMP_ATTRIBUTE)
-            if ts_attr is None:
-                ts_attr = {"type": TIMESTAMP_TYPE, "value": stamp}
-            value = ts_attr["value"]
-            for k, a in ent.attrs.items():
-                if k == TIMESTAMP_ATTRIBUTE:
-                    continue
-                md = a.setdefault("metadata", {})
-                md[TIMESTAMP_ATTRIBUTE] = {"type": TIMESTAMP_TYPE, "value": value}
-            ent.attrs[TIMESTAMP_ATTRIBUTE] = ts_attr
-    return [e.render() for e in all_entities if e.attrs]
+            md = a.setdefault("metadata", {})
+            md[TIMESTAMP_ATTRIBUTE] = {"type": TIMESTAMP_TYPE, "value": value}
+        ent.attrs[TIMESTAMP_ATTRIBUTE] = ts_attr

@@ -12,7 +12,7 @@ HTTP (/iot/d, /iot/json), MQTT, LoRaWAN and the WAZIUP gateway all end here:
    API's listeners, ``on_provisioning``, and the writes made here), so a measure costs no
    registry query.
 2. ``send``: the device's pre-processing pipeline (``iot_agent.preprocess``, state kept per
-   device here), ``measures.build_entities``, then ``south.batch``: alone, one entity is
+   device here), ``mapping.build_entities``, then ``south.batch``: alone, one entity is
    an upsert (``POST /v2/entities?options=upsert``), several a ``POST /v2/op/update``
    ``append``, as iotagent-node-lib sends them; readings of many devices that arrive
    together share one ``append``. A group's ``cbHost`` sends to that broker instead.
@@ -29,56 +29,22 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
-
 from ngsi.client import NGSIClient
+from ngsi.client.http11 import HTTPClient
 
-from .. import measures as mapping
+from .. import mapping
 from ..config import Config
 from ..errors import DeviceGroupNotFound, DeviceNotFound
 from ..preprocess import PreprocessState, preprocess
 from ..provisioning import model
 from ..provisioning.state import persisted_preprocess_state
 from ..provisioning.store import Conflict, DeviceKey, ProvisioningStore, device_key
-from .batch import Batcher, Poster, http11_poster, httpx_poster
+from .batch import Batcher, Poster, http11_poster
 
 log = logging.getLogger("waziup.iot_agent.south")
 
 Doc = dict[str, Any]
 ProvisionHook = Callable[[Doc, Doc | None], Awaitable[None]]
-
-UL = "ul"
-JSON = "json"
-RESOURCE_OF = {UL: "/iot/d", JSON: "/iot/json"}
-
-
-def payload_format(device: Doc | None, group: Doc | None) -> str | None:
-    """``ul`` or ``json`` from the device's protocol or its group's resource, None when unknown."""
-    protocol = str((device or {}).get("protocol") or "").upper()
-    if "JSON" in protocol:
-        return JSON
-    if "UL" in protocol or "ULTRALIGHT" in protocol:
-        return UL
-    resource = (group or {}).get("resource")
-    if resource == RESOURCE_OF[JSON]:
-        return JSON
-    if resource == RESOURCE_OF[UL]:
-        return UL
-    return None
-
-
-def entity_of(device: Doc, group: Doc | None, config: Config) -> tuple[str, str]:
-    """(entity id, entity type) of a device, as provisioning named it."""
-    entity_type = device.get("entity_type") or (group or {}).get("entity_type") or config.default_type
-    name = device.get("entity_name")
-    if not name:
-        joint = (group or {}).get("defaultEntityNameConjunction") or config.default_entity_name_conjunction
-        name = f"{entity_type}{joint}{device['device_id']}"
-    return str(name), str(entity_type)
-
-
-def apikey_of(device: Doc, group: Doc | None) -> str:
-    return str(device.get("apikey") or (group or {}).get("apikey") or "")
 
 
 class Southbound:
@@ -106,15 +72,8 @@ class Southbound:
         self._http: Any = None
         if poster is None:
             # at most this many broker requests at once (0: no bound): see runtime.BROKER_CONNECTIONS
-            try:
-                from ngsi.client.http11 import HTTPClient
-            except ImportError:  # pragma: no cover - the lean client ships with ngsi
-                limits = httpx.Limits(max_connections=max_in_flight or None, max_keepalive_connections=max_in_flight or None)
-                self._http = httpx.AsyncClient(limits=limits, timeout=10.0)
-                poster = httpx_poster(self._http)
-            else:
-                self._http = HTTPClient(max_per_host=max_in_flight or 16)
-                poster = http11_poster(self._http, timeout=10.0)
+            self._http = HTTPClient(max_per_host=max_in_flight or 16)
+            poster = http11_poster(self._http, timeout=10.0)
         self.batcher = Batcher(poster, lanes=lanes, max_in_flight=max_in_flight)
 
     async def aclose(self) -> None:
@@ -135,6 +94,10 @@ class Southbound:
     async def on_provisioning(self, event: str, old: Doc | None, new: Doc | None) -> None:
         """A provisioning listener (north API): any group or device change empties the cache."""
         self.invalidate()
+
+    def forget(self, key: DeviceKey) -> None:
+        """A deleted device: its pre-processor state goes (the store's copy is the caller's)."""
+        self._states.pop(key, None)
 
     def cached(self, apikey: str, device_id: str, resource: str | None = None) -> tuple[Doc, Doc | None] | None:
         """(device, group) as ``resolve`` last found them, if nothing was provisioned since."""

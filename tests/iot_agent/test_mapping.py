@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from iot_agent.errors import BadTimestamp
 from iot_agent.expressions import evaluate
-from iot_agent.measures import build_entities, format_now
+from iot_agent.mapping import build_entities, format_now
 
 NOW = 1700000000.5  # 2023-11-14T22:13:20.500Z
 STAMP = "2023-11-14T22:13:20.500Z"
