@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 import uvicorn
 from starlette.applications import Starlette
@@ -25,12 +25,14 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from ngsi.client import NGSIClient
+from ngsi.server.guards import Guard
 
 from .config import Config
 from .errors import IoTAError
 from .http_errors import LastResort, error_response
 from .provisioning import routes as provisioning
 from .provisioning.store import ProvisioningStore, open_registry
+from .seam import guard_layer
 
 log = logging.getLogger("waziup.iot_agent")
 
@@ -46,9 +48,11 @@ def create_app(
     registry: ProvisioningStore | None = None,
     ngsi: NGSIClient | None = None,
     routes: Iterable[BaseRoute] = (),
+    guards: Sequence[Guard] | None = None,
 ) -> Starlette:
     """The north app; ``registry`` and ``ngsi`` override what ``config`` names (tests),
-    ``routes`` adds endpoints (commands, context provider)."""
+    ``routes`` adds endpoints (commands, context provider), ``guards`` the request seam's
+    list (default: those ``config.guards`` names)."""
     config = config or Config()
 
     @contextlib.asynccontextmanager
@@ -68,7 +72,7 @@ def create_app(
 
     app = Starlette(
         routes=[*routes, *provisioning.ROUTES],
-        middleware=[Middleware(LastResort, log=log)],
+        middleware=[Middleware(LastResort, log=log), guard_layer(config, guards)],
         exception_handlers={IoTAError: _agent_error},
         lifespan=lifespan,
     )
@@ -88,7 +92,7 @@ def serve(config: Config, *, extra: Iterable[tuple[ASGIApp, str, int]] = ()) -> 
     apps = [(create_app(config), config.north_host, config.north_port), *extra]
     servers = [
         uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, server_header=False, lifespan="on")
+            uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, server_header=False, lifespan="on", **config.tls_options())
         )
         for app, host, port in apps
     ]

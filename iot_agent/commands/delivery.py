@@ -18,7 +18,7 @@ from typing import Any
 from ..device import HTTP_PUSH, POLL
 from ..errors import IoTAError
 from ..provisioning.state import AgentState, StoredCommand
-from .http_push import HttpPush
+from .http_push import HttpPush, Post
 from .status import ERROR, PENDING, SetStatus
 
 log = logging.getLogger("waziup.iot_agent.commands")
@@ -38,12 +38,13 @@ class Delivery:
         set_status: SetStatus,
         transport_of: Callable[[Doc, Doc | None], str],
         pending_written: Callable[[str], None],
+        post: Post,
     ) -> None:
         self.state = state
         self.set_status = set_status
         self.transport_of = transport_of
         self.pending_written = pending_written  # told once a command's PENDING is written
-        self.push: dict[str, Deliver] = {HTTP_PUSH: HttpPush(set_status)}
+        self.push: dict[str, Deliver] = {HTTP_PUSH: HttpPush(set_status, post)}
 
     async def execute(self, device: Doc, group: Doc | None, command: StoredCommand, *, retry_for: float = 0) -> None:
         """PENDING, then the delivery (a poll command is already queued: it only waits).

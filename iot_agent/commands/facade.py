@@ -28,6 +28,7 @@ from ..provisioning.store import device_key
 from ..south.ingest import Southbound
 from . import expiry, persistence
 from .delivery import RESUME_RETRY_SECONDS, Deliver, Delivery
+from .http_push import device_poster
 from .persistence import Order
 from .polling import PollCommand, PollQueues
 from .registration import Registrar
@@ -48,7 +49,9 @@ class Commands:
         self.set_status = StatusWriter(south, config)
         self.registrar = Registrar(south, config, self.state)
         self.polling = PollQueues(self.state, self.set_status)
-        self.delivery = Delivery(self.state, self.set_status, self.transport_of, self.polling.pending_written)
+        self.delivery = Delivery(
+            self.state, self.set_status, self.transport_of, self.polling.pending_written, device_poster(south.ngsi)
+        )
         self.provider = ProviderRoutes(south, config, self.accept)
         self._tasks: set[asyncio.Task[None]] = set()
         self._daemon: asyncio.Task[None] | None = None

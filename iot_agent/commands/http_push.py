@@ -1,8 +1,8 @@
 """HTTP push: a command POSTed to the device's ``endpoint``; the device's answer is the result.
 
-The request goes out through ``post_command``, the commands' only outbound HTTP call,
-kept alone so that it can move to the project's NGSI/HTTP client without touching the
-rest; what the answer means is the pure ``answer_statuses``.
+The request goes out through the agent's one outbound HTTP client (``ngsi.client``,
+``NGSIClient.send``: keep-alive, no redirects followed; ``device_poster``); what the
+answer means is the pure ``answer_statuses``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+from ngsi.client import NGSIClient
 
 from ..device import JSON, fiware_headers, payload_format
 from ..errors import ParseError
@@ -33,11 +33,15 @@ class DeviceAnswer:
 Post = Callable[[str, bytes, dict[str, str]], Awaitable[DeviceAnswer]]
 
 
-async def post_command(url: str, body: bytes, headers: dict[str, str]) -> DeviceAnswer:
-    """POST a command to a device."""
-    async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as client:
-        response = await client.post(url, content=body, headers=headers)
-    return DeviceAnswer(response.status_code, response.content, response.text)
+def device_poster(client: NGSIClient) -> Post:
+    """POST commands to devices through ``client`` (absolute URLs: none of the client's own
+    headers or credentials go to the device)."""
+
+    async def post(url: str, body: bytes, headers: dict[str, str]) -> DeviceAnswer:
+        response = await client.send("POST", url, headers=headers, body=body, timeout=TIMEOUT_SECONDS)
+        return DeviceAnswer(response.status_code, response.content, response.text)
+
+    return post
 
 
 def answer_statuses(device: Doc, group: Doc | None, name: str, answer: DeviceAnswer) -> list[tuple[str, str, Any]]:
@@ -55,7 +59,7 @@ def answer_statuses(device: Doc, group: Doc | None, name: str, answer: DeviceAns
 class HttpPush:
     """A ``Deliver`` for devices with an endpoint (theirs or their group's)."""
 
-    def __init__(self, set_status: SetStatus, post: Post = post_command) -> None:
+    def __init__(self, set_status: SetStatus, post: Post) -> None:
         self.set_status = set_status
         self.post = post
 

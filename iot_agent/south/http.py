@@ -19,20 +19,24 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from ngsi.server.guards import Guard
 
 from ..codecs import jsonmeasure, ul, waziup_gw
 from ..commands import Commands
 from ..device import JSON, RESOURCE_OF, UL
 from ..errors import IoTAError, ParseError
 from ..http_errors import LastResort, error_response
+from ..seam import guard_layer
 from .ingest import Southbound
 
 log = logging.getLogger("waziup.iot_agent.http")
@@ -198,7 +202,9 @@ def _gateway_time(tdata: Any) -> str | None:
     return when.astimezone(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def create_app(south: Southbound, commands: Commands) -> Starlette:
+def create_app(south: Southbound, commands: Commands, guards: Sequence[Guard] | None = None) -> Starlette:
+    """The south HTTP app (7896); ``guards``: the request seam's list (default: those the
+    agent's config names)."""
     handlers = HttpSouth(south, commands)
 
     def guarded(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
@@ -217,6 +223,7 @@ def create_app(south: Southbound, commands: Commands) -> Starlette:
         Route("/iot/json/commands", guarded(handlers.json_commands), methods=["POST"]),
         Route("/iot/waziup", guarded(handlers.waziup), methods=["POST"]),
     ]
-    app = Starlette(routes=routes)
-    app.add_middleware(LastResort, log=log, processing_time=True)
+    app = Starlette(
+        routes=routes, middleware=[Middleware(LastResort, log=log, processing_time=True), guard_layer(south.config, guards)]
+    )
     return app

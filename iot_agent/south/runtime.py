@@ -84,7 +84,7 @@ class _Server(uvicorn.Server):
 async def run(config: Config) -> None:
     agent = Agent(config)
     servers = [
-        _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, server_header=False, lifespan="off"))
+        _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, server_header=False, lifespan="off", **config.tls_options()))
         for app, host, port in (
             (agent.north_app, config.north_host, config.north_port),
             (agent.http_app, config.http_host, config.http_port),
@@ -114,5 +114,4 @@ def serve(config: Config) -> None:
         level=getattr(logging, "WARNING" if level == "WARN" else level, logging.INFO),
         format="time=%(asctime)s | lvl=%(levelname)s | comp=%(name)s | msg=%(message)s",
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request to the broker otherwise
     asyncio.run(run(config))
