@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from ngsi.server.guards import Guard, load_guards
 
-from .config import Config, mask_url
+from .config import Config, forwarding_ssl_context, mask_url, notification_ssl_context
 from .entities import EntityService
 from .front import serve_http
 from .registrations.forward import Forwarder
@@ -96,13 +96,15 @@ def create_app(config: Config, store: Store | None = None, *, guards: Sequence[G
         app.state.registrations = registrations_
         loaded.set()
         app.state.forwarder = Forwarder(
-            registrations_, service, timeout=config.http_timeout / 1000.0 if config.http_timeout else None
+            registrations_, service, timeout=config.http_timeout / 1000.0 if config.http_timeout else None,
+            ssl_context=forwarding_ssl_context(config),
         )
         notifier = Notifier(
             registry,
             http_timeout=config.http_timeout / 1000.0 if config.http_timeout else None,
             custom_enabled=not config.disable_custom_notifications,
             insecure=config.insecure_notif,
+            ssl_context=notification_ssl_context(config),
             **notification_mode(config.notification_mode),
         )
         await notifier.start()

@@ -9,6 +9,7 @@ The options are one table, ``OPTIONS`` (``ngsi.settings``), which ``waziup broke
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,10 @@ class Config:
     disable_custom_notifications: bool = False
     notification_mode: str = ""  # Orion's -notificationMode; "threadpool:q:n" sizes the queue and connections
     insecure_notif: bool = False  # Orion's -insecureNotif: https notifications without certificate checks
+    notif_ca_file: str = ""  # PEM CA certificates trusted for https notifications and forwards, besides the system's
+    https: bool = False  # Orion's -https: TLS on -port, plain HTTP nowhere
+    https_key: str = ""  # Orion's -key: the server's private key (PEM)
+    https_cert: str = ""  # Orion's -cert: its certificate, then any intermediate CA certificates (PEM)
     ignored: tuple[str, ...] = field(default_factory=tuple)
     # The request seam: guards as "module:factory" (each factory takes this Config and
     # returns a guard; see ngsi/server/guards.py), composed by the orchestrator.
@@ -71,12 +76,12 @@ IGNORED = Ignored(  # Orion options accepted for compatibility that change nothi
     valued=(
         "subCacheIval", "reqTimeout", "dbTimeout", "dbPoolSize", "logDir", "pidpath", "maxConnections",
         "reqPoolSize", "t", "notifFlowControl", "mqttMaxAge", "cprForwardLimit", "correlatorId", "logSummary",
-        "db", "dbhost", "dbuser", "dbpwd", "rplSet", "dbAuthMech", "dbAuthDb", "key", "cert", "logLineMaxSize",
+        "db", "dbhost", "dbuser", "dbpwd", "rplSet", "dbAuthMech", "dbAuthDb", "logLineMaxSize",
         "logInfoPayloadMaxSize", "connectionMemory", "notifQueueStats",
     ),
     flags=(
         "ipv4", "ipv6", "fg", "disableFileLog", "noCache", "logForHumans", "ngsiv1Autocast", "statCounters",
-        "relogAlarms", "statNotifQueue", "statSemWait", "statTiming", "disableNgsiv1", "disableMetrics", "https",
+        "relogAlarms", "statNotifQueue", "statSemWait", "statTiming", "disableNgsiv1", "disableMetrics",
     ),
 )
 
@@ -84,7 +89,7 @@ IGNORED = Ignored(  # Orion options accepted for compatibility that change nothi
 OPTIONS = Table(
     Config,
     option("-port", field="port", type=PORT, env="ORION_PORT",
-           help="HTTP port"),
+           help="HTTP port (HTTPS with -https)"),
     option("-localIp", "-host", field="host", type=Text("ADDRESS"), env="ORION_LOCALIP",
            help="address to listen on"),
     option("-dbURI", field="db_uri", type=Text("URL"), env="ORION_DB_URI", shown="sqlite:///<-data>/broker.db",
@@ -112,6 +117,15 @@ OPTIONS = Table(
            help="transient, permanent or threadpool:<queue size>:<connections per destination>"),
     option("-insecureNotif", field="insecure_notif", type=FLAG, env="ORION_INSECURE_NOTIF",
            help="https notifications without certificate checks"),
+    option("-notifCaFile", field="notif_ca_file", type=Text("FILE"), env="WAZIUP_NOTIF_CA_FILE",
+           help="PEM file of CA certificates trusted for https notifications and forwarded requests, besides "
+           "the system's (receivers and context providers of a private CA)"),
+    option("-https", field="https", type=FLAG, env="ORION_HTTPS",
+           help="serve HTTPS only, on -port (needs -key and -cert)"),
+    option("-key", field="https_key", type=Text("FILE"), env="ORION_HTTPS_KEYFILE",
+           help="-https: the server's private key, PEM, not encrypted"),
+    option("-cert", field="https_cert", type=Text("FILE"), env="ORION_HTTPS_CERTFILE",
+           help="-https: the server's certificate, PEM, followed by any intermediate CA certificates"),
     guards_option("-guard"),
     ignored=IGNORED,
     about="Orion's option names, each also read from the environment variable beside it (Orion's Docker "
@@ -121,9 +135,86 @@ OPTIONS = Table(
 
 def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
     """A Config from Orion-style options (``-port 1026``, ``--port=1026``) and the environment."""
-    return OPTIONS.build(argv, os.environ if environ is None else environ)
+    config = OPTIONS.build(argv, os.environ if environ is None else environ)
+    missing = [name for name, path in (("-key", config.https_key), ("-cert", config.https_cert)) if not path]
+    if config.https and missing:
+        # Orion starts and fails at the first request; better not to start at all
+        raise ConfigError(
+            f"option -https needs -key FILE and -cert FILE (or ORION_HTTPS_KEYFILE, ORION_HTTPS_CERTFILE): "
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing"
+        )
+    return config
+
+
+def forwarding_ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The TLS context of the broker's https requests when ``-notifCaFile`` is given: the
+    system's CAs plus that file's (CA certificates, or a peer's self-signed one, such as
+    the IoT agent's under ``waziup run -tls``). None otherwise: the client's default
+    context. Raises ConfigError for a file that cannot be read or holds no PEM
+    certificate, which start-up reports. Requests forwarded to context providers use it
+    as it is; notifications through :func:`notification_ssl_context`."""
+    if not config.notif_ca_file:
+        return None
+    context = ssl.create_default_context()
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a peer's own certificate may stand for its CA
+    try:
+        context.load_verify_locations(cafile=config.notif_ca_file)
+    except ssl.SSLError:  # an OSError too: first
+        raise ConfigError(f"option -notifCaFile: {config.notif_ca_file!r} holds no PEM certificate") from None
+    except OSError as exc:
+        raise ConfigError(f"option -notifCaFile: cannot read {config.notif_ca_file!r}: {exc.strerror}") from None
+    return context
+
+
+def notification_ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The notifier's: :func:`forwarding_ssl_context`, but None with ``-insecureNotif``,
+    since a given context would override the notifier's ``verify=False``."""
+    return None if config.insecure_notif else forwarding_ssl_context(config)
+
+
+class _Encrypted(Exception):
+    """The key asked for a passphrase (which OpenSSL would otherwise read from the terminal)."""
+
+
+def _no_passphrase() -> bytes:
+    raise _Encrypted()
+
+
+def check_files(config: Config) -> Config:
+    """The files the options name, loaded once at start-up: with ``-https``, the key and
+    certificate uvicorn will load (a missing, unreadable, encrypted or mismatched file is an
+    error naming it, not a traceback from uvicorn, nor a worker restarted over and over);
+    ``-notifCaFile``. Raises ConfigError; returns the Config."""
+    forwarding_ssl_context(config)  # the notifier builds it again
+    if not config.https:
+        return config
+    for name, path in (("-key", config.https_key), ("-cert", config.https_cert)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"option {name}: cannot read {path!r}: {exc.strerror}") from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=config.https_cert)
+    except ssl.SSLError:
+        raise ConfigError(f"option -cert: {config.https_cert!r} holds no PEM certificate") from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(config.https_cert, config.https_key, _no_passphrase)
+    except _Encrypted:
+        raise ConfigError(f"option -key: {config.https_key!r} is encrypted: give the key without a passphrase") from None
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ConfigError(
+                f"option -key: {config.https_key!r} is not the key of the certificate {config.https_cert!r} (-cert)"
+            ) from None
+        raise ConfigError(f"option -key: {config.https_key!r} holds no PEM private key") from None
+    return config
 
 
 def from_command_line(argv: Sequence[str] | None = None) -> Config:
-    """``waziup broker`` / ``python -m broker``: the Config, or the help (exit 0), or the error (exit 1)."""
-    return command_line(OPTIONS, parse, sys.argv[1:] if argv is None else argv, prog="waziup broker", show=print)
+    """``waziup broker`` / ``python -m broker``: the Config, or the help (exit 0), or the error
+    (exit 1); the files it names are checked here, before the server is even imported."""
+    return command_line(
+        OPTIONS, lambda words: check_files(parse(words)), sys.argv[1:] if argv is None else argv,
+        prog="waziup broker", show=print,
+    )

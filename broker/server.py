@@ -20,7 +20,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from .app import create_app
-from .config import Config, ConfigError
+from .config import Config, ConfigError, check_files
 
 ORION_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
 
@@ -201,6 +201,7 @@ def worker_app() -> object:
 def serve(config: Config) -> None:
     try:
         check_workers(config)
+        check_files(config)  # from_command_line did; a Config built elsewhere has not
     except ConfigError as exc:
         sys.exit(f"waziup broker: {exc}")
     options: dict[str, object] = dict(
@@ -214,6 +215,8 @@ def serve(config: Config) -> None:
         proxy_headers=False,  # nothing reads the client address; saves a middleware per request
         lifespan="on",
     )
+    if config.https:  # Orion's -https: this port speaks TLS only; each worker loads the files
+        options.update(ssl_keyfile=os.path.abspath(config.https_key), ssl_certfile=os.path.abspath(config.https_cert))
     _configure_logging(config)
     _use_orion_phrases()
     if config.workers > 1:

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
-from ngsi.client import NGSIClient
+from ngsi.client import HTTPClient, NGSIClient
 from ngsi.server.guards import Guard
 
 from .config import Config
@@ -59,7 +59,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         the_registry = registry if registry is not None else open_registry(config.registry_path)
         await the_registry.open()
-        client = ngsi if ngsi is not None else NGSIClient(config.broker_url)
+        client = ngsi if ngsi is not None else NGSIClient(
+            config.broker_url, transport=HTTPClient(ssl_context=config.broker_ssl_context())
+        )
         app.state.registry = the_registry
         app.state.ngsi = client
         log.info("IoT agent north port %s, broker %s", config.north_port, config.broker_url)

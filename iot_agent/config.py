@@ -10,6 +10,7 @@ The options are one table, ``OPTIONS`` (``ngsi.settings``), which ``waziup iot-a
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +47,12 @@ class Config:
     cb_port: int = 1026
     cb_url: str = ""  # overrides cb_host/cb_port when set (IOTA_CB_URL)
     cb_flow_control: bool = False
-    provider_url: str = "http://localhost:4041"
+    cb_ca: str = ""  # PEM CA certificates trusted for an https broker, besides the system's
+    provider_url: str = "http://localhost:4041"  # https://... with --https unless given
+    # TLS on the north and south HTTP ports (no plain HTTP then)
+    https: bool = False
+    https_key: str = ""
+    https_cert: str = ""
     # provisioning defaults
     default_resource: str = "/iot/d"
     default_key: str = ""
@@ -69,6 +75,30 @@ class Config:
     @property
     def broker_url(self) -> str:
         return (self.cb_url or f"http://{self.cb_host}:{self.cb_port}").rstrip("/")
+
+    def tls_options(self) -> dict[str, str]:
+        """uvicorn.Config's keyword arguments of every listener: its key and certificate with
+        ``--https`` (absolute: the process may change directory later), none otherwise."""
+        if not self.https:
+            return {}
+        return {"ssl_keyfile": os.path.abspath(self.https_key), "ssl_certfile": os.path.abspath(self.https_cert)}
+
+    def broker_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of the NGSI client to an https broker with ``--cb-ca``: the
+        system's CAs plus that file's, which may be a private CA or the broker's own
+        (self-signed) certificate. None without ``--cb-ca``: the client's default (the
+        system's CAs, host name checked). Raises ConfigError for an unreadable file."""
+        if not self.cb_ca:
+            return None
+        context = ssl.create_default_context()
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # trust a leaf certificate given as "CA"
+        try:
+            context.load_verify_locations(cafile=self.cb_ca)
+        except ssl.SSLError:  # an OSError too: first
+            raise ConfigError(f"option --cb-ca: {self.cb_ca!r} holds no PEM certificate") from None
+        except OSError as exc:
+            raise ConfigError(f"option --cb-ca: cannot read {self.cb_ca!r}: {exc.strerror}") from None
+        return context
 
     @property
     def registry_path(self) -> str | None:
@@ -129,10 +159,20 @@ OPTIONS = Table(
            help="context broker port"),
     option("--cb-url", field="cb_url", type=Text("URL"), env="IOTA_CB_URL",
            help="context broker URL, instead of the two above"),
+    option("--cb-ca", field="cb_ca", type=Text("FILE"), env="IOTA_CB_CA",
+           help="PEM file of CA certificates trusted for an https broker (--cb-url https://...), besides the "
+           "system's: a private CA, or the broker's self-signed certificate"),
     option("--cb-flow-control", field="cb_flow_control", type=FLAG, env="IOTA_CB_FLOW_CONTROL",
            help="updates with Orion's flowControl (useCBflowControl default)"),
     option("--provider-url", field="provider_url", type=Text("URL"), env="IOTA_PROVIDER_URL",
+           shown="http://localhost:4041 (https://... with --https)",
            help="the URL the broker reaches the north port at"),
+    option("--https", field="https", type=FLAG, env="IOTA_HTTPS",
+           help="serve HTTPS only on the north and device HTTP ports (needs --key and --cert)"),
+    option("--key", field="https_key", type=Text("FILE"), env="IOTA_HTTPS_KEY",
+           help="--https: the private key, PEM, not encrypted"),
+    option("--cert", field="https_cert", type=Text("FILE"), env="IOTA_HTTPS_CERT",
+           help="--https: the certificate, PEM, followed by any intermediate CA certificates"),
     option("--default-resource", field="default_resource", type=Text("PATH"), env="IOTA_DEFAULT_RESOURCE",
            help="resource of groups provisioned without one"),
     option("--default-key", field="default_key", type=Text("APIKEY"), env="IOTA_DEFAULT_KEY",
@@ -174,9 +214,59 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
     values.update(_mqtt_uri(values.get("mqtt_uri", "")))
     if values.get("registry_type") == "mongodb":
         values["registry_type"] = "sqlite"
+    if values.get("https"):
+        missing = [name for name, key in (("--key", "https_key"), ("--cert", "https_cert")) if not values.get(key)]
+        if missing:
+            raise ConfigError(
+                "option --https needs --key FILE and --cert FILE (or IOTA_HTTPS_KEY, IOTA_HTTPS_CERT): "
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing"
+            )
+        if "provider_url" not in values:  # the default must name the port as it now speaks
+            values["provider_url"] = "https" + Config.provider_url.removeprefix("http")
     return Config(**values)
 
 
+class _Encrypted(Exception):
+    """The key asked for a passphrase (which OpenSSL would otherwise read from the terminal)."""
+
+
+def _no_passphrase() -> bytes:
+    raise _Encrypted()
+
+
+def check_files(config: Config) -> Config:
+    """The TLS files, loaded once at start-up: a missing, unreadable, encrypted or
+    mismatched file is an error naming it, not uvicorn's traceback on the first listener."""
+    config.broker_ssl_context()
+    if not config.https:
+        return config
+    for name, path in (("--key", config.https_key), ("--cert", config.https_cert)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"option {name}: cannot read {path!r}: {exc.strerror}") from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=config.https_cert)
+    except ssl.SSLError:
+        raise ConfigError(f"option --cert: {config.https_cert!r} holds no PEM certificate") from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(config.https_cert, config.https_key, _no_passphrase)
+    except _Encrypted:
+        raise ConfigError(f"option --key: {config.https_key!r} is encrypted: give the key without a passphrase") from None
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ConfigError(
+                f"option --key: {config.https_key!r} is not the key of the certificate {config.https_cert!r} (--cert)"
+            ) from None
+        raise ConfigError(f"option --key: {config.https_key!r} holds no PEM private key") from None
+    return config
+
+
 def from_command_line(argv: Sequence[str] | None = None) -> Config:
-    """``waziup iot-agent``: the Config, or the help (exit 0), or the error (exit 1)."""
-    return command_line(OPTIONS, parse, sys.argv[1:] if argv is None else argv, prog="waziup iot-agent", show=print)
+    """``waziup iot-agent``: the Config, or the help (exit 0), or the error (exit 1).
+    The TLS files are checked here, before anything starts (``serve`` is the runtime's)."""
+    return command_line(
+        OPTIONS, lambda words: check_files(parse(words)), sys.argv[1:] if argv is None else argv,
+        prog="waziup iot-agent", show=print,
+    )

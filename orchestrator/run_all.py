@@ -10,6 +10,11 @@ Three child processes, started in this order and each waited for (all listening 
 
 SIGINT/SIGTERM stop them in reverse order (SIGTERM, then SIGKILL after 10 s); if one dies,
 the others are stopped too and ``waziup run`` exits non-zero.
+
+``-tls``: the broker and both ports of the agent speak HTTPS only, with ``-cert``/``-key``
+or else a development certificate made once under ``<data>/tls`` (``orchestrator/tls.py``);
+the agent trusts that certificate to reach the broker, the broker to reach the agent. The
+MQTT broker is left as it is.
 """
 
 from __future__ import annotations
@@ -19,14 +24,17 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from ngsi.settings import PORT, Table, Text, command_line, option
+from ngsi.settings import FLAG, PORT, SettingsError, Table, Text, command_line, option
 
 
 @dataclass
@@ -38,6 +46,9 @@ class Options:
     north_port: int = 4041
     http_port: int = 7896
     host: str = "0.0.0.0"
+    tls: bool = False
+    cert: str = ""  # empty with tls: the development certificate under <data>/tls
+    key: str = ""
     broker_args: list[str] = field(default_factory=list)
 
 
@@ -52,6 +63,13 @@ OPTIONS = Table(
     option("-httpPort", field="http_port", type=PORT, help="the IoT agent's device HTTP port"),
     option("-host", field="host", type=Text("ADDRESS"),
            help="address every service listens on: the broker, the agent's two ports, the MQTT broker"),
+    option("-tls", field="tls", type=FLAG,
+           help="HTTPS only on the broker and the agent's two ports; without -cert/-key, a self-signed "
+           "certificate made under <data>/tls (clients must trust it: curl --cacert <data>/tls/cert.pem)"),
+    option("-cert", field="cert", type=Text("FILE"),
+           help="-tls: certificate (PEM) of every service, valid for the address they reach each other at "
+           "(127.0.0.1, or -host); implies -tls"),
+    option("-key", field="key", type=Text("FILE"), help="-tls: its private key (PEM, not encrypted); implies -tls"),
     rest="broker_args",
     usage="[options] [-- broker options...]",
     about="The context broker (-multiservice), the IoT agent and an embedded MQTT broker, on this machine; "
@@ -60,7 +78,12 @@ OPTIONS = Table(
 
 
 def parse(argv: Sequence[str]) -> Options:
-    return OPTIONS.build(argv, {})
+    options = OPTIONS.build(argv, {})
+    if bool(options.cert) != bool(options.key):
+        raise SettingsError(f"option {'-cert' if options.cert else '-key'} needs {'-key' if options.cert else '-cert'}")
+    if options.cert:
+        options.tls = True
+    return options
 
 
 def _cli(*args: str) -> list[str]:
@@ -78,8 +101,50 @@ def reachable(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
 
 
-def _http(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _http(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+@dataclass(frozen=True)
+class _TLS:
+    """The files every service serves, and the context clients of this machine trust them with."""
+
+    cert: str
+    key: str
+    trust: ssl.SSLContext
+
+
+def _tls(options: Options, local: str) -> _TLS:
+    """-cert/-key, or the development certificate (made or reused); says where it is."""
+    from . import tls  # the cryptography package only for -tls
+
+    if options.cert:
+        cert, key = os.path.abspath(options.cert), os.path.abspath(options.key)
+        try:
+            valid = tls.covers(Path(cert).read_bytes(), local)
+        except OSError as exc:
+            raise RuntimeError(f"option -cert: cannot read {cert}: {exc.strerror}") from None
+        except ValueError:
+            raise RuntimeError(f"option -cert: {cert} holds no PEM certificate") from None
+        if not valid:
+            raise RuntimeError(
+                f"option -cert: {cert} is not valid for {local}, where the services reach each other (-host names it)"
+            )
+    else:
+        try:
+            files = tls.development_files(os.path.join(options.data, "tls"), tls.machine_names([local]))
+        except OSError as exc:
+            raise RuntimeError(f"cannot write the development certificate under {options.data}: {exc}") from None
+        cert, key = str(files.cert.resolve()), str(files.key.resolve())
+        print(
+            f"waziup: TLS with the development certificate {cert} ({'created' if files.created else 'reused'}; "
+            f"its key {key}): clients must trust it, e.g. curl --cacert {cert} "
+            f"{_http('localhost', options.port, 'https')}/version",
+            flush=True,
+        )
+    trust = ssl.create_default_context(cafile=cert)
+    trust.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # as the agent's --cb-ca and the broker's -notifCaFile
+    return _TLS(cert, key, trust)
 
 
 def _mqtt_ready(port: int, host: str = "127.0.0.1") -> bool:
@@ -104,13 +169,15 @@ def _wait_mqtt(host: str, port: int, proc: subprocess.Popen[bytes], what: str, t
     raise RuntimeError(f"{what} did not accept MQTT connections on port {port} within {timeout:.0f} s")
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:
+def _wait_http(
+    url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 30, context: ssl.SSLContext | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with status {proc.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=1):
+            with urllib.request.urlopen(url, timeout=1, context=context):
                 return
         except OSError:
             time.sleep(0.1)
@@ -143,7 +210,18 @@ def run(options: Options) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     local = reachable(options.host)  # where the children reach each other
     shown = "localhost" if local in ("127.0.0.1", "::1") else local
+    scheme = "http"
+    broker_tls: list[str] = []
+    agent_tls: list[str] = []
+    waits: dict[str, Any] = {}  # _wait_http's context
     try:
+        if options.tls:
+            files = _tls(options, local)
+            scheme, waits = "https", {"context": files.trust}
+            # each trusts the other's certificate (the same): the agent its broker, the broker
+            # the agent's north port (commands forwarded, notifications of cmdMode notification)
+            broker_tls = ["-https", "-key", files.key, "-cert", files.cert, "-notifCaFile", files.cert]
+            agent_tls = ["--https", "--key", files.key, "--cert", files.cert, "--cb-ca", files.cert]
         if options.mqtt_uri:
             mqtt_args = ["-mqttURI", options.mqtt_uri]
         else:
@@ -154,26 +232,28 @@ def run(options: Options) -> int:
             mqtt_args = ["--mqtt-host", local, "--mqtt-port", str(options.mqtt_port)]
         proc = subprocess.Popen(
             _cli("broker", "-host", options.host, "-port", str(options.port), "-data", options.data, "-multiservice",
-                 *options.broker_args)
+                 *broker_tls, *options.broker_args)
         )
         children.append(("context broker", proc))
-        _wait_http(_http(local, options.port) + "/version", proc, "the context broker")
+        _wait_http(_http(local, options.port, scheme) + "/version", proc, "the context broker", **waits)
         proc = subprocess.Popen(
             _cli(
                 "iot-agent",
                 "--north-host", options.host, "--north-port", str(options.north_port),
                 "--http-host", options.host, "--http-port", str(options.http_port),
-                "--cb-url", _http(local, options.port),
-                "--provider-url", _http(local, options.north_port),
+                "--cb-url", _http(local, options.port, scheme),
+                "--provider-url", _http(local, options.north_port, scheme),
                 "--data-dir", options.data,
+                *agent_tls,
                 *mqtt_args,
             )
         )
         children.append(("IoT agent", proc))
-        _wait_http(_http(local, options.north_port) + "/iot/about", proc, "the IoT agent")
+        _wait_http(_http(local, options.north_port, scheme) + "/iot/about", proc, "the IoT agent", **waits)
         print(
-            f"waziup: context broker {_http(shown, options.port)}, IoT agent {_http(shown, options.north_port)} "
-            f"(devices: HTTP :{options.http_port}, MQTT {options.mqtt_uri or f'{shown}:{options.mqtt_port}'}); "
+            f"waziup: context broker {_http(shown, options.port, scheme)}, "
+            f"IoT agent {_http(shown, options.north_port, scheme)} "
+            f"(devices: {scheme.upper()} :{options.http_port}, MQTT {options.mqtt_uri or f'{shown}:{options.mqtt_port}'}); "
             "Ctrl-C stops",
             flush=True,
         )

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,11 +74,14 @@ class _Ask:
 
 
 class Forwarder:
-    def __init__(self, registry: RegistrationRegistry, entities: EntityService, timeout: float | None = None) -> None:
+    def __init__(
+        self, registry: RegistrationRegistry, entities: EntityService, timeout: float | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.registry = registry
         self.entities = entities
         self.timeout = timeout or DEFAULT_TIMEOUT
-        self.client = NGSIClient(transport=HTTPClient(max_per_host=64, max_idle=16), timeout=self.timeout)
+        self.client = NGSIClient(transport=HTTPClient(max_per_host=64, max_idle=16, ssl_context=ssl_context), timeout=self.timeout)
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -10,23 +10,23 @@ success (``lastSuccess``, but no ``lastSuccessCode``), a broker that cannot be r
 (or refuses the credentials) is a failure (``lastFailure``, ``failsCounter``, but no
 ``lastFailureReason``).
 
-:class:`MqttPublisher` keeps one paho client per (host, port, user, password, TLS),
-opened on first use and reused, as Orion's MqttConnectionManager does. Each client runs
-paho's network thread (``loop_start``), so publishing from the event loop only queues
-the packet; the blocking TCP connect runs in a worker thread.
+:class:`MqttPublisher` keeps one session of the project's MQTT client
+(``ngsi.client.mqtt``, on the event loop) per (host, port, user, password, TLS), opened on
+first use and reused, as Orion's MqttConnectionManager does. A QoS 1/2 publish counts as
+sent once the broker acknowledged it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from ngsi import jsonout
+from ngsi.client.mqtt import MQTT_3_1_1, MqttClient, MqttError
 
 from ..changes import Change
 from .macros import substitute, substitute_json
@@ -100,78 +100,37 @@ def build_mqtt(sub: Sub, change: Change, alteration: str, *, custom_enabled: boo
     )
 
 
-class MqttError(Exception):
-    """A message could not be handed to its broker (unreachable, refused, bad topic)."""
-
-
 _Key = tuple[str, str, int, str | None, str | None]
 
 
 class _Connection:
-    """One paho client and its network thread; ``connected`` follows CONNACK/disconnect."""
+    """One MQTT 3.1.1 session (``ngsi.client.mqtt``) to a broker with given credentials."""
 
     def __init__(self, key: _Key) -> None:
-        import paho.mqtt.client as paho
-
         scheme, host, port, user, passwd = key
         self.host, self.port = host.strip("[]"), port
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
-        if user is not None:
-            self.client.username_pw_set(user, passwd)
-        if scheme == "mqtts":
-            self.client.tls_set()
-        self.connected = threading.Event()
+        self.client = MqttClient(
+            self.host, port, protocol=MQTT_3_1_1, username=user, password=passwd,
+            ssl=True if scheme == "mqtts" else None, keepalive=KEEPALIVE, connect_timeout=CONNECT_TIMEOUT,
+        )
         self.last_used = time.monotonic()
-        self._connack: tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]] | None = None
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
 
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        ok = not getattr(reason, "is_failure", False)
-        if ok:
-            self.connected.set()
-        if self._connack is not None:
-            loop, future = self._connack
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(reason))
-
-    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        self.connected.clear()
+    @property
+    def connected(self) -> bool:
+        return self.client.connected.is_set()
 
     async def open(self) -> None:
-        """TCP connect in a thread, then wait for the broker's CONNACK."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._connack = (loop, future)
         try:
-            await asyncio.to_thread(self.client.connect, self.host, self.port, KEEPALIVE)
-        except (OSError, ValueError) as exc:
+            await self.client.connect()
+        except MqttError as exc:
+            await self.client.close()
             raise MqttError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
-        self.client.loop_start()
-        try:
-            reason = await asyncio.wait_for(future, CONNECT_TIMEOUT)
-        except asyncio.TimeoutError:
-            await asyncio.to_thread(self.close)
-            raise MqttError(f"no CONNACK from {self.host}:{self.port}") from None
-        if getattr(reason, "is_failure", False):
-            await asyncio.to_thread(self.close)
-            raise MqttError(f"{self.host}:{self.port} refused the connection: {reason}")
 
-    def publish(self, message: MqttMessage) -> None:
-        import paho.mqtt.client as paho
+    async def publish(self, message: MqttMessage) -> None:
+        await self.client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
 
-        try:
-            info = self.client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
-        except ValueError as exc:  # empty topic, wildcards
-            raise MqttError(str(exc)) from exc
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise MqttError(paho.error_string(info.rc))
-
-    def close(self) -> None:
-        try:
-            self.client.disconnect()
-        except Exception:
-            pass
-        self.client.loop_stop()
+    async def close(self) -> None:
+        await self.client.close()
 
 
 class MqttPublisher:
@@ -181,6 +140,7 @@ class MqttPublisher:
         self.max_age = max_age
         self._connections: dict[_Key, _Connection] = {}
         self._locks: dict[_Key, asyncio.Lock] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def publish(self, message: MqttMessage) -> None:
         """Hand the message to its broker's connection; raises MqttError when it can't."""
@@ -192,9 +152,9 @@ class MqttPublisher:
         connection = await self._connection(key)
         connection.last_used = time.monotonic()
         try:
-            connection.publish(message)
+            await connection.publish(message)
         except MqttError:
-            if not connection.connected.is_set():
+            if not connection.connected:
                 self._drop(key, connection)
             raise
 
@@ -203,9 +163,9 @@ class MqttPublisher:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             connection = self._connections.get(key)
-            if connection is not None and connection.connected.is_set():
+            if connection is not None and connection.connected:
                 return connection
-            if connection is not None:  # lost: start afresh rather than queue behind paho's retries
+            if connection is not None:  # lost: start afresh rather than queue behind its reconnects
                 self._drop(key, connection)
             connection = _Connection(key)
             await connection.open()
@@ -220,12 +180,16 @@ class MqttPublisher:
                 self._drop(key, connection)
 
     def _drop(self, key: _Key, connection: _Connection) -> None:
-        """Forget a lost connection; paho's thread is joined in a worker thread."""
+        """Forget a lost connection (closed in the background)."""
         if self._connections.get(key) is connection:
             del self._connections[key]
-        asyncio.get_running_loop().run_in_executor(None, connection.close)
+        task = asyncio.get_running_loop().create_task(connection.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
         connections, self._connections = self._connections, {}
         for connection in connections.values():
-            await asyncio.to_thread(connection.close)
+            await connection.close()
+        for task in list(self._closing):
+            await task

@@ -3,7 +3,10 @@
 The listener runs inside the request that wrote the entity: it decides which
 subscriptions fire (matcher, over an index of the subscriptions by entity id), builds the
 requests (notify), updates the counters Orion updates at trigger time (timesSent,
-lastNotification, oneshot), and enqueues. It does not wait for the receivers.
+lastNotification, oneshot), and enqueues. It does not wait for the receivers' answers, but
+the request is answered only once its notifications are written to their receivers'
+connections (``_until_written``: at most WRITE_WAIT, receivers that answer promptly only),
+so that a client never sees its write acknowledged before the notification left.
 
 Queues. Each destination (scheme, host, port; an MQTT broker) has its own queue and up
 to ``connections`` workers, each with one keep-alive connection of the lean HTTP/1.1
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import deque
 from typing import Any, Protocol
@@ -49,6 +53,7 @@ BUSY_MARK = 64  # backlog of one destination above which writers wait
 BUSY_WAIT = 1.0  # seconds a writer waits at most
 RESPONSIVE = 0.5  # seconds: a destination with no request in flight for longer is "merely busy"
 IDLE_WORKER = 10.0  # seconds an idle worker lingers before ending
+WRITE_WAIT = 0.5  # seconds a write waits at most for its notifications to be on the wire
 
 Item = Notification | MqttMessage
 
@@ -179,6 +184,7 @@ class Notifier:
         busy_mark: int = BUSY_MARK,
         busy_wait: float = BUSY_WAIT,
         insecure: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
         workers: int | None = None,  # former name of ``connections``
     ) -> None:
         self.registry = registry
@@ -196,15 +202,18 @@ class Notifier:
         self._tasks: set[asyncio.Task[None]] = set()
         self._drained: list[asyncio.Future[None]] = []
         self._insecure = insecure
+        self._ssl_context = ssl_context  # -notifCaFile: the CAs trusted for https receivers
         self._client: http11.HTTPClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._handed = False  # a notification went to a worker that can send it at once
+        self._sent: dict[int, asyncio.Future[None]] = {}  # id(notification) -> done once written
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._client = http11.HTTPClient(max_per_host=self.connections, verify=not self._insecure)
+        self._client = http11.HTTPClient(
+            max_per_host=self.connections, verify=not self._insecure, ssl_context=self._ssl_context
+        )
 
     async def stop(self) -> None:
         tasks = list(self._tasks)
@@ -217,9 +226,10 @@ class Notifier:
                 pass
         self._tasks.clear()
         self._destinations.clear()
-        for waiter in self._drained:
+        for waiter in [*self._drained, *self._sent.values()]:
             if not waiter.done():
                 waiter.set_result(None)
+        self._sent.clear()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -238,25 +248,22 @@ class Notifier:
         """The change hook: enqueue what ``change`` causes, then wait if a receiver is busy."""
         if change.ctx.internal and change.action == DELETE:
             return  # the expiry purge: MongoDB's TTL removes entities silently in Orion
-        self._handed = False
-        pressed = self._dispatch(change)
+        written: list[asyncio.Future[None]] = []
+        pressed = self._dispatch(change, written)
         if pressed:
             await self._relieve(pressed, change.ctx)
-        elif self._handed:
-            # A worker was just given a notification: let it write it before this request
-            # answers (one turn of the loop; its wake-up is queued before ours). A client
-            # that reads its receiver right after the answer then finds the notification
-            # already sent, whatever the machine's load (Orion's threads give the same).
-            await asyncio.sleep(0)
+        elif written:
+            await self._until_written(written, change.ctx)
 
     def dispatch(self, change: Change) -> int:
         """Enqueue the notifications ``change`` causes; returns how many."""
         before = self.outstanding
-        self._dispatch(change)
+        self._dispatch(change, None)
         return self.outstanding - before
 
-    def _dispatch(self, change: Change) -> list[_Destination]:
-        """Enqueue; the busy destinations the writer should wait for."""
+    def _dispatch(self, change: Change, written: list[asyncio.Future[None]] | None) -> list[_Destination]:
+        """Enqueue; the busy destinations the writer should wait for. ``written`` collects a
+        future per HTTP notification to a responsive receiver, done once it is on the wire."""
         entity = change.entity
         try:
             subs = self.index.candidates(change.tenant, entity["id"])
@@ -286,9 +293,15 @@ class Notifier:
             serial = sub.get("throttling") or sub.get("status") == "oneshot"
             self._mark_sent(change.tenant, sub, now)
             destination = self._enqueue(notification, "" if serial else entity["id"])
-            if destination is not None and destination.backlog > self.busy_mark and destination not in pressed:
-                if self._responsive(destination):
+            if destination is None or not self._responsive(destination):
+                continue
+            if destination.backlog > self.busy_mark:
+                if destination not in pressed:
                     pressed.append(destination)
+            elif written is not None and isinstance(notification, Notification):
+                assert self._loop is not None
+                future = self._sent[id(notification)] = self._loop.create_future()
+                written.append(future)
         return pressed
 
     def _mark_sent(self, tenant: str, sub: dict[str, Any], now: float) -> None:
@@ -325,7 +338,7 @@ class Notifier:
         return key
 
     def _enqueue(self, item: Item, entity_id: str) -> _Destination | None:
-        """Queue ``item``; wake an idle worker of its destination or start one (``_handed``)."""
+        """Queue ``item``; wake an idle worker of its destination or start one."""
         if self.outstanding >= self.queue_size:
             log.warning("notification queue full: notification of subscription %s dropped", item.sub_id)
             self._failure(item, time.time(), "notification queue is full")
@@ -344,12 +357,10 @@ class Notifier:
             waiter = destination.idle.pop()
             if not waiter.done():
                 waiter.set_result(None)
-                self._handed = True
                 return destination
         if destination.workers < self.connections:
             destination.workers += 1
             self._spawn(self._work(destination))
-            self._handed = True
         return destination
 
     def _responsive(self, destination: _Destination) -> bool:
@@ -379,6 +390,22 @@ class Notifier:
                 await waiter
             finally:
                 timer.cancel()
+
+    async def _until_written(self, written: list[asyncio.Future[None]], ctx: RequestContext) -> None:
+        """Answer only once the notifications this write caused are on the wire, so that a
+        client reading its receiver right after the answer finds them there, however
+        loaded the machine (Orion's notification threads start at once, too). Bounded:
+        WRITE_WAIT at most, within the request's back-pressure budget; a receiver that
+        does not answer promptly is not waited for (``_responsive``)."""
+        loop = self._loop
+        assert loop is not None
+        tally = ctx.tally
+        if tally.deadline is None:
+            tally.deadline = loop.time() + self.busy_wait
+        timeout = min(WRITE_WAIT, tally.deadline - loop.time())
+        pending = [future for future in written if not future.done()]
+        if pending and timeout > 0:
+            await asyncio.wait(pending, timeout=timeout)
 
     async def _work(self, destination: _Destination) -> None:
         """One worker of a destination: takes notifications until idle for IDLE_WORKER."""
@@ -455,6 +482,14 @@ class Notifier:
             raise
         except Exception:
             log.exception("notification of subscription %s failed", item.sub_id)
+        finally:
+            self._written(item)
+
+    def _written(self, item: Item) -> None:
+        """The writer waiting for ``item`` to be on the wire may go on (sent, failed or dropped)."""
+        future = self._sent.pop(id(item), None)
+        if future is not None and not future.done():
+            future.set_result(None)
 
     async def send(self, notification: Item) -> None:
         if isinstance(notification, MqttMessage):
@@ -466,7 +501,8 @@ class Notifier:
         timeout = notification.timeout or self.http_timeout
         try:
             response = await client.request(
-                notification.method, notification.url, notification.headers, notification.body, timeout
+                notification.method, notification.url, notification.headers, notification.body, timeout,
+                on_sent=lambda: self._written(notification),
             )
         except Exception as exc:  # connection refused, timeout, bad URL...
             reason = failure_reason(exc)

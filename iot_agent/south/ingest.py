@@ -72,7 +72,7 @@ class Southbound:
         self._http: Any = None
         if poster is None:
             # at most this many broker requests at once (0: no bound): see runtime.BROKER_CONNECTIONS
-            self._http = HTTPClient(max_per_host=max_in_flight or 16)
+            self._http = HTTPClient(max_per_host=max_in_flight or 16, ssl_context=config.broker_ssl_context())
             poster = http11_poster(self._http, timeout=10.0)
         self.batcher = Batcher(poster, lanes=lanes, max_in_flight=max_in_flight)
 
@@ -205,7 +205,9 @@ class Southbound:
             return self.ngsi
         client = self._clients.get(host)
         if client is None:
-            client = self._clients[host] = NGSIClient(host)
+            client = self._clients[host] = NGSIClient(
+                host, transport=HTTPClient(ssl_context=self.config.broker_ssl_context())
+            )
         return client
 
     def state_of(self, device: Doc) -> PreprocessState:

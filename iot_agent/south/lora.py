@@ -143,5 +143,5 @@ class LoraSouth:
             eui = str(config.get("dev_eui") or device["device_id"])
             topic = lorawan.chirpstack_downlink_topic(app, eui)
             body = lorawan.chirpstack_downlink(eui, fport, payload)
-        self.mqtt.publish(topic, lorawan.dumps(body))
+        await self.mqtt.publish(topic, lorawan.dumps(body))
         await self.set_status(device, group, name, "OK", binascii.hexlify(payload).decode())

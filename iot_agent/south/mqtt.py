@@ -14,7 +14,7 @@ Published: commands on ``/<apikey>/<device>/cmd``. Without a protocol prefix the
 is the device's (protocol) or its group's (resource ``/iot/d`` or ``/iot/json``), else
 sniffed: a JSON object or array is JSON, anything else UL.
 
-The connection is ``south.mqtt_client`` on the agent's event loop. A measure of a device
+The connection is the project's MQTT client (``ngsi.client.mqtt``) on the agent's event loop. A measure of a device
 already known (``Southbound.cached``) is parsed, mapped and queued for the broker
 (``south.batch``) right in the socket's read callback: no task, no lock, no waiting for
 the broker. Anything else (an unknown device, a command result, a configuration request,
@@ -41,7 +41,7 @@ from ..config import Config
 from ..device import JSON, RESOURCE_OF, UL, apikey_of, entity_of, payload_format, tenant_of
 from ..errors import IoTAError
 from .ingest import Southbound
-from .mqtt_client import MqttClient, MqttError, topic_matches
+from ngsi.client.mqtt import MQTT_3_1_1, MqttClient, MqttError, topic_matches
 
 log = logging.getLogger("waziup.iot_agent.mqtt")
 
@@ -127,6 +127,7 @@ class MqttSouth:
             client_id=config.mqtt_client_id or f"waziup-iota-{uuid.uuid4().hex[:12]}",
             username=config.mqtt_username or None,
             password=config.mqtt_password or None,
+            protocol=MQTT_3_1_1,
             keepalive=60,
             on_message=self._on_message,
         )
@@ -141,7 +142,8 @@ class MqttSouth:
     async def start(self, timeout: float = 10.0) -> None:
         """Connect (retrying in the background if the broker is not up yet)."""
         filters = SUBSCRIPTIONS + [f for fs, _ in self.extra for f in fs]
-        self.client.subscriptions = [(f, self.config.mqtt_qos) for f in filters]
+        for topic_filter in filters:  # not connected yet: made at (every) connect
+            await self.client.subscribe(topic_filter, self.config.mqtt_qos)
         self.client.start()
         try:
             await asyncio.wait_for(self.connected.wait(), timeout)
@@ -149,7 +151,7 @@ class MqttSouth:
             log.warning("MQTT broker %s:%s not reachable yet; retrying in the background", self.config.mqtt_host, self.config.mqtt_port)
 
     async def stop(self) -> None:
-        await self.client.stop()
+        await self.client.close()
 
     # -- incoming ----------------------------------------------------------------------------
 
@@ -164,7 +166,7 @@ class MqttSouth:
         self._extra_of[topic] = found
         return found
 
-    def _on_message(self, topic: str, payload: bytes) -> None:
+    def _on_message(self, topic: str, payload: bytes, properties: Any = None) -> None:
         """From the socket's read callback: a known device's measure at once, the rest as a task."""
         parsed = parse_topic(topic)
         key = f"{parsed.apikey}/{parsed.device_id}" if parsed is not None else topic
@@ -281,13 +283,13 @@ class MqttSouth:
             body = orjson.dumps({**values, "dt": stamp})
         else:
             body = ul.format_configuration(str(device["device_id"]), values, now).encode()
-        self.publish(f"/{topic.apikey}/{topic.device_id}/configuration/values", body)
+        await self.publish(f"/{topic.apikey}/{topic.device_id}/configuration/values", body)
 
     # -- outgoing ----------------------------------------------------------------------------
 
-    def publish(self, topic: str, payload: bytes, qos: int | None = None, retain: bool | None = None) -> None:
+    async def publish(self, topic: str, payload: bytes, qos: int | None = None, retain: bool | None = None) -> None:
         try:
-            self.client.publish(
+            await self.client.publish(
                 topic, payload, qos=self.config.mqtt_qos if qos is None else qos,
                 retain=self.config.mqtt_retain if retain is None else retain,
             )
@@ -297,7 +299,7 @@ class MqttSouth:
     async def deliver(self, device: Doc, group: Doc | None, name: str, value: Any) -> None:
         """Push a command: ``/<apikey>/<device>/cmd``; the status stays PENDING until cmdexe."""
         options = _command_options(device, group, name)
-        self.publish(
+        await self.publish(
             f"/{apikey_of(device, group)}/{device['device_id']}/cmd",
             command_payload(device, group, name, value),
             qos=options.get("qos"),

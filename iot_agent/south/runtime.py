@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 
-from ngsi.client import NGSIClient
+from ngsi.client import HTTPClient, NGSIClient
 
 from ..app import create_app as create_north_app
 from ..commands import Commands
@@ -38,7 +38,10 @@ class Agent:
     def __init__(self, config: Config, *, registry: ProvisioningStore | None = None, ngsi: NGSIClient | None = None) -> None:
         self.config = config
         self.registry = registry if registry is not None else open_registry(config.registry_path)
-        self.ngsi = ngsi if ngsi is not None else NGSIClient(config.broker_url, max_per_host=BROKER_CONNECTIONS)
+        self.ngsi = ngsi if ngsi is not None else NGSIClient(
+            config.broker_url,
+            transport=HTTPClient(max_per_host=BROKER_CONNECTIONS, ssl_context=config.broker_ssl_context()),
+        )
         self._own_ngsi = ngsi is None
         self.south = Southbound(self.registry, self.ngsi, config, max_in_flight=BROKER_CONNECTIONS)
         self.commands = Commands(self.south, config)

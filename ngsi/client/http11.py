@@ -50,7 +50,7 @@ import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -416,8 +416,12 @@ class HTTPClient:
         headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
         body: bytes = b"",
         timeout: float | None = 5.0,
+        on_sent: Callable[[], None] | None = None,
     ) -> Response:
-        """One request and its answer, whatever the status; :class:`HTTPError` when there is none."""
+        """One request and its answer, whatever the status; :class:`HTTPError` when there is none.
+
+        ``on_sent`` is called once the request's bytes are handed to the connection (before
+        the answer), for callers that must know a request is on the wire (the notifier)."""
         if self._closed:
             raise ConnectError("client closed")
         target = self._targets.get(url)
@@ -433,7 +437,7 @@ class HTTPClient:
         for attempt in (0, 1):
             conn, reused = await self._acquire(target.key, deadline, loop)
             try:
-                response = await self._exchange(conn, data, head_request, deadline, loop)
+                response = await self._exchange(conn, data, head_request, deadline, loop, on_sent)
             except _Closed as exc:
                 self._discard(conn)
                 if reused and not exc.started and attempt == 0:
@@ -587,11 +591,14 @@ class HTTPClient:
                 return
 
     async def _exchange(
-        self, conn: _Connection, data: bytes, head_request: bool, deadline: float | None, loop: asyncio.AbstractEventLoop
+        self, conn: _Connection, data: bytes, head_request: bool, deadline: float | None, loop: asyncio.AbstractEventLoop,
+        on_sent: Callable[[], None] | None = None,
     ) -> Response:
         if conn.closed:
             raise _Closed(False, None)
         waiter = conn.send(data, head_request)
+        if on_sent is not None:
+            on_sent()
         if deadline is None:
             return await waiter
         timer = loop.call_at(deadline, _expire, waiter)
