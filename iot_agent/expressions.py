@@ -25,6 +25,7 @@ from iot_agent.codecs.ul import js_string
 from iot_agent.errors import InvalidExpression
 from ngsi.errors import BadRequest as _NGSIBadRequest
 from ngsi.jexl import Expr, compile_expression
+from ngsi.regex import Pattern, compile_pattern
 
 __all__ = ["IOTA_TRANSFORMS", "compile_iota", "evaluate", "js_number"]
 
@@ -198,6 +199,14 @@ def _js_type(v: Any) -> str:
     return "object"
 
 
+def _user_regex(pattern: Any) -> Pattern:
+    """A regex from a provisioned expression: RE2, linear time (ngsi/regex.py)."""
+    compiled = compile_pattern(js_string(pattern))
+    if compiled is None:
+        raise ValueError(f"invalid regular expression {js_string(pattern)!r}")
+    return compiled
+
+
 def _replace_first(s: Any, old: Any, new: Any) -> str:
     return js_string(s).replace(js_string(old), js_string(new), 1)
 
@@ -254,9 +263,9 @@ IOTA_TRANSFORMS: dict[str, Callable[..., Any]] = {
     "urlencode": lambda v: urllib.parse.quote(js_string(v), safe=";,/?:@&=+$-_.!~*'()#"),
     "urldecode": lambda v: urllib.parse.unquote(js_string(v)),
     "replacestr": _replace_first,
-    "replaceregexp": lambda s, r, t: re.sub(js_string(r), js_string(t).replace("\\", "\\\\"), js_string(s), count=1),
+    "replaceregexp": lambda s, r, t: _user_regex(r).sub(js_string(t).replace("\\", "\\\\"), js_string(s), count=1),
     "replaceallstr": lambda s, a, b: js_string(s).replace(js_string(a), js_string(b)),
-    "replaceallregexp": lambda s, r, t: re.sub(js_string(r), js_string(t).replace("\\", "\\\\"), js_string(s)),
+    "replaceallregexp": lambda s, r, t: _user_regex(r).sub(js_string(t).replace("\\", "\\\\"), js_string(s)),
     "split": lambda s, ch: js_string(s).split(js_string(ch)) if js_string(ch) != "" else list(js_string(s)),
     "joinarrtostr": lambda a, ch: js_string(ch).join(js_string(x) if x is not None else "" for x in _list(a)),
     "concatarr": lambda a, b: _list(a) + (b if isinstance(b, list) else [b]),

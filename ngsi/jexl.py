@@ -58,7 +58,7 @@ from typing import Any, Callable
 from ngsi.errors import BadRequest
 from ngsi.jsonout import dumps as _json_dumps
 from ngsi.jsonout import format_number
-from ngsi.regex import compile_pattern
+from ngsi.regex import Pattern, compile_pattern
 
 __all__ = [
     "Expr",
@@ -461,7 +461,7 @@ def _t_floor_ceil(f: Callable[[float], int]) -> Callable[[Any], Any]:
     return t
 
 
-def _regex(p: Any) -> re.Pattern[str]:
+def _regex(p: Any) -> Pattern:
     compiled = compile_pattern(_s(p))
     if compiled is None:
         raise _Fail

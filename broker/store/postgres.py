@@ -54,8 +54,10 @@ from urllib.parse import parse_qsl, urlencode
 import asyncpg
 import orjson
 
+from ngsi.regex import compile_pattern
+
 from . import sqlquery
-from .base import AlreadyExists, ChangeCallback, Entity, Selector, Store, StoreError, Write
+from .base import AlreadyExists, ChangeCallback, Entity, Selector, Store, StoreError, Write, pattern_search
 
 log = logging.getLogger("waziup.store")
 
@@ -118,6 +120,9 @@ _KINDS = {"subscriptions": "subscription", "registrations": "registration"}
 # Serialises schema creation across brokers starting together on one database
 # (CREATE OR REPLACE FUNCTION and CREATE EXTENSION race otherwise).
 _SCHEMA_LOCK = 0x7761_7A69_7570  # "waziup"
+# No statement runs longer (PostgreSQL cancels it; the request gets an error): a pattern
+# that is expensive for PostgreSQL's regex engine cannot hold a connection for long.
+STATEMENT_TIMEOUT_MS = 30_000
 
 # Every driver-level failure a call can raise; all become StoreError (tested).
 CAUGHT: tuple[type[BaseException], ...] = (
@@ -192,6 +197,8 @@ class _Where:
         for column, pattern in (("id", selector.id_pattern), ("type", selector.type_pattern)):
             if pattern is None:
                 continue
+            if compile_pattern(pattern) is None:  # what RE2 refuses is refused on every backend
+                raise StoreError(f"invalid regular expression: {pattern!r}")
             if sql_patterns and _pg_regex_ok(pattern):
                 clauses.append(f"{column} ~ {param(pattern)}")
             else:
@@ -219,7 +226,7 @@ class _Where:
     def keep(self, entity: Entity) -> bool:
         """The pattern filters left to Python (same test as ``Selector.matches``)."""
         for column, pattern in self.python_patterns:
-            if re.search(pattern, entity[column]) is None:
+            if not pattern_search(pattern, entity[column]):
                 return False
         return True
 
@@ -253,7 +260,10 @@ class PostgresStore(Store):
 
     async def open(self) -> None:
         with _mapped_errors():
-            pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
+            pool = await asyncpg.create_pool(
+                self.dsn, min_size=1, max_size=self.pool_size,
+                server_settings={"statement_timeout": str(STATEMENT_TIMEOUT_MS)},
+            )
             try:
                 async with pool.acquire() as conn:
                     await self._create_schema(conn)
