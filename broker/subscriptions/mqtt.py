@@ -36,6 +36,7 @@ from .notify import notified_metadata, prepare, render_notified_entity, wrap
 log = logging.getLogger("waziup.notify.mqtt")
 
 CONNECT_TIMEOUT = 5.0  # seconds to get the broker's CONNACK
+ACK_TIMEOUT = 5.0  # seconds to get the PUBACK/PUBCOMP of a QoS 1/2 notification
 MAX_AGE = 3600.0  # seconds an unused connection is kept (Orion's -mqttMaxAge default, 60 min)
 KEEPALIVE = 60
 
@@ -127,7 +128,14 @@ class _Connection:
             raise MqttError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
 
     async def publish(self, message: MqttMessage) -> None:
-        await self.client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+        """QoS 0: handed to the socket; QoS 1/2: acknowledged by the broker within ACK_TIMEOUT
+        (a broker that stops answering must not hold a notification worker for ever)."""
+        try:
+            await asyncio.wait_for(
+                self.client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain), ACK_TIMEOUT
+            )
+        except asyncio.TimeoutError:
+            raise MqttError(f"no acknowledgement from {self.host}:{self.port} within {ACK_TIMEOUT:g} s") from None
 
     async def close(self) -> None:
         await self.client.close()

@@ -1,6 +1,6 @@
 """Poll commands nobody picked up: after ``IOTA_POLLING_EXPIRATION`` ms they end ERROR /
 ``EXPIRED``, as node-lib's polling daemon ends them, checked every
-``IOTA_POLLING_DAEMON_FREQUENCY`` ms (else every expiration period).
+``IOTA_POLLING_DAEMON_FREQ`` ms (else every expiration period).
 """
 
 from __future__ import annotations
