@@ -97,33 +97,27 @@ _MULTICAST = _Class("multicast", "a multicast address")
 _RESERVED = _Class("reserved", "a reserved/special-purpose address")
 _PUBLIC = _Class("public", "a public address")
 
-_V4: Final = ipaddress.IPv4Network
-_V6: Final = ipaddress.IPv6Network
 _METADATA_ADDRESSES: Final = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "100.100.100.200", "192.0.0.192", "fd00:ec2::254")
 )
 _METADATA_NAMES: Final = frozenset({"metadata.google.internal", "metadata.goog", "instance-data.ec2.internal"})
-_V4_CLASSES: Final = (
-    (_V4("169.254.0.0/16"), _LINK_LOCAL),
-    (_V4("0.0.0.0/8"), _UNSPECIFIED),
-    (_V4("127.0.0.0/8"), _LOOPBACK),
-    (_V4("10.0.0.0/8"), _PRIVATE),
-    (_V4("172.16.0.0/12"), _PRIVATE),
-    (_V4("192.168.0.0/16"), _PRIVATE),
-    (_V4("100.64.0.0/10"), _SHARED),
-    (_V4("224.0.0.0/4"), _MULTICAST),
+# The special ranges of each class, IPv4 and IPv6 side by side (none overlaps another).
+_SPECIAL_RANGES: Final = (
+    (_LINK_LOCAL, "169.254.0.0/16", "fe80::/10"),
+    (_UNSPECIFIED, "0.0.0.0/8", "::/128"),
+    (_LOOPBACK, "127.0.0.0/8", "::1/128"),
+    (_PRIVATE, "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
+    (_SHARED, "100.64.0.0/10"),
+    (_UNIQUE_LOCAL, "fc00::/7"),
+    (_SITE_LOCAL, "fec0::/10"),
+    (_MULTICAST, "224.0.0.0/4", "ff00::/8"),
+    (_RESERVED, "64:ff9b:1::/48"),  # local-use NAT64: where the IPv4 part sits varies
 )
-_V6_CLASSES: Final = (
-    (_V6("fe80::/10"), _LINK_LOCAL),
-    (_V6("::/128"), _UNSPECIFIED),
-    (_V6("::1/128"), _LOOPBACK),
-    (_V6("fc00::/7"), _UNIQUE_LOCAL),
-    (_V6("fec0::/10"), _SITE_LOCAL),
-    (_V6("ff00::/8"), _MULTICAST),
-    (_V6("64:ff9b:1::/48"), _RESERVED),  # local-use NAT64: where the IPv4 part sits varies
-)
-_NAT64: Final = _V6("64:ff9b::/96")
-_IPV4_COMPATIBLE: Final = _V6("::/96")
+_NETWORKS: Final = [(ipaddress.ip_network(text), klass) for klass, *texts in _SPECIAL_RANGES for text in texts]
+_V4_CLASSES: Final = tuple((network, klass) for network, klass in _NETWORKS if network.version == 4)
+_V6_CLASSES: Final = tuple((network, klass) for network, klass in _NETWORKS if network.version == 6)
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE: Final = ipaddress.IPv6Network("::/96")
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:

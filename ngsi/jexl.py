@@ -648,6 +648,18 @@ class _Parser:
         self.depth -= 1
         return left
 
+    def expr_list(self, close: str) -> list[Fn]:
+        """Comma-separated expressions up to ``close`` (consumed): an array literal's items
+        after ``[``, a transform's arguments after ``(``; empty when ``close`` comes first."""
+        items: list[Fn] = []
+        if not self.at(close):
+            items.append(self.expr(0))
+            while self.at(","):
+                self.next()
+                items.append(self.expr(0))
+        self.expect(close)
+        return items
+
     def name(self) -> str:
         t = self.next()
         if t.kind in ("id", "kw") or (t.kind == "op" and t.text == "in"):
@@ -677,14 +689,7 @@ class _Parser:
 
             return not_
         if t.text == "[":
-            items: list[Fn] = []
-            if not self.at("]"):
-                items.append(self.expr(0))
-                while self.at(","):
-                    self.next()
-                    items.append(self.expr(0))
-            self.expect("]")
-            return self._array(items)
+            return self._array(self.expr_list("]"))
         if t.text == "{":
             pairs: list[tuple[str, Fn]] = []
             if not self.at("}"):
@@ -800,12 +805,7 @@ class _Parser:
         args: list[Fn] = []
         if self.at("("):
             self.next()
-            if not self.at(")"):
-                args.append(self.expr(0))
-                while self.at(","):
-                    self.next()
-                    args.append(self.expr(0))
-            self.expect(")")
+            args = self.expr_list(")")
         impl = self.transforms.get(name)
 
         def transform(ctx: Any, el: Any) -> Any:

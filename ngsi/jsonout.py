@@ -99,6 +99,8 @@ def _fixed(v: Any) -> Any:
     modified).
     """
     t = type(v)
+    # Objects and arrays have a loop each: one loop over ``v.items() if t is dict else
+    # enumerate(v)`` measured ~2% slower on container-heavy values.
     if t is dict:
         out = None
         for k, x in v.items():

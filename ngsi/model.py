@@ -177,6 +177,23 @@ def _child(dups: Any, key: Any) -> Any:
 # -- first pass: structure -------------------------------------------------------------------
 
 
+def _json_string(value: Any, message: str) -> str:
+    """A member the payload must give as a JSON string (an id, a type); else BadRequest(message)."""
+    if not isinstance(value, str):
+        raise BadRequest(message)
+    return value
+
+
+def _typed(value_type: str | None, value: Any, where: str) -> tuple[str, Any]:
+    """Orion's reading of an attribute's or a metadata's type and value: a missing type is
+    inferred from the value, and a date type's value is stored as epoch seconds."""
+    if value_type is None:
+        value_type = infer_type(value)
+    if value_type in DATE_TYPES:
+        value = _date_value(value, where)
+    return value_type, value
+
+
 def _parse_metadata(body: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(body, dict):
         raise BadRequest("metadata must be a JSON object")
@@ -184,22 +201,17 @@ def _parse_metadata(body: Any) -> dict[str, dict[str, Any]]:
     for name, md in body.items():
         if not isinstance(md, dict):
             raise BadRequest("metadata must be a JSON object")
-        md_type: Any = None
+        md_type: str | None = None
         value: Any = None
         for key, item in md.items():
             if key == "type":
-                if not isinstance(item, str):
-                    raise BadRequest("invalid JSON type for attribute metadata type")
-                md_type = item
+                md_type = _json_string(item, "invalid JSON type for attribute metadata type")
             elif key == "value":
                 check_nesting(item)
                 value = item
             else:
                 raise BadRequest("invalid JSON field for attribute metadata")
-        if md_type is None:
-            md_type = infer_type(value)
-        if md_type in DATE_TYPES:
-            value = _date_value(value, "metadata value")
+        md_type, value = _typed(md_type, value, "metadata value")
         result[name] = {"type": md_type, "value": value}
     return result
 
@@ -210,15 +222,13 @@ def _parse_attr(body: Any, key_values: bool, dups: Any) -> dict[str, Any]:
         return {"type": infer_type(body), "value": body, "md": {}}
     if not isinstance(body, dict):
         raise BadRequest("attribute must be a JSON object, unless keyValues option is used")
-    attr_type: Any = None
+    attr_type: str | None = None
     value: Any = None
     md: dict[str, dict[str, Any]] = {}
     repeated = _repeated(dups)
     for key, item in body.items():
         if key == "type":
-            if not isinstance(item, str):
-                raise BadRequest("invalid JSON type for attribute type")
-            attr_type = item
+            attr_type = _json_string(item, "invalid JSON type for attribute type")
         elif key == "value":
             if key in repeated:
                 raise BadRequest("duplicated value key in attribute")
@@ -228,10 +238,7 @@ def _parse_attr(body: Any, key_values: bool, dups: Any) -> dict[str, Any]:
             md = _parse_metadata(item)
         else:
             raise BadRequest("unrecognized property for context attribute")
-    if attr_type is None:
-        attr_type = infer_type(value)
-    if attr_type in DATE_TYPES:
-        value = _date_value(value, "attribute value")
+    attr_type, value = _typed(attr_type, value, "attribute value")
     return {"type": attr_type, "value": value, "md": md}
 
 
@@ -327,17 +334,11 @@ def parse_entity(
     attrs: dict[str, dict[str, Any]] = {}
     for name, value in body.items():
         if name == "id":
-            if not isinstance(value, str):
-                raise BadRequest("Invalid JSON type for entity id")
-            entity_id = value
+            entity_id = _json_string(value, "Invalid JSON type for entity id")
         elif name == "type":
-            if not isinstance(value, str):
-                raise BadRequest("Invalid JSON type for entity type")
-            entity_type = value
+            entity_type = _json_string(value, "Invalid JSON type for entity type")
         elif name == "idPattern" and batch:
-            if not isinstance(value, str):
-                raise BadRequest("Invalid JSON type for entity idPattern")
-            pattern = value
+            pattern = _json_string(value, "Invalid JSON type for entity idPattern")
         else:
             attrs[name] = _parse_attr_member(name, value, key_values, dups)
     if batch:

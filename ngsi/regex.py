@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
@@ -94,23 +95,22 @@ def _encodable(text: str) -> str:
     return text
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class Match:
     """A match, with ``re.Match``'s reading methods. Group 0 is known at once; the capture
     groups come from one capturing run anchored at the match start (at both ends for a
     fullmatch), made on first use: leftmost-first semantics make that run find the same
-    match, and it sees the whole text, so ``^`` and ``\\b`` read the same context."""
+    match, and it sees the whole text, so ``^`` and ``\\b`` read the same context.
 
-    __slots__ = ("_captured", "_end", "_full", "_start", "re", "string")
+    Made by :class:`Pattern` only. The offsets are private: ``start()`` and ``end()`` are
+    ``re.Match``'s methods."""
 
-    def __init__(
-        self, pattern: Pattern, string: str, start: int, end: int, captured: Any = None, full: bool = False
-    ) -> None:
-        self.string = string
-        self.re = pattern
-        self._start = start
-        self._end = end
-        self._captured = captured
-        self._full = full
+    re: Pattern
+    string: str
+    _start: int
+    _end: int
+    _captured: Any = None  # the capturing run's match, once made
+    _full: bool = False  # a fullmatch: the capturing run is anchored at both ends
 
     def _groups_match(self) -> Any:
         if self._captured is None:
@@ -189,7 +189,7 @@ class Pattern:
             char_start = _re2.BytesToCharLen(data, 0, start)
             end = char_start + _re2.BytesToCharLen(data, start, end)
             start = char_start
-        return Match(self, string, start, end, full=anchor == _Anchor.ANCHOR_BOTH)
+        return Match(self, string, start, end, _full=anchor == _Anchor.ANCHOR_BOTH)
 
     def search(self, string: str) -> Match | None:
         """The leftmost match anywhere in ``string`` (Orion's patterns are unanchored)."""

@@ -11,7 +11,7 @@ there is no answer. ``NGSIClient.send`` is the raw call to any URL, whatever the
 from __future__ import annotations
 
 from .asgi import ASGITransport, LifespanError
-from .client import DEFAULT, NGSIClient, Page
+from .client import DEFAULT, NGSIClient, Page, TenantOptions
 from .errors import NGSIClientError, NGSIConnectionError
 from .http11 import HTTPClient, HTTPError
 from .response import Headers, Response
@@ -29,5 +29,6 @@ __all__ = [
     "NGSIConnectionError",
     "Page",
     "Response",
+    "TenantOptions",
     "Transport",
 ]

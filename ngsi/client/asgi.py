@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from .http11 import BadHeader, ConnectError, EmptyReply, Timeout, parse_url
+from .http11 import BadHeader, ConnectError, EmptyReply, Timeout, parse_url, remember
 from .response import Headers, Response
 
 __all__ = ["ASGITransport", "LifespanError"]
@@ -189,10 +189,7 @@ class ASGITransport:
             raise ConnectError("transport closed")
         target = self._targets.get(url)
         if target is None:
-            target = _Target(url)
-            if len(self._targets) > 4096:
-                self._targets.clear()
-            self._targets[url] = target
+            target = remember(self._targets, url, _Target(url))
 
         raw_headers: list[tuple[bytes, bytes]] = []
         has_host = has_length = False

@@ -26,15 +26,15 @@ from __future__ import annotations
 import enum
 import json as _json
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote, quote_plus
 
 import orjson
 
 from .errors import NGSIClientError, NGSIConnectionError
-from .http11 import HTTPClient, HTTPError
+from .http11 import HTTPClient, HTTPError, remember
 from .response import Response
 from .transport import Transport
 
@@ -49,6 +49,18 @@ DEFAULT = _Default.DEFAULT
 """Per-call marker: use the client's own service / service path / correlator."""
 
 Tenant = str | None | _Default
+
+
+class TenantOptions(TypedDict, total=False):
+    """The per-call tenant keywords of every broker call (``DEFAULT``: the client's own).
+
+    One declaration for all the calls, which pass them on to ``NGSIClient.request``
+    untouched: a new tenant header is added here and in ``request`` only."""
+
+    service: Tenant
+    service_path: Tenant
+    correlator: Tenant
+
 
 # Python keyword -> Orion query parameter, for GET /v2/entities.
 _QUERY_NAMES = {
@@ -266,16 +278,12 @@ class NGSIClient:
             raise NGSIConnectionError(f"{method} {url}: {exc}", exc.reason) from exc
 
     # -- entities ------------------------------------------------------------------------
+    # Every broker call takes the tenant keywords of ``TenantOptions`` (``service``,
+    # ``service_path``, ``correlator``) and passes them to ``request`` as they are.
 
     async def create_entity(
-        self,
-        entity: Mapping[str, Any],
-        *,
-        upsert: bool = False,
-        key_values: bool = False,
-        service: Tenant = DEFAULT,
-        service_path: Tenant = DEFAULT,
-        correlator: Tenant = DEFAULT,
+        self, entity: Mapping[str, Any], *, upsert: bool = False, key_values: bool = False,
+        **tenant: Unpack[TenantOptions],
     ) -> str | None:
         """POST /v2/entities; returns Orion's Location header (``/v2/entities/<id>?type=<type>``)."""
         response = await self.request(
@@ -283,9 +291,7 @@ class NGSIClient:
             "/v2/entities",
             params={"options": _options((upsert, "upsert"), (key_values, "keyValues"))},
             json=entity,
-            service=service,
-            service_path=service_path,
-            correlator=correlator,
+            **tenant,
         )
         return response.headers.get("location")
 
@@ -297,9 +303,7 @@ class NGSIClient:
         *,
         key_values: bool = False,
         metadata: str | Iterable[str] | None = None,
-        service: Tenant = DEFAULT,
-        service_path: Tenant = DEFAULT,
-        correlator: Tenant = DEFAULT,
+        **tenant: Unpack[TenantOptions],
     ) -> dict[str, Any]:
         """GET /v2/entities/{id}; a missing entity raises NGSIClientError(404, "NotFound", ...)."""
         response = await self.request(
@@ -311,9 +315,7 @@ class NGSIClient:
                 "metadata": None if metadata is None else _csv(metadata),
                 "options": _options((key_values, "keyValues")),
             },
-            service=service,
-            service_path=service_path,
-            correlator=correlator,
+            **tenant,
         )
         result: dict[str, Any] = response.json()
         return result
@@ -330,7 +332,10 @@ class NGSIClient:
         correlator: Tenant = DEFAULT,
         **params: Any,
     ) -> Page:
-        """One GET /v2/entities page with its total count; ``params`` as in ``query``."""
+        """One GET /v2/entities page with its total count; ``params`` as in ``query``.
+
+        The tenant keywords are named here, not in ``**tenant``: every other keyword is a
+        query parameter."""
         query = _query_params(params)
         query.update(
             limit=limit, offset=offset or None, options=_options((True, "count"), (key_values, "keyValues"), extra=options)
@@ -338,7 +343,7 @@ class NGSIClient:
         response = await self.request(
             "GET", "/v2/entities", params=query, service=service, service_path=service_path, correlator=correlator
         )
-        return Page(response.json(), int(response.headers.get("fiware-total-count", "0")))
+        return _page(response)
 
     async def iter_query(
         self, *, limit: int | None = None, offset: int = 0, page_size: int = MAX_PAGE, **params: Any
@@ -371,84 +376,43 @@ class NGSIClient:
         existing_only: bool = False,
         append_only: bool = False,
         key_values: bool = False,
-        service: Tenant = DEFAULT,
-        service_path: Tenant = DEFAULT,
-        correlator: Tenant = DEFAULT,
+        **tenant: Unpack[TenantOptions],
     ) -> None:
         """POST /v2/entities/{id}/attrs (update or append); ``existing_only`` uses PATCH
         (Orion's "update existing attributes", 422 on a missing one); ``append_only`` adds
         ``options=append`` (422 on an existing one)."""
-        await self.request(
-            "PATCH" if existing_only else "POST",
-            f"/v2/entities/{_path(id)}/attrs",
-            params={"type": type, "options": _options((append_only, "append"), (key_values, "keyValues"))},
-            json=attrs,
-            service=service,
-            service_path=service_path,
-            correlator=correlator,
-        )
+        options = _options((append_only, "append"), (key_values, "keyValues"))
+        await self._write_attrs("PATCH" if existing_only else "POST", id, attrs, type, options, tenant)
 
     async def replace_attrs(
-        self,
-        id: str,
-        attrs: Mapping[str, Any],
-        type: str | None = None,
-        *,
-        key_values: bool = False,
-        service: Tenant = DEFAULT,
-        service_path: Tenant = DEFAULT,
-        correlator: Tenant = DEFAULT,
+        self, id: str, attrs: Mapping[str, Any], type: str | None = None, *, key_values: bool = False,
+        **tenant: Unpack[TenantOptions],
     ) -> None:
         """PUT /v2/entities/{id}/attrs: the entity keeps exactly ``attrs``."""
-        await self.request(
-            "PUT",
-            f"/v2/entities/{_path(id)}/attrs",
-            params={"type": type, "options": _options((key_values, "keyValues"))},
-            json=attrs,
-            service=service,
-            service_path=service_path,
-            correlator=correlator,
+        await self._write_attrs("PUT", id, attrs, type, _options((key_values, "keyValues")), tenant)
+
+    def _write_attrs(
+        self, method: str, id: str, attrs: Mapping[str, Any], type: str | None, options: str | None,
+        tenant: TenantOptions,
+    ) -> Coroutine[Any, Any, Response]:
+        """The request of update_attrs and replace_attrs, which differ by verb and options only.
+
+        A plain function handing back ``request``'s coroutine: the caller awaits that one,
+        with no coroutine of this helper in between (half a microsecond a call)."""
+        return self.request(
+            method, f"/v2/entities/{_path(id)}/attrs", params={"type": type, "options": options}, json=attrs, **tenant
         )
 
     async def update_attr(
-        self,
-        id: str,
-        name: str,
-        attr: Mapping[str, Any],
-        type: str | None = None,
-        *,
-        service: Tenant = DEFAULT,
-        service_path: Tenant = DEFAULT,
-        correlator: Tenant = DEFAULT,
+        self, id: str, name: str, attr: Mapping[str, Any], type: str | None = None, **tenant: Unpack[TenantOptions]
     ) -> None:
         """PUT /v2/entities/{id}/attrs/{name}: how a command is triggered (update semantics)."""
         await self.request(
-            "PUT",
-            f"/v2/entities/{_path(id)}/attrs/{_path(name)}",
-            params={"type": type},
-            json=attr,
-            service=service,
-            service_path=service_path,
-            correlator=correlator,
+            "PUT", f"/v2/entities/{_path(id)}/attrs/{_path(name)}", params={"type": type}, json=attr, **tenant
         )
 
-    async def delete_entity(
-        self,
-        id: str,
-        type: str | None = None,
-        *,
-        service: Tenant = DEFAULT,
-        service_path: Tenant = DEFAULT,
-        correlator: Tenant = DEFAULT,
-    ) -> None:
-        await self.request(
-            "DELETE",
-            "/v2/entities/" + _path(id),
-            params={"type": type},
-            service=service,
-            service_path=service_path,
-            correlator=correlator,
-        )
+    async def delete_entity(self, id: str, type: str | None = None, **tenant: Unpack[TenantOptions]) -> None:
+        await self.request("DELETE", "/v2/entities/" + _path(id), params={"type": type}, **tenant)
 
     # -- batch ---------------------------------------------------------------------------
 
@@ -459,9 +423,7 @@ class NGSIClient:
         *,
         key_values: bool = False,
         options: str | Iterable[str] | None = None,
-        service: Tenant = DEFAULT,
-        service_path: Tenant = DEFAULT,
-        correlator: Tenant = DEFAULT,
+        **tenant: Unpack[TenantOptions],
     ) -> None:
         """POST /v2/op/update with actionType ``action`` (append, appendStrict, update, delete, replace)."""
         await self.request(
@@ -469,9 +431,7 @@ class NGSIClient:
             "/v2/op/update",
             params={"options": _options((key_values, "keyValues"), extra=options)},
             json={"actionType": action, "entities": list(entities)},
-            service=service,
-            service_path=service_path,
-            correlator=correlator,
+            **tenant,
         )
 
     async def op_query_page(
@@ -482,9 +442,7 @@ class NGSIClient:
         offset: int = 0,
         key_values: bool = False,
         order_by: str | None = None,
-        service: Tenant = DEFAULT,
-        service_path: Tenant = DEFAULT,
-        correlator: Tenant = DEFAULT,
+        **tenant: Unpack[TenantOptions],
     ) -> Page:
         response = await self.request(
             "POST",
@@ -496,11 +454,9 @@ class NGSIClient:
                 "options": _options((True, "count"), (key_values, "keyValues")),
             },
             json=body,
-            service=service,
-            service_path=service_path,
-            correlator=correlator,
+            **tenant,
         )
-        return Page(response.json(), int(response.headers.get("fiware-total-count", "0")))
+        return _page(response)
 
     async def op_query(
         self,
@@ -517,46 +473,47 @@ class NGSIClient:
 
     # -- subscriptions and registrations -------------------------------------------------
 
-    async def create_subscription(self, body: Mapping[str, Any], **tenant: Any) -> str:
+    async def create_subscription(self, body: Mapping[str, Any], **tenant: Unpack[TenantOptions]) -> str:
         """POST /v2/subscriptions; returns the new id (from Location)."""
         response = await self.request("POST", "/v2/subscriptions", json=body, **tenant)
         return _last_segment(response)
 
-    async def get_subscription(self, id: str, **tenant: Any) -> dict[str, Any]:
+    async def get_subscription(self, id: str, **tenant: Unpack[TenantOptions]) -> dict[str, Any]:
         result: dict[str, Any] = (await self.request("GET", "/v2/subscriptions/" + _path(id), **tenant)).json()
         return result
 
-    async def list_subscriptions(self, **tenant: Any) -> list[dict[str, Any]]:
-        fetch = lambda lim, off: self._list_page("/v2/subscriptions", lim, off, tenant)  # noqa: E731
-        return [item async for item in _paged(fetch, None, 0, MAX_PAGE)]
+    async def list_subscriptions(self, **tenant: Unpack[TenantOptions]) -> list[dict[str, Any]]:
+        return await self._list_all("/v2/subscriptions", tenant)
 
-    async def update_subscription(self, id: str, body: Mapping[str, Any], **tenant: Any) -> None:
+    async def update_subscription(self, id: str, body: Mapping[str, Any], **tenant: Unpack[TenantOptions]) -> None:
         await self.request("PATCH", "/v2/subscriptions/" + _path(id), json=body, **tenant)
 
-    async def delete_subscription(self, id: str, **tenant: Any) -> None:
+    async def delete_subscription(self, id: str, **tenant: Unpack[TenantOptions]) -> None:
         await self.request("DELETE", "/v2/subscriptions/" + _path(id), **tenant)
 
-    async def create_registration(self, body: Mapping[str, Any], **tenant: Any) -> str:
+    async def create_registration(self, body: Mapping[str, Any], **tenant: Unpack[TenantOptions]) -> str:
         """POST /v2/registrations; returns the new id (from Location)."""
         response = await self.request("POST", "/v2/registrations", json=body, **tenant)
         return _last_segment(response)
 
-    async def get_registration(self, id: str, **tenant: Any) -> dict[str, Any]:
+    async def get_registration(self, id: str, **tenant: Unpack[TenantOptions]) -> dict[str, Any]:
         result: dict[str, Any] = (await self.request("GET", "/v2/registrations/" + _path(id), **tenant)).json()
         return result
 
-    async def list_registrations(self, **tenant: Any) -> list[dict[str, Any]]:
-        fetch = lambda lim, off: self._list_page("/v2/registrations", lim, off, tenant)  # noqa: E731
-        return [item async for item in _paged(fetch, None, 0, MAX_PAGE)]
+    async def list_registrations(self, **tenant: Unpack[TenantOptions]) -> list[dict[str, Any]]:
+        return await self._list_all("/v2/registrations", tenant)
 
-    async def delete_registration(self, id: str, **tenant: Any) -> None:
+    async def delete_registration(self, id: str, **tenant: Unpack[TenantOptions]) -> None:
         await self.request("DELETE", "/v2/registrations/" + _path(id), **tenant)
 
-    async def _list_page(self, path: str, limit: int, offset: int, tenant: Mapping[str, Any]) -> Page:
-        response = await self.request(
-            "GET", path, params={"limit": limit, "offset": offset or None, "options": "count"}, **tenant
-        )
-        return Page(response.json(), int(response.headers.get("fiware-total-count", "0")))
+    async def _list_all(self, path: str, tenant: TenantOptions) -> list[dict[str, Any]]:
+        """Every subscription or registration, page by page (``options=count`` gives the total)."""
+
+        async def fetch(limit: int, offset: int) -> Page:
+            params = {"limit": limit, "offset": offset or None, "options": "count"}
+            return _page(await self.request("GET", path, params=params, **tenant))
+
+        return [item async for item in _paged(fetch, None, 0, MAX_PAGE)]
 
     # -- misc ----------------------------------------------------------------------------
 
@@ -592,6 +549,11 @@ def _query_params(params: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[name] = value if isinstance(value, (str, int, float)) else _csv(value)
     return out
+
+
+def _page(response: Response) -> Page:
+    """A listing's answer: the items, and the total Orion counts with ``options=count``."""
+    return Page(response.json(), int(response.headers.get("fiware-total-count", "0")))
 
 
 def _last_segment(response: Response) -> str:
@@ -658,10 +620,7 @@ _PAIRS: dict[tuple[str, str], str] = {}  # (key, value) -> "key=value" encoded: 
 def _pair(key: str, value: str) -> str:
     pair = _PAIRS.get((key, value))
     if pair is None:
-        pair = quote_plus(str(key)) + "=" + quote_plus(value)
-        if len(_PAIRS) >= 4096:
-            _PAIRS.clear()
-        _PAIRS[(key, value)] = pair
+        pair = remember(_PAIRS, (key, value), quote_plus(str(key)) + "=" + quote_plus(value))
     return pair
 
 

@@ -51,7 +51,7 @@ import ssl
 from collections import deque
 from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .response import Headers, Response
@@ -77,6 +77,22 @@ __all__ = [
 
 MAX_HEAD = 64 * 1024  # bytes of status line and headers accepted in a response
 DEFAULT_PORTS = {"http": 80, "https": 443}
+MEMO_SIZE = 4096  # entries of a memo (``remember``) before it is emptied
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def remember(memo: dict[_K, _V], key: _K, value: _V) -> _V:
+    """Put ``value`` in ``memo`` and return it; a full memo is emptied first.
+
+    For what is worked out again and again for the same few keys (a notifier's URLs, a
+    client's query pairs): the lookup stays a plain ``dict.get`` at the call site, and
+    emptying at ``MEMO_SIZE`` bounds the memory with no LRU bookkeeping per hit."""
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 class HTTPError(Exception):
@@ -426,10 +442,7 @@ class HTTPClient:
             raise ConnectError("client closed")
         target = self._targets.get(url)
         if target is None:
-            target = parse_url(url)
-            if len(self._targets) > 4096:
-                self._targets.clear()
-            self._targets[url] = target
+            target = remember(self._targets, url, parse_url(url))
         data = _request_bytes(method, target, headers, body)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout

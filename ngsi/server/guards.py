@@ -23,7 +23,7 @@ such as Keyrock's payload-level authorization; the service then gets the same by
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from starlette.types import Message, Receive
@@ -45,24 +45,23 @@ class ClientGone(Exception):
     """The client disconnected while its body was being read."""
 
 
+@dataclass(slots=True, eq=False, repr=False)  # repr=False: no credentials of the headers in a log line
 class Incoming:
-    """One request as guards see it (the body is read only if a guard asks for it)."""
+    """One request as guards see it (the body is read only if a guard asks for it).
 
-    __slots__ = ("method", "path", "query_string", "headers", "client", "ctx", "max_body", "_receive", "_body")
+    Front ends build it positionally: ``Incoming(method, path, query_string, headers,
+    client, ctx, receive, max_body)``; the ASGI ``receive`` is kept private, since what the
+    service reads from is ``receive()``, a replay once a guard has read the body."""
 
-    def __init__(
-        self, method: str, path: str, query_string: bytes, headers: dict[str, str], client: tuple[str, int] | None,
-        ctx: RequestContext, receive: Receive, max_body: int = 1 << 20,
-    ) -> None:
-        self.method = method
-        self.path = path
-        self.query_string = query_string
-        self.headers = headers
-        self.client = client
-        self.ctx = ctx
-        self.max_body = max_body
-        self._receive = receive
-        self._body: bytes | None = None
+    method: str
+    path: str
+    query_string: bytes
+    headers: dict[str, str]
+    client: tuple[str, int] | None
+    ctx: RequestContext
+    _receive: Receive
+    max_body: int = 1 << 20
+    _body: bytes | None = field(default=None, init=False)
 
     @property
     def body_read(self) -> bool:

@@ -129,6 +129,18 @@ async def until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
             await asyncio.sleep(0.01)
 
 
+async def watching(
+    make_client: Callable[..., MqttClient], port: int, topic_filter: str, qos: int, **options: Any
+) -> tuple[MqttClient, Inbox]:
+    """A connected client subscribed to ``topic_filter``, and the inbox of what it receives:
+    the other end that shows what the broker really delivered."""
+    inbox = Inbox()
+    client = make_client(port, on_message=inbox, **options)
+    await client.connect()
+    await client.subscribe(topic_filter, qos)
+    return client, inbox
+
+
 @pytest.fixture
 async def make_client(anyio_backend: str) -> AsyncIterator[Callable[..., MqttClient]]:
     """MqttClients with fast reconnects, all closed at the end of the test."""
@@ -299,6 +311,14 @@ class ScriptedBroker:
             peer = await self.peers.get()
         connect = await peer.expect(Connect)
         peer.send(connack or Connack())
+        return peer, connect
+
+    async def connect(self, client: MqttClient, connack: Connack | None = None) -> tuple[Peer, Connect]:
+        """``client.connect()`` to this broker, answered with ``connack`` (success by default):
+        the connection's peer and the CONNECT, once the client is connected."""
+        connecting = asyncio.create_task(client.connect())
+        peer, connect = await self.accept(connack)
+        await connecting
         return peer, connect
 
 
@@ -645,10 +665,7 @@ async def test_last_will_when_the_connection_dies(
     mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int
 ) -> None:
     topic = f"will/{uid()}"
-    inbox = Inbox()
-    watcher = make_client(mosquitto.port, protocol=protocol, on_message=inbox)
-    await watcher.connect()
-    await watcher.subscribe(f"{topic}/#", 1)
+    watcher, inbox = await watching(make_client, mosquitto.port, f"{topic}/#", 1, protocol=protocol)
     props = {"content_type": "text/plain", "user_property": [("why", "gone")]} if protocol == 5 else {}
     async with Proxy(mosquitto.port, protocol) as proxy:
         dying = make_client(proxy.port, protocol=protocol, will=Will(f"{topic}/dying", b"offline", 1, False, props))
@@ -676,10 +693,7 @@ async def test_qos1_in_flight_is_resent_with_dup_after_a_reconnect(
     mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int
 ) -> None:
     topic = f"resend/{uid()}"
-    inbox = Inbox()
-    watcher = make_client(mosquitto.port, protocol=protocol, on_message=inbox)
-    await watcher.connect()
-    await watcher.subscribe(topic, 1)
+    _, inbox = await watching(make_client, mosquitto.port, topic, 1, protocol=protocol)
     async with Proxy(mosquitto.port, protocol) as proxy:
         connects = Connects()
         client = make_client(proxy.port, protocol=protocol, on_connect=connects, **persistent(protocol))
@@ -706,10 +720,7 @@ async def test_qos2_in_flight_completes_exactly_once_after_a_reconnect(
     mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int, lost: int
 ) -> None:
     topic = f"resend/{uid()}"
-    inbox = Inbox()
-    watcher = make_client(mosquitto.port, protocol=protocol, on_message=inbox)
-    await watcher.connect()
-    await watcher.subscribe(topic, 2)
+    _, inbox = await watching(make_client, mosquitto.port, topic, 2, protocol=protocol)
     async with Proxy(mosquitto.port, protocol) as proxy:
         client = make_client(proxy.port, protocol=protocol, **persistent(protocol))
         await client.connect()
@@ -737,10 +748,7 @@ async def test_messages_published_while_disconnected_are_queued(
     mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int
 ) -> None:
     topic = f"queue/{uid()}"
-    inbox = Inbox()
-    watcher = make_client(mosquitto.port, protocol=protocol, on_message=inbox)
-    await watcher.connect()
-    await watcher.subscribe(topic, 2)
+    _, inbox = await watching(make_client, mosquitto.port, topic, 2, protocol=protocol)
     async with Proxy(mosquitto.port, protocol) as proxy:
         client = make_client(proxy.port, protocol=protocol, max_queued=2)
         await client.connect()
@@ -766,10 +774,7 @@ async def test_a_cancelled_publish_is_withdrawn_while_queued(
     mosquitto: Mosquitto, make_client: Callable[..., MqttClient]
 ) -> None:
     topic = f"queue/{uid()}"
-    inbox = Inbox()
-    watcher = make_client(mosquitto.port, on_message=inbox)
-    await watcher.connect()
-    await watcher.subscribe(topic, 1)
+    watcher, inbox = await watching(make_client, mosquitto.port, topic, 1)
     client = make_client(mosquitto.port, max_queued=1)  # not connected yet: QoS 1 is queued
     withdrawn = asyncio.create_task(client.publish(topic, b"withdrawn", qos=1))
     await asyncio.sleep(0)  # the task runs to its wait: queued
@@ -843,9 +848,7 @@ async def test_a_chunk_of_packets_split_anywhere_is_delivered_once(make_client: 
     inbox = Inbox()
     async with ScriptedBroker(5) as broker:
         client = make_client(broker.port, protocol=5, on_message=inbox)
-        connecting = asyncio.create_task(client.connect())
-        peer, _ = await broker.accept()
-        await connecting
+        peer, _ = await broker.connect(client)
         burst = b"".join([
             Publish("a", b"0", 0).encode(5),
             Publish("b", b"1" * 300, 1, packet_id=1).encode(5),
@@ -872,9 +875,7 @@ async def test_a_chunk_of_packets_split_anywhere_is_delivered_once(make_client: 
 async def test_the_brokers_receive_maximum_is_honoured(make_client: Callable[..., MqttClient]) -> None:
     async with ScriptedBroker(5) as broker:
         client = make_client(broker.port, protocol=5)
-        connecting = asyncio.create_task(client.connect())
-        peer, _ = await broker.accept(Connack(properties={"receive_maximum": 2}))
-        await connecting
+        peer, _ = await broker.connect(client, Connack(properties={"receive_maximum": 2}))
         sending = [asyncio.create_task(client.publish("t", bytes([i]), qos=1)) for i in range(4)]
         first = [await peer.expect(Publish), await peer.expect(Publish)]
         # A barrier: our PUBLISH is answered after everything the client wrote before it.
@@ -897,10 +898,8 @@ async def test_in_flight_messages_after_a_reconnect(make_client: Callable[..., M
     """With the broker's session: DUP and PUBREL again. Without: PUBLISH anew; PUBREC'd QoS 2 is done."""
     async with ScriptedBroker(4) as broker:
         client = make_client(broker.port, clean=not present)
-        connecting = asyncio.create_task(client.connect())
-        peer, connect = await broker.accept()
+        peer, connect = await broker.connect(client)
         assert connect.clean is not present
-        await connecting
         one = asyncio.create_task(client.publish("t", b"one", qos=1))
         two = asyncio.create_task(client.publish("t", b"two", qos=2))
         p1, p2 = await peer.expect(Publish), await peer.expect(Publish)
@@ -922,10 +921,8 @@ async def test_in_flight_messages_after_a_reconnect(make_client: Callable[..., M
 async def test_server_keepalive_and_assigned_client_id(make_client: Callable[..., MqttClient]) -> None:
     async with ScriptedBroker(5) as broker:
         client = make_client(broker.port, protocol=5, client_id="", keepalive=60, session_expiry=30)
-        connecting = asyncio.create_task(client.connect())
-        peer, connect = await broker.accept(Connack(properties={
+        peer, connect = await broker.connect(client, Connack(properties={
             "assigned_client_identifier": "given-by-broker", "server_keep_alive": 1}))
-        await connecting
         assert connect.client_id == "" and connect.clean and connect.properties == {"session_expiry_interval": 30}
         assert await peer.read(timeout=2) == Pingreq()  # after 0.5 s, not 30
         # No PINGRESP: the client gives up on this connection and connects again, as the id it was given.
@@ -938,9 +935,7 @@ async def test_a_malformed_packet_ends_the_connection_with_a_reason(make_client:
     connects = Connects()
     async with ScriptedBroker(5) as broker:
         client = make_client(broker.port, protocol=5, on_connect=connects)
-        connecting = asyncio.create_task(client.connect())
-        peer, _ = await broker.accept()
-        await connecting
+        peer, _ = await broker.connect(client)
         peer.send(b"\x36\x03\x00\x01a")  # PUBLISH at QoS 3
         assert await peer.read() == Disconnect(0x81)
         await peer.closed_by_client()
@@ -952,9 +947,7 @@ async def test_incoming_topic_aliases(make_client: Callable[..., MqttClient]) ->
     inbox = Inbox()
     async with ScriptedBroker(5) as broker:
         client = make_client(broker.port, protocol=5, on_message=inbox, connect_properties={"topic_alias_maximum": 5})
-        connecting = asyncio.create_task(client.connect())
-        peer, connect = await broker.accept()
-        await connecting
+        peer, connect = await broker.connect(client)
         assert connect.properties == {"topic_alias_maximum": 5}
         peer.send(Publish("long/topic/name", b"1", properties={"topic_alias": 3}),
                   Publish("", b"2", properties={"topic_alias": 3}))
@@ -983,9 +976,7 @@ async def test_a_broker_suback_count_mismatch_is_a_protocol_error(make_client: C
     connects = Connects()
     async with ScriptedBroker(4) as broker:
         client = make_client(broker.port, on_connect=connects)
-        connecting = asyncio.create_task(client.connect())
-        peer, _ = await broker.accept()
-        await connecting
+        peer, _ = await broker.connect(client)
         subscribing = asyncio.create_task(client.subscribe("x", 1))
         sub = await peer.expect(Subscribe)
         peer.send(Suback(sub.packet_id, [1, 1]))

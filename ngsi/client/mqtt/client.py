@@ -47,6 +47,7 @@ import ssl as _ssl
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
@@ -99,23 +100,19 @@ _monotonic = time.monotonic
 _RESUBSCRIBE_BATCH = 100  # topic filters per SUBSCRIBE when subscribing again after a reconnect
 
 
+# eq=False: the queue finds (and withdraws) a message by identity; repr=False: no payloads in logs.
+@dataclass(slots=True, eq=False, repr=False)
 class _Outgoing:
     """A QoS 1/2 message of the application, from ``publish`` to its PUBACK or PUBCOMP."""
 
-    __slots__ = ("future", "packet_id", "payload", "properties", "qos", "released", "retain", "topic")
-
-    def __init__(
-        self, topic: str, payload: bytes, qos: int, retain: bool,
-        properties: Mapping[str, Any] | None, future: asyncio.Future[None],
-    ) -> None:
-        self.topic = topic
-        self.payload = payload
-        self.qos = qos
-        self.retain = retain
-        self.properties = properties
-        self.future = future
-        self.packet_id = 0
-        self.released = False  # QoS 2: PUBREC received, PUBREL sent
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    properties: Mapping[str, Any] | None
+    future: asyncio.Future[None]
+    packet_id: int = 0  # given when sent, kept for a resend after a reconnect
+    released: bool = False  # QoS 2: PUBREC received, PUBREL sent
 
 
 def _settle(future: asyncio.Future[Any], error: BaseException | None = None, result: Any = None) -> None:
@@ -198,6 +195,8 @@ class _Connection(asyncio.Protocol):
                 length = chunk[pos + 1]
                 start = pos + 2
                 if length & 0x80:  # a remaining length of 2 to 4 bytes
+                    # packets.split_packet inline: calling it costs ~20% on a chunk of
+                    # publishes of 128 bytes and more, and this loop is the subscriber's hot path.
                     length &= 0x7F
                     shift = 7
                     while True:
@@ -667,14 +666,21 @@ class MqttClient:
                 return packet_id
         raise MqttError("no free packet identifier")  # pragma: no cover - max_inflight keeps ids free
 
-    def _on_puback(self, packet: Puback) -> None:
+    def _ended(self, packet: Puback | Pubcomp, qos: int) -> _Outgoing | None:
+        """The in-flight message at ``qos`` that ``packet`` ends (PUBACK: QoS 1, PUBCOMP:
+        QoS 2), out of the window now; None, logged, when the identifier is not one of ours."""
         out = self._inflight.get(packet.packet_id)
-        if out is None or out.qos != 1:
-            log.debug("MQTT %s: PUBACK for unknown packet %d", self._where, packet.packet_id)
-            return
+        if out is None or out.qos != qos:
+            log.debug("MQTT %s: %s for unknown packet %d", self._where, PACKET_NAMES[packet.TYPE], packet.packet_id)
+            return None
         del self._inflight[packet.packet_id]
-        self._acknowledged(out, packet.reason_code, packet.properties)
-        self._drain()
+        return out
+
+    def _on_puback(self, packet: Puback) -> None:
+        out = self._ended(packet, 1)
+        if out is not None:
+            self._acknowledged(out, packet.reason_code, packet.properties)
+            self._drain()
 
     def _on_pubrec(self, connection: _Connection, packet: Pubrec) -> None:
         out = self._inflight.get(packet.packet_id)
@@ -692,14 +698,11 @@ class MqttClient:
         connection.send(PUBREL_HEAD + packet.packet_id.to_bytes(2, "big"))
 
     def _on_pubcomp(self, packet: Pubcomp) -> None:
-        out = self._inflight.get(packet.packet_id)
-        if out is None or out.qos != 2:
-            log.debug("MQTT %s: PUBCOMP for unknown packet %d", self._where, packet.packet_id)
-            return
-        del self._inflight[packet.packet_id]
-        # 0x92 (identifier not found): the broker completed it already; the message is delivered.
-        _settle(out.future)
-        self._drain()
+        out = self._ended(packet, 2)
+        if out is not None:
+            # 0x92 (identifier not found): the broker completed it already; the message is delivered.
+            _settle(out.future)
+            self._drain()
 
     def _acknowledged(self, out: _Outgoing, code: int, props: Mapping[str, Any]) -> None:
         if code >= 0x80:

@@ -335,6 +335,16 @@ def encode_properties(properties: Mapping[str, Any] | None, packet_type: int) ->
     return encode_varint(len(out)) + bytes(out)
 
 
+def _properties_field(properties: Mapping[str, Any] | None, packet_type: int, protocol: int) -> bytes:
+    """A packet's properties field: MQTT 5 has one, 3.1.1 none, so properties there are an
+    error rather than something silently dropped."""
+    if protocol == MQTT_5:
+        return encode_properties(properties, packet_type)
+    if properties:
+        raise MqttError(f"{PACKET_NAMES.get(packet_type, 'will')} properties need MQTT 5")
+    return b""
+
+
 # -- topic names and filters -----------------------------------------------------------------
 
 
@@ -367,6 +377,14 @@ def topic_filter_problem(topic_filter: str) -> str | None:
             if "+" in level and level != "+":
                 return f"'+' must be a whole level in {topic_filter!r}"
     return None
+
+
+def _topic_filter(topic_filter: str) -> bytes:
+    """A SUBSCRIBE's or UNSUBSCRIBE's topic filter as sent; MqttError for an invalid one."""
+    problem = topic_filter_problem(topic_filter)
+    if problem:
+        raise MqttError(problem)
+    return _utf8(topic_filter, "topic filter")
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:
@@ -455,6 +473,14 @@ class _Reader:
         if not packet_id:
             raise MqttProtocolError("packet identifier 0", 0x82)
         return packet_id
+
+    def topic_filter(self) -> str:
+        """A SUBSCRIBE's or UNSUBSCRIBE's topic filter; an invalid one is 0x8F."""
+        topic_filter = self.string()
+        problem = topic_filter_problem(topic_filter)
+        if problem:
+            raise MqttProtocolError(problem, 0x8F)
+        return topic_filter
 
     def rest(self) -> bytes:
         data = bytes(self.data[self.pos : self.end])
@@ -584,16 +610,10 @@ class Connect:
                 raise MqttError("MQTT 3.1.1 has no password without a user name")
             flags |= 0x40
         body = _utf8("MQTT", "protocol name") + bytes((protocol, flags)) + _U16.pack(self.keepalive)
-        if protocol == MQTT_5:
-            body += encode_properties(self.properties, CONNECT)
-        elif self.properties:
-            raise MqttError("CONNECT properties need MQTT 5")
+        body += _properties_field(self.properties, CONNECT, protocol)
         body += _utf8(self.client_id, "client identifier")
         if will is not None:
-            if protocol == MQTT_5:
-                body += encode_properties(will.properties, WILL)
-            elif will.properties:
-                raise MqttError("will properties need MQTT 5")
+            body += _properties_field(will.properties, WILL, protocol)
             body += _utf8(will.topic, "will topic") + _binary(will.payload, "will payload")
         if self.username is not None:
             body += _utf8(self.username, "user name")
@@ -616,10 +636,7 @@ class Connack:
         if not 0 <= self.reason_code <= 0xFF:
             raise MqttError(f"reason code {self.reason_code!r} is not a byte")
         body = bytes((1 if self.session_present else 0, self.reason_code))
-        if protocol == MQTT_5:
-            body += encode_properties(self.properties, CONNACK)
-        elif self.properties:
-            raise MqttError("CONNACK properties need MQTT 5")
+        body += _properties_field(self.properties, CONNACK, protocol)
         return _fixed(CONNACK << 4, body)
 
 
@@ -795,21 +812,10 @@ class Subscribe:
     properties: Properties = field(default_factory=dict)
 
     def encode(self, protocol: int) -> bytes:
-        _check_protocol(protocol)
-        _check_packet_id(self.packet_id)
-        if not self.subscriptions:
-            raise MqttError("SUBSCRIBE needs at least one topic filter")
-        body = _U16.pack(self.packet_id)
-        if protocol == MQTT_5:
-            body += encode_properties(self.properties, SUBSCRIBE)
-        elif self.properties:
-            raise MqttError("SUBSCRIBE properties need MQTT 5")
-        for sub in self.subscriptions:
-            problem = topic_filter_problem(sub.topic_filter)
-            if problem:
-                raise MqttError(problem)
-            body += _utf8(sub.topic_filter, "topic filter") + bytes((sub.options(protocol),))
-        return _fixed(SUBSCRIBE << 4 | 0x02, body)
+        return _encode_filters(
+            SUBSCRIBE, self.packet_id, self.properties, protocol, self.subscriptions,
+            lambda sub: _topic_filter(sub.topic_filter) + bytes((sub.options(protocol),)),
+        )
 
 
 @dataclass(slots=True)
@@ -835,21 +841,22 @@ class Unsubscribe:
     properties: Properties = field(default_factory=dict)
 
     def encode(self, protocol: int) -> bytes:
-        _check_protocol(protocol)
-        _check_packet_id(self.packet_id)
-        if not self.topic_filters:
-            raise MqttError("UNSUBSCRIBE needs at least one topic filter")
-        body = _U16.pack(self.packet_id)
-        if protocol == MQTT_5:
-            body += encode_properties(self.properties, UNSUBSCRIBE)
-        elif self.properties:
-            raise MqttError("UNSUBSCRIBE properties need MQTT 5")
-        for topic_filter in self.topic_filters:
-            problem = topic_filter_problem(topic_filter)
-            if problem:
-                raise MqttError(problem)
-            body += _utf8(topic_filter, "topic filter")
-        return _fixed(UNSUBSCRIBE << 4 | 0x02, body)
+        return _encode_filters(UNSUBSCRIBE, self.packet_id, self.properties, protocol, self.topic_filters, _topic_filter)
+
+
+def _encode_filters(
+    kind: int, packet_id: int, properties: Properties, protocol: int, entries: list[Any], encode: Callable[[Any], bytes]
+) -> bytes:
+    """SUBSCRIBE and UNSUBSCRIBE: packet identifier, properties, then each entry (a topic
+    filter, with its options in a SUBSCRIBE), checked in that order."""
+    _check_protocol(protocol)
+    _check_packet_id(packet_id)
+    if not entries:
+        raise MqttError(f"{PACKET_NAMES[kind]} needs at least one topic filter")
+    body = _U16.pack(packet_id) + _properties_field(properties, kind, protocol)
+    for entry in entries:
+        body += encode(entry)
+    return _fixed(kind << 4 | 0x02, body)
 
 
 @dataclass(slots=True)
@@ -877,11 +884,7 @@ def _encode_ack_list(kind: int, packet_id: int, codes: list[int], properties: Pr
         raise MqttError(f"{PACKET_NAMES[kind]} needs at least one reason code")
     if any(not isinstance(code, int) or not 0 <= code <= 0xFF for code in codes):
         raise MqttError(f"{PACKET_NAMES[kind]} reason codes must be bytes")
-    body = _U16.pack(packet_id)
-    if protocol == MQTT_5:
-        body += encode_properties(properties, kind)
-    elif properties:
-        raise MqttError(f"{PACKET_NAMES[kind]} properties need MQTT 5")
+    body = _U16.pack(packet_id) + _properties_field(properties, kind, protocol)
     return _fixed(kind << 4, body + bytes(codes))
 
 
@@ -1074,10 +1077,7 @@ def _decode_subscribe(r: _Reader, protocol: int) -> Subscribe:
     props = r.properties(SUBSCRIBE) if protocol == MQTT_5 else {}
     subs: list[Subscription] = []
     while r.left():
-        topic_filter = r.string()
-        problem = topic_filter_problem(topic_filter)
-        if problem:
-            raise MqttProtocolError(problem, 0x8F)
+        topic_filter = r.topic_filter()
         options = r.byte()
         qos, handling = options & 3, (options >> 4) & 3
         if qos == 3 or handling == 3 or options & 0xC0 or (protocol == MQTT_3_1_1 and options & 0xFC):
@@ -1102,11 +1102,7 @@ def _decode_unsubscribe(r: _Reader, protocol: int) -> Unsubscribe:
     props = r.properties(UNSUBSCRIBE) if protocol == MQTT_5 else {}
     filters: list[str] = []
     while r.left():
-        topic_filter = r.string()
-        problem = topic_filter_problem(topic_filter)
-        if problem:
-            raise MqttProtocolError(problem, 0x8F)
-        filters.append(topic_filter)
+        filters.append(r.topic_filter())
     if not filters:
         raise MqttProtocolError("UNSUBSCRIBE without topic filter", 0x82)
     return Unsubscribe(packet_id, filters, props)
