@@ -31,7 +31,6 @@ import json
 import mmap
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -53,6 +52,10 @@ ENTITY_TYPE = "Thing"
 NOTIFY_TOPIC = "bench/notify"
 TENANT = f"Fiware-Service: {SERVICE}\r\nFiware-ServicePath: {SERVICE_PATH}\r\n"
 COUNTER = struct.Struct("<q")  # the notified count, shared with the publisher through an mmap'ed file
+
+sys.path.insert(0, str(HERE))
+import client  # noqa: E402  (bench/client.py)
+import harness  # noqa: E402
 
 
 def device_id(i: int) -> str:
@@ -180,12 +183,6 @@ class Receiver:
 # --- orchestration ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a running process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -193,9 +190,6 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def http(port: int, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], bytes]:
-    sys.path.insert(0, str(HERE))
-    import client  # bench/client.py
-
     conn = client.Connection(HOST, port)
     try:
         payload = b"" if body is None else orjson.dumps(body)
@@ -219,20 +213,7 @@ def call(port: int, method: str, path: str, body: Any = None, expect: tuple[int,
 
 
 def wait_port(proc: subprocess.Popen[bytes], port: int, log: Path, what: str, path: str | None = None) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"bench: {what} exited at start-up:\n{log.read_text()[-3000:]}")
-        try:
-            if path is None:
-                socket.create_connection((HOST, port), timeout=1).close()
-                return
-            if asyncio.run(http(port, "GET", path))[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    sys.exit(f"bench: {what} did not come up:\n{log.read_text()[-3000:]}")
+    harness.wait_ready(proc, HOST, port, path, log, what)
 
 
 def mosquitto_binary() -> str:
@@ -250,7 +231,7 @@ def percentile(ordered: list[int], pct: float) -> float:
 class Bench:
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.args, self.work = args, work
-        self.ports = {name: free_port() for name in ("mqtt", "broker", "north", "http")}
+        self.ports = {name: harness.free_port(HOST) for name in ("mqtt", "broker", "north", "http")}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.epoch_ns = time.time_ns()
         (work / "counter").write_bytes(bytes(COUNTER.size))
@@ -447,15 +428,6 @@ def describe(r: dict[str, Any]) -> str:
             f"CPU per measure: " + ", ".join(f"{k} {v:.0f} µs" for k, v in r["cpu_us_per_measure"].items()))
 
 
-def machine() -> dict[str, Any]:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), "unknown")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return {"cpu": model, "cores": os.cpu_count(), "commit": commit + ("-dirty" if dirty else ""),
-            "load_average": os.getloadavg()}
-
-
 def write_markdown(report: dict[str, Any]) -> None:
     """Replace the IoT results of BENCHMARKS.md (between their markers) with this run's."""
     m, r = report["machine"], report["result"]
@@ -518,7 +490,7 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     print(describe(result), flush=True)
     now = datetime.datetime.now()
-    report = {"date": now.isoformat(timespec="seconds"), "machine": machine(), "result": result}
+    report = {"date": now.isoformat(timespec="seconds"), "machine": harness.machine(), "result": result}
     out = HERE / "results" / f"{now:%Y-%m-%d-%H%M%S}-iot.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -21,7 +21,6 @@ import json
 import os
 import random
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(ROOT))  # devtools.pg_cluster for --backend postgresql
 import client  # noqa: E402
+import harness  # noqa: E402
 
 HOST = "127.0.0.1"
 PY = sys.executable
@@ -47,30 +47,11 @@ PER_ENTITY_SUBS = 1_000
 PRELOAD_BATCH = 1_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def start(cmd: list[str], port: int, ready_path: str | None, log: Path) -> subprocess.Popen[bytes]:
     """Start a server and wait until it answers (``ready_path``) or accepts connections."""
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"bench: {cmd[:3]} exited at start-up:\n{log.read_text()[-3000:]}")
-        try:
-            if ready_path is None:
-                socket.create_connection((HOST, port), timeout=1).close()
-                return proc
-            if asyncio.run(client.call(HOST, port, "GET", ready_path))[0] == 200:
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    sys.exit(f"bench: {cmd[:3]} did not come up:\n{log.read_text()[-3000:]}")
+    harness.wait_ready(proc, HOST, port, ready_path, log, str(cmd[:3]))
+    return proc
 
 
 def cpu_seconds(pid: int) -> float:
@@ -323,15 +304,6 @@ def describe(name: str, r: dict[str, Any]) -> str:
     return text
 
 
-def machine() -> dict[str, Any]:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), "unknown")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return {"cpu": model, "cores": os.cpu_count(), "commit": commit + ("-dirty" if dirty else ""),
-            "load_average": os.getloadavg()}
-
-
 BACKEND_TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "memory": "memory"}
 
 
@@ -478,13 +450,13 @@ def main() -> None:
 
     now = datetime.datetime.now()
     report: dict[str, Any] = {
-        "date": now.isoformat(timespec="seconds"), "machine": machine(),
+        "date": now.isoformat(timespec="seconds"), "machine": harness.machine(),
         "seconds": args.seconds, "connections": args.connections, "wrk_threads": args.threads, "workers": args.workers,
         "rooms": ROOMS, "items": args.items, "backends": {},
     }
     with tempfile.TemporaryDirectory(prefix="waziup-bench-") as tmp:
         work = Path(tmp)
-        ports = {name: free_port() for name in ("broker", "baseline", "receiver")}
+        ports = {name: harness.free_port(HOST) for name in ("broker", "baseline", "receiver")}
         procs = []
         try:
             procs.append(start([PY, str(HERE / "receiver.py"), str(ports["receiver"])], ports["receiver"], None, work / "receiver.log"))

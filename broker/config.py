@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from ngsi.settings import FLAG, PORT, Ignored, Int, SettingsError, Table, Text, command_line, guards_option, option
+from ngsi.tls import check_key_and_cert, trust_context
 
 DEFAULT_PORT = 1026
 DEFAULT_DATA_DIR = "data"
@@ -153,17 +154,7 @@ def forwarding_ssl_context(config: Config) -> ssl.SSLContext | None:
     context. Raises ConfigError for a file that cannot be read or holds no PEM
     certificate, which start-up reports. Requests forwarded to context providers use it
     as it is; notifications through :func:`notification_ssl_context`."""
-    if not config.notif_ca_file:
-        return None
-    context = ssl.create_default_context()
-    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a peer's own certificate may stand for its CA
-    try:
-        context.load_verify_locations(cafile=config.notif_ca_file)
-    except ssl.SSLError:  # an OSError too: first
-        raise ConfigError(f"option -notifCaFile: {config.notif_ca_file!r} holds no PEM certificate") from None
-    except OSError as exc:
-        raise ConfigError(f"option -notifCaFile: cannot read {config.notif_ca_file!r}: {exc.strerror}") from None
-    return context
+    return trust_context("-notifCaFile", config.notif_ca_file) if config.notif_ca_file else None
 
 
 def notification_ssl_context(config: Config) -> ssl.SSLContext | None:
@@ -172,42 +163,14 @@ def notification_ssl_context(config: Config) -> ssl.SSLContext | None:
     return None if config.insecure_notif else forwarding_ssl_context(config)
 
 
-class _Encrypted(Exception):
-    """The key asked for a passphrase (which OpenSSL would otherwise read from the terminal)."""
-
-
-def _no_passphrase() -> bytes:
-    raise _Encrypted()
-
-
 def check_files(config: Config) -> Config:
     """The files the options name, loaded once at start-up: with ``-https``, the key and
     certificate uvicorn will load (a missing, unreadable, encrypted or mismatched file is an
     error naming it, not a traceback from uvicorn, nor a worker restarted over and over);
     ``-notifCaFile``. Raises ConfigError; returns the Config."""
     forwarding_ssl_context(config)  # the notifier builds it again
-    if not config.https:
-        return config
-    for name, path in (("-key", config.https_key), ("-cert", config.https_cert)):
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise ConfigError(f"option {name}: cannot read {path!r}: {exc.strerror}") from None
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=config.https_cert)
-    except ssl.SSLError:
-        raise ConfigError(f"option -cert: {config.https_cert!r} holds no PEM certificate") from None
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(config.https_cert, config.https_key, _no_passphrase)
-    except _Encrypted:
-        raise ConfigError(f"option -key: {config.https_key!r} is encrypted: give the key without a passphrase") from None
-    except ssl.SSLError as exc:
-        if exc.reason == "KEY_VALUES_MISMATCH":
-            raise ConfigError(
-                f"option -key: {config.https_key!r} is not the key of the certificate {config.https_cert!r} (-cert)"
-            ) from None
-        raise ConfigError(f"option -key: {config.https_key!r} holds no PEM private key") from None
+    if config.https:
+        check_key_and_cert("-key", config.https_key, "-cert", config.https_cert)
     return config
 
 

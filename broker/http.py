@@ -8,6 +8,7 @@ deal only with NGSI.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Union
 
 from starlette.datastructures import QueryParams
@@ -39,30 +40,26 @@ Handler = Callable[["Call"], Awaitable[AnyResponse]]
 _NO_QUERY = QueryParams("")
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class Call:
     """One request as handlers see it: its context, the body, the path parameters.
 
     ``ctx`` is the request context (tenant, service path, correlator, identity, options),
     which handlers pass on to the domain layer. ``headers`` maps lowercase names to the
     first value given. ``request`` (a Starlette Request) is built only for code that asks
-    for it.
+    for it. A slotted dataclass: one is built per request, and slots make that and each
+    attribute read cheaper; compared by identity, as requests are.
     """
 
-    __slots__ = ("scope", "receive", "headers", "ctx", "body", "path_params", "state", "_query", "_request")
-
-    def __init__(
-        self, scope: Scope, receive: Receive, headers: dict[str, str], ctx: RequestContext, body: bytes,
-        path_params: dict[str, str], state: Any,
-    ) -> None:
-        self.scope = scope
-        self.receive = receive
-        self.headers = headers
-        self.ctx = ctx
-        self.body = body
-        self.path_params = path_params
-        self.state = state
-        self._query: QueryParams | None = None
-        self._request: Request | None = None
+    scope: Scope
+    receive: Receive
+    headers: dict[str, str]
+    ctx: RequestContext
+    body: bytes
+    path_params: dict[str, str]
+    state: Any
+    _query: QueryParams | None = field(default=None, init=False)  # parsed when first asked for
+    _request: Request | None = field(default=None, init=False)
 
     @property
     def tenant(self) -> str:

@@ -30,7 +30,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 INSTALL_HINT = "install PostgreSQL with scripts/install-postgres.sh"
@@ -238,16 +237,11 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGINT, forward)
             return child.wait()
         print(cluster.url, flush=True)
-        stop = False
-
-        def on_signal(signum: int, frame: object) -> None:
-            nonlocal stop
-            stop = True
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        while not stop:
-            time.sleep(0.5)
+        # Blocked, Ctrl-C and SIGTERM are only waited for (no KeyboardInterrupt, no polling);
+        # either one ends the wait, and the cluster is removed below.
+        stopping = {signal.SIGTERM, signal.SIGINT}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+        signal.sigwait(stopping)
         return 0
     finally:
         cluster.stop()

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ngsi.settings import FLAG, PORT, Choice, Int, SettingsError, Table, Text, command_line, guards_option, option
+from ngsi.tls import check_key_and_cert, trust_context
 
 DEFAULT_DATA_DIR = "data"
 
@@ -88,17 +89,7 @@ class Config:
         system's CAs plus that file's, which may be a private CA or the broker's own
         (self-signed) certificate. None without ``--cb-ca``: the client's default (the
         system's CAs, host name checked). Raises ConfigError for an unreadable file."""
-        if not self.cb_ca:
-            return None
-        context = ssl.create_default_context()
-        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # trust a leaf certificate given as "CA"
-        try:
-            context.load_verify_locations(cafile=self.cb_ca)
-        except ssl.SSLError:  # an OSError too: first
-            raise ConfigError(f"option --cb-ca: {self.cb_ca!r} holds no PEM certificate") from None
-        except OSError as exc:
-            raise ConfigError(f"option --cb-ca: cannot read {self.cb_ca!r}: {exc.strerror}") from None
-        return context
+        return trust_context("--cb-ca", self.cb_ca) if self.cb_ca else None
 
     @property
     def registry_path(self) -> str | None:
@@ -226,40 +217,12 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
     return Config(**values)
 
 
-class _Encrypted(Exception):
-    """The key asked for a passphrase (which OpenSSL would otherwise read from the terminal)."""
-
-
-def _no_passphrase() -> bytes:
-    raise _Encrypted()
-
-
 def check_files(config: Config) -> Config:
     """The TLS files, loaded once at start-up: a missing, unreadable, encrypted or
     mismatched file is an error naming it, not uvicorn's traceback on the first listener."""
     config.broker_ssl_context()
-    if not config.https:
-        return config
-    for name, path in (("--key", config.https_key), ("--cert", config.https_cert)):
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise ConfigError(f"option {name}: cannot read {path!r}: {exc.strerror}") from None
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=config.https_cert)
-    except ssl.SSLError:
-        raise ConfigError(f"option --cert: {config.https_cert!r} holds no PEM certificate") from None
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(config.https_cert, config.https_key, _no_passphrase)
-    except _Encrypted:
-        raise ConfigError(f"option --key: {config.https_key!r} is encrypted: give the key without a passphrase") from None
-    except ssl.SSLError as exc:
-        if exc.reason == "KEY_VALUES_MISMATCH":
-            raise ConfigError(
-                f"option --key: {config.https_key!r} is not the key of the certificate {config.https_cert!r} (--cert)"
-            ) from None
-        raise ConfigError(f"option --key: {config.https_key!r} holds no PEM private key") from None
+    if config.https:
+        check_key_and_cert("--key", config.https_key, "--cert", config.https_cert)
     return config
 
 

@@ -31,16 +31,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 
 class IoTAError(Exception):
-    """An agent error: ``name`` (stable identifier), ``message``, HTTP ``code``."""
+    """An agent error: ``name`` (stable identifier), ``message``, HTTP ``code``.
+
+    Each kind of error is a subclass declaring its row of the agents' table as class
+    keywords: ``name``, ``code`` and the message ``template``, which the arguments the
+    error is raised with fill in (``DeviceNotFound("d1")``: "No device was found with
+    id:d1"). One constructor serves them all, so a new error is one line of the table."""
 
     name: str = "RUNTIME_ERROR"
     code: int = 500
+    template: ClassVar[str] = "{}"
 
-    def __init__(self, message: str, *, name: str | None = None, code: int | None = None) -> None:
+    def __init_subclass__(cls, *, name: str = "", code: int = 0, template: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = name or cls.name
+        cls.code = code or cls.code
+        cls.template = template or cls.template
+
+    def __init__(self, *subjects: object, name: str | None = None, code: int | None = None) -> None:
+        message = self.template.format(*subjects)
         super().__init__(message)
         self.message = message
         if name is not None:
@@ -56,95 +69,53 @@ class IoTAError(Exception):
         return f"{type(self).__name__}({self.code}, {self.name!r}, {self.message!r})"
 
 
-class WrongSyntax(IoTAError):
+class WrongSyntax(IoTAError, name="WRONG_SYNTAX", code=400, template="Wrong syntax in request: {}"):
     """A request body or parameter that does not validate (provisioning API)."""
-
-    name = "WRONG_SYNTAX"
-    code = 400
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"Wrong syntax in request: {detail}")
-        self.detail = detail
 
 
 BadRequest = WrongSyntax
 """The generic 400 of the provisioning API (the agents call it WRONG_SYNTAX)."""
 
 
-class MissingHeaders(IoTAError):
+class MissingHeaders(IoTAError, name="MISSING_HEADERS", code=400,
+                     template="Some headers were missing from the request: {}"):
     """``fiware-service`` / ``fiware-servicepath`` absent on the provisioning API."""
-
-    name = "MISSING_HEADERS"
-    code = 400
 
     def __init__(self, missing: Iterable[str]) -> None:
         self.missing = list(missing)
-        super().__init__("Some headers were missing from the request: " + json.dumps(self.missing, separators=(",", ":")))
+        super().__init__(json.dumps(self.missing, separators=(",", ":")))
 
 
-class ParseError(IoTAError):
+class ParseError(IoTAError, name="PARSE_ERROR", code=400,
+                 template="There was a syntax error in the received data: {}"):
     """A device payload that a codec cannot read (UL, JSON, CayenneLPP, LoRaWAN...)."""
 
-    name = "PARSE_ERROR"
-    code = 400
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"There was a syntax error in the received data: {detail}")
-        self.detail = detail
-
-
-class BadTimestamp(IoTAError):
+class BadTimestamp(IoTAError, name="BAD_TIMESTAMP", code=400, template="Invalid ISO8601 timestamp [{}]"):
     """A ``TimeInstant`` that is not ISO 8601 while timestamps are on."""
 
-    name = "BAD_TIMESTAMP"
-    code = 400
 
-    def __init__(self, payload: Any) -> None:
-        super().__init__(f"Invalid ISO8601 timestamp [{payload}]")
-
-
-class InvalidExpression(IoTAError):
+class InvalidExpression(IoTAError, name="INVALID_EXPRESSION", code=400,
+                        template="Invalid expression in evaluation [{}]"):
     """A JEXL expression (attribute ``expression``, ``entityNameExp``...) that does not compile."""
 
-    name = "INVALID_EXPRESSION"
-    code = 400
 
-    def __init__(self, expression: str) -> None:
-        super().__init__(f"Invalid expression in evaluation [{expression}]")
-
-
-class CommandNotFound(IoTAError):
-    name = "COMMAND_NOT_FOUND"
-    code = 400
-
-    def __init__(self, command: str) -> None:
-        super().__init__(f"Couldn't update the command because no command with the name [{command}] was found.")
+class CommandNotFound(IoTAError, name="COMMAND_NOT_FOUND", code=400,
+                      template="Couldn't update the command because no command with the name [{}] was found."):
+    """A command the device (or its group) does not declare."""
 
 
-class DeviceNotFound(IoTAError):
-    name = "DEVICE_NOT_FOUND"
-    code = 404
-
-    def __init__(self, device_id: str) -> None:
-        super().__init__(f"No device was found with id:{device_id}")
-        self.device_id = device_id
+class DeviceNotFound(IoTAError, name="DEVICE_NOT_FOUND", code=404, template="No device was found with id:{}"):
+    """No device of that id in the request's (service, subservice)."""
 
 
-class GroupNotFound(IoTAError):
+class GroupNotFound(IoTAError, name="GROUP_NOT_FOUND", code=404,
+                    template="Group not found for service [{}] and subservice [{}]"):
     """No group for a (service, subservice) on PUT/DELETE /iot/groups."""
 
-    name = "GROUP_NOT_FOUND"
-    code = 404
 
-    def __init__(self, service: str, subservice: str) -> None:
-        super().__init__(f"Group not found for service [{service}] and subservice [{subservice}]")
-
-
-class DeviceGroupNotFound(IoTAError):
+class DeviceGroupNotFound(IoTAError, name="DEVICE_GROUP_NOT_FOUND", code=404):
     """No group matches a measure's (apikey, resource): the measure is refused."""
-
-    name = "DEVICE_GROUP_NOT_FOUND"
-    code = 404
 
     def __init__(self, fields: Iterable[str] | None = None, values: Iterable[Any] | None = None) -> None:
         if fields and values:
@@ -156,37 +127,23 @@ class DeviceGroupNotFound(IoTAError):
         super().__init__(msg)
 
 
-class DuplicateDevice(IoTAError):
-    name = "DUPLICATE_DEVICE_ID"
-    code = 409
-
-    def __init__(self, device_id: str) -> None:
-        super().__init__(f"A device with the same pair (Service, DeviceId) was found:{device_id}")
-        self.device_id = device_id
+class DuplicateDevice(IoTAError, name="DUPLICATE_DEVICE_ID", code=409,
+                      template="A device with the same pair (Service, DeviceId) was found:{}"):
+    """A device id already provisioned in the (service, subservice)."""
 
 
 DuplicateDeviceId = DuplicateDevice
 
 
-class DuplicateGroup(IoTAError):
+class DuplicateGroup(IoTAError, name="DUPLICATE_GROUP", code=400,
+                     template="A device configuration already exists for resource {} and API Key {}"):
     """A second group on a (resource, apikey) pair: 400, as the reference states
     (node-lib ``doc/api.md`` §Uniqueness), not 409 like DUPLICATE_DEVICE_ID."""
 
-    name = "DUPLICATE_GROUP"
-    code = 400
 
-    def __init__(self, resource: str, apikey: str) -> None:
-        super().__init__(f"A device configuration already exists for resource {resource} and API Key {apikey}")
-
-
-class CBRequestError(IoTAError):
+class CBRequestError(IoTAError, name="BAD_REQUEST", code=400,
+                     template="Request error connecting to the Context Broker: {}"):
     """The Context Broker refused or could not take an update (the agents' BAD_REQUEST)."""
-
-    name = "BAD_REQUEST"
-    code = 400
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"Request error connecting to the Context Broker: {detail}")
 
 
 __all__ = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import KW_ONLY, dataclass
 
 import orjson
 from starlette.responses import Response
@@ -21,15 +22,16 @@ def error_response(exc: IoTAError) -> Response:
     return Response(orjson.dumps(exc.body()), status_code=exc.code, media_type="application/json; charset=utf-8")
 
 
+@dataclass(eq=False)
 class LastResort:
     """ASGI middleware: a bug still answers in the agents' error shape (500 RUNTIME_ERROR),
     logged on ``log``. With ``processing_time``, every answer carries ``X-Processing-Time``
     (ms), as the UL and JSON agents' south ports do."""
 
-    def __init__(self, app: ASGIApp, *, log: logging.Logger, processing_time: bool = False) -> None:
-        self.app = app
-        self.log = log
-        self.processing_time = processing_time
+    app: ASGIApp
+    _: KW_ONLY
+    log: logging.Logger
+    processing_time: bool = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Self
 
 import httpx
 import pytest
@@ -31,37 +33,67 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_answering(proc: subprocess.Popen[bytes], url: str, what: str, seconds: float = 20) -> None:
-    """Wait until a service we started answers ``url``; fail with its stderr if it exits."""
+def wait_until_answering(
+    proc: subprocess.Popen[bytes], url: str, what: str, seconds: float = 20, *, verify: ssl.SSLContext | bool = True
+) -> None:
+    """Wait until a service we started answers ``url`` (over TLS checked with ``verify`` for
+    https); fail with its stderr if it exits."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            httpx.get(url, timeout=0.5)
+            httpx.get(url, verify=verify, timeout=1)
             return
         except httpx.TransportError:
             if proc.poll() is not None:
-                raise RuntimeError(f"{what} exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+                raise RuntimeError(f"{what} exited: {proc.stderr.read().decode() if proc.stderr else ''}") from None
             time.sleep(0.05)
     raise RuntimeError(f"{what} did not answer {url} within {seconds:g} s")
 
 
-class BrokerProcess:
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL what is still running after ``timeout`` seconds: a process a
+    test started never outlives the test, however it hangs."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class ServiceProcess:
+    """A service a test runs as a real process of this interpreter, as users start it, on
+    loopback ports: started by ``launch`` once it answers, stopped by ``stop``. Subclasses
+    say what to run; how to start, wait and stop is the same for all."""
+
+    proc: subprocess.Popen[bytes] | None = None
+    startup_seconds: float = 20  # more where start-up is slow (spawned workers on a loaded machine)
+    new_session: bool = False  # a process group of its own, for a ``kill -9`` of its children too
+
+    def launch(self, argv: list[str], probe: str, what: str) -> None:
+        """``python argv...``, its stderr kept for the error if it exits before ``probe`` answers."""
+        self.proc = subprocess.Popen(
+            [sys.executable, *argv], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=self.new_session,
+        )
+        wait_until_answering(self.proc, probe, what, self.startup_seconds)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+class BrokerProcess(ServiceProcess):
     """A broker started as a real process (``python -m broker``) on a loopback port."""
 
     def __init__(self, args: list[str]) -> None:
         self.port = free_port()
         self.args = args
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> BrokerProcess:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "broker", "-localIp", "127.0.0.1", "-port", str(self.port), *self.args],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        wait_until_answering(self.proc, self.url + "/version", "broker")
+    def start(self) -> Self:
+        self.launch(["-m", "broker", "-localIp", "127.0.0.1", "-port", str(self.port), *self.args],
+                    self.url + "/version", "broker")
         return self
 
     def kill(self) -> None:
@@ -69,15 +101,6 @@ class BrokerProcess:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture
@@ -140,13 +163,7 @@ class Mosquitto:
         raise RuntimeError("mosquitto did not listen within 10 s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=5)
 
 
 @pytest.fixture(scope="session")

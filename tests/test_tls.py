@@ -33,8 +33,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from broker import config as broker_config
 from iot_agent import config as agent_config
 from ngsi.client import HTTPClient, NGSIClient
+from ngsi.settings import SettingsError
+from ngsi.tls import check_key_and_cert, trust_context
 from orchestrator import run_all, tls
-from tests.conftest import ROOT, BrokerProcess, free_port
+from tests.conftest import ROOT, BrokerProcess, free_port, stop_process, wait_until_answering
 
 
 
@@ -129,30 +131,6 @@ def _start(argv: list[str], env: Mapping[str, str] = {}) -> subprocess.Popen[byt
     )
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_https(proc: subprocess.Popen[bytes], url: str, trust: ssl.SSLContext, what: str, seconds: float = 30) -> None:
-    """Until ``url`` answers over verified TLS; fail with the process's stderr if it exits."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, verify=trust, timeout=1)
-            return
-        except httpx.TransportError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{what} exited: {proc.stderr.read().decode() if proc.stderr else ''}") from None
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not answer {url} within {seconds:g} s")
-
-
 @pytest.fixture
 def started() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Processes a test starts, stopped after it."""
@@ -164,7 +142,7 @@ def started() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
 
     yield start
     for proc in procs:
-        _stop(proc)
+        stop_process(proc)
 
 
 def _fails_cleanly(procs: list[tuple[subprocess.Popen[bytes], str]]) -> None:
@@ -174,7 +152,7 @@ def _fails_cleanly(procs: list[tuple[subprocess.Popen[bytes], str]]) -> None:
         try:
             _, err = proc.communicate(timeout=30)
         finally:
-            _stop(proc)
+            stop_process(proc)
         text = err.decode()
         assert proc.returncode != 0 and message in text and "Traceback" not in text, (message, text)
 
@@ -198,7 +176,7 @@ def test_broker_serves_https_only(pki: PrivateCA, started: Callable[..., subproc
     env = {"ORION_HTTPS": "1", "ORION_HTTPS_KEYFILE": str(pki.key), "ORION_HTTPS_CERTFILE": str(pki.cert)}
     proc = started(["-m", "broker", "-localIp", "127.0.0.1", "-port", str(port), "-dbURI", "memory://"], env)
     url = f"https://localhost:{port}"
-    _wait_https(proc, url + "/version", pki.trust(), "broker")
+    wait_until_answering(proc, url + "/version", "broker", 30, verify=pki.trust())
 
     async def through_ngsi_client() -> dict[str, Any]:
         async with NGSIClient(f"https://127.0.0.1:{port}", transport=HTTPClient(ssl_context=pki.trust())) as client:
@@ -222,7 +200,7 @@ def test_broker_https_with_workers(
         "-dbURI", f"sqlite:///{tmp_path / 'broker.db'}", "-https", "-key", str(pki.key), "-cert", str(pki.cert),
     ])
     url = f"https://localhost:{port}"
-    _wait_https(proc, url + "/version", pki.trust(), "broker with 2 workers", seconds=60)
+    wait_until_answering(proc, url + "/version", "broker with 2 workers", 60, verify=pki.trust())
     with httpx.Client(verify=pki.trust()) as client:
         entity = {"id": "W1", "type": "T", "n": {"value": 1, "type": "Number"}}
         assert client.post(url + "/v2/entities", json=entity).status_code == 201
@@ -284,7 +262,7 @@ def test_agent_north_and_south_over_https(
     broker = broker_process(["-multiservice", "-dbURI", "memory://"])
     argv, north, south = _agent(broker.url, "--https", "--key", str(pki.key), "--cert", str(pki.cert))
     proc = started(argv)
-    _wait_https(proc, f"https://localhost:{north}/iot/about", pki.trust(), "the IoT agent")
+    wait_until_answering(proc, f"https://localhost:{north}/iot/about", "the IoT agent", 30, verify=pki.trust())
     with httpx.Client(verify=pki.trust()) as client:
         assert client.get(f"https://127.0.0.1:{north}/iot/about").json()["port"] == north
         group = {"apikey": "tlskey", "resource": "/iot/d", "entity_type": "Thing"}
@@ -313,6 +291,30 @@ def test_agent_tls_startup_errors(pki: PrivateCA, tmp_path: Path) -> None:
     ])
 
 
+def test_file_checks_name_the_option_given(pki: PrivateCA, tmp_path: Path) -> None:
+    """ngsi/tls.py, which both services' start-up checks are: each error names the option
+    (under the caller's spelling) and the file, in process (the two tests above run the
+    same checks through each command line)."""
+    key, cert, missing = str(pki.key), str(pki.cert), str(tmp_path / "nope.pem")
+    check_key_and_cert("--k", key, "--c", cert)  # the right pair
+    for (key_file, cert_file), message in [
+        ((missing, cert), f"option --k: cannot read {missing!r}: "),
+        ((key, missing), f"option --c: cannot read {missing!r}: "),
+        ((key, key), f"option --c: {key!r} holds no PEM certificate"),
+        ((str(pki.encrypted_key), cert), f"option --k: {str(pki.encrypted_key)!r} is encrypted"),
+        ((str(pki.other_key), cert), f"option --k: {str(pki.other_key)!r} is not the key of the certificate {cert!r} (--c)"),
+        ((cert, cert), f"option --k: {cert!r} holds no PEM private key"),
+    ]:
+        with pytest.raises(SettingsError) as raised:
+            check_key_and_cert("--k", key_file, "--c", cert_file)
+        assert str(raised.value).startswith(message), (message, str(raised.value))
+    assert trust_context("--ca", str(pki.ca)).verify_flags & ssl.VERIFY_X509_PARTIAL_CHAIN
+    with pytest.raises(SettingsError, match=f"option --ca: cannot read {missing!r}"):
+        trust_context("--ca", missing)
+    with pytest.raises(SettingsError, match="option --ca: .* holds no PEM certificate"):
+        trust_context("--ca", key)
+
+
 def test_agent_reaches_an_https_broker_of_a_private_ca(
     pki: PrivateCA, started: Callable[..., subprocess.Popen[bytes]]
 ) -> None:
@@ -320,10 +322,10 @@ def test_agent_reaches_an_https_broker_of_a_private_ca(
     broker = started(["-m", "broker", "-localIp", "127.0.0.1", "-port", str(port), "-dbURI", "memory://",
                       "-multiservice", "-https", "-key", str(pki.key), "-cert", str(pki.cert)])
     broker_url = f"https://localhost:{port}"
-    _wait_https(broker, broker_url + "/version", pki.trust(), "broker")
+    wait_until_answering(broker, broker_url + "/version", "broker", 30, verify=pki.trust())
     argv, north, south = _agent(broker_url, "--cb-ca", str(pki.ca))
     agent = started(argv)
-    _wait_https(agent, f"http://127.0.0.1:{north}/iot/about", pki.trust(), "the IoT agent")
+    wait_until_answering(agent, f"http://127.0.0.1:{north}/iot/about", "the IoT agent", 30, verify=pki.trust())
     service = {"fiware-service": "tlsca", "fiware-servicepath": "/"}
     group = {"apikey": "cakey", "resource": "/iot/d", "entity_type": "Thing"}
     assert httpx.post(f"http://127.0.0.1:{north}/iot/groups", json={"groups": [group]}, headers=service).status_code == 201
@@ -403,8 +405,7 @@ class Platform:
         return ssl.create_default_context(cafile=str(self.data / "tls" / "cert.pem"))
 
     def stop(self) -> None:
-        if self.proc is not None:
-            _stop(self.proc)
+        stop_process(self.proc)
 
 
 @pytest.fixture(scope="module")

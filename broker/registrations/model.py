@@ -26,6 +26,8 @@ from ngsi.errors import BadRequest
 from ngsi.names import forbidden_id_chars
 from ngsi.selectors import Texts, parse_selector
 
+from ..jsonio import member, required
+
 Reg = dict[str, Any]
 
 FORWARDING_MODES = ("all", "none", "query", "update")
@@ -46,12 +48,7 @@ def valid_reg_id(reg_id: str) -> bool:
 
 
 def _string(obj: dict[str, Any], key: str, label: str) -> str | None:
-    if key not in obj:
-        return None
-    value = obj[key]
-    if not isinstance(value, str):
-        raise BadRequest(f"{label} must be a string")  # (guess)
-    return value
+    return member(obj, key, str, f"{label} must be a string")  # (guess)
 
 
 _SELECTOR_TEXTS = Texts(
@@ -98,11 +95,8 @@ def _parse_data_provided(value: Any) -> dict[str, Any]:
 def _parse_provider(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest("/provider/ must be a JSON object")  # (guess)
-    http = value.get("http")
-    if http is None:
-        raise BadRequest("/provider/ must have an /http/ field")  # (guess)
-    if not isinstance(http, dict):
-        raise BadRequest("/http/ must be a JSON object")  # (guess)
+    # (guess) both texts
+    http = required(value, "http", dict, "/provider/ must have an /http/ field", "/http/ must be a JSON object")
     url = _string(http, "url", "/url/")
     if url is None:
         raise BadRequest("/http/ must have an /url/ field")  # (guess)

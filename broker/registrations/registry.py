@@ -32,12 +32,12 @@ class RegistrationRegistry:
 
     async def load(self) -> None:
         self._tenants = {}
-        for tenant, reg in await self.store.load_registrations():
+        for tenant, reg in await self.store.load_docs("registration"):
             self._tenants.setdefault(tenant, {})[reg["id"]] = reg
 
     async def reload(self, tenant: str, reg_id: str) -> None:
         """Another worker created or deleted this registration: take the stored state."""
-        stored = await self.store.get_registration(tenant, reg_id)
+        stored = await self.store.get_doc("registration", tenant, reg_id)
         if stored is None:
             self._tenants.get(tenant, {}).pop(reg_id, None)
         else:
@@ -68,11 +68,11 @@ class RegistrationRegistry:
     async def add(self, tenant: str, reg: dict[str, Any]) -> Reg:
         reg = dict(reg)
         reg["id"] = new_id()
-        await self.store.save_registration(tenant, reg)
+        await self.store.save_doc("registration", tenant, reg)
         self._tenants.setdefault(tenant, {})[reg["id"]] = reg
         return reg
 
     async def delete(self, tenant: str, scopes: Scopes, reg_id: str) -> None:
         self.get(tenant, scopes, reg_id)
-        await self.store.delete_registration(tenant, reg_id)
+        await self.store.delete_doc("registration", tenant, reg_id)
         del self._tenants[tenant][reg_id]

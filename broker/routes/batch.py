@@ -18,6 +18,7 @@ from ngsi.query import parse_mq, parse_q
 from ngsi.render import Projection, render_entities
 
 from .. import listing
+from ..jsonio import member
 from ..entities import ACTIONS, APPEND, APPEND_STRICT, Outcome
 from ..http import Call, Reply, Resource, json_response, no_content
 from ..store import Selector
@@ -150,11 +151,7 @@ def _query_selector(item: Any, scopes: tuple[tuple[str, bool], ...]) -> Selector
 
 
 def _text_field(expression: dict[str, Any], key: str) -> str | None:
-    if key not in expression:
-        return None
-    value = expression[key]
-    if not isinstance(value, str):
-        raise BadRequest(f"{key} is not a string")
+    value = member(expression, key, str, f"{key} is not a string")
     if value == "":
         raise BadRequest(f"{key} is empty")
     return value

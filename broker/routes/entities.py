@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ngsi.errors import ATTRIBUTE_NOT_FOUND, ENTITY_NOT_FOUND, BadRequest, NotAcceptable, NotFound
@@ -81,12 +82,18 @@ async def create_entity(call: Call) -> Reply:
     return no_content()
 
 
-async def get_entity(call: Call) -> Reply:
+async def _read_entity(call: Call, render: Callable[[dict[str, Any], str, Projection], Any]) -> Reply:
+    """GET of one entity, whole or its attributes only: the same lookup (local, else a
+    context provider), the same projection and options; only the rendering differs."""
     check_params(call)
     check_path(call, "id")
     shown = projection(call)
     entity = await call.state.forwarder.find_one(call.ctx, call.path_params["id"], type_param(call), shown.attrs)
-    return json_response(render_entity(entity, render_mode(call.options), shown))
+    return json_response(render(entity, render_mode(call.options), shown))
+
+
+async def get_entity(call: Call) -> Reply:
+    return await _read_entity(call, render_entity)
 
 
 async def delete_entity(call: Call) -> Reply:
@@ -97,11 +104,7 @@ async def delete_entity(call: Call) -> Reply:
 
 
 async def get_attrs(call: Call) -> Reply:
-    check_params(call)
-    check_path(call, "id")
-    shown = projection(call)
-    entity = await call.state.forwarder.find_one(call.ctx, call.path_params["id"], type_param(call), shown.attrs)
-    return json_response(render_entity_attrs(entity, render_mode(call.options), shown))
+    return await _read_entity(call, render_entity_attrs)
 
 
 async def _write_attrs(call: Call, action: str) -> Reply:

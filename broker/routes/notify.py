@@ -16,6 +16,7 @@ from ngsi.model import parse_entity
 
 from ..entities import APPEND, Outcome
 from ..http import Call, Resource
+from ..jsonio import required
 from .params import check_params
 
 
@@ -23,16 +24,9 @@ def parse_notification(payload: Any, *, key_values: bool = False) -> list[dict[s
     """The entities of a notification payload, parsed and checked before anything is written."""
     if not isinstance(payload, dict):
         raise BadRequest("not a JSON object")
-    sub_id = payload.get("subscriptionId")
-    if sub_id is None:
-        raise BadRequest("subscriptionId field not found")  # (guess)
-    if not isinstance(sub_id, str):
-        raise BadRequest("subscriptionId field must be a string")  # (guess)
-    data = payload.get("data")
-    if data is None:
-        raise BadRequest("data field not found")  # (guess)
-    if not isinstance(data, list):
-        raise BadRequest("data field must be a JSON array")  # (guess)
+    # (guess) both texts
+    required(payload, "subscriptionId", str, "subscriptionId field not found", "subscriptionId field must be a string")
+    data = required(payload, "data", list, "data field not found", "data field must be a JSON array")
     for key in payload:
         if key not in ("subscriptionId", "data"):
             raise BadRequest(f"Unrecognized field in JSON payload: /{key}/")  # (guess)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .base import AlreadyExists, Selector, Store, StoreError, open_store
+from .base import AlreadyExists, DocKind, Selector, Store, StoreError, open_store
 
-__all__ = ["AlreadyExists", "Selector", "Store", "StoreError", "open_store"]
+__all__ = ["AlreadyExists", "DocKind", "Selector", "Store", "StoreError", "open_store"]

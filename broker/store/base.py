@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Literal
 
 from ngsi.regex import compile_pattern
 from ngsi.servicepath import covers
@@ -23,6 +23,11 @@ Write = tuple[str, Entity] | None
 # Told of a subscription or registration another process changed: (kind, tenant, id), kind
 # "subscription" | "registration", or "*" (notifications may have been missed: reload all).
 ChangeCallback = Callable[[str, str, str], Awaitable[None] | None]
+# The documents a store keeps besides entities, by kind: subscriptions (the canonical dicts
+# of broker.subscriptions.model) and registrations (broker.registrations.model); in the SQL
+# backends each kind has a table of its own.
+DocKind = Literal["subscription", "registration"]
+DOC_TABLES: dict[str, str] = {"subscription": "subscriptions", "registration": "registrations"}
 
 BACKENDS = {
     "memory": "broker.store.memory:MemoryStore",
@@ -38,6 +43,35 @@ class StoreError(Exception):
 
 class AlreadyExists(StoreError):
     """An insert found an entity with the same id, type and service path."""
+
+
+class DriverErrors:
+    """``with`` it, a database driver's exceptions become the store's, so that callers see
+    one hierarchy whatever the backend: a unique-key violation (``duplicate``) is
+    AlreadyExists, the other ``failures`` are StoreError, described by ``message``
+    (``{exc}``: the driver's text, ``{name}``: its exception's class). Stateless, so one
+    instance per backend serves every call, nested or concurrent; a class rather than a
+    ``@contextmanager`` generator, which would be built anew for each find and save."""
+
+    __slots__ = ("duplicate", "failures", "message")
+
+    def __init__(
+        self, duplicate: type[BaseException], failures: tuple[type[BaseException], ...], message: str
+    ) -> None:
+        self.duplicate = duplicate
+        self.failures = failures
+        self.message = message
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: object) -> None:
+        if exc is None:
+            return
+        if isinstance(exc, self.duplicate):
+            raise AlreadyExists(str(exc)) from exc
+        if isinstance(exc, self.failures):
+            raise StoreError(self.message.format(exc=exc, name=type(exc).__name__)) from exc
 
 
 @dataclass(frozen=True)
@@ -152,41 +186,26 @@ class Store:
         """Remove the entities whose dateExpires has passed; returns (tenant, entity) pairs."""
         raise NotImplementedError()
 
-    # -- registrations (canonical dicts of broker.registrations.model, keyed by their "id") --
+    # -- subscriptions and registrations: documents keyed by their "id", per tenant --
+    # One contract for both kinds (``DocKind``), which every backend keeps alike.
 
-    async def load_registrations(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every registration as (tenant, registration), in creation order."""
+    async def load_docs(self, kind: DocKind) -> list[tuple[str, dict[str, Any]]]:
+        """Every stored document of ``kind`` as (tenant, document), in creation order."""
         raise NotImplementedError()
 
-    async def save_registration(self, tenant: str, reg: dict[str, Any]) -> None:
-        """Insert or replace (by ``reg["id"]``) a registration."""
+    async def save_doc(self, kind: DocKind, tenant: str, doc: dict[str, Any]) -> None:
+        """Insert or replace the document with id ``doc["id"]`` (keeping its place in order)."""
         raise NotImplementedError()
 
-    async def delete_registration(self, tenant: str, reg_id: str) -> bool:
+    async def delete_doc(self, kind: DocKind, tenant: str, doc_id: str) -> bool:
+        """Whether the tenant had a document of that id to delete."""
         raise NotImplementedError()
 
-    async def load_subscriptions(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every stored subscription as (tenant, subscription), in creation order."""
-        raise NotImplementedError()
-
-    async def save_subscription(self, tenant: str, sub: dict[str, Any]) -> None:
-        """Insert or replace the subscription with id ``sub["id"]`` (keeping its place in order)."""
-        raise NotImplementedError()
-
-    async def delete_subscription(self, tenant: str, sub_id: str) -> bool:
-        raise NotImplementedError()
-
-    async def get_subscription(self, tenant: str, sub_id: str) -> dict[str, Any] | None:
-        """One stored subscription (a scan here; shared stores answer from an index)."""
-        for owner, sub in await self.load_subscriptions():
-            if owner == tenant and sub["id"] == sub_id:
-                return sub
-        return None
-
-    async def get_registration(self, tenant: str, reg_id: str) -> dict[str, Any] | None:
-        for owner, reg in await self.load_registrations():
-            if owner == tenant and reg["id"] == reg_id:
-                return reg
+    async def get_doc(self, kind: DocKind, tenant: str, doc_id: str) -> dict[str, Any] | None:
+        """One stored document (a scan here; shared stores answer from an index)."""
+        for owner, doc in await self.load_docs(kind):
+            if owner == tenant and doc["id"] == doc_id:
+                return doc
         return None
 
     async def modify_subscription(
@@ -194,11 +213,11 @@ class Store:
     ) -> dict[str, Any] | None:
         """Atomically replace a stored subscription by ``fn(stored)``; None when there is none.
         Shared stores lock the row, so counters that several workers bump add up."""
-        sub = await self.get_subscription(tenant, sub_id)
+        sub = await self.get_doc("subscription", tenant, sub_id)
         if sub is None:
             return None
         sub = fn(sub)
-        await self.save_subscription(tenant, sub)
+        await self.save_doc("subscription", tenant, sub)
         return sub
 
     async def listen(self, callback: ChangeCallback) -> None:

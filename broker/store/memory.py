@@ -5,14 +5,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .base import AlreadyExists, Entity, Selector, Store, entity_key
+from .base import DOC_TABLES, AlreadyExists, DocKind, Entity, Selector, Store, entity_key
 
 
 class MemoryStore(Store):
     def __init__(self, url: str = "memory://") -> None:
         self._tenants: dict[str, dict[tuple[str, str, str], Entity]] = {}
-        self._subscriptions: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> (tenant, sub)
-        self._registrations: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> (tenant, reg)
+        # kind -> id -> (tenant, document), in creation order
+        self._docs: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {kind: {} for kind in DOC_TABLES}
 
     async def open(self) -> None:
         return None
@@ -49,28 +49,16 @@ class MemoryStore(Store):
                     purged.append((tenant, entities.pop(key)))
         return purged
 
-    async def load_registrations(self) -> list[tuple[str, dict[str, Any]]]:
-        return [(tenant, copy.deepcopy(reg)) for tenant, reg in self._registrations.values()]
+    async def load_docs(self, kind: DocKind) -> list[tuple[str, dict[str, Any]]]:
+        return [(tenant, copy.deepcopy(doc)) for tenant, doc in self._docs[kind].values()]
 
-    async def save_registration(self, tenant: str, reg: dict[str, Any]) -> None:
-        self._registrations[reg["id"]] = (tenant, copy.deepcopy(reg))
+    async def save_doc(self, kind: DocKind, tenant: str, doc: dict[str, Any]) -> None:
+        self._docs[kind][doc["id"]] = (tenant, copy.deepcopy(doc))
 
-    async def delete_registration(self, tenant: str, reg_id: str) -> bool:
-        found = self._registrations.get(reg_id)
+    async def delete_doc(self, kind: DocKind, tenant: str, doc_id: str) -> bool:
+        docs = self._docs[kind]
+        found = docs.get(doc_id)
         if found is None or found[0] != tenant:
             return False
-        del self._registrations[reg_id]
-        return True
-
-    async def load_subscriptions(self) -> list[tuple[str, dict[str, Any]]]:
-        return [(tenant, copy.deepcopy(sub)) for tenant, sub in self._subscriptions.values()]
-
-    async def save_subscription(self, tenant: str, sub: dict[str, Any]) -> None:
-        self._subscriptions[sub["id"]] = (tenant, copy.deepcopy(sub))
-
-    async def delete_subscription(self, tenant: str, sub_id: str) -> bool:
-        found = self._subscriptions.get(sub_id)
-        if found is None or found[0] != tenant:
-            return False
-        del self._subscriptions[sub_id]
+        del docs[doc_id]
         return True

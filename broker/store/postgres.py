@@ -47,8 +47,7 @@ import logging
 import re
 import secrets
 import time
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode
 
 import asyncpg
@@ -57,7 +56,10 @@ import orjson
 from ngsi.regex import compile_pattern
 
 from . import sqlquery
-from .base import AlreadyExists, ChangeCallback, Entity, Selector, Store, StoreError, Write, pattern_search
+from .base import (
+    DOC_TABLES, AlreadyExists, ChangeCallback, DocKind, DriverErrors, Entity, Selector, Store, StoreError, Write,
+    pattern_search,
+)
 
 log = logging.getLogger("waziup.store")
 
@@ -115,7 +117,6 @@ END
 $$;
 """
 
-_KINDS = {"subscriptions": "subscription", "registrations": "registration"}
 
 # Serialises schema creation across brokers starting together on one database
 # (CREATE OR REPLACE FUNCTION and CREATE EXTENSION race otherwise).
@@ -142,15 +143,7 @@ _PYTHON_ONLY_REGEX = re.compile(
 )
 
 
-@contextmanager
-def _mapped_errors() -> Iterator[None]:
-    """Driver exceptions become StoreError, so callers see one hierarchy for every backend."""
-    try:
-        yield
-    except asyncpg.UniqueViolationError as exc:
-        raise AlreadyExists(str(exc)) from exc
-    except CAUGHT as exc:
-        raise StoreError(f"postgresql: {type(exc).__name__}: {exc}") from exc
+_mapped_errors = DriverErrors(asyncpg.UniqueViolationError, CAUGHT, "postgresql: {name}: {exc}")
 
 
 def _dsn_from_url(url: str) -> tuple[str, int]:
@@ -259,7 +252,7 @@ class PostgresStore(Store):
         return self._pool
 
     async def open(self) -> None:
-        with _mapped_errors():
+        with _mapped_errors:
             pool = await asyncpg.create_pool(
                 self.dsn, min_size=1, max_size=self.pool_size,
                 server_settings={"statement_timeout": str(STATEMENT_TIMEOUT_MS)},
@@ -317,7 +310,7 @@ class PostgresStore(Store):
         self, tenant: str, selector: Selector, *, limit: int | None = None, offset: int = 0
     ) -> list[Entity]:
         where = _Where(tenant, selector)
-        with _mapped_errors():
+        with _mapped_errors:
             try:
                 began = time.perf_counter()
                 found = await self._find(where, limit, offset)
@@ -360,7 +353,7 @@ class PostgresStore(Store):
 
     async def count(self, tenant: str, selector: Selector) -> int:
         where = _Where(tenant, selector)
-        with _mapped_errors():
+        with _mapped_errors:
             try:
                 return await self._count(where)
             except asyncpg.InvalidRegularExpressionError:
@@ -373,15 +366,15 @@ class PostgresStore(Store):
         return int(await self.pool.fetchval(f"SELECT count(*) FROM entities WHERE {where.sql}", *where.params))
 
     async def insert(self, tenant: str, entity: Entity) -> None:
-        with _mapped_errors():
+        with _mapped_errors:
             await self._insert(self.pool, tenant, entity)
 
     async def save(self, tenant: str, entity: Entity) -> None:
-        with _mapped_errors():
+        with _mapped_errors:
             await self._save_entity(self.pool, tenant, entity)
 
     async def delete(self, tenant: str, entity: Entity) -> bool:
-        with _mapped_errors():
+        with _mapped_errors:
             return await self._delete_entity(self.pool, tenant, entity)
 
     # ``db``: the pool, or the connection of a transaction (both have ``execute``).
@@ -413,7 +406,7 @@ class PostgresStore(Store):
         """The rows read are locked until the write commits (see the module's docstring)."""
         for attempt in range(MODIFY_ATTEMPTS):
             try:
-                with _mapped_errors():
+                with _mapped_errors:
                     try:
                         await self._modify(_Where(tenant, selector), tenant, fn)
                     except asyncpg.InvalidRegularExpressionError:
@@ -440,7 +433,7 @@ class PostgresStore(Store):
                 await self._delete_entity(conn, tenant, entity)
 
     async def purge_expired(self, now: float) -> list[tuple[str, Entity]]:
-        with _mapped_errors():
+        with _mapped_errors:
             rows = await self.pool.fetch(
                 "DELETE FROM entities WHERE exp IS NOT NULL AND exp < $1 RETURNING seq, tenant, raw", now
             )
@@ -449,55 +442,53 @@ class PostgresStore(Store):
 
     # -- subscriptions and registrations: (tenant, document) by id, in creation order --
 
-    async def _load(self, table: str) -> list[tuple[str, dict[str, Any]]]:
-        with _mapped_errors():
-            rows = await self.pool.fetch(f"SELECT tenant, raw FROM {table} ORDER BY seq")
+    async def load_docs(self, kind: DocKind) -> list[tuple[str, dict[str, Any]]]:
+        with _mapped_errors:
+            rows = await self.pool.fetch(f"SELECT tenant, raw FROM {DOC_TABLES[kind]} ORDER BY seq")
         return [(row[0], orjson.loads(row[1])) for row in rows]
 
-    async def _notify(self, conn: asyncpg.Connection, table: str, tenant: str, doc_id: str) -> None:
-        payload = orjson.dumps([self.origin, _KINDS[table], tenant, doc_id]).decode()
+    async def _notify(self, conn: asyncpg.Connection, kind: DocKind, tenant: str, doc_id: str) -> None:
+        payload = orjson.dumps([self.origin, kind, tenant, doc_id]).decode()
         await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
 
-    async def _save(self, table: str, tenant: str, doc: dict[str, Any]) -> None:
-        with _mapped_errors():
+    async def save_doc(self, kind: DocKind, tenant: str, doc: dict[str, Any]) -> None:
+        with _mapped_errors:
             async with self.pool.acquire() as conn, conn.transaction():
-                await self._write_doc(conn, table, tenant, doc)
+                await self._write_doc(conn, kind, tenant, doc)
 
-    async def _write_doc(self, conn: asyncpg.Connection, table: str, tenant: str, doc: dict[str, Any]) -> None:
+    async def _write_doc(self, conn: asyncpg.Connection, kind: DocKind, tenant: str, doc: dict[str, Any]) -> None:
         raw = orjson.dumps(doc)
         await conn.execute(
-            f"INSERT INTO {table} (tenant, id, raw, doc) VALUES ($1, $2, $3, $4::jsonb) "
+            f"INSERT INTO {DOC_TABLES[kind]} (tenant, id, raw, doc) VALUES ($1, $2, $3, $4::jsonb) "
             "ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, raw = excluded.raw, doc = excluded.doc",
             tenant,
             doc["id"],
             raw,
             None if b"\\u0000" in raw else raw.decode(),
         )
-        await self._notify(conn, table, tenant, doc["id"])
+        await self._notify(conn, kind, tenant, doc["id"])
 
-    async def _delete(self, table: str, tenant: str, doc_id: str) -> bool:
-        with _mapped_errors():
+    async def delete_doc(self, kind: DocKind, tenant: str, doc_id: str) -> bool:
+        with _mapped_errors:
             async with self.pool.acquire() as conn, conn.transaction():
-                status = await conn.execute(f"DELETE FROM {table} WHERE tenant = $1 AND id = $2", tenant, doc_id)
+                status = await conn.execute(
+                    f"DELETE FROM {DOC_TABLES[kind]} WHERE tenant = $1 AND id = $2", tenant, doc_id
+                )
                 if status != "DELETE 0":
-                    await self._notify(conn, table, tenant, doc_id)
+                    await self._notify(conn, kind, tenant, doc_id)
         return status != "DELETE 0"
 
-    async def _get(self, table: str, tenant: str, doc_id: str) -> dict[str, Any] | None:
-        with _mapped_errors():
-            raw = await self.pool.fetchval(f"SELECT raw FROM {table} WHERE tenant = $1 AND id = $2", tenant, doc_id)
+    async def get_doc(self, kind: DocKind, tenant: str, doc_id: str) -> dict[str, Any] | None:
+        with _mapped_errors:
+            raw = await self.pool.fetchval(
+                f"SELECT raw FROM {DOC_TABLES[kind]} WHERE tenant = $1 AND id = $2", tenant, doc_id
+            )
         return None if raw is None else orjson.loads(raw)
-
-    async def get_subscription(self, tenant: str, sub_id: str) -> dict[str, Any] | None:
-        return await self._get("subscriptions", tenant, sub_id)
-
-    async def get_registration(self, tenant: str, reg_id: str) -> dict[str, Any] | None:
-        return await self._get("registrations", tenant, reg_id)
 
     async def modify_subscription(
         self, tenant: str, sub_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> dict[str, Any] | None:
-        with _mapped_errors():
+        with _mapped_errors:
             async with self.pool.acquire() as conn, conn.transaction():
                 raw = await conn.fetchval(
                     "SELECT raw FROM subscriptions WHERE tenant = $1 AND id = $2 FOR UPDATE", tenant, sub_id
@@ -505,7 +496,7 @@ class PostgresStore(Store):
                 if raw is None:
                     return None
                 sub = fn(orjson.loads(raw))
-                await self._write_doc(conn, "subscriptions", tenant, sub)
+                await self._write_doc(conn, "subscription", tenant, sub)
         return sub
 
     # -- change notifications between processes --
@@ -565,21 +556,3 @@ class PostgresStore(Store):
                 raise
             except Exception:  # one bad reload must not stop the others
                 log.exception("handling the change of %s %s failed", kind, doc_id)
-
-    async def load_subscriptions(self) -> list[tuple[str, dict[str, Any]]]:
-        return await self._load("subscriptions")
-
-    async def save_subscription(self, tenant: str, sub: dict[str, Any]) -> None:
-        await self._save("subscriptions", tenant, sub)
-
-    async def delete_subscription(self, tenant: str, sub_id: str) -> bool:
-        return await self._delete("subscriptions", tenant, sub_id)
-
-    async def load_registrations(self) -> list[tuple[str, dict[str, Any]]]:
-        return await self._load("registrations")
-
-    async def save_registration(self, tenant: str, reg: dict[str, Any]) -> None:
-        await self._save("registrations", tenant, reg)
-
-    async def delete_registration(self, tenant: str, reg_id: str) -> bool:
-        return await self._delete("registrations", tenant, reg_id)

@@ -47,7 +47,10 @@ from urllib.parse import parse_qs
 import orjson
 
 from . import sqlquery
-from .base import AlreadyExists, ChangeCallback, Entity, Selector, Store, StoreError, Write, pattern_search
+from .base import (
+    DOC_TABLES, ChangeCallback, DocKind, DriverErrors, Entity, Selector, Store, StoreError, Write,
+    pattern_search,
+)
 
 log = logging.getLogger("waziup.store")
 
@@ -96,15 +99,7 @@ CREATE TABLE IF NOT EXISTS registrations (
 );
 """
 
-@contextmanager
-def _mapped_errors() -> Iterator[None]:
-    """sqlite3 exceptions become StoreError, so callers see one hierarchy for every backend."""
-    try:
-        yield
-    except sqlite3.IntegrityError as exc:
-        raise AlreadyExists(str(exc)) from exc
-    except sqlite3.Error as exc:
-        raise StoreError(f"sqlite: {exc}") from exc
+_mapped_errors = DriverErrors(sqlite3.IntegrityError, (sqlite3.Error,), "sqlite: {exc}")
 
 
 def _path_from_url(url: str) -> tuple[str, dict[str, list[str]]]:
@@ -256,7 +251,7 @@ class SQLiteStore(Store):
             except OSError as exc:
                 raise StoreError(f"sqlite: cannot open the writer lock file: {exc}") from exc
             self._lock = self._write_lock
-        with _mapped_errors(), self._lock:  # workers starting together create the schema once
+        with _mapped_errors, self._lock:  # workers starting together create the schema once
             # The busy timeout only covers what the writer lock does not: WAL recovery after
             # a crash, and a foreign process writing the file.
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
@@ -292,7 +287,7 @@ class SQLiteStore(Store):
         if selector.hint is not None and selector.ids is None:
             return self._find_hinted(tenant, selector, limit, offset)
         if offset >= sqlquery.PAGE_CACHE_OFFSET:
-            with _mapped_errors():
+            with _mapped_errors:
                 docs = self._queries.page(self.db, _where, tenant, selector, limit, offset)
             if docs is not None:
                 return [orjson.loads(doc) for doc in docs]
@@ -301,7 +296,7 @@ class SQLiteStore(Store):
         if limit is not None or offset:
             sql += " LIMIT ? OFFSET ?"
             params += [-1 if limit is None else limit, offset]
-        with _mapped_errors():
+        with _mapped_errors:
             rows = self.db.execute(sql, params).fetchall()
         return [orjson.loads(row[0]) for row in rows]
 
@@ -311,7 +306,7 @@ class SQLiteStore(Store):
         if limit is not None or offset:
             sql += " LIMIT ? OFFSET ?"
             params += [-1 if limit is None else limit, offset]
-        with _mapped_errors():
+        with _mapped_errors:
             rows, seconds = sqlquery.timed(lambda: self.db.execute(sql, params).fetchall())
             if not indexed:
                 assert selector.hint is not None
@@ -320,22 +315,22 @@ class SQLiteStore(Store):
 
     async def count(self, tenant: str, selector: Selector) -> int:
         if selector.hint is None:
-            with _mapped_errors():
+            with _mapped_errors:
                 return self._queries.count(self.db, _where, tenant, selector)
         where, params = _where(tenant, selector)
-        with _mapped_errors():
+        with _mapped_errors:
             (n,) = self.db.execute(f"SELECT count(*) FROM entities WHERE {where}", params).fetchone()
         return int(n)
 
     async def insert(self, tenant: str, entity: Entity) -> None:
-        with _mapped_errors(), self._lock:
+        with _mapped_errors, self._lock:
             self.db.execute(
                 "INSERT INTO entities (tenant, id, type, sp, exp, doc) VALUES (?, ?, ?, ?, ?, ?)",
                 (tenant, entity["id"], entity["type"], entity["servicePath"], entity.get("expDate"), orjson.dumps(entity)),
             )
 
     async def save(self, tenant: str, entity: Entity) -> None:
-        with _mapped_errors(), self._lock:
+        with _mapped_errors, self._lock:
             self.db.execute(
                 "INSERT INTO entities (tenant, id, type, sp, exp, doc) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (tenant, id, type, sp) DO UPDATE SET exp = excluded.exp, doc = excluded.doc",
@@ -343,7 +338,7 @@ class SQLiteStore(Store):
             )
 
     async def delete(self, tenant: str, entity: Entity) -> bool:
-        with _mapped_errors(), self._lock:
+        with _mapped_errors, self._lock:
             cursor = self.db.execute(
                 "DELETE FROM entities WHERE tenant = ? AND id = ? AND type = ? AND sp = ?",
                 (tenant, entity["id"], entity["type"], entity["servicePath"]),
@@ -351,7 +346,7 @@ class SQLiteStore(Store):
         return cursor.rowcount > 0
 
     async def purge_expired(self, now: float) -> list[tuple[str, Entity]]:
-        with _mapped_errors(), self._lock:
+        with _mapped_errors, self._lock:
             rows = self.db.execute(
                 "DELETE FROM entities WHERE exp IS NOT NULL AND exp < ? RETURNING tenant, doc", (now,)
             ).fetchall()
@@ -364,7 +359,7 @@ class SQLiteStore(Store):
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the writer lock; ROLLBACK on any exception.
         The body must not yield to the event loop: other coroutines share the connection."""
         db = self.db
-        with _mapped_errors(), self._lock:
+        with _mapped_errors, self._lock:
             db.execute("BEGIN IMMEDIATE")
             self._logged = 0
             try:
@@ -431,19 +426,20 @@ class SQLiteStore(Store):
         if seq % 100 == 0:
             db.execute("DELETE FROM changes WHERE seq <= ?", (seq - CHANGES_KEPT,))
 
-    async def _save_doc(self, table: str, kind: str, tenant: str, doc: dict[str, Any]) -> None:
+    async def save_doc(self, kind: DocKind, tenant: str, doc: dict[str, Any]) -> None:
+        table = DOC_TABLES[kind]
         if not self.shared:
-            with _mapped_errors():
+            with _mapped_errors:
                 self._upsert(self.db, table, tenant, doc)
             return
         with self._transaction() as db:
             self._upsert(db, table, tenant, doc)
             self._log_change(db, kind, tenant, doc["id"])
 
-    async def _delete_doc(self, table: str, kind: str, tenant: str, doc_id: str) -> bool:
-        sql = f"DELETE FROM {table} WHERE tenant = ? AND id = ?"
+    async def delete_doc(self, kind: DocKind, tenant: str, doc_id: str) -> bool:
+        sql = f"DELETE FROM {DOC_TABLES[kind]} WHERE tenant = ? AND id = ?"
         if not self.shared:
-            with _mapped_errors():
+            with _mapped_errors:
                 return self.db.execute(sql, (tenant, doc_id)).rowcount > 0
         with self._transaction() as db:
             deleted = db.execute(sql, (tenant, doc_id)).rowcount > 0
@@ -451,27 +447,17 @@ class SQLiteStore(Store):
                 self._log_change(db, kind, tenant, doc_id)
         return deleted
 
-    def _load_docs(self, table: str) -> list[tuple[str, dict[str, Any]]]:
-        with _mapped_errors():
-            rows = self.db.execute(f"SELECT tenant, doc FROM {table} ORDER BY rowid").fetchall()
+    async def load_docs(self, kind: DocKind) -> list[tuple[str, dict[str, Any]]]:
+        with _mapped_errors:
+            rows = self.db.execute(f"SELECT tenant, doc FROM {DOC_TABLES[kind]} ORDER BY rowid").fetchall()
         return [(tenant, orjson.loads(doc)) for tenant, doc in rows]
 
-    def _get_doc(self, table: str, tenant: str, doc_id: str) -> dict[str, Any] | None:
-        with _mapped_errors():
-            row = self.db.execute(f"SELECT doc FROM {table} WHERE tenant = ? AND id = ?", (tenant, doc_id)).fetchone()
+    async def get_doc(self, kind: DocKind, tenant: str, doc_id: str) -> dict[str, Any] | None:
+        with _mapped_errors:
+            row = self.db.execute(
+                f"SELECT doc FROM {DOC_TABLES[kind]} WHERE tenant = ? AND id = ?", (tenant, doc_id)
+            ).fetchone()
         return None if row is None else orjson.loads(row[0])
-
-    async def load_subscriptions(self) -> list[tuple[str, dict[str, Any]]]:
-        return self._load_docs("subscriptions")
-
-    async def save_subscription(self, tenant: str, sub: dict[str, Any]) -> None:
-        await self._save_doc("subscriptions", "subscription", tenant, sub)
-
-    async def delete_subscription(self, tenant: str, sub_id: str) -> bool:
-        return await self._delete_doc("subscriptions", "subscription", tenant, sub_id)
-
-    async def get_subscription(self, tenant: str, sub_id: str) -> dict[str, Any] | None:
-        return self._get_doc("subscriptions", tenant, sub_id)
 
     async def modify_subscription(
         self, tenant: str, sub_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]]
@@ -487,25 +473,13 @@ class SQLiteStore(Store):
             self._log_change(db, "subscription", tenant, sub_id)
         return sub
 
-    async def load_registrations(self) -> list[tuple[str, dict[str, Any]]]:
-        return self._load_docs("registrations")
-
-    async def save_registration(self, tenant: str, reg: dict[str, Any]) -> None:
-        await self._save_doc("registrations", "registration", tenant, reg)
-
-    async def delete_registration(self, tenant: str, reg_id: str) -> bool:
-        return await self._delete_doc("registrations", "registration", tenant, reg_id)
-
-    async def get_registration(self, tenant: str, reg_id: str) -> dict[str, Any] | None:
-        return self._get_doc("registrations", tenant, reg_id)
-
     # -- changes of the other processes (see the module's docstring) --
 
     async def listen(self, callback: ChangeCallback) -> None:
         """From now on, ``sync`` hands ``callback`` the changes other processes commit."""
         if not self.shared:
             return
-        with _mapped_errors():
+        with _mapped_errors:
             (last,) = self.db.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()
         self._seen = int(last)
         self._sync_lock = asyncio.Lock()

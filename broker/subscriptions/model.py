@@ -34,6 +34,8 @@ from ngsi.geo import parse_geo_expression
 from ngsi.model import check_nesting, infer_type
 from ngsi.selectors import Texts, parse_selector
 
+from ..jsonio import member
+
 Sub = dict[str, Any]
 
 STATUSES = ("active", "inactive", "oneshot")
@@ -73,30 +75,15 @@ def _is_int(value: Any) -> bool:
 
 
 def _get_string(obj: dict[str, Any], key: str, label: str | None = None) -> str | None:
-    if key not in obj:
-        return None
-    value = obj[key]
-    if not isinstance(value, str):
-        raise BadRequest(f"{label or key} is not a string")
-    return value
+    return member(obj, key, str, f"{label or key} is not a string")
 
 
 def _get_bool(obj: dict[str, Any], key: str) -> bool | None:
-    if key not in obj:
-        return None
-    value = obj[key]
-    if not isinstance(value, bool):
-        raise BadRequest(f"{key} is not a bool")
-    return value
+    return member(obj, key, bool, f"{key} is not a bool")
 
 
 def _get_int(obj: dict[str, Any], key: str) -> int | None:
-    if key not in obj:
-        return None
-    value = obj[key]
-    if not _is_int(value):
-        raise BadRequest(f"{key} is not an int")
-    return int(value)
+    return member(obj, key, int, f"{key} is not an int")
 
 
 def _string_list(value: Any, name: str) -> list[str]:
@@ -250,13 +237,20 @@ def _timeout(obj: dict[str, Any], target: dict[str, Any]) -> None:
         target["timeout"] = int(value)
 
 
-def _parse_http(value: Any) -> dict[str, Any]:
+def _channel_url(value: Any, channel: str) -> str:
+    """The ``url`` every notification channel (http, httpCustom, mqtt...) must have, after
+    the checks all make alike; ``value`` is the channel's member of ``notification``."""
     if not isinstance(value, dict):
-        raise BadRequest("http notification is not an object")  # (guess)
+        raise BadRequest(f"{channel} notification is not an object")  # (guess)
     if "url" not in value:
-        raise BadRequest("url http notification is missing")
-    url = _get_string(value, "url", "url http notification")
+        raise BadRequest(f"url {channel} notification is missing")  # (guess) for kafka
+    url = _get_string(value, "url", f"url {channel} notification")
     assert url is not None
+    return url
+
+
+def _parse_http(value: Any) -> dict[str, Any]:
+    url = _channel_url(value, "http")
     if _FORBIDDEN.search(url):
         raise BadRequest("forbidden characters in http field /url/")
     if parse_url(url, ("http", "https")) is None:
@@ -357,12 +351,7 @@ def _parse_custom_payload(value: dict[str, Any], custom: dict[str, Any]) -> None
 
 
 def _parse_http_custom(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise BadRequest("httpCustom notification is not an object")  # (guess)
-    if "url" not in value:
-        raise BadRequest("url httpCustom notification is missing")
-    url = _get_string(value, "url", "url httpCustom notification")
-    assert url is not None
+    url = _channel_url(value, "httpCustom")
     if _FORBIDDEN.search(url):
         raise BadRequest("forbidden characters in custom /url/")
     # A URL with macros is known only at notification time (2280 custom_url_validity_check).
@@ -394,12 +383,7 @@ def _parse_mqtt(value: Any, channel: str) -> dict[str, Any]:
     Stored with qos and retain filled in, in the order GET shows them (url, topic, qos,
     retain, user, passwd, then the custom payload).
     """
-    if not isinstance(value, dict):
-        raise BadRequest(f"{channel} notification is not an object")  # (guess)
-    if "url" not in value:
-        raise BadRequest(f"url {channel} notification is missing")
-    url = _get_string(value, "url", f"url {channel} notification")
-    assert url is not None
+    url = _channel_url(value, channel)
     if _FORBIDDEN.search(url):
         raise BadRequest("forbidden characters in mqtt field /url/")  # (guess)
     if parse_url(url, ("mqtt", "mqtts")) is None:
@@ -431,12 +415,7 @@ def _parse_mqtt(value: Any, channel: str) -> dict[str, Any]:
 
 
 def _parse_kafka(value: Any, channel: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise BadRequest(f"{channel} notification is not an object")  # (guess)
-    if "url" not in value:
-        raise BadRequest(f"url {channel} notification is missing")  # (guess)
-    url = _get_string(value, "url", f"url {channel} notification")
-    assert url is not None
+    url = _channel_url(value, channel)
     if parse_url(url, ("kafka",)) is None:
         raise BadRequest("Invalid URL parsing notification url")
     topic = _get_string(value, "topic", f"topic {channel} notification")

@@ -71,14 +71,14 @@ class SubscriptionRegistry:
 
     async def load(self) -> None:
         """Read every stored subscription (in creation order) into memory."""
-        loaded = await self.store.load_subscriptions()
+        loaded = await self.store.load_docs("subscription")
         self._tenants = {}
         for tenant, sub in loaded:
             self._refresh(tenant, sub)
 
     async def reload(self, tenant: str, sub_id: str) -> None:
         """Another worker changed (or deleted) this subscription: take the stored one."""
-        stored = await self.store.get_subscription(tenant, sub_id)
+        stored = await self.store.get_doc("subscription", tenant, sub_id)
         known = self.get(tenant, sub_id)
         if stored is None:
             if known is not None:
@@ -122,7 +122,7 @@ class SubscriptionRegistry:
             sub = self._tenants.get(tenant, {}).get(sub_id)
             if sub is not None:
                 try:
-                    await self.store.save_subscription(tenant, sub)
+                    await self.store.save_doc("subscription", tenant, sub)
                 except Exception:  # the counters are kept in memory; a later change retries
                     log.exception("could not persist subscription %s", sub_id)
                     self._dirty.add((tenant, sub_id))
@@ -201,7 +201,7 @@ class SubscriptionRegistry:
 
     async def create(self, tenant: str, service_path: str, parsed: Sub) -> Sub:
         sub: Sub = {"id": new_sub_id(), **parsed, "_servicePath": service_path, "_tenant": tenant}
-        await self.store.save_subscription(tenant, sub)
+        await self.store.save_doc("subscription", tenant, sub)
         self._tenants.setdefault(tenant, {})[sub["id"]] = sub
         await self._emit(tenant, "create", sub)
         return sub
@@ -225,7 +225,7 @@ class SubscriptionRegistry:
             return sub
         sub = apply_update(stored, patch)
         sub["_servicePath"] = service_path
-        await self.store.save_subscription(tenant, sub)
+        await self.store.save_doc("subscription", tenant, sub)
         self._tenants[tenant][sub_id] = sub
         self._dirty.discard((tenant, sub_id))
         await self._emit(tenant, "update", sub)
@@ -233,7 +233,7 @@ class SubscriptionRegistry:
 
     async def delete(self, tenant: str, sub_id: str) -> Sub:
         sub = self.find(tenant, sub_id)
-        await self.store.delete_subscription(tenant, sub_id)
+        await self.store.delete_doc("subscription", tenant, sub_id)
         del self._tenants[tenant][sub_id]
         self._forget(tenant, sub_id)
         await self._emit(tenant, "delete", sub)

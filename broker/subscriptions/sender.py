@@ -375,21 +375,20 @@ class Notifier:
         ``busy_wait`` in all for one request (a batch writing many entities included)."""
         loop = self._loop
         assert loop is not None
-        tally = ctx.tally
-        if tally.deadline is None:
-            tally.deadline = loop.time() + self.busy_wait
-        deadline = tally.deadline
+        deadline = self._budget_end(loop, ctx)
         for destination in pressed:
             remaining = deadline - loop.time()
             if remaining <= 0 or destination.backlog <= self.busy_mark:
                 continue
-            waiter = loop.create_future()
-            destination.writers.append(waiter)
-            timer = loop.call_later(remaining, _settle, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
+            await _wait_listed(loop, destination.writers, remaining)
+
+    def _budget_end(self, loop: asyncio.AbstractEventLoop, ctx: RequestContext) -> float:
+        """When the request's back-pressure budget ends: ``busy_wait`` from its first wait,
+        for all its waits together (a batch writing many entities included)."""
+        tally = ctx.tally
+        if tally.deadline is None:
+            tally.deadline = loop.time() + self.busy_wait
+        return tally.deadline
 
     async def _until_written(self, written: list[asyncio.Future[None]], ctx: RequestContext) -> None:
         """Answer only once the notifications this write caused are on the wire, so that a
@@ -399,10 +398,7 @@ class Notifier:
         does not answer promptly is not waited for (``_responsive``)."""
         loop = self._loop
         assert loop is not None
-        tally = ctx.tally
-        if tally.deadline is None:
-            tally.deadline = loop.time() + self.busy_wait
-        timeout = min(WRITE_WAIT, tally.deadline - loop.time())
+        timeout = min(WRITE_WAIT, self._budget_end(loop, ctx) - loop.time())
         pending = [future for future in written if not future.done()]
         if pending and timeout > 0:
             await asyncio.wait(pending, timeout=timeout)
@@ -417,13 +413,7 @@ class Notifier:
         try:
             while True:
                 if not queue:
-                    waiter = loop.create_future()
-                    destination.idle.append(waiter)
-                    timer = loop.call_later(IDLE_WORKER, _settle, waiter)
-                    try:
-                        await waiter
-                    finally:
-                        timer.cancel()
+                    waiter = await _wait_listed(loop, destination.idle, IDLE_WORKER)
                     if not queue:
                         if waiter in destination.idle:
                             destination.idle.remove(waiter)
@@ -545,6 +535,22 @@ class Notifier:
 def _settle(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+async def _wait_listed(
+    loop: asyncio.AbstractEventLoop, waiters: list[asyncio.Future[None]], timeout: float
+) -> asyncio.Future[None]:
+    """Wait, at most ``timeout`` seconds, on a new future put in ``waiters``, the list of
+    those to wake when their turn comes (writers held back, idle workers). Returns the
+    future, which after a timeout may still be in the list for the caller to take out."""
+    waiter = loop.create_future()
+    waiters.append(waiter)
+    timer = loop.call_later(timeout, _settle, waiter)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+    return waiter
 
 
 def _without_custom(sub: dict[str, Any]) -> dict[str, Any]:

@@ -16,4 +16,17 @@ from __future__ import annotations
 
 from iot_agent.errors import ParseError
 
-__all__ = ["ParseError"]
+__all__ = ["ParseError", "payload_text"]
+
+
+def payload_text(data: str | bytes) -> str:
+    """A text payload as ``str``: bytes decoded as UTF-8. The one check every text codec
+    (UL, JSON, the WAZIUP gateway's) makes first, with the same ``ParseError`` texts."""
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            return bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ParseError("payload is not UTF-8") from None
+    if not isinstance(data, str):
+        raise ParseError("payload is not text")
+    return data

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from iot_agent.codecs import payload_text
 from iot_agent.errors import ParseError
 
 __all__ = [
@@ -35,15 +36,9 @@ def _reject_constant(name: str) -> Any:
 
 def load_json(data: str | bytes) -> Any:
     """Strict JSON (no NaN/Infinity); ``ParseError`` otherwise."""
-    if isinstance(data, (bytes, bytearray)):
-        try:
-            data = bytes(data).decode("utf-8")
-        except UnicodeDecodeError:
-            raise ParseError("payload is not UTF-8") from None
-    if not isinstance(data, str):
-        raise ParseError("payload is not text")
+    text = payload_text(data)
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise ParseError("payload is not valid JSON") from None
 

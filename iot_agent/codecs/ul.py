@@ -20,6 +20,7 @@ import json
 import math
 from typing import Any
 
+from iot_agent.codecs import payload_text
 from iot_agent.errors import ParseError
 
 __all__ = [
@@ -124,7 +125,7 @@ def _parse_group(group: str) -> dict[str, Any]:
 
 def parse_measures(text: str | bytes) -> list[dict[str, Any]]:
     """One dict per ``#`` group; ``ParseError`` on empty fields or an empty payload."""
-    text = _text(text)
+    text = payload_text(text)
     if text.strip() == "":
         raise ParseError("empty payload")
     return [_parse_group(g) for g in text.split("#")]
@@ -156,17 +157,6 @@ def _check(field: str) -> str:
     if field == "" or "|" in field or "#" in field:
         raise ParseError(f"field cannot be written in UL: {field!r}")
     return field
-
-
-def _text(data: str | bytes) -> str:
-    if isinstance(data, (bytes, bytearray)):
-        try:
-            return bytes(data).decode("utf-8")
-        except UnicodeDecodeError:
-            raise ParseError("payload is not UTF-8") from None
-    if not isinstance(data, str):
-        raise ParseError("payload is not text")
-    return data
 
 
 def _split_target(head: str) -> tuple[str, str]:
@@ -204,7 +194,7 @@ def parse_command(text: str | bytes) -> tuple[str, str, Any]:
     Fields that are all ``k=v`` read as parameters (values stay text); anything
     else is the raw value text.
     """
-    text = _text(text)
+    text = payload_text(text)
     head, sep, rest = text.partition("|")
     dev, cmd = _split_target(head)
     if not sep:
@@ -220,7 +210,7 @@ def parse_command_result(text: str | bytes) -> tuple[str, str, Any]:
 
     Everything after the first ``|`` is the result (a result may contain ``|``).
     """
-    text = _text(text)
+    text = payload_text(text)
     head, sep, rest = text.partition("|")
     dev, cmd = _split_target(head)
     if not sep:
@@ -237,7 +227,7 @@ def format_command_result(device_id: str, command: str, result: Any) -> str:
 
 def parse_configuration(text: str | bytes) -> tuple[str, list[str]]:
     """``configuration|a|b`` or ``subscription|a|b`` -> (kind, attribute names)."""
-    fields = _text(text).strip("\r\n").split("|")
+    fields = payload_text(text).strip("\r\n").split("|")
     kind = fields[0]
     if kind not in ("configuration", "subscription"):
         raise ParseError(f"expected 'configuration' or 'subscription', got '{kind}'")

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from iot_agent.codecs import payload_text
 from iot_agent.errors import ParseError
 
 __all__ = ["GatewayPrefix", "parse_payload", "format_payload", "parse_control_line", "device_id"]
@@ -49,14 +50,7 @@ def _number(text: str) -> Any:
 
 def parse_payload(text: str | bytes) -> tuple[GatewayPrefix, dict[str, Any]]:
     """``'\\!proj#-tree#TC/22.5/HU/85'`` -> (GatewayPrefix("upload","proj","-tree"), {"TC": 22.5, "HU": 85})."""
-    if isinstance(text, (bytes, bytearray)):
-        try:
-            text = bytes(text).decode("utf-8")
-        except UnicodeDecodeError:
-            raise ParseError("payload is not UTF-8") from None
-    if not isinstance(text, str):
-        raise ParseError("payload is not text")
-    data = text.replace("\r", "").replace("\n", "").replace("\0", "")
+    data = payload_text(text).replace("\r", "").replace("\n", "").replace("\0", "")
     action = None
     if data.startswith("\\!"):
         action, data = "upload", data[2:]

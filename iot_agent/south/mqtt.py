@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from ..codecs import jsonmeasure, ul
+from ..codecs import jsonmeasure, payload_text, ul
 from ..commands.payload import command_payload, parse_results
 from ..config import Config
 from ..device import JSON, RESOURCE_OF, UL, apikey_of, entity_of, payload_format, tenant_of
@@ -256,7 +256,7 @@ class MqttSouth:
             if fmt == JSON:
                 value = jsonmeasure.parse_attribute_value(payload)
             else:
-                value = ul.parse_value(ul._text(payload))
+                value = ul.parse_value(payload_text(payload))
             return [{topic.attr: value}]
         if fmt == JSON:
             return jsonmeasure.parse_measures(payload)

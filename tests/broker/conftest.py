@@ -1,4 +1,5 @@
-"""PostgreSQL fixtures for every broker test (store contract, workers, durability).
+"""Fixtures for every broker test: PostgreSQL (store contract, workers, durability) and a
+notification receiver (end-to-end notification tests).
 
 One throw-away cluster per test session (``devtools/pg_cluster.py``), its test database
 emptied for each test. The cluster FAILS the tests that need it when PostgreSQL can't
@@ -7,7 +8,12 @@ start (never a skip): a machine without PostgreSQL must not pass the suite silen
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -53,3 +59,59 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
         if on_postgres:
             item.add_marker(pytest.mark.xdist_group("postgresql"))
+
+
+class Receiver:
+    """A threaded keep-alive HTTP server on loopback recording (path, JSON body) of each POST:
+    the notifications of a real broker process (or a query it forwards to a provider).
+    ``url`` is a path on it fit for a subscription, ``base`` its root for paths of one's
+    own; with ``delay`` each POST is answered that many seconds late (a slow receiver)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        received: list[tuple[str, dict[str, Any]]] = []
+        lock = threading.Lock()
+        self.received, self.lock = received, lock
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the broker's pooled client expects
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if delay:
+                    time.sleep(delay)
+                with lock:
+                    received.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = self.base + "/notify"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.received)
+
+    def wait_for(self, n: int, timeout: float = 10) -> None:
+        """Until ``n`` POSTs have arrived; fails the test when they have not within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self.count() < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self.count() >= n, f"{self.count()} notifications received, {n} expected"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,20 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, BrokerProcess, wait_until_answering
+from tests.conftest import BrokerProcess
 
 
 class GroupBroker(BrokerProcess):
     """A broker in a process group of its own, so that ``kill -9`` reaches its workers too."""
 
-    def start(self) -> GroupBroker:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "broker", "-localIp", "127.0.0.1", "-port", str(self.port), *self.args],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-        )
-        # Spawned workers import everything afresh: slow on a loaded machine.
-        wait_until_answering(self.proc, self.url + "/version", "broker", seconds=120)
-        return self
+    new_session = True
+    startup_seconds = 120  # spawned workers import everything afresh: slow on a loaded machine
 
     def kill(self) -> None:
         if self.proc is not None:

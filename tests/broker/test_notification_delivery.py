@@ -9,74 +9,22 @@ turns inactive, as Orion does.
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.broker.conftest import Receiver
+
 ENTITIES = 10
 UPDATES = 1000
 SUBS = 10  # subscription i covers E(i) and E(i+1): 2 notifications per update
-
-
-class Receiver:
-    """A threaded keep-alive HTTP server recording (path, JSON body) of each POST."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        received: list[tuple[str, dict[str, Any]]] = []
-        lock = threading.Lock()
-        self.received, self.lock = received, lock
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the broker's pooled client expects
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if delay:
-                    time.sleep(delay)
-                with lock:
-                    received.append((self.path, json.loads(body)))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.received)
-
-    def wait_for(self, n: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self.count() < n and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.count() >= n, f"{self.count()} notifications received, {n} expected"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture

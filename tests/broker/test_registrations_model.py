@@ -149,7 +149,7 @@ def test_registry_writes_through_and_reloads() -> None:
         with pytest.raises(NGSIError):
             again.get("t2", (("/", True),), reg["id"])
         await again.delete("t1", (("/", True),), reg["id"])
-        assert await store.load_registrations() == []
+        assert await store.load_docs("registration") == []
         assert not again.has_any("t1")
 
     asyncio.run(scenario())

@@ -313,7 +313,7 @@ def test_registry_crud_counters_and_persistence() -> None:
         await reloaded.delete("t", other["id"])
         with pytest.raises(NotFound):
             await reloaded.delete("t", other["id"])
-        assert [doc["id"] for _, doc in await store.load_subscriptions()] == [sub["id"]]
+        assert [doc["id"] for _, doc in await store.load_docs("subscription")] == [sub["id"]]
 
     asyncio.run(scenario())
 

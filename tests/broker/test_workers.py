@@ -11,69 +11,22 @@ one port, and in-memory stores refused.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, BrokerProcess, wait_until_answering
+from tests.broker.conftest import Receiver
+from tests.conftest import ROOT, BrokerProcess
 
 PROPAGATION_LIMIT = 1.0  # seconds
-
-
-class Receiver:
-    """A loopback HTTP server that records the notifications it gets."""
-
-    def __init__(self) -> None:
-        received = self.received = []  # type: list[tuple[float, dict[str, Any]]]
-        lock = self.lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with lock:
-                    received.append((time.monotonic(), json.loads(body)))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notify"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.received)
-
-    def wait_for(self, n: int, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while self.count() < n and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert self.count() >= n, f"{self.count()} notifications, expected {n}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 def subscription(url: str, **extra: Any) -> dict[str, Any]:
@@ -275,13 +228,7 @@ class WorkersBroker(BrokerProcess):
     """``-workers N``: spawned workers import everything afresh, which on a loaded machine
     takes longer than the usual start-up wait."""
 
-    def start(self) -> WorkersBroker:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "broker", "-localIp", "127.0.0.1", "-port", str(self.port), *self.args],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        wait_until_answering(self.proc, self.url + "/version", "broker", seconds=120)
-        return self
+    startup_seconds = 120
 
 
 @pytest.fixture

@@ -6,21 +6,24 @@ each test in its own ``fiware-service`` so that one module's stack serves all it
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Self, TypeVar
 
 import httpx
 import paho.mqtt.client as paho
 import pytest
 
-from tests.conftest import ROOT, BrokerProcess, free_port, wait_until_answering
+from tests.conftest import BrokerProcess, ServiceProcess, free_port
 
 
-class AgentStack:
+class AgentStack(ServiceProcess):
+    """The IoT agent as a process (``waziup iot-agent``), its registry in memory unless
+    ``extra`` options say otherwise, on loopback ports, with a broker and an MQTT broker."""
+
     def __init__(self, broker: BrokerProcess, mqtt_host: str, mqtt_port: int, extra: list[str]) -> None:
         self.broker = broker
         self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port
@@ -28,12 +31,11 @@ class AgentStack:
         self.north = f"http://127.0.0.1:{self.north_port}"
         self.south = f"http://127.0.0.1:{self.http_port}"
         self.extra = extra
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> AgentStack:
-        self.proc = subprocess.Popen(
+    def start(self) -> Self:
+        self.launch(
             [
-                sys.executable, "-m", "orchestrator.cli", "iot-agent",
+                "-m", "orchestrator.cli", "iot-agent",
                 "--registry-type", "memory",
                 "--north-host", "127.0.0.1", "--north-port", str(self.north_port),
                 "--http-host", "127.0.0.1", "--http-port", str(self.http_port),
@@ -41,21 +43,9 @@ class AgentStack:
                 "--cb-url", self.broker.url, "--provider-url", self.north,
                 *self.extra,
             ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            self.north + "/iot/about", "the IoT agent",
         )
-        wait_until_answering(self.proc, self.north + "/iot/about", "the IoT agent")
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -67,6 +57,19 @@ class AgentStack:
         if devices:
             response = httpx.post(self.north + "/iot/devices", json={"devices": list(devices)}, headers=headers)
             assert response.status_code == 201, response.text
+
+    def robots(self, *devices: dict[str, Any], resource: str = "/iot/d", **group: Any) -> tuple[str, str]:
+        """A new tenant with a group of ``Robot`` entities on ``resource`` (and ``group``'s
+        other fields) under the apikey ``k<service>``, and ``devices`` under that key: the
+        start of every command test. Returns (service, apikey)."""
+        service = new_service()
+        key = "k" + service
+        self.provision(
+            service,
+            groups=[{"apikey": key, "resource": resource, "entity_type": "Robot", **group}],
+            devices=[{**device, "apikey": key} for device in devices],
+        )
+        return service, key
 
     def entity(self, service: str, entity_id: str) -> dict[str, Any] | None:
         response = httpx.get(f"{self.broker.url}/v2/entities/{entity_id}", headers=tenant(service))
@@ -83,6 +86,9 @@ class AgentStack:
         raise AssertionError(f"entity {entity_id} not as expected within {timeout} s: {last}")
 
 
+AgentStackT = TypeVar("AgentStackT", bound=AgentStack)
+
+
 def tenant(service: str, path: str = "/") -> dict[str, str]:
     return {"fiware-service": service, "fiware-servicepath": path}
 
@@ -91,16 +97,27 @@ def new_service() -> str:
     return "t" + uuid.uuid4().hex[:12]
 
 
+@contextlib.contextmanager
+def running(agent_for: Callable[[BrokerProcess], AgentStackT], broker_data: Path) -> Iterator[AgentStackT]:
+    """A multiservice broker keeping its files in ``broker_data``, and the agent
+    ``agent_for`` makes for it; both started, both stopped at the end (each module's stack)."""
+    broker = BrokerProcess(["-multiservice", "-data", str(broker_data)]).start()
+    try:
+        agent = agent_for(broker)
+        try:
+            yield agent.start()
+        finally:
+            agent.stop()
+    finally:
+        broker.stop()
+
+
 @pytest.fixture(scope="module")
 def stack(mosquitto: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentStack]:
-    broker = BrokerProcess(["-multiservice", "-data", str(tmp_path_factory.mktemp("broker"))]).start()
-    agent = AgentStack(broker, mosquitto.host, mosquitto.port, ["--polling-expiration", "5000", "--polling-daemon-frequency", "200"])
-    try:
-        agent.start()
+    polling = ["--polling-expiration", "5000", "--polling-daemon-frequency", "200"]
+    with running(lambda broker: AgentStack(broker, mosquitto.host, mosquitto.port, polling),
+                 tmp_path_factory.mktemp("broker")) as agent:
         yield agent
-    finally:
-        agent.stop()
-        broker.stop()
 
 
 class MqttDevice:

@@ -20,7 +20,7 @@ from iot_agent.provisioning.state import StoredCommand, persisted_preprocess_sta
 from iot_agent.provisioning.store import MemoryProvisioningStore, SQLiteProvisioningStore
 from tests.conftest import BrokerProcess
 
-from .conftest import AgentStack, MqttDevice, new_service, tenant
+from .conftest import AgentStack, MqttDevice, new_service, running, tenant
 from .test_commands import command, status, subscriptions
 
 
@@ -38,14 +38,10 @@ class DurableStack(AgentStack):
 
 @pytest.fixture(scope="module")
 def durable(mosquitto: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DurableStack]:
-    broker = BrokerProcess(["-multiservice", "-data", str(tmp_path_factory.mktemp("broker"))]).start()
-    agent = DurableStack(broker, mosquitto.host, mosquitto.port, tmp_path_factory.mktemp("agent"))
-    try:
-        agent.start()
+    data = tmp_path_factory.mktemp("agent")
+    with running(lambda broker: DurableStack(broker, mosquitto.host, mosquitto.port, data),
+                 tmp_path_factory.mktemp("broker")) as agent:
         yield agent
-    finally:
-        agent.stop()
-        broker.stop()
 
 
 def kill_and_restart(stack: AgentStack) -> None:
@@ -60,15 +56,9 @@ def values(entity: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_poll_command_survives_a_kill(durable: DurableStack) -> None:
-    service = new_service()
-    key = "k" + service
-    durable.provision(
-        service,
-        groups=[{"apikey": key, "resource": "/iot/d", "entity_type": "Robot"}],
-        devices=[
-            {"device_id": "p1", "apikey": key, "transport": "HTTP",
-             "commands": [{"name": "open", "type": "command"}, {"name": "close", "type": "command"}]}
-        ],
+    service, key = durable.robots(
+        {"device_id": "p1", "transport": "HTTP",
+         "commands": [{"name": "open", "type": "command"}, {"name": "close", "type": "command"}]}
     )
     assert command(durable, service, "Robot:p1", "open", "now").status_code == 204
     assert command(durable, service, "Robot:p1", "close", "later").status_code == 204
@@ -200,13 +190,8 @@ def test_on_change_only_when_the_state_changes() -> None:
 def test_push_not_made_before_a_kill_is_made_on_restart(durable: DurableStack, mosquitto: Any) -> None:
     """The window between the broker's 204 and the MQTT publish is too short to hit with a
     kill, so the command is written to the store of a stopped agent, as that kill leaves it."""
-    service = new_service()
-    key = "k" + service
-    durable.provision(
-        service,
-        groups=[{"apikey": key, "resource": "/iot/d", "entity_type": "Robot"}],
-        devices=[{"device_id": "m1", "apikey": key, "protocol": "IoTA-UL", "transport": "MQTT",
-                  "commands": [{"name": "turn", "type": "command"}]}],
+    service, key = durable.robots(
+        {"device_id": "m1", "protocol": "IoTA-UL", "transport": "MQTT", "commands": [{"name": "turn", "type": "command"}]}
     )
     device = MqttDevice(mosquitto.host, mosquitto.port)
     try:

@@ -10,25 +10,18 @@ from iot_agent.codecs import cayenne
 from iot_agent.errors import ParseError
 
 
-def test_vector_from_atos_test_suite() -> None:
-    assert cayenne.decode_base64("AHMAAAFnARACaAADAGQEAQA=") == {
-        "barometric_pressure_0": 0,
-        "temperature_1": 27.2,
-        "relative_humidity_2": 0,
-        "digital_in_3": 100,
+@pytest.mark.parametrize(("frame", "expected"), [
+    pytest.param("AHMAAAFnARACaAADAGQEAQA=", {
+        "barometric_pressure_0": 0, "temperature_1": 27.2, "relative_humidity_2": 0, "digital_in_3": 100,
         "digital_out_4": 0,
-    }
-
-
-def test_vector_from_atos_users_manual() -> None:
-    assert cayenne.decode_base64("AHMnSwFnARYCaFADAGQEAQAFAdc=") == {
-        "barometric_pressure_0": 1005.9,
-        "temperature_1": 27.8,
-        "relative_humidity_2": 40,
-        "digital_in_3": 100,
-        "digital_out_4": 0,
-        "digital_out_5": 215,
-    }
+    }, id="atos-test-suite"),
+    pytest.param("AHMnSwFnARYCaFADAGQEAQAFAdc=", {
+        "barometric_pressure_0": 1005.9, "temperature_1": 27.8, "relative_humidity_2": 40, "digital_in_3": 100,
+        "digital_out_4": 0, "digital_out_5": 215,
+    }, id="atos-users-manual"),
+])
+def test_reference_vectors(frame: str, expected: dict[str, object]) -> None:
+    assert cayenne.decode_base64(frame) == expected
 
 
 def test_myDevices_readme_examples() -> None:

@@ -52,21 +52,14 @@ def test_pure_helpers() -> None:
 
 
 def test_mqtt_command_round_trip(stack: AgentStack, device: MqttDevice) -> None:
-    service = new_service()
-    key = "k" + service
-    stack.provision(
-        service,
-        groups=[{"apikey": key, "resource": "/iot/d", "entity_type": "Robot"}],
-        devices=[
-            {
-                "device_id": "robot1",
-                "apikey": key,
-                "protocol": "IoTA-UL",
-                "transport": "MQTT",
-                "commands": [{"name": "turn", "type": "command"}],
-                "attributes": [{"object_id": "b", "name": "battery", "type": "Number"}],
-            }
-        ],
+    service, key = stack.robots(
+        {
+            "device_id": "robot1",
+            "protocol": "IoTA-UL",
+            "transport": "MQTT",
+            "commands": [{"name": "turn", "type": "command"}],
+            "attributes": [{"object_id": "b", "name": "battery", "type": "Number"}],
+        }
     )
     regs = registrations(stack, service)
     assert len(regs) == 1
@@ -94,12 +87,8 @@ def test_mqtt_command_round_trip(stack: AgentStack, device: MqttDevice) -> None:
 
 
 def test_json_mqtt_command(stack: AgentStack, device: MqttDevice) -> None:
-    service = new_service()
-    key = "k" + service
-    stack.provision(
-        service,
-        groups=[{"apikey": key, "resource": "/iot/json", "entity_type": "Robot", "commands": [{"name": "beep", "type": "command"}]}],
-        devices=[{"device_id": "j1", "apikey": key, "transport": "MQTT"}],
+    service, key = stack.robots(
+        {"device_id": "j1", "transport": "MQTT"}, resource="/iot/json", commands=[{"name": "beep", "type": "command"}]
     )
     device.subscribe(f"/{key}/j1/cmd")
     assert command(stack, service, "Robot:j1", "beep", {"times": 2}).status_code == 204
@@ -110,14 +99,8 @@ def test_json_mqtt_command(stack: AgentStack, device: MqttDevice) -> None:
 
 
 def test_http_poll_command_and_expiry(stack: AgentStack) -> None:
-    service = new_service()
-    key = "k" + service
-    stack.provision(
-        service,
-        groups=[{"apikey": key, "resource": "/iot/d", "entity_type": "Robot"}],
-        devices=[
-            {"device_id": "poll1", "apikey": key, "transport": "HTTP", "commands": [{"name": "open", "type": "command"}, {"name": "close", "type": "command"}]}
-        ],
+    service, key = stack.robots(
+        {"device_id": "poll1", "transport": "HTTP", "commands": [{"name": "open", "type": "command"}, {"name": "close", "type": "command"}]}
     )
     assert command(stack, service, "Robot:poll1", "open", "now").status_code == 204
     stack.wait_entity(service, "Robot:poll1", lambda e: status(e, "open") == "PENDING")
@@ -162,12 +145,8 @@ def http_device() -> Iterator[str]:
 
 
 def test_http_push_command(stack: AgentStack, http_device: str) -> None:
-    service = new_service()
-    key = "k" + service
-    stack.provision(
-        service,
-        groups=[{"apikey": key, "resource": "/iot/d", "entity_type": "Robot"}],
-        devices=[{"device_id": "push1", "apikey": key, "transport": "HTTP", "endpoint": http_device, "commands": [{"name": "ring", "type": "command"}]}],
+    service, _ = stack.robots(
+        {"device_id": "push1", "transport": "HTTP", "endpoint": http_device, "commands": [{"name": "ring", "type": "command"}]}
     )
     assert command(stack, service, "Robot:push1", "ring", 3).status_code == 204
     entity = stack.wait_entity(service, "Robot:push1", lambda e: status(e, "ring") == "OK")
@@ -214,21 +193,15 @@ def subscriptions(stack: AgentStack, service: str) -> list[dict[str, object]]:
 
 
 def test_notification_mode_mqtt(stack: AgentStack, device: MqttDevice) -> None:
-    service = new_service()
-    key = "k" + service
-    stack.provision(
-        service,
-        groups=[{"apikey": key, "resource": "/iot/d", "entity_type": "Robot", "cmdMode": "notification"}],
-        devices=[
-            {
-                "device_id": "n1",
-                "apikey": key,
-                "protocol": "IoTA-UL",
-                "transport": "MQTT",
-                "commands": [{"name": "turn", "type": "command"}, {"name": "stop", "type": "command"}],
-                "lazy": [{"name": "level", "type": "Number"}],
-            }
-        ],
+    service, key = stack.robots(
+        {
+            "device_id": "n1",
+            "protocol": "IoTA-UL",
+            "transport": "MQTT",
+            "commands": [{"name": "turn", "type": "command"}, {"name": "stop", "type": "command"}],
+            "lazy": [{"name": "level", "type": "Number"}],
+        },
+        cmdMode="notification",
     )
     # provisioning creates the entity at once, every command null
     entity = stack.wait_entity(service, "Robot:n1")
@@ -263,14 +236,9 @@ def test_notification_mode_mqtt(stack: AgentStack, device: MqttDevice) -> None:
 
 
 def test_notification_mode_http_poll(stack: AgentStack) -> None:
-    service = new_service()
-    key = "k" + service
-    stack.provision(
-        service,
-        groups=[{"apikey": key, "resource": "/iot/json", "entity_type": "Robot"}],
-        devices=[
-            {"device_id": "np", "apikey": key, "transport": "HTTP", "cmdMode": "notification", "commands": [{"name": "open", "type": "command"}]}
-        ],
+    service, key = stack.robots(
+        {"device_id": "np", "transport": "HTTP", "cmdMode": "notification", "commands": [{"name": "open", "type": "command"}]},
+        resource="/iot/json",
     )
     assert registrations(stack, service) == []
     assert len(subscriptions(stack, service)) == 1

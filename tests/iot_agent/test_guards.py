@@ -16,9 +16,8 @@ import pytest
 from iot_agent.config import Config
 from ngsi.server.guards import Incoming, Verdict, admit, reject
 from ngsi.server.reply import json_reply
-from tests.conftest import BrokerProcess
 
-from .conftest import AgentStack, new_service, tenant
+from .conftest import AgentStack, new_service, running, tenant
 
 KEY = {"x-key": "open-sesame"}
 
@@ -38,14 +37,10 @@ def factory(config: Config) -> Any:
 
 @pytest.fixture(scope="module")
 def guarded(mosquitto: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentStack]:
-    broker = BrokerProcess(["-multiservice", "-data", str(tmp_path_factory.mktemp("broker"))]).start()
-    agent = AgentStack(broker, mosquitto.host, mosquitto.port, ["--guard", "tests.iot_agent.test_guards:factory"])
-    try:
-        agent.start()
+    guard = ["--guard", "tests.iot_agent.test_guards:factory"]
+    with running(lambda broker: AgentStack(broker, mosquitto.host, mosquitto.port, guard),
+                 tmp_path_factory.mktemp("broker")) as agent:
         yield agent
-    finally:
-        agent.stop()
-        broker.stop()
 
 
 GROUP = {"resource": "/iot/d", "entity_type": "Thing", "attributes": [{"object_id": "t", "name": "temperature", "type": "Number"}]}

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from broker.store import AlreadyExists, Selector, Store, StoreError, open_store
+from broker.store import AlreadyExists, DocKind, Selector, Store, StoreError, open_store
 from broker.store import postgres as pg_backend
 from broker.store import sqlite as sqlite_backend
 from broker.store.memory import MemoryStore
@@ -239,21 +239,22 @@ async def test_purge_expired(store: Store) -> None:
 
 
 @pytest.mark.parametrize("kind", ["subscription", "registration"])
-async def test_subscriptions_and_registrations(store: Store, kind: str) -> None:
-    load, save, delete = (getattr(store, name) for name in (f"load_{kind}s", f"save_{kind}", f"delete_{kind}"))
+async def test_subscriptions_and_registrations(store: Store, kind: DocKind) -> None:
     first = {"id": "f" * 24, "subject": {"entities": [{"idPattern": ".*"}]}, "notification": {"httpCustom": {"json": {"z": 1, "a": 2}}}}
-    await save("", first)
-    await save("t1", {"id": "b" * 24})
-    await save("", {"id": "0" * 24, "x": "a\u0000b"})
+    await store.save_doc(kind, "", first)
+    await store.save_doc(kind, "t1", {"id": "b" * 24})
+    await store.save_doc(kind, "", {"id": "0" * 24, "x": "a\u0000b"})
     first["status"] = "inactive"
-    await save("", first)  # an upsert keeps its place
-    loaded = await load()
+    await store.save_doc(kind, "", first)  # an upsert keeps its place
+    loaded = await store.load_docs(kind)
     assert loaded == [("", first), ("t1", {"id": "b" * 24}), ("", {"id": "0" * 24, "x": "a\u0000b"})]
     assert list(loaded[0][1]["notification"]["httpCustom"]["json"]) == ["z", "a"]
-    assert await delete("", "b" * 24) is False  # another tenant's
-    assert await delete("t1", "b" * 24) is True
-    assert await delete("t1", "b" * 24) is False
-    assert [doc["id"] for _, doc in await load()] == ["f" * 24, "0" * 24]
+    assert await store.get_doc(kind, "t1", "b" * 24) == {"id": "b" * 24}
+    assert await store.get_doc(kind, "", "b" * 24) is None  # another tenant's
+    assert await store.delete_doc(kind, "", "b" * 24) is False  # another tenant's
+    assert await store.delete_doc(kind, "t1", "b" * 24) is True
+    assert await store.delete_doc(kind, "t1", "b" * 24) is False
+    assert [doc["id"] for _, doc in await store.load_docs(kind)] == ["f" * 24, "0" * 24]
 
 
 # -- PostgreSQL specifics ---------------------------------------------------------------
@@ -333,7 +334,7 @@ def test_every_caught_driver_error_maps_to_store_error(module: Any, bases: tuple
     for base in bases:
         for exc in _instances(base):
             with pytest.raises(StoreError) as caught:
-                with module._mapped_errors():
+                with module._mapped_errors:
                     raise exc
             assert caught.value.__cause__ is exc
             assert isinstance(caught.value, AlreadyExists) == isinstance(exc, already)

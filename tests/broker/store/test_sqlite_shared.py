@@ -51,19 +51,19 @@ async def test_changes_reach_the_other_store_at_its_next_sync(pair: Any) -> None
     a, b, told = pair
     await b.sync()
     assert told == []
-    await a.save_subscription("t1", {"id": "s1", "n": 1})
-    await a.save_registration("t1", {"id": "r1"})
+    await a.save_doc("subscription", "t1", {"id": "s1", "n": 1})
+    await a.save_doc("registration", "t1", {"id": "r1"})
     assert told == []  # nothing is pushed: the reader catches up when asked
     await b.sync()
     assert told == [("subscription", "t1", "s1"), ("registration", "t1", "r1")]
-    assert await b.get_subscription("t1", "s1") == {"id": "s1", "n": 1}
-    await b.save_subscription("t1", {"id": "s2"})  # b's own change: not handed back to b
+    assert await b.get_doc("subscription", "t1", "s1") == {"id": "s1", "n": 1}
+    await b.save_doc("subscription", "t1", {"id": "s2"})  # b's own change: not handed back to b
     await a.modify_subscription("t1", "s1", lambda doc: dict(doc, n=doc["n"] + 1))
-    assert await a.delete_registration("t1", "r1")
-    assert not await a.delete_registration("t1", "r1")  # nothing deleted, nothing logged
+    assert await a.delete_doc("registration", "t1", "r1")
+    assert not await a.delete_doc("registration", "t1", "r1")  # nothing deleted, nothing logged
     await b.sync()
     assert told[2:] == [("subscription", "t1", "s1"), ("registration", "t1", "r1")]
-    assert (await b.get_subscription("t1", "s1") or {})["n"] == 2
+    assert (await b.get_doc("subscription", "t1", "s1") or {})["n"] == 2
     await b.sync()
     assert len(told) == 4
 
@@ -71,10 +71,10 @@ async def test_changes_reach_the_other_store_at_its_next_sync(pair: Any) -> None
 async def test_a_store_behind_the_pruned_log_reloads_everything(pair: Any) -> None:
     a, b, told = pair
     for i in range(sqlite_backend.CHANGES_KEPT + 150):
-        await a.save_subscription("", {"id": "s1", "i": i})
+        await a.save_doc("subscription", "", {"id": "s1", "i": i})
     await b.sync()
     assert told == [("*", "", "")]
-    await a.delete_subscription("", "s1")
+    await a.delete_doc("subscription", "", "s1")
     await b.sync()
     assert told[-1] == ("subscription", "", "s1")
 
@@ -123,7 +123,7 @@ async def test_read_modify_writes_of_two_processes_add_up(tmp_path: Path) -> Non
     store = SQLiteStore(url)
     await store.open()
     await store.insert("", {"id": "E", "type": "T", "servicePath": "/", "attrs": {}, "n": 0})
-    await store.save_subscription("", {"id": "s", "n": 0})
+    await store.save_doc("subscription", "", {"id": "s", "n": 0})
     context = multiprocessing.get_context("spawn")
     start = context.Event()
     workers = [context.Process(target=_bump, args=(url, 300, start)) for _ in range(2)]
@@ -134,5 +134,5 @@ async def test_read_modify_writes_of_two_processes_add_up(tmp_path: Path) -> Non
         worker.join(timeout=120)
         assert worker.exitcode == 0
     assert (await store.find("", Selector(ids=("E",))))[0]["n"] == 600
-    assert (await store.get_subscription("", "s") or {})["n"] == 600
+    assert (await store.get_doc("subscription", "", "s") or {})["n"] == 600
     await store.close()
