@@ -16,6 +16,7 @@ from typing import AsyncIterator, Sequence
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
+from ngsi.destinations import Gate, Policy, parse_rules
 from ngsi.server.guards import Guard, load_guards
 
 from .config import Config, forwarding_ssl_context, mask_url, notification_ssl_context
@@ -85,8 +86,10 @@ def create_app(config: Config, store: Store | None = None, *, guards: Sequence[G
         service = EntityService(the_store)
         app.state.store = the_store
         app.state.entities = service
-        registry = SubscriptionRegistry(the_store)
-        registrations_ = RegistrationRegistry(the_store)
+        # Every URL the broker calls for a user passes the destination policy (-notifAllowedHosts).
+        gate = Gate(Policy(parse_rules(",".join(config.notif_allowed_hosts)), setting="-notifAllowedHosts"))
+        registry = SubscriptionRegistry(the_store, gate=gate)
+        registrations_ = RegistrationRegistry(the_store, gate=gate)
         loaded = asyncio.Event()
         if the_store.shared:  # before loading: no change made meanwhile by another worker is missed
             await the_store.listen(_follow_changes(registry, registrations_, loaded))
@@ -98,6 +101,7 @@ def create_app(config: Config, store: Store | None = None, *, guards: Sequence[G
         app.state.forwarder = Forwarder(
             registrations_, service, timeout=config.http_timeout / 1000.0 if config.http_timeout else None,
             ssl_context=forwarding_ssl_context(config),
+            gate=gate,
         )
         notifier = Notifier(
             registry,
@@ -105,6 +109,7 @@ def create_app(config: Config, store: Store | None = None, *, guards: Sequence[G
             custom_enabled=not config.disable_custom_notifications,
             insecure=config.insecure_notif,
             ssl_context=notification_ssl_context(config),
+            gate=gate,
             **notification_mode(config.notification_mode),
         )
         await notifier.start()

@@ -15,7 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from ngsi.settings import FLAG, PORT, Ignored, Int, SettingsError, Table, Text, command_line, guards_option, option
+from ngsi.settings import (
+    FLAG, PORT, Ignored, Int, Repeated, SettingsError, Table, Text, command_line, guards_option, option,
+)
+from ngsi.destinations import parse_rules
 from ngsi.tls import check_key_and_cert, trust_context
 
 DEFAULT_PORT = 1026
@@ -44,6 +47,9 @@ class Config:
     notification_mode: str = ""  # Orion's -notificationMode; "threadpool:q:n" sizes the queue and connections
     insecure_notif: bool = False  # Orion's -insecureNotif: https notifications without certificate checks
     notif_ca_file: str = ""  # PEM CA certificates trusted for https notifications and forwards, besides the system's
+    # The destination policy (ngsi/destinations.py): loopback/private destinations the broker
+    # may call for a user (notifications, forwarding); link-local/metadata never.
+    notif_allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
     https: bool = False  # Orion's -https: TLS on -port, plain HTTP nowhere
     https_key: str = ""  # Orion's -key: the server's private key (PEM)
     https_cert: str = ""  # Orion's -cert: its certificate, then any intermediate CA certificates (PEM)
@@ -64,6 +70,11 @@ def mask_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _destination_rules(value: object) -> None:
+    for item in value if isinstance(value, tuple) else (value,):
+        parse_rules(str(item))  # ValueError names the bad rule
 
 
 def _notification_mode(text: str) -> None:
@@ -121,6 +132,12 @@ OPTIONS = Table(
     option("-notifCaFile", field="notif_ca_file", type=Text("FILE"), env="WAZIUP_NOTIF_CA_FILE",
            help="PEM file of CA certificates trusted for https notifications and forwarded requests, besides "
            "the system's (receivers and context providers of a private CA)"),
+    option("-notifAllowedHosts", field="notif_allowed_hosts", type=Repeated(), env="WAZIUP_NOTIF_ALLOWED_HOSTS",
+           check=_destination_rules,
+           help="a loopback or private destination notifications and forwarded requests may go to: host, "
+           "host:port, host:port/path-prefix or a network (10.0.0.0/8); repeatable or comma-separated. Others of "
+           "those ranges are refused (400 at creation, a failure at send time); link-local and cloud metadata "
+           "addresses always"),
     option("-https", field="https", type=FLAG, env="ORION_HTTPS",
            help="serve HTTPS only, on -port (needs -key and -cert)"),
     option("-key", field="https_key", type=Text("FILE"), env="ORION_HTTPS_KEYFILE",

@@ -189,8 +189,7 @@ def _die_with_parent() -> None:
 def worker_app() -> object:
     """uvicorn's app factory in each worker process: the Config comes from the supervisor."""
     fields = json.loads(os.environ[WORKER_CONFIG_VARIABLE])
-    fields["ignored"] = tuple(fields.get("ignored", ()))
-    fields["guards"] = tuple(fields.get("guards", ()))
+    fields = {name: tuple(value) if isinstance(value, list) else value for name, value in fields.items()}  # JSON lists
     config = Config(**fields)
     _die_with_parent()
     _configure_logging(config)

@@ -59,9 +59,11 @@ destination); the platform's clients use neither for user destinations.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import re
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -549,3 +551,97 @@ def _unique(found: Iterable[str | IPAddress]) -> tuple[IPAddress, ...]:
         if address not in addresses:
             addresses.append(address)
     return tuple(addresses)
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+class Refused(Exception):
+    """A destination the policy refuses; ``reason`` is the text for the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Gate:
+    """The policy where the platform's clients send: per request and per connection.
+
+    ``check(url)`` decides a request before it is sent, path rules included: the pure
+    decision is cached per URL, and a name's addresses for ``ttl`` seconds, so a
+    notification costs a dict lookup. ``connect_to(scheme, host, port)`` is the HTTP
+    client's hook when it opens a connection: it resolves the name afresh, checks every
+    address (host and port rules; paths were checked per request) and returns the
+    addresses to connect to, so that a name that changes its answer between the two
+    checks (DNS rebinding) reaches nothing it should not: the client connects to what
+    was checked, not to what a second lookup gives.
+    """
+
+    def __init__(self, policy: Policy, resolver: Resolver = resolve, ttl: float = 10.0) -> None:
+        self.policy = policy
+        self.resolver = resolver
+        self.ttl = ttl
+        self._decided: dict[str, Decision] = {}
+        self._resolved: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
+        # the same rules without their paths, for connections (see connect_to)
+        hosts = [dataclasses.replace(rule, path=None) for rule in policy.rules]
+        self._hosts = Policy(hosts, deny_private=policy.deny_private, setting=policy.setting)
+
+    def check_url(self, url: str) -> Decision:
+        decision = self._decided.get(url)
+        if decision is None:
+            decision = self.policy.check_url(url)
+            if len(self._decided) >= 4096:
+                self._decided.clear()
+            self._decided[url] = decision
+        return decision
+
+    async def check(self, url: str) -> Decision:
+        """May a request go to ``url`` now? (names resolved, with a short cache)"""
+        decision = self.check_url(url)
+        if decision.kind != "name":
+            return decision
+        return await self.policy.check_resolved(url, self._cached_resolver)
+
+    async def check_created(self, url: str) -> Decision:
+        """At creation (a subscription, a registration): refuse what is refused now; a
+        name that does not resolve yet is accepted (it is checked again when used)."""
+        decision = await self.check(url)
+        if not decision.allowed and decision.kind == "unresolved":
+            return Decision(True, decision.reason, "name")
+        return decision
+
+    async def refuse_created(self, urls: Iterable[str]) -> None:
+        """Raise Refused for the first URL (of a subscription or registration being created)
+        that ``check_created`` refuses. A URL still holding a macro (``${...}``) is decided
+        when it is sent, once the macro is replaced."""
+        for url in urls:
+            if "${" in url:
+                continue
+            decision = await self.check_created(url)
+            if not decision.allowed:
+                raise Refused(decision.reason)
+
+    async def connect_to(self, scheme: str, host: str, port: int) -> tuple[str, ...]:
+        """The addresses a new connection to ``host:port`` may use; Refused otherwise.
+        Paths were checked per request: here every rule counts for its host and port."""
+        url = f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}/"
+        decision = self._hosts.check_url(url)
+        if decision.kind == "name":
+            decision = await self._hosts.check_resolved(url, self.resolver)
+        if not decision.allowed:
+            raise Refused(decision.reason)
+        return tuple(str(address) for address in decision.addresses) or (host,)
+
+    async def _cached_resolver(self, host: str, port: int) -> list[str]:
+        now = time.monotonic()
+        cached = self._resolved.get((host, port))
+        if cached is not None and cached[0] > now:
+            return list(cached[1])
+        found = await self.resolver(host, port)
+        if len(self._resolved) >= 1024:
+            self._resolved.clear()
+        self._resolved[(host, port)] = (now + self.ttl, tuple(found))
+        return found
+
+

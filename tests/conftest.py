@@ -83,12 +83,18 @@ class ServiceProcess:
         stop_process(self.proc)
 
 
+# The receivers, providers and agents tests start listen on loopback: a broker a test starts
+# may call them (the destination policy refuses loopback unless allowed; tests of the policy
+# itself start brokers with ``allow_loopback=False``).
+LOOPBACK_ALLOWED = ["-notifAllowedHosts", "127.0.0.1,localhost,[::1]"]
+
+
 class BrokerProcess(ServiceProcess):
     """A broker started as a real process (``python -m broker``) on a loopback port."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], *, allow_loopback: bool = True) -> None:
         self.port = free_port()
-        self.args = args
+        self.args = [*LOOPBACK_ALLOWED, *args] if allow_loopback else args
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Self:

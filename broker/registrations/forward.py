@@ -39,6 +39,7 @@ from ngsi.selectors import selector_covers
 
 from ngsi.client import HTTPClient, NGSIClient
 from ngsi.context import RequestContext
+from ngsi.destinations import Gate
 
 from .. import jsonio
 from ..entities import APPEND, APPEND_STRICT, DELETE, REPLACE, UPDATE, EntityService, Outcome
@@ -77,11 +78,14 @@ class Forwarder:
     def __init__(
         self, registry: RegistrationRegistry, entities: EntityService, timeout: float | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.registry = registry
         self.entities = entities
         self.timeout = timeout or DEFAULT_TIMEOUT
-        self.client = NGSIClient(transport=HTTPClient(max_per_host=64, max_idle=16, ssl_context=ssl_context), timeout=self.timeout)
+        self.gate = gate
+        transport = HTTPClient(max_per_host=64, max_idle=16, ssl_context=ssl_context, gate=gate)
+        self.client = NGSIClient(transport=transport, timeout=self.timeout)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -117,6 +121,10 @@ class Forwarder:
     async def _post(self, ctx: RequestContext, reg: Reg, op: str, body: Any, params: str = "") -> Any:
         """POST to the provider; the decoded JSON answer (None when empty), raises on failure."""
         url = reg["provider"]["http"]["url"].rstrip("/") + op + params
+        if self.gate is not None:
+            decision = await self.gate.check(url)
+            if not decision.allowed:
+                raise ConnectionError(decision.reason)
         response = await self.client.send("POST", url, headers=self._headers(ctx, reg), body=jsonio.dumps(body))
         if not 200 <= response.status_code < 300:
             raise ConnectionError(f"provider answered {response.status_code}")

@@ -11,10 +11,11 @@ import secrets
 import time
 from typing import Any
 
-from ngsi.errors import NotFound
+from ngsi.destinations import Gate, Refused
+from ngsi.errors import BadRequest, NotFound
+from ngsi.servicepath import covers
 
 from ..store import Store
-from ngsi.servicepath import covers
 from .model import REGISTRATION_NOT_FOUND, Reg
 
 Scopes = tuple[tuple[str, bool], ...]
@@ -26,8 +27,9 @@ def new_id() -> str:
 
 
 class RegistrationRegistry:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, gate: Gate | None = None) -> None:
         self.store = store
+        self.gate = gate  # the destination policy, checked on the provider URL at creation
         self._tenants: dict[str, dict[str, Reg]] = {}  # tenant -> id -> reg, creation order
 
     async def load(self) -> None:
@@ -66,6 +68,11 @@ class RegistrationRegistry:
         return reg
 
     async def add(self, tenant: str, reg: dict[str, Any]) -> Reg:
+        if self.gate is not None:
+            try:
+                await self.gate.refuse_created([str(reg.get("provider", {}).get("http", {}).get("url", ""))])
+            except Refused as exc:
+                raise BadRequest(exc.reason) from None
         reg = dict(reg)
         reg["id"] = new_id()
         await self.store.save_doc("registration", tenant, reg)

@@ -638,3 +638,17 @@ def render_subscription(sub: Sub, now: float) -> dict[str, Any]:
     if sub.get("throttling"):
         out["throttling"] = sub["throttling"]
     return out
+
+
+CHANNELS = ("http", "httpCustom", "mqtt", "mqttCustom")
+
+
+def destination_urls(doc: Sub) -> list[str]:
+    """The URLs a subscription (or a PATCH of one) sends to: what the destination policy checks."""
+    notification = doc.get("notification") or {}
+    urls = []
+    for channel in CHANNELS:
+        target = notification.get(channel)
+        if isinstance(target, dict) and isinstance(target.get("url"), str):
+            urls.append(target["url"])
+    return urls

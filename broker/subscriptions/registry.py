@@ -30,11 +30,12 @@ import time
 from collections import deque
 from typing import Any, Awaitable, Callable
 
-from ngsi.errors import NotFound
+from ngsi.destinations import Gate, Refused
+from ngsi.errors import BadRequest, NotFound
 
 from ..store import Store
 from .matcher import is_active, throttled
-from .model import SUBSCRIPTION_NOT_FOUND, Sub, apply_update
+from .model import SUBSCRIPTION_NOT_FOUND, Sub, apply_update, destination_urls
 
 log = logging.getLogger("waziup.subscriptions")
 
@@ -57,8 +58,9 @@ def new_sub_id(now: float | None = None) -> str:
 
 
 class SubscriptionRegistry:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, gate: Gate | None = None) -> None:
         self.store = store
+        self.gate = gate  # the destination policy, checked on the URLs of what clients write
         self._tenants: dict[str, dict[str, Sub]] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._flusher: asyncio.Task[None] | None = None
@@ -199,7 +201,16 @@ class SubscriptionRegistry:
 
     # ------------------------------------------------------------------ writes
 
+    async def _check_destinations(self, doc: Sub) -> None:
+        if self.gate is None:
+            return
+        try:
+            await self.gate.refuse_created(destination_urls(doc))
+        except Refused as exc:
+            raise BadRequest(exc.reason) from None
+
     async def create(self, tenant: str, service_path: str, parsed: Sub) -> Sub:
+        await self._check_destinations(parsed)
         sub: Sub = {"id": new_sub_id(), **parsed, "_servicePath": service_path, "_tenant": tenant}
         await self.store.save_doc("subscription", tenant, sub)
         self._tenants.setdefault(tenant, {})[sub["id"]] = sub
@@ -209,6 +220,7 @@ class SubscriptionRegistry:
     async def update(self, tenant: str, sub_id: str, patch: Sub, service_path: str) -> Sub:
         """Apply a parsed PATCH; the subscription moves to the request's service path (1693)."""
         stored = self.find(tenant, sub_id)
+        await self._check_destinations(patch)
         if self.shared:  # on the stored version: counters other workers wrote stay
             def patched(doc: Sub) -> Sub:
                 new = apply_update(doc, patch)

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from ngsi.client import http11
 
 from ngsi.context import RequestContext
+from ngsi.destinations import Gate
 
 from ..changes import DELETE, Change
 from .matcher import fires
@@ -185,6 +186,7 @@ class Notifier:
         busy_wait: float = BUSY_WAIT,
         insecure: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        gate: Gate | None = None,
         workers: int | None = None,  # former name of ``connections``
     ) -> None:
         self.registry = registry
@@ -206,13 +208,16 @@ class Notifier:
         self._client: http11.HTTPClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sent: dict[int, asyncio.Future[None]] = {}  # id(notification) -> done once written
+        # The destination policy (-notifAllowedHosts): checked per notification (paths) and
+        # per connection (addresses, so a name that changes its answer reaches nothing else).
+        self.gate = gate
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._client = http11.HTTPClient(
-            max_per_host=self.connections, verify=not self._insecure, ssl_context=self._ssl_context
+            max_per_host=self.connections, verify=not self._insecure, ssl_context=self._ssl_context, gate=self.gate
         )
 
     async def stop(self) -> None:
@@ -489,6 +494,8 @@ class Notifier:
         if client is None:
             raise RuntimeError("the notifier is not started")
         timeout = notification.timeout or self.http_timeout
+        if not await self._destination_allowed(notification):
+            return
         try:
             response = await client.request(
                 notification.method, notification.url, notification.headers, notification.body, timeout,
@@ -506,7 +513,10 @@ class Notifier:
         await _maybe_await(self.registry.record_success(notification.tenant, notification.sub_id, time.time(), status))
 
     async def send_mqtt(self, message: MqttMessage) -> None:
-        """Orion's doNotifyMqtt: no status code on success, no reason on failure."""
+        """Orion's doNotifyMqtt: no status code on success, no reason on failure (but for a
+        destination the policy refuses: that reason is shown)."""
+        if not await self._destination_allowed(message):
+            return
         try:
             await self.mqtt.publish(message)
         except MqttError as exc:
@@ -514,6 +524,18 @@ class Notifier:
             self._failure(message, time.time(), "")
             return
         await _maybe_await(self.registry.record_success(message.tenant, message.sub_id, time.time(), None))
+
+    async def _destination_allowed(self, item: Item) -> bool:
+        """The destination policy, at send time (macros may have built the URL; a name may
+        resolve elsewhere now): a refusal is a failure with the policy's reason."""
+        if self.gate is None:
+            return True
+        decision = await self.gate.check(item.url)
+        if decision.allowed:
+            return True
+        log.info("notification of subscription %s to %s refused: %s", item.sub_id, item.url, decision.reason)
+        self._failure(item, time.time(), decision.reason)
+        return False
 
     def _failure(self, notification: Item, when: float, reason: str) -> None:
         try:

@@ -54,6 +54,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from ..destinations import Gate, Refused
 from .response import Headers, Response
 
 __all__ = [
@@ -107,6 +108,15 @@ class HTTPError(Exception):
 
 class ConnectError(HTTPError):
     reason = "Could not connect to server"
+
+
+class DestinationRefused(ConnectError):
+    """The destination policy refused the address (ngsi/destinations.py); the detail is its
+    reason, which is what a subscription's lastFailureReason shows."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail)
+        self.reason = detail or "destination refused by the platform's destination policy"
 
 
 class ResolveError(ConnectError):
@@ -413,8 +423,12 @@ class HTTPClient:
         ssl_context: ssl.SSLContext | None = None,
         max_idle: int | None = None,
         max_connecting: int = 2,
+        gate: Gate | None = None,
     ) -> None:
         self.max_per_host = max_per_host
+        # The destination policy's connection hook (ngsi/destinations.py Gate.connect_to): the
+        # addresses a new connection may use, checked when it is opened; refusals raise Refused.
+        self.gate = gate
         self.max_connecting = max_connecting
         self.max_idle = max_per_host if max_idle is None else max_idle
         self._verify = verify
@@ -552,10 +566,17 @@ class HTTPClient:
         remaining = None if deadline is None else deadline - loop.time()
         if remaining is not None and remaining <= 0:
             raise Timeout("before connecting")
+        address = host
+        if self.gate is not None:
+            try:
+                address = (await self.gate.connect_to(scheme, host, port))[0]
+            except Refused as exc:
+                raise DestinationRefused(exc.reason) from None
+            remaining = None if deadline is None else deadline - loop.time()
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: _Connection(key), host, port, ssl=context, server_hostname=host if context else None
+                    lambda: _Connection(key), address, port, ssl=context, server_hostname=host if context else None
                 ),
                 remaining,
             )

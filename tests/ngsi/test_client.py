@@ -29,7 +29,7 @@ def anyio_backend() -> str:
 async def in_process_client(**options: Any) -> AsyncIterator[NGSIClient]:
     """A broker app with its lifespan running (run by the transport), and a client speaking
     to it through ASGI."""
-    app = create_app(Config(db_uri="memory://", multiservice=True))
+    app = create_app(Config(db_uri="memory://", multiservice=True, notif_allowed_hosts=("127.0.0.1",)))
     async with NGSIClient("http://broker", transport=ASGITransport(app, lifespan=True), **options) as client:
         yield client
 
