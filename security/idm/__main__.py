@@ -1,0 +1,14 @@
+"""``python -m security.idm -port 3005 -data data``: run the identity manager."""
+
+from __future__ import annotations
+
+from .config import from_command_line
+from .server import serve
+
+
+def main() -> None:
+    serve(from_command_line())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Server-rendered HTML of the identity manager (no JavaScript)."""

@@ -1,0 +1,1 @@
+"""The identity manager's HTTP routes, one module per group of Keyrock's API."""

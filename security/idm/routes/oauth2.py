@@ -1,0 +1,286 @@
+"""OAuth 2.0 endpoints: ``/oauth2/token``, ``/oauth2/authorize``, ``/oauth2/revoke``, ``/oauth2/introspect``.
+
+Reference: ``reference/keyrock/oauth_documentation.md`` (grants, Basic client
+authentication, ``scope=permanent``/``jwt``, revocation) and ``oidc_documentation.md``
+("OIDC over Authorization Code Flow"); ``security-history-orchestration.md`` §1 "OAuth2
+endpoints". Introspection is RFC 7662 (Keyrock has none). Each handler prefetches into a
+:class:`~security.idm.oauth.Session`, lets authlib decide, then applies the writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from authlib.oauth2.rfc6749 import OAuth2Error
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..credentials import digest, same
+from ..http import KeyrockError, client_address, form_pairs, json, query_pairs, service
+from ..oauth import (
+    SECRET_METHODS,
+    Session,
+    basic_credentials,
+    build_server,
+    split_scope,
+)
+from ..oauth import Request as OAuthRequest
+from ..pages import login as page
+from ..service import IdentityService
+
+log = logging.getLogger("waziup.idm.oauth2")
+
+Result = tuple[int, Any, list[tuple[str, str]]]
+
+
+def _respond(result: Result) -> Response:
+    status, body, headers = result
+    if status == 302:
+        return Response(status_code=302, headers=dict(headers))
+    return json(body, status, dict(headers))
+
+
+def _error(error: str, description: str, status: int = 400) -> Response:
+    return json({"error": error, "error_description": description}, status,
+                {"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def _client_id(oauth: OAuthRequest, headers: Any) -> str | None:
+    credentials = basic_credentials(headers.get("authorization"))
+    if credentials is not None:
+        return credentials[0]
+    return oauth.payload.data.get("client_id")
+
+
+async def _new_session(request: Request, oauth: OAuthRequest, client_id: str | None) -> Session:
+    the_service = service(request)
+    session = Session(the_service, the_service.now())
+    if client_id and len(client_id) <= 256:
+        session.client = await the_service.store.get_application(client_id)
+    return session
+
+
+async def _apply(session: Session, result: Result) -> Result:
+    """Write what the request decided; a code or refresh token already consumed turns the
+    answer into invalid_grant and revokes its family."""
+    store = session.service.store
+    if session.reused_family:
+        count = await store.revoke_family(session.reused_family)
+        log.warning("a used code or rotated refresh token came back: %d tokens of its family revoked", count)
+    for record in session.consume:
+        if not await store.consume_token(record.hash):
+            if record.family:
+                await store.revoke_family(record.family)
+            log.warning("a code or refresh token was used twice at once: its family is revoked")
+            return 400, {"error": "invalid_grant", "error_description": "Invalid grant"}, [("Cache-Control", "no-store")]
+    for record in session.saves:
+        await store.save_token(record)
+    for record in session.revocations:
+        if record.kind == "refresh" and record.family:
+            await store.revoke_family(record.family)  # a refresh token takes its access tokens along
+        else:
+            await store.revoke_token(record.hash)
+    for kid, until in session.key_uses:
+        await session.service.key_signed(kid, until)
+    return result
+
+
+async def _prefetch_user(session: Session, user_id: str | None) -> None:
+    if user_id is None or session.client is None:
+        return
+    user = await session.service.store.get_user(user_id)
+    if user is not None:
+        session.user = user
+        session.user_claims = await session.service.user_object(user, session.client.id)
+
+
+async def _signing_key(session: Session, scope: str | None) -> None:
+    if session.client is None:
+        return
+    uses_key = not (session.client.jwt_algorithm == "HS256" and session.client.jwt_secret)
+    if uses_key and {"jwt", "openid"} & set(split_scope(scope)):
+        session.signing_key = await session.service.signing_key()
+
+
+def _decide(call: Any) -> Result:
+    """authlib's answer; its ValueError for a parameter it cannot quote back (an error
+    description may only hold some ASCII) is a plain invalid_request."""
+    try:
+        return call()  # type: ignore[no-any-return]
+    except ValueError:
+        return 400, {"error": "invalid_request"}, [("Cache-Control", "no-store")]
+
+
+# -- POST /oauth2/token (oauth_documentation.md: every grant; oidc_documentation.md: id_token) --
+
+
+async def token(request: Request) -> Response:
+    try:
+        form = await form_pairs(request)
+    except KeyrockError as exc:
+        return _error("invalid_request", exc.message, exc.code)
+    oauth = OAuthRequest("POST", request.url.path, request.headers, [], form)
+    session = await _new_session(request, oauth, _client_id(oauth, request.headers))
+    the_service = service(request)
+    store = the_service.store
+    grant_type = oauth.form.get("grant_type")
+    scope = oauth.form.get("scope")
+    if grant_type == "password" and session.client is not None:
+        username, password = oauth.form.get("username"), oauth.form.get("password")
+        try:  # the client first: a request that cannot authenticate as one never tries a password
+            build_server(session).authenticate_client(oauth, SECRET_METHODS)
+            authenticated = session.client.grant_types and "password" in session.client.grant_types
+        except OAuth2Error:
+            authenticated = False
+        if authenticated and username and password:
+            session.login = await the_service.login(username, password, client_address(request))
+            if session.login.user is not None:
+                session.user = session.login.user
+                session.user_claims = await the_service.user_object(session.user, session.client.id)
+    elif grant_type == "authorization_code" and oauth.form.get("code"):
+        session.code = await store.get_token(digest(oauth.form["code"]))
+        if session.code is not None:
+            await _prefetch_user(session, session.code.user_id)
+            scope = session.code.scope
+    elif grant_type == "refresh_token" and oauth.form.get("refresh_token"):
+        session.refresh = await store.get_token(digest(oauth.form["refresh_token"]))
+        if session.refresh is not None:
+            await _prefetch_user(session, session.refresh.user_id)
+            scope = scope or session.refresh.scope
+    await _signing_key(session, scope)
+    server = build_server(session)
+    result = _decide(lambda: server.create_token_response(oauth))
+    if result[0] != 200:
+        if session.reused_family:
+            await _apply(Session(the_service, session.now, reused_family=session.reused_family), result)
+        return _respond(result)
+    return _respond(await _apply(session, result))
+
+
+# -- POST /oauth2/revoke (oauth_documentation.md "Revoke Token"; RFC 7009) ----------------------
+
+
+async def _token_endpoint(request: Request, name: str) -> Response:
+    try:
+        form = await form_pairs(request)
+    except KeyrockError as exc:
+        return _error("invalid_request", exc.message, exc.code)
+    oauth = OAuthRequest("POST", request.url.path, request.headers, [], form)
+    session = await _new_session(request, oauth, _client_id(oauth, request.headers))
+    value = oauth.form.get("token")
+    if value and len(value) <= 16 * 1024:
+        session.target = await session.service.store.get_token(digest(value))
+        if session.target is not None and session.target.user_id is not None:
+            session.target_user = await session.service.store.get_user(session.target.user_id)
+    server = build_server(session)
+    result = _decide(lambda: server.create_endpoint_response(name, oauth))
+    if result[0] == 200:
+        result = await _apply(session, result)
+    return _respond(result)
+
+
+async def revoke(request: Request) -> Response:
+    return await _token_endpoint(request, "revocation")
+
+
+# -- POST /oauth2/introspect (RFC 7662) -------------------------------------------------------
+
+
+async def introspect(request: Request) -> Response:
+    return await _token_endpoint(request, "introspection")
+
+
+# -- GET/POST /oauth2/authorize (oauth_documentation.md "Authorization Code Grant") -------------
+
+
+def _secure(request: Request) -> bool:
+    return bool(request.app.state.config.https or request.app.state.config.issuer_url.startswith("https://"))
+
+
+async def _consent(request: Request, pairs: list[tuple[str, str]], the_service: IdentityService) -> tuple[Session, OAuthRequest, Any]:
+    """Validate an authorization request: (session, request, grant); OAuth2Error when invalid."""
+    oauth = OAuthRequest(request.method, request.url.path, request.headers, pairs, [])
+    session = await _new_session(request, oauth, oauth.payload.data.get("client_id"))
+    server = build_server(session)
+    grant = server.get_consent_grant(oauth, end_user=None)
+    return session, oauth, grant
+
+
+def _rejected(error: OAuth2Error) -> Response:
+    """An invalid authorization request: back to the application when its redirect URI is
+    known to be the application's, else said on a page."""
+    if error.redirect_uri:
+        try:
+            return _respond(error())
+        except ValueError:
+            pass
+    return page.problem(f"{error.error}: {error.description or 'invalid authorization request'}")
+
+
+async def authorize_page(request: Request) -> Response:
+    the_service = service(request)
+    pairs = query_pairs(request)
+    try:
+        session, oauth, _grant = await _consent(request, pairs, the_service)
+    except OAuth2Error as error:
+        return _rejected(error)
+    except ValueError:
+        return page.problem("invalid authorization request")
+    assert session.client is not None
+    return page.sign_in(app_name=session.client.name, scopes=split_scope(oauth.payload.data.get("scope")),
+                        params=dict(oauth.payload.data), csrf=secrets.token_urlsafe(24), secure=_secure(request))
+
+
+async def authorize_submit(request: Request) -> Response:
+    the_service = service(request)
+    try:
+        form = await form_pairs(request)
+    except KeyrockError as exc:
+        return page.problem(exc.message, exc.code)
+    fields = dict(form)
+    cookie = request.cookies.get(page.CSRF_COOKIE, "")
+    if not cookie or not same(cookie, fields.get(page.CSRF_FIELD, "")):
+        return page.problem("The form expired or did not come from this site: start again from the application.", 403)
+    carried = [(name, value) for name, value in form if name in page.CARRIED]
+    try:
+        session, oauth, grant = await _consent(request, carried, the_service)
+    except OAuth2Error as error:
+        return _rejected(error)
+    except ValueError:
+        return page.problem("invalid authorization request")
+    assert session.client is not None
+    server = build_server(session)
+    csrf = secrets.token_urlsafe(24)
+    if fields.get("decision") != "allow":
+        result = _decide(lambda: server.create_authorization_response(oauth, grant_user=None, grant=grant))
+        return _respond(result)
+    login = fields.get("username", "")
+    result_login = await the_service.login(login, fields.get("password", ""), client_address(request))
+    scopes = split_scope(oauth.payload.data.get("scope"))
+    if result_login.locked:
+        return page.sign_in(app_name=session.client.name, scopes=scopes, params=dict(oauth.payload.data), csrf=csrf,
+                            login=login, status=429, secure=_secure(request),
+                            error=f"Too many failed sign-ins: this account is locked for {int(result_login.locked) + 1} s.")
+    if result_login.user is None:
+        return page.sign_in(app_name=session.client.name, scopes=scopes, params=dict(oauth.payload.data), csrf=csrf,
+                            login=login, status=401, secure=_secure(request), error="Wrong e-mail, username or password.")
+    session.user = result_login.user
+    grant.request.user = result_login.user
+    result = _decide(lambda: server.create_authorization_response(oauth, grant_user=result_login.user, grant=grant))
+    if result[0] == 302:
+        result = await _apply(session, result)
+    return _respond(result)
+
+
+ROUTES = [
+    Route("/oauth2/token", token, methods=["POST"]),
+    Route("/oauth2/revoke", revoke, methods=["POST"]),
+    Route("/oauth2/introspect", introspect, methods=["POST"]),
+    Route("/oauth2/authorize", authorize_page, methods=["GET"]),
+    Route("/oauth2/authorize", authorize_submit, methods=["POST"]),
+]
+
+

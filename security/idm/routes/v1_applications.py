@@ -1,0 +1,559 @@
+"""Applications of the /v1 API, their roles, permissions and role assignments.
+
+Reference: ``reference/keyrock/apiary.apib``: "Applications", "Application", "Roles",
+"Role", "Permissions", "Permission", "Role - Permission Relationships", "Authorized users
+in an application", "Roles of User in an Application", "Role - User Relationship",
+"Authorized Organizations in an application", "Roles of Organization in an Application",
+"Role - Organization Relationship"; ``security-history-orchestration.md`` §1.
+
+Who may do what, as Keyrock decides it from its internal permissions (``model.py``): an
+admin does everything; otherwise the caller's roles in the application (own, or through
+an organization) give internal permissions: 2 "Manage the application" (change, delete),
+3 "Manage roles" (roles, permissions and which role has which), 1 "assign internal roles",
+5 "assign public roles", 6 "assign the public roles one holds". Whoever creates an
+application gets its ``provider`` role (all six); any role in it lets one read it.
+
+Differences from Keyrock: the client secret is shown once, when the application is
+created (it is kept as a hash); ``client_type`` (``confidential``|``public``) and
+``jwt_algorithm`` (``HS256`` with ``jwt_secret``, or the identity manager's key) are
+extra fields; ``redirect_uri`` may also be a list of URIs.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ngsi.regex import compile_pattern
+
+from ..credentials import digest, new_token
+from ..http import KeyrockError, api_caller, json, json_body, service, text_field
+from ..model import (
+    GRANT_TYPES,
+    ORGANIZATION_ROLES,
+    TOKEN_TYPES,
+    Application,
+    OrganizationRole,
+    Permission,
+    Role,
+    User,
+    UserRole,
+)
+
+FORBIDDEN = "User not allowed to perform the action"
+_BAD_SCHEMES = ("javascript", "data", "vbscript", "file")
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def _csv(values: tuple[str, ...]) -> str:
+    return ",".join(values)
+
+
+def app_json(app: Application, *, secret: str | None = None) -> dict[str, Any]:
+    return {
+        "id": app.id, "name": app.name, "description": app.description, "secret": secret, "url": app.url,
+        "redirect_uri": app.redirect_uris[0] if len(app.redirect_uris) == 1 else list(app.redirect_uris) or None,
+        "redirect_sign_out_uri": app.redirect_sign_out_uri, "image": "default", "grant_type": _csv(app.grant_types),
+        "response_type": "code" if "authorization_code" in app.grant_types else "",
+        "token_types": _csv(app.token_types), "jwt_secret": app.jwt_secret, "jwt_algorithm": app.jwt_algorithm,
+        "client_type": app.client_type, "scope": None, "extra": None,
+    }
+
+
+def role_json(role: Role, app_id: str) -> dict[str, Any]:
+    return {"id": role.id, "name": role.name, "is_internal": role.is_internal, "oauth_client_id": role.app_id or app_id}
+
+
+PERMISSION_FIELDS = ("description", "action", "resource", "xml", "is_regex", "authorization_service_header",
+                     "use_authorization_service_header", "regex_entity_ids", "regex_attributes", "regex_types", "ngsi")
+
+
+def permission_json(permission: Permission, app_id: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": permission.id, "name": permission.name, "is_internal": permission.is_internal}
+    out.update({name: getattr(permission, name) for name in PERMISSION_FIELDS})
+    out["oauth_client_id"] = permission.app_id or app_id
+    return out
+
+
+# -- checks ----------------------------------------------------------------------------------
+
+
+async def _application(request: Request) -> tuple[User, Application]:
+    caller = await api_caller(request)
+    app = await service(request).store.get_application(request.path_params["application_id"])
+    if app is None:
+        raise KeyrockError(404, "Application not found")
+    return caller, app
+
+
+async def _allowed(request: Request, caller: User, app: Application, *needed: str) -> set[str]:
+    """The caller's internal permissions in the application; 403 unless one of ``needed``
+    (none given: any role in the application lets one read it)."""
+    held = await service(request).internal_permissions(caller, app.id)
+    if caller.admin:
+        return held
+    if needed:
+        if not held & set(needed):
+            raise KeyrockError(403, FORBIDDEN)
+        return held
+    grants = await service(request).grants_of(caller.id, app.id)
+    if not grants.all_role_ids():
+        raise KeyrockError(403, FORBIDDEN)
+    return held
+
+
+def _uris(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value] if value is not None else []
+    uris = []
+    for item in items:
+        if not isinstance(item, str) or not item or len(item) > 2048:
+            raise KeyrockError(400, "redirect_uri must be a URI or a list of URIs")
+        parts = urlsplit(item)
+        if not parts.scheme or parts.scheme.lower() in _BAD_SCHEMES or parts.fragment or any(c.isspace() for c in item):
+            raise KeyrockError(400, f"redirect_uri {item!r} is not an absolute URI without fragment")
+        uris.append(item)
+    return tuple(uris)
+
+
+def _choices(value: Any, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise KeyrockError(400, f"{name} must be a list of strings")
+    for item in items:
+        if item.strip() not in allowed:
+            raise KeyrockError(400, f"{name}: unknown value {item!r} (known: {', '.join(allowed)})")
+    return tuple(dict.fromkeys(i.strip() for i in items))
+
+
+def _app_fields(request: Request, body: dict[str, Any], app: Application) -> tuple[Application, dict[str, Any]]:
+    """The application with the body's changes, and the changes as Keyrock shows them."""
+    changes: dict[str, Any] = {}
+    shown: dict[str, Any] = {}
+    for name in ("name", "description", "url", "redirect_sign_out_uri"):
+        if name in body:
+            changes[name] = shown[name] = text_field(body, name, required=name == "name", limit=2048) or ""
+    if "redirect_uri" in body:
+        changes["redirect_uris"] = _uris(body["redirect_uri"])
+        shown["redirect_uri"] = body["redirect_uri"]
+    if "grant_type" in body:
+        changes["grant_types"] = _choices(body["grant_type"], GRANT_TYPES, "grant_type")
+        shown["grant_type"] = _csv(changes["grant_types"])
+    if "token_types" in body:
+        types = _choices(body["token_types"], TOKEN_TYPES, "token_types")
+        changes["token_types"] = ("bearer", *[t for t in types if t != "bearer"])
+        shown["token_types"] = _csv(changes["token_types"])
+    if "client_type" in body:
+        if body["client_type"] not in ("confidential", "public"):
+            raise KeyrockError(400, "client_type is confidential or public")
+        changes["client_type"] = shown["client_type"] = body["client_type"]
+    if "jwt_algorithm" in body:
+        allowed = ("HS256", request.app.state.config.signing_algorithm)
+        if body["jwt_algorithm"] not in allowed:
+            raise KeyrockError(400, f"jwt_algorithm is one of {', '.join(allowed)}")
+        changes["jwt_algorithm"] = shown["jwt_algorithm"] = body["jwt_algorithm"]
+    updated = app.replace(**changes)
+    wants_jwt = "jwt" in updated.token_types
+    if wants_jwt and not updated.jwt_secret:
+        updated = updated.replace(jwt_secret=secrets.token_hex(16))
+        shown["jwt_secret"] = updated.jwt_secret
+    elif not wants_jwt and updated.jwt_secret:
+        updated = updated.replace(jwt_secret=None)
+        shown["jwt_secret"] = None
+    if updated.public and "client_credentials" in updated.grant_types:
+        raise KeyrockError(400, "a public client cannot use client_credentials")
+    return updated, shown
+
+
+async def _app_body(request: Request) -> dict[str, Any]:
+    body = (await json_body(request)).get("application")
+    if not isinstance(body, dict):
+        raise KeyrockError(400, "Missing parameter application in body")
+    return body
+
+
+# -- applications ----------------------------------------------------------------------------
+
+
+async def list_applications(request: Request) -> Response:
+    caller = await api_caller(request)
+    the_service = service(request)
+    apps = await the_service.store.list_applications()
+    if not caller.admin:
+        mine = []
+        for app in apps:
+            if (await the_service.grants_of(caller.id, app.id)).all_role_ids():
+                mine.append(app)
+        apps = mine
+    out = []
+    for app in apps:
+        item = app_json(app)
+        for hidden in ("secret", "jwt_secret", "scope", "extra"):
+            item.pop(hidden)
+        out.append(item)
+    return json({"applications": out})
+
+
+async def create_application(request: Request) -> Response:
+    caller = await api_caller(request)
+    body = await _app_body(request)
+    text_field(body, "name", required=True)
+    the_service = service(request)
+    secret = new_token()
+    blank = Application(str(uuid.uuid4()), "", digest(secret), grant_types=("authorization_code",),
+                        created_at=the_service.now())
+    app, _ = _app_fields(request, body, blank)
+    if "authorization_code" in app.grant_types and not app.redirect_uris:
+        raise KeyrockError(400, "Missing parameter redirect_uri in body")
+    await the_service.store.create_application(app, caller.id)
+    return json({"application": app_json(app, secret=None if app.public else secret)}, 201)
+
+
+async def read_application(request: Request) -> Response:
+    caller, app = await _application(request)
+    held = await _allowed(request, caller, app)
+    out = app_json(app)
+    if not (caller.admin or "2" in held):
+        out["jwt_secret"] = None
+    return json({"application": out})
+
+
+async def update_application(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app, "2")
+    updated, shown = _app_fields(request, await _app_body(request), app)
+    await service(request).store.save_application(updated)
+    return json({"values_updated": shown})
+
+
+async def delete_application(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app, "2")
+    await service(request).store.delete_application(app.id)
+    return Response(status_code=204)
+
+
+# -- roles -----------------------------------------------------------------------------------
+
+
+async def _role(request: Request, app: Application) -> Role:
+    role = await service(request).store.get_role(app.id, request.path_params["role_id"])
+    if role is None:
+        raise KeyrockError(404, "Role not found")
+    return role
+
+
+async def _role_body(request: Request) -> str:
+    body = (await json_body(request)).get("role")
+    if not isinstance(body, dict):
+        raise KeyrockError(400, "Missing parameter role in body")
+    return text_field(body, "name", required=True, limit=256) or ""
+
+
+async def list_roles(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app)
+    roles = await service(request).store.list_roles(app.id)
+    return json({"roles": [{"id": r.id, "name": r.name} for r in roles]})
+
+
+async def create_role(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app, "3")
+    role = Role(str(uuid.uuid4()), await _role_body(request), app.id)
+    await service(request).store.create_role(role)
+    return json({"role": role_json(role, app.id)}, 201)
+
+
+async def read_role(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app)
+    return json({"role": role_json(await _role(request, app), app.id)})
+
+
+async def update_role(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app, "3")
+    role = await _role(request, app)
+    if role.is_internal:
+        raise KeyrockError(403, "Internal roles cannot be changed")
+    name = await _role_body(request)
+    await service(request).store.save_role(role.replace(name=name))
+    return json({"values_updated": {"name": name}})
+
+
+async def delete_role(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app, "3")
+    role = await _role(request, app)
+    if role.is_internal:
+        raise KeyrockError(403, "Internal roles cannot be deleted")
+    await service(request).store.delete_role(app.id, role.id)
+    return Response(status_code=204)
+
+
+# -- permissions -----------------------------------------------------------------------------
+
+
+def _pattern(body: dict[str, Any], name: str) -> str | None:
+    value = text_field(body, name, limit=1024)
+    if value and compile_pattern(value) is None:
+        raise KeyrockError(400, f"{name}: {value!r} is not a valid regular expression")
+    return value or None
+
+
+def _permission_fields(body: dict[str, Any], permission: Permission) -> tuple[Permission, dict[str, Any]]:
+    changes: dict[str, Any] = {}
+    for name in ("name", "description", "action", "resource", "xml", "authorization_service_header"):
+        if name in body:
+            changes[name] = text_field(body, name, required=name == "name", limit=4096)
+    for name in ("is_regex", "use_authorization_service_header"):
+        if name in body:
+            if not isinstance(body[name], bool):
+                raise KeyrockError(400, f"Parameter {name} must be a boolean")
+            changes[name] = body[name]
+    for name in ("regex_entity_ids", "regex_attributes", "regex_types"):
+        if name in body:
+            changes[name] = _pattern(body, name)
+    if "ngsi" in body:
+        changes["ngsi"] = body["ngsi"]
+    updated = permission.replace(**changes)
+    if updated.action is not None:
+        action = updated.action.strip().upper()
+        if not action or not action.isalpha() or len(action) > 16:
+            raise KeyrockError(400, "action must be an HTTP verb")
+        updated = updated.replace(action=action)
+    if not updated.xml and (not updated.action or updated.resource is None):
+        raise KeyrockError(400, "Missing parameters action and resource (or xml) in body")
+    if updated.is_regex and updated.resource and compile_pattern("(?i)" + updated.resource) is None:
+        raise KeyrockError(400, f"resource {updated.resource!r} is not a valid regular expression")
+    return updated, changes
+
+
+async def _permission_body(request: Request) -> dict[str, Any]:
+    body = (await json_body(request)).get("permission")
+    if not isinstance(body, dict):
+        raise KeyrockError(400, "Missing parameter permission in body")
+    return body
+
+
+async def _permission(request: Request, app: Application) -> Permission:
+    permission = await service(request).store.get_permission(app.id, request.path_params["permission_id"])
+    if permission is None:
+        raise KeyrockError(404, "Permission not found")
+    return permission
+
+
+async def list_permissions(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app)
+    found = await service(request).store.list_permissions(app.id)
+    return json({"permissions": [permission_json(p, app.id) for p in found]})
+
+
+async def create_permission(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app, "3")
+    body = await _permission_body(request)
+    text_field(body, "name", required=True)
+    permission, _ = _permission_fields(body, Permission(str(uuid.uuid4()), "", app.id))
+    await service(request).store.create_permission(permission)
+    return json({"permission": permission_json(permission, app.id)}, 201)
+
+
+async def read_permission(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app)
+    return json({"permission": permission_json(await _permission(request, app), app.id)})
+
+
+async def update_permission(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app, "3")
+    permission = await _permission(request, app)
+    if permission.is_internal:
+        raise KeyrockError(403, "Internal permissions cannot be changed")
+    updated, changes = _permission_fields(await _permission_body(request), permission)
+    await service(request).store.save_permission(updated)
+    return json({"values_updated": changes})
+
+
+async def delete_permission(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app, "3")
+    permission = await _permission(request, app)
+    if permission.is_internal:
+        raise KeyrockError(403, "Internal permissions cannot be deleted")
+    await service(request).store.delete_permission(app.id, permission.id)
+    return Response(status_code=204)
+
+
+# -- role <-> permission ---------------------------------------------------------------------
+
+
+async def role_permissions(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app)
+    role = await _role(request, app)
+    found = await service(request).store.permissions_of_roles([role.id])
+    out = []
+    for p in found:
+        item = permission_json(p, app.id)
+        item.pop("oauth_client_id")
+        out.append(item)
+    return json({"role_permission_assignments": out})
+
+
+async def _role_and_permission(request: Request) -> tuple[Role, Permission]:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app, "3")
+    role, permission = await _role(request, app), await _permission(request, app)
+    if role.is_internal or permission.is_internal:
+        raise KeyrockError(403, "Internal roles and permissions cannot be reassigned")
+    return role, permission
+
+
+async def assign_permission(request: Request) -> Response:
+    role, permission = await _role_and_permission(request)
+    await service(request).store.put_role_permission(role.id, permission.id)
+    return json({"role_permission_assignments": {"role_id": role.id, "permission_id": permission.id}}, 201)
+
+
+async def remove_permission(request: Request) -> Response:
+    role, permission = await _role_and_permission(request)
+    if not await service(request).store.delete_role_permission(role.id, permission.id):
+        raise KeyrockError(404, "The role does not have this permission")
+    return Response(status_code=204)
+
+
+# -- role assignments to users and organizations ----------------------------------------------
+
+
+async def _may_assign(request: Request, caller: User, app: Application, role: Role) -> None:
+    """Keyrock's rule: internal roles need permission 1; other roles 5, or 6 for a role the caller holds."""
+    held = await service(request).internal_permissions(caller, app.id)
+    if role.is_internal:
+        if "1" not in held:
+            raise KeyrockError(403, FORBIDDEN)
+        return
+    if "5" in held:
+        return
+    if "6" in held and role.id in (await service(request).grants_of(caller.id, app.id)).all_role_ids():
+        return
+    raise KeyrockError(403, FORBIDDEN)
+
+
+async def user_assignments(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app)
+    user_id = request.path_params.get("user_id")
+    if user_id is not None and await service(request).store.get_user(user_id) is None:
+        raise KeyrockError(404, "User not found")
+    found = await service(request).store.user_roles(app_id=app.id, user_id=user_id)
+    return json({"role_user_assignments": [{"user_id": a.user_id, "role_id": a.role_id} for a in found]})
+
+
+async def _user_role(request: Request) -> tuple[Application, UserRole]:
+    caller, app = await _application(request)
+    role = await _role(request, app)
+    if await service(request).store.get_user(request.path_params["user_id"]) is None:
+        raise KeyrockError(404, "User not found")
+    await _may_assign(request, caller, app, role)
+    return app, UserRole(app.id, request.path_params["user_id"], role.id)
+
+
+async def assign_user_role(request: Request) -> Response:
+    app, assignment = await _user_role(request)
+    await service(request).store.put_user_role(assignment)
+    return json({"role_user_assignments": {"role_id": assignment.role_id, "user_id": assignment.user_id,
+                                           "oauth_client_id": app.id}}, 201)
+
+
+async def remove_user_role(request: Request) -> Response:
+    _, assignment = await _user_role(request)
+    if not await service(request).store.delete_user_role(assignment):
+        raise KeyrockError(404, "The user does not have this role")
+    return Response(status_code=204)
+
+
+async def organization_assignments(request: Request) -> Response:
+    caller, app = await _application(request)
+    await _allowed(request, caller, app)
+    org_id = request.path_params.get("organization_id")
+    if org_id is not None and await service(request).store.get_organization(org_id) is None:
+        raise KeyrockError(404, "Organization not found")
+    found = await service(request).store.organization_roles(app_id=app.id, organization_id=org_id)
+    if org_id is not None:
+        out = [{"organization_id": a.organization_id, "role_id": a.role_id} for a in found]
+    else:
+        out = [{"organization_id": a.organization_id, "role_organization": a.organization_role, "role_id": a.role_id}
+               for a in found]
+    return json({"role_organization_assignments": out})
+
+
+async def _organization_role(request: Request) -> tuple[Application, OrganizationRole]:
+    caller, app = await _application(request)
+    role = await _role(request, app)
+    org_id = request.path_params["organization_id"]
+    if await service(request).store.get_organization(org_id) is None:
+        raise KeyrockError(404, "Organization not found")
+    org_role = request.path_params["organization_role_id"]
+    if org_role not in ORGANIZATION_ROLES:
+        raise KeyrockError(404, "Organization role not found: it is owner or member")
+    await _may_assign(request, caller, app, role)
+    return app, OrganizationRole(app.id, org_id, role.id, org_role)
+
+
+async def assign_organization_role(request: Request) -> Response:
+    app, a = await _organization_role(request)
+    await service(request).store.put_organization_role(a)
+    return json({"role_organization_assignments": {"role_id": a.role_id, "organization_id": a.organization_id,
+                                                   "oauth_client_id": app.id, "role_organization": a.organization_role}},
+                201)
+
+
+async def remove_organization_role(request: Request) -> Response:
+    _, a = await _organization_role(request)
+    if not await service(request).store.delete_organization_role(a):
+        raise KeyrockError(404, "The organization does not have this role")
+    return Response(status_code=204)
+
+
+_APP = "/applications/{application_id}"
+_ORG_ROLE = _APP + "/organizations/{organization_id}/roles/{role_id}/organization_roles/{organization_role_id}"
+
+ROUTES = [
+    Route("/applications", list_applications, methods=["GET"]),
+    Route("/applications", create_application, methods=["POST"]),
+    Route(_APP, read_application, methods=["GET"]),
+    Route(_APP, update_application, methods=["PATCH"]),
+    Route(_APP, delete_application, methods=["DELETE"]),
+    Route(_APP + "/roles", list_roles, methods=["GET"]),
+    Route(_APP + "/roles", create_role, methods=["POST"]),
+    Route(_APP + "/roles/{role_id}", read_role, methods=["GET"]),
+    Route(_APP + "/roles/{role_id}", update_role, methods=["PATCH"]),
+    Route(_APP + "/roles/{role_id}", delete_role, methods=["DELETE"]),
+    Route(_APP + "/permissions", list_permissions, methods=["GET"]),
+    Route(_APP + "/permissions", create_permission, methods=["POST"]),
+    Route(_APP + "/permissions/{permission_id}", read_permission, methods=["GET"]),
+    Route(_APP + "/permissions/{permission_id}", update_permission, methods=["PATCH"]),
+    Route(_APP + "/permissions/{permission_id}", delete_permission, methods=["DELETE"]),
+    Route(_APP + "/roles/{role_id}/permissions", role_permissions, methods=["GET"]),
+    Route(_APP + "/roles/{role_id}/permissions/{permission_id}", assign_permission, methods=["PUT", "POST"]),
+    Route(_APP + "/roles/{role_id}/permissions/{permission_id}", remove_permission, methods=["DELETE"]),
+    Route(_APP + "/users", user_assignments, methods=["GET"]),
+    Route(_APP + "/users/{user_id}/roles", user_assignments, methods=["GET"]),
+    Route(_APP + "/users/{user_id}/roles/{role_id}", assign_user_role, methods=["PUT", "POST"]),
+    Route(_APP + "/users/{user_id}/roles/{role_id}", remove_user_role, methods=["DELETE"]),
+    Route(_APP + "/organizations", organization_assignments, methods=["GET"]),
+    Route(_APP + "/organizations/{organization_id}/roles", organization_assignments, methods=["GET"]),
+    Route(_ORG_ROLE, assign_organization_role, methods=["PUT", "POST"]),
+    Route(_ORG_ROLE, remove_organization_role, methods=["DELETE"]),
+]

@@ -1,0 +1,154 @@
+"""Organizations of the /v1 API and their members: ``/v1/organizations[/{organization_id}]``,
+``.../users``, ``.../users/{user_id}/organization_roles[/{owner|member}]``.
+
+Reference: ``reference/keyrock/apiary.apib`` "Organizations", "Organization", "Members of an
+organization", "User - Organization Relationships", "User - Organization Relationship".
+Rules (Keyrock's): whoever creates an organization owns it; its owners (and admins)
+change it, delete it and manage its members; its members (and admins) read it. The list
+is the caller's organizations, each with the caller's role.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..http import KeyrockError, api_caller, json, json_body, service, text_field
+from ..model import ORGANIZATION_ROLES, Membership, Organization, User
+
+FORBIDDEN = "User not allowed to perform the action"
+
+
+def shown(org: Organization) -> dict[str, Any]:
+    return {"id": org.id, "name": org.name, "description": org.description, "website": org.website, "image": "default"}
+
+
+async def _org_body(request: Request) -> dict[str, Any]:
+    body = (await json_body(request)).get("organization")
+    if not isinstance(body, dict):
+        raise KeyrockError(400, "Missing parameter organization in body")
+    return body
+
+
+async def _organization(request: Request, *, owner: bool) -> tuple[User, Organization]:
+    """The organization of the path, if the caller may read it (or, ``owner``, manage it)."""
+    caller = await api_caller(request)
+    store = service(request).store
+    org = await store.get_organization(request.path_params["organization_id"])
+    if org is None:
+        raise KeyrockError(404, "Organization not found")
+    if not caller.admin:
+        roles = {m.role for m in await store.memberships(organization_id=org.id, user_id=caller.id)}
+        if ("owner" not in roles) if owner else not roles:
+            raise KeyrockError(403, FORBIDDEN)
+    return caller, org
+
+
+async def list_organizations(request: Request) -> Response:
+    caller = await api_caller(request)
+    store = service(request).store
+    out = []
+    for m in await store.memberships(user_id=caller.id):
+        org = await store.get_organization(m.organization_id)
+        if org is not None:
+            out.append({"role": m.role, "Organization": shown(org)})
+    return json({"organizations": out})
+
+
+async def create_organization(request: Request) -> Response:
+    caller = await api_caller(request)
+    body = await _org_body(request)
+    the_service = service(request)
+    org = Organization(str(uuid.uuid4()), text_field(body, "name", required=True, limit=256) or "",
+                       text_field(body, "description"), text_field(body, "website"), the_service.now())
+    await the_service.store.create_organization(org, caller.id)
+    return json({"organization": {"id": org.id, "image": "default", "name": org.name, "description": org.description}}, 201)
+
+
+async def read_organization(request: Request) -> Response:
+    _, org = await _organization(request, owner=False)
+    return json({"organization": shown(org)})
+
+
+async def update_organization(request: Request) -> Response:
+    _, org = await _organization(request, owner=True)
+    body = await _org_body(request)
+    changes = {}
+    for name in ("name", "description", "website"):
+        if name in body:
+            changes[name] = text_field(body, name, required=name == "name")
+    await service(request).store.save_organization(org.replace(**changes))
+    return json({"values_updated": changes})
+
+
+async def delete_organization(request: Request) -> Response:
+    _, org = await _organization(request, owner=True)
+    await service(request).store.delete_organization(org.id)
+    return Response(status_code=204)
+
+
+async def members(request: Request) -> Response:
+    _, org = await _organization(request, owner=False)
+    found = await service(request).store.memberships(organization_id=org.id)
+    return json({"organization_users": [{"user_id": m.user_id, "organization_id": m.organization_id, "role": m.role}
+                                        for m in found]})
+
+
+async def _member_user(request: Request) -> User:
+    user = await service(request).store.get_user(request.path_params["user_id"])
+    if user is None:
+        raise KeyrockError(404, "User not found")
+    return user
+
+
+async def member(request: Request) -> Response:
+    _, org = await _organization(request, owner=False)
+    user = await _member_user(request)
+    found = await service(request).store.memberships(organization_id=org.id, user_id=user.id)
+    if not found:
+        raise KeyrockError(404, "User is not a member of the organization")
+    best = next((m for m in found if m.role == "owner"), found[0])
+    return json({"organization_user": {"user_id": user.id, "organization_id": org.id, "role": best.role}})
+
+
+def _organization_role(request: Request) -> str:
+    role = request.path_params["organization_role_id"]
+    if role not in ORGANIZATION_ROLES:
+        raise KeyrockError(404, "Organization role not found: it is owner or member")
+    return role
+
+
+async def add_member(request: Request) -> Response:
+    _, org = await _organization(request, owner=True)
+    role = _organization_role(request)
+    user = await _member_user(request)
+    await service(request).store.put_membership(Membership(org.id, user.id, role))
+    return json({"user_organization_assignments": {"role": role, "user_id": user.id, "organization_id": org.id}}, 201)
+
+
+async def remove_member(request: Request) -> Response:
+    _, org = await _organization(request, owner=True)
+    role = _organization_role(request)
+    user = await _member_user(request)
+    if not await service(request).store.delete_membership(org.id, user.id, role):
+        raise KeyrockError(404, "User is not in the organization with this role")
+    return Response(status_code=204)
+
+
+ROUTES = [
+    Route("/organizations", list_organizations, methods=["GET"]),
+    Route("/organizations", create_organization, methods=["POST"]),
+    Route("/organizations/{organization_id}", read_organization, methods=["GET"]),
+    Route("/organizations/{organization_id}", update_organization, methods=["PATCH"]),
+    Route("/organizations/{organization_id}", delete_organization, methods=["DELETE"]),
+    Route("/organizations/{organization_id}/users", members, methods=["GET"]),
+    Route("/organizations/{organization_id}/users/{user_id}/organization_roles", member, methods=["GET"]),
+    Route("/organizations/{organization_id}/users/{user_id}/organization_roles/{organization_role_id}", add_member,
+          methods=["PUT"]),
+    Route("/organizations/{organization_id}/users/{user_id}/organization_roles/{organization_role_id}", remove_member,
+          methods=["DELETE"]),
+]
