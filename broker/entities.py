@@ -173,6 +173,11 @@ class EntityService:
     async def find_one(
         self, ctx: RequestContext, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None
     ) -> Entity:
+        return visible_to(ctx, await self._find_one(ctx, scopes, entity_id, entity_type))
+
+    async def _find_one(
+        self, ctx: RequestContext, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None
+    ) -> Entity:
         selector = Selector(ids=(entity_id,), types=None if entity_type is None else (entity_type,), service_paths=scopes)
         found = await self.store.find(ctx.tenant, selector, limit=2)
         if not found:
@@ -184,7 +189,13 @@ class EntityService:
     async def find(
         self, ctx: RequestContext, selector: Selector, *, limit: int | None = None, offset: int = 0
     ) -> list[Entity]:
-        return await self.store.find(ctx.tenant, selector, limit=limit, offset=offset)
+        """The entities a read selects, each reduced to what the caller may see (the
+        projection an authorization guard put in the context; queries then filter on
+        visible attributes only, so a hidden value cannot be probed with ``q``)."""
+        found = await self.store.find(ctx.tenant, selector, limit=limit, offset=offset)
+        if ctx.attrs_visible is None and not ctx.attrs_hidden:
+            return found
+        return [visible_to(ctx, entity) for entity in found]
 
     async def count(self, ctx: RequestContext, selector: Selector) -> int:
         return await self.store.count(ctx.tenant, selector)
@@ -415,7 +426,7 @@ class EntityService:
     async def delete(
         self, ctx: RequestContext, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None
     ) -> None:
-        entity = await self.find_one(ctx, scopes, entity_id, entity_type)
+        entity = await self._find_one(ctx, scopes, entity_id, entity_type)
         await self.store.delete(ctx.tenant, entity)
         await self._emit(ctx, "delete", entity, None, list(entity["attrs"]))
 
@@ -424,6 +435,17 @@ class EntityService:
         for tenant, entity in purged:
             await self._emit(internal(tenant), "delete", entity, None, list(entity["attrs"]))
         return len(purged)
+
+
+def visible_to(ctx: RequestContext, entity: Entity) -> Entity:
+    visible, hidden = ctx.attrs_visible, ctx.attrs_hidden
+    if visible is None and not hidden:
+        return entity
+    kept = {
+        name: attr for name, attr in entity["attrs"].items()
+        if (visible is None or name in visible) and name not in hidden
+    }
+    return dict(entity, attrs=kept)
 
 
 def _uses_operators(attrs: dict[str, Any]) -> bool:

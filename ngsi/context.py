@@ -88,6 +88,10 @@ class RequestContext:
     options: frozenset[str] = frozenset()
     origin: str = REQUEST
     tenant_error: NGSIError | None = None
+    # What an authorization decision lets the caller see of the entities it reads (a guard
+    # sets them; the broker applies them when rendering): None = every attribute.
+    attrs_visible: frozenset[str] | None = None
+    attrs_hidden: frozenset[str] = frozenset()
     tally: Tally = field(default_factory=Tally, compare=False, repr=False)
 
     @property

@@ -42,7 +42,7 @@ from ngsi.context import RequestContext
 from ngsi.destinations import Gate
 
 from .. import jsonio
-from ..entities import APPEND, APPEND_STRICT, DELETE, REPLACE, UPDATE, EntityService, Outcome
+from ..entities import APPEND, APPEND_STRICT, DELETE, REPLACE, UPDATE, EntityService, Outcome, visible_to
 from ..store import Selector
 from .registry import RegistrationRegistry, Scopes
 
@@ -198,6 +198,7 @@ class Forwarder:
         if not asks:
             return entities, 0
         answers = await asyncio.gather(*(self._ask(ctx, ask, limit, offset) for ask in asks))
+        answers = [[visible_to(ctx, remote) for remote in found] for found in answers]  # the caller's projection
         merged = list(entities)
         added = 0
         for found in answers:
