@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from ngsi.destinations import Gate, Policy, parse_rules
-from ngsi.server.guards import Guard, load_guards
+from ngsi.server.guards import Guard, load_factory, load_guards
 
 from .config import Config, forwarding_ssl_context, mask_url, notification_ssl_context
 from .entities import EntityService
@@ -27,7 +27,7 @@ from .registrations.registry import RegistrationRegistry
 from .store import Store, open_store
 from .store.base import ChangeCallback
 from .subscriptions.registry import SubscriptionRegistry
-from .subscriptions.sender import Notifier, notification_mode
+from .subscriptions.sender import Notifier, Visibility, notification_mode
 
 log = logging.getLogger("waziup.broker")
 EXPIRY_INTERVAL = 5.0  # seconds between purges of expired (transient) entities
@@ -72,7 +72,10 @@ def _follow_changes(
     return on_change
 
 
-def create_app(config: Config, store: Store | None = None, *, guards: Sequence[Guard] | None = None) -> Starlette:
+def create_app(
+    config: Config, store: Store | None = None, *, guards: Sequence[Guard] | None = None,
+    visibility: Visibility | None = None,
+) -> Starlette:
     """The broker as an ASGI app; ``store`` overrides the one ``config`` names (tests).
 
     ``guards`` is the request seam's list (ngsi/server/guards.py), in order; when not
@@ -110,6 +113,9 @@ def create_app(config: Config, store: Store | None = None, *, guards: Sequence[G
             insecure=config.insecure_notif,
             ssl_context=notification_ssl_context(config),
             gate=gate,
+            visibility=visibility if visibility is not None else (
+                load_factory(config.notif_filter, config) if config.notif_filter else None
+            ),
             **notification_mode(config.notification_mode),
         )
         await notifier.start()

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from ngsi.settings import (
-    FLAG, PORT, Ignored, Int, Repeated, SettingsError, Table, Text, command_line, guards_option, option,
+    FLAG, PORT, Ignored, Int, Repeated, SettingsError, Table, Text, command_line, guards_option, module_attribute,
+    option,
 )
 from ngsi.destinations import parse_rules
 from ngsi.tls import check_key_and_cert, trust_context
@@ -25,6 +26,9 @@ DEFAULT_PORT = 1026
 DEFAULT_DATA_DIR = "data"
 DEFAULT_PAYLOAD_MAX = 1024 * 1024  # Orion's -inReqPayloadMaxSize default: 1 MiB
 DEFAULT_CORS_MAX_AGE = 86400
+# Orion's -reqTimeout is 0 (wait for ever) by default: here a client gets this long to send
+# a request's head, and again its body, so a stalled client cannot hold a connection.
+DEFAULT_REQ_TIMEOUT = 30
 
 
 ConfigError = SettingsError  # a command-line option or environment variable without a valid value
@@ -40,6 +44,7 @@ class Config:
     cors_origin: str | None = None  # "__ALL" or one origin
     cors_max_age: int = DEFAULT_CORS_MAX_AGE
     payload_max: int = DEFAULT_PAYLOAD_MAX
+    req_timeout: int = DEFAULT_REQ_TIMEOUT  # s; Orion's -reqTimeout: head, then body, must arrive within it (0: no limit)
     workers: int = 1
     log_level: str = "WARN"
     http_timeout: int = 0  # ms; 0: the notifier's default (Orion's -httpTimeout)
@@ -50,6 +55,9 @@ class Config:
     # The destination policy (ngsi/destinations.py): loopback/private destinations the broker
     # may call for a user (notifications, forwarding); link-local/metadata never.
     notif_allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
+    # "module:factory" of the filter that shows each owned subscription only what its creator
+    # may read (Notifier.visibility; security's, composed by the orchestrator); "" none.
+    notif_filter: str = ""
     https: bool = False  # Orion's -https: TLS on -port, plain HTTP nowhere
     https_key: str = ""  # Orion's -key: the server's private key (PEM)
     https_cert: str = ""  # Orion's -cert: its certificate, then any intermediate CA certificates (PEM)
@@ -86,7 +94,7 @@ def _notification_mode(text: str) -> None:
 IGNORED = Ignored(  # Orion options accepted for compatibility that change nothing here
     "ignored",
     valued=(
-        "subCacheIval", "reqTimeout", "dbTimeout", "dbPoolSize", "logDir", "pidpath", "maxConnections",
+        "subCacheIval", "dbTimeout", "dbPoolSize", "logDir", "pidpath", "maxConnections",
         "reqPoolSize", "t", "notifFlowControl", "mqttMaxAge", "cprForwardLimit", "correlatorId", "logSummary",
         "db", "dbhost", "dbuser", "dbpwd", "rplSet", "dbAuthMech", "dbAuthDb", "logLineMaxSize",
         "logInfoPayloadMaxSize", "connectionMemory", "notifQueueStats",
@@ -116,6 +124,10 @@ OPTIONS = Table(
            help="CORS preflight cache time"),
     option("-inReqPayloadMaxSize", field="payload_max", type=Int(metavar="BYTES"), env="ORION_IN_REQ_PAYLOAD_MAX_SIZE",
            shown="1048576 (1 MiB)", help="larger requests get 413"),
+    option("-reqTimeout", field="req_timeout", type=Int(metavar="SECONDS"), env="ORION_REQ_TIMEOUT",
+           shown=f"{DEFAULT_REQ_TIMEOUT} (Orion: 0)",
+           help="seconds a client has to send a request's head, then its body (else 408 and the connection "
+           "closes); 0: no limit"),
     option("-workers", field="workers", type=Int(1), env="WAZIUP_WORKERS",
            help="worker processes on one port (an SQLite file or PostgreSQL; see docs/storage.md)"),
     option("-logLevel", field="log_level", type=Text("LEVEL"), env="ORION_LOG_LEVEL",
@@ -138,6 +150,10 @@ OPTIONS = Table(
            "host:port, host:port/path-prefix or a network (10.0.0.0/8); repeatable or comma-separated. Others of "
            "those ranges are refused (400 at creation, a failure at send time); link-local and cloud metadata "
            "addresses always"),
+    option("-notifFilter", field="notif_filter", type=Text("MODULE:FACTORY"), env="WAZIUP_NOTIF_FILTER",
+           check=module_attribute,
+           help="what notifications of a subscription with a known creator may show (an authorization "
+           "module's filter: the factory takes this Config and returns it)"),
     option("-https", field="https", type=FLAG, env="ORION_HTTPS",
            help="serve HTTPS only, on -port (needs -key and -cert)"),
     option("-key", field="https_key", type=Text("FILE"), env="ORION_HTTPS_KEYFILE",

@@ -16,7 +16,7 @@ from ngsi.servicepath import parse_subscription_path
 
 from .. import listing
 from ..http import Call, Resource, created, json_response, no_content
-from ..subscriptions.model import check_sub_id, parse_subscription, render_subscription
+from ..subscriptions.model import check_sub_id, owner_of, parse_subscription, render_subscription
 from ..subscriptions.registry import SubscriptionRegistry
 from .params import check_params
 
@@ -48,6 +48,9 @@ async def create_subscription(call: Call) -> Response:
     check_params(call)
     path = _service_path(call)
     parsed = parse_subscription(call.json())
+    owner = owner_of(call.ctx.identity)
+    if owner is not None:  # notifications show it only what it may read (Notifier.visibility)
+        parsed["_owner"] = owner
     sub = await _registry(call).create(call.tenant, path or ALL_PATHS, parsed)
     return created(f"/v2/subscriptions/{sub['id']}")
 

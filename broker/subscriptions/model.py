@@ -28,6 +28,7 @@ import copy
 import re
 from typing import Any
 
+from ngsi.context import Identity
 from ngsi.dates import format_datetime, parse_datetime
 from ngsi.errors import BadRequest
 from ngsi.geo import parse_geo_expression
@@ -652,3 +653,14 @@ def destination_urls(doc: Sub) -> list[str]:
         if isinstance(target, dict) and isinstance(target.get("url"), str):
             urls.append(target["url"])
     return urls
+
+
+def owner_of(identity: Identity) -> dict[str, Any] | None:
+    """The creator a subscription keeps (None when anonymous): who its notifications are
+    for, so that they never carry what that creator may not read (``Notifier.visibility``)."""
+    if identity.anonymous:
+        return None
+    return {
+        "user_id": identity.user_id, "app_id": identity.app_id,
+        "roles": list(identity.roles), "organizations": list(identity.organizations),
+    }

@@ -29,11 +29,12 @@ as Orion does when its notification queue is full (``-notificationMode threadpoo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import ssl
 import time
 from collections import deque
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from ngsi.client import http11
 
@@ -57,6 +58,8 @@ IDLE_WORKER = 10.0  # seconds an idle worker lingers before ending
 WRITE_WAIT = 0.5  # seconds a write waits at most for its notifications to be on the wire
 
 Item = Notification | MqttMessage
+# (owner as the subscription keeps it, tenant, entity) -> the entity as the owner may see it, or None
+Visibility = Callable[[dict[str, Any], str, dict[str, Any]], "dict[str, Any] | None"]
 
 
 class Registry(Protocol):
@@ -187,6 +190,7 @@ class Notifier:
         insecure: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         gate: Gate | None = None,
+        visibility: Visibility | None = None,
         workers: int | None = None,  # former name of ``connections``
     ) -> None:
         self.registry = registry
@@ -211,6 +215,10 @@ class Notifier:
         # The destination policy (-notifAllowedHosts): checked per notification (paths) and
         # per connection (addresses, so a name that changes its answer reaches nothing else).
         self.gate = gate
+        # Subscriptions that keep their creator (``_owner``) see each change through this
+        # filter (an authorization module's, composed by the orchestrator): reduced to what
+        # the creator may read, or nothing. Conditions are evaluated on that view too.
+        self.visibility = visibility
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -279,15 +287,22 @@ class Notifier:
             return []
         now = time.time()
         pressed: list[_Destination] = []
+        views: dict[str, Change | None] = {}  # per owner: the change as that owner sees it
         for sub in subs:
+            seen: Change | None = change
+            owner = sub.get("_owner")
+            if owner is not None and self.visibility is not None:
+                seen = self._as_seen_by(owner, change, views)
+                if seen is None:
+                    continue
             try:
-                alteration = fires(sub, change, now)
+                alteration = fires(sub, seen, now)
                 if alteration is None:
                     continue
                 effective = sub if self.custom_enabled else _without_custom(sub)
-                notification: Item | None = build(effective, change, alteration, change.ctx.tally.next_notification())
+                notification: Item | None = build(effective, seen, alteration, change.ctx.tally.next_notification())
                 if notification is None:
-                    notification = build_mqtt(sub, change, alteration, custom_enabled=self.custom_enabled)
+                    notification = build_mqtt(sub, seen, alteration, custom_enabled=self.custom_enabled)
             except Exception:
                 log.exception("cannot build the notification of subscription %s", sub.get("id"))
                 continue
@@ -308,6 +323,25 @@ class Notifier:
                 future = self._sent[id(notification)] = self._loop.create_future()
                 written.append(future)
         return pressed
+
+    def _as_seen_by(self, owner: dict[str, Any], change: Change, views: dict[str, Change | None]) -> Change | None:
+        key = repr(sorted(owner.items()))
+        if key in views:
+            return views[key]
+        assert self.visibility is not None
+        try:
+            before = None if change.before is None else self.visibility(owner, change.tenant, change.before)
+            after = None if change.after is None else self.visibility(owner, change.tenant, change.after)
+        except Exception:
+            log.exception("the notification filter failed: nothing is sent to owner %s", owner.get("user_id"))
+            before = after = None
+        seen = None
+        if (change.after is None or after is not None) and (change.before is None or before is not None):
+            shown = set((after or before or {}).get("attrs", ())) | set((before or {}).get("attrs", ()))
+            touched = tuple(name for name in change.touched if name in shown or name == "dateExpires")
+            seen = dataclasses.replace(change, before=before, after=after, touched=touched)
+        views[key] = seen
+        return seen
 
     def _mark_sent(self, tenant: str, sub: dict[str, Any], now: float) -> None:
         """timesSent, lastNotification and oneshot are Orion's trigger-time counters."""

@@ -16,12 +16,14 @@ test per request).
 
 Guards see the request through :class:`Incoming`: method, path, raw query, headers
 (lowercase names, first value), client address and the context. ``await
-incoming.body()`` reads the body (at most ``max_body`` bytes) for guards that need it,
-such as Keyrock's payload-level authorization; the service then gets the same bytes.
+incoming.body()`` reads the body (at most ``max_body`` bytes, within ``body_timeout``
+seconds) for guards that need it, such as Keyrock's payload-level authorization; the
+service then gets the same bytes. ``timed`` gives any reader of a body the same deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Sequence
@@ -29,6 +31,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 from starlette.types import Message, Receive
 
 from ..context import RequestContext
+from ..numbers import parse_uint
 from .reply import RawHeaders, Reply
 
 
@@ -45,12 +48,50 @@ class ClientGone(Exception):
     """The client disconnected while its body was being read."""
 
 
+class BodyTimeout(Exception):
+    """The client did not send its whole body in the time the service allows: a client
+    that stalls mid-body (``Content-Length: 1000``, 10 bytes, then nothing) would
+    otherwise hold its connection, and what it sent, for ever."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"request body not received within {seconds:g} s")
+        self.seconds = seconds
+
+
+def timed(receive: Receive, seconds: float) -> Receive:
+    """``receive`` with a deadline for the request body: ``seconds`` from its first call
+    until the last body message (``more_body`` false), after which it passes through
+    untimed (a later call waits for the disconnect, which has no deadline). BodyTimeout
+    when the deadline passes; ``seconds`` <= 0: no deadline."""
+    if seconds <= 0:
+        return receive
+    deadline: float | None = None
+    done = False
+
+    async def within() -> Message:
+        nonlocal deadline, done
+        if done:
+            return await receive()
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + seconds
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise BodyTimeout(seconds) from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            done = True
+        return message
+
+    return within
+
+
 @dataclass(slots=True, eq=False, repr=False)  # repr=False: no credentials of the headers in a log line
 class Incoming:
     """One request as guards see it (the body is read only if a guard asks for it).
 
     Front ends build it positionally: ``Incoming(method, path, query_string, headers,
-    client, ctx, receive, max_body)``; the ASGI ``receive`` is kept private, since what the
+    client, ctx, receive, max_body, body_timeout)``; the ASGI ``receive`` is kept private, since what the
     service reads from is ``receive()``, a replay once a guard has read the body."""
 
     method: str
@@ -61,6 +102,7 @@ class Incoming:
     ctx: RequestContext
     _receive: Receive
     max_body: int = 1 << 20
+    body_timeout: float = 0.0  # seconds the whole body may take to arrive (0: no limit)
     _body: bytes | None = field(default=None, init=False)
 
     @property
@@ -68,16 +110,19 @@ class Incoming:
         return self._body is not None
 
     async def body(self) -> bytes:
-        """The whole request body, read once (PayloadTooLarge past ``max_body``)."""
+        """The whole request body, read once (PayloadTooLarge past ``max_body``,
+        BodyTimeout past ``body_timeout`` seconds, ClientGone on a disconnect)."""
         if self._body is not None:
             return self._body
         length = self.headers.get("content-length")
-        if length is not None and length.isascii() and length.isdigit() and int(length) > self.max_body:
-            raise PayloadTooLarge(int(length), self.max_body)
+        declared = None if length is None else parse_uint(length, cap=2**64)
+        if declared is not None and declared > self.max_body:
+            raise PayloadTooLarge(declared, self.max_body)
         chunks: list[bytes] = []
         size = 0
+        receive = timed(self._receive, self.body_timeout)
         while True:
-            message = await self._receive()
+            message = await receive()
             if message["type"] == "http.disconnect":
                 raise ClientGone()
             chunk = message.get("body", b"")
@@ -154,11 +199,13 @@ def load_guards(specs: Iterable[str], config: Any) -> list[Guard]:
     """Guards named ``module:factory`` (how the orchestrator names them to worker
     processes, which import the service by name); each factory takes the service's
     config and returns a guard."""
-    guards: list[Guard] = []
-    for spec in specs:
-        module_name, _, attr = spec.partition(":")
-        if not module_name or not attr:
-            raise ValueError(f"guard {spec!r}: expected module:factory")
-        factory = getattr(importlib.import_module(module_name), attr)
-        guards.append(factory(config))
-    return guards
+    return [load_factory(spec, config) for spec in specs]
+
+
+def load_factory(spec: str, config: Any) -> Any:
+    """What the factory named ``module:factory`` makes of the service's config: how the
+    orchestrator plugs a guard, or another hook, into a service it starts by name."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"{spec!r}: expected module:factory")
+    return getattr(importlib.import_module(module_name), attr)(config)
