@@ -12,6 +12,7 @@ USAGE = """usage: waziup COMMAND [options]; waziup COMMAND --help lists a comman
   waziup broker [Orion options]                  the context broker
   waziup iot-agent [options]                     the IoT agent
   waziup run [options] [-- broker options...]    both, with an embedded MQTT broker
+  waziup idm [options]                           the identity manager (Keyrock-compatible, :3005)
   waziup gw-post LDATA PDATA RDATA TDATA GWID    the WAZIUP LoRa gateway's cloud script"""
 
 
@@ -39,6 +40,13 @@ def main(argv: list[str] | None = None) -> None:
         from orchestrator.run_all import main as run_all
 
         run_all(rest)
+    elif command == "idm":
+        from security.idm.config import from_command_line as idm_config
+
+        idm = idm_config(rest)
+        from security.idm.server import serve as serve_idm
+
+        serve_idm(idm)
     elif command == "gw-post":
         from iot_agent.south.gateway import main as gw_post
 
