@@ -43,6 +43,9 @@ class Config:
     mqtt_retain: bool = False
     mqtt_client_id: str = ""
     mqtt_uri: str = ""  # mqtt://[user:password@]host[:port]: sets the four above (-mqttURI)
+    # the groups' MQTT accounts (iot_agent/mqtt_auth.py): Mosquitto's password file, its pid file
+    mqtt_passwd_file: str = ""
+    mqtt_broker_pidfile: str = ""
     # context broker
     cb_host: str = "localhost"
     cb_port: int = 1026
@@ -144,6 +147,12 @@ OPTIONS = Table(
            help="MQTT client id"),
     option("--mqtt-uri", "-mqttURI", field="mqtt_uri", type=Text("URI"), env="IOTA_MQTT_URI", check=_mqtt_uri,
            help="mqtt://[user:password@]host[:port], instead of the four above"),
+    option("--mqtt-passwd-file", field="mqtt_passwd_file", type=Text("FILE"), env="IOTA_MQTT_PASSWD_FILE",
+           help="Mosquitto password file where the agent keeps one account per group apikey (username = apikey; "
+           "docs/iot_agent.md, MQTT credentials), below its marker line; none: no accounts"),
+    option("--mqtt-broker-pidfile", field="mqtt_broker_pidfile", type=Text("FILE"), env="IOTA_MQTT_BROKER_PIDFILE",
+           help="pid file of that Mosquitto, sent SIGHUP after every change of the password file so that it "
+           "rereads it; none: it rereads at its next reload"),
     option("--cb-host", field="cb_host", type=Text("HOST"), env="IOTA_CB_HOST",
            help="context broker host"),
     option("--cb-port", field="cb_port", type=PORT, env="IOTA_CB_PORT",

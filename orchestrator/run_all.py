@@ -3,8 +3,10 @@
 Three child processes, started in this order and each waited for (all listening on ``-host``,
 0.0.0.0 by default):
 
-1. an MQTT broker (amqtt, embedded: ``python -m orchestrator.run_all mqtt-broker``) on
-   ``-mqttPort`` (1883), unless ``-mqttURI`` names one already running;
+1. an MQTT broker on ``-mqttPort`` (1883), unless ``-mqttURI`` names one already running:
+   Mosquitto when it is installed (``orchestrator/mosquitto.py``: its files under
+   ``<data>/mqtt``, device accounts per group kept by the agent), else the embedded amqtt
+   (``python -m orchestrator.run_all mqtt-broker``: open, plain, MQTT 3.1.1 only);
 2. the context broker (``waziup broker -multiservice``) on ``-port`` (1026), data under ``-data``;
 3. the IoT agent (``waziup iot-agent``): north 4041, south HTTP 7896, MQTT client.
 
@@ -13,8 +15,11 @@ the others are stopped too and ``waziup run`` exits non-zero.
 
 ``-tls``: the broker and both ports of the agent speak HTTPS only, with ``-cert``/``-key``
 or else a development certificate made once under ``<data>/tls`` (``orchestrator/tls.py``);
-the agent trusts that certificate to reach the broker, the broker to reach the agent. The
-MQTT broker is left as it is.
+the agent trusts that certificate to reach the broker, the broker to reach the agent.
+Mosquitto serves MQTT over TLS on ``-mqttTlsPort`` (8883) with the same certificate, and its
+plain port listens on loopback only, for the agent (as HTTP, plain MQTT is not offered
+to the network). ``-auth`` (``WAZIUP_AUTH``): Mosquitto refuses anonymous clients; devices
+log in with their group's account. Without it MQTT is open, as the broker is without a PEP.
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ngsi.settings import FLAG, PORT, SettingsError, Table, Text, command_line, option
+from ngsi.settings import FLAG, PORT, Choice, SettingsError, Table, Text, command_line, option
+
+from . import mosquitto
 
 
 @dataclass
@@ -43,6 +50,11 @@ class Options:
     data: str = "data"
     mqtt_port: int = 1883
     mqtt_uri: str = ""
+    mqtt_broker: str = "auto"  # auto | mosquitto | amqtt
+    mqtt_tls_port: int = 8883
+    mqtt_strict: bool = False
+    mqtt_lora_user: str = ""
+    auth: bool = False
     north_port: int = 4041
     http_port: int = 7896
     host: str = "0.0.0.0"
@@ -56,9 +68,25 @@ OPTIONS = Table(
     Options,
     option("-port", field="port", type=PORT, help="the context broker's HTTP port"),
     option("-data", field="data", type=Text("DIR"), help="data directory of the broker and the IoT agent"),
-    option("-mqttPort", field="mqtt_port", type=PORT, help="port of the embedded MQTT broker"),
+    option("-mqttPort", field="mqtt_port", type=PORT, help="port of the MQTT broker started (plain MQTT)"),
     option("-mqttURI", field="mqtt_uri", type=Text("URI"),
-           help="mqtt://host:port of an MQTT broker already running, instead of the embedded one"),
+           help="mqtt://host:port of an MQTT broker already running, instead of starting one (its accounts "
+           "are yours to keep)"),
+    option("-mqttBroker", field="mqtt_broker", type=Choice("auto", "mosquitto", "amqtt"),
+           help="the MQTT broker started: Mosquitto, or the embedded amqtt (open to anyone, plain, MQTT 3.1.1 only); "
+           "auto: Mosquitto when installed (scripts/install-mosquitto.sh)"),
+    option("-mqttTlsPort", field="mqtt_tls_port", type=PORT,
+           help="-tls: Mosquitto's MQTT over TLS port, with the services' certificate (the plain -mqttPort then "
+           "listens on loopback only)"),
+    option("-mqttStrict", field="mqtt_strict", type=FLAG,
+           help="a device reads only the commands of the device its MQTT client id names (client id = device id); "
+           "else any device of a group reads the group's commands"),
+    option("-mqttLoraUser", field="mqtt_lora_user", type=Text("NAME"),
+           help="an MQTT account for a LoRaWAN network server (ChirpStack and The Things Stack topics only); its "
+           "password is made once in <data>/mqtt/lora.secret"),
+    option("-auth", field="auth", type=FLAG, env="WAZIUP_AUTH",
+           help="MQTT: anonymous clients refused, devices log in with their group's account (needs Mosquitto); "
+           "without it MQTT is open, as the broker without a PEP"),
     option("-northPort", field="north_port", type=PORT, help="the IoT agent's north port (provisioning API)"),
     option("-httpPort", field="http_port", type=PORT, help="the IoT agent's device HTTP port"),
     option("-host", field="host", type=Text("ADDRESS"),
@@ -77,8 +105,8 @@ OPTIONS = Table(
 )
 
 
-def parse(argv: Sequence[str]) -> Options:
-    options = OPTIONS.build(argv, {})
+def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Options:
+    options = OPTIONS.build(argv, os.environ if environ is None else environ)
     if bool(options.cert) != bool(options.key):
         raise SettingsError(f"option {'-cert' if options.cert else '-key'} needs {'-key' if options.cert else '-cert'}")
     if options.cert:
@@ -184,6 +212,81 @@ def _wait_http(
     raise RuntimeError(f"{what} did not answer {url} within {timeout:.0f} s")
 
 
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class _Mqtt:
+    """The MQTT broker as the agent is to use it, and as the summary line shows it."""
+
+    agent_args: list[str]
+    agent_env: dict[str, str]  # its account (the environment: not on a command line others can read)
+    shown: str
+
+
+def _start_mqtt(
+    options: Options, local: str, shown: str, tls: _TLS | None, children: list[tuple[str, subprocess.Popen[bytes]]]
+) -> _Mqtt:
+    """Start the MQTT broker the options ask for (or none, with -mqttURI) and say which runs."""
+    if options.mqtt_uri:
+        if options.auth:
+            print("waziup run: -auth: the MQTT broker of -mqttURI is yours to secure; its accounts are not kept",
+                  file=sys.stderr, flush=True)
+        return _Mqtt(["-mqttURI", options.mqtt_uri], {}, options.mqtt_uri)
+    binary = None if options.mqtt_broker == "amqtt" else mosquitto.find_binary()
+    if binary is None:
+        if options.mqtt_broker == "mosquitto":
+            raise RuntimeError("-mqttBroker mosquitto: mosquitto is not installed (scripts/install-mosquitto.sh)")
+        if options.auth:
+            raise RuntimeError(
+                "-auth needs Mosquitto as the MQTT broker (scripts/install-mosquitto.sh), or -mqttURI: the embedded "
+                "amqtt takes anyone"
+            )
+        why = "-mqttBroker amqtt" if options.mqtt_broker == "amqtt" else "mosquitto is not installed: scripts/install-mosquitto.sh"
+        print(f"waziup: MQTT broker: the embedded amqtt ({why}): open to anyone, MQTT 3.1.1 only"
+              + (", no TLS" if tls else ""), flush=True)
+        proc = subprocess.Popen([sys.executable, "-m", "orchestrator.run_all", "mqtt-broker", options.host, str(options.mqtt_port)])
+        children.append(("MQTT broker", proc))
+        _wait_mqtt(local, options.mqtt_port, proc, "the MQTT broker")
+        return _Mqtt(["--mqtt-host", local, "--mqtt-port", str(options.mqtt_port)], {}, f"{shown}:{options.mqtt_port}")
+    # -tls: plain MQTT for the agent only, on loopback; devices use the TLS port
+    plain = ("::1" if local == "::1" else "127.0.0.1") if tls else local
+    listeners = [mosquitto.Listener(options.mqtt_port, plain if tls else options.host)]
+    if tls:
+        listeners.append(mosquitto.Listener(options.mqtt_tls_port, options.host, tls.cert, tls.key))
+    try:
+        prepared = mosquitto.prepare(
+            options.data, listeners, auth=options.auth, strict=options.mqtt_strict, lora_user=options.mqtt_lora_user
+        )
+    except (ValueError, OSError) as exc:
+        raise RuntimeError(f"MQTT broker: {exc}") from None
+    layout = prepared.layout
+    proc = mosquitto.start(binary, layout)
+    children.append(("MQTT broker", proc))
+    try:
+        _wait_mqtt(plain, options.mqtt_port, proc, "the MQTT broker (Mosquitto)")
+    except RuntimeError as exc:
+        tail = mosquitto.log_tail(layout)
+        raise RuntimeError(f"{exc}" + (f"; {layout.log} ends with:\n{tail}" if tail else "")) from None
+    print(
+        f"waziup: MQTT broker: Mosquitto ({binary}), "
+        + ("anonymous clients refused (-auth)" if options.auth else "open to anonymous clients (no -auth)")
+        + f"; devices log in as their group (docs/iot_agent.md, MQTT credentials); files and log under {layout.directory}",
+        flush=True,
+    )
+    if options.mqtt_lora_user:
+        print(f"waziup: MQTT account {options.mqtt_lora_user} for a LoRaWAN network server: its password is in "
+              f"{layout.lora_secret}", flush=True)
+    where = f"{shown}:{options.mqtt_port}" if not tls else f"TLS {shown}:{options.mqtt_tls_port}"
+    return _Mqtt(
+        ["--mqtt-host", plain, "--mqtt-port", str(options.mqtt_port),
+         "--mqtt-passwd-file", str(layout.passwd), "--mqtt-broker-pidfile", str(layout.pid)],
+        {"IOTA_MQTT_USERNAME": prepared.agent_user, "IOTA_MQTT_PASSWORD": prepared.agent_password},
+        where,
+    )
+
+
 def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     for _, proc in reversed(children):
         if proc.poll() is None:
@@ -214,6 +317,7 @@ def run(options: Options) -> int:
     broker_tls: list[str] = []
     agent_tls: list[str] = []
     waits: dict[str, Any] = {}  # _wait_http's context
+    files: _TLS | None = None
     try:
         if options.tls:
             files = _tls(options, local)
@@ -222,17 +326,13 @@ def run(options: Options) -> int:
             # the agent's north port (commands forwarded, notifications of cmdMode notification)
             broker_tls = ["-https", "-key", files.key, "-cert", files.cert, "-notifCaFile", files.cert]
             agent_tls = ["--https", "--key", files.key, "--cert", files.cert, "--cb-ca", files.cert]
-        if options.mqtt_uri:
-            mqtt_args = ["-mqttURI", options.mqtt_uri]
-        else:
-            mqtt_broker = ["mqtt-broker", options.host, str(options.mqtt_port)]
-            proc = subprocess.Popen([sys.executable, "-m", "orchestrator.run_all", *mqtt_broker])
-            children.append(("MQTT broker", proc))
-            _wait_mqtt(local, options.mqtt_port, proc, "the MQTT broker")
-            mqtt_args = ["--mqtt-host", local, "--mqtt-port", str(options.mqtt_port)]
+        mqtt = _start_mqtt(options, local, shown, files, children)
+        # the broker may call the agent's north port (forwarded commands, notifications), and nothing
+        # else on loopback or private networks unless the words after -- allow it
+        allowed = ["-notifAllowedHosts", _hostport(local, options.north_port)]
         proc = subprocess.Popen(
             _cli("broker", "-host", options.host, "-port", str(options.port), "-data", options.data, "-multiservice",
-                 *broker_tls, *options.broker_args)
+                 *broker_tls, *allowed, *options.broker_args)
         )
         children.append(("context broker", proc))
         _wait_http(_http(local, options.port, scheme) + "/version", proc, "the context broker", **waits)
@@ -245,15 +345,16 @@ def run(options: Options) -> int:
                 "--provider-url", _http(local, options.north_port, scheme),
                 "--data-dir", options.data,
                 *agent_tls,
-                *mqtt_args,
-            )
+                *mqtt.agent_args,
+            ),
+            env={**os.environ, **mqtt.agent_env} if mqtt.agent_env else None,
         )
         children.append(("IoT agent", proc))
         _wait_http(_http(local, options.north_port, scheme) + "/iot/about", proc, "the IoT agent", **waits)
         print(
             f"waziup: context broker {_http(shown, options.port, scheme)}, "
             f"IoT agent {_http(shown, options.north_port, scheme)} "
-            f"(devices: {scheme.upper()} :{options.http_port}, MQTT {options.mqtt_uri or f'{shown}:{options.mqtt_port}'}); "
+            f"(devices: {scheme.upper()} :{options.http_port}, MQTT {mqtt.shown}); "
             "Ctrl-C stops",
             flush=True,
         )
@@ -265,7 +366,7 @@ def run(options: Options) -> int:
             time.sleep(0.2)
         return 0
     except RuntimeError as exc:
-        print(f"waziup run: {exc}", file=sys.stderr)
+        print(f"waziup run: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
         _stop(children)

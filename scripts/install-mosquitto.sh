@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install Debian's Mosquitto MQTT broker, for the tests of MQTT notifications
-# (tests/broker/test_mqtt_notifications.py start their own `mosquitto -p PORT`).
-# Idempotent: does nothing when the mosquitto binary is there. The tests do not use
-# the package's own service.
+# Install Debian's Mosquitto MQTT broker: `waziup run` starts it as its MQTT broker
+# (orchestrator/mosquitto.py; without it, the embedded amqtt, open to anyone), and the
+# tests start their own. Idempotent: does nothing when the mosquitto binary is there.
+# Neither uses the package's own service.
 set -euo pipefail
 
 have_mosquitto() {
@@ -22,4 +22,10 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends mosquitto
 have_mosquitto || { echo "install-mosquitto: mosquitto still missing after install" >&2; exit 1; }
+# The package starts its own service on :1883 where systemd runs: the port `waziup run`'s
+# Mosquitto wants. Only a service this script just installed is stopped and disabled.
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    $sudo systemctl disable --now mosquitto.service >/dev/null 2>&1 \
+        && echo "install-mosquitto: the package's own mosquitto service stopped and disabled (waziup run starts its own)"
+fi
 echo "install-mosquitto: mosquitto ready"

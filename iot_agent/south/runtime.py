@@ -20,6 +20,7 @@ from ngsi.client import HTTPClient, NGSIClient
 from ..app import create_app as create_north_app
 from ..commands import Commands
 from ..config import Config
+from ..mqtt_auth import MqttAccounts
 from ..provisioning.store import ProvisioningStore, open_registry
 from . import http
 from .ingest import Southbound
@@ -53,16 +54,25 @@ class Agent:
             self.commands.push["mqtt"] = self.mqtt.deliver
             self.lora = LoraSouth(self.south, self.mqtt, set_status=self.commands.set_status)
             self.commands.push["lora"] = self.lora.downlink
-        self.north_app = create_north_app(config, registry=self.registry, ngsi=self.ngsi, routes=self.commands.routes())
+        # the groups' MQTT accounts, when the agent keeps Mosquitto's password file (waziup run)
+        self.mqtt_accounts: MqttAccounts | None = None
+        if config.mqtt_passwd_file:
+            self.mqtt_accounts = MqttAccounts(self.registry, config.mqtt_passwd_file, config.mqtt_broker_pidfile)
+        routes = [*self.commands.routes(), *(self.mqtt_accounts.routes() if self.mqtt_accounts else [])]
+        self.north_app = create_north_app(config, registry=self.registry, ngsi=self.ngsi, routes=routes)
         # the device cache first: the other listeners may look devices up
         self.north_app.state.provisioning_listeners.insert(0, self.south.on_provisioning)
         self.north_app.state.provisioning_listeners.append(self.commands.on_provisioning)
+        if self.mqtt_accounts is not None:  # before the commands' listener, which may fail on the broker
+            self.north_app.state.provisioning_listeners.insert(1, self.mqtt_accounts.on_provisioning)
         self.http_app = http.create_app(self.south, self.commands)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Agent]:
         async with self.north_app.router.lifespan_context(self.north_app):
             await self.commands.start()
+            if self.mqtt_accounts is not None:
+                await self.mqtt_accounts.sync()  # the accounts follow the registry before devices connect
             if self.mqtt is not None:
                 await self.mqtt.start()
             try:
