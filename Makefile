@@ -23,9 +23,13 @@ $(STAMP): pyproject.toml
 system-deps:
 	@scripts/install-system-deps.sh
 
-# The context broker (:$(PORT)), the IoT agent (:4041 north, :7896 devices) and an embedded MQTT broker (:1883).
+# The context broker (:$(PORT)), the IoT agent (:4041 north, :7896 devices) and an MQTT broker (:1883:
+# Mosquitto, installed here when it can be; the embedded amqtt otherwise), on 127.0.0.1 (RUN_ARGS='-auth'
+# or '-host 0.0.0.0' and more: waziup run --help).
+RUN_ARGS ?=
 run: $(STAMP)
-	$(VENV)/bin/waziup run -port $(PORT) -data $(DATA)
+	@scripts/install-mosquitto.sh >/dev/null 2>&1 || echo "mosquitto could not be installed: the embedded MQTT broker runs"
+	$(VENV)/bin/waziup run -port $(PORT) -data $(DATA) $(RUN_ARGS)
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup

@@ -1,7 +1,8 @@
 """``waziup run``: the whole platform on one machine, with nothing else to install.
 
-Three child processes, started in this order and each waited for (all listening on ``-host``,
-0.0.0.0 by default):
+Three child processes, started in this order and each waited for (all listening on ``-host``:
+127.0.0.1 by default, 0.0.0.0 with ``-auth``; a warning when the platform is reachable from
+other machines without ``-auth``):
 
 1. an MQTT broker on ``-mqttPort`` (1883), unless ``-mqttURI`` names one already running:
    Mosquitto when it is installed (``orchestrator/mosquitto.py``: its files under
@@ -57,7 +58,7 @@ class Options:
     auth: bool = False
     north_port: int = 4041
     http_port: int = 7896
-    host: str = "0.0.0.0"
+    host: str = ""  # "": 127.0.0.1, or 0.0.0.0 with -auth (see parse)
     tls: bool = False
     cert: str = ""  # empty with tls: the development certificate under <data>/tls
     key: str = ""
@@ -89,8 +90,10 @@ OPTIONS = Table(
            "without it MQTT is open, as the broker without a PEP"),
     option("-northPort", field="north_port", type=PORT, help="the IoT agent's north port (provisioning API)"),
     option("-httpPort", field="http_port", type=PORT, help="the IoT agent's device HTTP port"),
-    option("-host", field="host", type=Text("ADDRESS"),
-           help="address every service listens on: the broker, the agent's two ports, the MQTT broker"),
+    option("-host", field="host", type=Text("ADDRESS"), shown="127.0.0.1; 0.0.0.0 with -auth",
+           help="address every service listens on: the broker, the agent's two ports, the MQTT broker. Without "
+           "-auth anyone who reaches them may read and change everything: a warning says so when it is not "
+           "loopback"),
     option("-tls", field="tls", type=FLAG,
            help="HTTPS only on the broker and the agent's two ports; without -cert/-key, a self-signed "
            "certificate made under <data>/tls (clients must trust it: curl --cacert <data>/tls/cert.pem)"),
@@ -111,7 +114,13 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Opti
         raise SettingsError(f"option {'-cert' if options.cert else '-key'} needs {'-key' if options.cert else '-cert'}")
     if options.cert:
         options.tls = True
+    if not options.host:
+        options.host = "0.0.0.0" if options.auth else "127.0.0.1"
     return options
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _cli(*args: str) -> list[str]:
@@ -311,6 +320,12 @@ def run(options: Options) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if not options.auth and not _loopback(options.host):
+        print(
+            f"waziup run: WARNING: listening on {options.host} without -auth: anyone who reaches this machine may "
+            "read and change every entity, device and subscription",
+            file=sys.stderr, flush=True,
+        )
     local = reachable(options.host)  # where the children reach each other
     shown = "localhost" if local in ("127.0.0.1", "::1") else local
     scheme = "http"
@@ -330,6 +345,9 @@ def run(options: Options) -> int:
         # the broker may call the agent's north port (forwarded commands, notifications), and nothing
         # else on loopback or private networks unless the words after -- allow it
         allowed = ["-notifAllowedHosts", _hostport(local, options.north_port)]
+        if not options.mqtt_uri:  # and MQTT notifications to the platform's own MQTT broker
+            allowed += ["-notifAllowedHosts", f"mqtt://{_hostport(local, options.mqtt_port)}",
+                        "-notifAllowedHosts", f"mqtt://localhost:{options.mqtt_port}"]
         proc = subprocess.Popen(
             _cli("broker", "-host", options.host, "-port", str(options.port), "-data", options.data, "-multiservice",
                  *broker_tls, *allowed, *options.broker_args)

@@ -255,7 +255,7 @@ def test_run_host_reaches_every_service(monkeypatch: pytest.MonkeyPatch, tmp_pat
     class Child:
         returncode = 0
 
-        def __init__(self, argv: list[str]) -> None:
+        def __init__(self, argv: list[str], **popen: Any) -> None:
             started.append(argv)
 
         def poll(self) -> int:
@@ -268,7 +268,7 @@ def test_run_host_reaches_every_service(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(run_all.signal, "signal", lambda *args: None)
     monkeypatch.setattr(run_all, "_wait_mqtt", lambda host, port, proc, what: probed.append(f"{host}:{port}"))
     monkeypatch.setattr(run_all, "_wait_http", lambda url, proc, what: probed.append(url))
-    assert run_all.run(run_all.parse(["-host", "10.1.2.3", "-data", str(tmp_path)])) == 1  # the fake children "exit"
+    assert run_all.run(run_all.parse(["-host", "10.1.2.3", "-data", str(tmp_path), "-mqttBroker", "amqtt"])) == 1
     mqtt, broker, agent = started
     assert mqtt[-3:] == ["mqtt-broker", "10.1.2.3", "1883"]
     assert broker_config.parse(broker[broker.index("broker") + 1 :], {}).host == "10.1.2.3"
@@ -277,8 +277,8 @@ def test_run_host_reaches_every_service(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert agent_options.broker_url == "http://10.1.2.3:1026"
     assert probed == ["10.1.2.3:1883", "http://10.1.2.3:1026/version", "http://10.1.2.3:4041/iot/about"]
     started.clear()
-    run_all.run(run_all.parse([]))
-    assert broker_config.parse(started[1][started[1].index("broker") + 1 :], {}).host == "0.0.0.0"
+    run_all.run(run_all.parse(["-mqttBroker", "amqtt"], {}))
+    assert broker_config.parse(started[1][started[1].index("broker") + 1 :], {}).host == "127.0.0.1"  # no -auth
     assert agent_config.parse(started[2][started[2].index("iot-agent") + 1 :], {}).broker_url == "http://127.0.0.1:1026"
     assert run_all.reachable("::") == "::1"
 
@@ -308,6 +308,11 @@ _EXAMPLES: dict[str, st.SearchStrategy[Any]] = {  # values of the rows with a ch
     "notification_mode": st.sampled_from(["transient", "permanent", "threadpool:5:2", ""]),
     "mqtt_uri": st.sampled_from(["", "mqtt://broker", "mqtt://u:p@h:1884", "tcp://10.0.0.1:1"]),
     "guards": st.lists(st.builds(lambda m, f: f"{m}.x:{f}", _NAME, _NAME), min_size=1, max_size=3).map(tuple),
+    "notif_allowed_hosts": st.lists(
+        st.sampled_from(["127.0.0.1", "localhost:4041", "10.0.0.0/8", "[::1]:7896/iot", "mqtt://localhost:1883"]),
+        min_size=1, max_size=3,
+    ).map(tuple),
+    "notif_filter": st.builds(lambda m, f: f"{m}.x:{f}", _NAME, _NAME),
 }
 
 
