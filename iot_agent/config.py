@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ngsi.settings import FLAG, PORT, Choice, Int, SettingsError, Table, Text, command_line, guards_option, option
+from ngsi.destinations import parse_rules
+from ngsi.settings import (
+    FLAG, PORT, Choice, Int, Repeated, SettingsError, Table, Text, command_line, guards_option, option,
+)
+
+
+def _destination_rules(value: object) -> None:
+    for item in value if isinstance(value, tuple) else (value,):
+        parse_rules(str(item))  # ValueError names the bad rule
 from ngsi.tls import check_key_and_cert, trust_context
 
 DEFAULT_DATA_DIR = "data"
@@ -52,6 +60,22 @@ class Config:
     cb_url: str = ""  # overrides cb_host/cb_port when set (IOTA_CB_URL)
     cb_flow_control: bool = False
     cb_ca: str = ""  # PEM CA certificates trusted for an https broker, besides the system's
+    # iotagent-node-lib's ``authentication`` block (IOTA_AUTH_*): a token for a broker behind a PEP
+    auth_enabled: bool = False
+    auth_type: str = "oauth2"  # oauth2 (client credentials) | keystone (user and password)
+    auth_header: str = "Authorization"
+    auth_url: str = ""  # the identity manager; or auth_host/auth_port (http)
+    auth_host: str = ""
+    auth_port: int = 3005
+    auth_user: str = ""
+    auth_password: str = ""
+    auth_client_id: str = ""
+    auth_client_secret: str = ""
+    auth_token_path: str = "/oauth2/token"
+    auth_permanent_token: bool = False
+    # The destination policy (ngsi/destinations.py) for device endpoints (HTTP commands):
+    # loopback/private ones allowed only when listed; link-local/metadata never.
+    allowed_destinations: tuple[str, ...] = ()
     provider_url: str = "http://localhost:4041"  # https://... with --https unless given
     # TLS on the north and south HTTP ports (no plain HTTP then)
     https: bool = False
@@ -162,6 +186,31 @@ OPTIONS = Table(
     option("--cb-ca", field="cb_ca", type=Text("FILE"), env="IOTA_CB_CA",
            help="PEM file of CA certificates trusted for an https broker (--cb-url https://...), besides the "
            "system's: a private CA, or the broker's self-signed certificate"),
+    option("--auth-enabled", field="auth_enabled", type=FLAG, env="IOTA_AUTH_ENABLED",
+           help="send the broker a token of the identity manager (a broker behind a PEP)"),
+    option("--auth-type", field="auth_type", type=Choice("oauth2", "keystone"), env="IOTA_AUTH_TYPE",
+           help="oauth2: client credentials (clientId/clientSecret); keystone: user and password (/v3/auth/tokens)"),
+    option("--auth-header", field="auth_header", type=Text("NAME"), env="IOTA_AUTH_HEADER",
+           help="Authorization (Bearer <token>) or another header given the token alone, e.g. X-Auth-Token"),
+    option("--auth-url", field="auth_url", type=Text("URL"), env="IOTA_AUTH_URL", help="the identity manager"),
+    option("--auth-host", field="auth_host", type=Text("HOST"), env="IOTA_AUTH_HOST",
+           help="the identity manager's host, when no --auth-url (http)"),
+    option("--auth-port", field="auth_port", type=PORT, env="IOTA_AUTH_PORT", help="its port, with --auth-host"),
+    option("--auth-user", field="auth_user", type=Text("NAME"), env="IOTA_AUTH_USER", help="keystone: the user"),
+    option("--auth-password", field="auth_password", type=Text("PASSWORD"), env="IOTA_AUTH_PASSWORD",
+           shown="none", help="keystone: its password (better in the environment than on a command line)"),
+    option("--auth-client-id", field="auth_client_id", type=Text("ID"), env="IOTA_AUTH_CLIENT_ID",
+           help="oauth2: the agent's OAuth client id"),
+    option("--auth-client-secret", field="auth_client_secret", type=Text("SECRET"), env="IOTA_AUTH_CLIENT_SECRET",
+           shown="none", help="oauth2: its secret (better in the environment)"),
+    option("--auth-token-path", field="auth_token_path", type=Text("PATH"), env="IOTA_AUTH_TOKEN_PATH",
+           help="oauth2: the token endpoint's path"),
+    option("--auth-permanent-token", field="auth_permanent_token", type=FLAG, env="IOTA_AUTH_PERMANENT_TOKEN",
+           help="oauth2: a permanent token (Keyrock's scope=permanent), fetched once"),
+    option("--allowed-destinations", field="allowed_destinations", type=Repeated(), env="IOTA_ALLOWED_DESTINATIONS",
+           check=_destination_rules,
+           help="a loopback or private device endpoint HTTP commands may go to: host, host:port, "
+           "host:port/path-prefix or a network (192.168.0.0/16); repeatable or comma-separated"),
     option("--cb-flow-control", field="cb_flow_control", type=FLAG, env="IOTA_CB_FLOW_CONTROL",
            help="updates with Orion's flowControl (useCBflowControl default)"),
     option("--provider-url", field="provider_url", type=Text("URL"), env="IOTA_PROVIDER_URL",

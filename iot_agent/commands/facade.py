@@ -20,6 +20,9 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
+from ngsi.client import HTTPClient, NGSIClient
+from ngsi.destinations import Gate, Policy, parse_rules
+
 from ..config import Config
 from ..device import POLL, attribute_names, transport_of
 from ..errors import CommandNotFound
@@ -46,11 +49,16 @@ class Commands:
     def __init__(self, south: Southbound, config: Config) -> None:
         self.south = south
         self.config = config
+        # Devices' endpoints are URLs clients chose: the destination policy decides, per
+        # command (paths) and per connection (addresses); a client of their own.
+        self.gate = Gate(Policy(parse_rules(",".join(config.allowed_destinations)), setting="IOTA_ALLOWED_DESTINATIONS"))
+        self.devices = NGSIClient(transport=HTTPClient(gate=self.gate))
         self.set_status = StatusWriter(south, config)
         self.registrar = Registrar(south, config, self.state)
         self.polling = PollQueues(self.state, self.set_status)
         self.delivery = Delivery(
-            self.state, self.set_status, self.transport_of, self.polling.pending_written, device_poster(south.ngsi)
+            self.state, self.set_status, self.transport_of, self.polling.pending_written,
+            device_poster(self.devices, self.gate),
         )
         self.provider = ProviderRoutes(south, config, self.accept)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -90,6 +98,7 @@ class Commands:
             task.cancel()
         await asyncio.gather(*self._tasks, *([self._daemon] if self._daemon else []), return_exceptions=True)
         self._tasks.clear()
+        await self.devices.aclose()
 
     def spawn(self, coroutine: Awaitable[None]) -> None:
         """Run in the background, failures logged (the broker's request does not wait)."""

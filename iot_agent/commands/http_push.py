@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ngsi.client import NGSIClient
+from ngsi.client.http11 import DestinationRefused
+from ngsi.destinations import Gate
 
 from ..device import JSON, fiware_headers, payload_format
 from ..errors import ParseError
@@ -33,11 +35,15 @@ class DeviceAnswer:
 Post = Callable[[str, bytes, dict[str, str]], Awaitable[DeviceAnswer]]
 
 
-def device_poster(client: NGSIClient) -> Post:
+def device_poster(client: NGSIClient, gate: Gate | None = None) -> Post:
     """POST commands to devices through ``client`` (absolute URLs: none of the client's own
-    headers or credentials go to the device)."""
+    headers or credentials go to the device), where the destination policy allows."""
 
     async def post(url: str, body: bytes, headers: dict[str, str]) -> DeviceAnswer:
+        if gate is not None:
+            decision = await gate.check(url)
+            if not decision.allowed:
+                raise DestinationRefused(decision.reason)
         response = await client.send("POST", url, headers=headers, body=body, timeout=TIMEOUT_SECONDS)
         return DeviceAnswer(response.status_code, response.content, response.text)
 

@@ -9,6 +9,7 @@ callback and never talk to the broker about statuses themselves.
 from __future__ import annotations
 
 import json
+import re
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +27,7 @@ Doc = dict[str, Any]
 SetStatus = Callable[[Doc, Doc | None, str, str, Any], Awaitable[None]]
 
 PENDING, DELIVERED, OK, ERROR = "PENDING", "DELIVERED", "OK", "ERROR"
+_FORBIDDEN = re.compile(r"""[<>"'=;()]""")
 EXPIRED = "EXPIRED"
 STATUS_TYPE, INFO_TYPE = "commandStatus", "commandResult"
 
@@ -36,6 +38,8 @@ def status_entity(entity_id: str, entity_type: str, name: str, status: str, info
     entity: Doc = {"id": entity_id, "type": entity_type, f"{name}_status": {"type": STATUS_TYPE, "value": status}}
     if status != PENDING and status != DELIVERED:
         value = info if isinstance(info, (str, int, float, bool, dict, list)) else json.dumps(info)
+        if status == ERROR and isinstance(value, str):
+            value = _FORBIDDEN.sub(" ", value)  # our own error texts: the broker refuses <>"'=;() in values
         entity[f"{name}_info"] = {"type": INFO_TYPE, "value": value}
     return entity
 

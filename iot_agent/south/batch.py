@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from ngsi.client.credentials import AuthError, Credentials
 from ngsi.client.http11 import HTTPError
 
 from ..errors import CBRequestError
@@ -231,15 +232,25 @@ def _failed(unit: Unit, text: str) -> None:
         unit.future.set_exception(CBRequestError(text))
 
 
-def http11_poster(client: Any, timeout: float = 10.0) -> Poster:
-    """A Poster over ``ngsi.client.http11.HTTPClient`` (keep-alive, no per-request objects)."""
+def http11_poster(client: Any, timeout: float = 10.0, credentials: Credentials | None = None) -> Poster:
+    """A Poster over ``ngsi.client.http11.HTTPClient`` (keep-alive, no per-request objects);
+    with ``credentials`` (a broker behind a PEP) each batch carries the token, and a 401
+    fetches a new one for one more try."""
 
     async def post(url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        try:
-            response = await client.request("POST", url, list(headers.items()), body, timeout=timeout)
-        except HTTPError as exc:
-            return 0, f"POST {url}: {exc}".encode()
-        return response.status, response.body
+        sent = list(headers.items())
+        for attempt in (0, 1):
+            try:
+                auth = await credentials.headers() if credentials is not None else []
+                response = await client.request("POST", url, sent + auth, body, timeout=timeout)
+            except HTTPError as exc:
+                return 0, f"POST {url}: {exc}".encode()
+            except AuthError as exc:
+                return 0, f"POST {url}: {exc}".encode()
+            if response.status != 401 or credentials is None or attempt:
+                return response.status, response.body
+            await credentials.expired()
+        raise AssertionError("unreachable")
 
     return post
 

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ngsi.client import NGSIClient
+from ngsi.client.credentials import Credentials
 from ngsi.client.http11 import HTTPClient
 
 from .. import mapping
@@ -59,6 +60,7 @@ class Southbound:
         max_in_flight: int = 0,
         poster: Poster | None = None,
         lanes: int = 2,
+        credentials: Credentials | None = None,
     ) -> None:
         self.registry = registry
         self.ngsi = ngsi
@@ -73,7 +75,8 @@ class Southbound:
         if poster is None:
             # at most this many broker requests at once (0: no bound): see runtime.BROKER_CONNECTIONS
             self._http = HTTPClient(max_per_host=max_in_flight or 16, ssl_context=config.broker_ssl_context())
-            poster = http11_poster(self._http, timeout=10.0)
+            poster = http11_poster(self._http, timeout=10.0, credentials=credentials)
+        self.credentials = credentials
         self.batcher = Batcher(poster, lanes=lanes, max_in_flight=max_in_flight)
 
     async def aclose(self) -> None:
@@ -206,7 +209,7 @@ class Southbound:
         client = self._clients.get(host)
         if client is None:
             client = self._clients[host] = NGSIClient(
-                host, transport=HTTPClient(ssl_context=self.config.broker_ssl_context())
+                host, transport=HTTPClient(ssl_context=self.config.broker_ssl_context()), credentials=self.credentials
             )
         return client
 

@@ -18,6 +18,7 @@ import uvicorn
 from ngsi.client import HTTPClient, NGSIClient
 
 from ..app import create_app as create_north_app
+from ..broker_auth import broker_credentials
 from ..commands import Commands
 from ..config import Config
 from ..mqtt_auth import MqttAccounts
@@ -39,12 +40,16 @@ class Agent:
     def __init__(self, config: Config, *, registry: ProvisioningStore | None = None, ngsi: NGSIClient | None = None) -> None:
         self.config = config
         self.registry = registry if registry is not None else open_registry(config.registry_path)
+        credentials = broker_credentials(config)  # IOTA_AUTH_*: a broker behind a PEP
         self.ngsi = ngsi if ngsi is not None else NGSIClient(
             config.broker_url,
             transport=HTTPClient(max_per_host=BROKER_CONNECTIONS, ssl_context=config.broker_ssl_context()),
+            credentials=credentials,
         )
         self._own_ngsi = ngsi is None
-        self.south = Southbound(self.registry, self.ngsi, config, max_in_flight=BROKER_CONNECTIONS)
+        self.south = Southbound(
+            self.registry, self.ngsi, config, max_in_flight=BROKER_CONNECTIONS, credentials=credentials
+        )
         self.commands = Commands(self.south, config)
         self.south.provision_hooks.append(self.commands.on_autoprovision)
         self.mqtt: MqttSouth | None = None

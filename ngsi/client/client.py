@@ -33,6 +33,7 @@ from urllib.parse import quote, quote_plus
 
 import orjson
 
+from .credentials import AuthError, Credentials
 from .errors import NGSIClientError, NGSIConnectionError
 from .http11 import HTTPClient, HTTPError, remember
 from .response import Response
@@ -112,6 +113,8 @@ class NGSIClient:
     ``max_per_host`` connections per destination (``verify=False``: no TLS checks).
     ``headers`` go with every request to the broker (not with ``send`` to other URLs);
     ``timeout`` (seconds, ``None``: none) bounds each request, overridable per call.
+    ``credentials`` (``credentials.py``): a token for a broker behind a PEP, added to every
+    request to the broker; a 401 fetches a new one and the request is made once more.
     """
 
     def __init__(
@@ -126,8 +129,10 @@ class NGSIClient:
         timeout: float | None = 10.0,
         max_per_host: int = 16,
         verify: bool = True,
+        credentials: Credentials | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.credentials = credentials
         self.service = service
         self.service_path = service_path
         self.correlator = correlator
@@ -224,15 +229,30 @@ class NGSIClient:
             else:  # a per-call header replaces the client's header of that name
                 names = {name.lower() for name, _ in sent}
                 sent = [h for h in self.headers if h[0].lower() not in names] + sent
-        try:
-            response = await self.transport.request(
-                method, url, sent, body, self.timeout if timeout is DEFAULT else timeout
-            )
-        except HTTPError as exc:
-            raise NGSIConnectionError(f"{method} {url}: {exc}", exc.reason) from exc
+        response = await self._exchange(method, url, sent, body, self.timeout if timeout is DEFAULT else timeout)
         if response.status >= 400:
             raise _error(response)
         return response
+
+    async def _exchange(
+        self, method: str, url: str, sent: list[tuple[str, str]], body: bytes, timeout: float | None
+    ) -> Response:
+        """One request to the broker, with the credentials' token when there are some."""
+        for attempt in (0, 1):
+            headers = sent
+            if self.credentials is not None:
+                try:
+                    headers = sent + await self.credentials.headers()
+                except AuthError as exc:
+                    raise NGSIConnectionError(f"{method} {url}: {exc}", "Could not get a token") from exc
+            try:
+                response = await self.transport.request(method, url, headers, body, timeout)
+            except HTTPError as exc:
+                raise NGSIConnectionError(f"{method} {url}: {exc}", exc.reason) from exc
+            if response.status != 401 or self.credentials is None or attempt:
+                return response
+            await self.credentials.expired()  # revoked or expired early: a new token, once
+        raise AssertionError("unreachable")
 
     async def send(
         self,
@@ -270,10 +290,11 @@ class NGSIClient:
             sent = list(sent.items() if isinstance(sent, Mapping) else sent)
             names = {name.lower() for name, _ in sent}
             sent = [h for h in self.headers if h[0].lower() not in names] + sent
+        wait = self.timeout if timeout is DEFAULT else timeout
+        if own:
+            return await self._exchange(method, url, list(sent.items() if isinstance(sent, Mapping) else sent), body, wait)
         try:
-            return await self.transport.request(
-                method, url, sent, body, self.timeout if timeout is DEFAULT else timeout
-            )
+            return await self.transport.request(method, url, sent, body, wait)
         except HTTPError as exc:
             raise NGSIConnectionError(f"{method} {url}: {exc}", exc.reason) from exc
 

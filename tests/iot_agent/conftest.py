@@ -41,6 +41,7 @@ class AgentStack(ServiceProcess):
                 "--http-host", "127.0.0.1", "--http-port", str(self.http_port),
                 "--mqtt-host", self.mqtt_host, "--mqtt-port", str(self.mqtt_port),
                 "--cb-url", self.broker.url, "--provider-url", self.north,
+                "--allowed-destinations", "127.0.0.1,localhost",  # the tests' devices listen on loopback
                 *self.extra,
             ],
             self.north + "/iot/about", "the IoT agent",

@@ -154,6 +154,21 @@ def test_http_push_command(stack: AgentStack, http_device: str) -> None:
     assert b"push1@ring|3" in _Device.received
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "why"),
+    [("http://169.254.169.254/latest/meta-data/", "link-local/cloud-metadata"), ("http://10.9.8.7/cmd", "private")],
+)
+def test_http_push_to_a_refused_endpoint(stack: AgentStack, endpoint: str, why: str) -> None:
+    """Device endpoints are URLs clients chose: the destination policy decides
+    (IOTA_ALLOWED_DESTINATIONS; metadata addresses never), and a refusal is the command's ERROR."""
+    service, _ = stack.robots(
+        {"device_id": "push2", "transport": "HTTP", "endpoint": endpoint, "commands": [{"name": "ring", "type": "command"}]}
+    )
+    assert command(stack, service, "Robot:push2", "ring", 1).status_code == 204
+    entity = stack.wait_entity(service, "Robot:push2", lambda e: status(e, "ring") == "ERROR")
+    assert why in entity["ring_info"]["value"]
+
+
 def test_lazy_attribute_query_and_unknown_command(stack: AgentStack) -> None:
     service = new_service()
     key = "k" + service
