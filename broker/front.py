@@ -5,7 +5,8 @@ It does in one pass what Orion does around every request: the ``Fiware-Correlato
 request context (``ngsi.context``) and the guards configured at start-up (the request
 seam, ``ngsi.server.guards``: authentication, authorization and the like plug in
 there, before routing); Orion's URL check (a forbidden character anywhere in the decoded path is a 400,
-whatever the resource; one trailing slash is ignored); routing to a ``Resource``; and
+whatever the resource, and so is an encoded ``/``, which would otherwise split an id;
+one trailing slash is ignored); routing to a ``Resource``; and
 the last line of defence: any unexpected exception becomes Orion's 500 JSON body,
 logged. The response is sent once, as two ASGI messages, with the extra headers added
 to the resource's own list instead of wrapping ``send`` once per concern.
@@ -27,11 +28,11 @@ from ngsi.context import from_headers
 from ngsi.errors import BadRequest, InternalError, RequestEntityTooLarge
 from ngsi.names import forbidden_uri_chars
 from ngsi.server.correlator import first_values, new_correlator
-from ngsi.server.guards import ClientGone, Incoming, PayloadTooLarge, run_guards
+from ngsi.server.guards import BodyTimeout, ClientGone, Incoming, PayloadTooLarge, run_guards
 
 from . import jsonio
 from .cors import EXPOSED, allowed_origin
-from .http import Resource, error_response
+from .http import Resource, error_response, request_timeout
 from .routes import batch, entities, notify, registrations, subscriptions, types, version
 
 log = logging.getLogger("waziup.broker")
@@ -54,6 +55,18 @@ _ONE: dict[str, tuple[Resource, str, bool]] = {
     "subscriptions": (subscriptions.SUBSCRIPTION, "id", True),
     "registrations": (registrations.REGISTRATION, "id", False),
 }
+
+
+def encoded_slash(scope: Scope) -> bool:
+    """True when the raw path has a percent-encoded ``/``: the path uvicorn gives is
+    decoded, so ``/v2/entities/a%2Fattrs`` would be split (and routed) as
+    ``/v2/entities/a/attrs``. A ``/`` is never part of an id or name (Orion's
+    forbiddenIdChars), so it is refused like the other forbidden characters."""
+    raw = scope.get("raw_path")
+    if raw is None or b"%" not in raw:
+        return False
+    raw = raw.partition(b"?")[0]  # some ASGI clients (httpx) put the query in raw_path too
+    return b"%2f" in raw or b"%2F" in raw
 
 
 def route(path: str) -> tuple[Resource, dict[str, str]] | None:
@@ -108,12 +121,15 @@ async def serve_http(app: Any, scope: Scope, receive: Receive, send: Send) -> No
         if guards:  # the request seam (ngsi/server/guards.py): authentication, authorization...
             incoming = Incoming(
                 scope["method"], path, scope.get("query_string", b""), headers, scope.get("client"), ctx, receive,
-                config.payload_max,
+                config.payload_max, config.req_timeout,
             )
             try:
                 rejection, added = await run_guards(guards, incoming)
             except PayloadTooLarge as exc:
                 rejection, added = error_response(RequestEntityTooLarge(str(exc)), accept=headers.get("accept")), []
+            except BodyTimeout as exc:
+                timeout = error_response(request_timeout(exc.seconds), {"Connection": "close"}, accept=headers.get("accept"))
+                rejection, added = timeout, []
             if added:
                 extra = added + extra
             if rejection is not None:
@@ -125,7 +141,7 @@ async def serve_http(app: Any, scope: Scope, receive: Receive, send: Send) -> No
                 return
             ctx = incoming.ctx
             receive = incoming.receive()
-        if forbidden_uri_chars(path):
+        if forbidden_uri_chars(path) or encoded_slash(scope):
             response: Any = error_response(BadRequest("invalid character in URI"), accept=headers.get("accept"))
         else:
             if len(path) > 1 and path[-1] == "/":

@@ -2,8 +2,10 @@
 
 A ``Resource`` is one URL of the API with a handler per method. It answers unknown
 methods with Orion's 405 and ``Allow`` list, and enforces Orion's request rules
-(Content-Type, empty payloads, payload size) before a handler runs, so that handlers
-deal only with NGSI.
+(Accept, Content-Type, empty payloads, payload size) before a handler runs, so that
+handlers deal only with NGSI. The body is read within ``-reqTimeout`` seconds (a
+client stalled mid-body gets 408 and the connection closes) and never past the size
+limit.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from ngsi.errors import (
     BadRequest,
     LengthRequired,
     MethodNotAllowed,
+    NotAcceptable,
     RequestEntityTooLarge,
     UnsupportedMediaType,
 )
 from ngsi.context import RequestContext
+from ngsi.numbers import parse_uint
+from ngsi.server.guards import BodyTimeout, timed
 from ngsi.server.reply import JSON as _JSON
 from ngsi.server.reply import TEXT as _TEXT
 from ngsi.server.reply import Reply
@@ -38,6 +43,7 @@ from .cors import ALLOWED_HEADERS, EXPOSED, allowed_origin
 AnyResponse = Union[Reply, Response]
 Handler = Callable[["Call"], Awaitable[AnyResponse]]
 _NO_QUERY = QueryParams("")
+_CLOSE = {"Connection": "close"}
 
 
 @dataclass(slots=True, eq=False, repr=False)
@@ -145,6 +151,45 @@ def prefers_text(accept: str | None) -> bool:
     return bool(types & {"text/plain", "text/*"})
 
 
+_JSON_RANGES = frozenset({"application/json", "application/*", "*/*"})
+_TEXT_RANGES = frozenset({"text/plain", "text/*"})
+JSON_ONLY = "accepted MIME types: application/json"
+JSON_OR_TEXT = "accepted MIME types: application/json, text/plain"
+
+
+def accepted_types(accept: str) -> set[str]:
+    """The media ranges of an Accept header, lower-case, parameters (``q``...) dropped."""
+    return {part.split(";", 1)[0].strip().lower() for part in accept.split(",")} - {""}
+
+
+def json_accepted(accept: str | None) -> bool:
+    """Does the Accept header admit ``application/json`` (no header, or an empty one, does)?"""
+    if accept is None:
+        return True
+    types = accepted_types(accept)
+    return not types or bool(types & _JSON_RANGES)
+
+
+def check_accept(accept: str | None, *, value: bool = False) -> None:
+    """Orion's rule (orion-api.md, "MIME Types"): response payloads are ``application/json``,
+    and ``text/plain`` for an attribute's value; "clients issuing HTTP requests with accept
+    types different than those will get a 406 Not Acceptable error". Checked before the
+    request is served: an Accept header that admits none of them (``application/*``,
+    ``text/*``, ``*/*`` included) is 406. A text-only Accept passes here (errors then go out
+    as text/plain, see ``prefers_text``); outside an attribute's value (``value``) a JSON
+    payload is refused after the read (``Resource.handle``)."""
+    if json_accepted(accept) or accepted_types(accept or "") & _TEXT_RANGES:
+        return
+    raise NotAcceptable(JSON_OR_TEXT if value else JSON_ONLY)
+
+
+def _json_payload(response: Any) -> bool:
+    """Is ``response`` a success with a JSON payload (what a text-only client cannot take)?"""
+    if not 200 <= response.status_code < 300 or not response.body:
+        return False
+    return any(name == b"content-type" and value.startswith(b"application/json") for name, value in response.raw_headers)
+
+
 def error_response(exc: Any, headers: dict[str, str] | None = None, *, accept: str | None = None) -> Reply:
     """Orion's error body; its Content-Type follows the Accept header (``accept``) of the request."""
     if prefers_text(accept):
@@ -181,9 +226,12 @@ class Resource:
     (``broker/front.py``) routes to it and sends what ``respond`` returns.
     """
 
-    def __init__(self, allow: str, **handlers: Handler) -> None:
+    def __init__(self, allow: str, *, negotiates: bool = False, **handlers: Handler) -> None:
         self.allow = allow
         self.handlers = handlers
+        # True: the handlers apply the Accept rules themselves (/attrs/{name}/value, the
+        # only resource whose values may be text/plain); else ``check_accept``.
+        self.negotiates = negotiates
 
     async def respond(
         self, scope: Scope, receive: Receive, headers: dict[str, str], ctx: RequestContext,
@@ -192,7 +240,9 @@ class Resource:
         try:
             return await self.handle(scope, receive, headers, ctx, path_params, state)
         except NGSIError as exc:
-            return error_response(exc, accept=headers.get("accept"))
+            # After a 408 the rest of the body may still come: the connection is not reused.
+            extra = _CLOSE if exc.status == 408 else None
+            return error_response(exc, extra, accept=headers.get("accept"))
 
     def preflight(self, headers: dict[str, str], config: Any) -> Reply:
         """OPTIONS with CORS on: the methods of this URL, GET first as Orion lists them."""
@@ -220,22 +270,26 @@ class Resource:
         config = state.config
         if method == "OPTIONS" and config.cors_origin:
             return self.preflight(headers, config)
+        if not self.negotiates:
+            check_accept(headers.get("accept"))
         # Orion checks the tenant name even without -multiservice (the request then goes
         # to the default service), and the payload rules before the method.
         ctx.checked_tenant()
         body = b""
+        timeout = config.req_timeout
         if method == "POST" or method == "PUT" or method == "PATCH":
             length = headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > config.payload_max:
-                raise RequestEntityTooLarge(
-                    f"payload size: {int(length)}, max size supported: {config.payload_max}"
-                )
-            body = await read_body(receive)
+            declared = None if length is None else parse_uint(length, cap=2**64)
+            if declared is not None and declared > config.payload_max:
+                raise RequestEntityTooLarge(f"payload size: {declared}, max size supported: {config.payload_max}")
+            body = await read_body(receive, timeout, config.payload_max)
             if len(body) > config.payload_max:
                 raise RequestEntityTooLarge(f"payload size: {len(body)}, max size supported: {config.payload_max}")
             if not body:
                 raise LengthRequired("Zero/No Content-Length in PUT/POST/PATCH request")
-        elif (method == "GET" or method == "DELETE") and "content-type" in headers and not await read_body(receive):
+        elif (method == "GET" or method == "DELETE") and "content-type" in headers and not await read_body(
+            receive, timeout, config.payload_max
+        ):
             # A payload sent anyway is ignored (3842: DELETE /v2/subscriptions/{id} with one is 204).
             raise BadRequest(
                 "Orion accepts no payload for GET/DELETE requests. HTTP header Content-Type is thus forbidden"
@@ -249,18 +303,41 @@ class Resource:
             options = parse_options(call.query.get("options"))
             if options:
                 call.ctx = ctx.with_options(options)
-        return await handler(call)
+        response = await handler(call)
+        if not self.negotiates and not json_accepted(headers.get("accept")) and _json_payload(response):
+            # A text-only Accept: errors went out as text/plain (``prefers_text``), but a JSON
+            # payload is not what the client takes (orion-api.md "MIME Types": text/plain
+            # only for an attribute's value). Only reads have one: nothing was written.
+            raise NotAcceptable(JSON_ONLY)
+        return response
 
 
-async def read_body(receive: Receive) -> bytes:
-    """The whole request body (as Starlette's ``Request.body``)."""
+def request_timeout(seconds: float) -> NGSIError:
+    """The 408 of a body that did not arrive in time (``-reqTimeout``), in Orion's error shape."""
+    return NGSIError(
+        f"request payload not received within {seconds:g} seconds", error="RequestTimeout", status=408
+    )
+
+
+async def read_body(receive: Receive, timeout: float = 0.0, limit: int | None = None) -> bytes:
+    """The whole request body (as Starlette's ``Request.body``), within ``timeout`` seconds
+    (0: no limit; past it Orion-shaped 408, see ``request_timeout``). With ``limit``, reading
+    stops as soon as the body is longer: what follows is not kept in memory."""
     chunks: list[bytes] = []
+    size = 0
+    timed_receive = timed(receive, timeout)
     while True:
-        message = await receive()
+        try:
+            message = await timed_receive()
+        except BodyTimeout:
+            raise request_timeout(timeout) from None
         if message["type"] == "http.request":
             chunk = message.get("body", b"")
             if chunk:
                 chunks.append(chunk)
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    break  # the caller answers 413 with this size
             if not message.get("more_body", False):
                 break
         elif message["type"] == "http.disconnect":

@@ -22,6 +22,7 @@ import math
 from ngsi import query as ql
 from ngsi.context import RequestContext
 from ngsi.errors import BadRequest
+from ngsi.numbers import parse_uint
 from ngsi.ordering import compare as compare_values
 from ngsi.render import Projection
 
@@ -31,6 +32,7 @@ from .store.base import ValueHint
 
 Entity = dict[str, Any]
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**62  # larger offsets are read as this one: past the end of any result
 DEFAULT_LIMIT = 20
 
 
@@ -46,22 +48,28 @@ class EntityQuery:
 
 
 def parse_limit(raw: str | None) -> int:
+    """``limit``: ASCII digits only (``str.isdigit`` would let "²" through to a 500), at
+    most MAX_LIMIT; a numeral of any length is read without converting it in full."""
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit():
+    value = parse_uint(raw, cap=MAX_LIMIT + 1)
+    if value is None:
         raise BadRequest(f"Bad pagination limit: /{raw}/ [must be a decimal number]")
-    value = int(raw)
     if value > MAX_LIMIT:
-        raise BadRequest(f"Bad pagination limit: /{value}/ [max: {MAX_LIMIT}]")
+        raise BadRequest(f"Bad pagination limit: /{raw.lstrip('0')}/ [max: {MAX_LIMIT}]")
     return value
 
 
 def parse_offset(raw: str | None) -> int:
+    """``offset``: ASCII digits only; past MAX_OFFSET (beyond any result, and what a
+    store's 64-bit OFFSET takes) it is MAX_OFFSET: an empty page, as any offset past the
+    end."""
     if raw is None:
         return 0
-    if not raw.isdigit():
+    value = parse_uint(raw, cap=MAX_OFFSET)
+    if value is None:
         raise BadRequest(f"Bad pagination offset: /{raw}/ [must be a decimal number]")
-    return int(raw)
+    return value
 
 
 def parse_order(raw: str | None) -> list[tuple[str, bool]]:

@@ -3,6 +3,13 @@
 Orion's reason phrases follow RFC 9110 ("422 Unprocessable Content", "413 Content Too
 Large"); Python 3.11's http.HTTPStatus still has the older ones, and clients and Orion's
 tests compare status lines, so uvicorn's tables are set to Orion's phrases here.
+
+Below the app, ``OrionHttpProtocol`` bounds what a connection may hold before a request
+reaches it (``ngsi.server.asgi.GuardedHttpProtocol``): its head must arrive within
+``-reqTimeout`` seconds (from the connection, or from the previous response: an idle
+connection is closed, a slowloris head gets 408) and within 64 KiB (431); what llhttp
+cannot parse gets Orion's JSON 400 instead of uvicorn's text/plain one. uvicorn's own
+``timeout_keep_alive`` (5 s) still closes a keep-alive connection idle after a response.
 """
 
 from __future__ import annotations
@@ -17,12 +24,21 @@ import sys
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+from ngsi.server.asgi import GuardedHttpProtocol, raw_response
+from ngsi.server.correlator import new_correlator
 
 from .app import create_app
 from .config import Config, ConfigError, check_files
 
 ORION_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
+def configure_protocol(config: Config) -> None:
+    """The protocol's settings from the Config (uvicorn builds one protocol object per
+    connection from the class; each worker process calls this for itself)."""
+    OrionHttpProtocol.head_timeout = float(config.req_timeout)
 
 
 def _use_orion_phrases() -> None:
@@ -96,8 +112,11 @@ class _CoalescingCycle(RequestResponseCycle):
                 buffer.flush()
 
 
-class OrionHttpProtocol(HttpToolsProtocol):
-    """httptools, but a request with a method llhttp does not know still reaches the app.
+class OrionHttpProtocol(GuardedHttpProtocol):
+    """httptools with the seam's head deadline and bounds (``GuardedHttpProtocol``:
+    ``-reqTimeout`` for a request's head, 64 KiB at most, parse errors answered), in
+    Orion's error shape, and a request with a method llhttp does not know still reaches
+    the app.
 
     llhttp refuses unknown methods (``BADVERB /v2/entities``) with uvicorn's bare 400;
     Orion answers them like any method a resource does not support: 405 with ``Allow``.
@@ -105,7 +124,6 @@ class OrionHttpProtocol(HttpToolsProtocol):
     parsing and put back in the ASGI scope.
     """
 
-    _at_message_start = True
     _real_method: str | None = None
 
     def data_received(self, data: bytes) -> None:
@@ -116,10 +134,6 @@ class OrionHttpProtocol(HttpToolsProtocol):
                 data = b"GET " + data[match.end() :]
         super().data_received(data)
 
-    def on_message_begin(self) -> None:
-        self._at_message_start = False
-        super().on_message_begin()
-
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         if type(self.cycle) is RequestResponseCycle:
@@ -128,9 +142,13 @@ class OrionHttpProtocol(HttpToolsProtocol):
             self.scope["method"] = self._real_method  # the app task has not run yet
             self._real_method = None
 
-    def on_message_complete(self) -> None:
-        self._at_message_start = True
-        super().on_message_complete()
+    def refusal(self, status: int, description: str) -> bytes:
+        """Orion's ``{"error", "description"}``, with a Fiware-Correlator as on every answer."""
+        body = json.dumps({"error": _ERROR_NAMES[status], "description": description}, separators=(",", ":"))
+        return raw_response(status, body.encode(), [(b"fiware-correlator", new_correlator().encode())])
+
+
+_ERROR_NAMES = {400: "BadRequest", 408: "RequestTimeout", 431: "RequestHeaderFieldsTooLarge"}
 
 
 # The configuration reaches worker processes (spawned by uvicorn, which imports the app
@@ -194,6 +212,7 @@ def worker_app() -> object:
     _die_with_parent()
     _configure_logging(config)
     _use_orion_phrases()
+    configure_protocol(config)
     return create_app(config)
 
 
@@ -218,6 +237,7 @@ def serve(config: Config) -> None:
         options.update(ssl_keyfile=os.path.abspath(config.https_key), ssl_certfile=os.path.abspath(config.https_cert))
     _configure_logging(config)
     _use_orion_phrases()
+    configure_protocol(config)
     if config.workers > 1:
         # N processes accept on one socket bound by uvicorn's supervisor, which restarts a
         # worker that dies; they share state through the database: PostgreSQL (LISTEN/NOTIFY,

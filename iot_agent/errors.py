@@ -17,6 +17,9 @@ one place with ``err.code`` and ``err.body()``.
      +-- DeviceGroupNotFound           DEVICE_GROUP_NOT_FOUND  404
      +-- DuplicateDevice               DUPLICATE_DEVICE_ID     409
      +-- DuplicateGroup                DUPLICATE_GROUP         400
+     +-- MissingConfigParams           MISSING_CONFIG_PARAMS   400  (PUT/DELETE group unnamed)
+     +-- PayloadTooLarge               REQUEST_TOO_LARGE       413  (body over 1 MiB)
+     +-- RequestTimeout                REQUEST_TIMEOUT         408  (body stalled)
      +-- CBRequestError                BAD_REQUEST             400  (the CB refused an update)
 
 Messages follow the agents' wording as we know it (including their missing spaces
@@ -141,6 +144,27 @@ class DuplicateGroup(IoTAError, name="DUPLICATE_GROUP", code=400,
     (node-lib ``doc/api.md`` §Uniqueness), not 409 like DUPLICATE_DEVICE_ID."""
 
 
+class MissingConfigParams(IoTAError, name="MISSING_CONFIG_PARAMS", code=400,
+                          template="The following parameters were missing from the request: {}"):
+    """``PUT``/``DELETE /iot/groups`` without ``resource`` and ``apikey``, which name the
+    one group to act on (node-lib ``doc/api.md``: both mandatory; the name and text are
+    iotagent-node-lib's ``MissingConfigParams``)."""
+
+    def __init__(self, missing: Iterable[str]) -> None:
+        self.missing = list(missing)
+        super().__init__(json.dumps(self.missing, separators=(",", ":")))
+
+
+class PayloadTooLarge(IoTAError, name="REQUEST_TOO_LARGE", code=413,
+                      template="payload size: {}, max size supported: {}"):
+    """A request body over the agent's limit (the broker's: 1 MiB)."""
+
+
+class RequestTimeout(IoTAError, name="REQUEST_TIMEOUT", code=408,
+                     template="request body not received within {} seconds"):
+    """A client that stalled mid-body; the connection is closed after this answer."""
+
+
 class CBRequestError(IoTAError, name="BAD_REQUEST", code=400,
                      template="Request error connecting to the Context Broker: {}"):
     """The Context Broker refused or could not take an update (the agents' BAD_REQUEST)."""
@@ -161,5 +185,8 @@ __all__ = [
     "DuplicateDevice",
     "DuplicateDeviceId",
     "DuplicateGroup",
+    "MissingConfigParams",
+    "PayloadTooLarge",
+    "RequestTimeout",
     "CBRequestError",
 ]

@@ -14,6 +14,9 @@ What Orion accepts, as the functional test cases show:
 * rejected: a ``,`` fraction separator or other stray characters (2303),
   month 13, day 34, hour 25, minute 65, second 63, year 1899, a year not of four
   digits (4541_wrong_date_values_in_subscription, 2106, 4585 errors).
+
+A fraction of seconds may have any number of digits (kept exactly up to the 40th, the
+rest only rounds); the parse never converts more than that, however long the text.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ _ISO = re.compile(
 )
 
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_FRACTION_DIGITS = 40  # far beyond a double's precision for any date: the rest only rounds
 _MIN_YEAR = 1900  # 1899 is refused (4541 step 06): Orion's struct tm years start at 1900
 
 
@@ -92,6 +96,11 @@ def parse_datetime(text: str) -> float | None:
     whole = _days_from_civil(y, mo, d) * 86400 + hh * 3600 + mm * 60 + ss - offset
     if not frac:
         return float(whole)
+    if len(frac) > _FRACTION_DIGITS:
+        # Any length is accepted, as before, but int() refuses numerals past 4,300 digits
+        # (a ValueError: a 500 for one long DateTime) and a long one costs quadratic time:
+        # digits past the 40th only tell whether something follows, which a sticky 1 keeps.
+        frac = frac[:_FRACTION_DIGITS] + ("1" if frac[_FRACTION_DIGITS:].strip("0") else "")
     scale = 10 ** len(frac)
     return (whole * scale + int(frac)) / scale  # int / int: correctly rounded
 

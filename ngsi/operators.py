@@ -13,7 +13,9 @@ are MongoDB's; this module reproduces them on plain JSON values:
     $set x       (not an object) replace the value
 
 "absent: none" means the attribute is not created at all; (*) an object or array x gives
-[[x]], Orion's quirk. ``$set`` and ``$unset`` may be
+[[x]], Orion's quirk. Numbers are Orion's doubles: an ``$inc``/``$mul`` result too large
+for an exact int becomes a double, one beyond a double's range is refused (MongoDB would
+store an infinity that no JSON can carry). ``$set`` and ``$unset`` may be
 combined in one value (on different keys); other combinations touch the same path and
 fail as MongoDB fails them.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from .numbers import finite_double
 from .ordering import compare
 
 OPERATORS: Final = ("$inc", "$mul", "$min", "$max", "$push", "$addToSet", "$pull", "$pullAll", "$set", "$unset")
@@ -119,6 +122,13 @@ def check_conflicts(ops: dict[str, Any], base: str = "value") -> None:
 # -- one operator ------------------------------------------------------------------------------------
 
 
+def _number_text(x: int | float) -> str:
+    """A number for a message; an int too long to print usefully is described instead."""
+    if isinstance(x, int) and x.bit_length() > 64:
+        return f"an integer of {x.bit_length()} bits"
+    return repr(x)
+
+
 def _arith(op: str, arg: Any, current: Any) -> Any:
     if not _is_number(arg):
         raise OperatorError(f"Cannot {'increment' if op == '$inc' else 'multiply'} with non-numeric argument: "
@@ -130,7 +140,18 @@ def _arith(op: str, arg: Any, current: Any) -> Any:
             f"Cannot apply {op} to a value of non-numeric type. The field 'value' has non-numeric type "
             f"{_type_name(current)}"
         )
-    return current + arg if op == "$inc" else current * arg
+    try:
+        result = finite_double(current + arg if op == "$inc" else current * arg)
+    except OverflowError:  # an int too large for a float met a float
+        result = None
+    if result is None:
+        # A double would overflow to infinity (MongoDB stores it; Orion then writes an
+        # invalid JSON number, this broker a null): refused, the value stays as it was.
+        raise OperatorError(
+            f"Cannot apply {op} to {_number_text(current)} with {_number_text(arg)}: the result overflows "
+            "the range of a number"
+        )
+    return result
 
 
 def _array(op: str, current: Any) -> list[Any]:

@@ -9,13 +9,14 @@ from ngsi.errors import ATTRIBUTE_NOT_FOUND, ENTITY_NOT_FOUND, BadRequest, NotAc
 from ngsi.geo import parse_geo_query
 from ngsi.model import DATE_TYPES, duplicate_keys, infer_type, parse_attr, parse_attrs, parse_entity
 from ngsi.names import check_pattern, check_text_value
+from ngsi.numbers import parse_number
 from ngsi.query import parse_mq, parse_q
 from ngsi.render import Projection, attr_value, render_attr, render_entities, render_entity, render_entity_attrs
 from ngsi.render import selected_attrs
 
 from .. import jsonio, listing
 from ..entities import APPEND, APPEND_STRICT, REPLACE, UPDATE, Outcome
-from ..http import Call, Reply, Resource, created, json_response, no_content, text_response
+from ..http import Call, Reply, Resource, check_accept, created, json_response, no_content, text_response
 from ..store import Selector
 from .params import check_params, check_path, projection, render_mode, split, type_param
 
@@ -228,13 +229,16 @@ def _text_value(text: str) -> Any:
         if len(stripped) < 2 or not stripped.endswith('"'):
             raise BadRequest("Missing citation-mark at end of string")
         return stripped[1:-1]
-    try:
-        return int(stripped) if stripped.lstrip("-").isdigit() else float(stripped)
-    except ValueError:
-        raise BadRequest("attribute value type not recognized") from None
+    # An ASCII decimal number only: float() would take "inf", "nan", "1_0" and "٣", and an
+    # int of 400 digits would be stored, then fail every later read of the entity.
+    number = parse_number(stripped)
+    if number is None:
+        raise BadRequest("attribute value type not recognized")
+    return number
 
 
 async def put_attr_value(call: Call) -> Reply:
+    check_accept(call.headers.get("accept"), value=True)
     check_params(call)
     check_path(call, "id", "name")
     content_type = call.content_type()
@@ -260,4 +264,5 @@ ENTITIES = Resource("POST, GET", GET=list_entities, POST=create_entity)
 ENTITY = Resource("GET, DELETE", GET=get_entity, DELETE=delete_entity)
 ATTRS = Resource("GET, PATCH, POST, PUT", GET=get_attrs, POST=post_attrs, PATCH=patch_attrs, PUT=put_attrs)
 ATTR = Resource("GET, PUT, DELETE", GET=get_attr, PUT=put_attr, DELETE=delete_attr)
-ATTR_VALUE = Resource("GET, PUT", GET=get_attr_value, PUT=put_attr_value)
+# The one resource that may answer text/plain: its handlers apply the Accept rules.
+ATTR_VALUE = Resource("GET, PUT", negotiates=True, GET=get_attr_value, PUT=put_attr_value)

@@ -10,7 +10,9 @@ agents do not know are dropped, as their database schema drops them; ``preproces
 our extension and kept.
 
 A body that fails validation gives the agents' 400 BAD_REQUEST "Errors found validating
-request."; a missing ``fiware-service``/``fiware-servicepath`` header 400 MISSING_HEADERS.
+request."; a missing ``fiware-service``/``fiware-servicepath`` header 400 MISSING_HEADERS,
+one the broker would refuse 400 WRONG_SYNTAX; device ids, entity names and types follow
+Orion's identifier rules (they become entity ids and types at the broker).
 Every function here raises only ``iot_agent.errors`` exceptions, whatever the input.
 """
 
@@ -20,6 +22,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ngsi.errors import BadRequest as NGSIBadRequest
+from ngsi.names import MAX_NAME_LENGTH, forbidden_id_chars
+from ngsi.numbers import parse_uint
+from ngsi.servicepath import parse_scopes, parse_tenant
+
 from ..errors import CBRequestError, MissingHeaders, WrongSyntax
 
 Doc = dict[str, Any]
@@ -27,6 +34,8 @@ Doc = dict[str, Any]
 MANDATORY_HEADERS = ("fiware-service", "fiware-servicepath")
 ALL_SUBSERVICES = "/*"
 DEFAULT_LIMIT: int | None = None  # GET without ?limit lists everything
+MAX_PAGE = 2**62  # limit/offset beyond this read as this (SQLite's LIMIT/OFFSET are 64-bit)
+MAX_ECHO = 64  # characters of a bad parameter quoted back in an error
 
 # JSON kinds: "string", "boolean", "array", "object", "number", "explicit" (boolean, string
 # or array: explicitAttrs), "any". Attribute lists are checked item by item below.
@@ -96,12 +105,31 @@ def _invalid() -> CBRequestError:
 # -- headers and query -----------------------------------------------------------------------
 
 
-def tenant(headers: Mapping[str, str]) -> tuple[str, str]:
-    """(service, subservice) from the mandatory headers; the service is kept lower-cased."""
+def tenant(headers: Mapping[str, str], *, write: bool = False) -> tuple[str, str]:
+    """(service, subservice) from the mandatory headers; the service is kept lower-cased.
+
+    Both are what the agent later sends the broker for the devices' entities, so they
+    follow the broker's rules (``ngsi.servicepath``, Orion's): a service of at most 50
+    letters, digits and underscores; one absolute service path of at most 10 components
+    of at most 50 such characters. ``/*`` (every subservice) only lists: ``write``
+    refuses it. A bad one is 400 WRONG_SYNTAX naming the header, not an entity the
+    broker refuses at the first measure."""
     missing = [name for name in MANDATORY_HEADERS if not headers.get(name)]
     if missing:
         raise MissingHeaders(missing)
-    return headers["fiware-service"].lower(), headers["fiware-servicepath"]
+    service, subservice = headers["fiware-service"], headers["fiware-servicepath"]
+    try:
+        parse_tenant(service)
+    except NGSIBadRequest as exc:
+        raise WrongSyntax(f"fiware-service: {exc.description}") from None
+    if write or subservice != ALL_SUBSERVICES:
+        try:
+            scopes = parse_scopes(subservice)
+        except NGSIBadRequest as exc:
+            raise WrongSyntax(f"fiware-servicepath: {exc.description}") from None
+        if len(scopes) != 1 or scopes[0][1]:
+            raise WrongSyntax("fiware-servicepath: one service path, without #, is where devices are")
+    return service.lower(), subservice
 
 
 def subservice_filter(subservice: str) -> str | None:
@@ -117,9 +145,12 @@ def paging(query: Mapping[str, str], default_limit: int | None = DEFAULT_LIMIT) 
         if raw is None or raw == "":
             values.append(default)
             continue
-        if not raw.isascii() or not raw.isdigit():
-            raise WrongSyntax(f"{name} must be a non-negative integer: {raw}")
-        values.append(int(raw))
+        # ASCII digits, read without converting a numeral of thousands of digits (int()
+        # refuses past 4,300: a 500); any value past MAX_PAGE is past every list anyway.
+        value = parse_uint(raw, cap=MAX_PAGE)
+        if value is None:
+            raise WrongSyntax(f"{name} must be a non-negative integer: {raw[:MAX_ECHO]}")
+        values.append(value)
     return values[0], values[1] or 0
 
 
@@ -202,6 +233,7 @@ def parse_groups(body: Any, key: str, service: str, subservice: str) -> list[Doc
         doc = _clean(item, GROUP_FIELDS, _GROUP_REQUIRED)
         if not doc["resource"].startswith("/"):
             raise _invalid()
+        _check_entity_fields(doc)
         groups.append({**doc, "service": service, "subservice": subservice})
     return groups
 
@@ -211,6 +243,7 @@ def parse_group_update(body: Any) -> Doc:
     doc = _clean(body, GROUP_FIELDS, ())
     if "resource" in doc and not doc["resource"].startswith("/"):
         raise _invalid()
+    _check_entity_fields(doc)
     for name in _GROUP_TENANT:
         doc.pop(name, None)
     return doc
@@ -227,13 +260,30 @@ def render_groups(groups: list[Doc], key: str, count: int | None = None) -> Doc:
 # -- devices ---------------------------------------------------------------------------------
 
 
+def _check_identifier(value: Any, *, allow_empty: bool = False) -> None:
+    """A device id, entity name or type: it becomes (part of) an entity id or type at the
+    broker, so Orion's rules apply (printable ASCII without ``<>"'=;()&?/#``, at most 256
+    bytes): refused here, as the agents' schema refuses a bad one, rather than by the
+    broker at the device's first measure."""
+    if isinstance(value, str) and (
+        (not value and not allow_empty) or len(value.encode()) > MAX_NAME_LENGTH or forbidden_id_chars(value)
+    ):
+        raise _invalid()
+
+
+def _check_entity_fields(doc: Doc) -> None:
+    for name in ("entity_name", "entity_type"):
+        if name in doc:
+            _check_identifier(doc[name], allow_empty=True)  # empty: the agent derives it
+
+
 def parse_devices(body: Any, service: str, subservice: str) -> list[Doc]:
     """``{"devices": [...]}`` -> device documents of the header's tenant."""
     devices = []
     for item in _list_body(body, "devices"):
         doc = _clean(item, DEVICE_FIELDS, _DEVICE_REQUIRED)
-        if not doc["device_id"]:
-            raise _invalid()
+        _check_identifier(doc["device_id"])
+        _check_entity_fields(doc)
         devices.append({**doc, "service": service, "service_path": subservice})
     return devices
 
@@ -243,6 +293,7 @@ def parse_device_update(body: Any) -> Doc:
     doc = _clean(body, DEVICE_FIELDS, ())
     for name in _DEVICE_FIXED_ON_UPDATE:
         doc.pop(name, None)
+    _check_entity_fields(doc)
     return doc
 
 
@@ -256,6 +307,7 @@ def complete_device(device: Doc, group: Doc | None, *, default_type: str | None 
     if entity_type and not doc.get("entity_name"):
         joint = (group or {}).get("defaultEntityNameConjunction") or conjunction
         doc["entity_name"] = f"{entity_type}{joint}{doc['device_id']}"
+        _check_identifier(doc["entity_name"])  # too long, or a bad conjunction or group type
     return doc
 
 

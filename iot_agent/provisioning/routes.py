@@ -22,7 +22,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..errors import DeviceGroupNotFound, DeviceNotFound, DuplicateDevice, DuplicateGroup, WrongSyntax
+from ..errors import (
+    DeviceGroupNotFound,
+    DeviceNotFound,
+    DuplicateDevice,
+    DuplicateGroup,
+    MissingConfigParams,
+    WrongSyntax,
+)
 from . import model
 from .store import Conflict, ProvisioningStore, device_key, group_key
 
@@ -60,7 +67,7 @@ async def _json(request: Request) -> Any:
 
 def _group_endpoint(key: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        service, subservice = model.tenant(request.headers)
+        service, subservice = model.tenant(request.headers, write=request.method == "POST")
         registry = _registry(request)
         if request.method == "POST":
             groups = model.parse_groups(await _json(request), key, service, subservice)
@@ -80,6 +87,11 @@ def _group_endpoint(key: str) -> Callable[[Request], Awaitable[Response]]:
             )
             page = found[offset:] if limit is None else found[offset : offset + limit]
             return json_response(model.render_groups(page, key, len(found)))
+        # PUT and DELETE act on the one group that resource and apikey name (node-lib
+        # doc/api.md: both mandatory); without them any group of the tenant would do.
+        missing = [name for name, value in (("resource", resource), ("apikey", apikey)) if not value]
+        if missing:
+            raise MissingConfigParams(missing)
         matches = await registry.find_groups(service=service, subservice=subservice, resource=resource, apikey=apikey, limit=1)
         if not matches:
             raise DeviceGroupNotFound(["service", "subservice", "resource", "apikey"], [service, subservice, resource, apikey])
@@ -111,7 +123,7 @@ async def _group_for(registry: ProvisioningStore, device: dict[str, Any]) -> dic
 
 
 async def devices(request: Request) -> Response:
-    service, subservice = model.tenant(request.headers)
+    service, subservice = model.tenant(request.headers, write=request.method == "POST")
     registry = _registry(request)
     config = getattr(request.app.state, "config", None)
     if request.method == "POST":

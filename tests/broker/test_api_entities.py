@@ -944,13 +944,24 @@ def test_content_type_on_get_is_refused(client: ApiClient) -> None:
              "Orion accepts no payload for GET/DELETE requests. HTTP header Content-Type is thus forbidden")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MIME Types: 'Clients issuing HTTP requests with accept types different than those [application/json, "
-    "text/plain] will get a 406 Not Acceptable error'; the broker ignores Accept outside .../attrs/{name}/value "
-    "and answers 200 with JSON"
-))
 def test_unacceptable_accept_header_is_406(client: ApiClient, room: str) -> None:
-    error_of(client.get(f"/v2/entities/{room}", headers={"Accept": "application/xml"}), 406, "NotAcceptable")
+    """MIME Types: 'Clients issuing HTTP requests with accept types different than those
+    [application/json, text/plain] will get a 406 Not Acceptable error', on every resource;
+    text/plain is for an attribute's value: a text-only client gets no JSON payload either
+    (its errors are text/plain, as before)."""
+    described = "accepted MIME types: application/json"
+    error_of(client.get(f"/v2/entities/{room}", headers={"Accept": "application/xml"}), 406, "NotAcceptable", described)
+    error_of(client.get("/v2/types", headers={"Accept": "image/png, text/html"}), 406, "NotAcceptable", described)
+    eid = new_id()
+    error_of(client.post("/v2/entities", json={"id": eid}, headers={"Accept": "image/png"}), 406, "NotAcceptable")
+    assert client.get(f"/v2/entities/{eid}").status_code == 404  # refused before anything was written
+    for accept in ("application/json", "*/*", "application/*", "text/*;q=0.5, application/json", "application/json;q=0.1"):
+        assert client.get(f"/v2/entities/{room}", headers={"Accept": accept}).status_code == 200, accept
+    text_only = client.get(f"/v2/entities/{room}", headers={"Accept": "text/plain"})
+    assert (text_only.status_code, text_only.headers["content-type"]) == (406, "text/plain")
+    assert text_only.json() == {"error": "NotAcceptable", "description": described}
+    created = client.post("/v2/entities", json={"id": eid}, headers={"Accept": "text/plain"})
+    assert created.status_code == 201  # no payload to refuse: a write is answered as usual
 
 
 def test_trailing_slash_is_ignored(client: ApiClient, room: str) -> None:

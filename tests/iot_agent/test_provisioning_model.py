@@ -3,13 +3,14 @@ at all gives either a document or an agent error, never anything else."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iot_agent.errors import IoTAError, MissingHeaders
+from iot_agent.errors import IoTAError, MissingHeaders, WrongSyntax
 from iot_agent.provisioning import model
 
 json_values = st.recursive(
@@ -18,12 +19,14 @@ json_values = st.recursive(
     max_leaves=20,
 )
 names = st.text(alphabet=st.characters(blacklist_characters="<>();'=\"", blacklist_categories=("Cs",)), min_size=1, max_size=8)
+# Device ids and entity types become entity ids and types: Orion's identifier characters.
+ids = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, blacklist_characters="<>\"'=;()&?/#"), min_size=1, max_size=8)
 attribute = st.fixed_dictionaries({"name": names, "type": names}, optional={"object_id": names, "expression": names, "metadata": st.dictionaries(names, json_values, max_size=2)})
 static = st.fixed_dictionaries({"name": names, "type": names, "value": json_values})
 group_fields = st.fixed_dictionaries(
     {"resource": names.map(lambda s: "/" + s), "apikey": names},
     optional={
-        "entity_type": names,
+        "entity_type": ids,
         "cbHost": names,
         "trust": names,
         "timestamp": st.booleans(),
@@ -73,14 +76,34 @@ def test_random_json_gives_documents_or_agent_errors(body: Any) -> None:
         only_agent_errors(model.parse_device_update, item)
 
 
-@given(st.dictionaries(st.sampled_from(["fiware-service", "fiware-servicepath", "x"]), st.text(max_size=5)))
-def test_headers_give_a_tenant_or_missing_headers(headers: dict[str, str]) -> None:
+_HEADER_TEXT = st.one_of(st.text(max_size=5), st.sampled_from(["coop", "Farm_1", "/", "/a", "/a/b", "/*", "/#", "/a,/b"]))
+
+
+@given(st.dictionaries(st.sampled_from(["fiware-service", "fiware-servicepath", "x"]), _HEADER_TEXT), st.booleans())
+def test_headers_give_a_tenant_or_a_400(headers: dict[str, str], write: bool) -> None:
+    """Missing headers, or ones the broker would refuse (its tenant and service path rules)."""
     try:
-        service, subservice = model.tenant(headers)
+        service, subservice = model.tenant(headers, write=write)
     except MissingHeaders as exc:
         assert exc.missing and all(not headers.get(name) for name in exc.missing)
+    except WrongSyntax as exc:
+        assert exc.code == 400 and exc.message.startswith("Wrong syntax in request: fiware-service")
     else:
         assert service == headers["fiware-service"].lower() and subservice == headers["fiware-servicepath"]
+        assert re.fullmatch(r"[a-z0-9_]{1,50}", service)
+        assert subservice.startswith("/") and "#" not in subservice and "," not in subservice
+        assert subservice != "/*" or not write
+
+
+def test_headers_follow_the_broker_rules() -> None:
+    assert model.tenant({"fiware-service": "Coop_1", "fiware-servicepath": "/a/b"}) == ("coop_1", "/a/b")
+    assert model.tenant({"fiware-service": "coop", "fiware-servicepath": "/*"}) == ("coop", "/*")  # lists every path
+    for service, path, write in [
+        ("a;b<", "/", False), ("x" * 51, "/", False), ("coop", "a", False), ("coop", "/a,/b", False),
+        ("coop", "/a/#", False), ("coop", "/a b", False), ("coop", "/*", True), ("coop", "/" + "a" * 51, False),
+    ]:
+        with pytest.raises(WrongSyntax):
+            model.tenant({"fiware-service": service, "fiware-servicepath": path}, write=write)
 
 
 @given(st.dictionaries(st.sampled_from(["limit", "offset"]), st.text(max_size=6)))
@@ -97,11 +120,24 @@ def test_valid_groups_read_back_as_posted(group: dict[str, Any]) -> None:
     assert model.render_group(doc) == {**group, "service": "svc", "subservice": "/p"}
 
 
-@given(group_fields.map(lambda g: {k: v for k, v in g.items() if k not in ("resource", "cbHost", "trust", "autoprovision", "entityNameExp")}), names)
+@given(group_fields.map(lambda g: {k: v for k, v in g.items() if k not in ("resource", "cbHost", "trust", "autoprovision", "entityNameExp")}), ids)
 def test_valid_devices_read_back_as_posted(fields: dict[str, Any], device_id: str) -> None:
     device = {**fields, "device_id": device_id}
     [doc] = model.parse_devices({"devices": [device]}, "svc", "/p")
     assert model.render_device(doc) == {**device, "service": "svc", "service_path": "/p"}
+
+
+@pytest.mark.parametrize("device_id", ["a<b", "a b", "a/b", "a#b", "é", "x" * 257, "", "a\x00b"])
+def test_device_ids_follow_orion_id_rules(device_id: str) -> None:
+    """What the broker would refuse as (part of) an entity id is refused at provisioning."""
+    with pytest.raises(IoTAError) as bad:
+        model.parse_devices({"devices": [{"device_id": device_id}]}, "s", "/")
+    assert bad.value.code == 400
+    for field in ("entity_name", "entity_type"):
+        with pytest.raises(IoTAError):
+            model.parse_devices({"devices": [{"device_id": "d", field: device_id or "a?b"}]}, "s", "/")
+    with pytest.raises(IoTAError):  # a derived entity name over 256 bytes
+        model.complete_device({"device_id": "d" * 250}, {"entity_type": "T" * 10})
 
 
 def test_agent_error_texts() -> None:

@@ -125,3 +125,18 @@ def test_offsets_and_basic_form(dt: datetime, offset_min: int, tz_form: str, bas
 def test_format_parse_round_trip_to_the_millisecond(seconds: float) -> None:
     back = parse_datetime(format_datetime(seconds))
     assert back is not None and abs(back - seconds) <= 0.0005 + abs(seconds) * 2**-50
+
+
+@pytest.mark.parametrize("digits", [10, 4299, 4301, 100_000])
+def test_long_fractions_are_read_in_bounded_time(digits: int) -> None:
+    """Any number of fraction digits is accepted, as before; int() of more than 4,300 digits
+    would raise (a 500) and take quadratic time: only the first digits count."""
+    text = "2017-06-17T07:21:24.2386" + "9" * digits + "Z"
+    assert format_datetime(parse_datetime(text)) == "2017-06-17T07:21:24.239Z"  # type: ignore[arg-type]
+    assert parse_datetime("2017-06-17T07:21:24." + "0" * digits + "Z") == parse_datetime("2017-06-17T07:21:24Z")
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=60))
+def test_fractions_keep_their_value(frac: str) -> None:
+    whole = parse_datetime("2020-05-10T01:02:03Z")
+    assert parse_datetime(f"2020-05-10T01:02:03.{frac}Z") == pytest.approx(whole + int(frac) / 10 ** len(frac), abs=1e-6)  # type: ignore[operator]

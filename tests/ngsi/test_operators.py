@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -187,3 +188,26 @@ def test_push_each_and_position() -> None:
     assert apply_one("$push", {"$each": [2, 3]}, [1]) == [1, 2, 3]
     assert apply_one("$push", {"$each": [-1, 0], "$position": 0}, [1, 2]) == [-1, 0, 1, 2]
     assert apply_one("$addToSet", {"$each": [1, 5, 5]}, [1, 2]) == [1, 2, 5]
+
+
+@pytest.mark.parametrize(
+    ("op", "arg", "current"),
+    [("$inc", 1e308, 1e308), ("$inc", -1e308, -1e308), ("$mul", 1e300, 1e300), ("$mul", 2.0, 1.7e308),
+     ("$inc", 1, float("inf")), ("$mul", 1, 10**400)],
+)
+def test_arithmetic_overflow_is_refused_never_stored(op: str, arg: float, current: float) -> None:
+    """MongoDB would store an infinity (Orion then writes invalid JSON, the broker a null)."""
+    with pytest.raises(OperatorError, match="overflows"):
+        apply({op: arg}, current)
+
+
+@given(st.one_of(st.integers(-2**60, 2**60), st.floats(allow_nan=False)), st.one_of(st.integers(-2**60, 2**60), st.floats(allow_nan=False, allow_infinity=False)))
+def test_arithmetic_results_are_doubles_or_refused(a: float, b: float) -> None:
+    """Any result is a finite number an Orion double holds (an exact int, else a float)."""
+    for op in ("$inc", "$mul"):
+        try:
+            result = apply({op: b}, a)
+        except OperatorError:
+            continue
+        assert math.isfinite(result)
+        assert not isinstance(result, int) or -2**53 <= result <= 2**53
