@@ -32,6 +32,7 @@ from .errors import IoTAError
 from .http_errors import LastResort, error_response
 from .provisioning import routes as provisioning
 from .provisioning.store import ProvisioningStore, open_registry
+from . import seam
 from .seam import guard_layer
 
 log = logging.getLogger("waziup.iot_agent")
@@ -94,7 +95,10 @@ def serve(config: Config, *, extra: Iterable[tuple[ASGIApp, str, int]] = ()) -> 
     apps = [(create_app(config), config.north_host, config.north_port), *extra]
     servers = [
         uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, server_header=False, lifespan="on", **config.tls_options())
+            uvicorn.Config(
+                app, host=host, port=port, log_level="warning", access_log=False, server_header=False, lifespan="on",
+                http=seam.http_protocol(config), **config.tls_options(),
+            )
         )
         for app, host, port in apps
     ]

@@ -65,7 +65,8 @@ DEFAULT_TYPE = "Text"
 
 _ISO_RE = re.compile(
     r"\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2}([.,]\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?)?)?"
-    r"|\d{8}T\d{2}(\d{2}(\d{2}([.,]\d+)?)?)?(Z|[+-]\d{2}(\d{2})?)?"
+    r"|\d{8}T\d{2}(\d{2}(\d{2}([.,]\d+)?)?)?(Z|[+-]\d{2}(\d{2})?)?",
+    re.ASCII,
 )
 
 _SENTINEL = object()
@@ -167,7 +168,7 @@ def _autocast(value: Any, attr_type: str | None) -> Any:
         if attr_type in ("Number", "Integer", "Float"):
             x = float(value)
             if math.isfinite(x):
-                return int(x) if x.is_integer() and re.fullmatch(r"\s*[+-]?\d+\s*", value) else x
+                return int(x) if x.is_integer() and re.fullmatch(r"\s*[+-]?\d+\s*", value, re.ASCII) else x
         elif attr_type == "Boolean" and value.strip().lower() in _TRUE_TEXT:
             return _TRUE_TEXT[value.strip().lower()]
         elif attr_type == "None" and value.strip() in ("null", "None", ""):

@@ -57,7 +57,7 @@ _INVALID_COORDS = {"query": "invalid coordinates", "subscription": "invalid poin
 # What C's strtod() takes once Orion's wsStrip() has removed surrounding blanks
 # (hexadecimal floats aside): "1", "-1.5", ".5", "5.", "1e3", "inf", "nan".
 _STRTOD = re.compile(
-    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.IGNORECASE
+    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.IGNORECASE | re.ASCII
 )
 
 

@@ -296,7 +296,9 @@ def _loads_deep(text: str) -> Any:
             elif kind == "str":
                 value = json.loads(tok)
             elif kind == "num":
-                value = float(tok) if any(c in tok for c in ".eE") else int(tok)
+                # past 18 digits an integer is a double anyway (as orjson reads it), and int()
+                # of over 4,300 digits would raise: float() reads any length (inf: refused below)
+                value = float(tok) if len(tok) > 18 or any(c in tok for c in ".eE") else int(tok)
                 if value in (_INF, -_INF):
                     raise err  # rapidjson: "Number too big to be stored in double"
             else:

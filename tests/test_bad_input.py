@@ -718,8 +718,6 @@ def test_agent_answers_every_bad_request_below_500_in_its_shape(probe: Probe) ->
     assert not probe.agent_problems, "\n".join(probe.agent_problems)
 
 
-@pytest.mark.xfail(strict=True, reason="the agent's uvicorn servers (iot_agent/app.py serve) do not use "
-                   "iot_agent.seam.http_protocol yet: llhttp's refusals are uvicorn's text/plain")
 def test_agent_answers_malformed_http_in_its_shape(services: Services) -> None:
     north = int(services.agent.north.rsplit(":", 1)[1])
     problems = []
@@ -729,11 +727,7 @@ def test_agent_answers_malformed_http_in_its_shape(services: Services) -> None:
     assert not any(problems), problems
 
 
-# 500s found by this probe in modules other changes own (each its own xfail: strict, so that
-# the fix shows as XPASS and the marker goes).
-@pytest.mark.xfail(strict=True, reason="ngsi/jsonout.py's parser for documents deeper than orjson's limit "
-                   "converts integer literals with int()/float(): over 4,300 digits ValueError, past a "
-                   "double OverflowError (a 500)")
+# 500s this probe found once, each fixed at its root:
 @pytest.mark.parametrize("digits", [400, 5000])
 def test_deep_json_with_a_huge_integer(services: Services, digits: int) -> None:
     body = '{"id":"deep","type":"T","x":{"value":' + "[" * 1100 + "1" * digits + "]" * 1100 + "}}"
@@ -741,16 +735,12 @@ def test_deep_json_with_a_huge_integer(services: Services, digits: int) -> None:
     assert response.status_code < 500, response.text
 
 
-@pytest.mark.xfail(strict=True, reason="broker/subscriptions/model.py reads a notification URL's port with "
-                   "int() after str.isdigit(): 5000 digits raise ValueError (a 500)")
 def test_subscription_url_with_a_huge_port(services: Services) -> None:
     body = {"subject": {"entities": [{"id": "a"}]}, "notification": {"http": {"url": "http://h:" + BIG_DIGITS + "/"}}}
     response = httpx.post(services.broker.url + "/v2/subscriptions", json=body, headers=TENANT, timeout=10)
     assert response.status_code < 500, response.text
 
 
-@pytest.mark.xfail(strict=True, reason="iot_agent/south/http.py _gateway_source reads the gateway's src field "
-                   "with int() after str.isdigit(): '²' or 5000 digits raise ValueError (a 500)")
 @pytest.mark.parametrize("src", ["²", BIG_DIGITS])
 def test_gateway_upload_with_a_bad_source_address(services: Services, probe: Probe, src: str) -> None:
     body = {"ldata": "TC/22.5", "pdata": f"1,16,{src},3,4,5,6"}

@@ -32,6 +32,7 @@ from ngsi.context import Identity
 from ngsi.dates import format_datetime, parse_datetime
 from ngsi.errors import BadRequest
 from ngsi.geo import parse_geo_expression
+from ngsi.numbers import parse_uint
 from ngsi.model import check_nesting, infer_type
 from ngsi.selectors import Texts, parse_selector
 
@@ -218,10 +219,8 @@ def parse_url(url: str, schemes: tuple[str, ...]) -> tuple[str, str, int, str] |
     if port_text is None:
         port = defaults.get(scheme.lower(), 80)
     else:
-        if not port_text.isdigit() or not port_text.isascii():
-            return None
-        port = int(port_text)
-        if not 0 < port <= 65535:
+        port = parse_uint(port_text, cap=65536)  # ASCII digits only, never converted in full
+        if port is None or not 0 < port <= 65535:
             return None
     return scheme.lower(), host, port, "/" + path if slash else "/"
 

@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ngsi.numbers import parse_uint
 from ngsi.server.guards import Guard
 
 from ..codecs import jsonmeasure, ul, waziup_gw
@@ -184,8 +185,10 @@ def _gateway_source(pdata: Any) -> int | str:
     """The sender address (``src``) of the gateway's ``^p`` fields ``dst,ptype,src,seq,len,snr,rssi``."""
     if isinstance(pdata, str):
         fields = pdata.split(",")
-        if len(fields) >= 3 and fields[2].strip().lstrip("-").isdigit():
-            return int(fields[2])
+        text = fields[2].strip() if len(fields) >= 3 else ""
+        value = parse_uint(text.lstrip("-"), cap=2**32)  # ASCII digits only; a LoRa address fits 32 bits
+        if value is not None:
+            return -value if text.startswith("-") else value
     return 0
 
 

@@ -20,6 +20,7 @@ from ngsi.client import HTTPClient, NGSIClient
 from ..app import create_app as create_north_app
 from ..broker_auth import broker_credentials
 from ..commands import Commands
+from .. import seam
 from ..config import Config
 from ..mqtt_auth import MqttAccounts
 from ..provisioning.store import ProvisioningStore, open_registry
@@ -102,7 +103,10 @@ class _Server(uvicorn.Server):
 async def run(config: Config) -> None:
     agent = Agent(config)
     servers = [
-        _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, server_header=False, lifespan="off", **config.tls_options()))
+        _Server(uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, server_header=False, lifespan="off",
+            http=seam.http_protocol(config), **config.tls_options(),
+        ))
         for app, host, port in (
             (agent.north_app, config.north_host, config.north_port),
             (agent.http_app, config.http_host, config.http_port),

@@ -313,6 +313,9 @@ _EXAMPLES: dict[str, st.SearchStrategy[Any]] = {  # values of the rows with a ch
         min_size=1, max_size=3,
     ).map(tuple),
     "notif_filter": st.builds(lambda m, f: f"{m}.x:{f}", _NAME, _NAME),
+    "allowed_destinations": st.lists(
+        st.sampled_from(["127.0.0.1", "localhost:80", "192.168.0.0/16", "[fd00::1]:8080/cmd"]), min_size=1, max_size=3,
+    ).map(tuple),
 }
 
 
