@@ -269,8 +269,18 @@ def _string_dict(value: Any, channel: str, field: str) -> dict[str, str]:
             raise BadRequest(f"{field} {channel} notification element is not a string")  # (guess)
         if _FORBIDDEN.search(key) or _FORBIDDEN.search(item):
             raise BadRequest(f"forbidden characters in custom notification {channel} {field}")
+        if field == "headers" and (_NOT_IN_HEADER_NAME.search(key) or _CONTROL.search(item)):
+            # written into the request as they are: CR/LF would make more headers, or another request
+            raise BadRequest(f"invalid header in custom notification {channel} {field}: control characters, "
+                             "blanks or colons in a name, control characters in a value")
         result[key] = item
     return result
+
+
+# A header name is a token (macros ``${...}`` allowed: resolved at send time, then checked
+# again by the HTTP client); a value any text but control characters (tab allowed).
+_NOT_IN_HEADER_NAME = re.compile(r"[\x00-\x20\x7f:]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _parse_ngsi(value: Any) -> dict[str, Any]:
