@@ -7,6 +7,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -72,12 +73,18 @@ class ServiceProcess:
     new_session: bool = False  # a process group of its own, for a ``kill -9`` of its children too
 
     def launch(self, argv: list[str], probe: str, what: str) -> None:
-        """``python argv...``, its stderr kept for the error if it exits before ``probe`` answers."""
+        """``python argv...``, its stderr kept in a file (a pipe nobody reads would block the
+        service once full) and shown if it exits before ``probe`` answers."""
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [sys.executable, *argv], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [sys.executable, *argv], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log,
             start_new_session=self.new_session,
         )
-        wait_until_answering(self.proc, probe, what, self.startup_seconds)
+        try:
+            wait_until_answering(self.proc, probe, what, self.startup_seconds)
+        except RuntimeError as exc:
+            self.log.seek(0)
+            raise RuntimeError(f"{exc}\n{self.log.read().decode(errors='replace')[-4000:]}") from None
 
     def stop(self) -> None:
         stop_process(self.proc)
