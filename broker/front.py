@@ -39,6 +39,7 @@ log = logging.getLogger("waziup.broker")
 
 FIXED: dict[str, Resource] = {
     "/version": version.VERSION,
+    "/openapi.json": version.OPENAPI,
     "/v2": version.ENTRY_POINTS,
     "/v2/entities": entities.ENTITIES,
     "/v2/types": types.TYPES,

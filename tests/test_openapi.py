@@ -522,3 +522,11 @@ def test_agent_edge_values(agent: AgentStack, method: str, path: str, kwargs: di
     assert response.status_code < 500, f"{response.status_code} {response.text}"
     if response.status_code >= 400:
         assert set(response.json()) == {"name", "message"}, response.text
+
+
+def test_the_documents_are_served(broker: BrokerProcess, agent: AgentStack) -> None:
+    """``GET /openapi.json`` on each service answers its document (read once, off the hot path)."""
+    for url, path in ((broker.url, BROKER_DOC), (agent.north, AGENT_DOC)):
+        answer = httpx.get(url + "/openapi.json", timeout=10)
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/json")
+        assert answer.json() == json.loads(path.read_text())

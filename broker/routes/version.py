@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import platform
+from pathlib import Path
 import time
 
 from starlette.responses import Response
 
-from ..http import Call, Resource, json_response
+from ..http import Call, Reply, Resource, json_response
 
 ORION_VERSION = "4.1.0"  # the Orion release whose behaviour we follow; clients check it
 STARTED = time.time()
@@ -55,3 +57,20 @@ async def entry_points(call: Call) -> Response:
 
 VERSION = Resource("GET", GET=version)
 ENTRY_POINTS = Resource("GET", GET=entry_points)
+
+
+_OPENAPI = Path(__file__).resolve().parents[1] / "openapi.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _openapi_body() -> bytes:
+    return _OPENAPI.read_bytes()
+
+
+async def openapi(call: Call) -> Reply:
+    """GET /openapi.json: the document of this API (broker/openapi.json), read once."""
+    body = _openapi_body()
+    return Reply(200, [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")], body)
+
+
+OPENAPI = Resource("GET", GET=openapi)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -208,6 +209,14 @@ async def about(request: Request) -> Response:
     return json_response(model.about(getattr(config, "north_port", 4041), _version()))
 
 
+_OPENAPI = Path(__file__).resolve().parents[1] / "openapi.json"
+
+
+async def openapi(request: Request) -> Response:
+    """GET /openapi.json: the document of the provisioning API (iot_agent/openapi.json)."""
+    return Response(_OPENAPI.read_bytes(), media_type="application/json")
+
+
 ROUTES = [
     Route("/iot/groups", _group_endpoint("groups"), methods=["GET", "POST", "PUT", "DELETE"]),
     Route("/iot/services", _group_endpoint("services"), methods=["GET", "POST", "PUT", "DELETE"]),
@@ -216,4 +225,5 @@ ROUTES = [
     Route("/iot/op/delete", op_delete, methods=["POST"]),
     Route("/iot/about", about, methods=["GET"]),
     Route("/version", about, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
 ]
