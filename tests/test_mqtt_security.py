@@ -140,7 +140,9 @@ def test_run_wires_mosquitto_and_the_agent(fake_children: list[tuple[list[str], 
     assert config.mqtt_username == mosquitto.AGENT_USER
     assert config.mqtt_password == (tmp_path / "mqtt" / "agent.secret").read_text().strip()
     assert config.mqtt_password not in " ".join(agent)
-    assert broker_config.parse(broker[broker.index("broker") + 1 :], {}).notif_allowed_hosts == ("10.1.2.3:4041",)
+    assert broker_config.parse(broker[broker.index("broker") + 1 :], {}).notif_allowed_hosts == (
+        "10.1.2.3:4041", "mqtt://10.1.2.3:1883", "mqtt://localhost:1883",  # the agent, and the MQTT broker
+    )
     kept, _ = mqtt_auth.read_passwd(tmp_path / "mqtt" / "passwd")
     assert mqtt_auth.users_of(kept) == {mosquitto.AGENT_USER, "chirpstack"}
     for name in ("mosquitto.conf", "acl", "passwd", "agent.secret", "lora.secret"):
@@ -153,7 +155,7 @@ def test_run_amqtt_only_without_auth(
     assert run_all.run(run_all.parse(["-data", str(tmp_path), "-mqttBroker", "amqtt", "-auth"], {})) == 1
     assert not fake_children and "-auth needs Mosquitto" in capfd.readouterr().err
     assert run_all.run(run_all.parse(["-data", str(tmp_path), "-mqttBroker", "amqtt"], {})) == 1
-    assert fake_children[0][0][-3:] == ["mqtt-broker", "0.0.0.0", "1883"]
+    assert fake_children[0][0][-3:] == ["mqtt-broker", "127.0.0.1", "1883"]  # without -auth: loopback only
     assert "the embedded amqtt" in capfd.readouterr().out
     assert run_all.parse([], {"WAZIUP_AUTH": "on"}).auth
 

@@ -7,6 +7,9 @@ Routes, each module citing the part of the Keyrock reference it follows:
 * ``routes/user.py``: ``/user`` (PEP token validation and decisions),
   ``/pdp/open_policy_agent``;
 * ``routes/wellknown.py``: OpenID Connect discovery, JWKS, ``/userinfo``;
+* ``routes/policies.py``: ``/v1/ngsi_policies`` (the NGSI policy set, for PEPs) and the
+  NGSI-aware PDP (``/pdp/ngsi/decide``, ``/pdp/ngsi/open_policy_agent``), for
+  authenticated PEPs;
 * ``routes/v1_*.py``: the management API under ``/v1``, and under ``/v3`` too (Keyrock
   mounts it there for Keystone-era clients; Wilma logs in at ``/v3/auth/tokens``).
 
@@ -36,6 +39,7 @@ from .config import Config
 from .http import KeyrockError
 from .routes import (
     oauth2,
+    policies,
     user,
     v1_applications,
     v1_auth,
@@ -115,7 +119,10 @@ def create_app(
             await the_store.close()
 
     app = Starlette(
-        routes=[*oauth2.ROUTES, *user.ROUTES, *wellknown.ROUTES, Mount("/v1", routes=V1), Mount("/v3", routes=V1)],
+        routes=[
+            *oauth2.ROUTES, *user.ROUTES, *wellknown.ROUTES, *policies.ROUTES,
+            Mount("/v1", routes=V1), Mount("/v3", routes=V1),
+        ],
         middleware=[Middleware(LastResort)],
         exception_handlers={KeyrockError: _keyrock_error, StoreError: _store_error},
         lifespan=lifespan,
