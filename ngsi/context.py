@@ -121,14 +121,25 @@ class RequestContext:
             raise self.tenant_error
         return self.tenant
 
+    def replaced(self, **changes: object) -> RequestContext:
+        """A copy with ``changes``: ``dataclasses.replace`` without its checks (a third of its
+        cost; guards make one per request). The tally is the same object: same request."""
+        copy = object.__new__(RequestContext)
+        for name in _FIELDS:
+            object.__setattr__(copy, name, changes[name] if name in changes else getattr(self, name))
+        return copy
+
     def with_identity(self, identity: Identity) -> RequestContext:
-        return dataclasses.replace(self, identity=identity)
+        return self.replaced(identity=identity)
 
     def with_options(self, options: frozenset[str]) -> RequestContext:
-        return dataclasses.replace(self, options=options)
+        return self.replaced(options=options)
 
     def for_tenant(self, tenant: str) -> RequestContext:
-        return dataclasses.replace(self, tenant=tenant, service=tenant, tenant_error=None)
+        return self.replaced(tenant=tenant, service=tenant, tenant_error=None)
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(RequestContext))
 
 
 def from_headers(headers: dict[str, str], correlator: str, *, multiservice: bool = True) -> RequestContext:

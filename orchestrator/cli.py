@@ -13,6 +13,7 @@ USAGE = """usage: waziup COMMAND [options]; waziup COMMAND --help lists a comman
   waziup iot-agent [options]                     the IoT agent
   waziup run [options] [-- broker options...]    both, with an embedded MQTT broker
   waziup idm [options]                           the identity manager (Keyrock-compatible, :3005)
+  waziup pep [-config FILE] [options]            a PEP proxy in front of an NGSI server (Wilma-compatible, :1027)
   waziup gw-post LDATA PDATA RDATA TDATA GWID    the WAZIUP LoRa gateway's cloud script"""
 
 
@@ -47,6 +48,13 @@ def main(argv: list[str] | None = None) -> None:
         from security.idm.server import serve as serve_idm
 
         serve_idm(idm)
+    elif command == "pep":
+        from security.pep.config import from_command_line as pep_config
+
+        pep = pep_config(rest)
+        from security.pep.proxy import serve as serve_pep
+
+        serve_pep(pep)
     elif command == "gw-post":
         from iot_agent.south.gateway import main as gw_post
 

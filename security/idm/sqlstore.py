@@ -527,18 +527,27 @@ class SQLStore(IdmStore):
     async def consume_token(self, token_hash: str) -> bool:
         return bool(await self._change("UPDATE idm_tokens SET revoked = 1 WHERE hash = ? AND revoked = 0", [token_hash]))
 
+    # A revocation moves the policy version too: PEPs drop what they cached of the token at
+    # once, instead of letting it pass until their cache entry ages out.
     async def revoke_token(self, token_hash: str) -> bool:
-        return bool(await self._change("UPDATE idm_tokens SET revoked = 1 WHERE hash = ? AND revoked = 0", [token_hash]))
+        return bool(await self._change(
+            "UPDATE idm_tokens SET revoked = 1 WHERE hash = ? AND revoked = 0", [token_hash], policy=True
+        ))
 
     async def revoke_family(self, family: str) -> int:
-        return await self._change("UPDATE idm_tokens SET revoked = 1 WHERE family = ? AND revoked = 0", [family])
+        return await self._change(
+            "UPDATE idm_tokens SET revoked = 1 WHERE family = ? AND revoked = 0", [family], policy=True
+        )
 
     async def revoke_user_tokens(self, user_id: str, *, kinds: tuple[str, ...] | None = None) -> int:
         if kinds is None:
-            return await self._change("UPDATE idm_tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0", [user_id])
+            return await self._change(
+                "UPDATE idm_tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0", [user_id], policy=True
+            )
         marks = ", ".join("?" * len(kinds))
         return await self._change(
-            f"UPDATE idm_tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0 AND kind IN ({marks})", [user_id, *kinds]
+            f"UPDATE idm_tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0 AND kind IN ({marks})", [user_id, *kinds],
+            policy=True,
         )
 
     async def purge_tokens(self, now: float) -> int:
