@@ -39,4 +39,5 @@ def broker_credentials(config: Config) -> Credentials | None:
     return OAuth2ClientCredentials(
         transport, url + config.auth_token_path, config.auth_client_id, config.auth_client_secret,
         header=config.auth_header, permanent=config.auth_permanent_token,
+        username=config.auth_user, password=config.auth_password,  # both set: the password grant
     )

@@ -84,7 +84,10 @@ class RequestContext:
     service_path: str | None = None
     correlator: str = ""
     identity: Identity = ANONYMOUS
-    auth_token: str | None = None  # X-Auth-Token, passed on to notifications and providers
+    auth_token: str | None = None  # X-Auth-Token, passed on to notifications (Orion's rule)
+    # The caller's token, from X-Auth-Token or ``Authorization: Bearer``: what context providers
+    # get (as X-Auth-Token), so that a provider behind a PEP decides with the caller's rights.
+    credential: str | None = None
     options: frozenset[str] = frozenset()
     origin: str = REQUEST
     tenant_error: NGSIError | None = None
@@ -158,8 +161,16 @@ def from_headers(headers: dict[str, str], correlator: str, *, multiservice: bool
         service_path=headers.get("fiware-servicepath"),
         correlator=correlator,
         auth_token=headers.get("x-auth-token"),
+        credential=headers.get("x-auth-token") or _bearer(headers.get("authorization")),
         tenant_error=error,
     )
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def internal(tenant: str = "") -> RequestContext:

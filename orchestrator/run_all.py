@@ -42,7 +42,7 @@ from typing import Any
 
 from ngsi.settings import FLAG, PORT, Choice, SettingsError, Table, Text, command_line, option
 
-from . import mosquitto
+from . import mosquitto, platform_auth
 
 
 @dataclass
@@ -58,6 +58,7 @@ class Options:
     auth: bool = False
     north_port: int = 4041
     http_port: int = 7896
+    idm_port: int = 3005
     host: str = ""  # "": 127.0.0.1, or 0.0.0.0 with -auth (see parse)
     tls: bool = False
     cert: str = ""  # empty with tls: the development certificate under <data>/tls
@@ -86,8 +87,10 @@ OPTIONS = Table(
            help="an MQTT account for a LoRaWAN network server (ChirpStack and The Things Stack topics only); its "
            "password is made once in <data>/mqtt/lora.secret"),
     option("-auth", field="auth", type=FLAG, env="WAZIUP_AUTH",
-           help="MQTT: anonymous clients refused, devices log in with their group's account (needs Mosquitto); "
-           "without it MQTT is open, as the broker without a PEP"),
+           help="security on: the identity manager runs (-idmPort), the broker and the agent's ports take only "
+           "its tokens (PEP) and limit each caller's rate, MQTT refuses anonymous clients (needs Mosquitto). "
+           "Without it the platform is open, as Orion is: it then listens on 127.0.0.1 unless -host says otherwise"),
+    option("-idmPort", field="idm_port", type=PORT, help="-auth: the identity manager's port (Keyrock's)"),
     option("-northPort", field="north_port", type=PORT, help="the IoT agent's north port (provisioning API)"),
     option("-httpPort", field="http_port", type=PORT, help="the IoT agent's device HTTP port"),
     option("-host", field="host", type=Text("ADDRESS"), shown="127.0.0.1; 0.0.0.0 with -auth",
@@ -296,6 +299,42 @@ def _start_mqtt(
     )
 
 
+RATE_LIMIT = "100"  # -auth: requests per second of one caller, unless WAZIUP_RATE_LIMIT says otherwise
+
+
+def _start_security(
+    options: Options, local: str, scheme: str, tls: _TLS | None, children: list[tuple[str, subprocess.Popen[bytes]]],
+    waits: dict[str, Any],
+) -> platform_auth.PlatformAuth:
+    """-auth: the identity manager, then the accounts the platform's services use."""
+    tls_args = ["-https", "-key", tls.key, "-cert", tls.cert] if tls else []
+    url = _http(local, options.idm_port, scheme)
+    proc = subprocess.Popen(
+        _cli("idm", "-host", options.host, "-port", str(options.idm_port), "-data", options.data, "-issuer", url,
+             *tls_args)
+    )
+    children.append(("identity manager", proc))
+    _wait_http(url + "/.well-known/openid-configuration", proc, "the identity manager", **waits)
+    try:
+        security = platform_auth.setup(url, options.data, tls.trust if tls else None)
+    except platform_auth.SetupError as exc:
+        raise RuntimeError(str(exc)) from None
+    rate = {"WAZIUP_RATE_LIMIT": os.environ.get("WAZIUP_RATE_LIMIT", RATE_LIMIT)}
+    print(f"waziup: identity manager {url} (Keyrock's API; the administrator's password: WAZIUP_ADMIN_PASSWORD, "
+          f"or {os.path.join(options.data, 'admin-password')}); every API takes its tokens", flush=True)
+    return platform_auth.PlatformAuth({**security.broker_env, **rate}, {**security.agent_env, **rate})
+
+
+def _guards(security: platform_auth.PlatformAuth | None) -> tuple[list[str], list[str]]:
+    """-auth: the PEP first (the caller's identity), then the rate limit (per caller)."""
+    if security is None:
+        return [], []
+    return (
+        ["-guard", "security.pep:broker_guard", "-guard", "security.ratelimit:broker_guard"],
+        ["--guard", "security.pep:agent_guard", "--guard", "security.ratelimit:agent_guard"],
+    )
+
+
 def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     for _, proc in reversed(children):
         if proc.poll() is None:
@@ -342,6 +381,8 @@ def run(options: Options) -> int:
             broker_tls = ["-https", "-key", files.key, "-cert", files.cert, "-notifCaFile", files.cert]
             agent_tls = ["--https", "--key", files.key, "--cert", files.cert, "--cb-ca", files.cert]
         mqtt = _start_mqtt(options, local, shown, files, children)
+        security = _start_security(options, local, scheme, files, children, waits) if options.auth else None
+        broker_guards, agent_guards = _guards(security)
         # the broker may call the agent's north port (forwarded commands, notifications), and nothing
         # else on loopback or private networks unless the words after -- allow it
         allowed = ["-notifAllowedHosts", _hostport(local, options.north_port)]
@@ -350,7 +391,8 @@ def run(options: Options) -> int:
                         "-notifAllowedHosts", f"mqtt://localhost:{options.mqtt_port}"]
         proc = subprocess.Popen(
             _cli("broker", "-host", options.host, "-port", str(options.port), "-data", options.data, "-multiservice",
-                 *broker_tls, *allowed, *options.broker_args)
+                 *broker_tls, *allowed, *broker_guards, *options.broker_args),
+            env={**os.environ, **security.broker_env} if security else None,
         )
         children.append(("context broker", proc))
         _wait_http(_http(local, options.port, scheme) + "/version", proc, "the context broker", **waits)
@@ -364,8 +406,10 @@ def run(options: Options) -> int:
                 "--data-dir", options.data,
                 *agent_tls,
                 *mqtt.agent_args,
+                *agent_guards,
             ),
-            env={**os.environ, **mqtt.agent_env} if mqtt.agent_env else None,
+            env={**os.environ, **mqtt.agent_env, **(security.agent_env if security else {})}
+            if mqtt.agent_env or security else None,
         )
         children.append(("IoT agent", proc))
         _wait_http(_http(local, options.north_port, scheme) + "/iot/about", proc, "the IoT agent", **waits)

@@ -100,8 +100,8 @@ class Forwarder:
         if ctx.tenant:
             headers["Fiware-Service"] = ctx.tenant
         headers["Fiware-ServicePath"] = self._service_path(ctx, reg)
-        if ctx.auth_token is not None:
-            headers["X-Auth-Token"] = ctx.auth_token
+        if ctx.credential is not None:  # the caller's token: a provider behind a PEP decides with it
+            headers["X-Auth-Token"] = ctx.credential
         headers["User-Agent"] = USER_AGENT
         headers["Accept"] = "application/json"
         headers["Content-Type"] = "application/json; charset=utf-8"

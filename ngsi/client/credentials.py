@@ -4,11 +4,12 @@ The IoT agent (and every other internal client) gets a token from the identity m
 and sends it with each request to the broker, as iotagent-node-lib's ``authentication``
 block does (``IOTA_AUTH_*``; its admin guide, "authentication"):
 
-* ``oauth2`` with client credentials: ``POST <url><tokenPath>`` with HTTP Basic
-  ``clientId:clientSecret`` and ``grant_type=client_credentials`` (Keyrock's
-  ``/oauth2/token``); the token is fetched again a minute before it expires, or when the
-  broker answers 401. ``permanentToken``: ``scope=permanent`` once (Keyrock's permanent
-  tokens never expire).
+* ``oauth2``: ``POST <url><tokenPath>`` with HTTP Basic ``clientId:clientSecret`` and
+  ``grant_type=client_credentials`` (Keyrock's ``/oauth2/token``), or, with a user and
+  password (a service account, whose roles the PEP's policies can name),
+  ``grant_type=password``; the token is fetched again a minute before it expires, or when
+  the broker answers 401. ``permanentToken``: ``scope=permanent`` once (Keyrock's
+  permanent tokens never expire).
 * ``keystone``: ``POST <url>/v3/auth/tokens`` with the user's name and password, the token
   in ``X-Subject-Token`` (Keyrock's /v3 API).
 
@@ -85,8 +86,11 @@ class OAuth2ClientCredentials(_Fetched):
     def __init__(
         self, transport: Transport, token_url: str, client_id: str, client_secret: str, *,
         header: str = "Authorization", permanent: bool = False, timeout: float = 10.0, clock: object = time.monotonic,
+        username: str = "", password: str = "",
     ) -> None:
         super().__init__(header, clock)
+        self.username = username
+        self.password = password
         self.transport = transport
         self.token_url = token_url
         self.basic = base64.b64encode(f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}".encode()).decode()
@@ -94,7 +98,11 @@ class OAuth2ClientCredentials(_Fetched):
         self.timeout = timeout
 
     async def _fetch(self) -> _Token:
-        form = {"grant_type": "client_credentials"} | ({"scope": "permanent"} if self.permanent else {})
+        form = {"grant_type": "client_credentials"}
+        if self.username:
+            form = {"grant_type": "password", "username": self.username, "password": self.password}
+        if self.permanent:
+            form["scope"] = "permanent"
         headers = [("Authorization", f"Basic {self.basic}"), ("Content-Type", "application/x-www-form-urlencoded"),
                    ("Accept", "application/json")]
         try:

@@ -1,0 +1,152 @@
+"""``waziup run -auth``: the identity manager's accounts the platform itself needs.
+
+Started with ``-auth``, the platform runs the identity manager (``security/idm``) and puts
+the PEP guard (``security/pep``) on the broker and both ports of the IoT agent. Before the
+broker and the agent start, this module makes sure the identity manager holds (through its
+Keyrock API, as an administrator would, and idempotently: a restart reuses them):
+
+* the application ``waziup`` (an OAuth client of the platform's own services), with the
+  role ``platform-service`` granting every NGSI action on every tenant
+  (``security/authz`` policy in a permission's ``ngsi`` field), and the role
+  ``platform-admin`` (the same) given to the administrator;
+* the service account ``waziup-iot-agent``, holding ``platform-service``: the agent gets
+  its tokens with the password grant (``IOTA_AUTH_*``) and sends them to the broker.
+
+Secrets made here (the application's secret, the agent's password) are kept in
+``<data>/platform-auth.json``, mode 0600, and reach the children through their
+environment, never a command line. The PEP of the broker and the agent reads the NGSI
+policies of every application with the administrator's credentials (``WAZIUP_PEP_*``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ngsi.client import NGSIClient
+
+APP_NAME = "waziup"
+AGENT_USER = "waziup-iot-agent"
+ALL_ACTIONS = ["read", "create", "update", "delete", "subscribe", "register", "provision", "admin"]
+EVERYTHING = {"id": "platform", "actions": ALL_ACTIONS, "tenant": "*"}
+STATE_FILE = "platform-auth.json"
+
+
+class SetupError(RuntimeError):
+    """The identity manager refused or did not answer as expected."""
+
+
+@dataclass(frozen=True)
+class PlatformAuth:
+    """What the children need: environment variables for the broker and for the agent."""
+
+    broker_env: dict[str, str]
+    agent_env: dict[str, str]
+
+
+def admin_credentials(data: str) -> tuple[str, str]:
+    """The administrator's e-mail and password: from the environment (``WAZIUP_ADMIN_*``)
+    or, for the password, the file the identity manager wrote at its first start."""
+    email = os.environ.get("WAZIUP_ADMIN_EMAIL") or "admin@localhost"
+    password = os.environ.get("WAZIUP_ADMIN_PASSWORD") or os.environ.get("IDM_ADMIN_PASS")
+    if not password:
+        try:
+            password = Path(data, "admin-password").read_text().strip()
+        except OSError as exc:
+            raise SetupError(f"no administrator password: WAZIUP_ADMIN_PASSWORD, or {data}/admin-password ({exc})")
+    return email, password
+
+
+class _Api:
+    """The Keyrock API of the identity manager, as an administrator."""
+
+    def __init__(self, client: NGSIClient, token: str) -> None:
+        self.client = client
+        self.token = token
+
+    async def call(self, method: str, path: str, body: Any = None, expect: tuple[int, ...] = (200, 201, 204)) -> Any:
+        answer = await self.client.send(method, path, headers={"X-Auth-Token": self.token}, json=body)
+        if answer.status_code not in expect:
+            raise SetupError(f"identity manager: {method} {path} answered {answer.status_code}: {answer.text[:300]}")
+        return answer.json() if answer.content else None
+
+
+async def _login(client: NGSIClient, email: str, password: str) -> str:
+    answer = await client.send("POST", "/v1/auth/tokens", json={"name": email, "password": password})
+    token = answer.headers.get("x-subject-token")
+    if answer.status_code != 201 or not token:
+        raise SetupError(f"the administrator {email} could not log in to the identity manager ({answer.status_code})")
+    return token
+
+
+async def _setup(url: str, data: str, ssl_context: Any = None) -> PlatformAuth:
+    from ngsi.client import HTTPClient
+
+    email, password = admin_credentials(data)
+    state_path = Path(data, STATE_FILE)
+    async with NGSIClient(url, transport=HTTPClient(ssl_context=ssl_context), timeout=15) as client:
+        api = _Api(client, await _login(client, email, password))
+        me = await client.send("GET", "/v1/auth/tokens", headers={"X-Auth-Token": api.token, "X-Subject-Token": api.token})
+        admin_id = me.json()["User"]["id"]
+        state = _read_state(state_path)
+        apps = (await api.call("GET", "/v1/applications"))["applications"]
+        app = next((a for a in apps if a["id"] == state.get("app_id")), None)
+        if app is None:  # first start (or the identity manager's store was replaced)
+            app = (await api.call("POST", "/v1/applications", {"application": {
+                "name": APP_NAME, "description": "the platform's own services", "url": "http://localhost",
+                "redirect_uri": "http://localhost/callback",
+                "grant_type": ["password", "client_credentials", "refresh_token", "authorization_code"],
+            }}))["application"]
+            state = {"app_id": app["id"], "app_secret": app["secret"], "agent_password": secrets.token_urlsafe(24)}
+            _write_state(state_path, state)
+        app_path = f"/v1/applications/{state['app_id']}"
+        roles = {r["name"]: r["id"] for r in (await api.call("GET", f"{app_path}/roles"))["roles"]}
+        permission_id: str | None = None
+        for name in ("platform-service", "platform-admin"):
+            if name not in roles:
+                roles[name] = (await api.call("POST", f"{app_path}/roles", {"role": {"name": name}}))["role"]["id"]
+                if permission_id is None:
+                    permission_id = (await api.call("POST", f"{app_path}/permissions", {"permission": {
+                        "name": "every NGSI action", "action": "NGSI", "resource": "ngsi", "ngsi": EVERYTHING,
+                    }}))["permission"]["id"]
+                await api.call("PUT", f"{app_path}/roles/{roles[name]}/permissions/{permission_id}")
+        users = (await api.call("GET", "/v1/users"))["users"]
+        agent = next((u for u in users if u.get("username") == AGENT_USER), None)
+        if agent is None:
+            agent = (await api.call("POST", "/v1/users", {"user": {
+                "username": AGENT_USER, "email": f"{AGENT_USER}@waziup.local", "password": state["agent_password"],
+            }}))["user"]
+        await api.call("PUT", f"{app_path}/users/{agent['id']}/roles/{roles['platform-service']}")
+        await api.call("PUT", f"{app_path}/users/{admin_id}/roles/{roles['platform-admin']}")
+    pep = {"WAZIUP_IDM_URL": url, "WAZIUP_PEP_USERNAME": email, "WAZIUP_PEP_PASSWORD": password}
+    agent_env = {
+        **pep,
+        "IOTA_AUTH_ENABLED": "true", "IOTA_AUTH_TYPE": "oauth2", "IOTA_AUTH_URL": url,
+        "IOTA_AUTH_CLIENT_ID": state["app_id"], "IOTA_AUTH_CLIENT_SECRET": state["app_secret"],
+        "IOTA_AUTH_USER": AGENT_USER, "IOTA_AUTH_PASSWORD": state["agent_password"],
+    }
+    return PlatformAuth(broker_env=pep, agent_env=agent_env)
+
+
+def _read_state(path: Path) -> dict[str, str]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(path: Path, state: dict[str, str]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(state, out)
+    os.chmod(path, 0o600)
+
+
+def setup(url: str, data: str, ssl_context: Any = None) -> PlatformAuth:
+    """Make sure the accounts exist; the children's environment (SetupError otherwise)."""
+    return asyncio.run(_setup(url, data, ssl_context))

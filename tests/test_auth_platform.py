@@ -1,0 +1,165 @@
+"""``waziup run -auth``: the whole platform behind the identity manager and the PEP.
+
+As a FIWARE user would with Keyrock and Wilma: the administrator creates an application,
+a role with an NGSI policy and users through Keyrock's ``/v1`` API, a user gets a token
+with the password grant, and:
+
+* ``GET /v2/entities`` without a token answers 401 (Wilma's body, ``WWW-Authenticate``),
+  with the token of a user holding the role 200, with another user's 403;
+* ``GET /user?access_token=`` answers Keyrock's shape;
+* the IoT agent's provisioning API takes the same tokens, and the agent itself reaches the
+  broker with its own service account (a measure becomes an entity);
+* a command reaches the agent through the broker, with the caller's token forwarded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, free_port, stop_process
+
+ADMIN_PASSWORD = "Adm1n-pass-for-tests"
+TENANT = {"Fiware-Service": "coop", "Fiware-ServicePath": "/"}
+
+
+class Platform:
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.ports = {name: free_port() for name in ("port", "northPort", "httpPort", "mqttPort", "idmPort")}
+        self.broker = f"http://127.0.0.1:{self.ports['port']}"
+        self.north = f"http://127.0.0.1:{self.ports['northPort']}"
+        self.south = f"http://127.0.0.1:{self.ports['httpPort']}"
+        self.idm = f"http://127.0.0.1:{self.ports['idmPort']}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Platform:
+        argv = [sys.executable, "-m", "orchestrator.cli", "run", "-auth", "-host", "127.0.0.1", "-data", str(self.data)]
+        for name, port in self.ports.items():
+            argv += [f"-{name}", str(port)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("WAZIUP_", "IOTA_", "ORION_", "IDM_"))}
+        env["WAZIUP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+        with open(self.data / "run.log", "ab") as log:
+            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 60
+        lines: list[str] = []
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline().decode()
+            if not line:
+                break
+            lines.append(line)
+            if "Ctrl-C stops" in line:
+                return self
+        raise RuntimeError(f"waziup run -auth did not start: {''.join(lines)}{(self.data / 'run.log').read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        stop_process(self.proc, timeout=20)
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    running = Platform(tmp_path_factory.mktemp("auth")).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def keyrock(platform: Platform) -> Iterator[dict[str, Any]]:
+    """An application with a role ``reader`` (NGSI: read tenant coop), alice holding it, bob not."""
+    with httpx.Client(base_url=platform.idm, timeout=10) as idm:
+        login = idm.post("/v1/auth/tokens", json={"name": "admin@localhost", "password": ADMIN_PASSWORD})
+        assert login.status_code == 201
+        h = {"X-Auth-Token": login.headers["X-Subject-Token"]}
+        app = idm.post("/v1/applications", headers=h, json={"application": {
+            "name": "farm", "redirect_uri": "http://farm.test/cb", "url": "http://farm.test", "grant_type": ["password"],
+        }}).json()["application"]
+        base = f"/v1/applications/{app['id']}"
+        role = idm.post(f"{base}/roles", headers=h, json={"role": {"name": "reader"}}).json()["role"]
+        permission = idm.post(f"{base}/permissions", headers=h, json={"permission": {
+            "name": "read coop", "action": "NGSI", "resource": "ngsi",
+            "ngsi": {"id": "read-coop", "actions": ["read"], "tenant": "coop"},
+        }}).json()["permission"]
+        assert idm.put(f"{base}/roles/{role['id']}/permissions/{permission['id']}", headers=h).status_code in (200, 201, 204)
+        users = {}
+        for name in ("alice", "bob"):
+            users[name] = idm.post("/v1/users", headers=h, json={"user": {
+                "username": name, "email": f"{name}@test.com", "password": f"{name}-pass-1234",
+            }}).json()["user"]
+        assert idm.put(f"{base}/users/{users['alice']['id']}/roles/{role['id']}", headers=h).status_code in (200, 201, 204)
+
+        def token(name: str) -> str:
+            answer = idm.post("/oauth2/token", auth=(app["id"], app["secret"]), data={
+                "grant_type": "password", "username": f"{name}@test.com", "password": f"{name}-pass-1234",
+            })
+            assert answer.status_code == 200, answer.text
+            return str(answer.json()["access_token"])
+
+        yield {"app": app, "alice": token("alice"), "bob": token("bob")}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {**TENANT, "Authorization": f"Bearer {token}"}
+
+
+def test_the_broker_takes_only_tokens_and_decides(platform: Platform, keyrock: dict[str, Any]) -> None:
+    refused = httpx.get(platform.broker + "/v2/entities", headers=TENANT)
+    assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+    assert refused.json()["type"] == "urn:dx:as:MissingAuthenticationToken"
+    assert httpx.get(platform.broker + "/v2/entities", headers=bearer(keyrock["alice"])).status_code == 200
+    denied = httpx.get(platform.broker + "/v2/entities", headers=bearer(keyrock["bob"]))
+    assert denied.status_code == 403 and denied.json()["type"] == "urn:dx:as:InvalidRole"
+    write = httpx.post(platform.broker + "/v2/entities", headers=bearer(keyrock["alice"]), json={"id": "x", "type": "T"})
+    assert write.status_code == 403  # alice may read, not create
+    assert httpx.get(platform.broker + "/version").status_code == 200  # public
+
+
+def test_user_answers_keyrocks_shape(platform: Platform, keyrock: dict[str, Any]) -> None:
+    user = httpx.get(platform.idm + "/user", params={"access_token": keyrock["alice"]}).json()
+    assert user["username"] == "alice" and user["email"] == "alice@test.com"
+    assert user["app_id"] == keyrock["app"]["id"] and user["roles"][0]["name"] == "reader"
+    assert {"id", "displayName", "organizations", "authorization_decision", "isGravatarEnabled"} <= set(user)
+    assert httpx.get(platform.idm + "/user", params={"access_token": "nope"}).status_code == 401
+
+
+def test_the_agent_behind_the_pep_and_its_own_account(platform: Platform) -> None:
+    state = json.loads((platform.data / "platform-auth.json").read_text())
+    assert oct((platform.data / "platform-auth.json").stat().st_mode & 0o777) == "0o600"
+    admin = httpx.post(platform.idm + "/oauth2/token", auth=(state["app_id"], state["app_secret"]), data={
+        "grant_type": "password", "username": "admin@localhost", "password": ADMIN_PASSWORD,
+    }).json()["access_token"]
+    group = {"apikey": "k1", "resource": "/iot/d", "entity_type": "Thing",
+             "attributes": [{"object_id": "t", "name": "temperature", "type": "Number"}]}
+    assert httpx.post(platform.north + "/iot/groups", headers=TENANT, json={"groups": [group]}).status_code == 401
+    created = httpx.post(platform.north + "/iot/groups", headers=bearer(admin), json={"groups": [group]})
+    assert created.status_code == 201
+    assert httpx.get(platform.south + "/iot/d", params={"i": "d1", "k": "k1", "d": "t|21"}).status_code == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the agent wrote it with its service account's token
+        entity = httpx.get(platform.broker + "/v2/entities/Thing:d1?options=keyValues", headers=bearer(admin))
+        if entity.status_code == 200:
+            break
+        time.sleep(0.1)
+    assert entity.json() == {"id": "Thing:d1", "type": "Thing", "temperature": 21}
+    # a command: the broker forwards it to the agent with the caller's token
+    device = {"device_id": "r1", "apikey": "k1", "entity_type": "Robot", "commands": [{"name": "ring", "type": "command"}]}
+    assert httpx.post(platform.north + "/iot/devices", headers=bearer(admin), json={"devices": [device]}).status_code == 201
+    deadline = time.monotonic() + 10
+    while httpx.get(platform.broker + "/v2/registrations", headers=bearer(admin)).json() == [] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ring = httpx.patch(platform.broker + "/v2/entities/Robot:r1/attrs", headers=bearer(admin),
+                       json={"ring": {"type": "command", "value": "x"}})
+    assert ring.status_code == 204
+    robot = httpx.get(platform.broker + "/v2/entities/Robot:r1?options=keyValues", headers=bearer(admin)).json()
+    assert robot["ring_status"] == "PENDING"
