@@ -320,6 +320,8 @@ def _start_security(
     except platform_auth.SetupError as exc:
         raise RuntimeError(str(exc)) from None
     rate = {"WAZIUP_RATE_LIMIT": os.environ.get("WAZIUP_RATE_LIMIT", RATE_LIMIT)}
+    if tls:  # the PEPs trust the identity manager's certificate (the services' own)
+        rate["WAZIUP_PEP_IDM_CA"] = tls.cert
     print(f"waziup: identity manager {url} (Keyrock's API; the administrator's password: WAZIUP_ADMIN_PASSWORD, "
           f"or {os.path.join(options.data, 'admin-password')}); every API takes its tokens", flush=True)
     return platform_auth.PlatformAuth({**security.broker_env, **rate}, {**security.agent_env, **rate})

@@ -36,12 +36,13 @@ from broker import config as broker_config
 from iot_agent import config as agent_config
 from iot_agent import mqtt_auth
 from ngsi.client.mqtt import MQTT_3_1_1, MQTT_5, MqttClient, MqttError
-from orchestrator import mosquitto, run_all
+from orchestrator import mosquitto, platform_auth, run_all
 from tests.conftest import ROOT, free_port, stop_process
 
 pytestmark = pytest.mark.xdist_group("mqtt_security")  # one platform for the module's tests
 
 TENANT = {"fiware-service": "mqttsec", "fiware-servicepath": "/"}
+ADMIN_PASSWORD = "Adm1n-pass-for-mqtt-tests"
 SOON = 2.0  # seconds: a change of the accounts reaches Mosquitto within this
 needs_mosquitto = pytest.mark.skipif(mosquitto.find_binary() is None, reason="never: make test installs mosquitto")
 
@@ -118,6 +119,8 @@ def fake_children(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict
     monkeypatch.setattr(signal, "signal", lambda *args: None)
     monkeypatch.setattr(run_all, "_wait_mqtt", lambda *args: None)
     monkeypatch.setattr(run_all, "_wait_http", lambda *args, **kwargs: None)
+    # -auth's identity manager and accounts: tests/test_auth_platform.py; here only the MQTT side
+    monkeypatch.setattr(run_all, "_start_security", lambda *args: platform_auth.PlatformAuth({}, {}))
     return _Child.started
 
 
@@ -174,10 +177,12 @@ class Platform:
     http: int = 0
     mqtt: int = 0
     mqtt_tls: int = 0
+    idm: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    token: str = ""  # -auth: the administrator's, for the APIs behind the PEP
 
     def __post_init__(self) -> None:
-        self.port, self.north, self.http, self.mqtt, self.mqtt_tls = (free_port() for _ in range(5))
+        self.port, self.north, self.http, self.mqtt, self.mqtt_tls, self.idm = (free_port() for _ in range(6))
 
     @property
     def tls(self) -> bool:
@@ -196,10 +201,11 @@ class Platform:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
 
     def start(self) -> Platform:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ORION_", "WAZIUP_", "IOTA_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ORION_", "WAZIUP_", "IOTA_", "IDM_"))}
+        env["WAZIUP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
         argv = [sys.executable, "-m", "orchestrator.cli", "run", "-host", "127.0.0.1", "-data", str(self.data),
                 "-port", str(self.port), "-northPort", str(self.north), "-httpPort", str(self.http),
-                "-mqttPort", str(self.mqtt), "-mqttTlsPort", str(self.mqtt_tls), *self.args]
+                "-mqttPort", str(self.mqtt), "-mqttTlsPort", str(self.mqtt_tls), "-idmPort", str(self.idm), *self.args]
         self.output = open(self.data.parent / f"{self.data.name}.log", "ab")  # noqa: SIM115 (open while it runs)
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.output, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
@@ -208,11 +214,24 @@ class Platform:
                 raise RuntimeError(f"waziup run exited: {self.log()}")
             try:
                 httpx.get(self.url(self.north) + "/iot/about", verify=self.trust() if self.tls else True, timeout=1)
+                if "-auth" in self.args:
+                    self.token = self._admin_token()
                 return self
             except (httpx.TransportError, OSError):
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"waziup run did not start within 60 s: {self.log()}")
+
+    def _admin_token(self) -> str:
+        """The administrator's token for the platform's application (``platform-auth.json``)."""
+        import json
+
+        state = json.loads((self.data / "platform-auth.json").read_text())
+        answer = httpx.post(self.url(self.idm) + "/oauth2/token", auth=(state["app_id"], state["app_secret"]), data={
+            "grant_type": "password", "username": "admin@localhost", "password": ADMIN_PASSWORD,
+        }, verify=self.trust() if self.tls else True, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["access_token"])
 
     def log(self) -> str:
         return (self.data.parent / f"{self.data.name}.log").read_text(errors="replace")[-3000:]
@@ -224,7 +243,8 @@ class Platform:
     # -- HTTP -------------------------------------------------------------------------------
 
     def client(self) -> httpx.Client:
-        return httpx.Client(verify=self.trust() if self.tls else True, timeout=10, headers=TENANT)
+        auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return httpx.Client(verify=self.trust() if self.tls else True, timeout=10, headers={**TENANT, **auth})
 
     def group(self, apikey: str, **extra: Any) -> None:
         with self.client() as http:

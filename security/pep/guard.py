@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ngsi.client.http11 import HTTPClient
+from ngsi.tls import trust_context
 from ngsi.client.transport import Transport
 from ngsi.context import RequestContext
 from ngsi.server.guards import Incoming, Verdict, admit, reject
@@ -124,7 +125,9 @@ class PEP:
     ) -> None:
         self.settings = settings
         timeout = settings.idm_timeout_ms / 1000.0
-        self.transport = transport if transport is not None else HTTPClient(max_per_host=32)
+        self.transport = transport if transport is not None else HTTPClient(
+            max_per_host=32, ssl_context=trust_context("WAZIUP_PEP_IDM_CA", settings.idm_ca) if settings.idm_ca else None
+        )
         self.idm = idm if idm is not None else IdMClient(
             settings.idm_url, transport=self.transport, timeout=timeout, username=settings.username,
             password=settings.password,

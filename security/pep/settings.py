@@ -60,6 +60,7 @@ class Settings:
     magic_key: str = field(default="", repr=False)  # Wilma's magic_key (the proxy's configuration only)
     multiservice: bool = True  # the protected service honours Fiware-Service
     idm_timeout_ms: int = 5000
+    idm_ca: str = ""  # PEM CA certificates trusted for an https identity manager, besides the system's
     max_entries: int = 100_000  # tokens and decisions cached at most (least recently used go first)
 
     def public(self, service: str) -> tuple[str, ...]:
@@ -119,6 +120,8 @@ SETTINGS_ROWS = (
            help="the protected service honours Fiware-Service (false: every request is of the default tenant)"),
     option("-idmTimeout", field="idm_timeout_ms", type=Int(1, 600000, metavar="MS"), env="WAZIUP_PEP_IDM_TIMEOUT_MS",
            help="how long a call to the identity manager or a PDP may take"),
+    option("-idmCa", field="idm_ca", type=Text("FILE"), env="WAZIUP_PEP_IDM_CA",
+           help="PEM file of CA certificates trusted for an https identity manager or PDP, besides the system's"),
 )
 
 TABLE = Table(Settings, *SETTINGS_ROWS)
