@@ -332,7 +332,8 @@ def _guards(security: platform_auth.PlatformAuth | None) -> tuple[list[str], lis
     if security is None:
         return [], []
     return (
-        ["-guard", "security.pep:broker_guard", "-guard", "security.ratelimit:broker_guard"],
+        ["-guard", "security.pep:broker_guard", "-guard", "security.ratelimit:broker_guard",
+         "-notifFilter", "security.pep.notifications:notification_filter"],
         ["--guard", "security.pep:agent_guard", "--guard", "security.ratelimit:agent_guard"],
     )
 

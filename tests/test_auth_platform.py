@@ -18,7 +18,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ class Platform:
         argv = [sys.executable, "-m", "orchestrator.cli", "run", "-auth", "-host", "127.0.0.1", "-data", str(self.data)]
         for name, port in self.ports.items():
             argv += [f"-{name}", str(port)]
+        argv += ["--", "-notifAllowedHosts", "127.0.0.1"]  # the test's receiver
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WAZIUP_", "IOTA_", "ORION_", "IDM_"))}
         env["WAZIUP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
         with open(self.data / "run.log", "ab") as log:
@@ -92,12 +95,21 @@ def keyrock(platform: Platform) -> Iterator[dict[str, Any]]:
             "ngsi": {"id": "read-coop", "actions": ["read"], "tenant": "coop"},
         }}).json()["permission"]
         assert idm.put(f"{base}/roles/{role['id']}/permissions/{permission['id']}", headers=h).status_code in (200, 201, 204)
+        # carol may read and subscribe to Fields, but not see their owner
+        field_role = idm.post(f"{base}/roles", headers=h, json={"role": {"name": "field-reader"}}).json()["role"]
+        fields = idm.post(f"{base}/permissions", headers=h, json={"permission": {
+            "name": "fields but their owner", "action": "NGSI", "resource": "ngsi",
+            "ngsi": {"id": "fields", "actions": ["read", "subscribe"], "tenant": "coop",
+                     "entities": {"types": ["Field"]}, "attrs": {"deny": ["owner"]}},
+        }}).json()["permission"]
+        assert idm.put(f"{base}/roles/{field_role['id']}/permissions/{fields['id']}", headers=h).status_code in (200, 201, 204)
         users = {}
-        for name in ("alice", "bob"):
+        for name in ("alice", "bob", "carol"):
             users[name] = idm.post("/v1/users", headers=h, json={"user": {
                 "username": name, "email": f"{name}@test.com", "password": f"{name}-pass-1234",
             }}).json()["user"]
         assert idm.put(f"{base}/users/{users['alice']['id']}/roles/{role['id']}", headers=h).status_code in (200, 201, 204)
+        assert idm.put(f"{base}/users/{users['carol']['id']}/roles/{field_role['id']}", headers=h).status_code in (200, 201, 204)
 
         def token(name: str) -> str:
             answer = idm.post("/oauth2/token", auth=(app["id"], app["secret"]), data={
@@ -106,7 +118,7 @@ def keyrock(platform: Platform) -> Iterator[dict[str, Any]]:
             assert answer.status_code == 200, answer.text
             return str(answer.json()["access_token"])
 
-        yield {"app": app, "alice": token("alice"), "bob": token("bob")}
+        yield {"app": app, "alice": token("alice"), "bob": token("bob"), "carol": token("carol")}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -163,3 +175,46 @@ def test_the_agent_behind_the_pep_and_its_own_account(platform: Platform) -> Non
     assert ring.status_code == 204
     robot = httpx.get(platform.broker + "/v2/entities/Robot:r1?options=keyValues", headers=bearer(admin)).json()
     assert robot["ring_status"] == "PENDING"
+
+
+def admin_token(platform: Platform) -> str:
+    state = json.loads((platform.data / "platform-auth.json").read_text())
+    return str(httpx.post(platform.idm + "/oauth2/token", auth=(state["app_id"], state["app_secret"]), data={
+        "grant_type": "password", "username": "admin@localhost", "password": ADMIN_PASSWORD,
+    }).json()["access_token"])
+
+
+def test_a_subscription_notifies_only_what_its_creator_may_read(platform: Platform, keyrock: dict[str, Any]) -> None:
+    """carol may read Fields but not their owner: her subscription's notifications never carry it."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        body = {"subject": {"entities": [{"idPattern": ".*", "type": "Field"}]},
+                "notification": {"http": {"url": f"http://127.0.0.1:{server.server_address[1]}/n"}}}
+        created = httpx.post(platform.broker + "/v2/subscriptions", headers=bearer(keyrock["carol"]), json=body)
+        assert created.status_code == 201, created.text
+        admin = bearer(admin_token(platform))
+        field = {"id": "F1", "type": "Field", "crop": "wheat", "owner": "alice"}
+        assert httpx.post(platform.broker + "/v2/entities?options=keyValues", headers=admin, json=field).status_code == 201
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert received, "no notification"
+        notified = received[0]["data"][0]
+        assert notified["id"] == "F1" and notified["crop"]["value"] == "wheat" and "owner" not in notified
+        # and what she reads herself: the same projection
+        read = httpx.get(platform.broker + "/v2/entities/F1?type=Field&options=keyValues", headers=bearer(keyrock["carol"]))
+        assert read.json() == {"id": "F1", "type": "Field", "crop": "wheat"}
+    finally:
+        server.shutdown()
