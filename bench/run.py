@@ -47,9 +47,11 @@ PER_ENTITY_SUBS = 1_000
 PRELOAD_BATCH = 1_000
 
 
-def start(cmd: list[str], port: int, ready_path: str | None, log: Path) -> subprocess.Popen[bytes]:
+def start(
+    cmd: list[str], port: int, ready_path: str | None, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start a server and wait until it answers (``ready_path``) or accepts connections."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     harness.wait_ready(proc, HOST, port, ready_path, log, str(cmd[:3]))
     return proc
 
@@ -393,7 +395,8 @@ def run_backend(args: argparse.Namespace, backend: str, db_uri: str, work: Path,
         store = "SQLite (WAL, synchronous=NORMAL, fresh file)"
     elif db_uri:
         store = f"{backend} at {db_uri.split('@')[-1]}"
-    broker_cmd = [PY, "-m", "broker", "-localIp", HOST, "-port", str(ports["broker"]), "-data", str(data)]
+    broker_cmd = [PY, "-m", "broker", "-localIp", HOST, "-port", str(ports["broker"]), "-data", str(data),
+                  "-notifAllowedHosts", HOST]  # the bench's receiver listens on loopback
     if db_uri:
         broker_cmd += ["-dbURI", db_uri]
     if args.workers != 1:
@@ -407,6 +410,8 @@ def run_backend(args: argparse.Namespace, backend: str, db_uri: str, work: Path,
         bench = Bench(args, broker, ports["broker"], ports["baseline"], ports["receiver"],
                       cluster.postmaster_pid() if cluster else None)
         bench.run()
+        if bench.selected("W2 GET via PEP"):
+            broker = _pep_rows(bench, broker, broker_cmd, work / backend, ports)
     finally:
         if broker is not None:
             broker.terminate()
@@ -421,6 +426,37 @@ def run_backend(args: argparse.Namespace, backend: str, db_uri: str, work: Path,
     for r in bench.results.values():
         r.pop("seqs", None)
     return {"store": store, "load_average": load, "results": bench.results}
+
+
+def _pep_rows(bench: Bench, broker: subprocess.Popen[bytes], broker_cmd: list[str], work: Path,
+              ports: dict[str, int]) -> subprocess.Popen[bytes]:
+    """W2 GET again, the broker behind the PEP guard (same data): with a JWT, an opaque token."""
+    import pep  # bench/pep.py: the identity manager's side
+
+    broker.terminate()
+    broker.wait(10)
+    idm_port = harness.free_port(HOST)
+    idm = pep.start_idm(work, idm_port, HOST, start)
+    try:
+        idm_url = f"http://{HOST}:{idm_port}"
+        jwt, opaque = pep.tokens(idm_url)
+        guarded = start([*broker_cmd, "-guard", "security.pep:broker_guard"], ports["broker"], "/version",
+                        work / "broker-pep.log", env={**os.environ, **pep.guarded_env(idm_url)})
+        bench.broker = guarded
+        seconds, bench.args.seconds = bench.args.seconds, 2
+        bench.wrk("get.lua", [ROOMS, "normalized", jwt])  # warm up the restarted broker (caches) as the first was
+        bench.args.seconds = seconds
+        bench.record("W2 GET via PEP (JWT)", "req/s", 1, lambda: bench.wrk("get.lua", [ROOMS, "normalized", jwt]))
+        bench.record("W2 GET via PEP (opaque)", "req/s", 1, lambda: bench.wrk("get.lua", [ROOMS, "normalized", opaque]))
+        plain = bench.results.get("W2 GET normalized")
+        for name in ("W2 GET via PEP (JWT)", "W2 GET via PEP (opaque)"):
+            if plain and name in bench.results:
+                bench.results[name]["vs_no_pep"] = bench.results[name]["rate"] / plain["rate"]
+                print(f"{name}: {bench.results[name]['vs_no_pep']:.2f}x of W2 GET normalized without the PEP", flush=True)
+        return guarded
+    finally:
+        idm.terminate()
+        idm.wait(10)
 
 
 def main() -> None:

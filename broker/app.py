@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from typing import AsyncIterator, Sequence
 
@@ -122,6 +123,9 @@ def create_app(
         service.listeners.append(notifier.listener)
         app.state.notifier = notifier
         purger = asyncio.create_task(_purge_loop(service))
+        # What start-up made (modules, the subscriptions, a guard's libraries) lives as long as
+        # the process: out of the collector's sight, a full collection does not walk it again.
+        gc.freeze()
         log.info("broker ready on port %s, store %s", config.port, mask_url(config.store_url))
         try:
             yield

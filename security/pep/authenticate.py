@@ -75,6 +75,9 @@ class Authenticator:
         self.jwts: Cache[Caller] = Cache(settings.max_entries)
         self.users: Cache[Caller] = Cache(settings.max_entries)
         self.refused: Cache[Refusal] = Cache(settings.max_entries)
+        # JWTs this PEP cannot check itself (another app's HS256 secret): /user decides them,
+        # and the local attempt (a few hundred µs of base64 and JSON) is not made again
+        self.not_local: Cache[bool] = Cache(settings.max_entries)
 
     async def authenticate(self, token: str, params: dict[str, str] | None = None) -> Authenticated:
         """The caller of ``token``, or Refusal. ``params`` go with a ``/user`` call if one is
@@ -83,14 +86,14 @@ class Authenticator:
         known = self.refused.get(token, now, 0)
         if known is not None:
             raise known
-        if looks_like_jwt(token):
+        if looks_like_jwt(token) and self.not_local.get(token, now, 0) is None:
             caller = self.jwts.get(token, now, 0)
             if caller is not None:
                 return Authenticated(caller)
             try:
                 return Authenticated(await self._jwt(token, now))
             except NotLocal:
-                pass
+                self.not_local.put(token, True, now + self.cache_time, None)
             except Refusal as refusal:
                 self._refuse(token, refusal, now)
                 raise

@@ -27,13 +27,11 @@ for the proxy (``proxy.py``), which adds Wilma's headers to what it forwards.
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from ngsi.client.http11 import HTTPClient
 from ngsi.tls import trust_context
@@ -60,16 +58,6 @@ log = logging.getLogger("waziup.security.pep")
 
 def _same(given: str, secret: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "replace"), secret.encode("utf-8", "replace"))
-
-
-_CONTEXT_FIELDS = tuple(f.name for f in dataclasses.fields(RequestContext) if f.init)
-
-
-def _context(ctx: RequestContext, **changes: Any) -> RequestContext:
-    """``dataclasses.replace`` without its per-call introspection (8 µs -> 3 µs a request)."""
-    values = {name: getattr(ctx, name) for name in _CONTEXT_FIELDS}
-    values.update(changes)
-    return RequestContext(**values)
 
 
 class PublicPaths:
@@ -207,8 +195,7 @@ class PEP:
             who = caller.identity.user_id or f"application {caller.identity.app_id}"
             log.info("denied %s %r to %s: %s", method, request.path, who, outcome.reason)
             raise Refusal(self.settings.deny_status, INVALID_ROLE, outcome.reason or "Access denied")
-        ctx = _context(request.ctx, identity=caller.identity, attrs_visible=outcome.visible,
-                       attrs_hidden=outcome.hidden)
+        ctx = request.ctx.replaced(identity=caller.identity, attrs_visible=outcome.visible, attrs_hidden=outcome.hidden)
         return Admission(ctx, caller, outcome)
 
     def _check_organization(self, caller: Caller, headers: dict[str, str]) -> None:
