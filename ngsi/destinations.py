@@ -448,6 +448,16 @@ class Decision:
     def __bool__(self) -> bool:
         return self.allowed
 
+    @property
+    def failure(self) -> str:
+        """The text a refused call records (a subscription's ``lastFailureReason``): a name
+        that does not resolve is curl's "Could not resolve hostname", as Orion shows it;
+        ``reason`` keeps the resolver's detail for the log."""
+        return UNRESOLVED if self.kind == "unresolved" else self.reason
+
+
+UNRESOLVED = "Could not resolve hostname"
+
 
 async def resolve(host: str, port: int) -> list[str]:
     """The addresses the system resolver gives for ``host`` (``getaddrinfo`` in a thread)."""
@@ -566,9 +576,10 @@ def _unique(found: Iterable[str | IPAddress]) -> tuple[IPAddress, ...]:
 class Refused(Exception):
     """A destination the policy refuses; ``reason`` is the text for the client."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, kind: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind  # the Decision's kind: "unresolved" is a DNS failure, not a refusal
 
 
 class Gate:
@@ -637,7 +648,7 @@ class Gate:
         if decision.kind == "name":
             decision = await self._hosts.check_resolved(url, self.resolver)
         if not decision.allowed:
-            raise Refused(decision.reason)
+            raise Refused(decision.failure, decision.kind)
         return tuple(str(address) for address in decision.addresses) or (host,)
 
     async def _cached_resolver(self, host: str, port: int) -> list[str]:

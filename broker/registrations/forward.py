@@ -124,7 +124,7 @@ class Forwarder:
         if self.gate is not None:
             decision = await self.gate.check(url)
             if not decision.allowed:
-                raise ConnectionError(decision.reason)
+                raise ConnectionError(decision.failure)
         response = await self.client.send("POST", url, headers=self._headers(ctx, reg), body=jsonio.dumps(body))
         if not 200 <= response.status_code < 300:
             raise ConnectionError(f"provider answered {response.status_code}")

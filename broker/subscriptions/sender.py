@@ -568,7 +568,7 @@ class Notifier:
         if decision.allowed:
             return True
         log.info("notification of subscription %s to %s refused: %s", item.sub_id, item.url, decision.reason)
-        self._failure(item, time.time(), decision.reason)
+        self._failure(item, time.time(), decision.failure)
         return False
 
     def _failure(self, notification: Item, when: float, reason: str) -> None:

@@ -43,7 +43,7 @@ def device_poster(client: NGSIClient, gate: Gate | None = None) -> Post:
         if gate is not None:
             decision = await gate.check(url)
             if not decision.allowed:
-                raise DestinationRefused(decision.reason)
+                raise DestinationRefused(decision.failure)
         response = await client.send("POST", url, headers=headers, body=body, timeout=TIMEOUT_SECONDS)
         return DeviceAnswer(response.status_code, response.content, response.text)
 

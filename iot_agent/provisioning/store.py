@@ -286,6 +286,10 @@ class SQLiteProvisioningStore(ProvisioningStore):
     async def open(self) -> None:
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            # API keys are devices' MQTT passwords under -auth: the file (and SQLite's
+            # -wal/-shm, which take its mode) is its owner's only
+            if not os.path.exists(self.path):
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")

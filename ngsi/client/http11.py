@@ -571,6 +571,8 @@ class HTTPClient:
             try:
                 address = (await self.gate.connect_to(scheme, host, port))[0]
             except Refused as exc:
+                if exc.kind == "unresolved":  # a name that does not resolve: curl's text, as Orion shows it
+                    raise ResolveError(exc.reason) from None
                 raise DestinationRefused(exc.reason) from None
             remaining = None if deadline is None else deadline - loop.time()
         try:

@@ -163,6 +163,10 @@ def test_store_sqlite_reopened(tmp_path: Path) -> None:
         live = persisted_preprocess_state(store.state, KEY)
         preprocess([{"t": 2}, {"t": 4}], [{"step": "average", "attr": "t", "window": 5}], live, 0.0)
         await store.close()
+        # API keys are MQTT passwords under -auth: the store is its owner's only, WAL included
+        for name in ("b.db", "b.db-wal", "b.db-shm"):
+            if (tmp_path / name).exists():
+                assert (tmp_path / name).stat().st_mode & 0o077 == 0, name
 
         again = SQLiteProvisioningStore(path)
         await again.open()

@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from ngsi.destinations import (
     BadDestination,
     Decision,
+    Gate,
     Policy,
+    Refused,
     Rule,
     inet_aton,
     parse_rules,
@@ -455,6 +457,17 @@ async def test_resolution_failures_are_denied() -> None:
 
     decision = await Policy().check_resolved("http://nowhere.invalid/", failing)
     assert not decision.allowed and decision.kind == "unresolved" and "could not be resolved" in decision.reason
+    # what a subscription records is curl's text, as Orion's lastFailureReason shows it
+    # (Orion case 1960_failure_stats_in_db_and_notifications), whatever the resolver said
+    for code, text in ((socket.EAI_NONAME, "Name or service not known"), (socket.EAI_AGAIN, "Temporary failure")):
+        async def resolver(host: str, port: int, code: int = code, text: str = text) -> list[str]:
+            raise socket.gaierror(code, text)
+
+        gate = Gate(Policy(), resolver=resolver)
+        assert (await gate.check("http://nohost:8997/notify")).failure == "Could not resolve hostname"
+        with pytest.raises(Refused) as refused:
+            await gate.connect_to("http", "nohost", 8997)
+        assert refused.value.reason == "Could not resolve hostname" and refused.value.kind == "unresolved"
     empty = await Policy().check_resolved("http://empty.example/", stub([]))
     assert not empty.allowed and empty.kind == "unresolved"
     garbage = await Policy().check_resolved("http://garbage.example/", stub(["not an address"]))
