@@ -504,15 +504,19 @@ class IDToken(OpenIDCode):
         return claims
 
 
+def _target_token(session: Session) -> Issued | None:
+    """The access or refresh token the session looked up for revocation or introspection."""
+    record = session.target
+    if record is None or record.kind not in (ACCESS, REFRESH):
+        return None
+    return Issued(record, session.now, session.target_user)
+
+
 class Revocation(RevocationEndpoint):
     CLIENT_AUTH_METHODS = ANY_METHOD
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Issued | None:
-        session = self.server.session
-        record = session.target
-        if record is None or record.kind not in (ACCESS, REFRESH):
-            return None
-        return Issued(record, session.now, session.target_user)
+        return _target_token(self.server.session)
 
     def revoke_token(self, token: Issued, request: OAuth2Request) -> None:
         self.server.session.revocations.append(token.record)
@@ -522,11 +526,7 @@ class Introspection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = SECRET_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Issued | None:
-        session = self.server.session
-        record = session.target
-        if record is None or record.kind not in (ACCESS, REFRESH):
-            return None
-        return Issued(record, session.now, session.target_user)
+        return _target_token(self.server.session)
 
     def check_permission(self, token: Issued, client: Client, request: OAuth2Request) -> bool:
         return True  # any confidential client (a resource server, a PEP) may ask about a token it holds
