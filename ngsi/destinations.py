@@ -600,7 +600,7 @@ class Gate:
         self.resolver = resolver
         self.ttl = ttl
         self._decided: dict[str, Decision] = {}
-        self._resolved: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
+        self._resolved: dict[tuple[str, int], tuple[float, tuple[str | IPAddress, ...]]] = {}
         # the same rules without their paths, for connections (see connect_to)
         hosts = [dataclasses.replace(rule, path=None) for rule in policy.rules]
         self._hosts = Policy(hosts, deny_private=policy.deny_private, setting=policy.setting)
@@ -651,15 +651,15 @@ class Gate:
             raise Refused(decision.failure, decision.kind)
         return tuple(str(address) for address in decision.addresses) or (host,)
 
-    async def _cached_resolver(self, host: str, port: int) -> list[str]:
+    async def _cached_resolver(self, host: str, port: int) -> list[str | IPAddress]:
         now = time.monotonic()
         cached = self._resolved.get((host, port))
         if cached is not None and cached[0] > now:
             return list(cached[1])
-        found = await self.resolver(host, port)
+        found = tuple(await self.resolver(host, port))
         if len(self._resolved) >= 1024:
             self._resolved.clear()
-        self._resolved[(host, port)] = (now + self.ttl, tuple(found))
-        return found
+        self._resolved[(host, port)] = (now + self.ttl, found)
+        return list(found)
 
 

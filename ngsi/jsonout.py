@@ -208,6 +208,8 @@ def loads(data: bytes | str) -> Any:
     return value
 
 
+_MIN_I64, _MAX_U64 = -(2**63), 2**64 - 1  # the integers orjson reads as ints
+
 # an int beyond 2**53 has 16+ digits; only then is the (rare) converting walk needed
 _BIG_DIGITS = re.compile(rb"\d{16}")
 _BIG_DIGITS_STR = re.compile(r"\d{16}")
@@ -296,9 +298,16 @@ def _loads_deep(text: str) -> Any:
             elif kind == "str":
                 value = json.loads(tok)
             elif kind == "num":
-                # past 18 digits an integer is a double anyway (as orjson reads it), and int()
-                # of over 4,300 digits would raise: float() reads any length (inf: refused below)
-                value = float(tok) if len(tok) > 18 or any(c in tok for c in ".eE") else int(tok)
+                # as orjson reads them: integers within int64/uint64 stay ints, others are
+                # doubles (``loads`` then makes every int beyond 2**53 a double). Past 21
+                # characters no integer is in range, and int() of over 4,300 digits would
+                # raise: float() reads any length (inf: refused below)
+                if len(tok) > 21 or any(c in tok for c in ".eE"):
+                    value = float(tok)
+                else:
+                    value = int(tok)
+                    if not _MIN_I64 <= value <= _MAX_U64:
+                        value = float(tok)
                 if value in (_INF, -_INF):
                     raise err  # rapidjson: "Number too big to be stored in double"
             else:

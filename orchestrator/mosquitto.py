@@ -55,38 +55,21 @@ class Layout:
     """The files of one data directory (absolute paths: Mosquitto is given them as they are)."""
 
     directory: Path
+    conf: Path
+    passwd: Path
+    acl: Path
+    pid: Path
+    log: Path
+    agent_secret: Path  # the agent's MQTT password, made once
+    lora_secret: Path  # -mqttLoraUser's password, made once
 
     @classmethod
     def under(cls, data: str) -> Layout:
-        return cls(Path(os.path.abspath(data)) / "mqtt")
-
-    @property
-    def conf(self) -> Path:
-        return self.directory / "mosquitto.conf"
-
-    @property
-    def passwd(self) -> Path:
-        return self.directory / "passwd"
-
-    @property
-    def acl(self) -> Path:
-        return self.directory / "acl"
-
-    @property
-    def pid(self) -> Path:
-        return self.directory / "mosquitto.pid"
-
-    @property
-    def log(self) -> Path:
-        return self.directory / "mosquitto.log"
-
-    @property
-    def agent_secret(self) -> Path:
-        return self.directory / "agent.secret"
-
-    @property
-    def lora_secret(self) -> Path:
-        return self.directory / "lora.secret"
+        d = Path(os.path.abspath(data)) / "mqtt"
+        return cls(
+            directory=d, conf=d / "mosquitto.conf", passwd=d / "passwd", acl=d / "acl", pid=d / "mosquitto.pid",
+            log=d / "mosquitto.log", agent_secret=d / "agent.secret", lora_secret=d / "lora.secret",
+        )
 
 
 @dataclass(frozen=True)

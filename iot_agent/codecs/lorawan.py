@@ -118,6 +118,17 @@ def _num_or_none(v: Any) -> int | float | None:
     return v
 
 
+def _present(**values: Any) -> dict[str, Any]:
+    """Metadata from what the uplink carries: a field it lacks is left out, not sent as null."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _lora(modulation: Any) -> dict[str, Any]:
+    """The ``lora`` object of a modulation or data rate, {} when there is none."""
+    lora = modulation.get("lora") if isinstance(modulation, dict) else None
+    return lora if isinstance(lora, dict) else {}
+
+
 def _best_gateway(items: Any, rssi_key: str, snr_key: str, gw: Any) -> dict[str, Any]:
     """Radio metadata of the gateway with the strongest RSSI (and how many heard it)."""
     if items is None:
@@ -148,23 +159,18 @@ def parse_chirpstack_v4(doc: Any) -> Uplink:
     """ChirpStack v4 ``event/up`` (``deviceInfo.devEui``, ``fPort``, ``data``, ``object``, ``rxInfo``)."""
     d = _load(doc)
     info = _obj(d.get("deviceInfo"), "deviceInfo")
-    meta: dict[str, Any] = {}
-    for src, dst in (("time", "time"), ("devAddr", "dev_addr"), ("deduplicationId", "deduplication_id")):
-        if (v := _opt_str(d, src)) is not None:
-            meta[dst] = v
-    for src, dst in (("fCnt", "f_cnt"), ("dr", "dr")):
-        if (v := _opt_int(d, src)) is not None:
-            meta[dst] = v
+    meta = _present(
+        time=_opt_str(d, "time"), dev_addr=_opt_str(d, "devAddr"), deduplication_id=_opt_str(d, "deduplicationId"),
+        f_cnt=_opt_int(d, "fCnt"), dr=_opt_int(d, "dr"),
+    )
     meta.update(_best_gateway(d.get("rxInfo"), "rssi", "snr", lambda it: it.get("gatewayId")))
     tx = d.get("txInfo")
     if isinstance(tx, dict):
-        if (f := _num_or_none(tx.get("frequency"))) is not None:
-            meta["frequency"] = f
-        lora = (tx.get("modulation") or {}).get("lora") if isinstance(tx.get("modulation"), dict) else None
-        if isinstance(lora, dict) and (sf := _num_or_none(lora.get("spreadingFactor"))) is not None:
-            meta["spreading_factor"] = sf
-    if (name := _opt_str(info, "deviceName")) is not None:
-        meta["device_name"] = name
+        meta.update(_present(
+            frequency=_num_or_none(tx.get("frequency")),
+            spreading_factor=_num_or_none(_lora(tx.get("modulation")).get("spreadingFactor")),
+        ))
+    meta.update(_present(device_name=_opt_str(info, "deviceName")))
     return Uplink(
         network_server="chirpstack_v4",
         dev_eui=_eui(_opt_str(info, "devEui")),
@@ -181,9 +187,7 @@ def parse_chirpstack_v3(doc: Any) -> Uplink:
     """ChirpStack v3 (``devEUI``, ``data``, ``object`` or string ``objectJSON``, ``rxInfo[].rssi/loRaSNR``)."""
     d = _load(doc)
     app = d.get("applicationID")
-    meta: dict[str, Any] = {}
-    if (v := _opt_int(d, "fCnt")) is not None:
-        meta["f_cnt"] = v
+    meta = _present(f_cnt=_opt_int(d, "fCnt"))
     meta.update(_best_gateway(d.get("rxInfo"), "rssi", "loRaSNR", lambda it: it.get("gatewayID") or it.get("mac")))
     decoded = _decoded(d.get("object"), "object")
     if decoded is None:
@@ -207,13 +211,7 @@ def parse_tts_v3(doc: Any) -> Uplink:
     up = _obj(d.get("uplink_message"), "uplink_message")
     app_ids = ids.get("application_ids")
     app = _opt_str(app_ids, "application_id") if isinstance(app_ids, dict) else None
-    meta: dict[str, Any] = {}
-    if (v := _opt_str(d, "received_at")) is not None:
-        meta["time"] = v
-    if (v := _opt_str(ids, "dev_addr")) is not None:
-        meta["dev_addr"] = v
-    if (v := _opt_int(up, "f_cnt")) is not None:
-        meta["f_cnt"] = v
+    meta = _present(time=_opt_str(d, "received_at"), dev_addr=_opt_str(ids, "dev_addr"), f_cnt=_opt_int(up, "f_cnt"))
     meta.update(
         _best_gateway(
             up.get("rx_metadata"),
@@ -229,10 +227,7 @@ def parse_tts_v3(doc: Any) -> Uplink:
                 meta["frequency"] = int(f)  # TTS writes uint64 as a JSON string
             except (TypeError, ValueError):
                 pass
-        dr = settings.get("data_rate")
-        lora = dr.get("lora") if isinstance(dr, dict) else None
-        if isinstance(lora, dict) and (sf := _num_or_none(lora.get("spreading_factor"))) is not None:
-            meta["spreading_factor"] = sf
+        meta.update(_present(spreading_factor=_num_or_none(_lora(settings.get("data_rate")).get("spreading_factor"))))
     if d.get("simulated") is True:
         meta["simulated"] = True
     return Uplink(

@@ -90,22 +90,18 @@ class Target:
         if self.entityless:
             text = "no particular entity"
         else:
-            if self.id is not None:
-                who = f"entity {self.id}"
-            elif self.id_pattern is not None:
-                who = f"entities matching idPattern {self.id_pattern}"
-            else:
-                who = ""
-            if self.type is not None:
-                kind = f"type {self.type}"
-            elif self.type_pattern is not None:
-                kind = f"typePattern {self.type_pattern}"
-            else:
-                kind = "any type"
+            who = _first_named(("entity", self.id), ("entities matching idPattern", self.id_pattern))
+            kind = _first_named(("type", self.type), ("typePattern", self.type_pattern)) or "any type"
             text = f"{who} of {kind}" if who else kind
         if self.attrs:
             text += " (attributes " + ", ".join(sorted(self.attrs)) + ")"
         return text
+
+
+def _first_named(*choices: tuple[str, str | None]) -> str:
+    """``"<what> <value>"`` of the first choice that has a value ("" if none): a selector's
+    exact id or type is what it selects by, before its pattern."""
+    return next((f"{what} {value}" for what, value in choices if value is not None), "")
 
 
 NO_ENTITY: Final = Target(entityless=True, attrs=frozenset())

@@ -81,6 +81,14 @@ async def json_body(request: Request) -> dict[str, Any]:
     return body
 
 
+async def wrapped_body(request: Request, name: str) -> dict[str, Any]:
+    """The object a /v1 body wraps under ``name`` (Keyrock's ``{"user": {...}}``), or 400."""
+    body = (await json_body(request)).get(name)
+    if not isinstance(body, dict):
+        raise KeyrockError(400, f"Missing parameter {name} in body")
+    return body
+
+
 def client_address(request: Request) -> str:
     if request.app.state.config.trust_forwarded:
         forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()

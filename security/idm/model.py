@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 PROVIDER = "provider"
 PURCHASER = "purchaser"
@@ -47,8 +47,17 @@ CODE = "code"
 API = "api"
 
 
+class Record:
+    """Base of the records that get changed: they are frozen, so a change is a copy."""
+
+    __slots__ = ()
+
+    def replace(self, **changes: Any) -> Self:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]  # every subclass is a dataclass
+
+
 @dataclass(frozen=True, slots=True)
-class User:
+class User(Record):
     id: str
     username: str
     email: str
@@ -60,20 +69,14 @@ class User:
     website: str | None = None
     created_at: float = 0.0
 
-    def replace(self, **changes: Any) -> User:
-        return dataclasses.replace(self, **changes)
-
 
 @dataclass(frozen=True, slots=True)
-class Organization:
+class Organization(Record):
     id: str
     name: str
     description: str | None = None
     website: str | None = None
     created_at: float = 0.0
-
-    def replace(self, **changes: Any) -> Organization:
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,7 @@ class Membership:
 
 
 @dataclass(frozen=True, slots=True)
-class Application:
+class Application(Record):
     """An OAuth client. ``client_type`` ``public`` (a browser or mobile app that cannot keep
     a secret) authenticates with its id alone and must use PKCE S256; ``confidential`` (the
     default, as every Keyrock application) with HTTP Basic. ``jwt_algorithm`` says how its
@@ -111,12 +114,9 @@ class Application:
     def public(self) -> bool:
         return self.client_type == "public"
 
-    def replace(self, **changes: Any) -> Application:
-        return dataclasses.replace(self, **changes)
-
 
 @dataclass(frozen=True, slots=True)
-class Role:
+class Role(Record):
     """``app_id`` is "" for the internal roles every application shares."""
 
     id: str
@@ -124,12 +124,9 @@ class Role:
     app_id: str
     is_internal: bool = False
 
-    def replace(self, **changes: Any) -> Role:
-        return dataclasses.replace(self, **changes)
-
 
 @dataclass(frozen=True, slots=True)
-class Permission:
+class Permission(Record):
     """Keyrock's permission fields, plus ``ngsi``: a free-form JSON policy that NGSI-aware
     authorization reads (this package stores and returns it, and never interprets it)."""
 
@@ -148,9 +145,6 @@ class Permission:
     regex_attributes: str | None = None
     regex_types: str | None = None
     ngsi: Any = None
-
-    def replace(self, **changes: Any) -> Permission:
-        return dataclasses.replace(self, **changes)
 
     def as_policy(self) -> dict[str, Any]:
         """The mapping ``security.authz.keyrock.decide`` takes."""
@@ -173,7 +167,7 @@ class OrganizationRole:
 
 
 @dataclass(frozen=True, slots=True)
-class Token:
+class Token(Record):
     """Any credential the identity manager issued, keyed by the SHA-256 of its value.
 
     ``kind``: access, refresh, code (authorization code) or api (/v1 X-Subject-Token).
@@ -200,12 +194,9 @@ class Token:
     def live(self, now: float) -> bool:
         return not self.revoked and not self.expired(now)
 
-    def replace(self, **changes: Any) -> Token:
-        return dataclasses.replace(self, **changes)
-
 
 @dataclass(frozen=True, slots=True)
-class SigningKey:
+class SigningKey(Record):
     """A key pair the identity manager signs JWTs with. The newest not retired signs;
     ``signed_until`` is the latest expiry of what it signed (``PERMANENT`` once it signed a
     token that never expires): the JWKS publishes a retired key until then."""
@@ -216,9 +207,6 @@ class SigningKey:
     created_at: float
     retired_at: float | None = None
     signed_until: float = 0.0
-
-    def replace(self, **changes: Any) -> SigningKey:
-        return dataclasses.replace(self, **changes)
 
 
 PERMANENT = 1e18  # "never expires" where a number is needed (far past any clock)

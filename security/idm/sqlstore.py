@@ -141,6 +141,10 @@ def _application(row: Row) -> Application:
     )
 
 
+def _role(row: Row) -> Role:
+    return Role(row[0], row[1], row[2], bool(row[3]))
+
+
 def _permission(row: Row) -> Permission:
     doc = orjson.loads(row[2])
     fields = {f.name for f in dataclasses.fields(Permission)}
@@ -161,6 +165,8 @@ _APP_COLUMNS = (
     "jwt_secret, jwt_algorithm, client_type, created_at"
 )
 _TOKEN_COLUMNS = "hash, kind, client_id, user_id, scope, issued_at, expires_at, revoked, family, extra"
+_SELECT_ROLES = "SELECT id, name, app_id, is_internal FROM idm_roles"
+_SELECT_PERMISSIONS = "SELECT id, app_id, doc FROM idm_permissions"
 
 
 def _user_args(user: User) -> list[Any]:
@@ -228,6 +234,31 @@ class SQLStore(IdmStore):
                 await _bump(db)
             return count
 
+    async def _of_app(self, select: str, app_id: str, item_id: str | None = None) -> list[Row]:
+        """What ``select`` reads of the roles or permissions of an application, which has the
+        internal ones too (app_id ""): all of them in creation order, or the one ``item_id``."""
+        if item_id is None:
+            return await self._fetch(f"{select} WHERE app_id = ? OR app_id = '' ORDER BY seq, id", [app_id])
+        return await self._fetch(f"{select} WHERE id = ? AND (app_id = ? OR app_id = '')", [item_id, app_id])
+
+    async def _delete(self, sql: str, args: Sequence[Any], key: str, *cleanup: str) -> bool:
+        """Run the DELETE ``sql``; if it removed a row, also what referred to it (``cleanup``,
+        statements on ``key``) and bump the policy version, in the same transaction."""
+        async with self.driver.transaction() as db:
+            count = await db.execute(sql, args)
+            if count:
+                for statement in cleanup:
+                    await db.execute(statement, [key])
+                await _bump(db)
+            return bool(count)
+
+    async def _insert_in_order(self, sql: str, args: Sequence[Any]) -> None:
+        """Run the INSERT ``sql`` whose last parameter is the creation-order number (which
+        lists sort by); bump the policy version if it added a row."""
+        async with self.driver.transaction() as db:
+            if await db.execute(sql, [*args, await _next(db)]):
+                await _bump(db)
+
     # -- users ------------------------------------------------------------------------------
     async def create_user(self, user: User) -> None:
         await self._change(f"INSERT INTO idm_users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _user_args(user))
@@ -258,14 +289,12 @@ class SQLStore(IdmStore):
                 await _bump(db)
 
     async def delete_user(self, user_id: str) -> bool:
-        async with self.driver.transaction() as db:
-            count = await db.execute("DELETE FROM idm_users WHERE id = ?", [user_id])
-            if count:
-                await db.execute("DELETE FROM idm_memberships WHERE user_id = ?", [user_id])
-                await db.execute("DELETE FROM idm_user_roles WHERE user_id = ?", [user_id])
-                await db.execute("UPDATE idm_tokens SET revoked = 1 WHERE user_id = ?", [user_id])
-                await _bump(db)
-            return bool(count)
+        return await self._delete(
+            "DELETE FROM idm_users WHERE id = ?", [user_id], user_id,
+            "DELETE FROM idm_memberships WHERE user_id = ?",
+            "DELETE FROM idm_user_roles WHERE user_id = ?",
+            "UPDATE idm_tokens SET revoked = 1 WHERE user_id = ?",
+        )
 
     async def any_admin(self) -> bool:
         return bool(await self._fetch("SELECT id FROM idm_users WHERE admin = 1 LIMIT 1"))
@@ -301,13 +330,11 @@ class SQLStore(IdmStore):
         )
 
     async def delete_organization(self, organization_id: str) -> bool:
-        async with self.driver.transaction() as db:
-            count = await db.execute("DELETE FROM idm_organizations WHERE id = ?", [organization_id])
-            if count:
-                await db.execute("DELETE FROM idm_memberships WHERE organization_id = ?", [organization_id])
-                await db.execute("DELETE FROM idm_organization_roles WHERE organization_id = ?", [organization_id])
-                await _bump(db)
-            return bool(count)
+        return await self._delete(
+            "DELETE FROM idm_organizations WHERE id = ?", [organization_id], organization_id,
+            "DELETE FROM idm_memberships WHERE organization_id = ?",
+            "DELETE FROM idm_organization_roles WHERE organization_id = ?",
+        )
 
     async def put_membership(self, membership: Membership) -> None:
         m = membership
@@ -356,74 +383,54 @@ class SQLStore(IdmStore):
         )
 
     async def delete_application(self, app_id: str) -> bool:
-        async with self.driver.transaction() as db:
-            count = await db.execute("DELETE FROM idm_applications WHERE id = ?", [app_id])
-            if count:
-                await db.execute(
-                    "DELETE FROM idm_role_permissions WHERE role_id IN (SELECT id FROM idm_roles WHERE app_id = ?)", [app_id]
-                )
-                await db.execute("DELETE FROM idm_roles WHERE app_id = ?", [app_id])
-                await db.execute("DELETE FROM idm_permissions WHERE app_id = ?", [app_id])
-                await db.execute("DELETE FROM idm_user_roles WHERE app_id = ?", [app_id])
-                await db.execute("DELETE FROM idm_organization_roles WHERE app_id = ?", [app_id])
-                await db.execute("UPDATE idm_tokens SET revoked = 1 WHERE client_id = ?", [app_id])
-                await _bump(db)
-            return bool(count)
+        return await self._delete(
+            "DELETE FROM idm_applications WHERE id = ?", [app_id], app_id,
+            "DELETE FROM idm_role_permissions WHERE role_id IN (SELECT id FROM idm_roles WHERE app_id = ?)",
+            "DELETE FROM idm_roles WHERE app_id = ?",
+            "DELETE FROM idm_permissions WHERE app_id = ?",
+            "DELETE FROM idm_user_roles WHERE app_id = ?",
+            "DELETE FROM idm_organization_roles WHERE app_id = ?",
+            "UPDATE idm_tokens SET revoked = 1 WHERE client_id = ?",
+        )
 
     # -- roles -----------------------------------------------------------------------------
     async def create_role(self, role: Role) -> None:
-        async with self.driver.transaction() as db:
-            await db.execute(
-                "INSERT INTO idm_roles (id, name, app_id, is_internal, seq) VALUES (?, ?, ?, ?, ?)",
-                [role.id, role.name, role.app_id, int(role.is_internal), await _next(db)],
-            )
-            await _bump(db)
+        await self._insert_in_order(
+            "INSERT INTO idm_roles (id, name, app_id, is_internal, seq) VALUES (?, ?, ?, ?, ?)",
+            [role.id, role.name, role.app_id, int(role.is_internal)],
+        )
 
     async def get_role(self, app_id: str, role_id: str) -> Role | None:
-        row = await self._one(
-            "SELECT id, name, app_id, is_internal FROM idm_roles WHERE id = ? AND (app_id = ? OR app_id = '')", [role_id, app_id]
-        )
-        return Role(row[0], row[1], row[2], bool(row[3])) if row else None
+        rows = await self._of_app(_SELECT_ROLES, app_id, role_id)
+        return _role(rows[0]) if rows else None
 
     async def list_roles(self, app_id: str) -> list[Role]:
-        rows = await self._fetch(
-            "SELECT id, name, app_id, is_internal FROM idm_roles WHERE app_id = ? OR app_id = '' ORDER BY seq, id", [app_id]
-        )
-        return [Role(r[0], r[1], r[2], bool(r[3])) for r in rows]
+        return [_role(r) for r in await self._of_app(_SELECT_ROLES, app_id)]
 
     async def save_role(self, role: Role) -> None:
         await self._change("UPDATE idm_roles SET name = ? WHERE id = ? AND app_id = ?", [role.name, role.id, role.app_id], policy=True)
 
     async def delete_role(self, app_id: str, role_id: str) -> bool:
-        async with self.driver.transaction() as db:
-            count = await db.execute("DELETE FROM idm_roles WHERE id = ? AND app_id = ?", [role_id, app_id])
-            if count:
-                await db.execute("DELETE FROM idm_role_permissions WHERE role_id = ?", [role_id])
-                await db.execute("DELETE FROM idm_user_roles WHERE role_id = ?", [role_id])
-                await db.execute("DELETE FROM idm_organization_roles WHERE role_id = ?", [role_id])
-                await _bump(db)
-            return bool(count)
+        return await self._delete(
+            "DELETE FROM idm_roles WHERE id = ? AND app_id = ?", [role_id, app_id], role_id,
+            "DELETE FROM idm_role_permissions WHERE role_id = ?",
+            "DELETE FROM idm_user_roles WHERE role_id = ?",
+            "DELETE FROM idm_organization_roles WHERE role_id = ?",
+        )
 
     # -- permissions -------------------------------------------------------------------------
     async def create_permission(self, permission: Permission) -> None:
-        async with self.driver.transaction() as db:
-            await db.execute(
-                "INSERT INTO idm_permissions (id, app_id, doc, seq) VALUES (?, ?, ?, ?)",
-                [permission.id, permission.app_id, _permission_doc(permission), await _next(db)],
-            )
-            await _bump(db)
+        await self._insert_in_order(
+            "INSERT INTO idm_permissions (id, app_id, doc, seq) VALUES (?, ?, ?, ?)",
+            [permission.id, permission.app_id, _permission_doc(permission)],
+        )
 
     async def get_permission(self, app_id: str, permission_id: str) -> Permission | None:
-        row = await self._one(
-            "SELECT id, app_id, doc FROM idm_permissions WHERE id = ? AND (app_id = ? OR app_id = '')", [permission_id, app_id]
-        )
-        return _permission(row) if row else None
+        rows = await self._of_app(_SELECT_PERMISSIONS, app_id, permission_id)
+        return _permission(rows[0]) if rows else None
 
     async def list_permissions(self, app_id: str) -> list[Permission]:
-        rows = await self._fetch(
-            "SELECT id, app_id, doc FROM idm_permissions WHERE app_id = ? OR app_id = '' ORDER BY seq, id", [app_id]
-        )
-        return [_permission(r) for r in rows]
+        return [_permission(r) for r in await self._of_app(_SELECT_PERMISSIONS, app_id)]
 
     async def save_permission(self, permission: Permission) -> None:
         await self._change(
@@ -432,12 +439,10 @@ class SQLStore(IdmStore):
         )
 
     async def delete_permission(self, app_id: str, permission_id: str) -> bool:
-        async with self.driver.transaction() as db:
-            count = await db.execute("DELETE FROM idm_permissions WHERE id = ? AND app_id = ?", [permission_id, app_id])
-            if count:
-                await db.execute("DELETE FROM idm_role_permissions WHERE permission_id = ?", [permission_id])
-                await _bump(db)
-            return bool(count)
+        return await self._delete(
+            "DELETE FROM idm_permissions WHERE id = ? AND app_id = ?", [permission_id, app_id], permission_id,
+            "DELETE FROM idm_role_permissions WHERE permission_id = ?",
+        )
 
     async def put_role_permission(self, role_id: str, permission_id: str) -> None:
         await self._change(
@@ -464,13 +469,10 @@ class SQLStore(IdmStore):
     # -- role assignments -------------------------------------------------------------------
     async def put_user_role(self, assignment: UserRole) -> None:
         a = assignment
-        async with self.driver.transaction() as db:
-            count = await db.execute(
-                "INSERT INTO idm_user_roles (app_id, user_id, role_id, seq) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [a.app_id, a.user_id, a.role_id, await _next(db)],
-            )
-            if count:
-                await _bump(db)
+        await self._insert_in_order(
+            "INSERT INTO idm_user_roles (app_id, user_id, role_id, seq) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [a.app_id, a.user_id, a.role_id],
+        )
 
     async def delete_user_role(self, assignment: UserRole) -> bool:
         a = assignment
@@ -486,14 +488,11 @@ class SQLStore(IdmStore):
 
     async def put_organization_role(self, assignment: OrganizationRole) -> None:
         a = assignment
-        async with self.driver.transaction() as db:
-            count = await db.execute(
-                "INSERT INTO idm_organization_roles (app_id, organization_id, role_id, organization_role, seq) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [a.app_id, a.organization_id, a.role_id, a.organization_role, await _next(db)],
-            )
-            if count:
-                await _bump(db)
+        await self._insert_in_order(
+            "INSERT INTO idm_organization_roles (app_id, organization_id, role_id, organization_role, seq) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [a.app_id, a.organization_id, a.role_id, a.organization_role],
+        )
 
     async def delete_organization_role(self, assignment: OrganizationRole) -> bool:
         a = assignment

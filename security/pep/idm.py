@@ -100,6 +100,16 @@ class IdMClient:
         except ValueError:
             raise IdMError(f"{kind}: the answer is not JSON") from None
 
+    async def _published(self, kind: str, path: str) -> Response | None:
+        """The answer to a GET of a document the identity manager may not publish (Keyrock
+        has no policy version): None when it answers 404, IdMError when it fails otherwise."""
+        response = await self._call(kind, "GET", path, list(JSON_HEADERS))
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise IdMError(f"{kind}: status {response.status}")
+        return response
+
     # -- tokens ------------------------------------------------------------------------------
 
     async def user(self, token: str, params: dict[str, str] | None = None) -> UserAnswer:
@@ -129,11 +139,9 @@ class IdMClient:
 
     async def policy_version(self) -> int | None:
         """The identity manager's policy version; None when it has none (Keyrock)."""
-        response = await self._call("policy_version", "GET", "/v1/policy_version", list(JSON_HEADERS))
-        if response.status == 404:
+        response = await self._published("policy_version", "/v1/policy_version")
+        if response is None:
             return None
-        if response.status != 200:
-            raise IdMError(f"policy_version: status {response.status}")
         found = self._json("policy_version", response)
         value = found.get("policy_version") if isinstance(found, dict) else None
         if isinstance(value, bool) or not isinstance(value, int):
@@ -153,12 +161,8 @@ class IdMClient:
 
     async def jwks(self) -> Any | None:
         """The JWKS document; None when the identity manager publishes none."""
-        response = await self._call("jwks", "GET", "/.well-known/jwks.json", list(JSON_HEADERS))
-        if response.status == 404:
-            return None
-        if response.status != 200:
-            raise IdMError(f"jwks: status {response.status}")
-        return self._json("jwks", response)
+        response = await self._published("jwks", "/.well-known/jwks.json")
+        return None if response is None else self._json("jwks", response)
 
     # -- the PEP's own login, and what needs it ---------------------------------------------------
 

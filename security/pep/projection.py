@@ -68,7 +68,19 @@ def _types(doc: Any, shown: Visible) -> Any:
     return [_type(t, shown) for t in doc] if isinstance(doc, list) else doc
 
 
-def _rule(method: str, path: str) -> Callable[[Any, Visible], Any] | None:
+Rule = Callable[[Any, Visible], Any]
+
+# the projected GET routes, by their segments after /v2/ ("*": the entity id or type name)
+_GET_RULES: dict[tuple[str, ...], Rule] = {
+    ("entities",): _entities,
+    ("entities", "*"): _entity,
+    ("entities", "*", "attrs"): _attrs,
+    ("types",): _types,
+    ("types", "*"): _type,
+}
+
+
+def _rule(method: str, path: str) -> Rule | None:
     if len(path) > 1 and path.endswith("/"):
         path = path[:-1]
     if method == "POST":
@@ -76,19 +88,8 @@ def _rule(method: str, path: str) -> Callable[[Any, Visible], Any] | None:
     parts = path.split("/")
     if method != "GET" or len(parts) < 3 or parts[1] != "v2":
         return None
-    if parts[2] == "entities":
-        if len(parts) == 3:
-            return _entities
-        if len(parts) == 4:
-            return _entity
-        if len(parts) == 5 and parts[4] == "attrs":
-            return _attrs
-    if parts[2] == "types":
-        if len(parts) == 3:
-            return _types
-        if len(parts) == 4:
-            return _type
-    return None
+    segments = tuple("*" if i == 1 else part for i, part in enumerate(parts[2:]))
+    return _GET_RULES.get(segments)
 
 
 def project(

@@ -23,7 +23,8 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -421,6 +422,31 @@ def persistent(protocol: int) -> dict[str, Any]:
 both = pytest.mark.parametrize("protocol", [4, 5], ids=["mqtt311", "mqtt5"])
 
 
+@asynccontextmanager
+async def through_a_proxy(
+    mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int, topic: str, qos: int, **options: Any
+) -> AsyncIterator[tuple[Proxy, MqttClient, Inbox]]:
+    """A client connected through a :class:`Proxy` (to cut and drop), and the inbox of a watcher
+    subscribed to ``topic`` on the broker itself: what really got delivered across the cuts."""
+    _, inbox = await watching(make_client, mosquitto.port, topic, qos, protocol=protocol)
+    async with Proxy(mosquitto.port, protocol) as proxy:
+        client = make_client(proxy.port, protocol=protocol, **options)
+        await client.connect()
+        yield proxy, client, inbox
+
+
+async def publish_across_a_cut(proxy: Proxy, publish: Coroutine[Any, Any, None], lost: int) -> None:
+    """Publish while the proxy drops the ``lost`` acknowledgement, then cut the connection: the
+    publish must still be waiting, and complete once the client has reconnected and resent."""
+    proxy.drop = {lost}
+    publishing = asyncio.create_task(publish)
+    await until(lambda: proxy.dropped == [lost])
+    assert not publishing.done()
+    proxy.drop = set()
+    proxy.cut()
+    await asyncio.wait_for(publishing, WAIT)
+
+
 # -- round trips with Mosquitto ---------------------------------------------------------------
 
 
@@ -693,19 +719,12 @@ async def test_qos1_in_flight_is_resent_with_dup_after_a_reconnect(
     mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int
 ) -> None:
     topic = f"resend/{uid()}"
-    _, inbox = await watching(make_client, mosquitto.port, topic, 1, protocol=protocol)
-    async with Proxy(mosquitto.port, protocol) as proxy:
-        connects = Connects()
-        client = make_client(proxy.port, protocol=protocol, on_connect=connects, **persistent(protocol))
-        await client.connect()
-        proxy.drop = {PUBACK}  # the broker has the message, the client never hears it
-        publishing = asyncio.create_task(client.publish(topic, b"one", qos=1))
+    connects = Connects()
+    options = {"on_connect": connects, **persistent(protocol)}
+    async with through_a_proxy(mosquitto, make_client, protocol, topic, 1, **options) as (proxy, client, inbox):
+        # The broker has the message, the client never hears it: resent, acknowledged this time.
+        await publish_across_a_cut(proxy, client.publish(topic, b"one", qos=1), PUBACK)
         await inbox.wait(1)
-        await until(lambda: proxy.dropped == [PUBACK])
-        assert not publishing.done()
-        proxy.drop = set()
-        proxy.cut()
-        await asyncio.wait_for(publishing, WAIT)  # resent, acknowledged this time
         await connects.reach(2)
         assert client.session_present
         first, again = proxy.sent_of(Publish, b"one")
@@ -720,17 +739,9 @@ async def test_qos2_in_flight_completes_exactly_once_after_a_reconnect(
     mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int, lost: int
 ) -> None:
     topic = f"resend/{uid()}"
-    _, inbox = await watching(make_client, mosquitto.port, topic, 2, protocol=protocol)
-    async with Proxy(mosquitto.port, protocol) as proxy:
-        client = make_client(proxy.port, protocol=protocol, **persistent(protocol))
-        await client.connect()
-        proxy.drop = {lost}
-        publishing = asyncio.create_task(client.publish(topic, b"exactly once", qos=2))
-        await until(lambda: proxy.dropped == [lost])
-        assert not publishing.done()
-        proxy.drop = set()
-        proxy.cut()
-        await asyncio.wait_for(publishing, WAIT)
+    options = persistent(protocol)
+    async with through_a_proxy(mosquitto, make_client, protocol, topic, 2, **options) as (proxy, client, inbox):
+        await publish_across_a_cut(proxy, client.publish(topic, b"exactly once", qos=2), lost)
         [first, *again] = proxy.sent_of(Publish, b"exactly once")
         releases = proxy.sent_of(Pubrel)
         if lost == PUBREC:  # PUBLISH again, with DUP and the same identifier
@@ -748,10 +759,7 @@ async def test_messages_published_while_disconnected_are_queued(
     mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int
 ) -> None:
     topic = f"queue/{uid()}"
-    _, inbox = await watching(make_client, mosquitto.port, topic, 2, protocol=protocol)
-    async with Proxy(mosquitto.port, protocol) as proxy:
-        client = make_client(proxy.port, protocol=protocol, max_queued=2)
-        await client.connect()
+    async with through_a_proxy(mosquitto, make_client, protocol, topic, 2, max_queued=2) as (proxy, client, inbox):
         proxy.refuse = True
         proxy.cut()
         await until(lambda: not client.connected.is_set())

@@ -29,7 +29,6 @@ from ..oauth import (
 )
 from ..oauth import Request as OAuthRequest
 from ..pages import login as page
-from ..service import IdentityService
 
 log = logging.getLogger("waziup.idm.oauth2")
 
@@ -61,6 +60,17 @@ async def _new_session(request: Request, oauth: OAuthRequest, client_id: str | N
     if client_id and len(client_id) <= 256:
         session.client = await the_service.store.get_application(client_id)
     return session
+
+
+async def _posted(request: Request) -> tuple[OAuthRequest, Session] | Response:
+    """The form POSTed to a client's endpoint (token, revoke, introspect) and the session of
+    the client it names; or, for a body that cannot be read, the OAuth error answer."""
+    try:
+        form = await form_pairs(request)
+    except KeyrockError as exc:
+        return _error("invalid_request", exc.message, exc.code)
+    oauth = OAuthRequest("POST", request.url.path, request.headers, [], form)
+    return oauth, await _new_session(request, oauth, _client_id(oauth, request.headers))
 
 
 async def _apply(session: Session, result: Result) -> Result:
@@ -118,12 +128,10 @@ def _decide(call: Any) -> Result:
 
 
 async def token(request: Request) -> Response:
-    try:
-        form = await form_pairs(request)
-    except KeyrockError as exc:
-        return _error("invalid_request", exc.message, exc.code)
-    oauth = OAuthRequest("POST", request.url.path, request.headers, [], form)
-    session = await _new_session(request, oauth, _client_id(oauth, request.headers))
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    oauth, session = posted
     the_service = service(request)
     store = the_service.store
     grant_type = oauth.form.get("grant_type")
@@ -164,12 +172,10 @@ async def token(request: Request) -> Response:
 
 
 async def _token_endpoint(request: Request, name: str) -> Response:
-    try:
-        form = await form_pairs(request)
-    except KeyrockError as exc:
-        return _error("invalid_request", exc.message, exc.code)
-    oauth = OAuthRequest("POST", request.url.path, request.headers, [], form)
-    session = await _new_session(request, oauth, _client_id(oauth, request.headers))
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    oauth, session = posted
     value = oauth.form.get("token")
     if value and len(value) <= 16 * 1024:
         session.target = await session.service.store.get_token(digest(value))
@@ -200,15 +206,6 @@ def _secure(request: Request) -> bool:
     return bool(request.app.state.config.https or request.app.state.config.issuer_url.startswith("https://"))
 
 
-async def _consent(request: Request, pairs: list[tuple[str, str]], the_service: IdentityService) -> tuple[Session, OAuthRequest, Any]:
-    """Validate an authorization request: (session, request, grant); OAuth2Error when invalid."""
-    oauth = OAuthRequest(request.method, request.url.path, request.headers, pairs, [])
-    session = await _new_session(request, oauth, oauth.payload.data.get("client_id"))
-    server = build_server(session)
-    grant = server.get_consent_grant(oauth, end_user=None)
-    return session, oauth, grant
-
-
 def _rejected(error: OAuth2Error) -> Response:
     """An invalid authorization request: back to the application when its redirect URI is
     known to be the application's, else said on a page."""
@@ -220,15 +217,26 @@ def _rejected(error: OAuth2Error) -> Response:
     return page.problem(f"{error.error}: {error.description or 'invalid authorization request'}")
 
 
-async def authorize_page(request: Request) -> Response:
-    the_service = service(request)
-    pairs = query_pairs(request)
+async def _consent(request: Request, pairs: list[tuple[str, str]]) -> tuple[Session, OAuthRequest, Any] | Response:
+    """Validate an authorization request: (session, request, grant); or, when invalid, the
+    answer that refuses it (the sign-in page and its form refuse alike)."""
     try:
-        session, oauth, _grant = await _consent(request, pairs, the_service)
+        oauth = OAuthRequest(request.method, request.url.path, request.headers, pairs, [])
+        session = await _new_session(request, oauth, oauth.payload.data.get("client_id"))
+        server = build_server(session)
+        grant = server.get_consent_grant(oauth, end_user=None)
     except OAuth2Error as error:
         return _rejected(error)
     except ValueError:
         return page.problem("invalid authorization request")
+    return session, oauth, grant
+
+
+async def authorize_page(request: Request) -> Response:
+    consent = await _consent(request, query_pairs(request))
+    if isinstance(consent, Response):
+        return consent
+    session, oauth, _grant = consent
     assert session.client is not None
     return page.sign_in(app_name=session.client.name, scopes=split_scope(oauth.payload.data.get("scope")),
                         params=dict(oauth.payload.data), csrf=secrets.token_urlsafe(24), secure=_secure(request))
@@ -245,12 +253,10 @@ async def authorize_submit(request: Request) -> Response:
     if not cookie or not same(cookie, fields.get(page.CSRF_FIELD, "")):
         return page.problem("The form expired or did not come from this site: start again from the application.", 403)
     carried = [(name, value) for name, value in form if name in page.CARRIED]
-    try:
-        session, oauth, grant = await _consent(request, carried, the_service)
-    except OAuth2Error as error:
-        return _rejected(error)
-    except ValueError:
-        return page.problem("invalid authorization request")
+    consent = await _consent(request, carried)
+    if isinstance(consent, Response):
+        return consent
+    session, oauth, grant = consent
     assert session.client is not None
     server = build_server(session)
     csrf = secrets.token_urlsafe(24)

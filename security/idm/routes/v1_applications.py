@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -33,7 +33,7 @@ from starlette.routing import Route
 from ngsi.regex import compile_pattern
 
 from ..credentials import digest, new_token
-from ..http import KeyrockError, api_caller, json, json_body, service, text_field
+from ..http import KeyrockError, api_caller, json, service, text_field, wrapped_body
 from ..model import (
     GRANT_TYPES,
     ORGANIZATION_ROLES,
@@ -48,6 +48,7 @@ from ..model import (
 
 FORBIDDEN = "User not allowed to perform the action"
 _BAD_SCHEMES = ("javascript", "data", "vbscript", "file")
+_Item = TypeVar("_Item", Role, Permission)
 
 
 # -- rendering -------------------------------------------------------------------------------
@@ -108,6 +109,21 @@ async def _allowed(request: Request, caller: User, app: Application, *needed: st
     if not grants.all_role_ids():
         raise KeyrockError(403, FORBIDDEN)
     return held
+
+
+async def _app_for(request: Request, *needed: str) -> Application:
+    """The path's application, once :func:`_allowed` lets the caller act on it."""
+    caller, app = await _application(request)
+    await _allowed(request, caller, app, *needed)
+    return app
+
+
+def _changeable(item: _Item, refusal: str) -> _Item:
+    """Internal roles and permissions are Keyrock's seeded ones, shared by every application:
+    nobody changes or deletes them."""
+    if item.is_internal:
+        raise KeyrockError(403, refusal)
+    return item
 
 
 def _uris(value: Any) -> tuple[str, ...]:
@@ -172,13 +188,6 @@ def _app_fields(request: Request, body: dict[str, Any], app: Application) -> tup
     return updated, shown
 
 
-async def _app_body(request: Request) -> dict[str, Any]:
-    body = (await json_body(request)).get("application")
-    if not isinstance(body, dict):
-        raise KeyrockError(400, "Missing parameter application in body")
-    return body
-
-
 # -- applications ----------------------------------------------------------------------------
 
 
@@ -203,7 +212,7 @@ async def list_applications(request: Request) -> Response:
 
 async def create_application(request: Request) -> Response:
     caller = await api_caller(request)
-    body = await _app_body(request)
+    body = await wrapped_body(request, "application")
     text_field(body, "name", required=True)
     the_service = service(request)
     secret = new_token()
@@ -226,16 +235,14 @@ async def read_application(request: Request) -> Response:
 
 
 async def update_application(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app, "2")
-    updated, shown = _app_fields(request, await _app_body(request), app)
+    app = await _app_for(request, "2")
+    updated, shown = _app_fields(request, await wrapped_body(request, "application"), app)
     await service(request).store.save_application(updated)
     return json({"values_updated": shown})
 
 
 async def delete_application(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app, "2")
+    app = await _app_for(request, "2")
     await service(request).store.delete_application(app.id)
     return Response(status_code=204)
 
@@ -250,51 +257,39 @@ async def _role(request: Request, app: Application) -> Role:
     return role
 
 
-async def _role_body(request: Request) -> str:
-    body = (await json_body(request)).get("role")
-    if not isinstance(body, dict):
-        raise KeyrockError(400, "Missing parameter role in body")
-    return text_field(body, "name", required=True, limit=256) or ""
+async def _role_name(request: Request) -> str:
+    return text_field(await wrapped_body(request, "role"), "name", required=True, limit=256) or ""
 
 
 async def list_roles(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app)
+    app = await _app_for(request)
     roles = await service(request).store.list_roles(app.id)
     return json({"roles": [{"id": r.id, "name": r.name} for r in roles]})
 
 
 async def create_role(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app, "3")
-    role = Role(str(uuid.uuid4()), await _role_body(request), app.id)
+    app = await _app_for(request, "3")
+    role = Role(str(uuid.uuid4()), await _role_name(request), app.id)
     await service(request).store.create_role(role)
     return json({"role": role_json(role, app.id)}, 201)
 
 
 async def read_role(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app)
+    app = await _app_for(request)
     return json({"role": role_json(await _role(request, app), app.id)})
 
 
 async def update_role(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app, "3")
-    role = await _role(request, app)
-    if role.is_internal:
-        raise KeyrockError(403, "Internal roles cannot be changed")
-    name = await _role_body(request)
+    app = await _app_for(request, "3")
+    role = _changeable(await _role(request, app), "Internal roles cannot be changed")
+    name = await _role_name(request)
     await service(request).store.save_role(role.replace(name=name))
     return json({"values_updated": {"name": name}})
 
 
 async def delete_role(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app, "3")
-    role = await _role(request, app)
-    if role.is_internal:
-        raise KeyrockError(403, "Internal roles cannot be deleted")
+    app = await _app_for(request, "3")
+    role = _changeable(await _role(request, app), "Internal roles cannot be deleted")
     await service(request).store.delete_role(app.id, role.id)
     return Response(status_code=204)
 
@@ -337,13 +332,6 @@ def _permission_fields(body: dict[str, Any], permission: Permission) -> tuple[Pe
     return updated, changes
 
 
-async def _permission_body(request: Request) -> dict[str, Any]:
-    body = (await json_body(request)).get("permission")
-    if not isinstance(body, dict):
-        raise KeyrockError(400, "Missing parameter permission in body")
-    return body
-
-
 async def _permission(request: Request, app: Application) -> Permission:
     permission = await service(request).store.get_permission(app.id, request.path_params["permission_id"])
     if permission is None:
@@ -352,16 +340,14 @@ async def _permission(request: Request, app: Application) -> Permission:
 
 
 async def list_permissions(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app)
+    app = await _app_for(request)
     found = await service(request).store.list_permissions(app.id)
     return json({"permissions": [permission_json(p, app.id) for p in found]})
 
 
 async def create_permission(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app, "3")
-    body = await _permission_body(request)
+    app = await _app_for(request, "3")
+    body = await wrapped_body(request, "permission")
     text_field(body, "name", required=True)
     permission, _ = _permission_fields(body, Permission(str(uuid.uuid4()), "", app.id))
     await service(request).store.create_permission(permission)
@@ -369,28 +355,21 @@ async def create_permission(request: Request) -> Response:
 
 
 async def read_permission(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app)
+    app = await _app_for(request)
     return json({"permission": permission_json(await _permission(request, app), app.id)})
 
 
 async def update_permission(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app, "3")
-    permission = await _permission(request, app)
-    if permission.is_internal:
-        raise KeyrockError(403, "Internal permissions cannot be changed")
-    updated, changes = _permission_fields(await _permission_body(request), permission)
+    app = await _app_for(request, "3")
+    permission = _changeable(await _permission(request, app), "Internal permissions cannot be changed")
+    updated, changes = _permission_fields(await wrapped_body(request, "permission"), permission)
     await service(request).store.save_permission(updated)
     return json({"values_updated": changes})
 
 
 async def delete_permission(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app, "3")
-    permission = await _permission(request, app)
-    if permission.is_internal:
-        raise KeyrockError(403, "Internal permissions cannot be deleted")
+    app = await _app_for(request, "3")
+    permission = _changeable(await _permission(request, app), "Internal permissions cannot be deleted")
     await service(request).store.delete_permission(app.id, permission.id)
     return Response(status_code=204)
 
@@ -399,8 +378,7 @@ async def delete_permission(request: Request) -> Response:
 
 
 async def role_permissions(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app)
+    app = await _app_for(request)
     role = await _role(request, app)
     found = await service(request).store.permissions_of_roles([role.id])
     out = []
@@ -412,8 +390,7 @@ async def role_permissions(request: Request) -> Response:
 
 
 async def _role_and_permission(request: Request) -> tuple[Role, Permission]:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app, "3")
+    app = await _app_for(request, "3")
     role, permission = await _role(request, app), await _permission(request, app)
     if role.is_internal or permission.is_internal:
         raise KeyrockError(403, "Internal roles and permissions cannot be reassigned")
@@ -451,8 +428,7 @@ async def _may_assign(request: Request, caller: User, app: Application, role: Ro
 
 
 async def user_assignments(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app)
+    app = await _app_for(request)
     user_id = request.path_params.get("user_id")
     if user_id is not None and await service(request).store.get_user(user_id) is None:
         raise KeyrockError(404, "User not found")
@@ -484,8 +460,7 @@ async def remove_user_role(request: Request) -> Response:
 
 
 async def organization_assignments(request: Request) -> Response:
-    caller, app = await _application(request)
-    await _allowed(request, caller, app)
+    app = await _app_for(request)
     org_id = request.path_params.get("organization_id")
     if org_id is not None and await service(request).store.get_organization(org_id) is None:
         raise KeyrockError(404, "Organization not found")

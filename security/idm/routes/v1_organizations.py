@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..http import KeyrockError, api_caller, json, json_body, service, text_field
+from ..http import KeyrockError, api_caller, json, service, text_field, wrapped_body
 from ..model import ORGANIZATION_ROLES, Membership, Organization, User
 
 FORBIDDEN = "User not allowed to perform the action"
@@ -25,13 +25,6 @@ FORBIDDEN = "User not allowed to perform the action"
 
 def shown(org: Organization) -> dict[str, Any]:
     return {"id": org.id, "name": org.name, "description": org.description, "website": org.website, "image": "default"}
-
-
-async def _org_body(request: Request) -> dict[str, Any]:
-    body = (await json_body(request)).get("organization")
-    if not isinstance(body, dict):
-        raise KeyrockError(400, "Missing parameter organization in body")
-    return body
 
 
 async def _organization(request: Request, *, owner: bool) -> tuple[User, Organization]:
@@ -61,7 +54,7 @@ async def list_organizations(request: Request) -> Response:
 
 async def create_organization(request: Request) -> Response:
     caller = await api_caller(request)
-    body = await _org_body(request)
+    body = await wrapped_body(request, "organization")
     the_service = service(request)
     org = Organization(str(uuid.uuid4()), text_field(body, "name", required=True, limit=256) or "",
                        text_field(body, "description"), text_field(body, "website"), the_service.now())
@@ -76,7 +69,7 @@ async def read_organization(request: Request) -> Response:
 
 async def update_organization(request: Request) -> Response:
     _, org = await _organization(request, owner=True)
-    body = await _org_body(request)
+    body = await wrapped_body(request, "organization")
     changes = {}
     for name in ("name", "description", "website"):
         if name in body:

@@ -16,7 +16,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..credentials import hash_password
-from ..http import KeyrockError, api_caller, iso, json, json_body, service, text_field
+from ..http import (
+    KeyrockError,
+    api_caller,
+    iso,
+    json,
+    service,
+    text_field,
+    wrapped_body,
+)
 from ..model import ACCESS, CODE, REFRESH, User
 from ..store import Conflict
 
@@ -41,13 +49,6 @@ def valid_email(email: str) -> str:
     return email.lower()
 
 
-async def _user_body(request: Request) -> dict[str, Any]:
-    body = (await json_body(request)).get("user")
-    if not isinstance(body, dict):
-        raise KeyrockError(400, "Missing parameter user in body")
-    return body
-
-
 async def list_users(request: Request) -> Response:
     caller = await api_caller(request)
     if not caller.admin:
@@ -59,7 +60,7 @@ async def create_user(request: Request) -> Response:
     caller = await api_caller(request)
     if not caller.admin:
         raise KeyrockError(403, FORBIDDEN)
-    body = await _user_body(request)
+    body = await wrapped_body(request, "user")
     username = text_field(body, "username", required=True, limit=64) or ""
     email = valid_email(text_field(body, "email", required=True, limit=254) or "")
     password = text_field(body, "password", required=True) or ""
@@ -94,7 +95,7 @@ async def read_user(request: Request) -> Response:
 
 async def update_user(request: Request) -> Response:
     caller, user = await _target(request)
-    body = await _user_body(request)
+    body = await wrapped_body(request, "user")
     the_service = service(request)
     changes: dict[str, Any] = {}
     shown: dict[str, Any] = {}

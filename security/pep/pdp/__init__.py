@@ -14,7 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
+import orjson
+
+from ngsi.client.http11 import HTTPError
+from ngsi.client.transport import Transport
 from security.authz.request import RequestResource
 
 from ..caller import Caller
@@ -59,3 +64,39 @@ class Question:
     tenant: str = ""
     service_path: str | None = None
     payload: Payload = Payload()
+
+
+class JsonPDP:
+    """A PDP asked by posting a JSON document and answering JSON (OPA, a XACML JSON PDP):
+    the exchange and its failures are the same, only the document and its reading differ."""
+
+    name: ClassVar[str]  # how PDPError messages name it
+    headers: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("Content-Type", "application/json"), ("Accept", "application/json"),
+    )
+
+    def __init__(self, url: str, transport: Transport, *, timeout: float = 5.0) -> None:
+        self.url = url
+        self.transport = transport
+        self.timeout = timeout
+
+    def document(self, question: Question) -> dict[str, Any]:
+        """What is posted about ``question`` (pure)."""
+        raise NotImplementedError
+
+    def allowed(self, answer: Any) -> bool:
+        """Whether the parsed answer allows (pure)."""
+        raise NotImplementedError
+
+    async def allows(self, question: Question) -> bool:
+        body = orjson.dumps(self.document(question))
+        try:
+            response = await self.transport.request("POST", self.url, list(self.headers), body, self.timeout)
+        except HTTPError as exc:
+            raise PDPError(f"{self.name}: {exc.reason}") from None
+        if response.status != 200:
+            raise PDPError(f"{self.name}: status {response.status}")
+        try:
+            return self.allowed(response.json())
+        except ValueError:
+            raise PDPError(f"{self.name}: the answer is not JSON") from None

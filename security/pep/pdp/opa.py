@@ -14,12 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from ngsi.client.http11 import HTTPError
-from ngsi.client.transport import Transport
-
-from . import PDPError, Question
+from . import JsonPDP, Question
 
 
 def opa_input(question: Question) -> dict[str, Any]:
@@ -56,22 +51,11 @@ def allow_of(doc: Any) -> bool:
     return doc.get("allow") is True
 
 
-class OpaClient:
-    def __init__(self, url: str, transport: Transport, *, timeout: float = 5.0) -> None:
-        self.url = url
-        self.transport = transport
-        self.timeout = timeout
+class OpaClient(JsonPDP):
+    name = "OPA"
 
-    async def allows(self, question: Question) -> bool:
-        body = orjson.dumps(opa_input(question))
-        headers = [("Content-Type", "application/json"), ("Accept", "application/json")]
-        try:
-            response = await self.transport.request("POST", self.url, headers, body, self.timeout)
-        except HTTPError as exc:
-            raise PDPError(f"OPA: {exc.reason}") from None
-        if response.status != 200:
-            raise PDPError(f"OPA: status {response.status}")
-        try:
-            return allow_of(response.json())
-        except ValueError:
-            raise PDPError("OPA: the answer is not JSON") from None
+    def document(self, question: Question) -> dict[str, Any]:
+        return opa_input(question)
+
+    def allowed(self, answer: Any) -> bool:
+        return allow_of(answer)

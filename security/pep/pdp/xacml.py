@@ -22,12 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from ngsi.client.http11 import HTTPError
-from ngsi.client.transport import Transport
-
-from . import PDPError, Question
+from . import JsonPDP, Question
 
 SUBJECT_ID = "urn:oasis:names:tc:xacml:1.0:subject:subject-id"
 ROLE = "urn:oasis:names:tc:xacml:2.0:subject:role"
@@ -78,22 +73,12 @@ def decision_of(doc: Any) -> str:
     return decision if isinstance(decision, str) else ""
 
 
-class XacmlClient:
-    def __init__(self, url: str, transport: Transport, *, timeout: float = 5.0) -> None:
-        self.url = url
-        self.transport = transport
-        self.timeout = timeout
+class XacmlClient(JsonPDP):
+    name = "XACML PDP"
+    headers = (("Content-Type", "application/xacml+json"), ("Accept", "application/xacml+json, application/json"))
 
-    async def allows(self, question: Question) -> bool:
-        body = orjson.dumps(xacml_request(question))
-        headers = [("Content-Type", "application/xacml+json"), ("Accept", "application/xacml+json, application/json")]
-        try:
-            response = await self.transport.request("POST", self.url, headers, body, self.timeout)
-        except HTTPError as exc:
-            raise PDPError(f"XACML PDP: {exc.reason}") from None
-        if response.status != 200:
-            raise PDPError(f"XACML PDP: status {response.status}")
-        try:
-            return decision_of(response.json()) == "Permit"
-        except ValueError:
-            raise PDPError("XACML PDP: the answer is not JSON") from None
+    def document(self, question: Question) -> dict[str, Any]:
+        return xacml_request(question)
+
+    def allowed(self, answer: Any) -> bool:
+        return decision_of(answer) == "Permit"

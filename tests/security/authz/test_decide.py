@@ -5,6 +5,7 @@ granting policy)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -282,6 +283,23 @@ def visible_names(decision: Decision) -> set[str]:
     return {name for name in PROBES if decision.attr_visible(name)}
 
 
+@dataclass(frozen=True)
+class Case:
+    """One decision the properties look at: who asks for what, given which policies and bindings."""
+
+    subject: Subject
+    request: RequestResource
+    granted: list[Policy]
+    tenant_bindings: dict[str, str]
+
+    def decide(self, policies: list[Policy] | None = None) -> Decision:
+        """The decision with the granted policies, or with ``policies`` instead."""
+        return decide(self.subject, self.request, self.granted if policies is None else policies, self.tenant_bindings)
+
+
+cases = st.builds(Case, callers, requests, policy_lists(), bindings)
+
+
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(callers, requests, bindings)
 def test_default_deny(subject: Subject, request: RequestResource, tenant_bindings: dict[str, str]) -> None:
@@ -301,15 +319,12 @@ def test_adding_a_policy_never_takes_anything_away(
 
 
 @settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
-@given(callers, requests, policy_lists(), bindings)
-def test_removing_the_granting_policies_denies(
-    subject: Subject, request: RequestResource, granted: list[Policy], tenant_bindings: dict[str, str]
-) -> None:
-    decision = decide(subject, request, granted, tenant_bindings)
-    if decision.allow and not request.public:
+@given(cases)
+def test_removing_the_granting_policies_denies(case: Case) -> None:
+    decision = case.decide()
+    if decision.allow and not case.request.public:
         assert decision.granted_by and decision.policy_id == decision.granted_by[0]
-        rest = [p for p in granted if p.id not in decision.granted_by]
-        assert not decide(subject, request, rest, tenant_bindings).allow
+        assert not case.decide([p for p in case.granted if p.id not in decision.granted_by]).allow
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -323,21 +338,19 @@ def test_a_bound_tenant_is_closed_to_non_members(subject: Subject, request: Requ
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(callers, requests, policy_lists(), bindings)
-def test_unknown_requests_pass_only_a_policy_granting_everything(
-    subject: Subject, request: RequestResource, granted: list[Policy], tenant_bindings: dict[str, str]
-) -> None:
-    decision = decide(subject, request, granted, tenant_bindings)
+@given(cases)
+def test_unknown_requests_pass_only_a_policy_granting_everything(case: Case) -> None:
+    decision, request = case.decide(), case.request
     if request.unknown and decision.allow and not request.public:
-        assert any(p.id == decision.policy_id and p.grants_everything(request.actions, request.tenant) for p in granted)
+        assert any(
+            p.id == decision.policy_id and p.grants_everything(request.actions, request.tenant) for p in case.granted
+        )
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(callers, requests, policy_lists(), bindings)
-def test_every_decision_explains_itself(
-    subject: Subject, request: RequestResource, granted: list[Policy], tenant_bindings: dict[str, str]
-) -> None:
-    decision = decide(subject, request, granted, tenant_bindings)
+@given(cases)
+def test_every_decision_explains_itself(case: Case) -> None:
+    decision = case.decide()
     assert decision.reason
     if decision.allow and decision.policy_id:
         assert decision.policy_id in decision.reason

@@ -9,6 +9,7 @@ that need it FAIL (never skip) when it cannot start, as the broker's do.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -33,15 +34,14 @@ ADMIN_PASSWORD = "Adm1n-pass-for-tests"
 
 @pytest.fixture(scope="session")
 def idm_pg_cluster() -> Iterator[Cluster]:
-    try:
-        cluster = Cluster().start()
-    except (ClusterError, OSError) as exc:
-        pytest.fail(f"PostgreSQL could not start: {exc}", pytrace=False)
-    try:
-        cluster.psql(f"CREATE DATABASE {_DATABASE}")
+    """The cluster stops after the session, or as soon as its start or set-up fails."""
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(Cluster())
+        except (ClusterError, OSError) as exc:
+            pytest.fail(f"PostgreSQL could not start: {exc}", pytrace=False)
+        cluster.create_database(_DATABASE, postgis=False)
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

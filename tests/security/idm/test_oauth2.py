@@ -43,6 +43,12 @@ async def sign_in(idm: IdM, url: str, username: str, password: str, decision: st
     return await idm.http.post("/oauth2/authorize", data=fields, cookies=page.cookies)
 
 
+async def code_of_sign_in(idm: IdM, url: str, username: str = "alice", password: str = "alice-password") -> str:
+    """Sign in at ``url`` and allow: the authorization code the redirect back carries."""
+    r = await sign_in(idm, url, username, password)
+    return parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
+
+
 async def test_password_grant_keyrock_shape(idm: IdM) -> None:
     await idm.user("alice", "alice-password")
     app = await idm.application()
@@ -199,9 +205,8 @@ async def test_authorization_code_flow_with_pkce_and_openid(idm: IdM) -> None:
 async def test_code_is_single_use_and_replay_revokes_its_tokens(idm: IdM) -> None:
     await idm.user("alice", "alice-password")
     app = await idm.application()
-    r = await sign_in(idm, f"/oauth2/authorize?response_type=code&client_id={app['id']}&redirect_uri={CALLBACK}&state=s",
-                      "alice", "alice-password")
-    code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
+    code = await code_of_sign_in(
+        idm, f"/oauth2/authorize?response_type=code&client_id={app['id']}&redirect_uri={CALLBACK}&state=s")
     exchange = lambda: idm.http.post("/oauth2/token", headers=basic(app["id"], app["secret"]),
                                     data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK})
     first = await exchange()
@@ -214,9 +219,7 @@ async def test_code_is_single_use_and_replay_revokes_its_tokens(idm: IdM) -> Non
 async def test_code_expires_after_5_minutes(idm: IdM) -> None:
     await idm.user("alice", "alice-password")
     app = await idm.application()
-    r = await sign_in(idm, f"/oauth2/authorize?response_type=code&client_id={app['id']}&redirect_uri={CALLBACK}",
-                      "alice", "alice-password")
-    code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
+    code = await code_of_sign_in(idm, f"/oauth2/authorize?response_type=code&client_id={app['id']}&redirect_uri={CALLBACK}")
     idm.clock.advance(300)
     late = await idm.http.post("/oauth2/token", headers=basic(app["id"], app["secret"]),
                                data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK})
@@ -234,13 +237,11 @@ async def test_public_client_needs_pkce_s256(idm: IdM) -> None:
     plain = await idm.http.get(base + f"&code_challenge={verifier}&code_challenge_method=plain")
     assert plain.status_code == 302 and "error=invalid_request" in plain.headers["location"]
     challenge = create_s256_code_challenge(verifier)
-    r = await sign_in(idm, base + f"&code_challenge={challenge}&code_challenge_method=S256", "alice", "alice-password")
-    code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
+    code = await code_of_sign_in(idm, base + f"&code_challenge={challenge}&code_challenge_method=S256")
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK, "client_id": app["id"]}
     wrong = await idm.http.post("/oauth2/token", data={**form, "code_verifier": generate_token(48)})
     assert wrong.status_code == 400
-    r = await sign_in(idm, base + f"&code_challenge={challenge}&code_challenge_method=S256", "alice", "alice-password")
-    form["code"] = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
+    form["code"] = await code_of_sign_in(idm, base + f"&code_challenge={challenge}&code_challenge_method=S256")
     ok = await idm.http.post("/oauth2/token", data={**form, "code_verifier": verifier})
     assert ok.status_code == 200, ok.text
 
