@@ -22,6 +22,7 @@ from ngsi.server.guards import Guard, load_factory, load_guards
 
 from .config import Config, forwarding_ssl_context, mask_url, notification_ssl_context
 from .entities import EntityService
+from .feed import Feed, parse_list
 from .front import serve_http
 from .registrations.forward import Forwarder
 from .registrations.registry import RegistrationRegistry
@@ -120,8 +121,18 @@ def create_app(
             **notification_mode(config.notification_mode),
         )
         await notifier.start()
+        feed = None
+        if config.feed_url:  # the operator's URL (the history service): not a user's, no destination policy
+            feed = Feed(
+                the_store, config.feed_url,
+                tenants=[t for item in config.feed_tenants for t in parse_list(item)],
+                types=[t for item in config.feed_types for t in parse_list(item)],
+            )
+            service.listeners.append(feed.listener)  # committed to the outbox before the answer
+            await feed.start()
         service.listeners.append(notifier.listener)
         app.state.notifier = notifier
+        app.state.feed = feed
         purger = asyncio.create_task(_purge_loop(service))
         # What start-up made (modules, the subscriptions, a guard's libraries) lives as long as
         # the process: out of the collector's sight, a full collection does not walk it again.
@@ -131,6 +142,8 @@ def create_app(
             yield
         finally:
             purger.cancel()
+            if feed is not None:
+                await feed.stop()
             await notifier.stop()
             await app.state.forwarder.close()
             await registry.close()

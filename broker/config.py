@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from ngsi.settings import (
-    FLAG, PORT, Ignored, Int, Repeated, SettingsError, Table, Text, command_line, guards_option, module_attribute,
-    option,
+    FLAG, PORT, Ignored, Int, Repeated, SettingsError, Table, Text, command_line, data_dir_option, destination_rules,
+    guards_option, http_url, listen_option, log_level_option, module_attribute, option,
 )
-from ngsi.destinations import parse_rules
 from ngsi.tls import check_key_and_cert, trust_context
 
 DEFAULT_PORT = 1026
@@ -58,6 +57,11 @@ class Config:
     # "module:factory" of the filter that shows each owned subscription only what its creator
     # may read (Notifier.visibility; security's, composed by the orchestrator); "" none.
     notif_filter: str = ""
+    # The change feed (broker/feed.py): every acknowledged write of these tenants/types (all
+    # when empty) delivered at least once, in order, to this URL ("" none): the history's.
+    feed_url: str = ""
+    feed_tenants: tuple[str, ...] = field(default_factory=tuple)
+    feed_types: tuple[str, ...] = field(default_factory=tuple)
     https: bool = False  # Orion's -https: TLS on -port, plain HTTP nowhere
     https_key: str = ""  # Orion's -key: the server's private key (PEM)
     https_cert: str = ""  # Orion's -cert: its certificate, then any intermediate CA certificates (PEM)
@@ -78,11 +82,6 @@ def mask_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _destination_rules(value: object) -> None:
-    for item in value if isinstance(value, tuple) else (value,):
-        parse_rules(str(item))  # ValueError names the bad rule
 
 
 def _notification_mode(text: str) -> None:
@@ -108,54 +107,51 @@ IGNORED = Ignored(  # Orion options accepted for compatibility that change nothi
 
 OPTIONS = Table(
     Config,
-    option("-port", field="port", type=PORT, env="ORION_PORT",
-           help="HTTP port (HTTPS with -https)"),
-    option("-localIp", "-host", field="host", type=Text("ADDRESS"), env="ORION_LOCALIP",
-           help="address to listen on"),
-    option("-dbURI", field="db_uri", type=Text("URL"), env="ORION_DB_URI", shown="sqlite:///<-data>/broker.db",
+    option("-port", type=PORT, env="ORION_PORT", help="HTTP port (HTTPS with -https)"),
+    listen_option("-localIp", "-host", env="ORION_LOCALIP"),
+    option("-dbURI", type=Text("URL"), env="ORION_DB_URI", shown="sqlite:///<-data>/broker.db",
            help="store: sqlite:///relative.db, sqlite:////absolute.db, postgresql://user:password@host/db, memory://"),
-    option("-data", field="data_dir", type=Text("DIR"), env="WAZIUP_DATA_DIR",
-           help="where the default SQLite file goes"),
-    option("-multiservice", field="multiservice", type=FLAG, env="ORION_MULTI_SERVICE",
+    data_dir_option("-data", help="where the default SQLite file goes"),
+    option("-multiservice", type=FLAG, env="ORION_MULTI_SERVICE",
            help="honour Fiware-Service (one isolated tenant each)"),
-    option("-corsOrigin", field="cors_origin", type=Text("ORIGIN"), env="ORION_CORS_ALLOWED_ORIGIN",
-           help="CORS: __ALL or one origin"),
-    option("-corsMaxAge", field="cors_max_age", type=Int(-1, metavar="SECONDS"), env="ORION_CORS_MAX_AGE",
-           help="CORS preflight cache time"),
+    option("-corsOrigin", type=Text("ORIGIN"), env="ORION_CORS_ALLOWED_ORIGIN", help="CORS: __ALL or one origin"),
+    option("-corsMaxAge", type=Int(-1, metavar="SECONDS"), env="ORION_CORS_MAX_AGE", help="CORS preflight cache time"),
     option("-inReqPayloadMaxSize", field="payload_max", type=Int(metavar="BYTES"), env="ORION_IN_REQ_PAYLOAD_MAX_SIZE",
            shown="1048576 (1 MiB)", help="larger requests get 413"),
-    option("-reqTimeout", field="req_timeout", type=Int(metavar="SECONDS"), env="ORION_REQ_TIMEOUT",
+    option("-reqTimeout", type=Int(metavar="SECONDS"), env="ORION_REQ_TIMEOUT",
            shown=f"{DEFAULT_REQ_TIMEOUT} (Orion: 0)",
            help="seconds a client has to send a request's head, then its body (else 408 and the connection "
            "closes); 0: no limit"),
-    option("-workers", field="workers", type=Int(1), env="WAZIUP_WORKERS",
+    option("-workers", type=Int(1), env="WAZIUP_WORKERS",
            help="worker processes on one port (an SQLite file or PostgreSQL; see docs/storage.md)"),
-    option("-logLevel", field="log_level", type=Text("LEVEL"), env="ORION_LOG_LEVEL",
-           help="log level"),
-    option("-httpTimeout", field="http_timeout", type=Int(metavar="MS"), env="ORION_HTTP_TIMEOUT",
-           shown="0 (5000 ms)", help="notification and forwarding timeout"),
-    option("-disableCustomNotifications", field="disable_custom_notifications", type=FLAG,
-           env="ORION_DISABLE_CUSTOM_NOTIFICATIONS", help="send httpCustom/mqttCustom as plain http/mqtt"),
-    option("-notificationMode", field="notification_mode", type=Text("MODE"), env="ORION_NOTIFICATION_MODE",
-           check=_notification_mode, shown="transient",
-           help="transient, permanent or threadpool:<queue size>:<connections per destination>"),
-    option("-insecureNotif", field="insecure_notif", type=FLAG, env="ORION_INSECURE_NOTIF",
+    log_level_option("-logLevel", env="ORION_LOG_LEVEL"),
+    option("-httpTimeout", type=Int(metavar="MS"), env="ORION_HTTP_TIMEOUT", shown="0 (5000 ms)",
+           help="notification and forwarding timeout"),
+    option("-disableCustomNotifications", type=FLAG, env="ORION_DISABLE_CUSTOM_NOTIFICATIONS",
+           help="send httpCustom/mqttCustom as plain http/mqtt"),
+    option("-notificationMode", type=Text("MODE"), env="ORION_NOTIFICATION_MODE", check=_notification_mode,
+           shown="transient", help="transient, permanent or threadpool:<queue size>:<connections per destination>"),
+    option("-insecureNotif", type=FLAG, env="ORION_INSECURE_NOTIF",
            help="https notifications without certificate checks"),
-    option("-notifCaFile", field="notif_ca_file", type=Text("FILE"), env="WAZIUP_NOTIF_CA_FILE",
+    option("-notifCaFile", type=Text("FILE"), env="WAZIUP_NOTIF_CA_FILE",
            help="PEM file of CA certificates trusted for https notifications and forwarded requests, besides "
            "the system's (receivers and context providers of a private CA)"),
-    option("-notifAllowedHosts", field="notif_allowed_hosts", type=Repeated(), env="WAZIUP_NOTIF_ALLOWED_HOSTS",
-           check=_destination_rules,
+    option("-notifAllowedHosts", type=Repeated(), env="WAZIUP_NOTIF_ALLOWED_HOSTS", check=destination_rules,
            help="a loopback or private destination notifications and forwarded requests may go to: host, "
            "host:port, host:port/path-prefix or a network (10.0.0.0/8); repeatable or comma-separated. Others of "
            "those ranges are refused (400 at creation, a failure at send time); link-local and cloud metadata "
            "addresses always"),
-    option("-notifFilter", field="notif_filter", type=Text("MODULE:FACTORY"), env="WAZIUP_NOTIF_FILTER",
-           check=module_attribute,
+    option("-notifFilter", type=Text("MODULE:FACTORY"), env="WAZIUP_NOTIF_FILTER", check=module_attribute,
            help="what notifications of a subscription with a known creator may show (an authorization "
            "module's filter: the factory takes this Config and returns it)"),
-    option("-https", field="https", type=FLAG, env="ORION_HTTPS",
-           help="serve HTTPS only, on -port (needs -key and -cert)"),
+    option("-feedURL", type=Text("URL"), env="WAZIUP_FEED_URL", check=http_url,
+           help="the change feed: every acknowledged create and update, kept in the store until this NGSI "
+           "notification receiver (the history service's /v2/notify) acknowledges it (docs/subscriptions.md)"),
+    option("-feedTenants", type=Repeated(), env="WAZIUP_FEED_TENANTS",
+           help="the tenants (Fiware-Service) the feed carries; repeatable or comma-separated; default all"),
+    option("-feedTypes", type=Repeated(), env="WAZIUP_FEED_TYPES",
+           help="the entity types the feed carries; repeatable or comma-separated; default all"),
+    option("-https", type=FLAG, env="ORION_HTTPS", help="serve HTTPS only, on -port (needs -key and -cert)"),
     option("-key", field="https_key", type=Text("FILE"), env="ORION_HTTPS_KEYFILE",
            help="-https: the server's private key, PEM, not encrypted"),
     option("-cert", field="https_cert", type=Text("FILE"), env="ORION_HTTPS_CERTFILE",

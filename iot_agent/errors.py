@@ -36,17 +36,22 @@ import json
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+from ngsi.errors import ServiceError
 
-class IoTAError(Exception):
+
+class IoTAError(ServiceError):
     """An agent error: ``name`` (stable identifier), ``message``, HTTP ``code``.
 
     Each kind of error is a subclass declaring its row of the agents' table as class
     keywords: ``name``, ``code`` and the message ``template``, which the arguments the
     error is raised with fill in (``DeviceNotFound("d1")``: "No device was found with
-    id:d1"). One constructor serves them all, so a new error is one line of the table."""
+    id:d1"). One constructor serves them all, so a new error is one line of the table.
+    ``body()`` and the repr are ``ngsi.errors.ServiceError``'s, as for Orion's errors."""
 
+    FIELDS = ("code", "name", "message")
     name: str = "RUNTIME_ERROR"
     code: int = 500
+    message: str
     template: ClassVar[str] = "{}"
 
     def __init_subclass__(cls, *, name: str = "", code: int = 0, template: str = "", **kwargs: Any) -> None:
@@ -56,20 +61,7 @@ class IoTAError(Exception):
         cls.template = template or cls.template
 
     def __init__(self, *subjects: object, name: str | None = None, code: int | None = None) -> None:
-        message = self.template.format(*subjects)
-        super().__init__(message)
-        self.message = message
-        if name is not None:
-            self.name = name
-        if code is not None:
-            self.code = code
-
-    def body(self) -> dict[str, str]:
-        """The JSON body the agents send: ``{"name": ..., "message": ...}``."""
-        return {"name": self.name, "message": self.message}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.code}, {self.name!r}, {self.message!r})"
+        super().__init__(self.template.format(*subjects), code, name)
 
 
 class WrongSyntax(IoTAError, name="WRONG_SYNTAX", code=400, template="Wrong syntax in request: {}"):

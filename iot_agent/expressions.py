@@ -25,6 +25,7 @@ from iot_agent.codecs.ul import js_string
 from iot_agent.errors import InvalidExpression
 from ngsi.errors import BadRequest as _NGSIBadRequest
 from ngsi.jexl import Expr, compile_expression
+from ngsi.jsonkinds import BOOLEAN, FLOAT, INTEGER, STRING, json_kind
 from ngsi.regex import Pattern, compile_pattern
 
 __all__ = ["IOTA_TRANSFORMS", "compile_iota", "evaluate", "js_number"]
@@ -189,14 +190,12 @@ def _hextostring(v: Any) -> str:
     return bytes.fromhex(s).decode("utf-8", errors="replace")
 
 
+_JS_TYPEOF: dict[str | None, str] = {STRING: "string", BOOLEAN: "boolean", INTEGER: "number", FLOAT: "number"}
+
+
 def _js_type(v: Any) -> str:
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, bool):
-        return "boolean"
-    if _is_num(v):
-        return "number"
-    return "object"
+    """JavaScript's ``typeof`` of a JSON value: null, arrays and objects are all "object"."""
+    return _JS_TYPEOF.get(json_kind(v), "object")
 
 
 def _user_regex(pattern: Any) -> Pattern:

@@ -20,26 +20,50 @@ renders them in one place as ``{"error": ..., "description": ...}``.
 
 from __future__ import annotations
 
+from typing import ClassVar
 
-class NGSIError(Exception):
-    """An error with Orion's status code, ``error`` name and ``description``."""
 
-    status: int = 500
-    error: str = "InternalServerError"
+class ServiceError(Exception):
+    """An error a service answers itself: an HTTP status, the error's name and a text.
 
-    def __init__(self, description: str, *, error: str | None = None, status: int | None = None) -> None:
-        super().__init__(description)
-        self.description = description
-        if error is not None:
-            self.error = error
+    Orion's errors (``NGSIError``: ``status``, ``error``, ``description``) and the IoT
+    agents' (``iot_agent.errors.IoTAError``: ``code``, ``name``, ``message``) are this one
+    thing in two vocabularies: each kind of error is a subclass that sets the status and
+    the name, one raise may override either, and the answer's JSON body is the name and
+    the text. ``FIELDS`` names the three attributes (status, name, text); the body's keys
+    are the last two."""
+
+    FIELDS: ClassVar[tuple[str, str, str]]
+
+    def __init__(self, text: str, status: int | None = None, name: str | None = None) -> None:
+        super().__init__(text)
+        status_field, name_field, text_field = self.FIELDS
+        setattr(self, text_field, text)
         if status is not None:
-            self.status = status
+            setattr(self, status_field, status)
+        if name is not None:
+            setattr(self, name_field, name)
 
     def body(self) -> dict[str, str]:
-        return {"error": self.error, "description": self.description}
+        """The answer's JSON body: the name and the text, under the service's own keys."""
+        _, name_field, text_field = self.FIELDS
+        return {name_field: getattr(self, name_field), text_field: getattr(self, text_field)}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.status}, {self.error!r}, {self.description!r})"
+        status, name, text = (getattr(self, field) for field in self.FIELDS)
+        return f"{type(self).__name__}({status}, {name!r}, {text!r})"
+
+
+class NGSIError(ServiceError):
+    """An error with Orion's status code, ``error`` name and ``description``."""
+
+    FIELDS = ("status", "error", "description")
+    status: int = 500
+    error: str = "InternalServerError"
+    description: str
+
+    def __init__(self, description: str, *, error: str | None = None, status: int | None = None) -> None:
+        super().__init__(description, status, error)
 
 
 class BadRequest(NGSIError):

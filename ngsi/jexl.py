@@ -56,6 +56,7 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from ngsi.errors import BadRequest
+from ngsi.jsonkinds import ARRAY, BOOLEAN, FLOAT, INTEGER, OBJECT, STRING, json_kind
 from ngsi.jsonout import dumps as _json_dumps
 from ngsi.jsonout import format_number
 from ngsi.regex import Pattern, compile_pattern
@@ -404,18 +405,14 @@ def _t_parse_float(x: Any) -> float:
     raise _Fail
 
 
+_TYPE_OF: dict[str | None, str] = {
+    STRING: "String", BOOLEAN: "Boolean", INTEGER: "Number", FLOAT: "Number", ARRAY: "Array", OBJECT: "Object",
+}
+
+
 def _t_type_of(x: Any) -> str:
-    if isinstance(x, str):
-        return "String"
-    if isinstance(x, bool):
-        return "Boolean"
-    if _is_num(x):
-        return "Number"
-    if isinstance(x, list):
-        return "Array"
-    if isinstance(x, dict):
-        return "Object"
-    return "Null"
+    """``typeOf``: JEXL's name of the value's kind; null, undefined and the rest are "Null"."""
+    return _TYPE_OF.get(json_kind(x), "Null")
 
 
 def _t_to_json(x: Any) -> Any:

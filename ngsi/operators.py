@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from .jsonkinds import BOOLEAN, FLOAT, INTEGER, NULL, OBJECT, STRING, json_kind
 from .numbers import finite_double
 from .ordering import compare
 
@@ -60,20 +61,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+_BSON_TYPE_NAMES: dict[str | None, str] = {
+    NULL: "null", BOOLEAN: "bool", INTEGER: "int", FLOAT: "double", STRING: "string", OBJECT: "object",
+}
+
+
 def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    return "array"
+    """MongoDB's name of the value's BSON type, as its error messages say it."""
+    return _BSON_TYPE_NAMES.get(json_kind(value), "array")
 
 
 def _bson_text(value: Any) -> str:

@@ -4,20 +4,24 @@ Each service declares a :class:`Table`: its configuration dataclass, then one ro
 
     OPTIONS = Table(
         Config,
-        option("-port", field="port", type=PORT, env="ORION_PORT", help="HTTP port"),
+        option("-port", type=PORT, env="ORION_PORT", help="HTTP port"),
         option("-localIp", "-host", field="host", env="ORION_LOCALIP", help="address to listen on"),
-        option("-multiservice", field="multiservice", type=FLAG, env="ORION_MULTI_SERVICE", help="..."),
-        option("-guard", field="guards", type=Repeated(), env="WAZIUP_GUARDS", help="..."),
-        option("--cmd-mode", field="cmd_mode", type=Choice("legacy", "notification"), help="..."),
+        option("-multiservice", type=FLAG, env="ORION_MULTI_SERVICE", help="..."),
+        option("--cmd-mode", type=Choice("legacy", "notification"), env=Prefix("IOTA_"), help="..."),
+        guards_option("-guard"),
         ignored=Ignored("ignored", valued=("logDir",), flags=("fg",)),
     )
     Config(**OPTIONS.parse(argv, environ))   # or OPTIONS.build(argv, environ)
 
 A row: the option's names (aliases; shown as written, matched with one or two dashes), the
-dataclass field it sets, its type (:class:`Text` by default, :class:`Int` with bounds,
-:data:`FLAG`, :class:`Choice`, :class:`Repeated`), its environment variables, a help text, an
-optional ``check`` (raises ValueError for a bad value) and ``shown``, the default as the help
-prints it. The default itself is the dataclass field's: one place for it.
+dataclass field it sets (by default its first name in snake case: ``-corsMaxAge`` sets
+``cors_max_age``, ``--cmd-mode`` ``cmd_mode``), its type (:class:`Text` by default,
+:class:`Int` with bounds, :data:`FLAG`, :class:`Choice`, :class:`Repeated`), its environment
+variables (or a :class:`Prefix`, a service's rule that names them after the field), a help
+text, an optional ``check`` (raises ValueError for a bad value) and ``shown``, the default as
+the help prints it. The default itself is the dataclass field's: one place for it. Rows that
+several services declare alike are made by one function each (:func:`guards_option`,
+:func:`listen_option`, :func:`data_dir_option`, :func:`log_level_option`).
 
 The command line: ``-opt value``, ``--opt value``, ``-opt=value``, ``--opt=value``; a flag
 alone is on, ``-flag=false`` off; a valued option takes the next word whatever it is; a
@@ -36,6 +40,8 @@ import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
+from .destinations import parse_rules
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -43,6 +49,7 @@ INT_MAX = 2**31 - 1
 HELP_NAMES = frozenset({"h", "help"})
 _SPACE = " \t\r\n"  # ASCII only: str.strip() would also take Unicode spaces
 _INTEGER = re.compile(r"([+-]?)([0-9]+)")  # [0-9]: ASCII digits, not "٣" nor "²" (int() takes the first)
+_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")  # where camelCase words meet
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off", "")
 
@@ -193,17 +200,39 @@ class Option:
         return words
 
 
+def field_of(name: str) -> str:
+    """The field a row sets when it names none: its first option name in snake case
+    (``--north-host`` and ``-northHost`` set ``north_host``, ``-mqttURI`` ``mqtt_uri``), as
+    argparse derives its ``dest``, so that a row does not spell the same name twice."""
+    return _HUMP.sub("_", _bare(name)).replace("-", "_").lower()
+
+
+@dataclasses.dataclass(frozen=True)
+class Prefix:
+    """``env=Prefix("IOTA_")``: the row's variable is the prefix, then its field in capitals
+    (``IOTA_NORTH_PORT`` for ``north_port``): a service whose variables follow one rule
+    states the rule once rather than spelling every variable."""
+
+    text: str
+
+    def variable(self, field: str) -> str:
+        return self.text + field.upper()
+
+
 def option(
     *names: str,
-    field: str,
+    field: str | None = None,
     type: Kind = TEXT,  # noqa: A002 - the column's name in the table
-    env: str | tuple[str, ...] = (),
+    env: str | tuple[str, ...] | Prefix = (),
     help: str = "",  # noqa: A002
     check: Callable[[Any], object] | None = None,
     shown: str | None = None,
 ) -> Option:
-    """A row: ``option("-port", field="port", type=PORT, env="ORION_PORT", help="HTTP port")``."""
-    return Option(names, field, type, (env,) if isinstance(env, str) else env, help, check, shown)
+    """A row: ``option("-port", type=PORT, env="ORION_PORT", help="HTTP port")`` sets the
+    field ``port`` (:func:`field_of`) unless ``field`` says otherwise."""
+    field = field or field_of(names[0])
+    variables = (env.variable(field),) if isinstance(env, Prefix) else (env,) if isinstance(env, str) else env
+    return Option(names, field, type, variables, help, check, shown)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,12 +252,41 @@ def module_attribute(spec: str) -> None:
         raise ValueError(f"{spec!r} is not module:factory")
 
 
+def http_url(value: str) -> None:
+    """``check`` of a URL the service will call: http(s), or empty (none)."""
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+
+
+def destination_rules(value: str) -> None:
+    """``check`` of a destination rule (``ngsi/destinations.py``: host, host:port, a network...)."""
+    parse_rules(value)  # ValueError names the bad rule
+
+
 def guards_option(*names: str) -> Option:
     """The request guards of a service (``ngsi/server/guards.py``), the same row everywhere."""
     return option(
         *names, field="guards", type=Repeated(metavar="MODULE:FACTORY"), env="WAZIUP_GUARDS", check=module_attribute,
         help="a request guard: the factory takes this Config and returns the guard; repeatable",
     )
+
+
+def listen_option(*names: str, env: str) -> Option:
+    """The address a server listens on (field ``host``), the same row in every service but
+    for its names and variable."""
+    return option(*names, field="host", type=Text("ADDRESS"), env=env, help="address to listen on")
+
+
+def data_dir_option(*names: str, help: str) -> Option:  # noqa: A002
+    """The platform's data directory (field ``data_dir``): ``WAZIUP_DATA_DIR`` in every
+    service, so that one variable places the files of all of them."""
+    return option(*names, field="data_dir", type=Text("DIR"), env="WAZIUP_DATA_DIR", help=help)
+
+
+def log_level_option(name: str, env: str) -> Option:
+    """A service's log level (field ``log_level``), the same row everywhere but for its name
+    and variable."""
+    return option(name, field="log_level", type=Text("LEVEL"), env=env, help="log level")
 
 
 # -- the table -----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The ``waziup`` command: ``waziup broker [Orion options]`` runs the context broker,
-``waziup iot-agent [options]`` the IoT agent, ``waziup run`` both with an embedded MQTT
-broker (``orchestrator.run_all``), ``waziup gw-post`` is the WAZIUP LoRa gateway's cloud script.
+``waziup iot-agent [options]`` the IoT agent, ``waziup history`` the history service,
+``waziup run`` the broker and the agent with an embedded MQTT broker
+(``orchestrator.run_all``), ``waziup gw-post`` is the WAZIUP LoRa gateway's cloud script.
 Each command's options are a table (``ngsi.settings``): ``waziup COMMAND --help`` prints it."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ USAGE = """usage: waziup COMMAND [options]; waziup COMMAND --help lists a comman
   waziup run [options] [-- broker options...]    both, with an embedded MQTT broker
   waziup idm [options]                           the identity manager (Keyrock-compatible, :3005)
   waziup pep [-config FILE] [options]            a PEP proxy in front of an NGSI server (Wilma-compatible, :1027)
+  waziup history [options]                       the history service (QuantumLeap-compatible, :8668)
   waziup gw-post LDATA PDATA RDATA TDATA GWID    the WAZIUP LoRa gateway's cloud script"""
 
 
@@ -55,6 +57,13 @@ def main(argv: list[str] | None = None) -> None:
         from security.pep.proxy import serve as serve_pep
 
         serve_pep(pep)
+    elif command == "history":
+        from analytics.history.config import from_command_line as history_config
+
+        history = history_config(rest)
+        from analytics.history.server import serve as serve_history
+
+        serve_history(history)
     elif command == "gw-post":
         from iot_agent.south.gateway import main as gw_post
 

@@ -1,6 +1,6 @@
 """``waziup run``: the whole platform on one machine, with nothing else to install.
 
-Three child processes, started in this order and each waited for (all listening on ``-host``:
+Four child processes, started in this order and each waited for (all listening on ``-host``:
 127.0.0.1 by default, 0.0.0.0 with ``-auth``; a warning when the platform is reachable from
 other machines without ``-auth``):
 
@@ -8,8 +8,11 @@ other machines without ``-auth``):
    Mosquitto when it is installed (``orchestrator/mosquitto.py``: its files under
    ``<data>/mqtt``, device accounts per group kept by the agent), else the embedded amqtt
    (``python -m orchestrator.run_all mqtt-broker``: open, plain, MQTT 3.1.1 only);
-2. the context broker (``waziup broker -multiservice``) on ``-port`` (1026), data under ``-data``;
-3. the IoT agent (``waziup iot-agent``): north 4041, south HTTP 7896, MQTT client.
+2. the history service (``waziup history``, ``analytics/history``) on ``-historyPort`` (8668),
+   its store beside the broker's (``-historyDbURI``);
+3. the context broker (``waziup broker -multiservice``) on ``-port`` (1026), data under ``-data``,
+   its change feed (``-feedURL``, broker/feed.py) pointed at the history's ``/v2/notify``;
+4. the IoT agent (``waziup iot-agent``): north 4041, south HTTP 7896, MQTT client.
 
 SIGINT/SIGTERM stop them in reverse order (SIGTERM, then SIGKILL after 10 s); if one dies,
 the others are stopped too and ``waziup run`` exits non-zero.
@@ -40,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ngsi.settings import FLAG, PORT, Choice, SettingsError, Table, Text, command_line, option
+from ngsi.settings import FLAG, PORT, Choice, Int, Repeated, SettingsError, Table, Text, command_line, option
 
 from . import mosquitto, platform_auth
 
@@ -59,6 +62,10 @@ class Options:
     north_port: int = 4041
     http_port: int = 7896
     idm_port: int = 3005
+    history_port: int = 8668  # 0: no history service
+    history_db_uri: str = ""  # "": the broker's PostgreSQL database when it runs on one, else <data>/history.db
+    history_tenants: tuple[str, ...] = field(default_factory=tuple)
+    history_types: tuple[str, ...] = field(default_factory=tuple)
     host: str = ""  # "": 127.0.0.1, or 0.0.0.0 with -auth (see parse)
     tls: bool = False
     cert: str = ""  # empty with tls: the development certificate under <data>/tls
@@ -68,42 +75,52 @@ class Options:
 
 OPTIONS = Table(
     Options,
-    option("-port", field="port", type=PORT, help="the context broker's HTTP port"),
-    option("-data", field="data", type=Text("DIR"), help="data directory of the broker and the IoT agent"),
-    option("-mqttPort", field="mqtt_port", type=PORT, help="port of the MQTT broker started (plain MQTT)"),
-    option("-mqttURI", field="mqtt_uri", type=Text("URI"),
+    option("-port", type=PORT, help="the context broker's HTTP port"),
+    option("-data", type=Text("DIR"), help="data directory of the broker and the IoT agent"),
+    option("-mqttPort", type=PORT, help="port of the MQTT broker started (plain MQTT)"),
+    option("-mqttURI", type=Text("URI"),
            help="mqtt://host:port of an MQTT broker already running, instead of starting one (its accounts "
            "are yours to keep)"),
-    option("-mqttBroker", field="mqtt_broker", type=Choice("auto", "mosquitto", "amqtt"),
+    option("-mqttBroker", type=Choice("auto", "mosquitto", "amqtt"),
            help="the MQTT broker started: Mosquitto, or the embedded amqtt (open to anyone, plain, MQTT 3.1.1 only); "
            "auto: Mosquitto when installed (scripts/install-mosquitto.sh)"),
-    option("-mqttTlsPort", field="mqtt_tls_port", type=PORT,
+    option("-mqttTlsPort", type=PORT,
            help="-tls: Mosquitto's MQTT over TLS port, with the services' certificate (the plain -mqttPort then "
            "listens on loopback only)"),
-    option("-mqttStrict", field="mqtt_strict", type=FLAG,
+    option("-mqttStrict", type=FLAG,
            help="a device reads only the commands of the device its MQTT client id names (client id = device id); "
            "else any device of a group reads the group's commands"),
-    option("-mqttLoraUser", field="mqtt_lora_user", type=Text("NAME"),
+    option("-mqttLoraUser", type=Text("NAME"),
            help="an MQTT account for a LoRaWAN network server (ChirpStack and The Things Stack topics only); its "
            "password is made once in <data>/mqtt/lora.secret"),
-    option("-auth", field="auth", type=FLAG, env="WAZIUP_AUTH",
+    option("-auth", type=FLAG, env="WAZIUP_AUTH",
            help="security on: the identity manager runs (-idmPort), the broker and the agent's ports take only "
            "its tokens (PEP) and limit each caller's rate, MQTT refuses anonymous clients (needs Mosquitto). "
            "Without it the platform is open, as Orion is: it then listens on 127.0.0.1 unless -host says otherwise"),
-    option("-idmPort", field="idm_port", type=PORT, help="-auth: the identity manager's port (Keyrock's)"),
-    option("-northPort", field="north_port", type=PORT, help="the IoT agent's north port (provisioning API)"),
-    option("-httpPort", field="http_port", type=PORT, help="the IoT agent's device HTTP port"),
-    option("-host", field="host", type=Text("ADDRESS"), shown="127.0.0.1; 0.0.0.0 with -auth",
+    option("-idmPort", type=PORT, help="-auth: the identity manager's port (Keyrock's)"),
+    option("-historyPort", type=Int(0, 65535, metavar="PORT"),
+           help="the history service's port (QuantumLeap's API; fed by the broker's change feed); 0: none"),
+    option("-historyDbURI", type=Text("URL"),
+           shown="the broker's -dbURI when PostgreSQL, else sqlite:///<-data>/history.db",
+           help="the history service's store"),
+    option("-historyTenants", type=Repeated(),
+           help="the tenants (Fiware-Service) whose changes the history keeps; repeatable or comma-separated; "
+           "default all"),
+    option("-historyTypes", type=Repeated(),
+           help="the entity types whose changes the history keeps; repeatable or comma-separated; default all"),
+    option("-northPort", type=PORT, help="the IoT agent's north port (provisioning API)"),
+    option("-httpPort", type=PORT, help="the IoT agent's device HTTP port"),
+    option("-host", type=Text("ADDRESS"), shown="127.0.0.1; 0.0.0.0 with -auth",
            help="address every service listens on: the broker, the agent's two ports, the MQTT broker. Without "
            "-auth anyone who reaches them may read and change everything: a warning says so when it is not "
            "loopback"),
-    option("-tls", field="tls", type=FLAG,
+    option("-tls", type=FLAG,
            help="HTTPS only on the broker and the agent's two ports; without -cert/-key, a self-signed "
            "certificate made under <data>/tls (clients must trust it: curl --cacert <data>/tls/cert.pem)"),
-    option("-cert", field="cert", type=Text("FILE"),
+    option("-cert", type=Text("FILE"),
            help="-tls: certificate (PEM) of every service, valid for the address they reach each other at "
            "(127.0.0.1, or -host); implies -tls"),
-    option("-key", field="key", type=Text("FILE"), help="-tls: its private key (PEM, not encrypted); implies -tls"),
+    option("-key", type=Text("FILE"), help="-tls: its private key (PEM, not encrypted); implies -tls"),
     rest="broker_args",
     usage="[options] [-- broker options...]",
     about="The context broker (-multiservice), the IoT agent and an embedded MQTT broker, on this machine; "
@@ -338,6 +355,40 @@ def _guards(security: platform_auth.PlatformAuth | None) -> tuple[list[str], lis
     )
 
 
+def _broker_db_uri(broker_args: Sequence[str]) -> str:
+    """The -dbURI among the words after -- (either spelling), or ""."""
+    for i, word in enumerate(broker_args):
+        name, eq, value = word.lstrip("-").partition("=")
+        if name == "dbURI":
+            return value if eq else (broker_args[i + 1] if i + 1 < len(broker_args) else "")
+    return ""
+
+
+def _start_history(
+    options: Options, local: str, children: list[tuple[str, subprocess.Popen[bytes]]]
+) -> list[str]:
+    """The history service, and the broker options that feed it every change (broker/feed.py).
+    Plain HTTP: on loopback only when the platform is on TLS or -auth (it has no TLS or PEP of
+    its own yet: docs/history.md)."""
+    host = options.host if not (options.tls or options.auth) else "127.0.0.1"
+    db_uri = options.history_db_uri
+    if not db_uri and _broker_db_uri(options.broker_args).startswith(("postgresql://", "postgres://")):
+        db_uri = _broker_db_uri(options.broker_args)
+    proc = subprocess.Popen(
+        _cli("history", "-host", host, "-port", str(options.history_port), "-data", options.data,
+             *(["-dbURI", db_uri] if db_uri else []))
+    )
+    children.append(("history service", proc))
+    url = _http("127.0.0.1" if host == "127.0.0.1" else local, options.history_port)
+    _wait_http(url + "/version", proc, "the history service")
+    feed = ["-feedURL", url + "/v2/notify"]
+    for tenant in options.history_tenants:
+        feed += ["-feedTenants", tenant]
+    for entity_type in options.history_types:
+        feed += ["-feedTypes", entity_type]
+    return feed
+
+
 def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     for _, proc in reversed(children):
         if proc.poll() is None:
@@ -386,6 +437,7 @@ def run(options: Options) -> int:
         mqtt = _start_mqtt(options, local, shown, files, children)
         security = _start_security(options, local, scheme, files, children, waits) if options.auth else None
         broker_guards, agent_guards = _guards(security)
+        feed = _start_history(options, local, children) if options.history_port else []
         # the broker may call the agent's north port (forwarded commands, notifications), and nothing
         # else on loopback or private networks unless the words after -- allow it
         allowed = ["-notifAllowedHosts", _hostport(local, options.north_port)]
@@ -394,7 +446,7 @@ def run(options: Options) -> int:
                         "-notifAllowedHosts", f"mqtt://localhost:{options.mqtt_port}"]
         proc = subprocess.Popen(
             _cli("broker", "-host", options.host, "-port", str(options.port), "-data", options.data, "-multiservice",
-                 *broker_tls, *allowed, *broker_guards, *options.broker_args),
+                 *broker_tls, *allowed, *broker_guards, *feed, *options.broker_args),
             env={**os.environ, **security.broker_env} if security else None,
         )
         children.append(("context broker", proc))
@@ -418,7 +470,9 @@ def run(options: Options) -> int:
         _wait_http(_http(local, options.north_port, scheme) + "/iot/about", proc, "the IoT agent", **waits)
         print(
             f"waziup: context broker {_http(shown, options.port, scheme)}, "
-            f"IoT agent {_http(shown, options.north_port, scheme)} "
+            f"IoT agent {_http(shown, options.north_port, scheme)}, "
+            + (f"history {_http(shown, options.history_port)} " if options.history_port else "")
+            + 
             f"(devices: {scheme.upper()} :{options.http_port}, MQTT {mqtt.shown}); "
             "Ctrl-C stops",
             flush=True,

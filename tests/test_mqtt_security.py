@@ -130,7 +130,8 @@ def test_run_wires_mosquitto_and_the_agent(fake_children: list[tuple[list[str], 
     agent, which gets the account files and its password in its environment only."""
     options = run_all.parse(["-host", "10.1.2.3", "-data", str(tmp_path), "-tls", "-auth", "-mqttLoraUser", "chirpstack"], {})
     assert run_all.run(options) == 1  # the fake children "exit"
-    (mqtt, mqtt_kw), (broker, _), (agent, agent_kw) = fake_children
+    (mqtt, mqtt_kw), (history, _), (broker, _), (agent, agent_kw) = fake_children
+    assert history[history.index("-host") + 1] == "127.0.0.1"  # no TLS or PEP of its own yet: loopback only
     assert mqtt[1:] == ["-c", str(tmp_path / "mqtt" / "mosquitto.conf")] and not mqtt_kw
     conf = (tmp_path / "mqtt" / "mosquitto.conf").read_text().splitlines()
     assert "allow_anonymous false" in conf
@@ -182,7 +183,7 @@ class Platform:
     token: str = ""  # -auth: the administrator's, for the APIs behind the PEP
 
     def __post_init__(self) -> None:
-        self.port, self.north, self.http, self.mqtt, self.mqtt_tls, self.idm = (free_port() for _ in range(6))
+        self.port, self.north, self.http, self.mqtt, self.mqtt_tls, self.idm, self.history = (free_port() for _ in range(7))
 
     @property
     def tls(self) -> bool:
@@ -205,7 +206,8 @@ class Platform:
         env["WAZIUP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
         argv = [sys.executable, "-m", "orchestrator.cli", "run", "-host", "127.0.0.1", "-data", str(self.data),
                 "-port", str(self.port), "-northPort", str(self.north), "-httpPort", str(self.http),
-                "-mqttPort", str(self.mqtt), "-mqttTlsPort", str(self.mqtt_tls), "-idmPort", str(self.idm), *self.args]
+                "-mqttPort", str(self.mqtt), "-mqttTlsPort", str(self.mqtt_tls), "-idmPort", str(self.idm),
+                "-historyPort", str(self.history), *self.args]
         self.output = open(self.data.parent / f"{self.data.name}.log", "ab")  # noqa: SIM115 (open while it runs)
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.output, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60

@@ -10,12 +10,14 @@ what the store returns.
 
 from __future__ import annotations
 
-import importlib
+import abc
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Awaitable, Callable, Literal
 
 from ngsi.regex import compile_pattern
 from ngsi.servicepath import covers
+from ngsi.store_lifecycle import Openable, backend_class
 
 Entity = dict[str, Any]
 # What a read-modify-write decides to do: ("insert" | "save" | "delete", entity), or nothing.
@@ -129,39 +131,37 @@ def entity_key(entity: Entity) -> tuple[str, str, str]:
     return (entity["id"], entity["type"], entity["servicePath"])
 
 
-class Store:
-    """Async contract of an entity store; backends override every method."""
+class Store(Openable):
+    """Async contract of an entity store (``open`` and ``close`` are ``Openable``'s).
+
+    A backend must implement the abstract methods; the others have a default built on
+    them, which a backend overrides where it can do better (an index, a transaction)."""
 
     # True when other processes (workers) write the same database: they learn of each
     # other's subscription and registration changes through ``listen``, and writes of
     # shared documents go through the atomic ``modify*`` methods.
     shared = False
 
-    async def open(self) -> None:
-        raise NotImplementedError()
-
-    async def close(self) -> None:
-        raise NotImplementedError()
-
+    @abc.abstractmethod
     async def find(
         self, tenant: str, selector: Selector, *, limit: int | None = None, offset: int = 0
     ) -> list[Entity]:
         """Matching entities in creation order; ``limit``/``offset`` page them."""
-        raise NotImplementedError()
 
     async def count(self, tenant: str, selector: Selector) -> int:
         return len(await self.find(tenant, selector))
 
+    @abc.abstractmethod
     async def insert(self, tenant: str, entity: Entity) -> None:
         """Add a new entity; raises AlreadyExists when its key is taken."""
-        raise NotImplementedError()
 
+    @abc.abstractmethod
     async def save(self, tenant: str, entity: Entity) -> None:
         """Write an entity, replacing the one with the same key (keeping its place in order)."""
-        raise NotImplementedError()
 
+    @abc.abstractmethod
     async def delete(self, tenant: str, entity: Entity) -> bool:
-        raise NotImplementedError()
+        """Remove the entity with ``entity``'s key; whether there was one."""
 
     async def modify(self, tenant: str, selector: Selector, fn: Callable[[list[Entity]], Write]) -> None:
         """Read-modify-write, atomic: ``fn`` gets the entities ``selector`` finds (at most 2)
@@ -182,24 +182,24 @@ class Store:
             else:
                 await self.delete(tenant, entity)
 
+    @abc.abstractmethod
     async def purge_expired(self, now: float) -> list[tuple[str, Entity]]:
         """Remove the entities whose dateExpires has passed; returns (tenant, entity) pairs."""
-        raise NotImplementedError()
 
     # -- subscriptions and registrations: documents keyed by their "id", per tenant --
     # One contract for both kinds (``DocKind``), which every backend keeps alike.
 
+    @abc.abstractmethod
     async def load_docs(self, kind: DocKind) -> list[tuple[str, dict[str, Any]]]:
         """Every stored document of ``kind`` as (tenant, document), in creation order."""
-        raise NotImplementedError()
 
+    @abc.abstractmethod
     async def save_doc(self, kind: DocKind, tenant: str, doc: dict[str, Any]) -> None:
         """Insert or replace the document with id ``doc["id"]`` (keeping its place in order)."""
-        raise NotImplementedError()
 
+    @abc.abstractmethod
     async def delete_doc(self, kind: DocKind, tenant: str, doc_id: str) -> bool:
         """Whether the tenant had a document of that id to delete."""
-        raise NotImplementedError()
 
     async def get_doc(self, kind: DocKind, tenant: str, doc_id: str) -> dict[str, Any] | None:
         """One stored document (a scan here; shared stores answer from an index)."""
@@ -220,6 +220,26 @@ class Store:
         await self.save_doc("subscription", tenant, sub)
         return sub
 
+    # -- the change feed's outbox (broker/feed.py, broker/store/outbox.py) --
+
+    @abc.abstractmethod
+    async def outbox_append(self, stream: str, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        """Commit (tenant, service path, payload) rows at the end of ``stream``, numbered in
+        commit order by a sequence that never goes back."""
+
+    @abc.abstractmethod
+    async def outbox_read(self, stream: str, limit: int) -> list[tuple[int, str, str, bytes]]:
+        """The oldest ``limit`` rows of ``stream`` as (seq, tenant, service path, payload)."""
+
+    @abc.abstractmethod
+    async def outbox_remove(self, stream: str, upto: int) -> None:
+        """Remove the rows of ``stream`` numbered ``upto`` or less (delivered)."""
+
+    @abc.abstractmethod
+    async def outbox_lease(self, stream: str, holder: str, seconds: float) -> bool:
+        """Take or renew the right to deliver ``stream`` for ``seconds``; False while
+        another holder's lease runs."""
+
     async def listen(self, callback: ChangeCallback) -> None:
         """Call ``callback`` when another process changes a subscription or registration
         (nothing to do for a store only this process uses)."""
@@ -231,21 +251,8 @@ class Store:
         NOTIFY) have nothing to do."""
         return None
 
-    async def __aenter__(self) -> Store:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
 
 def open_store(url: str) -> Store:
     """Build the store for a URL (``sqlite:///path``, ``postgresql://...``, ``memory://``), importing only that backend."""
-    scheme = url.split(":", 1)[0].split("+", 1)[0]
-    target = BACKENDS.get(scheme)
-    if target is None:
-        raise StoreError(f"unsupported database URL scheme {scheme!r} (known: {', '.join(BACKENDS)})")
-    module, _, name = target.partition(":")
-    cls = getattr(importlib.import_module(module), name)
-    store: Store = cls(url)
+    store: Store = backend_class(url, BACKENDS, StoreError)(url)
     return store

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
+from . import outbox
 from .base import DOC_TABLES, AlreadyExists, DocKind, Entity, Selector, Store, entity_key
 
 
@@ -13,6 +15,7 @@ class MemoryStore(Store):
         self._tenants: dict[str, dict[tuple[str, str, str], Entity]] = {}
         # kind -> id -> (tenant, document), in creation order
         self._docs: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {kind: {} for kind in DOC_TABLES}
+        self._outbox = outbox.MemoryOutbox()
 
     async def open(self) -> None:
         return None
@@ -40,6 +43,18 @@ class MemoryStore(Store):
 
     async def delete(self, tenant: str, entity: Entity) -> bool:
         return self._tenants.get(tenant, {}).pop(entity_key(entity), None) is not None
+
+    async def outbox_append(self, stream: str, rows: Sequence[outbox.Row]) -> None:
+        self._outbox.append(stream, rows)
+
+    async def outbox_read(self, stream: str, limit: int) -> list[outbox.Stored]:
+        return self._outbox.read(stream, limit)
+
+    async def outbox_remove(self, stream: str, upto: int) -> None:
+        self._outbox.remove(stream, upto)
+
+    async def outbox_lease(self, stream: str, holder: str, seconds: float) -> bool:
+        return self._outbox.lease(stream, holder, seconds)
 
     async def purge_expired(self, now: float) -> list[tuple[str, Entity]]:
         purged = []

@@ -47,6 +47,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode
 
@@ -54,8 +55,9 @@ import asyncpg
 import orjson
 
 from ngsi.regex import compile_pattern
+from ngsi.store_lifecycle import WhileOpen
 
-from . import sqlquery
+from . import outbox, sqlquery
 from .base import (
     DOC_TABLES, AlreadyExists, ChangeCallback, DocKind, DriverErrors, Entity, Selector, Store, StoreError, Write,
     pattern_search,
@@ -231,7 +233,7 @@ def _entity_params(tenant: str, entity: Entity) -> list[Any]:
     return [tenant, entity["id"], entity["type"], entity["servicePath"], entity.get("expDate"), raw, doc]
 
 
-class PostgresStore(Store):
+class PostgresStore(WhileOpen[asyncpg.Pool], Store):
     shared = True
 
     def __init__(self, url: str) -> None:
@@ -239,17 +241,16 @@ class PostgresStore(Store):
         self.origin = secrets.token_hex(8)  # tells this store's own notifications apart
         self._listeners: list[asyncio.Task[None]] = []
         self.dsn, self.pool_size = _dsn_from_url(url)
-        self._pool: asyncpg.Pool | None = None
+        self._handle: asyncpg.Pool | None = None  # the pool while open (WhileOpen)
         self.postgis = False
         self._columns = "tenant, id, type, sp, exp, raw, doc"
         self._values = "$1, $2, $3, $4, $5, $6, $7::jsonb"
         self._attr_indexes: set[str] = set()  # attributes indexed for q (sqlquery.py)
 
-    @property
-    def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise StoreError("the PostgreSQL store is not open")
-        return self._pool
+    def closed_error(self) -> Exception:
+        return StoreError("the PostgreSQL store is not open")
+
+    pool = WhileOpen.handle  # the pool, under the name the tests use
 
     async def open(self) -> None:
         with _mapped_errors:
@@ -263,7 +264,7 @@ class PostgresStore(Store):
             except BaseException:
                 pool.terminate()
                 raise
-        self._pool = pool
+        self._handle = pool
         if self.postgis:
             self._columns += ", geom"
             self._values += ", waziup_geom($8)"
@@ -272,6 +273,7 @@ class PostgresStore(Store):
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
             await conn.execute(_SCHEMA)
+            await conn.execute(outbox.PG_SCHEMA)
             available = await conn.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'postgis'")
             if available:
                 try:
@@ -292,8 +294,8 @@ class PostgresStore(Store):
             except (asyncio.CancelledError, Exception):
                 pass
         self._listeners = []
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
+        if self._handle is not None:
+            pool, self._handle = self._handle, None
             try:
                 await asyncio.wait_for(pool.close(), timeout=5)
             except (TimeoutError, *CAUGHT):
@@ -431,6 +433,22 @@ class PostgresStore(Store):
                 await self._save_entity(conn, tenant, entity)
             else:
                 await self._delete_entity(conn, tenant, entity)
+
+    async def outbox_append(self, stream: str, rows: Sequence[outbox.Row]) -> None:
+        with _mapped_errors:
+            await outbox.pg_append(self.pool, stream, rows)
+
+    async def outbox_read(self, stream: str, limit: int) -> list[outbox.Stored]:
+        with _mapped_errors:
+            return await outbox.pg_read(self.pool, stream, limit)
+
+    async def outbox_remove(self, stream: str, upto: int) -> None:
+        with _mapped_errors:
+            await outbox.pg_remove(self.pool, stream, upto)
+
+    async def outbox_lease(self, stream: str, holder: str, seconds: float) -> bool:
+        with _mapped_errors:
+            return await outbox.pg_lease(self.pool, stream, holder, seconds)
 
     async def purge_expired(self, now: float) -> list[tuple[str, Entity]]:
         with _mapped_errors:

@@ -41,12 +41,15 @@ import secrets
 import sqlite3
 import time
 from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
 from typing import Any, Callable, ContextManager, Iterator
 from urllib.parse import parse_qs
 
 import orjson
 
-from . import sqlquery
+from ngsi.store_lifecycle import WhileOpen, prepare_sqlite_path
+
+from . import outbox, sqlquery
 from .base import (
     DOC_TABLES, ChangeCallback, DocKind, DriverErrors, Entity, Selector, Store, StoreError, Write,
     pattern_search,
@@ -218,14 +221,14 @@ class _WriteLock:
         os.close(self.fd)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(WhileOpen[sqlite3.Connection], Store):
     def __init__(self, url: str) -> None:
         self.path, options = _path_from_url(url)
         self.synchronous = options.get("synchronous", ["NORMAL"])[0].upper()
         self.shared = _flag(options.get("shared"))
         if self.shared and self.path == ":memory:":
             raise StoreError("a shared SQLite store needs a file (sqlite:///path?shared=1)")
-        self._db: sqlite3.Connection | None = None
+        self._handle: sqlite3.Connection | None = None  # the connection while open (WhileOpen)
         self._queries = sqlquery.SQLiteQueries()  # q pushdown and page cache (sqlquery.py)
         self._write_lock: _WriteLock | None = None
         # Taken around every write: the cross-process lock when shared, else nothing.
@@ -236,15 +239,13 @@ class SQLiteStore(Store):
         self._sync_lock: asyncio.Lock | None = None
         self._logged = 0  # change-log row written by the current transaction
 
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise StoreError("the SQLite store is not open")
-        return self._db
+    def closed_error(self) -> Exception:
+        return StoreError("the SQLite store is not open")
+
+    db = WhileOpen.handle  # the connection, under the name sqlquery.py and the tests use
 
     async def open(self) -> None:
-        if self.path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        prepare_sqlite_path(self.path)
         if self.shared:
             try:
                 self._write_lock = _WriteLock(self.path + "-wlock")
@@ -263,17 +264,18 @@ class SQLiteStore(Store):
             db.create_function("REGEXP", 2, pattern_search, deterministic=True)
             db.executescript(_SCHEMA)
             db.executescript(_CHANGES_SCHEMA)
+            db.executescript(outbox.SQLITE_SCHEMA)
             if self._write_lock is not None:  # repairs a word left behind by a writer killed before publishing
                 (last,) = db.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()
                 self._write_lock.publish(int(last))
             db.executescript(sqlquery.SQLITE_SCHEMA)
             self._queries.load(db)
-        self._db = db
+        self._handle = db
 
     async def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
         if self._write_lock is not None:
             lock = self._write_lock
             log.info("writer lock of %s: waited for another process %d times, %.1f ms in all", self.path, lock.waits, lock.waited * 1000)
@@ -352,6 +354,24 @@ class SQLiteStore(Store):
             ).fetchall()
         return [(tenant, orjson.loads(doc)) for tenant, doc in rows]
 
+    # -- the change feed's outbox (broker/store/outbox.py) --
+
+    async def outbox_append(self, stream: str, rows: Sequence[outbox.Row]) -> None:
+        with self._transaction() as db:
+            outbox.sqlite_append(db, stream, rows)
+
+    async def outbox_read(self, stream: str, limit: int) -> list[outbox.Stored]:
+        with _mapped_errors:
+            return outbox.sqlite_read(self.db, stream, limit)
+
+    async def outbox_remove(self, stream: str, upto: int) -> None:
+        with _mapped_errors, self._lock:
+            outbox.sqlite_remove(self.db, stream, upto)
+
+    async def outbox_lease(self, stream: str, holder: str, seconds: float) -> bool:
+        with self._transaction() as db:
+            return outbox.sqlite_lease(db, stream, holder, seconds)
+
     # -- atomic read-modify-writes (a transaction under the writer lock when shared) --
 
     @contextmanager
@@ -382,7 +402,7 @@ class SQLiteStore(Store):
         the holder takes the lock again before the poller looks, and the poller starves."""
         lock = self._write_lock
         if lock is None:
-            raise StoreError("the SQLite store is not open")
+            raise self.closed_error()
         if lock.try_enter():
             return lock
         started = time.perf_counter()

@@ -54,6 +54,7 @@ CONNECTIONS = 16  # concurrent requests (connections) per destination
 BUSY_MARK = 64  # backlog of one destination above which writers wait
 BUSY_WAIT = 1.0  # seconds a writer waits at most
 RESPONSIVE = 0.5  # seconds: a destination with no request in flight for longer is "merely busy"
+RAMP = 4  # new connections of a destination not yet proven by an answer (see _grow)
 IDLE_WORKER = 10.0  # seconds an idle worker lingers before ending
 WRITE_WAIT = 0.5  # seconds a write waits at most for its notifications to be on the wire
 
@@ -105,7 +106,7 @@ async def _maybe_await(value: Any) -> None:
 class _Destination:
     """The queue and workers of one receiver."""
 
-    __slots__ = ("key", "queue", "lanes", "backlog", "workers", "idle", "sending", "writers")
+    __slots__ = ("key", "queue", "lanes", "backlog", "workers", "idle", "sending", "writers", "fresh", "regrow")
 
     def __init__(self, key: Any) -> None:
         self.key = key
@@ -116,6 +117,8 @@ class _Destination:
         self.idle: list[asyncio.Future[None]] = []  # workers waiting for work
         self.sending: dict[int, float] = {}  # worker -> loop time its current request started
         self.writers: list[asyncio.Future[None]] = []  # requests waiting for the backlog to shrink
+        self.fresh: dict[int, float] = {}  # worker -> loop time it started, until its first answer
+        self.regrow: asyncio.TimerHandle | None = None  # a later _grow, when fresh workers held it back
 
 
 class _Index:
@@ -238,6 +241,9 @@ class Notifier:
             except (asyncio.CancelledError, Exception):
                 pass
         self._tasks.clear()
+        for destination in self._destinations.values():
+            if destination.regrow is not None:
+                destination.regrow.cancel()
         self._destinations.clear()
         for waiter in [*self._drained, *self._sent.values()]:
             if not waiter.done():
@@ -397,10 +403,33 @@ class Notifier:
             if not waiter.done():
                 waiter.set_result(None)
                 return destination
-        if destination.workers < self.connections:
-            destination.workers += 1
-            self._spawn(self._work(destination))
+        self._grow(destination)
         return destination
+
+    def _grow(self, destination: _Destination) -> None:
+        """Start a worker for the queued notifications, ramping up: at most RAMP workers whose
+        first request has no answer yet (for less than RESPONSIVE). Why: a burst of
+        notifications to one receiver would otherwise open ``connections`` connections at
+        once, and a receiver with a small listen backlog (Python's http.server: 5) that is
+        slow to accept drops the connections beyond it; the kernel retries them a second
+        later. Each answered request proves its connection was accepted; keep-alive
+        connections then carry the rest."""
+        if not destination.queue or destination.workers >= self.connections:
+            return
+        assert self._loop is not None
+        now = self._loop.time()
+        fresh = [started for started in destination.fresh.values() if started > now - RESPONSIVE]
+        if len(fresh) >= RAMP:
+            if destination.regrow is None:
+                destination.regrow = self._loop.call_at(min(fresh) + RESPONSIVE, self._regrow, destination)
+            return
+        destination.workers += 1
+        destination.fresh[id(self._spawn(self._work(destination)))] = now
+
+    def _regrow(self, destination: _Destination) -> None:
+        destination.regrow = None
+        if self._destinations.get(destination.key) is destination:
+            self._grow(destination)
 
     def _responsive(self, destination: _Destination) -> bool:
         """Does the destination answer promptly (no request of it in flight for long)? Then its
@@ -449,6 +478,7 @@ class Notifier:
         queue = destination.queue
         lanes = destination.lanes
         me = id(asyncio.current_task())
+        first = True
         try:
             while True:
                 if not queue:
@@ -475,6 +505,11 @@ class Notifier:
                         finally:
                             del destination.sending[me]
                             self._finished()
+                            if first:
+                                first = False
+                                destination.fresh.pop(me, None)
+                                if len(destination.queue) > 1:  # one is this worker's next
+                                    self._grow(destination)
                         if not lane:
                             break
                         item = lane.popleft()
@@ -482,6 +517,7 @@ class Notifier:
                     del lanes[lane_key]
         finally:
             destination.workers -= 1
+            destination.fresh.pop(me, None)
 
     def _started(self, destination: _Destination) -> None:
         destination.backlog -= 1

@@ -21,7 +21,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from iot_agent.codecs import cayenne
 from iot_agent.codecs.jsonmeasure import load_json
@@ -42,6 +42,8 @@ __all__ = [
     "tts_downlink_topic",
 ]
 
+T = TypeVar("T")
+
 
 @dataclass
 class Uplink:
@@ -61,22 +63,23 @@ def _obj(v: Any, what: str) -> dict[str, Any]:
     return v
 
 
-def _opt_str(d: dict[str, Any], key: str) -> str | None:
+def _optional(d: dict[str, Any], key: str, kind: type[T], what: str) -> T | None:
+    """``d[key]``, None when it is missing or null; ParseError when it is not a ``kind``
+    (``what`` says which to the sender; JSON's true and false are no integers)."""
     v = d.get(key)
     if v is None:
         return None
-    if not isinstance(v, str):
-        raise ParseError(f"'{key}' must be a string")
+    if isinstance(v, bool) or not isinstance(v, kind):
+        raise ParseError(f"'{key}' must be {what}")
     return v
+
+
+def _opt_str(d: dict[str, Any], key: str) -> str | None:
+    return _optional(d, key, str, "a string")
 
 
 def _opt_int(d: dict[str, Any], key: str) -> int | None:
-    v = d.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ParseError(f"'{key}' must be an integer")
-    return v
+    return _optional(d, key, int, "an integer")
 
 
 def _eui(v: str | None) -> str | None:
@@ -155,6 +158,53 @@ def _load(doc: Any) -> dict[str, Any]:
     return _obj(doc, "uplink")
 
 
+@dataclass(frozen=True)
+class _Keys:
+    """Where a network server's uplink keeps the fields every uplink has: ``dev_eui`` and
+    ``device_id`` in the object naming the device, the others in the one carrying the
+    frame (both are the uplink itself for ChirpStack v3). ``decoded`` lists the keys the
+    server's decoded object may be under, in the order they are tried."""
+
+    network_server: str
+    dev_eui: str
+    device_id: str
+    fport: str
+    payload: str
+    decoded: tuple[str, ...]
+
+
+_CHIRPSTACK_V4 = _Keys("chirpstack_v4", "devEui", "deviceName", "fPort", "data", ("object",))
+_CHIRPSTACK_V3 = _Keys("chirpstack_v3", "devEUI", "deviceName", "fPort", "data", ("object", "objectJSON"))
+_TTS_V3 = _Keys("tts_v3", "dev_eui", "device_id", "f_port", "frm_payload", ("decoded_payload",))
+
+
+def _first_decoded(frame: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any] | None:
+    """The decoded object under the first of ``keys`` that has one (ChirpStack v3 may
+    send it as an object or as a JSON string, under two names)."""
+    for key in keys:
+        decoded = _decoded(frame.get(key), key)
+        if decoded is not None:
+            return decoded
+    return None
+
+
+def _uplink(
+    keys: _Keys, device: dict[str, Any], frame: dict[str, Any], application_id: str | None, metadata: dict[str, Any]
+) -> Uplink:
+    """The ``Uplink`` of any format, read where ``keys`` says; the format's parser finds
+    the objects, the application id and the metadata, which differ more than by name."""
+    return Uplink(
+        network_server=keys.network_server,
+        dev_eui=_eui(_opt_str(device, keys.dev_eui)),
+        device_id=_opt_str(device, keys.device_id),
+        application_id=application_id,
+        fport=_opt_int(frame, keys.fport),
+        payload=_b64(frame.get(keys.payload), keys.payload),
+        decoded=_first_decoded(frame, keys.decoded),
+        metadata=metadata,
+    )
+
+
 def parse_chirpstack_v4(doc: Any) -> Uplink:
     """ChirpStack v4 ``event/up`` (``deviceInfo.devEui``, ``fPort``, ``data``, ``object``, ``rxInfo``)."""
     d = _load(doc)
@@ -171,37 +221,17 @@ def parse_chirpstack_v4(doc: Any) -> Uplink:
             spreading_factor=_num_or_none(_lora(tx.get("modulation")).get("spreadingFactor")),
         ))
     meta.update(_present(device_name=_opt_str(info, "deviceName")))
-    return Uplink(
-        network_server="chirpstack_v4",
-        dev_eui=_eui(_opt_str(info, "devEui")),
-        device_id=_opt_str(info, "deviceName"),
-        application_id=_opt_str(info, "applicationId"),
-        fport=_opt_int(d, "fPort"),
-        payload=_b64(d.get("data"), "data"),
-        decoded=_decoded(d.get("object"), "object"),
-        metadata=meta,
-    )
+    return _uplink(_CHIRPSTACK_V4, info, d, _opt_str(info, "applicationId"), meta)
 
 
 def parse_chirpstack_v3(doc: Any) -> Uplink:
     """ChirpStack v3 (``devEUI``, ``data``, ``object`` or string ``objectJSON``, ``rxInfo[].rssi/loRaSNR``)."""
     d = _load(doc)
-    app = d.get("applicationID")
     meta = _present(f_cnt=_opt_int(d, "fCnt"))
     meta.update(_best_gateway(d.get("rxInfo"), "rssi", "loRaSNR", lambda it: it.get("gatewayID") or it.get("mac")))
-    decoded = _decoded(d.get("object"), "object")
-    if decoded is None:
-        decoded = _decoded(d.get("objectJSON"), "objectJSON")
-    return Uplink(
-        network_server="chirpstack_v3",
-        dev_eui=_eui(_opt_str(d, "devEUI")),
-        device_id=_opt_str(d, "deviceName"),
-        application_id=str(app) if isinstance(app, (str, int)) and not isinstance(app, bool) else None,
-        fport=_opt_int(d, "fPort"),
-        payload=_b64(d.get("data"), "data"),
-        decoded=decoded,
-        metadata=meta,
-    )
+    app = d.get("applicationID")
+    app_id = str(app) if isinstance(app, (str, int)) and not isinstance(app, bool) else None
+    return _uplink(_CHIRPSTACK_V3, d, d, app_id, meta)
 
 
 def parse_tts_v3(doc: Any) -> Uplink:
@@ -230,16 +260,7 @@ def parse_tts_v3(doc: Any) -> Uplink:
         meta.update(_present(spreading_factor=_num_or_none(_lora(settings.get("data_rate")).get("spreading_factor"))))
     if d.get("simulated") is True:
         meta["simulated"] = True
-    return Uplink(
-        network_server="tts_v3",
-        dev_eui=_eui(_opt_str(ids, "dev_eui")),
-        device_id=_opt_str(ids, "device_id"),
-        application_id=app,
-        fport=_opt_int(up, "f_port"),
-        payload=_b64(up.get("frm_payload"), "frm_payload"),
-        decoded=_decoded(up.get("decoded_payload"), "decoded_payload"),
-        metadata=meta,
-    )
+    return _uplink(_TTS_V3, ids, up, app, meta)
 
 
 def parse_uplink(doc: Any) -> Uplink:

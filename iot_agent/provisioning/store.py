@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import abc
 import copy
-import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from ngsi.store_lifecycle import WhileOpen, prepare_sqlite_path
 
 from . import state as agent_state
 from .state import AgentState
@@ -271,36 +272,32 @@ def _page(limit: int | None, offset: int) -> tuple[str, list[Any]]:
     return " LIMIT ? OFFSET ?", [-1 if limit is None else limit, offset]
 
 
-class SQLiteProvisioningStore(ProvisioningStore):
+class SQLiteProvisioningStore(WhileOpen[sqlite3.Connection], ProvisioningStore):
     def __init__(self, path: str) -> None:
         self.path = path
-        self._db: sqlite3.Connection | None = None
+        self._handle: sqlite3.Connection | None = None  # the connection while open (WhileOpen)
         self.state = agent_state.SQLiteAgentState(lambda: self.db)
 
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("the provisioning store is not open")
-        return self._db
+    def closed_error(self) -> Exception:
+        return RuntimeError("the provisioning store is not open")
+
+    db = WhileOpen.handle  # the connection
 
     async def open(self) -> None:
-        if self.path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            # API keys are devices' MQTT passwords under -auth: the file (and SQLite's
-            # -wal/-shm, which take its mode) is its owner's only
-            if not os.path.exists(self.path):
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        # API keys are devices' MQTT passwords under -auth: the file (and SQLite's
+        # -wal/-shm, which take its mode) is its owner's only
+        prepare_sqlite_path(self.path, mode=0o600)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
         db.executescript(agent_state.SCHEMA)
-        self._db = db
+        self._handle = db
 
     async def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
     def _insert(self, kind: _Kind, docs: list[Doc]) -> None:
         columns = ", ".join([*kind.columns, "doc"])

@@ -97,17 +97,25 @@ def remember(memo: dict[_K, _V], key: _K, value: _V) -> _V:
 
 
 class HTTPError(Exception):
-    """A request that got no HTTP answer; ``reason`` is libcurl's text for it."""
+    """A request that got no HTTP answer; ``reason`` is libcurl's text for it.
+
+    Each kind of failure is a subclass naming its libcurl text as a class keyword, so
+    that the text a subscription's ``lastFailureReason`` shows is where the kind is."""
 
     reason = "Could not connect to server"
+
+    def __init_subclass__(cls, *, reason: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if reason:
+            cls.reason = reason
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(f"{self.reason}: {detail}" if detail else self.reason)
         self.detail = detail
 
 
-class ConnectError(HTTPError):
-    reason = "Could not connect to server"
+class ConnectError(HTTPError, reason="Could not connect to server"):
+    """No connection: refused, unreachable, or the client is closed."""
 
 
 class DestinationRefused(ConnectError):
@@ -119,50 +127,44 @@ class DestinationRefused(ConnectError):
         self.reason = detail or "destination refused by the platform's destination policy"
 
 
-class ResolveError(ConnectError):
-    reason = "Could not resolve hostname"
+class ResolveError(ConnectError, reason="Could not resolve hostname"):
+    """The host name does not resolve."""
 
 
-class Timeout(HTTPError):
-    reason = "Timeout was reached"
+class Timeout(HTTPError, reason="Timeout was reached"):
+    """The request's ``timeout`` ran out (waiting for a connection, connecting, or the answer)."""
 
 
-class UnsupportedProtocol(HTTPError):
-    reason = "Unsupported protocol"
+class UnsupportedProtocol(HTTPError, reason="Unsupported protocol"):
+    """A URL whose scheme is neither http nor https."""
 
 
-class BadURL(UnsupportedProtocol):
-    reason = "URL using bad/illegal format or missing URL"
+class BadURL(UnsupportedProtocol, reason="URL using bad/illegal format or missing URL"):
+    """A URL that does not parse, has no host, or has a host with unsafe characters."""
 
 
-class BadHeader(HTTPError):
+class BadHeader(HTTPError, reason="Bad request header"):
     """A request header name or value with CR or LF (or a name that is not a token)."""
 
-    reason = "Bad request header"
+
+class SSLFailure(ConnectError, reason="SSL connect error"):
+    """The TLS handshake failed."""
 
 
-class SSLFailure(ConnectError):
-    reason = "SSL connect error"
-
-
-class CertificateError(SSLFailure):
+class CertificateError(SSLFailure, reason="SSL peer certificate or SSH remote key was not OK"):
     """The server's certificate is not trusted or not for that host."""
 
-    reason = "SSL peer certificate or SSH remote key was not OK"
 
-
-class ProtocolError(HTTPError):
+class ProtocolError(HTTPError, reason="Weird server reply"):
     """The server answered something that is not HTTP/1.x."""
 
-    reason = "Weird server reply"
+
+class EmptyReply(ProtocolError, reason="Server returned nothing (no headers, no data)"):
+    """The connection ended before any byte of the answer."""
 
 
-class EmptyReply(ProtocolError):
-    reason = "Server returned nothing (no headers, no data)"
-
-
-class ReceiveError(ProtocolError):
-    reason = "Failure when receiving data from the peer"
+class ReceiveError(ProtocolError, reason="Failure when receiving data from the peer"):
+    """The connection ended in the middle of the answer."""
 
 
 @dataclass(slots=True, frozen=True)

@@ -67,6 +67,25 @@ def bounded(receive: Receive, limit: int) -> Receive:
     return counting
 
 
+class ResponseWatch:
+    """``send`` that notes whether the response has begun.
+
+    A middleware that answers an error itself may do so only while nothing of the
+    response has gone out; after ``http.response.start`` all it can do is let the
+    error end the connection. Used by ``GuardLayer`` and the identity manager's
+    last-resort handler."""
+
+    __slots__ = ("send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self.send(message)
+
+
 class GuardLayer:
     def __init__(
         self,
@@ -103,18 +122,12 @@ class GuardLayer:
                 return
             receive = bounded(receive, self.max_body)
         receive = timed(receive, self.body_timeout)
-        started = False
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        watched = ResponseWatch(send)
         try:
-            await self._guarded(scope, receive, tracking, headers, ctx)
+            await self._guarded(scope, receive, watched, headers, ctx)
         except (PayloadTooLarge, BodyTimeout) as exc:
             reply = self._refusal(exc)
-            if reply is None or started:
+            if reply is None or watched.started:
                 raise
             await reply.send(send, [_CLOSE] if isinstance(exc, BodyTimeout) else None)
 

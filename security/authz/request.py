@@ -51,15 +51,9 @@ from ngsi.servicepath import (
     parse_write_path,
 )
 
-READ: Final = "read"
-CREATE: Final = "create"
-UPDATE: Final = "update"
-DELETE: Final = "delete"
-SUBSCRIBE: Final = "subscribe"
-REGISTER: Final = "register"
-PROVISION: Final = "provision"
-ADMIN: Final = "admin"
-ACTIONS: Final = (READ, CREATE, UPDATE, DELETE, SUBSCRIBE, REGISTER, PROVISION, ADMIN)
+ACTIONS: Final = ("read", "create", "update", "delete", "subscribe", "register", "provision", "admin")
+"""Every action a request may need and a policy may grant, in the order answers list them."""
+READ, CREATE, UPDATE, DELETE, SUBSCRIBE, REGISTER, PROVISION, ADMIN = ACTIONS  # one name each, listed once
 
 MAX_TARGETS: Final = 10_000
 """Targets one request may expand to (``id=`` x ``type=`` lists, batch entities); past

@@ -24,6 +24,10 @@ from ngsi.settings import (
     Table,
     Text,
     command_line,
+    data_dir_option,
+    http_url,
+    listen_option,
+    log_level_option,
     option,
 )
 from ngsi.tls import check_key_and_cert
@@ -77,54 +81,45 @@ class Config:
         return os.path.join(self.data_dir, "admin-password")
 
 
-def _url(value: str) -> None:
-    if value and not value.startswith(("http://", "https://")):
-        raise ValueError(f"{value!r} is not an http(s) URL")
-
-
 _LIFETIME = Int(1, 10 * 365 * DAY, metavar="SECONDS")
 
 OPTIONS = Table(
     Config,
-    option("-port", field="port", type=PORT, env="IDM_PORT", help="HTTP port (HTTPS with -https)"),
-    option("-host", field="host", type=Text("ADDRESS"), env="WAZIUP_IDM_LISTEN", help="address to listen on"),
-    option("-data", field="data_dir", type=Text("DIR"), env="WAZIUP_DATA_DIR",
-           help="where idm.db and the generated admin password file go"),
-    option("-dbURI", field="db_uri", type=Text("URL"), env="IDM_DB_URI", shown="sqlite:///<-data>/idm.db",
+    option("-port", type=PORT, env="IDM_PORT", help="HTTP port (HTTPS with -https)"),
+    listen_option("-host", env="WAZIUP_IDM_LISTEN"),
+    data_dir_option("-data", help="where idm.db and the generated admin password file go"),
+    option("-dbURI", type=Text("URL"), env="IDM_DB_URI", shown="sqlite:///<-data>/idm.db",
            help="store: sqlite:///relative.db, sqlite:////absolute.db, postgresql://user:password@host/db"),
-    option("-issuer", field="issuer", type=Text("URL"), env="IDM_HOST", check=_url, shown="http://localhost:<-port>",
+    option("-issuer", type=Text("URL"), env="IDM_HOST", check=http_url, shown="http://localhost:<-port>",
            help="the public URL of this identity manager: the iss of its tokens, the base of its discovery URLs"),
-    option("-https", field="https", type=FLAG, env="IDM_HTTPS_ENABLED", help="serve HTTPS only (needs -key and -cert)"),
+    option("-https", type=FLAG, env="IDM_HTTPS_ENABLED", help="serve HTTPS only (needs -key and -cert)"),
     option("-key", field="https_key", type=Text("FILE"), env="WAZIUP_IDM_HTTPS_KEY", help="-https: private key, PEM"),
     option("-cert", field="https_cert", type=Text("FILE"), env="WAZIUP_IDM_HTTPS_CERT",
            help="-https: certificate, PEM, then any intermediate CA certificates"),
-    option("-logLevel", field="log_level", type=Text("LEVEL"), env="WAZIUP_LOG_LEVEL", help="log level"),
-    option("-authLifetime", field="auth_lifetime", type=_LIFETIME, env="IDM_OAUTH_AUTH_LIFETIME",
-           help="authorization code lifetime"),
-    option("-accessLifetime", field="access_lifetime", type=_LIFETIME, env="IDM_OAUTH_ACC_LIFETIME",
+    log_level_option("-logLevel", env="WAZIUP_LOG_LEVEL"),
+    option("-authLifetime", type=_LIFETIME, env="IDM_OAUTH_AUTH_LIFETIME", help="authorization code lifetime"),
+    option("-accessLifetime", type=_LIFETIME, env="IDM_OAUTH_ACC_LIFETIME",
            help="access token (and ID token) lifetime"),
-    option("-refreshLifetime", field="refresh_lifetime", type=_LIFETIME, env="IDM_OAUTH_REFR_LIFETIME",
-           help="refresh token lifetime"),
-    option("-apiLifetime", field="api_lifetime", type=_LIFETIME, env="IDM_API_LIFETIME",
-           help="/v1 API token (X-Subject-Token) lifetime"),
-    option("-pdpLevel", field="pdp_level", type=Choice("basic", "payload"), env="IDM_PDP_LEVEL",
+    option("-refreshLifetime", type=_LIFETIME, env="IDM_OAUTH_REFR_LIFETIME", help="refresh token lifetime"),
+    option("-apiLifetime", type=_LIFETIME, env="IDM_API_LIFETIME", help="/v1 API token (X-Subject-Token) lifetime"),
+    option("-pdpLevel", type=Choice("basic", "payload"), env="IDM_PDP_LEVEL",
            help="GET /user decisions: basic (verb, path, tenant) or payload (also entity ids, attributes, types)"),
-    option("-signingAlgorithm", field="signing_algorithm", type=Choice("RS256", "ES256"), env="WAZIUP_IDM_SIGNING_ALG",
+    option("-signingAlgorithm", type=Choice("RS256", "ES256"), env="WAZIUP_IDM_SIGNING_ALG",
            help="the key that signs ID tokens and JWT access tokens of applications that use it"),
-    option("-keyRotation", field="key_rotation", type=_LIFETIME, env="WAZIUP_IDM_KEY_ROTATION", shown="2592000 (30 days)",
+    option("-keyRotation", type=_LIFETIME, env="WAZIUP_IDM_KEY_ROTATION", shown="2592000 (30 days)",
            help="seconds a signing key signs before a new one replaces it"),
-    option("-lockoutAttempts", field="lockout_attempts", type=Int(0, 1000), env="WAZIUP_IDM_LOCKOUT_ATTEMPTS",
+    option("-lockoutAttempts", type=Int(0, 1000), env="WAZIUP_IDM_LOCKOUT_ATTEMPTS",
            help="failed logins of one account that lock it (0: never)"),
-    option("-lockoutAddressAttempts", field="lockout_address_attempts", type=Int(0, 100000),
-           env="WAZIUP_IDM_LOCKOUT_ADDRESS_ATTEMPTS", help="failed logins from one client address that lock it (0: never)"),
-    option("-lockoutSeconds", field="lockout_seconds", type=_LIFETIME, env="WAZIUP_IDM_LOCKOUT_SECONDS",
+    option("-lockoutAddressAttempts", type=Int(0, 100000), env="WAZIUP_IDM_LOCKOUT_ADDRESS_ATTEMPTS",
+           help="failed logins from one client address that lock it (0: never)"),
+    option("-lockoutSeconds", type=_LIFETIME, env="WAZIUP_IDM_LOCKOUT_SECONDS",
            help="how long a lock lasts, and the window failed logins are counted in"),
-    option("-trustForwarded", field="trust_forwarded", type=FLAG, env="WAZIUP_IDM_TRUST_FORWARDED",
+    option("-trustForwarded", type=FLAG, env="WAZIUP_IDM_TRUST_FORWARDED",
            help="client address from X-Forwarded-For (only behind a proxy that replaces that header)"),
-    option("-adminId", field="admin_id", type=Text("ID"), env="IDM_ADMIN_ID", help="id of the first admin"),
-    option("-adminUsername", field="admin_username", type=Text("NAME"), env=("WAZIUP_ADMIN_USERNAME", "IDM_ADMIN_USER"),
+    option("-adminId", type=Text("ID"), env="IDM_ADMIN_ID", help="id of the first admin"),
+    option("-adminUsername", type=Text("NAME"), env=("WAZIUP_ADMIN_USERNAME", "IDM_ADMIN_USER"),
            help="username of the first admin"),
-    option("-adminEmail", field="admin_email", type=Text("EMAIL"), env=("WAZIUP_ADMIN_EMAIL", "IDM_ADMIN_EMAIL"),
+    option("-adminEmail", type=Text("EMAIL"), env=("WAZIUP_ADMIN_EMAIL", "IDM_ADMIN_EMAIL"),
            help="e-mail (login) of the first admin"),
     about="The identity manager (Keyrock-compatible). The first admin's password comes from WAZIUP_ADMIN_PASSWORD "
     "(or IDM_ADMIN_PASS); without it one is generated on the first start, printed once and kept in "

@@ -102,4 +102,4 @@ class PostgresDriver(Driver):
 
 class PostgresStore(SQLStore):
     def __init__(self, url: str) -> None:
-        self.driver = PostgresDriver(url)
+        super().__init__(PostgresDriver(url))

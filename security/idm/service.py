@@ -141,7 +141,7 @@ class IdentityService:
 
     async def user_object(self, user: User, app_id: str, *, held: Grants | None = None, decision: str = "") -> dict[str, Any]:
         held = held if held is not None else await self.grants_of(user.id, app_id)
-        roles = {r.id: r for r in await self.store.list_roles(app_id)}
+        roles = {r.id: r for r in await self.store.roles.in_app(app_id)}
         organizations = {}
         for org_id, _ in held.organizations:
             org = await self.store.get_organization(org_id)

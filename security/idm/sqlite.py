@@ -86,4 +86,4 @@ class SQLiteStore(SQLStore):
     def __init__(self, url: str) -> None:
         path = url.partition("?")[0][len("sqlite://"):]
         path = path.removeprefix("/")
-        self.driver = SQLiteDriver(path or ":memory:")
+        super().__init__(SQLiteDriver(path or ":memory:"))

@@ -3,7 +3,9 @@
 SQLite and PostgreSQL both run this SQL (``?`` placeholders, which the PostgreSQL driver
 numbers; ``INSERT ... ON CONFLICT DO NOTHING``; booleans as 0/1 integers; JSON as text).
 A driver (``sqlite.py``, ``postgres.py``) only runs statements and transactions and maps
-its unique-key violation to :class:`~security.idm.store.Conflict`.
+its unique-key violation to :class:`~security.idm.store.Conflict`. :class:`SQLStore` is
+the store's one implementation, so its methods are the store's contract (lists come in
+creation order); ``store.py`` names it ``IdmStore``.
 
 Permissions are kept as a JSON document beside their key (Keyrock's permission has a
 dozen optional fields, never queried one by one); everything that is looked up has a
@@ -13,9 +15,10 @@ column and an index.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, Self, TypeVar
 
 import orjson
 
@@ -34,9 +37,10 @@ from .model import (
     User,
     UserRole,
 )
-from .store import IdmStore
 
 Row = Sequence[Any]
+_Record = TypeVar("_Record")
+_Item = TypeVar("_Item", Role, Permission)
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS idm_users (
@@ -128,8 +132,17 @@ def _user(row: Row) -> User:
     return User(row[0], row[1], row[2], row[3], bool(row[4]), bool(row[5]), row[6], row[7], row[8], row[9])
 
 
+def _user_args(user: User) -> list[Any]:
+    return [user.id, user.username, user.email.lower(), user.password_hash, int(user.enabled), int(user.admin),
+            user.date_password, user.description, user.website, user.created_at]
+
+
 def _organization(row: Row) -> Organization:
     return Organization(row[0], row[1], row[2], row[3], row[4])
+
+
+def _organization_args(o: Organization) -> list[Any]:
+    return [o.id, o.name, o.description, o.website, o.created_at]
 
 
 def _application(row: Row) -> Application:
@@ -141,8 +154,18 @@ def _application(row: Row) -> Application:
     )
 
 
+def _app_args(app: Application) -> list[Any]:
+    return [app.id, app.name, app.secret_hash, app.description, app.url, _json(list(app.redirect_uris)),
+            app.redirect_sign_out_uri, _json(list(app.grant_types)), _json(list(app.token_types)), app.jwt_secret,
+            app.jwt_algorithm, app.client_type, app.created_at]
+
+
 def _role(row: Row) -> Role:
     return Role(row[0], row[1], row[2], bool(row[3]))
+
+
+def _role_args(role: Role) -> list[Any]:
+    return [role.id, role.name, role.app_id, int(role.is_internal)]
 
 
 def _permission(row: Row) -> Permission:
@@ -151,44 +174,152 @@ def _permission(row: Row) -> Permission:
     return Permission(id=row[0], app_id=row[1], **{k: v for k, v in doc.items() if k in fields and k not in ("id", "app_id")})
 
 
+def _permission_doc(permission: Permission) -> str:
+    doc = {f.name: getattr(permission, f.name) for f in dataclasses.fields(Permission) if f.name not in ("id", "app_id")}
+    return _json(doc)
+
+
+def _permission_args(permission: Permission) -> list[Any]:
+    return [permission.id, permission.app_id, _permission_doc(permission)]
+
+
 def _token(row: Row) -> Token:
     return Token(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]), row[8], orjson.loads(row[9]))
+
+
+def _token_args(t: Token) -> list[Any]:
+    return [t.hash, t.kind, t.client_id, t.user_id, t.scope, t.issued_at, t.expires_at, int(t.revoked), t.family,
+            _json(t.extra)]
 
 
 def _key(row: Row) -> SigningKey:
     return SigningKey(row[0], row[1], row[2], row[3], row[4], row[5])
 
 
-_USER_COLUMNS = "id, username, email, password_hash, enabled, admin, date_password, description, website, created_at"
-_APP_COLUMNS = (
-    "id, name, secret_hash, description, url, redirect_uris, redirect_sign_out_uri, grant_types, token_types, "
-    "jwt_secret, jwt_algorithm, client_type, created_at"
+def _key_args(key: SigningKey) -> list[Any]:
+    return [key.kid, key.alg, key.private_pem, key.created_at, key.retired_at, key.signed_until]
+
+
+@dataclass(frozen=True)
+class _Table(Generic[_Record]):
+    """A table of whole records: its columns in the record's field order (the key first),
+    how a row becomes the record and the record its values, the order lists come in and
+    what deleting a record takes with it. The statements every table shares are built
+    from this, once."""
+
+    name: str
+    columns: tuple[str, ...]
+    record: Callable[[Row], _Record]
+    values: Callable[[_Record], list[Any]]
+    order: str = "created_at, id"
+    dependents: tuple[str, ...] = ()  # statements on a deleted record's key, in the same transaction
+
+    @property
+    def select(self) -> str:
+        return f"SELECT {', '.join(self.columns)} FROM {self.name}"
+
+    def insert(self, *extra: str) -> str:
+        """An INSERT of every column, and the ``extra`` ones after them."""
+        columns = [*self.columns, *extra]
+        return f"INSERT INTO {self.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+    def update(self, *columns: str) -> str:
+        """An UPDATE of ``columns`` (none given: every one but the key) of the record with a key."""
+        changed = columns or self.columns[1:]
+        return f"UPDATE {self.name} SET {', '.join(c + ' = ?' for c in changed)} WHERE {self.columns[0]} = ?"
+
+
+_USERS = _Table(
+    "idm_users",
+    ("id", "username", "email", "password_hash", "enabled", "admin", "date_password", "description", "website", "created_at"),
+    _user, _user_args,
+    dependents=("DELETE FROM idm_memberships WHERE user_id = ?", "DELETE FROM idm_user_roles WHERE user_id = ?",
+                "UPDATE idm_tokens SET revoked = 1 WHERE user_id = ?"),
 )
-_TOKEN_COLUMNS = "hash, kind, client_id, user_id, scope, issued_at, expires_at, revoked, family, extra"
-_SELECT_ROLES = "SELECT id, name, app_id, is_internal FROM idm_roles"
-_SELECT_PERMISSIONS = "SELECT id, app_id, doc FROM idm_permissions"
+_ORGANIZATIONS = _Table(
+    "idm_organizations", ("id", "name", "description", "website", "created_at"), _organization, _organization_args,
+    dependents=("DELETE FROM idm_memberships WHERE organization_id = ?",
+                "DELETE FROM idm_organization_roles WHERE organization_id = ?"),
+)
+_APPLICATIONS = _Table(
+    "idm_applications",
+    ("id", "name", "secret_hash", "description", "url", "redirect_uris", "redirect_sign_out_uri", "grant_types",
+     "token_types", "jwt_secret", "jwt_algorithm", "client_type", "created_at"),
+    _application, _app_args,
+    dependents=(
+        "DELETE FROM idm_role_permissions WHERE role_id IN (SELECT id FROM idm_roles WHERE app_id = ?)",
+        "DELETE FROM idm_roles WHERE app_id = ?",
+        "DELETE FROM idm_permissions WHERE app_id = ?",
+        "DELETE FROM idm_user_roles WHERE app_id = ?",
+        "DELETE FROM idm_organization_roles WHERE app_id = ?",
+        "UPDATE idm_tokens SET revoked = 1 WHERE client_id = ?",
+    ),
+)
+_ROLES = _Table(
+    "idm_roles", ("id", "name", "app_id", "is_internal"), _role, _role_args, order="seq, id",
+    dependents=("DELETE FROM idm_role_permissions WHERE role_id = ?", "DELETE FROM idm_user_roles WHERE role_id = ?",
+                "DELETE FROM idm_organization_roles WHERE role_id = ?"),
+)
+_PERMISSIONS = _Table(
+    "idm_permissions", ("id", "app_id", "doc"), _permission, _permission_args, order="seq, id",
+    dependents=("DELETE FROM idm_role_permissions WHERE permission_id = ?",),
+)
+_TOKENS = _Table(
+    "idm_tokens",
+    ("hash", "kind", "client_id", "user_id", "scope", "issued_at", "expires_at", "revoked", "family", "extra"),
+    _token, _token_args,
+)
+_KEYS = _Table(
+    "idm_signing_keys", ("kid", "alg", "private_pem", "created_at", "retired_at", "signed_until"), _key, _key_args,
+    order="created_at, kid",
+)
 
 
-def _user_args(user: User) -> list[Any]:
-    return [user.id, user.username, user.email.lower(), user.password_hash, int(user.enabled), int(user.admin),
-            user.date_password, user.description, user.website, user.created_at]
+class AppItems(Generic[_Item]):
+    """An application's roles, or its permissions: the two are created, read, changed and
+    deleted alike. The internal ones (app_id "", Keyrock's seeded ones) belong to every
+    application: they are listed and found with each one's. Every change bumps the policy
+    version."""
+
+    def __init__(self, store: SQLStore, table: _Table[_Item], changeable: str) -> None:
+        self._store = store
+        self._table: _Table[_Item] = table
+        self._changeable = changeable  # the one column ``save`` writes
+
+    async def create(self, item: _Item) -> None:
+        await self._store._insert_in_order(self._table.insert("seq"), self._table.values(item))
+
+    async def get(self, app_id: str, item_id: str) -> _Item | None:
+        t = self._table
+        rows = await self._store._fetch(f"{t.select} WHERE id = ? AND (app_id = ? OR app_id = '')", [item_id, app_id])
+        return t.record(rows[0]) if rows else None
+
+    async def in_app(self, app_id: str) -> list[_Item]:
+        """The application's items with the internal ones, in creation order."""
+        t = self._table
+        rows = await self._store._fetch(f"{t.select} WHERE app_id = ? OR app_id = '' ORDER BY {t.order}", [app_id])
+        return [t.record(r) for r in rows]
+
+    async def save(self, item: _Item) -> None:
+        t = self._table
+        value = t.values(item)[t.columns.index(self._changeable)]
+        await self._store._change(f"{t.update(self._changeable)} AND app_id = ?", [value, item.id, item.app_id], policy=True)
+
+    async def delete(self, app_id: str, item_id: str) -> bool:
+        """With what refers to it (a role's assignments, a permission's place in roles)."""
+        return await self._store._delete(self._table, item_id, app_id=app_id)
 
 
-def _app_args(app: Application) -> list[Any]:
-    return [app.id, app.name, app.secret_hash, app.description, app.url, _json(list(app.redirect_uris)),
-            app.redirect_sign_out_uri, _json(list(app.grant_types)), _json(list(app.token_types)), app.jwt_secret,
-            app.jwt_algorithm, app.client_type, app.created_at]
+class SQLStore:
+    """The identity manager's store, in SQL over a driver (the subclasses give it).
 
+    Every change of what decides a PEP question bumps the policy version in the same
+    transaction (``store.py``)."""
 
-def _permission_doc(permission: Permission) -> str:
-    doc = {f.name: getattr(permission, f.name) for f in dataclasses.fields(Permission) if f.name not in ("id", "app_id")}
-    return _json(doc)
-
-
-class SQLStore(IdmStore):
-    """:class:`~security.idm.store.IdmStore` in SQL; subclasses give the driver."""
-
-    driver: Driver
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+        self.roles = AppItems(self, _ROLES, "name")
+        self.permissions = AppItems(self, _PERMISSIONS, "doc")
 
     async def open(self) -> None:
         await self.driver.open()
@@ -227,6 +358,23 @@ class SQLStore(IdmStore):
         rows = await self._fetch(sql, args)
         return rows[0] if rows else None
 
+    async def _find(self, table: _Table[_Record], column: str, value: Any) -> _Record | None:
+        """The record whose ``column`` is ``value``, or None."""
+        row = await self._one(f"{table.select} WHERE {column} = ?", [value])
+        return table.record(row) if row else None
+
+    async def _listed(self, table: _Table[_Record]) -> list[_Record]:
+        """Every record of the table, in its order."""
+        return [table.record(r) for r in await self._fetch(f"{table.select} ORDER BY {table.order}")]
+
+    @asynccontextmanager
+    async def _policy_change(self) -> AsyncIterator[Connection]:
+        """A transaction whose statements change what PEPs decide by: once they are done, it
+        bumps the policy version in the same transaction."""
+        async with self.driver.transaction() as db:
+            yield db
+            await _bump(db)
+
     async def _change(self, sql: str, args: Sequence[Any] = (), *, policy: bool = False) -> int:
         async with self.driver.transaction() as db:
             count = await db.execute(sql, args)
@@ -234,20 +382,15 @@ class SQLStore(IdmStore):
                 await _bump(db)
             return count
 
-    async def _of_app(self, select: str, app_id: str, item_id: str | None = None) -> list[Row]:
-        """What ``select`` reads of the roles or permissions of an application, which has the
-        internal ones too (app_id ""): all of them in creation order, or the one ``item_id``."""
-        if item_id is None:
-            return await self._fetch(f"{select} WHERE app_id = ? OR app_id = '' ORDER BY seq, id", [app_id])
-        return await self._fetch(f"{select} WHERE id = ? AND (app_id = ? OR app_id = '')", [item_id, app_id])
-
-    async def _delete(self, sql: str, args: Sequence[Any], key: str, *cleanup: str) -> bool:
-        """Run the DELETE ``sql``; if it removed a row, also what referred to it (``cleanup``,
-        statements on ``key``) and bump the policy version, in the same transaction."""
+    async def _delete(self, table: _Table[Any], key: str, *, app_id: str | None = None) -> bool:
+        """Delete the record ``key`` (of the application ``app_id``: a role or permission); if
+        there was one, also what depends on it (``table.dependents``), and bump the policy
+        version, in the same transaction."""
+        where, args = _where(**{table.columns[0]: key, "app_id": app_id})
         async with self.driver.transaction() as db:
-            count = await db.execute(sql, args)
+            count = await db.execute(f"DELETE FROM {table.name}{where}", args)
             if count:
-                for statement in cleanup:
+                for statement in table.dependents:
                     await db.execute(statement, [key])
                 await _bump(db)
             return bool(count)
@@ -259,82 +402,61 @@ class SQLStore(IdmStore):
             if await db.execute(sql, [*args, await _next(db)]):
                 await _bump(db)
 
-    # -- users ------------------------------------------------------------------------------
+    # -- users: username and e-mail (kept lowercase) are unique --------------------------------
     async def create_user(self, user: User) -> None:
-        await self._change(f"INSERT INTO idm_users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _user_args(user))
+        """Raises Conflict when the id, username or e-mail is taken."""
+        await self._change(_USERS.insert(), _USERS.values(user))
 
     async def get_user(self, user_id: str) -> User | None:
-        row = await self._one(f"SELECT {_USER_COLUMNS} FROM idm_users WHERE id = ?", [user_id])
-        return _user(row) if row else None
+        return await self._find(_USERS, "id", user_id)
 
     async def find_user(self, login: str) -> User | None:
-        row = await self._one(f"SELECT {_USER_COLUMNS} FROM idm_users WHERE email = ?", [login.lower()])
-        if row is None:
-            row = await self._one(f"SELECT {_USER_COLUMNS} FROM idm_users WHERE username = ?", [login])
-        return _user(row) if row else None
+        """The user whose e-mail (any case) or username is ``login``."""
+        found = await self._find(_USERS, "email", login.lower())
+        if found is None:
+            found = await self._find(_USERS, "username", login)
+        return found
 
     async def list_users(self) -> list[User]:
-        return [_user(r) for r in await self._fetch(f"SELECT {_USER_COLUMNS} FROM idm_users ORDER BY created_at, id")]
+        return await self._listed(_USERS)
 
     async def save_user(self, user: User) -> None:
-        args = _user_args(user)
+        """Update; raises Conflict for a username or e-mail another user has. Only a change
+        of ``enabled`` or ``admin`` moves the policy version."""
         async with self.driver.transaction() as db:
             before = await db.fetch("SELECT enabled, admin FROM idm_users WHERE id = ?", [user.id])
-            await db.execute(
-                "UPDATE idm_users SET username = ?, email = ?, password_hash = ?, enabled = ?, admin = ?, "
-                "date_password = ?, description = ?, website = ?, created_at = ? WHERE id = ?",
-                [*args[1:], user.id],
-            )
+            await db.execute(_USERS.update(), [*_USERS.values(user)[1:], user.id])
             if before and (bool(before[0][0]), bool(before[0][1])) != (user.enabled, user.admin):
                 await _bump(db)
 
     async def delete_user(self, user_id: str) -> bool:
-        return await self._delete(
-            "DELETE FROM idm_users WHERE id = ?", [user_id], user_id,
-            "DELETE FROM idm_memberships WHERE user_id = ?",
-            "DELETE FROM idm_user_roles WHERE user_id = ?",
-            "UPDATE idm_tokens SET revoked = 1 WHERE user_id = ?",
-        )
+        """With the user's memberships, roles and tokens."""
+        return await self._delete(_USERS, user_id)
 
     async def any_admin(self) -> bool:
         return bool(await self._fetch("SELECT id FROM idm_users WHERE admin = 1 LIMIT 1"))
 
     # -- organizations ------------------------------------------------------------------
     async def create_organization(self, organization: Organization, owner_id: str) -> None:
-        o = organization
-        async with self.driver.transaction() as db:
+        """The organization, with ``owner_id`` as its owner."""
+        async with self._policy_change() as db:
+            await db.execute(_ORGANIZATIONS.insert(), _ORGANIZATIONS.values(organization))
             await db.execute(
-                "INSERT INTO idm_organizations (id, name, description, website, created_at) VALUES (?, ?, ?, ?, ?)",
-                [o.id, o.name, o.description, o.website, o.created_at],
+                "INSERT INTO idm_memberships (organization_id, user_id, role) VALUES (?, ?, 'owner')", [organization.id, owner_id]
             )
-            await db.execute(
-                "INSERT INTO idm_memberships (organization_id, user_id, role) VALUES (?, ?, 'owner')", [o.id, owner_id]
-            )
-            await _bump(db)
 
     async def get_organization(self, organization_id: str) -> Organization | None:
-        row = await self._one(
-            "SELECT id, name, description, website, created_at FROM idm_organizations WHERE id = ?", [organization_id]
-        )
-        return _organization(row) if row else None
+        return await self._find(_ORGANIZATIONS, "id", organization_id)
 
     async def list_organizations(self) -> list[Organization]:
-        rows = await self._fetch("SELECT id, name, description, website, created_at FROM idm_organizations ORDER BY created_at, id")
-        return [_organization(r) for r in rows]
+        return await self._listed(_ORGANIZATIONS)
 
     async def save_organization(self, organization: Organization) -> None:
         o = organization
-        await self._change(
-            "UPDATE idm_organizations SET name = ?, description = ?, website = ? WHERE id = ?",
-            [o.name, o.description, o.website, o.id],
-        )
+        await self._change(_ORGANIZATIONS.update("name", "description", "website"), [o.name, o.description, o.website, o.id])
 
     async def delete_organization(self, organization_id: str) -> bool:
-        return await self._delete(
-            "DELETE FROM idm_organizations WHERE id = ?", [organization_id], organization_id,
-            "DELETE FROM idm_memberships WHERE organization_id = ?",
-            "DELETE FROM idm_organization_roles WHERE organization_id = ?",
-        )
+        return await self._delete(_ORGANIZATIONS, organization_id)
 
     async def put_membership(self, membership: Membership) -> None:
         m = membership
@@ -344,6 +466,7 @@ class SQLStore(IdmStore):
         )
 
     async def delete_membership(self, organization_id: str, user_id: str, role: str | None = None) -> bool:
+        """One role of the user in the organization, or (``role`` None) all of them."""
         if role is None:
             sql, args = "DELETE FROM idm_memberships WHERE organization_id = ? AND user_id = ?", [organization_id, user_id]
         else:
@@ -358,92 +481,29 @@ class SQLStore(IdmStore):
 
     # -- applications -----------------------------------------------------------------------
     async def create_application(self, application: Application, provider_id: str | None) -> None:
-        async with self.driver.transaction() as db:
-            await db.execute(f"INSERT INTO idm_applications ({_APP_COLUMNS}) VALUES ({', '.join('?' * 13)})", _app_args(application))
+        """The application; ``provider_id`` (its creator) gets its ``provider`` role."""
+        async with self._policy_change() as db:
+            await db.execute(_APPLICATIONS.insert(), _APPLICATIONS.values(application))
             if provider_id is not None:
                 await db.execute(
                     "INSERT INTO idm_user_roles (app_id, user_id, role_id, seq) VALUES (?, ?, 'provider', ?)",
                     [application.id, provider_id, await _next(db)],
                 )
-            await _bump(db)
 
     async def get_application(self, app_id: str) -> Application | None:
-        row = await self._one(f"SELECT {_APP_COLUMNS} FROM idm_applications WHERE id = ?", [app_id])
-        return _application(row) if row else None
+        return await self._find(_APPLICATIONS, "id", app_id)
 
     async def list_applications(self) -> list[Application]:
-        return [_application(r) for r in await self._fetch(f"SELECT {_APP_COLUMNS} FROM idm_applications ORDER BY created_at, id")]
+        return await self._listed(_APPLICATIONS)
 
     async def save_application(self, application: Application) -> None:
-        args = _app_args(application)
-        columns = [c.strip() for c in _APP_COLUMNS.split(",")][1:]
-        await self._change(
-            f"UPDATE idm_applications SET {', '.join(c + ' = ?' for c in columns)} WHERE id = ?", [*args[1:], application.id],
-            policy=True,
-        )
+        await self._change(_APPLICATIONS.update(), [*_APPLICATIONS.values(application)[1:], application.id], policy=True)
 
     async def delete_application(self, app_id: str) -> bool:
-        return await self._delete(
-            "DELETE FROM idm_applications WHERE id = ?", [app_id], app_id,
-            "DELETE FROM idm_role_permissions WHERE role_id IN (SELECT id FROM idm_roles WHERE app_id = ?)",
-            "DELETE FROM idm_roles WHERE app_id = ?",
-            "DELETE FROM idm_permissions WHERE app_id = ?",
-            "DELETE FROM idm_user_roles WHERE app_id = ?",
-            "DELETE FROM idm_organization_roles WHERE app_id = ?",
-            "UPDATE idm_tokens SET revoked = 1 WHERE client_id = ?",
-        )
+        """With its roles, permissions, assignments and tokens."""
+        return await self._delete(_APPLICATIONS, app_id)
 
-    # -- roles -----------------------------------------------------------------------------
-    async def create_role(self, role: Role) -> None:
-        await self._insert_in_order(
-            "INSERT INTO idm_roles (id, name, app_id, is_internal, seq) VALUES (?, ?, ?, ?, ?)",
-            [role.id, role.name, role.app_id, int(role.is_internal)],
-        )
-
-    async def get_role(self, app_id: str, role_id: str) -> Role | None:
-        rows = await self._of_app(_SELECT_ROLES, app_id, role_id)
-        return _role(rows[0]) if rows else None
-
-    async def list_roles(self, app_id: str) -> list[Role]:
-        return [_role(r) for r in await self._of_app(_SELECT_ROLES, app_id)]
-
-    async def save_role(self, role: Role) -> None:
-        await self._change("UPDATE idm_roles SET name = ? WHERE id = ? AND app_id = ?", [role.name, role.id, role.app_id], policy=True)
-
-    async def delete_role(self, app_id: str, role_id: str) -> bool:
-        return await self._delete(
-            "DELETE FROM idm_roles WHERE id = ? AND app_id = ?", [role_id, app_id], role_id,
-            "DELETE FROM idm_role_permissions WHERE role_id = ?",
-            "DELETE FROM idm_user_roles WHERE role_id = ?",
-            "DELETE FROM idm_organization_roles WHERE role_id = ?",
-        )
-
-    # -- permissions -------------------------------------------------------------------------
-    async def create_permission(self, permission: Permission) -> None:
-        await self._insert_in_order(
-            "INSERT INTO idm_permissions (id, app_id, doc, seq) VALUES (?, ?, ?, ?)",
-            [permission.id, permission.app_id, _permission_doc(permission)],
-        )
-
-    async def get_permission(self, app_id: str, permission_id: str) -> Permission | None:
-        rows = await self._of_app(_SELECT_PERMISSIONS, app_id, permission_id)
-        return _permission(rows[0]) if rows else None
-
-    async def list_permissions(self, app_id: str) -> list[Permission]:
-        return [_permission(r) for r in await self._of_app(_SELECT_PERMISSIONS, app_id)]
-
-    async def save_permission(self, permission: Permission) -> None:
-        await self._change(
-            "UPDATE idm_permissions SET doc = ? WHERE id = ? AND app_id = ?",
-            [_permission_doc(permission), permission.id, permission.app_id], policy=True,
-        )
-
-    async def delete_permission(self, app_id: str, permission_id: str) -> bool:
-        return await self._delete(
-            "DELETE FROM idm_permissions WHERE id = ? AND app_id = ?", [permission_id, app_id], permission_id,
-            "DELETE FROM idm_role_permissions WHERE permission_id = ?",
-        )
-
+    # -- roles and permissions: the CRUD of both is ``self.roles`` and ``self.permissions`` --
     async def put_role_permission(self, role_id: str, permission_id: str) -> None:
         await self._change(
             "INSERT INTO idm_role_permissions (role_id, permission_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -456,6 +516,7 @@ class SQLStore(IdmStore):
         ))
 
     async def permissions_of_roles(self, role_ids: list[str]) -> list[Permission]:
+        """Every permission assigned to one of the roles (each once)."""
         if not role_ids:
             return []
         marks = ", ".join("?" * len(role_ids))
@@ -510,20 +571,16 @@ class SQLStore(IdmStore):
         )
         return [OrganizationRole(*r) for r in rows]
 
-    # -- tokens -----------------------------------------------------------------------------
+    # -- tokens (keyed by the SHA-256 of their value) ----------------------------------------
     async def save_token(self, token: Token) -> None:
-        t = token
-        await self._change(
-            f"INSERT INTO idm_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [t.hash, t.kind, t.client_id, t.user_id, t.scope, t.issued_at, t.expires_at, int(t.revoked), t.family,
-             _json(t.extra)],
-        )
+        await self._change(_TOKENS.insert(), _TOKENS.values(token))
 
     async def get_token(self, token_hash: str) -> Token | None:
-        row = await self._one(f"SELECT {_TOKEN_COLUMNS} FROM idm_tokens WHERE hash = ?", [token_hash])
-        return _token(row) if row else None
+        return await self._find(_TOKENS, "hash", token_hash)
 
     async def consume_token(self, token_hash: str) -> bool:
+        """Mark a token revoked if it was not: True for the one caller that did it (an
+        authorization code is used, a refresh token rotated, exactly once)."""
         return bool(await self._change("UPDATE idm_tokens SET revoked = 1 WHERE hash = ? AND revoked = 0", [token_hash]))
 
     # A revocation moves the policy version too: PEPs drop what they cached of the token at
@@ -550,33 +607,37 @@ class SQLStore(IdmStore):
         )
 
     async def purge_tokens(self, now: float) -> int:
+        """Forget tokens expired before ``now`` (revoked ones too, once expired)."""
         return await self._change("DELETE FROM idm_tokens WHERE expires_at IS NOT NULL AND expires_at < ?", [now])
 
     # -- signing keys -----------------------------------------------------------------------
     async def save_key(self, key: SigningKey) -> None:
-        await self._change(
-            "INSERT INTO idm_signing_keys (kid, alg, private_pem, created_at, retired_at, signed_until) VALUES (?, ?, ?, ?, ?, ?)",
-            [key.kid, key.alg, key.private_pem, key.created_at, key.retired_at, key.signed_until],
-        )
+        await self._change(_KEYS.insert(), _KEYS.values(key))
 
     async def list_keys(self) -> list[SigningKey]:
-        rows = await self._fetch(
-            "SELECT kid, alg, private_pem, created_at, retired_at, signed_until FROM idm_signing_keys ORDER BY created_at, kid"
-        )
-        return [_key(r) for r in rows]
+        return await self._listed(_KEYS)
 
     async def retire_key(self, kid: str, at: float) -> None:
         await self._change("UPDATE idm_signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL", [at, kid])
 
     async def extend_key(self, kid: str, until: float) -> None:
+        """``signed_until = max(signed_until, until)``."""
         await self._change("UPDATE idm_signing_keys SET signed_until = ? WHERE kid = ? AND signed_until < ?", [until, kid, until])
 
     async def delete_key(self, kid: str) -> None:
         await self._change("DELETE FROM idm_signing_keys WHERE kid = ?", [kid])
 
+    # -- change notification --------------------------------------------------------------
     async def policy_version(self) -> int:
         row = await self._one("SELECT value FROM idm_counters WHERE name = ?", [_POLICY])
         return int(row[0]) if row else 0
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 def _where(**filters: str | None) -> tuple[str, list[Any]]:

@@ -64,11 +64,13 @@ class Authenticator:
         *,
         now: Callable[[], float] = time.time,
     ) -> None:
-        self.settings = settings
         self.idm = idm
         self.freshness = freshness
         self.keys = keys
         self.now = now
+        # what is read of the settings, taken out once rather than looked up on every token
+        self.app_id = settings.app_id
+        self.jwt_secret = settings.jwt_secret or None  # the application's HS256 secret, when given
         self.cache_time = float(settings.cache_time)
         self.audiences = frozenset((settings.app_id, *settings.trusted_apps)) if settings.app_id else None
         self.ask_app = bool(settings.app_id) and (not settings.trusted_apps or settings.pdp == "idm")
@@ -111,7 +113,7 @@ class Authenticator:
         keys, issuer = await self.keys.current()
         for attempt in (0, 1):
             try:
-                claims = verify(token, keys=keys, secret=self.settings.jwt_secret or None, issuer=issuer,
+                claims = verify(token, keys=keys, secret=self.jwt_secret, issuer=issuer,
                                 audiences=self.audiences, now=now)
                 break
             except UnknownKey:
@@ -145,7 +147,7 @@ class Authenticator:
         now = self.now() if now is None else now
         query = dict(params or {})
         if self.ask_app:
-            query["app_id"] = self.settings.app_id
+            query["app_id"] = self.app_id
         answer = await self.idm.user(token, query)
         if answer.info is None:
             self.freshness.observe(answer.version)
@@ -162,7 +164,7 @@ class Authenticator:
                 refusal = other_application()
                 self._refuse(token, refusal, now)
                 raise refusal
-            caller = Caller(Identity(app_id=self.settings.app_id), headers=(("X-App-Id", self.settings.app_id),))
+            caller = Caller(Identity(app_id=self.app_id), headers=(("X-App-Id", self.app_id),))
         elif self.audiences is not None and caller.identity.app_id not in self.audiences:
             refusal = other_application()
             self._refuse(token, refusal, now)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,8 +35,6 @@ from security.authz.request import UNSEEN, RequestResource, describe
 from .authenticate import Authenticated, Authenticator
 from .cache import Cache
 from .caller import Caller
-from .freshness import Freshness
-from .idm import IdMClient
 from .pdp import Question, payload_of
 from .pdp.azf import AzfClient
 from .pdp.opa import OpaClient
@@ -114,15 +112,14 @@ class NGSIPolicies:
 
     needs_body = True
 
-    def __init__(
-        self, idm: IdMClient, freshness: Freshness, app_id: str, *, now: Callable[[], float], cache_time: float,
-        max_entries: int,
-    ) -> None:
-        self.idm = idm
-        self.freshness = freshness
-        self.app_id = app_id
-        self.now = now
-        self.cache_time = cache_time
+    def __init__(self, authenticator: Authenticator, max_entries: int) -> None:
+        # the identity manager, policy version, clock, cache time and application of the
+        # authenticator: one of each per PEP, held here too as decide() reads them per request
+        self.idm = authenticator.idm
+        self.freshness = authenticator.freshness
+        self.now = authenticator.now
+        self.cache_time = authenticator.cache_time
+        self.app_id = authenticator.app_id
         self.decisions: Cache[Outcome] = Cache(max_entries)
         self._set: PolicySet | None = None
         self._epoch: int | None = None
@@ -167,11 +164,9 @@ class KeyrockLevels:
 
     needs_body = False
 
-    def __init__(
-        self, authenticator: Authenticator, freshness: Freshness, tenant_header: str, max_entries: int
-    ) -> None:
+    def __init__(self, authenticator: Authenticator, tenant_header: str, max_entries: int) -> None:
         self.authenticator = authenticator
-        self.freshness = freshness
+        self.freshness = authenticator.freshness
         self.tenant_header = tenant_header.lower()
         self.decisions: Cache[bool] = Cache(max_entries)
 

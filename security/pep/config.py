@@ -35,9 +35,11 @@ from typing import Any, Final
 
 import orjson
 
-from ngsi.settings import FLAG, PORT, SettingsError, Table, Text, command_line, option
+from ngsi.settings import (
+    FLAG, PORT, SettingsError, Table, Text, command_line, http_url, listen_option, log_level_option, option,
+)
 
-from .settings import SETTINGS_ROWS, Settings, check, with_secrets
+from .settings import PEP, SETTINGS_ROWS, Settings, check, with_secrets
 
 log = logging.getLogger("waziup.security.pep")
 
@@ -103,21 +105,16 @@ class ProxyConfig(Settings):
     ignored: tuple[str, ...] = field(default_factory=tuple)  # Wilma settings read and not applied (logged)
 
 
-def _url(value: str) -> None:
-    if value and not value.startswith(("http://", "https://")):
-        raise ValueError(f"{value!r} is not an http(s) URL")
-
-
 PROXY_ROWS = (
     option("-config", field="config_file", type=Text("FILE"), env="WAZIUP_PEP_CONFIG",
            help="Wilma's configuration as JSON (the keys of its config.js)"),
-    option("-port", field="port", type=PORT, env="WAZIUP_PEP_PORT", help="HTTP port (Wilma's pep_port)"),
-    option("-host", field="host", type=Text("ADDRESS"), env="WAZIUP_PEP_LISTEN", help="address to listen on"),
-    option("-appURL", field="upstream", type=Text("URL"), env="WAZIUP_PEP_APP_URL", check=_url,
+    option("-port", type=PORT, env=PEP, help="HTTP port (Wilma's pep_port)"),
+    listen_option("-host", env="WAZIUP_PEP_LISTEN"),
+    option("-appURL", field="upstream", type=Text("URL"), env="WAZIUP_PEP_APP_URL", check=http_url,
            help="the protected service (Wilma's app), e.g. http://orion:1026"),
-    option("-authForNginx", field="auth_for_nginx", type=FLAG, env="WAZIUP_PEP_AUTH_FOR_NGINX",
+    option("-authForNginx", type=FLAG, env=PEP,
            help="answer 204 to an admitted request instead of forwarding it (nginx auth_request)"),
-    option("-logLevel", field="log_level", type=Text("LEVEL"), env="WAZIUP_LOG_LEVEL", help="log level"),
+    log_level_option("-logLevel", env="WAZIUP_LOG_LEVEL"),
 )
 
 TABLE = Table(

@@ -132,10 +132,9 @@ class PEP:
     def _strategy(self, timeout: float) -> Strategy:
         s = self.settings
         if s.pdp == "ours":
-            return NGSIPolicies(self.idm, self.freshness, s.app_id, now=self.authenticator.now,
-                                cache_time=float(s.cache_time), max_entries=s.max_entries)
+            return NGSIPolicies(self.authenticator, s.max_entries)
         if s.pdp == "idm":
-            return KeyrockLevels(self.authenticator, self.freshness, s.tenant_header, s.max_entries)
+            return KeyrockLevels(self.authenticator, s.tenant_header, s.max_entries)
         if s.pdp == "azf":
             azf = AzfClient(s.pdp_url, self.transport, domain=s.azf_domain, timeout=timeout)
             return External(azf, s.app_id, payload=False, azf=True, tenant_header=s.tenant_header)

@@ -36,12 +36,13 @@ from ngsi.server.reply import Reply
 
 DEFAULT_TEMPLATE: Final = '{"type": "{{type}}", "title": "{{title}}", "detail": "{{message}}"}'
 
-MISSING: Final = "urn:dx:as:MissingAuthenticationToken"
-INVALID: Final = "urn:dx:as:InvalidAuthenticationToken"
-EXPIRED: Final = "urn:dx:as:ExpiredAuthenticationToken"
-INVALID_ROLE: Final = "urn:dx:as:InvalidRole"
-UNAUTHORIZED_ENDPOINT: Final = "urn:dx:as:UnauthorizedEndpoint"
-INTERNAL: Final = "urn:dx:as:InternalServerError"
+_NAMESPACE: Final = "urn:dx:as:"  # of every refusal's type, as Wilma names them
+MISSING: Final = _NAMESPACE + "MissingAuthenticationToken"
+INVALID: Final = _NAMESPACE + "InvalidAuthenticationToken"
+EXPIRED: Final = _NAMESPACE + "ExpiredAuthenticationToken"
+INVALID_ROLE: Final = _NAMESPACE + "InvalidRole"
+UNAUTHORIZED_ENDPOINT: Final = _NAMESPACE + "UnauthorizedEndpoint"
+INTERNAL: Final = _NAMESPACE + "InternalServerError"
 
 TITLES: Final = {401: "Unauthorized", 403: "Forbidden", 500: "Internal Server Error"}
 MAX_DETAIL: Final = 1000  # characters of a reason shown (the rest is in the log)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeVar
 
-from ngsi.settings import FLAG, Choice, Int, Repeated, SettingsError, Table, Text, option
+from ngsi.settings import FLAG, Choice, Int, Prefix, Repeated, SettingsError, Table, Text, http_url, option
 
 from .replies import DEFAULT_TEMPLATE
 
@@ -30,7 +30,8 @@ DEFAULT_PUBLIC: Final[dict[str, tuple[str, ...]]] = {
     "proxy": (),
 }
 S = TypeVar("S", bound="Settings")
-SECRET_VARIABLES: Final = {"password": "WAZIUP_PEP_PASSWORD", "jwt_secret": "WAZIUP_PEP_JWT_SECRET"}
+PEP: Final = Prefix("WAZIUP_PEP_")  # the PEP's variables: WAZIUP_PEP_ and the field in capitals
+SECRET_VARIABLES: Final = {name: PEP.variable(name) for name in ("password", "jwt_secret")}  # environment only
 
 
 @dataclass(frozen=True)
@@ -67,60 +68,54 @@ class Settings:
         return DEFAULT_PUBLIC.get(service, ()) if self.public_paths is None else self.public_paths
 
 
-def _http_url(value: str) -> None:
-    if value and not value.startswith(("http://", "https://")):
-        raise ValueError(f"{value!r} is not an http(s) URL")
-
-
 def _status(value: int) -> None:
     if value not in (401, 403):
         raise ValueError(f"{value} is not 401 or 403")
 
 
 SETTINGS_ROWS = (
-    option("-idmURL", field="idm_url", type=Text("URL"), env="WAZIUP_IDM_URL", check=_http_url,
+    option("-idmURL", type=Text("URL"), env="WAZIUP_IDM_URL", check=http_url,
            help="the identity manager (ours or Keyrock), e.g. http://idm:3005"),
-    option("-appId", field="app_id", type=Text("ID"), env="WAZIUP_PEP_APP_ID",
+    option("-appId", type=Text("ID"), env=PEP,
            help="the application the protected service is: tokens must be issued to it (or a trusted one)"),
-    option("-trustedApp", field="trusted_apps", type=Repeated("ID"), env="WAZIUP_PEP_TRUSTED_APPS",
+    option("-trustedApp", field="trusted_apps", type=Repeated("ID"), env=PEP,
            help="another application whose tokens are accepted; repeatable"),
-    option("-username", field="username", type=Text("NAME"), env="WAZIUP_PEP_USERNAME",
+    option("-username", type=Text("NAME"), env=PEP,
            help="the PEP's own login at the identity manager (its password: WAZIUP_PEP_PASSWORD)"),
-    option("-issuer", field="issuer", type=Text("URL"), env="WAZIUP_PEP_ISSUER", shown="the discovery document's",
+    option("-issuer", type=Text("URL"), env=PEP, shown="the discovery document's",
            help="the iss of the identity manager's JWTs"),
-    option("-pdp", field="pdp", type=Choice(*PDPS), env="WAZIUP_PEP_PDP",
+    option("-pdp", type=Choice(*PDPS), env=PEP,
            help="who decides: ours (NGSI-aware policies from the identity manager), idm (Keyrock's verb and path "
            "permissions), none (authentication only), azf (AuthZForce), opa, xacml"),
-    option("-pdpURL", field="pdp_url", type=Text("URL"), env="WAZIUP_PEP_PDP_URL", check=_http_url,
+    option("-pdpURL", type=Text("URL"), env=PEP, check=http_url,
            help="azf, opa, xacml: the PDP's URL (azf: its base, e.g. http://azf:8080)"),
-    option("-azfDomain", field="azf_domain", type=Text("ID"), env="WAZIUP_PEP_AZF_DOMAIN",
+    option("-azfDomain", type=Text("ID"), env=PEP,
            help="azf: the AuthZForce domain (else the identity manager's app_azf_domain)"),
-    option("-tenantHeader", field="tenant_header", type=Text("NAME"), env="WAZIUP_PEP_TENANT_HEADER",
+    option("-tenantHeader", type=Text("NAME"), env=PEP,
            help="idm: the header whose value is sent as authorization_service_header (empty: none)"),
-    option("-organizations", field="organizations", type=FLAG, env="WAZIUP_PEP_ORGANIZATIONS",
+    option("-organizations", type=FLAG, env=PEP,
            help="the tenant header must name one of the user's organizations (Wilma's organizations.enabled)"),
     option("-orgHeader", field="organizations_header", type=Text("NAME"), env="WAZIUP_PEP_ORG_HEADER",
            help="-organizations: the header holding the organization"),
-    option("-publicPath", field="public_paths", type=Repeated("PATH"), env="WAZIUP_PEP_PUBLIC_PATHS",
+    option("-publicPath", field="public_paths", type=Repeated("PATH"), env=PEP,
            shown="broker /version; agent /iot/about, /version, the south measure routes; proxy none",
            help="a path served without a token (/prefix/* for a subtree); repeatable; an empty variable: none"),
-    option("-cacheTime", field="cache_time", type=Int(0, 86400, metavar="SECONDS"), env="WAZIUP_PEP_CACHE_TIME",
+    option("-cacheTime", type=Int(0, 86400, metavar="SECONDS"), env=PEP,
            help="how long a token's validation is kept at most (a JWT: until its exp at most)"),
-    option("-policyPoll", field="policy_poll_ms", type=Int(0, 60000, metavar="MS"), env="WAZIUP_PEP_POLICY_POLL_MS",
+    option("-policyPoll", field="policy_poll_ms", type=Int(0, 60000, metavar="MS"), env=PEP,
            help="cached decisions and policies are used only while the identity manager's policy version was "
            "confirmed within this time (so a role removed takes effect within it)"),
-    option("-jwksRefetch", field="jwks_refetch_ms", type=Int(0, 3600000, metavar="MS"),
-           env="WAZIUP_PEP_JWKS_REFETCH_MS",
+    option("-jwksRefetch", field="jwks_refetch_ms", type=Int(0, 3600000, metavar="MS"), env=PEP,
            help="a JWT with an unknown kid refetches the JWKS at most this often"),
-    option("-denyStatus", field="deny_status", type=Int(401, 403, metavar="STATUS"), env="WAZIUP_PEP_DENY_STATUS",
-           check=_status, help="the status of a valid token that is denied: 403, or 401 as Wilma answers"),
-    option("-errorTemplate", field="error_template", type=Text("TEMPLATE"), env="WAZIUP_PEP_ERROR_TEMPLATE",
-           shown="Wilma's", help="the error body: {{type}}, {{title}} and {{message}} are replaced"),
-    option("-multiservice", field="multiservice", type=FLAG, env="WAZIUP_PEP_MULTISERVICE",
+    option("-denyStatus", type=Int(401, 403, metavar="STATUS"), env=PEP, check=_status,
+           help="the status of a valid token that is denied: 403, or 401 as Wilma answers"),
+    option("-errorTemplate", type=Text("TEMPLATE"), env=PEP, shown="Wilma's",
+           help="the error body: {{type}}, {{title}} and {{message}} are replaced"),
+    option("-multiservice", type=FLAG, env=PEP,
            help="the protected service honours Fiware-Service (false: every request is of the default tenant)"),
-    option("-idmTimeout", field="idm_timeout_ms", type=Int(1, 600000, metavar="MS"), env="WAZIUP_PEP_IDM_TIMEOUT_MS",
+    option("-idmTimeout", field="idm_timeout_ms", type=Int(1, 600000, metavar="MS"), env=PEP,
            help="how long a call to the identity manager or a PDP may take"),
-    option("-idmCa", field="idm_ca", type=Text("FILE"), env="WAZIUP_PEP_IDM_CA",
+    option("-idmCa", type=Text("FILE"), env=PEP,
            help="PEM file of CA certificates trusted for an https identity manager or PDP, besides the system's"),
 )
 

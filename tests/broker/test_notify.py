@@ -410,6 +410,91 @@ def test_notifier_parallel_across_entities_ordered_per_entity() -> None:
     assert per_entity == {f"E{i}": [0, 1, 2] for i in range(8)}
 
 
+def test_notifier_opens_connections_to_a_receiver_as_it_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of 7 notifications to one receiver that is slow to answer: at most RAMP (4)
+    connections wait for a first answer at a time, and each answer lets one more open. A
+    receiver with Python's listen backlog of 5 that is slow to accept drops connections
+    beyond it, and the kernel tries them again a second later: Orion's case
+    2015_notification_templates then read its receiver before the last notification came."""
+    import asyncio
+    import socket
+
+    from broker.subscriptions import sender
+    from broker.subscriptions.sender import Notifier
+
+    monkeypatch.setattr(sender, "RESPONSIVE", 60.0)  # no regrowth by time: only answers count
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.setblocking(False)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/notify"
+    accepted: list[socket.socket] = []
+
+    async def settle() -> int:
+        """Accept what the broker has connected until nothing new comes for 0.3 s."""
+        quiet_since = asyncio.get_running_loop().time()
+        while asyncio.get_running_loop().time() - quiet_since < 0.3:
+            try:
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+                continue
+            conn.setblocking(False)
+            accepted.append(conn)
+            quiet_since = asyncio.get_running_loop().time()
+        return len(accepted)
+
+    async def answer(conn: socket.socket) -> bool:
+        """Read one request on ``conn`` and answer it (keep-alive); False once it is closed."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            try:
+                chunk = conn.recv(65536)
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+                continue
+            if not chunk:
+                return False
+            data += chunk
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        return True
+
+    async def serve(conn: socket.socket) -> None:
+        while await answer(conn):
+            pass
+
+    async def scenario() -> tuple[list[int], FakeRegistry]:
+        subs = [dict(sub(http={"url": url}), id=f"5f000000000000000000000{i}") for i in range(7)]
+        registry = FakeRegistry(subs)
+        notifier = Notifier(registry)
+        await notifier.start()
+        notifier.dispatch(Change(CTX, "create", None, entity({"A": attr(1)}), ("A",)))
+        counts = [await settle()]
+        await answer(accepted[0])
+        counts.append(await settle())
+        servers = [asyncio.ensure_future(serve(conn)) for conn in accepted]
+        while notifier.outstanding:  # answer everything from now on
+            before = len(accepted)
+            await settle()
+            servers += [asyncio.ensure_future(serve(conn)) for conn in accepted[before:]]
+        counts.append(len(accepted))
+        await notifier.drain()
+        await notifier.stop()
+        for task in servers:
+            task.cancel()
+        return counts, registry
+
+    try:
+        counts, registry = asyncio.run(scenario())
+    finally:
+        for conn in accepted:
+            conn.close()
+        listener.close()
+    assert counts[:2] == [4, 5]
+    assert counts[-1] <= 7  # keep-alive connections carry the rest
+    assert sum(1 for e in registry.events if e[0] == "success") == 7
+
+
 def test_notifier_back_pressure_waits_instead_of_dropping() -> None:
     """A receiver that answers but slower than updates come: writers wait while the
     backlog is above the busy mark, nothing is dropped, the backlog stays bounded."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -34,6 +36,52 @@ def chirpstack_uplink(app: str, eui: str, data: str) -> str:
     )
 
 
+def provision_lorawan(stack: AgentStack, app_prefix: str, **documents: Callable[[str], dict[str, Any]]) -> tuple[str, str]:
+    """A new service, provisioned with one document of each kind (``devices=``, ``groups=``)
+    built for the network server's application of that service (its id names the service,
+    so that tests sharing the MQTT broker do not hear each other). Returns (service, app id)."""
+    service = new_service()
+    app = f"{app_prefix}-{service}"
+    stack.provision(service, **{kind: [document(app)] for kind, document in documents.items()})
+    return service, app
+
+
+def weather_station(app: str) -> dict[str, Any]:
+    """A CayenneLPP weather station of the ChirpStack application ``app``, taking a command."""
+    return {
+        "device_id": "weather1",
+        "entity_type": "WeatherObserved",
+        "entity_name": "urn:WeatherObserved:1",
+        "transport": "MQTT",
+        "internal_attributes": {
+            "lorawan": {
+                "application_server": {"provider": "chirpstack"},
+                "dev_eui": EUI,
+                "application_id": app,
+                "data_model": "cayennelpp",
+            }
+        },
+        "attributes": [
+            {"object_id": "temperature_1", "name": "temperature", "type": "Number"},
+            {"object_id": "barometric_pressure_0", "name": "pressure", "type": "Number"},
+        ],
+        "commands": [{"name": "setInterval", "type": "command"}],
+    }
+
+
+def tts_sensors(app: str) -> dict[str, Any]:
+    """A group autoprovisioning the devices of The Things Stack application ``app`` as
+    ``Sensor`` entities, their measures decoded by the network server."""
+    return {
+        "apikey": "",
+        "resource": "/" + app,
+        "entity_type": "Sensor",
+        "internal_attributes": {
+            "lorawan": {"application_server": {"provider": "TTN"}, "application_id": app, "data_model": "application_server"}
+        },
+    }
+
+
 def test_pure_helpers() -> None:
     assert lorawan_config({"internal_attributes": {"lorawan": {"dev_eui": "x"}}}) == {"dev_eui": "x"}
     assert lorawan_config({"internal_attributes": [{"a": 1}, {"lorawan": {"dev_eui": "y"}}]}) == {"dev_eui": "y"}
@@ -44,32 +92,7 @@ def test_pure_helpers() -> None:
 
 
 def test_chirpstack_v4_uplink_and_downlink(stack: AgentStack, device: MqttDevice) -> None:
-    service = new_service()
-    app = "app-" + service
-    stack.provision(
-        service,
-        devices=[
-            {
-                "device_id": "weather1",
-                "entity_type": "WeatherObserved",
-                "entity_name": "urn:WeatherObserved:1",
-                "transport": "MQTT",
-                "internal_attributes": {
-                    "lorawan": {
-                        "application_server": {"provider": "chirpstack"},
-                        "dev_eui": EUI,
-                        "application_id": app,
-                        "data_model": "cayennelpp",
-                    }
-                },
-                "attributes": [
-                    {"object_id": "temperature_1", "name": "temperature", "type": "Number"},
-                    {"object_id": "barometric_pressure_0", "name": "pressure", "type": "Number"},
-                ],
-                "commands": [{"name": "setInterval", "type": "command"}],
-            }
-        ],
-    )
+    service, app = provision_lorawan(stack, "app", devices=weather_station)
     device.publish(f"application/{app}/device/{EUI.lower()}/event/up", chirpstack_uplink(app, EUI, "AHMnSwFnARYCaFADAGQEAQAFAdc="))
     entity = stack.wait_entity(service, "urn:WeatherObserved:1")
     got = values(entity)
@@ -89,21 +112,7 @@ def test_chirpstack_v4_uplink_and_downlink(stack: AgentStack, device: MqttDevice
 
 
 def test_tts_v3_group_autoprovision(stack: AgentStack, device: MqttDevice) -> None:
-    service = new_service()
-    app = "tts-" + service
-    stack.provision(
-        service,
-        groups=[
-            {
-                "apikey": "",
-                "resource": "/" + app,
-                "entity_type": "Sensor",
-                "internal_attributes": {
-                    "lorawan": {"application_server": {"provider": "TTN"}, "application_id": app, "data_model": "application_server"}
-                },
-            }
-        ],
-    )
+    service, app = provision_lorawan(stack, "tts", groups=tts_sensors)
     uplink = {
         "end_device_ids": {"device_id": "node-7", "application_ids": {"application_id": app}, "dev_eui": "0004A30B001C0530"},
         "received_at": "2024-05-01T10:00:00Z",

@@ -101,6 +101,11 @@ class Inbox:
             raise AssertionError(f"{len(self.messages)} of {count} messages after {timeout} s: {self.payloads}") from None
         return self.messages
 
+    async def expect(self, *payloads: bytes) -> None:
+        """Wait for as many messages as ``payloads``: they must be these, in this order."""
+        await self.wait(len(payloads))
+        assert self.payloads == list(payloads)
+
 
 class Connects:
     """``on_connect`` that counts CONNACKs and lets a test wait for the n-th."""
@@ -130,21 +135,12 @@ async def until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
             await asyncio.sleep(0.01)
 
 
-async def watching(
-    make_client: Callable[..., MqttClient], port: int, topic_filter: str, qos: int, **options: Any
-) -> tuple[MqttClient, Inbox]:
-    """A connected client subscribed to ``topic_filter``, and the inbox of what it receives:
-    the other end that shows what the broker really delivered."""
-    inbox = Inbox()
-    client = make_client(port, on_message=inbox, **options)
-    await client.connect()
-    await client.subscribe(topic_filter, qos)
-    return client, inbox
+MakeClient = Callable[..., MqttClient]
 
 
 @pytest.fixture
-async def make_client(anyio_backend: str) -> AsyncIterator[Callable[..., MqttClient]]:
-    """MqttClients with fast reconnects, all closed at the end of the test."""
+async def make_client(anyio_backend: str) -> AsyncIterator[MakeClient]:
+    """``make_client(port, **options)``: MqttClients with fast reconnects, all closed at the end of the test."""
     made: list[MqttClient] = []
 
     def make(port: int, **options: Any) -> MqttClient:
@@ -160,13 +156,84 @@ async def make_client(anyio_backend: str) -> AsyncIterator[Callable[..., MqttCli
         await client.close()
 
 
+@dataclass
+class Clients:
+    """A test's clients of one broker: ``clients(**options)`` makes one (see ``make_client``);
+    ``listening`` and ``watching`` connect one with an inbox, the other end that shows what
+    the broker really delivered."""
+
+    port: int
+    make: MakeClient
+
+    def __call__(self, **options: Any) -> MqttClient:
+        return self.make(self.port, **options)
+
+    def at(self, port: int) -> Clients:
+        """The same clients, of another server (a proxy in front of this broker)."""
+        return Clients(port, self.make)
+
+    async def listening(self, **options: Any) -> tuple[MqttClient, Inbox]:
+        """A connected client, and the inbox of what it receives."""
+        inbox = Inbox()
+        client = self(on_message=inbox, **options)
+        await client.connect()
+        return client, inbox
+
+    async def watching(self, topic_filter: str, qos: int, **options: Any) -> tuple[MqttClient, Inbox]:
+        """A connected client subscribed to ``topic_filter``, and the inbox of what it receives."""
+        client, inbox = await self.listening(**options)
+        await client.subscribe(topic_filter, qos)
+        return client, inbox
+
+
+@pytest.fixture
+def on_mosquitto(mosquitto: Mosquitto, make_client: MakeClient) -> Clients:
+    """Clients of the session's Mosquitto."""
+    return Clients(mosquitto.port, make_client)
+
+
+@pytest.fixture
+def topic() -> str:
+    """A topic of the test's own: the tests share one Mosquitto."""
+    return f"test/{uid()}"
+
+
+# -- servers of the test's own ---------------------------------------------------------------
+
+
+class LocalServer:
+    """A TCP server on a free loopback port while in ``async with``: each connection is
+    ``serve``d, and whatever is still open when the block ends is ``end``ed."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self.serve, HOST, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.end()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    def end(self) -> None:
+        raise NotImplementedError
+
+
 # -- a proxy we can cut ------------------------------------------------------------------------
 
 
-class Proxy:
+class Proxy(LocalServer):
     """TCP between a client and a broker; records the client's packets, drops chosen broker packets."""
 
     def __init__(self, target_port: int, protocol: int) -> None:
+        super().__init__()
         self.target_port = target_port
         self.protocol = protocol
         self.sent: list[Packet] = []  # by the client, decoded
@@ -174,25 +241,15 @@ class Proxy:
         self.dropped: list[int] = []
         self.refuse = False  # close new connections at once
         self.refused = 0
-        self.port = 0
         self._links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._link, HOST, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        self.cut()
 
     def cut(self) -> None:
         """Abort every open connection, both sides (the broker sees a connection reset)."""
         for client_side, broker_side in list(self._links):
             client_side.transport.abort()
             broker_side.transport.abort()
+
+    end = cut
 
     def sent_of(self, kind: type[Any], payload: bytes | None = None) -> list[Any]:
         return [p for p in self.sent if isinstance(p, kind) and (payload is None or p.payload == payload)]
@@ -201,7 +258,8 @@ class Proxy:
         await until(lambda: len(self.sent_of(kind, payload)) >= count)
         return self.sent_of(kind, payload)
 
-    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Link a new client connection to the broker (or refuse it)."""
         if self.refuse:
             self.refused += 1
             writer.transport.abort()
@@ -282,26 +340,19 @@ class Peer:
         self.writer.transport.abort()
 
 
-class ScriptedBroker:
+class ScriptedBroker(LocalServer):
     def __init__(self, protocol: int) -> None:
+        super().__init__()
         self.protocol = protocol
         self.peers: asyncio.Queue[Peer] = asyncio.Queue()
-        self.port = 0
-        self._server: asyncio.Server | None = None
         self._peers: list[Peer] = []
 
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._accept, HOST, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
+    def end(self) -> None:
         for peer in self._peers:
             peer.abort()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A new client connection: a peer for the test to script."""
         peer = Peer(reader, writer, self.protocol)
         self._peers.append(peer)
         await self.peers.put(peer)
@@ -424,13 +475,13 @@ both = pytest.mark.parametrize("protocol", [4, 5], ids=["mqtt311", "mqtt5"])
 
 @asynccontextmanager
 async def through_a_proxy(
-    mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int, topic: str, qos: int, **options: Any
+    clients: Clients, protocol: int, topic: str, qos: int, **options: Any
 ) -> AsyncIterator[tuple[Proxy, MqttClient, Inbox]]:
     """A client connected through a :class:`Proxy` (to cut and drop), and the inbox of a watcher
     subscribed to ``topic`` on the broker itself: what really got delivered across the cuts."""
-    _, inbox = await watching(make_client, mosquitto.port, topic, qos, protocol=protocol)
-    async with Proxy(mosquitto.port, protocol) as proxy:
-        client = make_client(proxy.port, protocol=protocol, **options)
+    _, inbox = await clients.watching(topic, qos, protocol=protocol)
+    async with Proxy(clients.port, protocol) as proxy:
+        client = clients.at(proxy.port)(protocol=protocol, **options)
         await client.connect()
         yield proxy, client, inbox
 
@@ -451,14 +502,9 @@ async def publish_across_a_cut(proxy: Proxy, publish: Coroutine[Any, Any, None],
 
 
 @both
-async def test_publish_and_subscribe_at_every_qos(
-    mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int
-) -> None:
-    topic = f"test/{uid()}"
-    inbox = Inbox()
-    sub = make_client(mosquitto.port, protocol=protocol, on_message=inbox)
-    pub = make_client(mosquitto.port, protocol=protocol)
-    await sub.connect()
+async def test_publish_and_subscribe_at_every_qos(on_mosquitto: Clients, protocol: int, topic: str) -> None:
+    sub, inbox = await on_mosquitto.listening(protocol=protocol)
+    pub = on_mosquitto(protocol=protocol)
     await pub.connect()
     assert sub.connected.is_set()
     assert await sub.subscribe(f"{topic}/#", qos=2) == 2
@@ -474,33 +520,24 @@ async def test_publish_and_subscribe_at_every_qos(
         assert props["user_property"] == [("device", "t1")]
     # Retained: a later subscriber gets it.
     await pub.publish(f"{topic}/retained", b"kept", qos=1, retain=True)
-    late_inbox = Inbox()
-    late = make_client(mosquitto.port, protocol=protocol, on_message=late_inbox)
-    await late.connect()
-    await late.subscribe(f"{topic}/retained", qos=1)
+    _, late_inbox = await on_mosquitto.watching(f"{topic}/retained", 1, protocol=protocol)
     assert (await late_inbox.wait(1))[0][:2] == (f"{topic}/retained", b"kept")
     await pub.publish(f"{topic}/retained", b"", qos=1, retain=True)  # clears it
 
 
 @both
-async def test_unsubscribe_stops_the_messages(
-    mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int
-) -> None:
-    topic = f"test/{uid()}"
-    inbox = Inbox()
-    client = make_client(mosquitto.port, protocol=protocol, on_message=inbox)
-    await client.connect()
+async def test_unsubscribe_stops_the_messages(on_mosquitto: Clients, protocol: int, topic: str) -> None:
+    client, inbox = await on_mosquitto.listening(protocol=protocol)
     await client.subscribe(f"{topic}/a", 1)
     await client.subscribe(f"{topic}/b", 1)
     await client.unsubscribe(f"{topic}/a")
     assert [s.topic_filter for s in client.subscriptions] == [f"{topic}/b"]
     await client.publish(f"{topic}/a", b"not for us", qos=1)
     await client.publish(f"{topic}/b", b"marker", qos=1)  # processed after the first: it arrives, the first never
-    await inbox.wait(1)
-    assert inbox.payloads == [b"marker"]
+    await inbox.expect(b"marker")
 
 
-async def test_connect_errors_are_clear(make_client: Callable[..., MqttClient]) -> None:
+async def test_connect_errors_are_clear(make_client: MakeClient) -> None:
     client = make_client(free_port())
     with pytest.raises(MqttError, match=r"cannot connect to 127\.0\.0\.1:\d+"):
         await client.connect()
@@ -559,15 +596,9 @@ class PahoClient:
 
 
 @both
-async def test_paho_publishes_to_our_subscription(
-    mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int
-) -> None:
-    topic = f"paho/{uid()}"
-    inbox = Inbox()
-    ours = make_client(mosquitto.port, protocol=protocol, on_message=inbox)
-    await ours.connect()
-    await ours.subscribe(f"{topic}/+", qos=2)
-    device = PahoClient(mosquitto.port, protocol)
+async def test_paho_publishes_to_our_subscription(on_mosquitto: Clients, protocol: int, topic: str) -> None:
+    _, inbox = await on_mosquitto.watching(f"{topic}/+", 2, protocol=protocol)
+    device = PahoClient(on_mosquitto.port, protocol)
     await device.start()
     try:
         props = None
@@ -585,15 +616,12 @@ async def test_paho_publishes_to_our_subscription(
 
 
 @both
-async def test_we_publish_to_a_paho_subscription(
-    mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int
-) -> None:
-    topic = f"paho/{uid()}"
-    app = PahoClient(mosquitto.port, protocol)
+async def test_we_publish_to_a_paho_subscription(on_mosquitto: Clients, protocol: int, topic: str) -> None:
+    app = PahoClient(on_mosquitto.port, protocol)
     await app.start()
     try:
         await app.subscribe(f"{topic}/#")
-        ours = make_client(mosquitto.port, protocol=protocol)
+        ours = on_mosquitto(protocol=protocol)
         await ours.connect()
         props = {"user_property": [("from", "waziup")]} if protocol == 5 else None
         for qos in (0, 1, 2):
@@ -609,9 +637,7 @@ async def test_we_publish_to_a_paho_subscription(
 # -- TLS, passwords, refusals -----------------------------------------------------------------
 
 
-async def test_tls_with_a_verified_certificate(
-    secure_mosquitto: SecureMosquitto, make_client: Callable[..., MqttClient]
-) -> None:
+async def test_tls_with_a_verified_certificate(secure_mosquitto: SecureMosquitto, make_client: MakeClient) -> None:
     context = ssl.create_default_context(cafile=str(secure_mosquitto.ca))
     topic = f"allowed/{uid()}"
     inbox = Inbox()
@@ -624,9 +650,7 @@ async def test_tls_with_a_verified_certificate(
     await by_name.connect()
 
 
-async def test_tls_refuses_a_wrong_ca_or_name(
-    secure_mosquitto: SecureMosquitto, make_client: Callable[..., MqttClient]
-) -> None:
+async def test_tls_refuses_a_wrong_ca_or_name(secure_mosquitto: SecureMosquitto, make_client: MakeClient) -> None:
     wrong_ca = ssl.create_default_context(cafile=str(secure_mosquitto.other_ca))
     with pytest.raises(MqttError, match="certificate verify failed"):
         await make_client(secure_mosquitto.tls_port, ssl=wrong_ca).connect()
@@ -639,7 +663,7 @@ async def test_tls_refuses_a_wrong_ca_or_name(
 
 @both
 async def test_user_name_and_password(
-    secure_mosquitto: SecureMosquitto, make_client: Callable[..., MqttClient], protocol: int
+    secure_mosquitto: SecureMosquitto, make_client: MakeClient, protocol: int
 ) -> None:
     good = make_client(secure_mosquitto.password_port, protocol=protocol, username="alice", password="wonderland")
     await good.connect()
@@ -660,7 +684,7 @@ async def test_user_name_and_password(
 
 @both
 async def test_a_refused_subscription_raises_and_is_not_kept(
-    secure_mosquitto: SecureMosquitto, make_client: Callable[..., MqttClient], protocol: int
+    secure_mosquitto: SecureMosquitto, make_client: MakeClient, protocol: int
 ) -> None:
     client = make_client(secure_mosquitto.acl_port, protocol=protocol)
     await client.connect()
@@ -671,9 +695,7 @@ async def test_a_refused_subscription_raises_and_is_not_kept(
     assert [s.topic_filter for s in client.subscriptions] == ["allowed/x"]
 
 
-async def test_a_message_the_broker_refuses_raises(
-    secure_mosquitto: SecureMosquitto, make_client: Callable[..., MqttClient]
-) -> None:
+async def test_a_message_the_broker_refuses_raises(secure_mosquitto: SecureMosquitto, make_client: MakeClient) -> None:
     """MQTT 5 only: a 3.1.1 broker has no way to say no to a PUBLISH."""
     client = make_client(secure_mosquitto.acl_port, protocol=5)
     await client.connect()
@@ -687,14 +709,11 @@ async def test_a_message_the_broker_refuses_raises(
 
 
 @both
-async def test_last_will_when_the_connection_dies(
-    mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int
-) -> None:
-    topic = f"will/{uid()}"
-    watcher, inbox = await watching(make_client, mosquitto.port, f"{topic}/#", 1, protocol=protocol)
+async def test_last_will_when_the_connection_dies(on_mosquitto: Clients, protocol: int, topic: str) -> None:
+    watcher, inbox = await on_mosquitto.watching(f"{topic}/#", 1, protocol=protocol)
     props = {"content_type": "text/plain", "user_property": [("why", "gone")]} if protocol == 5 else {}
-    async with Proxy(mosquitto.port, protocol) as proxy:
-        dying = make_client(proxy.port, protocol=protocol, will=Will(f"{topic}/dying", b"offline", 1, False, props))
+    async with Proxy(on_mosquitto.port, protocol) as proxy:
+        dying = on_mosquitto.at(proxy.port)(protocol=protocol, will=Will(f"{topic}/dying", b"offline", 1, False, props))
         await dying.connect()
         proxy.refuse = True
         proxy.cut()  # no DISCONNECT: the broker must publish the will
@@ -703,12 +722,11 @@ async def test_last_will_when_the_connection_dies(
         if protocol == 5:
             assert got["content_type"] == "text/plain" and got["user_property"] == [("why", "gone")]
     # A clean close sends DISCONNECT: no will.
-    polite = make_client(mosquitto.port, protocol=protocol, will=Will(f"{topic}/polite", b"offline", 1))
+    polite = on_mosquitto(protocol=protocol, will=Will(f"{topic}/polite", b"offline", 1))
     await polite.connect()
     await polite.close()
     await watcher.publish(f"{topic}/marker", b"after", qos=1)
-    await inbox.wait(2)
-    assert inbox.payloads == [b"offline", b"after"]
+    await inbox.expect(b"offline", b"after")
 
 
 # -- reconnects: in-flight, queued, re-subscribed ---------------------------------------------
@@ -716,12 +734,11 @@ async def test_last_will_when_the_connection_dies(
 
 @both
 async def test_qos1_in_flight_is_resent_with_dup_after_a_reconnect(
-    mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int
+    on_mosquitto: Clients, protocol: int, topic: str
 ) -> None:
-    topic = f"resend/{uid()}"
     connects = Connects()
     options = {"on_connect": connects, **persistent(protocol)}
-    async with through_a_proxy(mosquitto, make_client, protocol, topic, 1, **options) as (proxy, client, inbox):
+    async with through_a_proxy(on_mosquitto, protocol, topic, 1, **options) as (proxy, client, inbox):
         # The broker has the message, the client never hears it: resent, acknowledged this time.
         await publish_across_a_cut(proxy, client.publish(topic, b"one", qos=1), PUBACK)
         await inbox.wait(1)
@@ -736,11 +753,9 @@ async def test_qos1_in_flight_is_resent_with_dup_after_a_reconnect(
 @both
 @pytest.mark.parametrize("lost", [PUBREC, PUBCOMP], ids=["pubrec-lost", "pubcomp-lost"])
 async def test_qos2_in_flight_completes_exactly_once_after_a_reconnect(
-    mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int, lost: int
+    on_mosquitto: Clients, protocol: int, topic: str, lost: int
 ) -> None:
-    topic = f"resend/{uid()}"
-    options = persistent(protocol)
-    async with through_a_proxy(mosquitto, make_client, protocol, topic, 2, **options) as (proxy, client, inbox):
+    async with through_a_proxy(on_mosquitto, protocol, topic, 2, **persistent(protocol)) as (proxy, client, inbox):
         await publish_across_a_cut(proxy, client.publish(topic, b"exactly once", qos=2), lost)
         [first, *again] = proxy.sent_of(Publish, b"exactly once")
         releases = proxy.sent_of(Pubrel)
@@ -750,16 +765,14 @@ async def test_qos2_in_flight_completes_exactly_once_after_a_reconnect(
             assert again == [] and len(releases) == 2
         assert {r.packet_id for r in releases} == {first.packet_id}
         await client.publish(topic, b"marker", qos=2)  # everything before it has been delivered
-    await inbox.wait(2)
-    assert inbox.payloads == [b"exactly once", b"marker"]
+    await inbox.expect(b"exactly once", b"marker")
 
 
 @both
 async def test_messages_published_while_disconnected_are_queued(
-    mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int
+    on_mosquitto: Clients, protocol: int, topic: str
 ) -> None:
-    topic = f"queue/{uid()}"
-    async with through_a_proxy(mosquitto, make_client, protocol, topic, 2, max_queued=2) as (proxy, client, inbox):
+    async with through_a_proxy(on_mosquitto, protocol, topic, 2, max_queued=2) as (proxy, client, inbox):
         proxy.refuse = True
         proxy.cut()
         await until(lambda: not client.connected.is_set())
@@ -774,16 +787,12 @@ async def test_messages_published_while_disconnected_are_queued(
         assert not any(task.done() for task in queued)
         proxy.refuse = False
         await asyncio.wait_for(asyncio.gather(*queued), WAIT)
-    await inbox.wait(2)
-    assert inbox.payloads == [b"q1", b"q2"]
+    await inbox.expect(b"q1", b"q2")
 
 
-async def test_a_cancelled_publish_is_withdrawn_while_queued(
-    mosquitto: Mosquitto, make_client: Callable[..., MqttClient]
-) -> None:
-    topic = f"queue/{uid()}"
-    watcher, inbox = await watching(make_client, mosquitto.port, topic, 1)
-    client = make_client(mosquitto.port, max_queued=1)  # not connected yet: QoS 1 is queued
+async def test_a_cancelled_publish_is_withdrawn_while_queued(on_mosquitto: Clients, topic: str) -> None:
+    watcher, inbox = await on_mosquitto.watching(topic, 1)
+    client = on_mosquitto(max_queued=1)  # not connected yet: QoS 1 is queued
     withdrawn = asyncio.create_task(client.publish(topic, b"withdrawn", qos=1))
     await asyncio.sleep(0)  # the task runs to its wait: queued
     withdrawn.cancel()
@@ -793,23 +802,16 @@ async def test_a_cancelled_publish_is_withdrawn_while_queued(
     await client.connect()
     await asyncio.wait_for(kept, WAIT)
     await watcher.publish(topic, b"marker", qos=1)
-    await inbox.wait(2)
-    assert inbox.payloads == [b"kept", b"marker"]
+    await inbox.expect(b"kept", b"marker")
     assert withdrawn.cancelled()
 
 
 @both
-async def test_subscriptions_are_made_again_after_a_reconnect(
-    mosquitto: Mosquitto, make_client: Callable[..., MqttClient], protocol: int
-) -> None:
-    topic = f"resub/{uid()}"
-    inbox = Inbox()
+async def test_subscriptions_are_made_again_after_a_reconnect(on_mosquitto: Clients, protocol: int, topic: str) -> None:
     connects = Connects()
-    async with Proxy(mosquitto.port, protocol) as proxy:
-        client = make_client(proxy.port, protocol=protocol, on_message=inbox, on_connect=connects)  # clean session
-        await client.connect()
-        await client.subscribe(topic, 1)
-        proxy.cut()
+    async with Proxy(on_mosquitto.port, protocol) as proxy:
+        client, inbox = await on_mosquitto.at(proxy.port).watching(topic, 1, protocol=protocol, on_connect=connects)
+        proxy.cut()  # a clean session: the new connection starts without the subscription
         await connects.reach(2)
         assert not client.session_present
         # Our SUBSCRIBE went out on the new connection before this PUBLISH: the broker has it again.
@@ -818,13 +820,12 @@ async def test_subscriptions_are_made_again_after_a_reconnect(
         assert len(proxy.sent_of(Subscribe)) == 2
 
 
-async def test_start_before_the_broker_answers(mosquitto: Mosquitto, make_client: Callable[..., MqttClient]) -> None:
+async def test_start_before_the_broker_answers(on_mosquitto: Clients, topic: str) -> None:
     """``start()`` keeps trying; a subscription made meanwhile is made at the connect."""
-    topic = f"later/{uid()}"
     inbox = Inbox()
-    async with Proxy(mosquitto.port, 5) as proxy:
+    async with Proxy(on_mosquitto.port, 5) as proxy:
         proxy.refuse = True
-        client = make_client(proxy.port, protocol=5, on_message=inbox)
+        client = on_mosquitto.at(proxy.port)(protocol=5, on_message=inbox)
         client.start()
         assert await client.subscribe(topic, 1) is None  # not connected: registered for later
         await until(lambda: proxy.refused >= 2)  # it tries again after a failure
@@ -835,12 +836,10 @@ async def test_start_before_the_broker_answers(mosquitto: Mosquitto, make_client
         await inbox.wait(1)
 
 
-async def test_keepalive_pings_and_drops_a_silent_broker(
-    mosquitto: Mosquitto, make_client: Callable[..., MqttClient]
-) -> None:
+async def test_keepalive_pings_and_drops_a_silent_broker(on_mosquitto: Clients) -> None:
     connects = Connects()
-    async with Proxy(mosquitto.port, 4) as proxy:
-        client = make_client(proxy.port, keepalive=1, on_connect=connects)
+    async with Proxy(on_mosquitto.port, 4) as proxy:
+        client = on_mosquitto.at(proxy.port)(keepalive=1, on_connect=connects)
         await client.connect()
         await proxy.wait_sent(Pingreq)  # idle for half the keepalive: PINGREQ
         proxy.drop = {PINGRESP}  # from now on the broker seems gone
@@ -852,7 +851,7 @@ async def test_keepalive_pings_and_drops_a_silent_broker(
 # -- protocol details, with a scripted broker ---------------------------------------------------
 
 
-async def test_a_chunk_of_packets_split_anywhere_is_delivered_once(make_client: Callable[..., MqttClient]) -> None:
+async def test_a_chunk_of_packets_split_anywhere_is_delivered_once(make_client: MakeClient) -> None:
     inbox = Inbox()
     async with ScriptedBroker(5) as broker:
         client = make_client(broker.port, protocol=5, on_message=inbox)
@@ -880,7 +879,7 @@ async def test_a_chunk_of_packets_split_anywhere_is_delivered_once(make_client: 
         assert len(await inbox.wait(54)) == 54
 
 
-async def test_the_brokers_receive_maximum_is_honoured(make_client: Callable[..., MqttClient]) -> None:
+async def test_the_brokers_receive_maximum_is_honoured(make_client: MakeClient) -> None:
     async with ScriptedBroker(5) as broker:
         client = make_client(broker.port, protocol=5)
         peer, _ = await broker.connect(client, Connack(properties={"receive_maximum": 2}))
@@ -902,7 +901,7 @@ async def test_the_brokers_receive_maximum_is_honoured(make_client: Callable[...
 
 
 @pytest.mark.parametrize("present", [True, False], ids=["session-present", "new-session"])
-async def test_in_flight_messages_after_a_reconnect(make_client: Callable[..., MqttClient], present: bool) -> None:
+async def test_in_flight_messages_after_a_reconnect(make_client: MakeClient, present: bool) -> None:
     """With the broker's session: DUP and PUBREL again. Without: PUBLISH anew; PUBREC'd QoS 2 is done."""
     async with ScriptedBroker(4) as broker:
         client = make_client(broker.port, clean=not present)
@@ -926,7 +925,7 @@ async def test_in_flight_messages_after_a_reconnect(make_client: Callable[..., M
         await asyncio.wait_for(one, WAIT)
 
 
-async def test_server_keepalive_and_assigned_client_id(make_client: Callable[..., MqttClient]) -> None:
+async def test_server_keepalive_and_assigned_client_id(make_client: MakeClient) -> None:
     async with ScriptedBroker(5) as broker:
         client = make_client(broker.port, protocol=5, client_id="", keepalive=60, session_expiry=30)
         peer, connect = await broker.connect(client, Connack(properties={
@@ -939,7 +938,7 @@ async def test_server_keepalive_and_assigned_client_id(make_client: Callable[...
         assert connect.client_id == "given-by-broker" and not connect.clean  # resumes its session
 
 
-async def test_a_malformed_packet_ends_the_connection_with_a_reason(make_client: Callable[..., MqttClient]) -> None:
+async def test_a_malformed_packet_ends_the_connection_with_a_reason(make_client: MakeClient) -> None:
     connects = Connects()
     async with ScriptedBroker(5) as broker:
         client = make_client(broker.port, protocol=5, on_connect=connects)
@@ -951,7 +950,7 @@ async def test_a_malformed_packet_ends_the_connection_with_a_reason(make_client:
         await connects.reach(2)
 
 
-async def test_incoming_topic_aliases(make_client: Callable[..., MqttClient]) -> None:
+async def test_incoming_topic_aliases(make_client: MakeClient) -> None:
     inbox = Inbox()
     async with ScriptedBroker(5) as broker:
         client = make_client(broker.port, protocol=5, on_message=inbox, connect_properties={"topic_alias_maximum": 5})
@@ -968,7 +967,7 @@ async def test_incoming_topic_aliases(make_client: Callable[..., MqttClient]) ->
     (4, 2, "identifier rejected (2)"), (5, 0x8A, "Banned (0x8A)"), (5, 0x9C, "Use another server (0x9C)"),
 ])
 async def test_connack_refusals_name_their_reason(
-    make_client: Callable[..., MqttClient], protocol: int, code: int, words: str
+    make_client: MakeClient, protocol: int, code: int, words: str
 ) -> None:
     async with ScriptedBroker(protocol) as broker:
         client = make_client(broker.port, protocol=protocol)
@@ -980,7 +979,7 @@ async def test_connack_refusals_name_their_reason(
     assert refused.value.reason_code == code
 
 
-async def test_a_broker_suback_count_mismatch_is_a_protocol_error(make_client: Callable[..., MqttClient]) -> None:
+async def test_a_broker_suback_count_mismatch_is_a_protocol_error(make_client: MakeClient) -> None:
     connects = Connects()
     async with ScriptedBroker(4) as broker:
         client = make_client(broker.port, on_connect=connects)

@@ -13,34 +13,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ngsi.client.mqtt import packets as P
-from ngsi.client.mqtt.packets import (
-    MQTT_3_1_1,
-    MQTT_5,
-    Auth,
-    Connack,
-    Connect,
-    Disconnect,
-    MqttError,
-    MqttProtocolError,
-    Pingreq,
-    Pingresp,
-    Puback,
-    Pubcomp,
-    Publish,
-    Pubrec,
-    Pubrel,
-    Suback,
-    Subscribe,
-    Subscription,
-    Unsuback,
-    Unsubscribe,
-    Will,
-    decode,
-    decode_packet,
-    encode_varint,
-    parse_publish,
-    split_packet,
-)
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROUND = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -113,7 +85,7 @@ ALLOWED: dict[int, set[str]] = {
 
 
 def properties(packet_type: int, protocol: int) -> st.SearchStrategy[dict[str, Any]]:
-    if protocol == MQTT_3_1_1:
+    if protocol == P.MQTT_3_1_1:
         return st.just({})
     optional = {name: PROPERTY_VALUES[name] for name in sorted(ALLOWED[packet_type])}
     if packet_type == P.SUBSCRIBE:
@@ -121,71 +93,71 @@ def properties(packet_type: int, protocol: int) -> st.SearchStrategy[dict[str, A
     return st.fixed_dictionaries({}, optional=optional)
 
 
-def wills(protocol: int) -> st.SearchStrategy[Will]:
-    return st.builds(Will, topic_names, st.binary(max_size=32), st.integers(0, 2), st.booleans(),
+def wills(protocol: int) -> st.SearchStrategy[P.Will]:
+    return st.builds(P.Will, topic_names, st.binary(max_size=32), st.integers(0, 2), st.booleans(),
                      properties(P.WILL, protocol))
 
 
 @st.composite
-def connects(draw: st.DrawFn, protocol: int) -> Connect:
+def connects(draw: st.DrawFn, protocol: int) -> P.Connect:
     username = draw(st.none() | text)
     password = draw(st.none() | st.binary(max_size=16))
-    if protocol == MQTT_3_1_1 and username is None:
+    if protocol == P.MQTT_3_1_1 and username is None:
         password = None
-    return Connect(draw(text), draw(st.booleans()), draw(u16), username, password,
+    return P.Connect(draw(text), draw(st.booleans()), draw(u16), username, password,
                    draw(st.none() | wills(protocol)), draw(properties(P.CONNECT, protocol)))
 
 
 @st.composite
-def publishes(draw: st.DrawFn, protocol: int) -> Publish:
+def publishes(draw: st.DrawFn, protocol: int) -> P.Publish:
     qos = draw(st.integers(0, 2))
     props = draw(properties(P.PUBLISH, protocol))
     topic = draw(topic_names | st.just("")) if "topic_alias" in props else draw(topic_names)
-    return Publish(topic, draw(st.binary(max_size=64)), qos, draw(st.booleans()),
+    return P.Publish(topic, draw(st.binary(max_size=64)), qos, draw(st.booleans()),
                    draw(st.booleans()) if qos else False, draw(packet_ids) if qos else 0, props)
 
 
 @st.composite
-def subscriptions(draw: st.DrawFn, protocol: int) -> Subscription:
-    if protocol == MQTT_3_1_1:
-        return Subscription(draw(topic_filters), draw(st.integers(0, 2)))
-    return Subscription(draw(topic_filters), draw(st.integers(0, 2)), draw(st.booleans()), draw(st.booleans()),
+def subscriptions(draw: st.DrawFn, protocol: int) -> P.Subscription:
+    if protocol == P.MQTT_3_1_1:
+        return P.Subscription(draw(topic_filters), draw(st.integers(0, 2)))
+    return P.Subscription(draw(topic_filters), draw(st.integers(0, 2)), draw(st.booleans()), draw(st.booleans()),
                         draw(st.integers(0, 2)))
 
 
 def acks(cls: type[Any], protocol: int) -> st.SearchStrategy[Any]:
-    if protocol == MQTT_3_1_1:
+    if protocol == P.MQTT_3_1_1:
         return st.builds(cls, packet_ids)
     return st.builds(cls, packet_ids, reason_codes, properties(cls.TYPE, protocol))
 
 
 def packets_of(protocol: int) -> st.SearchStrategy[Any]:
-    v5 = protocol == MQTT_5
+    v5 = protocol == P.MQTT_5
     choices = [
         connects(protocol),
-        st.builds(Connack, st.booleans(), reason_codes, properties(P.CONNACK, protocol)),
+        st.builds(P.Connack, st.booleans(), reason_codes, properties(P.CONNACK, protocol)),
         publishes(protocol),
-        acks(Puback, protocol), acks(Pubrec, protocol), acks(Pubrel, protocol), acks(Pubcomp, protocol),
-        st.builds(Subscribe, packet_ids, st.lists(subscriptions(protocol), min_size=1, max_size=4),
+        acks(P.Puback, protocol), acks(P.Pubrec, protocol), acks(P.Pubrel, protocol), acks(P.Pubcomp, protocol),
+        st.builds(P.Subscribe, packet_ids, st.lists(subscriptions(protocol), min_size=1, max_size=4),
                   properties(P.SUBSCRIBE, protocol)),
-        st.builds(Suback, packet_ids, st.lists(reason_codes, min_size=1, max_size=4), properties(P.SUBACK, protocol)),
-        st.builds(Unsubscribe, packet_ids, st.lists(topic_filters, min_size=1, max_size=4),
+        st.builds(P.Suback, packet_ids, st.lists(reason_codes, min_size=1, max_size=4), properties(P.SUBACK, protocol)),
+        st.builds(P.Unsubscribe, packet_ids, st.lists(topic_filters, min_size=1, max_size=4),
                   properties(P.UNSUBSCRIBE, protocol)),
-        st.builds(Unsuback, packet_ids, st.lists(reason_codes, min_size=1, max_size=4),
-                  properties(P.UNSUBACK, protocol)) if v5 else st.builds(Unsuback, packet_ids),
-        st.just(Pingreq()),
-        st.just(Pingresp()),
-        st.builds(Disconnect, reason_codes, properties(P.DISCONNECT, protocol)) if v5 else st.just(Disconnect()),
+        st.builds(P.Unsuback, packet_ids, st.lists(reason_codes, min_size=1, max_size=4),
+                  properties(P.UNSUBACK, protocol)) if v5 else st.builds(P.Unsuback, packet_ids),
+        st.just(P.Pingreq()),
+        st.just(P.Pingresp()),
+        st.builds(P.Disconnect, reason_codes, properties(P.DISCONNECT, protocol)) if v5 else st.just(P.Disconnect()),
     ]
     if v5:
-        choices.append(st.builds(Auth, reason_codes, properties(P.AUTH, protocol)))
+        choices.append(st.builds(P.Auth, reason_codes, properties(P.AUTH, protocol)))
     return st.one_of(choices)
 
 
-versions = st.sampled_from([MQTT_3_1_1, MQTT_5])
+versions = st.sampled_from([P.MQTT_3_1_1, P.MQTT_5])
 # Built once per version: strategies made inside flatmap would be rebuilt for every example.
-PACKETS = {v: packets_of(v) for v in (MQTT_3_1_1, MQTT_5)}
-PUBLISHES = {v: publishes(v) for v in (MQTT_3_1_1, MQTT_5)}
+PACKETS = {v: packets_of(v) for v in (P.MQTT_3_1_1, P.MQTT_5)}
+PUBLISHES = {v: publishes(v) for v in (P.MQTT_3_1_1, P.MQTT_5)}
 any_packet = st.one_of([st.tuples(st.just(v), PACKETS[v]) for v in PACKETS])
 packet_lists = st.one_of([st.tuples(st.just(v), st.lists(PACKETS[v], min_size=1, max_size=6)) for v in PACKETS])
 any_publish = st.one_of([st.tuples(st.just(v), PUBLISHES[v]) for v in PUBLISHES])
@@ -205,9 +177,9 @@ def test_properties_table_matches_the_spec() -> None:
 def test_every_packet_round_trips(case: tuple[int, Any], tail: bytes) -> None:
     protocol, packet = case
     data = packet.encode(protocol)
-    assert decode(data, protocol) == (packet, len(data))
-    assert decode(data + tail, protocol) == (packet, len(data))  # the next packet's bytes are left alone
-    assert decode(data[:-1], protocol) is None  # incomplete: wait for more
+    assert P.decode(data, protocol) == (packet, len(data))
+    assert P.decode(data + tail, protocol) == (packet, len(data))  # the next packet's bytes are left alone
+    assert P.decode(data[:-1], protocol) is None  # incomplete: wait for more
 
 
 @ROUND
@@ -216,31 +188,31 @@ def test_a_stream_of_packets_splits_back(case: tuple[int, list[Any]]) -> None:
     protocol, packets = case
     stream = b"".join(p.encode(protocol) for p in packets)
     pos, got = 0, []
-    while (where := split_packet(stream, pos)) is not None:
+    while (where := P.split_packet(stream, pos)) is not None:
         first, start, end = where
-        got.append(decode_packet(first, stream[start:end], protocol))
+        got.append(P.decode_packet(first, stream[start:end], protocol))
         pos = end
     assert pos == len(stream) and got == packets
 
 
 @ROUND
 @given(any_publish, st.binary(max_size=5), st.binary(max_size=5))
-def test_parse_publish_reads_in_place(case: tuple[int, Publish], before: bytes, after: bytes) -> None:
+def test_parse_publish_reads_in_place(case: tuple[int, P.Publish], before: bytes, after: bytes) -> None:
     """The session's fast path reads a PUBLISH where it lies in a larger bytearray buffer."""
     protocol, packet = case
     data = packet.encode(protocol)
-    first, start, end = split_packet(data)  # type: ignore[misc]
+    first, start, end = P.split_packet(data)  # type: ignore[misc]
     buffer = bytearray(before + data + after)
     offset = len(before)
-    topic, payload, qos, retain, dup, packet_id, props = parse_publish(
+    topic, payload, qos, retain, dup, packet_id, props = P.parse_publish(
         buffer, first, start + offset, end + offset, protocol)
-    assert Publish(topic, payload, qos, retain, dup, packet_id, dict(props)) == packet
+    assert P.Publish(topic, payload, qos, retain, dup, packet_id, dict(props)) == packet
     assert type(payload) is bytes
 
 
 @given(st.integers(0, P.MAX_REMAINING_LENGTH))
 def test_varint_round_trips(value: int) -> None:
-    encoded = encode_varint(value)
+    encoded = P.encode_varint(value)
     assert len(encoded) == 1 + (value >= 128) + (value >= 16384) + (value >= 2097152)
     reader = P._Reader(encoded)
     assert reader.varint() == value and reader.left() == 0
@@ -251,8 +223,8 @@ def test_varint_round_trips(value: int) -> None:
 
 def decodes_or_refuses(first: int, body: bytes, protocol: int) -> None:
     try:
-        decode_packet(first, body, protocol)
-    except MqttProtocolError:
+        P.decode_packet(first, body, protocol)
+    except P.MqttProtocolError:
         pass
 
 
@@ -260,8 +232,8 @@ def decodes_or_refuses(first: int, body: bytes, protocol: int) -> None:
 @given(st.binary(max_size=64), versions)
 def test_arbitrary_bytes_raise_only_protocol_errors(data: bytes, protocol: int) -> None:
     try:
-        decode(data, protocol)
-    except MqttProtocolError:
+        P.decode(data, protocol)
+    except P.MqttProtocolError:
         pass
 
 
@@ -277,7 +249,7 @@ def test_damaged_packets_raise_only_protocol_errors(case: tuple[int, Any], data:
     """Valid packets with a byte changed, bytes cut or inserted: deep paths of every decoder."""
     protocol, packet = case
     encoded = packet.encode(protocol)
-    first, start, end = split_packet(encoded)  # type: ignore[misc]
+    first, start, end = P.split_packet(encoded)  # type: ignore[misc]
     body = bytearray(encoded[start:end])
     action = data.draw(st.sampled_from(["flip", "cut", "insert"]))
     if action == "flip":
@@ -296,9 +268,9 @@ def test_damaged_packets_raise_only_protocol_errors(case: tuple[int, Any], data:
 
 
 def test_a_remaining_length_over_four_bytes_is_malformed() -> None:
-    with pytest.raises(MqttProtocolError):
-        split_packet(b"\x30\xff\xff\xff\xff\x01")
-    assert split_packet(b"\x30\xff\xff") is None  # incomplete, not wrong
+    with pytest.raises(P.MqttProtocolError):
+        P.split_packet(b"\x30\xff\xff\xff\xff\x01")
+    assert P.split_packet(b"\x30\xff\xff") is None  # incomplete, not wrong
 
 
 # -- known encodings -------------------------------------------------------------------------
@@ -309,99 +281,112 @@ def test_a_remaining_length_over_four_bytes_is_malformed() -> None:
     (2097151, "ffff7f"), (2097152, "80808001"), (268435455, "ffffff7f"),
 ])
 def test_varint_encodings_of_the_spec(value: int, encoded: str) -> None:
-    assert encode_varint(value).hex() == encoded
+    assert P.encode_varint(value).hex() == encoded
 
 
 def test_known_encodings() -> None:
-    assert Connect("abc", clean=True, keepalive=60).encode(4) == bytes.fromhex("100f00044d5154540402003c0003") + b"abc"
+    assert P.Connect("abc", clean=True, keepalive=60).encode(4) == (
+        bytes.fromhex("100f00044d5154540402003c0003") + b"abc")
     # MQTT 5: the same with an empty property length after the keepalive.
-    assert Connect("abc").encode(5) == bytes.fromhex("101000044d5154540502003c000003") + b"abc"
-    assert Connect("c", username="u", password=b"p", will=Will("w", b"x", 1, True)).encode(4) == (
+    assert P.Connect("abc").encode(5) == bytes.fromhex("101000044d5154540502003c000003") + b"abc"
+    assert P.Connect("c", username="u", password=b"p", will=P.Will("w", b"x", 1, True)).encode(4) == (
         bytes.fromhex("101900044d51545404ee003c0001") + b"c" + b"\x00\x01w\x00\x01x" + b"\x00\x01u\x00\x01p")
-    assert Publish("a/b", b"hi", qos=1, packet_id=10).encode(4) == bytes.fromhex("3209000361") + b"/b\x00\x0ahi"
-    assert Publish("a", b"", qos=0, retain=True).encode(5) == bytes.fromhex("3104000161") + b"\x00"
-    assert Publish("a", qos=2, dup=True, packet_id=1).encode(4) == bytes.fromhex("3c050001610001")
-    assert Puback(7).encode(5) == bytes.fromhex("40020007")  # reason 0, no properties: the short form
-    assert Puback(7, 0x10).encode(5) == bytes.fromhex("4003000710")
-    assert Pubrel(7).encode(4) == bytes.fromhex("62020007")
-    assert Subscribe(1, [Subscription("a/+", 1)]).encode(4) == bytes.fromhex("82080001000361") + b"/+\x01"
-    assert Subscribe(1, [Subscription("#", 2, no_local=True, retain_handling=1)]).encode(5) == (
+    assert P.Publish("a/b", b"hi", qos=1, packet_id=10).encode(4) == bytes.fromhex("3209000361") + b"/b\x00\x0ahi"
+    assert P.Publish("a", b"", qos=0, retain=True).encode(5) == bytes.fromhex("3104000161") + b"\x00"
+    assert P.Publish("a", qos=2, dup=True, packet_id=1).encode(4) == bytes.fromhex("3c050001610001")
+    assert P.Puback(7).encode(5) == bytes.fromhex("40020007")  # reason 0, no properties: the short form
+    assert P.Puback(7, 0x10).encode(5) == bytes.fromhex("4003000710")
+    assert P.Pubrel(7).encode(4) == bytes.fromhex("62020007")
+    assert P.Subscribe(1, [P.Subscription("a/+", 1)]).encode(4) == bytes.fromhex("82080001000361") + b"/+\x01"
+    assert P.Subscribe(1, [P.Subscription("#", 2, no_local=True, retain_handling=1)]).encode(5) == (
         bytes.fromhex("82070001000001") + b"#" + bytes((0x16,)))
-    assert Unsuback(3).encode(4) == bytes.fromhex("b0020003")
-    assert Pingreq().encode(4) == b"\xc0\x00" and Pingresp().encode(5) == b"\xd0\x00"
-    assert Disconnect().encode(4) == b"\xe0\x00" and Disconnect(0x04).encode(5) == b"\xe0\x01\x04"
-    assert Connack(True, 0, {"receive_maximum": 20}).encode(5) == bytes.fromhex("20060100032100") + b"\x14"
+    assert P.Unsuback(3).encode(4) == bytes.fromhex("b0020003")
+    assert P.Pingreq().encode(4) == b"\xc0\x00" and P.Pingresp().encode(5) == b"\xd0\x00"
+    assert P.Disconnect().encode(4) == b"\xe0\x00" and P.Disconnect(0x04).encode(5) == b"\xe0\x01\x04"
+    assert P.Connack(True, 0, {"receive_maximum": 20}).encode(5) == bytes.fromhex("20060100032100") + b"\x14"
 
 
 def test_decoding_known_broker_packets() -> None:
-    assert decode(bytes.fromhex("20020005"), 4) == (Connack(False, 5), 4)
-    connack = decode(bytes.fromhex("2009000006" "22000a" "210014"), 5)
-    assert connack == (Connack(False, 0, {"topic_alias_maximum": 10, "receive_maximum": 20}), 11)
-    suback = decode(bytes.fromhex("9005000a000180"), 5)
-    assert suback == (Suback(10, [1, 0x80]), 7)
+    assert P.decode(bytes.fromhex("20020005"), 4) == (P.Connack(False, 5), 4)
+    connack = P.decode(bytes.fromhex("2009000006" "22000a" "210014"), 5)
+    assert connack == (P.Connack(False, 0, {"topic_alias_maximum": 10, "receive_maximum": 20}), 11)
+    suback = P.decode(bytes.fromhex("9005000a000180"), 5)
+    assert suback == (P.Suback(10, [1, 0x80]), 7)
 
 
 def test_properties_encode_user_properties_from_a_dict_and_one_subscription_id() -> None:
-    data = Publish("t", b"", properties={"user_property": {"a": "1"}, "subscription_identifier": 5}).encode(5)
-    assert decode(data, 5) == (Publish("t", properties={"user_property": [("a", "1")],
+    data = P.Publish("t", b"", properties={"user_property": {"a": "1"}, "subscription_identifier": 5}).encode(5)
+    assert P.decode(data, 5) == (P.Publish("t", properties={"user_property": [("a", "1")],
                                                         "subscription_identifier": [5]}), len(data))
 
 
 @pytest.mark.parametrize(("make", "words"), [
-    (lambda: Publish("a/+", b"").encode(4), "wildcard"),
-    (lambda: Publish("", b"").encode(4), "empty topic"),
-    (lambda: Publish("a", b"", qos=3, packet_id=1).encode(4), "QoS"),
-    (lambda: Publish("a", b"", qos=1).encode(4), "packet identifier"),
-    (lambda: Publish("a", b"", dup=True).encode(4), "DUP"),
-    (lambda: Publish("a", b"", properties={"content_type": "x"}).encode(4), "need MQTT 5"),
-    (lambda: Publish("a", b"", properties={"colour": "x"}).encode(5), "unknown MQTT 5 property"),
-    (lambda: Publish("a", b"", properties={"session_expiry_interval": 1}).encode(5), "not allowed in PUBLISH"),
-    (lambda: Publish("a", b"", properties={"payload_format_indicator": 2}).encode(5), "0 or 1"),
-    (lambda: Publish("a", b"", properties={"message_expiry_interval": -1}).encode(5), "out of range"),
-    (lambda: Publish("a\x00", b"").encode(4), "U+0000"),
-    (lambda: Publish("x" * 70000, b"").encode(4), "65,535"),
-    (lambda: Subscribe(1, [Subscription("a/#/b")]).encode(4), "'#'"),
-    (lambda: Subscribe(1, [Subscription("a", no_local=True)]).encode(4), "need MQTT 5"),
-    (lambda: Subscribe(1, []).encode(4), "at least one"),
-    (lambda: Connect("c", password=b"p").encode(4), "without a user name"),
-    (lambda: Connect("c", will=Will("a/#")).encode(4), "wildcard"),
-    (lambda: Auth().encode(4), "MQTT 5"),
-    (lambda: Disconnect(0x80).encode(4), "need MQTT 5"),
-    (lambda: Puback(0).encode(4), "packet identifier"),
-    (lambda: Pingreq().encode(4) and Connack().encode(3), "protocol level"),
+    (lambda: P.Publish("a/+", b"").encode(4), "wildcard"),
+    (lambda: P.Publish("", b"").encode(4), "empty topic"),
+    (lambda: P.Publish("a", b"", qos=3, packet_id=1).encode(4), "QoS"),
+    (lambda: P.Publish("a", b"", qos=1).encode(4), "packet identifier"),
+    (lambda: P.Publish("a", b"", dup=True).encode(4), "DUP"),
+    (lambda: P.Publish("a", b"", properties={"content_type": "x"}).encode(4), "need MQTT 5"),
+    (lambda: P.Publish("a", b"", properties={"colour": "x"}).encode(5), "unknown MQTT 5 property"),
+    (lambda: P.Publish("a", b"", properties={"session_expiry_interval": 1}).encode(5), "not allowed in PUBLISH"),
+    (lambda: P.Publish("a", b"", properties={"payload_format_indicator": 2}).encode(5), "0 or 1"),
+    (lambda: P.Publish("a", b"", properties={"message_expiry_interval": -1}).encode(5), "out of range"),
+    (lambda: P.Publish("a\x00", b"").encode(4), "U+0000"),
+    (lambda: P.Publish("x" * 70000, b"").encode(4), "65,535"),
+    (lambda: P.Subscribe(1, [P.Subscription("a/#/b")]).encode(4), "'#'"),
+    (lambda: P.Subscribe(1, [P.Subscription("a", no_local=True)]).encode(4), "need MQTT 5"),
+    (lambda: P.Subscribe(1, []).encode(4), "at least one"),
+    (lambda: P.Connect("c", password=b"p").encode(4), "without a user name"),
+    (lambda: P.Connect("c", will=P.Will("a/#")).encode(4), "wildcard"),
+    (lambda: P.Auth().encode(4), "MQTT 5"),
+    (lambda: P.Disconnect(0x80).encode(4), "need MQTT 5"),
+    (lambda: P.Puback(0).encode(4), "packet identifier"),
+    (lambda: P.Pingreq().encode(4) and P.Connack().encode(3), "protocol level"),
 ])
 def test_encoders_refuse_what_the_protocol_cannot_carry(make: Any, words: str) -> None:
-    with pytest.raises(MqttError) as error:
+    with pytest.raises(P.MqttError) as error:
         make()
-    assert not isinstance(error.value, MqttProtocolError)
+    assert not isinstance(error.value, P.MqttProtocolError)
     assert words in str(error.value)
 
 
-@pytest.mark.parametrize(("first", "body", "protocol", "words"), [
-    (0x00, b"", 4, "invalid packet type"),
-    (0xF0, b"", 4, "invalid packet type"),  # AUTH in 3.1.1
-    (0x62 & 0xF0, b"\x00\x01", 4, "invalid flags"),  # PUBREL must have flags 0010
-    (0x36, b"\x00\x01a\x00\x01", 4, "QoS 3"),
-    (0x38, b"\x00\x01a", 4, "DUP"),
-    (0x32, b"\x00\x01a\x00\x00", 4, "identifier 0"),
-    (0x30, b"\x00\x03a/+", 4, "invalid topic name"),
-    (0x30, b"\x00\x02\xc3\x28", 4, "UTF-8"),
-    (0x30, b"\x00\x00", 4, "empty topic"),
-    (0x30, b"\x00\x01a\x03\x23\x00\x00", 5, "must not be 0"),  # topic alias 0
-    (0x30, b"\x00\x01a\x03\x02\x00\x00\x00\x01", 5, "packet too short"),  # property runs past its length
-    (0x30, b"\x00\x01a\x05\x11\x00\x00\x00\x01", 5, "not allowed in PUBLISH"),
-    (0x30, b"\x00\x01a\x04\x23\x00\x01\x23", 5, "packet too short"),
-    (0x30, b"\x00\x01a\x06\x23\x00\x01\x23\x00\x02", 5, "more than once"),
-    (0x20, b"\x00\x00\x00", 4, "unexpected bytes"),
-    (0x20, b"\x02\x00", 4, "reserved CONNACK flags"),
-    (0x90, b"\x00\x01", 4, "without reason code"),
-    (0xD0, b"\x00", 4, "unexpected bytes"),
-    (0x10, b"\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x00", 4, "protocol level 5"),
+def refusal(first: int, body: bytes, protocol: int) -> str:
+    """Why decoding refuses a packet: the text of the MqttProtocolError it must raise."""
+    with pytest.raises(P.MqttProtocolError) as error:
+        P.decode_packet(first, body, protocol)
+    return str(error.value)
+
+
+@pytest.mark.parametrize(("first", "body", "words"), [
+    (0x00, b"", "invalid packet type"),
+    (0xF0, b"", "invalid packet type"),  # AUTH in 3.1.1
+    (0x62 & 0xF0, b"\x00\x01", "invalid flags"),  # PUBREL must have flags 0010
+    (0x36, b"\x00\x01a\x00\x01", "QoS 3"),
+    (0x38, b"\x00\x01a", "DUP"),
+    (0x32, b"\x00\x01a\x00\x00", "identifier 0"),
+    (0x30, b"\x00\x03a/+", "invalid topic name"),
+    (0x30, b"\x00\x02\xc3\x28", "UTF-8"),
+    (0x30, b"\x00\x00", "empty topic"),
+    (0x20, b"\x00\x00\x00", "unexpected bytes"),
+    (0x20, b"\x02\x00", "reserved CONNACK flags"),
+    (0x90, b"\x00\x01", "without reason code"),
+    (0xD0, b"\x00", "unexpected bytes"),
+    (0x10, b"\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x00", "protocol level 5"),
 ])
-def test_decoding_refuses_broken_packets_with_a_reason(first: int, body: bytes, protocol: int, words: str) -> None:
-    with pytest.raises(MqttProtocolError) as error:
-        decode_packet(first, body, protocol)
-    assert words in str(error.value)
+def test_decoding_refuses_broken_packets_with_a_reason(first: int, body: bytes, words: str) -> None:
+    assert words in refusal(first, body, P.MQTT_3_1_1)
+
+
+@pytest.mark.parametrize(("properties", "words"), [
+    (b"\x03\x23\x00\x00", "must not be 0"),  # topic alias 0
+    (b"\x03\x02\x00\x00\x00\x01", "packet too short"),  # property runs past its length
+    (b"\x05\x11\x00\x00\x00\x01", "not allowed in PUBLISH"),
+    (b"\x04\x23\x00\x01\x23", "packet too short"),
+    (b"\x06\x23\x00\x01\x23\x00\x02", "more than once"),
+])
+def test_broken_mqtt5_publish_properties_are_refused_with_a_reason(properties: bytes, words: str) -> None:
+    """A QoS 0 PUBLISH to "a" whose property length and properties are wrong."""
+    assert words in refusal(0x30, b"\x00\x01a" + properties, P.MQTT_5)
 
 
 def test_reason_texts() -> None:

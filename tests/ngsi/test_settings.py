@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analytics.history import config as history_config
 from broker import config as broker_config
 from iot_agent import config as agent_config
 from ngsi.settings import (
@@ -21,11 +22,18 @@ from ngsi.settings import (
     Ignored,
     Int,
     Option,
+    Prefix,
     Repeated,
     SettingsError,
     Table,
     Text,
     command_line,
+    data_dir_option,
+    destination_rules,
+    field_of,
+    http_url,
+    listen_option,
+    log_level_option,
     module_attribute,
     option,
 )
@@ -178,6 +186,50 @@ def test_module_attribute() -> None:
             module_attribute(bad)
 
 
+def test_a_row_names_its_field_after_its_option_and_its_variable_after_a_prefix() -> None:
+    names = ("--north-host", "-northHost", "-mqttURI", "-port", "--cb-ca", "-inReqPayloadMaxSize")
+    assert [field_of(name) for name in names] == [
+        "north_host", "north_host", "mqtt_uri", "port", "cb_ca", "in_req_payload_max_size",
+    ]
+    assert option("-corsMaxAge").field == "cors_max_age"
+    row = option("--cb-flow-control", type=FLAG, env=Prefix("IOTA_"))
+    assert (row.field, row.env) == ("cb_flow_control", ("IOTA_CB_FLOW_CONTROL",))
+    row = option("--key", field="https_key", env=Prefix("IOTA_"))
+    assert (row.field, row.env) == ("https_key", ("IOTA_HTTPS_KEY",))
+    assert option("-localIp", "-host", field="host", env="A").env == ("A",)
+    assert option("-x", env=("A", "B")).env == ("A", "B")
+
+
+def test_rows_every_service_declares_alike() -> None:
+    assert listen_option("-localIp", "-host", env="L") == option(
+        "-localIp", "-host", field="host", type=Text("ADDRESS"), env="L", help="address to listen on"
+    )
+    assert data_dir_option("--data-dir", help="where") == option(
+        "--data-dir", type=Text("DIR"), env="WAZIUP_DATA_DIR", help="where"
+    )
+    assert log_level_option("-logLevel", env="V") == option("-logLevel", type=Text("LEVEL"), env="V", help="log level")
+
+
+def test_checks_of_urls_and_destination_rules() -> None:
+    http_url("")
+    http_url("https://idm:3005")
+    with pytest.raises(ValueError, match="'ftp://x' is not an http\\(s\\) URL"):
+        http_url("ftp://x")
+    destination_rules("10.0.0.0/8,host:8080")
+    with pytest.raises(ValueError, match="'host:99999' has an invalid port"):
+        destination_rules("host:99999")
+
+
+def test_agent_variables_are_iotagent_node_lib_names() -> None:
+    """IOTA_ and the field in capitals (the Prefix), but for three."""
+    odd = {row.field: row.env for row in agent_config.OPTIONS.options if row.env != ("IOTA_" + row.field.upper(),)}
+    assert odd == {
+        "polling_daemon_frequency": ("IOTA_POLLING_DAEMON_FREQ",),
+        "data_dir": ("WAZIUP_DATA_DIR",),
+        "guards": ("WAZIUP_GUARDS",),
+    }
+
+
 def test_help_lists_every_option_with_its_variable_and_default() -> None:
     text = SAMPLE.help("sample")
     assert text.splitlines()[0] == "usage: sample [options]"
@@ -269,16 +321,22 @@ def test_run_host_reaches_every_service(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(run_all, "_wait_mqtt", lambda host, port, proc, what: probed.append(f"{host}:{port}"))
     monkeypatch.setattr(run_all, "_wait_http", lambda url, proc, what: probed.append(url))
     assert run_all.run(run_all.parse(["-host", "10.1.2.3", "-data", str(tmp_path), "-mqttBroker", "amqtt"])) == 1
-    mqtt, broker, agent = started
+    mqtt, history, broker, agent = started
     assert mqtt[-3:] == ["mqtt-broker", "10.1.2.3", "1883"]
-    assert broker_config.parse(broker[broker.index("broker") + 1 :], {}).host == "10.1.2.3"
+    assert history_config.parse(history[history.index("history") + 1 :], {}).host == "10.1.2.3"
+    broker_options = broker_config.parse(broker[broker.index("broker") + 1 :], {})
+    assert broker_options.host == "10.1.2.3"
+    assert broker_options.feed_url == "http://10.1.2.3:8668/v2/notify"  # the change feed goes to the history
     agent_options = agent_config.parse(agent[agent.index("iot-agent") + 1 :], {})
     assert (agent_options.north_host, agent_options.http_host, agent_options.mqtt_host) == ("10.1.2.3",) * 3
     assert agent_options.broker_url == "http://10.1.2.3:1026"
-    assert probed == ["10.1.2.3:1883", "http://10.1.2.3:1026/version", "http://10.1.2.3:4041/iot/about"]
+    assert probed == [
+        "10.1.2.3:1883", "http://10.1.2.3:8668/version", "http://10.1.2.3:1026/version", "http://10.1.2.3:4041/iot/about",
+    ]
     started.clear()
-    run_all.run(run_all.parse(["-mqttBroker", "amqtt"], {}))
+    run_all.run(run_all.parse(["-mqttBroker", "amqtt", "-historyPort", "0"], {}))
     assert broker_config.parse(started[1][started[1].index("broker") + 1 :], {}).host == "127.0.0.1"  # no -auth
+    assert broker_config.parse(started[1][started[1].index("broker") + 1 :], {}).feed_url == ""  # no history
     assert agent_config.parse(started[2][started[2].index("iot-agent") + 1 :], {}).broker_url == "http://127.0.0.1:1026"
     assert run_all.reachable("::") == "::1"
 
@@ -313,6 +371,7 @@ _EXAMPLES: dict[str, st.SearchStrategy[Any]] = {  # values of the rows with a ch
         min_size=1, max_size=3,
     ).map(tuple),
     "notif_filter": st.builds(lambda m, f: f"{m}.x:{f}", _NAME, _NAME),
+    "feed_url": st.sampled_from(["", "http://127.0.0.1:8668/v2/notify", "https://history.example/v2/notify"]),
     "allowed_destinations": st.lists(
         st.sampled_from(["127.0.0.1", "localhost:80", "192.168.0.0/16", "[fd00::1]:8080/cmd"]), min_size=1, max_size=3,
     ).map(tuple),

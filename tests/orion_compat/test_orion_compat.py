@@ -70,7 +70,8 @@ KIT_PRIORITY = _kit_priority()
 
 
 def _run_kit(tmp_path: Path, cases: list[str], wrapper: list[str] | None = None) -> None:
-    """Run the cases (under ``wrapper``); fail with the diffs of those that did not pass (after 3 tries)."""
+    """Run the cases (under ``wrapper``), each once (no retries: a case that fails one run in ten
+    is a failing case); fail with the diffs of those that did not pass."""
     assert (KIT / "run").exists(), f"Orion's conformance kit is missing at {KIT}"
     selection = tmp_path / "cases.txt"
     selection.write_text("\n".join(cases) + "\n")
@@ -84,7 +85,6 @@ def _run_kit(tmp_path: Path, cases: list[str], wrapper: list[str] | None = None)
             "--only-from", str(selection),
             "--jobs", JOBS,
             "--keep-going",
-            "--tries", "3",
             "--timeout", "300",
             "--report", str(report),
         ],

@@ -482,6 +482,10 @@ class _Reader:
             raise MqttProtocolError(problem, 0x8F)
         return topic_filter
 
+    def pair(self) -> tuple[str, str]:
+        """A user property: two strings, its name and its value."""
+        return self.string(), self.string()
+
     def rest(self) -> bytes:
         data = bytes(self.data[self.pos : self.end])
         self.pos = self.end
@@ -508,21 +512,7 @@ class _Reader:
                 if packet_type not in allowed:
                     raise MqttProtocolError(
                         f"property {name} not allowed in {PACKET_NAMES.get(packet_type, 'will')}", 0x82)
-                value: Any
-                if kind == _BYTE:
-                    value = self.byte()
-                elif kind == _TWO:
-                    value = self.u16()
-                elif kind == _FOUR:
-                    value = self.u32()
-                elif kind == _VARINT:
-                    value = self.varint()
-                elif kind == _STRING:
-                    value = self.string()
-                elif kind == _BINARY:
-                    value = self.binary()
-                else:
-                    value = (self.string(), self.string())
+                value: Any = _READ_PROPERTY[kind](self)
                 if kind <= _VARINT:
                     problem = _value_problem(name, value)
                     if problem:
@@ -541,7 +531,28 @@ class _Reader:
         return props
 
 
+# property type -> how its value is read
+_READ_PROPERTY: dict[int, Callable[[_Reader], Any]] = {
+    _BYTE: _Reader.byte, _TWO: _Reader.u16, _FOUR: _Reader.u32, _VARINT: _Reader.varint,
+    _STRING: _Reader.string, _BINARY: _Reader.binary, _PAIR: _Reader.pair,
+}
+
+
 # -- packets ---------------------------------------------------------------------------------
+
+
+class _Typed:
+    """The base of a family of packets that differ only in their type (the four publish
+    acknowledgements, the two pings, DISCONNECT and AUTH): each member names its packet
+    type as a class keyword, ``class Puback(_PublishAck, packet_type=PUBACK)``."""
+
+    TYPE: ClassVar[int] = 0
+    __slots__ = ()
+
+    def __init_subclass__(cls, *, packet_type: int = 0, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if packet_type:
+            cls.TYPE = packet_type
 
 
 @dataclass(slots=True)
@@ -749,10 +760,9 @@ class Publish:
 
 
 @dataclass(slots=True)
-class _PublishAck:
+class _PublishAck(_Typed):
     """PUBACK, PUBREC, PUBREL, PUBCOMP: a packet identifier, and in MQTT 5 a reason code and properties."""
 
-    TYPE: ClassVar[int] = 0
     packet_id: int
     reason_code: int = 0
     properties: Properties = field(default_factory=dict)
@@ -774,31 +784,27 @@ class _PublishAck:
         return _fixed(first, body)
 
 
-class Puback(_PublishAck):
+class Puback(_PublishAck, packet_type=PUBACK):
     """PUBACK: the receiver has a QoS 1 message."""
 
-    TYPE: ClassVar[int] = PUBACK
     __slots__ = ()
 
 
-class Pubrec(_PublishAck):
+class Pubrec(_PublishAck, packet_type=PUBREC):
     """PUBREC: the receiver has a QoS 2 message (step 1 of 3)."""
 
-    TYPE: ClassVar[int] = PUBREC
     __slots__ = ()
 
 
-class Pubrel(_PublishAck):
+class Pubrel(_PublishAck, packet_type=PUBREL):
     """PUBREL: the sender releases a QoS 2 message (step 2 of 3)."""
 
-    TYPE: ClassVar[int] = PUBREL
     __slots__ = ()
 
 
-class Pubcomp(_PublishAck):
+class Pubcomp(_PublishAck, packet_type=PUBCOMP):
     """PUBCOMP: the QoS 2 exchange is complete (step 3 of 3)."""
 
-    TYPE: ClassVar[int] = PUBCOMP
     __slots__ = ()
 
 
@@ -889,64 +895,64 @@ def _encode_ack_list(kind: int, packet_id: int, codes: list[int], properties: Pr
 
 
 @dataclass(slots=True)
-class Pingreq:
+class _Bodiless(_Typed):
+    """PINGREQ, PINGRESP: the packet type and a remaining length of 0, in either protocol."""
+
+    def encode(self, protocol: int) -> bytes:
+        return bytes((self.TYPE << 4, 0))
+
+
+class Pingreq(_Bodiless, packet_type=PINGREQ):
     """PINGREQ: the client is alive (and wants proof the broker is)."""
 
-    TYPE: ClassVar[int] = PINGREQ
-
-    def encode(self, protocol: int) -> bytes:
-        return b"\xc0\x00"
+    __slots__ = ()
 
 
-@dataclass(slots=True)
-class Pingresp:
+class Pingresp(_Bodiless, packet_type=PINGRESP):
     """PINGRESP: the broker's answer to PINGREQ."""
 
-    TYPE: ClassVar[int] = PINGRESP
-
-    def encode(self, protocol: int) -> bytes:
-        return b"\xd0\x00"
+    __slots__ = ()
 
 
 @dataclass(slots=True)
-class Disconnect:
+class _ReasonOnly(_Typed):
+    """DISCONNECT, AUTH: in MQTT 5 a reason code and properties, both left out when 0 and
+    empty; in MQTT 3.1.1 nothing."""
+
+    reason_code: int = 0
+    properties: Properties = field(default_factory=dict)
+
+    def encode(self, protocol: int) -> bytes:
+        kind = self.TYPE
+        _check_protocol(protocol)
+        if protocol == MQTT_3_1_1:
+            if self.reason_code or self.properties:
+                raise MqttError(f"{PACKET_NAMES[kind]} reason codes and properties need MQTT 5")
+            return bytes((kind << 4, 0))
+        if not 0 <= self.reason_code <= 0xFF:
+            raise MqttError(f"reason code {self.reason_code!r} is not a byte")
+        if self.properties:
+            return _fixed(kind << 4, bytes((self.reason_code,)) + encode_properties(self.properties, kind))
+        if self.reason_code:
+            return bytes((kind << 4, 1, self.reason_code))
+        return bytes((kind << 4, 0))
+
+
+class Disconnect(_ReasonOnly, packet_type=DISCONNECT):
     """DISCONNECT: the end of a connection (from the server too, in MQTT 5)."""
 
-    TYPE: ClassVar[int] = DISCONNECT
-    reason_code: int = 0
-    properties: Properties = field(default_factory=dict)
-
-    def encode(self, protocol: int) -> bytes:
-        return _encode_reason_only(self.TYPE, self.reason_code, self.properties, protocol)
+    __slots__ = ()
 
 
-@dataclass(slots=True)
-class Auth:
+class Auth(_ReasonOnly, packet_type=AUTH):
     """AUTH (MQTT 5 only): enhanced authentication exchange."""
 
-    TYPE: ClassVar[int] = AUTH
-    reason_code: int = 0
-    properties: Properties = field(default_factory=dict)
+    __slots__ = ()
 
     def encode(self, protocol: int) -> bytes:
         if protocol != MQTT_5:
             raise MqttError("AUTH needs MQTT 5")
-        return _encode_reason_only(self.TYPE, self.reason_code, self.properties, protocol)
-
-
-def _encode_reason_only(kind: int, reason_code: int, properties: Properties, protocol: int) -> bytes:
-    _check_protocol(protocol)
-    if protocol == MQTT_3_1_1:
-        if reason_code or properties:
-            raise MqttError(f"{PACKET_NAMES[kind]} reason codes and properties need MQTT 5")
-        return bytes((kind << 4, 0))
-    if not 0 <= reason_code <= 0xFF:
-        raise MqttError(f"reason code {reason_code!r} is not a byte")
-    if properties:
-        return _fixed(kind << 4, bytes((reason_code,)) + encode_properties(properties, kind))
-    if reason_code:
-        return bytes((kind << 4, 1, reason_code))
-    return bytes((kind << 4, 0))
+        return super().encode(protocol)
 
 
 Packet = Union[  # noqa: UP007 - a runtime alias: ``X | Y`` of classes needs 3.10+ anyway, but reads worse here
@@ -1088,13 +1094,18 @@ def _decode_subscribe(r: _Reader, protocol: int) -> Subscribe:
     return Subscribe(packet_id, subs, props)
 
 
-def _decode_suback(r: _Reader, protocol: int) -> Suback:
+def _read_ack_list(r: _Reader, protocol: int, kind: int) -> tuple[int, list[int], Properties]:
+    """SUBACK's and MQTT 5 UNSUBACK's body: packet identifier, properties, at least one reason code."""
     packet_id = r.packet_id()
-    props = r.properties(SUBACK) if protocol == MQTT_5 else {}
+    props = r.properties(kind) if protocol == MQTT_5 else {}
     codes = list(r.rest())
     if not codes:
-        raise MqttProtocolError("SUBACK without reason code", 0x82)
-    return Suback(packet_id, codes, props)
+        raise MqttProtocolError(f"{PACKET_NAMES[kind]} without reason code", 0x82)
+    return packet_id, codes, props
+
+
+def _decode_suback(r: _Reader, protocol: int) -> Suback:
+    return Suback(*_read_ack_list(r, protocol, SUBACK))
 
 
 def _decode_unsubscribe(r: _Reader, protocol: int) -> Unsubscribe:
@@ -1109,14 +1120,9 @@ def _decode_unsubscribe(r: _Reader, protocol: int) -> Unsubscribe:
 
 
 def _decode_unsuback(r: _Reader, protocol: int) -> Unsuback:
-    packet_id = r.packet_id()
     if protocol == MQTT_3_1_1:
-        return Unsuback(packet_id)
-    props = r.properties(UNSUBACK)
-    codes = list(r.rest())
-    if not codes:
-        raise MqttProtocolError("UNSUBACK without reason code", 0x82)
-    return Unsuback(packet_id, codes, props)
+        return Unsuback(r.packet_id())
+    return Unsuback(*_read_ack_list(r, protocol, UNSUBACK))
 
 
 def _decode_empty(cls: type[Pingreq | Pingresp]) -> Callable[[_Reader, int], Packet]:

@@ -16,7 +16,6 @@ from typing import Any
 from authlib.oauth2.rfc6749 import OAuth2Error
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ..credentials import digest, same
 from ..http import KeyrockError, client_address, form_pairs, json, query_pairs, service
@@ -29,6 +28,7 @@ from ..oauth import (
 )
 from ..oauth import Request as OAuthRequest
 from ..pages import login as page
+from . import route_table
 
 log = logging.getLogger("waziup.idm.oauth2")
 
@@ -281,12 +281,11 @@ async def authorize_submit(request: Request) -> Response:
     return _respond(result)
 
 
-ROUTES = [
-    Route("/oauth2/token", token, methods=["POST"]),
-    Route("/oauth2/revoke", revoke, methods=["POST"]),
-    Route("/oauth2/introspect", introspect, methods=["POST"]),
-    Route("/oauth2/authorize", authorize_page, methods=["GET"]),
-    Route("/oauth2/authorize", authorize_submit, methods=["POST"]),
-]
+ROUTES = route_table({
+    "/oauth2/token": {"POST": token},
+    "/oauth2/revoke": {"POST": revoke},
+    "/oauth2/introspect": {"POST": introspect},
+    "/oauth2/authorize": {"GET": authorize_page, "POST": authorize_submit},
+})
 
 

@@ -143,11 +143,11 @@ def policy_document(held: Iterable[Held]) -> tuple[dict[str, Any], list[dict[str
 
 async def _held(the_service: IdentityService, app_id: str) -> list[Held]:
     store = the_service.store
-    permissions = [p for p in await store.list_permissions(app_id) if p.ngsi is not None and not p.is_internal]
+    permissions = [p for p in await store.permissions.in_app(app_id) if p.ngsi is not None and not p.is_internal]
     if not permissions:
         return []
     links: dict[str, list[str]] = {}
-    for role in await store.list_roles(app_id):
+    for role in await store.roles.in_app(app_id):
         if role.is_internal:
             continue
         for permission in await store.permissions_of_roles([role.id]):

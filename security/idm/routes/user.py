@@ -24,11 +24,11 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from security.authz.keyrock import PAYLOAD, decide
 
 from ..http import KeyrockError, json, json_body, query_pairs, service
+from . import route_table
 
 log = logging.getLogger("waziup.idm.user")
 POLICY_HEADER = "X-Policy-Version"
@@ -124,7 +124,4 @@ async def open_policy_agent(request: Request) -> Response:
                                                 "X-Decision-Reason": verdict.reason.encode("ascii", "replace").decode()[:500]})
 
 
-ROUTES = [
-    Route("/user", user, methods=["GET"]),
-    Route("/pdp/open_policy_agent", open_policy_agent, methods=["POST"]),
-]
+ROUTES = route_table({"/user": {"GET": user}, "/pdp/open_policy_agent": {"POST": open_policy_agent}})

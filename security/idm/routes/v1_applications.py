@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ngsi.regex import compile_pattern
 
@@ -45,8 +47,12 @@ from ..model import (
     User,
     UserRole,
 )
+from ..sqlstore import AppItems
+from ..store import IdmStore
+from . import RouteTable, route_table
 
 FORBIDDEN = "User not allowed to perform the action"
+_APP = "/applications/{application_id}"
 _BAD_SCHEMES = ("javascript", "data", "vbscript", "file")
 _Item = TypeVar("_Item", Role, Permission)
 
@@ -116,14 +122,6 @@ async def _app_for(request: Request, *needed: str) -> Application:
     caller, app = await _application(request)
     await _allowed(request, caller, app, *needed)
     return app
-
-
-def _changeable(item: _Item, refusal: str) -> _Item:
-    """Internal roles and permissions are Keyrock's seeded ones, shared by every application:
-    nobody changes or deletes them."""
-    if item.is_internal:
-        raise KeyrockError(403, refusal)
-    return item
 
 
 def _uris(value: Any) -> tuple[str, ...]:
@@ -247,54 +245,12 @@ async def delete_application(request: Request) -> Response:
     return Response(status_code=204)
 
 
-# -- roles -----------------------------------------------------------------------------------
+# -- roles and permissions -------------------------------------------------------------------
 
 
-async def _role(request: Request, app: Application) -> Role:
-    role = await service(request).store.get_role(app.id, request.path_params["role_id"])
-    if role is None:
-        raise KeyrockError(404, "Role not found")
-    return role
-
-
-async def _role_name(request: Request) -> str:
-    return text_field(await wrapped_body(request, "role"), "name", required=True, limit=256) or ""
-
-
-async def list_roles(request: Request) -> Response:
-    app = await _app_for(request)
-    roles = await service(request).store.list_roles(app.id)
-    return json({"roles": [{"id": r.id, "name": r.name} for r in roles]})
-
-
-async def create_role(request: Request) -> Response:
-    app = await _app_for(request, "3")
-    role = Role(str(uuid.uuid4()), await _role_name(request), app.id)
-    await service(request).store.create_role(role)
-    return json({"role": role_json(role, app.id)}, 201)
-
-
-async def read_role(request: Request) -> Response:
-    app = await _app_for(request)
-    return json({"role": role_json(await _role(request, app), app.id)})
-
-
-async def update_role(request: Request) -> Response:
-    app = await _app_for(request, "3")
-    role = _changeable(await _role(request, app), "Internal roles cannot be changed")
-    name = await _role_name(request)
-    await service(request).store.save_role(role.replace(name=name))
-    return json({"values_updated": {"name": name}})
-
-
-async def delete_role(request: Request) -> Response:
-    app = await _app_for(request, "3")
-    role = _changeable(await _role(request, app), "Internal roles cannot be deleted")
-    await service(request).store.delete_role(app.id, role.id)
-    return Response(status_code=204)
-
-
-# -- permissions -----------------------------------------------------------------------------
+def _role_fields(body: dict[str, Any], role: Role) -> tuple[Role, dict[str, Any]]:
+    name = text_field(body, "name", required=True, limit=256) or ""
+    return role.replace(name=name), {"name": name}
 
 
 def _pattern(body: dict[str, Any], name: str) -> str | None:
@@ -332,46 +288,92 @@ def _permission_fields(body: dict[str, Any], permission: Permission) -> tuple[Pe
     return updated, changes
 
 
-async def _permission(request: Request, app: Application) -> Permission:
-    permission = await service(request).store.get_permission(app.id, request.path_params["permission_id"])
-    if permission is None:
-        raise KeyrockError(404, "Permission not found")
-    return permission
+@dataclass(frozen=True)
+class _Kind(Generic[_Item]):
+    """What differs between an application's roles and its permissions: Keyrock's API lists,
+    creates, reads, changes and deletes both alike, so one set of handlers serves both."""
+
+    name: str  # "role" | "permission": the body's and the answer's key, the path's ``{name}_id``
+    title: str  # "Role" | "Permission", as 404 names it
+    name_limit: int  # the longest name a new item may have
+    new: Callable[[str, str], _Item]  # a blank item, of (id, app_id)
+    fields: Callable[[dict[str, Any], _Item], tuple[_Item, dict[str, Any]]]  # the body applied, and what it changed
+    listed: Callable[[_Item, str], dict[str, Any]]  # an item as the list shows it, of (item, app_id)
+    shown: Callable[[_Item, str], dict[str, Any]]  # an item as the other answers show it
+    items: Callable[[IdmStore], AppItems[_Item]]  # the store's items of this kind
 
 
-async def list_permissions(request: Request) -> Response:
-    app = await _app_for(request)
-    found = await service(request).store.list_permissions(app.id)
-    return json({"permissions": [permission_json(p, app.id) for p in found]})
+_ROLES = _Kind(
+    name="role", title="Role", name_limit=256, new=lambda item_id, app_id: Role(item_id, "", app_id), fields=_role_fields,
+    listed=lambda role, _: {"id": role.id, "name": role.name}, shown=role_json, items=lambda store: store.roles,
+)
+_PERMISSIONS = _Kind(
+    name="permission", title="Permission", name_limit=1024, new=lambda item_id, app_id: Permission(item_id, "", app_id),
+    fields=_permission_fields, listed=permission_json, shown=permission_json, items=lambda store: store.permissions,
+)
 
 
-async def create_permission(request: Request) -> Response:
+async def _item(request: Request, app: Application, kind: _Kind[_Item]) -> _Item:
+    """The path's role or permission of the application (an internal one too), or 404."""
+    found = await kind.items(service(request).store).get(app.id, request.path_params[f"{kind.name}_id"])
+    if found is None:
+        raise KeyrockError(404, f"{kind.title} not found")
+    return found
+
+
+async def _changeable_item(request: Request, kind: _Kind[_Item], doing: str) -> tuple[Application, _Item]:
+    """The application and the path's item, for a caller who manages roles (3), unless the
+    item is internal: those are Keyrock's seeded ones, shared by every application, and
+    nobody changes or deletes them."""
     app = await _app_for(request, "3")
-    body = await wrapped_body(request, "permission")
-    text_field(body, "name", required=True)
-    permission, _ = _permission_fields(body, Permission(str(uuid.uuid4()), "", app.id))
-    await service(request).store.create_permission(permission)
-    return json({"permission": permission_json(permission, app.id)}, 201)
+    item = await _item(request, app, kind)
+    if item.is_internal:
+        raise KeyrockError(403, f"Internal {kind.name}s cannot be {doing}")
+    return app, item
 
 
-async def read_permission(request: Request) -> Response:
+async def list_items(kind: _Kind[_Item], request: Request) -> Response:
     app = await _app_for(request)
-    return json({"permission": permission_json(await _permission(request, app), app.id)})
+    found = await kind.items(service(request).store).in_app(app.id)
+    return json({f"{kind.name}s": [kind.listed(item, app.id) for item in found]})
 
 
-async def update_permission(request: Request) -> Response:
+async def create_item(kind: _Kind[_Item], request: Request) -> Response:
     app = await _app_for(request, "3")
-    permission = _changeable(await _permission(request, app), "Internal permissions cannot be changed")
-    updated, changes = _permission_fields(await wrapped_body(request, "permission"), permission)
-    await service(request).store.save_permission(updated)
+    body = await wrapped_body(request, kind.name)
+    text_field(body, "name", required=True, limit=kind.name_limit)
+    item, _ = kind.fields(body, kind.new(str(uuid.uuid4()), app.id))
+    await kind.items(service(request).store).create(item)
+    return json({kind.name: kind.shown(item, app.id)}, 201)
+
+
+async def read_item(kind: _Kind[_Item], request: Request) -> Response:
+    app = await _app_for(request)
+    return json({kind.name: kind.shown(await _item(request, app, kind), app.id)})
+
+
+async def update_item(kind: _Kind[_Item], request: Request) -> Response:
+    _, item = await _changeable_item(request, kind, "changed")
+    updated, changes = kind.fields(await wrapped_body(request, kind.name), item)
+    await kind.items(service(request).store).save(updated)
     return json({"values_updated": changes})
 
 
-async def delete_permission(request: Request) -> Response:
-    app = await _app_for(request, "3")
-    permission = _changeable(await _permission(request, app), "Internal permissions cannot be deleted")
-    await service(request).store.delete_permission(app.id, permission.id)
+async def delete_item(kind: _Kind[_Item], request: Request) -> Response:
+    app, item = await _changeable_item(request, kind, "deleted")
+    await kind.items(service(request).store).delete(app.id, item.id)
     return Response(status_code=204)
+
+
+def _item_routes(kind: _Kind[Any]) -> RouteTable:
+    """``/applications/{application_id}/roles[/{role_id}]``, or the same of permissions."""
+    items = f"{_APP}/{kind.name}s"
+    return {
+        items: {"GET": partial(list_items, kind), "POST": partial(create_item, kind)},
+        f"{items}/{{{kind.name}_id}}": {
+            "GET": partial(read_item, kind), "PATCH": partial(update_item, kind), "DELETE": partial(delete_item, kind),
+        },
+    }
 
 
 # -- role <-> permission ---------------------------------------------------------------------
@@ -379,7 +381,7 @@ async def delete_permission(request: Request) -> Response:
 
 async def role_permissions(request: Request) -> Response:
     app = await _app_for(request)
-    role = await _role(request, app)
+    role = await _item(request, app, _ROLES)
     found = await service(request).store.permissions_of_roles([role.id])
     out = []
     for p in found:
@@ -391,7 +393,7 @@ async def role_permissions(request: Request) -> Response:
 
 async def _role_and_permission(request: Request) -> tuple[Role, Permission]:
     app = await _app_for(request, "3")
-    role, permission = await _role(request, app), await _permission(request, app)
+    role, permission = await _item(request, app, _ROLES), await _item(request, app, _PERMISSIONS)
     if role.is_internal or permission.is_internal:
         raise KeyrockError(403, "Internal roles and permissions cannot be reassigned")
     return role, permission
@@ -427,20 +429,35 @@ async def _may_assign(request: Request, caller: User, app: Application, role: Ro
     raise KeyrockError(403, FORBIDDEN)
 
 
+# The path parameters that name who holds a role: what 404 says when it is nobody, how to find them.
+_HOLDERS: dict[str, tuple[str, Callable[[IdmStore, str], Awaitable[object | None]]]] = {
+    "user_id": ("User not found", lambda store, user_id: store.get_user(user_id)),
+    "organization_id": ("Organization not found", lambda store, org_id: store.get_organization(org_id)),
+}
+
+
+async def _holder_exists(request: Request, param: str) -> None:
+    """404 unless the user or organization that the path parameter ``param`` names (if the
+    path has it) exists."""
+    holder_id = request.path_params.get(param)
+    if holder_id is None:
+        return
+    missing, find = _HOLDERS[param]
+    if await find(service(request).store, holder_id) is None:
+        raise KeyrockError(404, missing)
+
+
 async def user_assignments(request: Request) -> Response:
     app = await _app_for(request)
-    user_id = request.path_params.get("user_id")
-    if user_id is not None and await service(request).store.get_user(user_id) is None:
-        raise KeyrockError(404, "User not found")
-    found = await service(request).store.user_roles(app_id=app.id, user_id=user_id)
+    await _holder_exists(request, "user_id")
+    found = await service(request).store.user_roles(app_id=app.id, user_id=request.path_params.get("user_id"))
     return json({"role_user_assignments": [{"user_id": a.user_id, "role_id": a.role_id} for a in found]})
 
 
 async def _user_role(request: Request) -> tuple[Application, UserRole]:
     caller, app = await _application(request)
-    role = await _role(request, app)
-    if await service(request).store.get_user(request.path_params["user_id"]) is None:
-        raise KeyrockError(404, "User not found")
+    role = await _item(request, app, _ROLES)
+    await _holder_exists(request, "user_id")
     await _may_assign(request, caller, app, role)
     return app, UserRole(app.id, request.path_params["user_id"], role.id)
 
@@ -461,9 +478,8 @@ async def remove_user_role(request: Request) -> Response:
 
 async def organization_assignments(request: Request) -> Response:
     app = await _app_for(request)
+    await _holder_exists(request, "organization_id")
     org_id = request.path_params.get("organization_id")
-    if org_id is not None and await service(request).store.get_organization(org_id) is None:
-        raise KeyrockError(404, "Organization not found")
     found = await service(request).store.organization_roles(app_id=app.id, organization_id=org_id)
     if org_id is not None:
         out = [{"organization_id": a.organization_id, "role_id": a.role_id} for a in found]
@@ -475,10 +491,9 @@ async def organization_assignments(request: Request) -> Response:
 
 async def _organization_role(request: Request) -> tuple[Application, OrganizationRole]:
     caller, app = await _application(request)
-    role = await _role(request, app)
+    role = await _item(request, app, _ROLES)
+    await _holder_exists(request, "organization_id")
     org_id = request.path_params["organization_id"]
-    if await service(request).store.get_organization(org_id) is None:
-        raise KeyrockError(404, "Organization not found")
     org_role = request.path_params["organization_role_id"]
     if org_role not in ORGANIZATION_ROLES:
         raise KeyrockError(404, "Organization role not found: it is owner or member")
@@ -501,34 +516,21 @@ async def remove_organization_role(request: Request) -> Response:
     return Response(status_code=204)
 
 
-_APP = "/applications/{application_id}"
 _ORG_ROLE = _APP + "/organizations/{organization_id}/roles/{role_id}/organization_roles/{organization_role_id}"
 
-ROUTES = [
-    Route("/applications", list_applications, methods=["GET"]),
-    Route("/applications", create_application, methods=["POST"]),
-    Route(_APP, read_application, methods=["GET"]),
-    Route(_APP, update_application, methods=["PATCH"]),
-    Route(_APP, delete_application, methods=["DELETE"]),
-    Route(_APP + "/roles", list_roles, methods=["GET"]),
-    Route(_APP + "/roles", create_role, methods=["POST"]),
-    Route(_APP + "/roles/{role_id}", read_role, methods=["GET"]),
-    Route(_APP + "/roles/{role_id}", update_role, methods=["PATCH"]),
-    Route(_APP + "/roles/{role_id}", delete_role, methods=["DELETE"]),
-    Route(_APP + "/permissions", list_permissions, methods=["GET"]),
-    Route(_APP + "/permissions", create_permission, methods=["POST"]),
-    Route(_APP + "/permissions/{permission_id}", read_permission, methods=["GET"]),
-    Route(_APP + "/permissions/{permission_id}", update_permission, methods=["PATCH"]),
-    Route(_APP + "/permissions/{permission_id}", delete_permission, methods=["DELETE"]),
-    Route(_APP + "/roles/{role_id}/permissions", role_permissions, methods=["GET"]),
-    Route(_APP + "/roles/{role_id}/permissions/{permission_id}", assign_permission, methods=["PUT", "POST"]),
-    Route(_APP + "/roles/{role_id}/permissions/{permission_id}", remove_permission, methods=["DELETE"]),
-    Route(_APP + "/users", user_assignments, methods=["GET"]),
-    Route(_APP + "/users/{user_id}/roles", user_assignments, methods=["GET"]),
-    Route(_APP + "/users/{user_id}/roles/{role_id}", assign_user_role, methods=["PUT", "POST"]),
-    Route(_APP + "/users/{user_id}/roles/{role_id}", remove_user_role, methods=["DELETE"]),
-    Route(_APP + "/organizations", organization_assignments, methods=["GET"]),
-    Route(_APP + "/organizations/{organization_id}/roles", organization_assignments, methods=["GET"]),
-    Route(_ORG_ROLE, assign_organization_role, methods=["PUT", "POST"]),
-    Route(_ORG_ROLE, remove_organization_role, methods=["DELETE"]),
-]
+ROUTES = route_table({
+    "/applications": {"GET": list_applications, "POST": create_application},
+    _APP: {"GET": read_application, "PATCH": update_application, "DELETE": delete_application},
+    **_item_routes(_ROLES),
+    **_item_routes(_PERMISSIONS),
+    _APP + "/roles/{role_id}/permissions": {"GET": role_permissions},
+    _APP + "/roles/{role_id}/permissions/{permission_id}": {
+        "PUT": assign_permission, "POST": assign_permission, "DELETE": remove_permission,
+    },
+    _APP + "/users": {"GET": user_assignments},
+    _APP + "/users/{user_id}/roles": {"GET": user_assignments},
+    _APP + "/users/{user_id}/roles/{role_id}": {"PUT": assign_user_role, "POST": assign_user_role, "DELETE": remove_user_role},
+    _APP + "/organizations": {"GET": organization_assignments},
+    _APP + "/organizations/{organization_id}/roles": {"GET": organization_assignments},
+    _ORG_ROLE: {"PUT": assign_organization_role, "POST": assign_organization_role, "DELETE": remove_organization_role},
+})

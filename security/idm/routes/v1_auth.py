@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ..credentials import digest
 from ..http import (
@@ -27,6 +26,7 @@ from ..http import (
     text_field,
 )
 from ..model import API
+from . import route_table
 
 
 def user_json(user: object) -> dict[str, object]:
@@ -107,10 +107,8 @@ async def service_provider(request: Request) -> Response:
                                  "totalApplications": len(await store.list_applications())}})
 
 
-ROUTES = [
-    Route("/auth/tokens", create_token, methods=["POST"]),
-    Route("/auth/tokens", token_info, methods=["GET"]),
-    Route("/auth/tokens", delete_token, methods=["DELETE"]),
-    Route("/policy_version", policy_version, methods=["GET"]),
-    Route("/service_providers/configs", service_provider, methods=["GET"]),
-]
+ROUTES = route_table({
+    "/auth/tokens": {"POST": create_token, "GET": token_info, "DELETE": delete_token},
+    "/policy_version": {"GET": policy_version},
+    "/service_providers/configs": {"GET": service_provider},
+})

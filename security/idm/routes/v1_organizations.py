@@ -15,10 +15,10 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ..http import KeyrockError, api_caller, json, service, text_field, wrapped_body
 from ..model import ORGANIZATION_ROLES, Membership, Organization, User
+from . import route_table
 
 FORBIDDEN = "User not allowed to perform the action"
 
@@ -132,16 +132,12 @@ async def remove_member(request: Request) -> Response:
     return Response(status_code=204)
 
 
-ROUTES = [
-    Route("/organizations", list_organizations, methods=["GET"]),
-    Route("/organizations", create_organization, methods=["POST"]),
-    Route("/organizations/{organization_id}", read_organization, methods=["GET"]),
-    Route("/organizations/{organization_id}", update_organization, methods=["PATCH"]),
-    Route("/organizations/{organization_id}", delete_organization, methods=["DELETE"]),
-    Route("/organizations/{organization_id}/users", members, methods=["GET"]),
-    Route("/organizations/{organization_id}/users/{user_id}/organization_roles", member, methods=["GET"]),
-    Route("/organizations/{organization_id}/users/{user_id}/organization_roles/{organization_role_id}", add_member,
-          methods=["PUT"]),
-    Route("/organizations/{organization_id}/users/{user_id}/organization_roles/{organization_role_id}", remove_member,
-          methods=["DELETE"]),
-]
+_ORGANIZATION = "/organizations/{organization_id}"
+
+ROUTES = route_table({
+    "/organizations": {"GET": list_organizations, "POST": create_organization},
+    _ORGANIZATION: {"GET": read_organization, "PATCH": update_organization, "DELETE": delete_organization},
+    _ORGANIZATION + "/users": {"GET": members},
+    _ORGANIZATION + "/users/{user_id}/organization_roles": {"GET": member},
+    _ORGANIZATION + "/users/{user_id}/organization_roles/{organization_role_id}": {"PUT": add_member, "DELETE": remove_member},
+})

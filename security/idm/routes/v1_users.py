@@ -13,7 +13,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ..credentials import hash_password
 from ..http import (
@@ -27,6 +26,7 @@ from ..http import (
 )
 from ..model import ACCESS, CODE, REFRESH, User
 from ..store import Conflict
+from . import route_table
 
 FORBIDDEN = "User not allowed to perform the action"
 
@@ -130,10 +130,7 @@ async def delete_user(request: Request) -> Response:
     return Response(status_code=204)
 
 
-ROUTES = [
-    Route("/users", list_users, methods=["GET"]),
-    Route("/users", create_user, methods=["POST"]),
-    Route("/users/{user_id}", read_user, methods=["GET"]),
-    Route("/users/{user_id}", update_user, methods=["PATCH"]),
-    Route("/users/{user_id}", delete_user, methods=["DELETE"]),
-]
+ROUTES = route_table({
+    "/users": {"GET": list_users, "POST": create_user},
+    "/users/{user_id}": {"GET": read_user, "PATCH": update_user, "DELETE": delete_user},
+})

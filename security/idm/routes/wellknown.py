@@ -14,10 +14,10 @@ from __future__ import annotations
 from authlib.oidc.core import UserInfo
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ..http import json, service
 from ..oauth import KNOWN_SCOPES
+from . import route_table
 
 
 async def openid_configuration(request: Request) -> Response:
@@ -62,8 +62,8 @@ async def userinfo(request: Request) -> Response:
     return json(dict(claims), headers={"Cache-Control": "no-store"})
 
 
-ROUTES = [
-    Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
-    Route("/.well-known/jwks.json", jwks, methods=["GET"]),
-    Route("/userinfo", userinfo, methods=["GET", "POST"]),
-]
+ROUTES = route_table({
+    "/.well-known/openid-configuration": {"GET": openid_configuration},
+    "/.well-known/jwks.json": {"GET": jwks},
+    "/userinfo": {"GET": userinfo, "POST": userinfo},
+})

@@ -260,6 +260,35 @@ async def test_subscriptions_and_registrations(store: Store, kind: DocKind) -> N
 # -- PostgreSQL specifics ---------------------------------------------------------------
 
 
+async def test_outbox_keeps_order_across_removals_and_never_reuses_a_number(store: Store) -> None:
+    """The change feed's outbox (broker/store/outbox.py): rows in commit order, removal up to
+    a number, and numbers that keep growing after the last rows are removed (the receiver's
+    cursor would skip a reused one)."""
+    await store.outbox_append("f", [("", "/", b"1"), ("t1", "/a", b"2")])
+    await store.outbox_append("other", [("", "/", b"x")])
+    await store.outbox_append("f", [("", "/", b"3")])
+    rows = await store.outbox_read("f", 10)
+    assert [(t, p, d) for _, t, p, d in rows] == [("", "/", b"1"), ("t1", "/a", b"2"), ("", "/", b"3")]
+    seqs = [s for s, *_ in rows]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    assert [d for *_, d in await store.outbox_read("f", 2)] == [b"1", b"2"]
+    await store.outbox_remove("f", seqs[-1])
+    assert await store.outbox_read("f", 10) == []
+    assert [d for *_, d in await store.outbox_read("other", 10)] == [b"x"]
+    await store.outbox_append("f", [("", "/", b"4")])
+    (again,) = await store.outbox_read("f", 10)
+    assert again[0] > seqs[-1]
+
+
+async def test_outbox_lease_has_one_holder_until_it_runs_out(store: Store) -> None:
+    assert await store.outbox_lease("f", "w1", 30)
+    assert not await store.outbox_lease("f", "w2", 30)
+    assert await store.outbox_lease("f", "w1", 30)  # renewed
+    assert await store.outbox_lease("g", "w2", 30)  # another stream
+    assert await store.outbox_lease("f", "w1", -1)  # renewed into the past: expired
+    assert await store.outbox_lease("f", "w2", 30)
+
+
 async def test_postgres_geometry_column(pg_url: str, anyio_backend: str) -> None:
     store = PostgresStore(pg_url)
     await store.open()

@@ -50,9 +50,9 @@ async def test_policy_version_moves_with_every_policy_change(store: IdmStore) ->
     await store.create_user(user("u1"))
     await store.create_application(Application("a1", "app", "h"), "u1")
     await moved()
-    await store.create_role(Role("r1", "role", "a1"))
+    await store.roles.create(Role("r1", "role", "a1"))
     await moved()
-    await store.create_permission(Permission("p1", "perm", "a1", action="GET", resource="/x"))
+    await store.permissions.create(Permission("p1", "perm", "a1", action="GET", resource="/x"))
     await moved()
     await store.put_role_permission("r1", "p1")
     await moved()
@@ -78,23 +78,23 @@ async def test_roles_permissions_and_assignments(store: IdmStore) -> None:
     await store.create_application(Application("a1", "app", "h", redirect_uris=("http://x/cb",)), "u1")
     app = await store.get_application("a1")
     assert app is not None and app.redirect_uris == ("http://x/cb",)
-    assert [r.id for r in await store.list_roles("a1")][:2] == ["provider", "purchaser"]
+    assert [r.id for r in await store.roles.in_app("a1")][:2] == ["provider", "purchaser"]
     assert await store.user_roles(app_id="a1") == [UserRole("a1", "u1", "provider")]
-    await store.create_role(Role("r1", "reader", "a1"))
-    await store.create_role(Role("r2", "other app", "a2"))
-    assert await store.get_role("a1", "r2") is None
+    await store.roles.create(Role("r1", "reader", "a1"))
+    await store.roles.create(Role("r2", "other app", "a2"))
+    assert await store.roles.get("a1", "r2") is None
     p = Permission("p1", "read", "a1", action="GET", resource="/v2/.*", is_regex=True, ngsi={"types": ["Room"]})
-    await store.create_permission(p)
-    assert await store.get_permission("a1", "p1") == p
+    await store.permissions.create(p)
+    assert await store.permissions.get("a1", "p1") == p
     await store.put_role_permission("r1", "p1")
     await store.put_role_permission("r1", "p1")  # idempotent
     assert [x.id for x in await store.permissions_of_roles(["r1"])] == ["p1"]
     assert {x.id for x in await store.permissions_of_roles(["provider"])} == {"1", "2", "3", "4", "5", "6"}
-    assert await store.delete_role("a1", "r1")
+    assert await store.roles.delete("a1", "r1")
     assert await store.permissions_of_roles(["r1"]) == []
     assert await store.delete_application("a1")
     assert await store.user_roles(user_id="u1") == []
-    assert await store.list_permissions("a1") == [x for x in await store.list_permissions("a1") if x.is_internal]
+    assert await store.permissions.in_app("a1") == [x for x in await store.permissions.in_app("a1") if x.is_internal]
 
 
 async def test_tokens_consume_once_and_revoke_family(store: IdmStore) -> None:
@@ -131,7 +131,7 @@ async def test_data_survives_reopening(store_url: str, anyio_backend: str) -> No
     second = open_store(store_url)
     await second.open()  # the schema again: no error, internal rows not doubled
     assert (await second.get_user("u1")) is not None
-    assert len([r for r in await second.list_roles("x") if r.is_internal]) == 2
+    assert len([r for r in await second.roles.in_app("x") if r.is_internal]) == 2
     await second.close()
 
 

@@ -1,0 +1,131 @@
+"""The history service's Starlette app (QuantumLeap-compatible, port 8668).
+
+The store opens in the lifespan (``-dbURI``), and the retention task runs there when a
+policy is set. Errors: a ``HistoryError`` answers its status in QuantumLeap's shape; a
+failing database answers 503 (the notifier retries; nothing was acknowledged); Starlette's
+own 404/405 (no such route, method) are reshaped the same; anything else is a bug, logged,
+and answers 500 in that shape too, never a traceback. ``clock`` (seconds since the epoch)
+is the only time the app reads: the arrival time of notifications, injected by tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ngsi.server.guards import Guard
+
+from . import retention
+from .config import Config
+from .errors import HistoryError
+from .routes import ROUTES, json_response
+from .seam import guard_layer
+from .store import HistoryStore, StoreError, open_store
+
+log = logging.getLogger("waziup.history")
+
+
+async def _history_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HistoryError)
+    return json_response(exc.body(), exc.status)
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    log.error("store error method=%s path=%s error=%s", request.method, request.url.path, exc)
+    return json_response({"error": "Service Unavailable", "description": "the history database is not available"},
+                         503)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    response = json_response({"error": _reason(exc.status_code), "description": str(exc.detail)}, exc.status_code)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class LastResort:
+    """A bug answers 500 in QuantumLeap's shape, logged, never a traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception:
+            log.exception("unhandled error method=%s path=%s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await json_response({"error": "Internal Server Error", "description": "internal error"}, 500)(
+                scope, receive, send)
+
+
+def create_app(
+    config: Config | None = None,
+    *,
+    store: HistoryStore | None = None,
+    guards: Sequence[Guard] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The app; ``store`` replaces the one ``config`` names (opened and closed here either
+    way), ``guards`` the ones ``config.guards`` names."""
+    config = config or Config()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        the_store = store if store is not None else open_store(config.store_url)
+        await the_store.open()
+        app.state.store = the_store
+        policy = config.policy
+        task = asyncio.create_task(retention.run(the_store, policy, config.retention_interval)) if policy.active \
+            else None
+        log.info("history service port=%s store=%s retention=%s", config.port, type(the_store).__name__,
+                 "on" if task else "off")
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await the_store.close()
+
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(LastResort), guard_layer(config, guards)],
+        exception_handlers={HistoryError: _history_error, StoreError: _store_error, HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.clock = clock
+    return app

@@ -1,0 +1,358 @@
+"""The PostgreSQL history store (asyncpg): for deployments that outgrow one file or share
+one database between services (hence the ``history_`` prefix of every table).
+
+The tables are the SQLite store's (``base.py``), with what PostgreSQL adds:
+
+* ``history_points`` is range-partitioned by time index, one partition per UTC month,
+  created on demand (``CREATE TABLE ... PARTITION OF``, under an advisory lock, in a
+  transaction of its own before the ingestion's, so that no ingestion holds the
+  partition lock). A query's time bounds prune partitions at execution; ``ORDER BY t``
+  reads them in order (ordered Append) and stops at the ``LIMIT``.
+* its primary key (series, t, rid) is the btree of every per-series read; a BRIN index
+  on ``t`` (a few pages per partition) serves scans by time alone (retention).
+* no extension is needed (Debian's PostgreSQL 15 without PostGIS works): geo filters
+  run in Python on the locations read (``engine.py``).
+
+Writes are one statement per table for a whole notification (``unnest`` of column
+arrays), in one transaction; the subscription's cursor row is locked (``FOR UPDATE``)
+first, so two deliveries of one subscription, even through two service processes, store
+each element once. Upserts of roll-ups and last values go in key order: concurrent
+notifications cannot deadlock on them.
+
+URL: ``postgresql://user:password@host:port/database?pool_size=10``; other query
+parameters are asyncpg's (``sslmode``...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import asyncpg
+
+from ..instants import HOUR, floor, month_bounds, month_name
+from ..model import Batch, Ingested, Latest, Partial, Point, Series, SeriesFilter, SeriesKey
+from .base import HistoryStore, StoreError, chunks, edge_hours, keep_after, plan, series_keys
+
+log = logging.getLogger("waziup.history.store")
+
+CHUNK = 1000  # series per DELETE of a retention pass
+STATEMENT_TIMEOUT_MS = 30_000
+_LOCK = 0x6869_7374_6F72_79  # "history": schema and partition creation, across processes
+_PARTITION_NAME = re.compile(r"history_points_y\d{4}m\d{2}")
+
+CAUGHT: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError, OSError, TimeoutError,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS history_series (
+    id bigserial PRIMARY KEY,
+    tenant text COLLATE "C" NOT NULL, sp text COLLATE "C" NOT NULL, etype text COLLATE "C" NOT NULL,
+    eid text COLLATE "C" NOT NULL, attr text COLLATE "C" NOT NULL, atype text COLLATE "C" NOT NULL,
+    UNIQUE (tenant, etype, eid, attr, sp, atype)
+);
+CREATE INDEX IF NOT EXISTS history_series_eid ON history_series (tenant, eid);
+CREATE INDEX IF NOT EXISTS history_series_attr ON history_series (tenant, attr);
+CREATE TABLE IF NOT EXISTS history_points (
+    series bigint NOT NULL, t bigint NOT NULL, rid bigint NOT NULL, num double precision, txt text,
+    PRIMARY KEY (series, t, rid)
+) PARTITION BY RANGE (t);
+CREATE INDEX IF NOT EXISTS history_points_t ON history_points USING brin (t);
+CREATE TABLE IF NOT EXISTS history_hourly (
+    series bigint NOT NULL, h bigint NOT NULL, cnt bigint NOT NULL,
+    vsum double precision, vmin double precision, vmax double precision,
+    PRIMARY KEY (series, h)
+);
+CREATE TABLE IF NOT EXISTS history_latest (
+    series bigint PRIMARY KEY, t bigint NOT NULL, rid bigint NOT NULL, num double precision, txt text,
+    seen bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history_cursors (
+    tenant text COLLATE "C" NOT NULL, subscription text COLLATE "C" NOT NULL, seq bigint NOT NULL,
+    PRIMARY KEY (tenant, subscription)
+);
+CREATE SEQUENCE IF NOT EXISTS history_notifications;
+"""
+
+_SERIES_COLUMNS = "id, tenant, sp, etype, eid, attr, atype"
+_KEY_ARRAYS = "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])"
+
+_HOURLY_UPSERT = """
+INSERT INTO history_hourly AS o (series, h, cnt, vsum, vmin, vmax)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], $5::float8[], $6::float8[])
+ON CONFLICT (series, h) DO UPDATE SET
+    cnt = o.cnt + excluded.cnt,
+    vsum = COALESCE(o.vsum + excluded.vsum, o.vsum, excluded.vsum),
+    vmin = LEAST(o.vmin, excluded.vmin),
+    vmax = GREATEST(o.vmax, excluded.vmax)
+"""
+
+_LATEST_UPSERT = """
+INSERT INTO history_latest AS o (series, t, rid, num, txt, seen)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], $5::text[], $6::bigint[])
+ON CONFLICT (series) DO UPDATE SET
+    num = CASE WHEN excluded.t >= o.t THEN excluded.num ELSE o.num END,
+    txt = CASE WHEN excluded.t >= o.t THEN excluded.txt ELSE o.txt END,
+    rid = CASE WHEN excluded.t >= o.t THEN excluded.rid ELSE o.rid END,
+    t = GREATEST(o.t, excluded.t),
+    seen = GREATEST(o.seen, excluded.seen)
+"""
+
+
+def dsn_from_url(url: str) -> tuple[str, int]:
+    """asyncpg's DSN for a store URL, and the pool size it asks for."""
+    _scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise StoreError(f"bad PostgreSQL URL {url!r}")
+    base, _, query = rest.partition("?")
+    pool_size, kept = 10, []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == "pool_size":
+            if not value.isdigit() or not 1 <= int(value) <= 1000:
+                raise StoreError(f"bad pool_size {value!r} in the PostgreSQL URL")
+            pool_size = int(value)
+        else:
+            kept.append((name, value))
+    return "postgresql://" + base + ("?" + urlencode(kept) if kept else ""), pool_size
+
+
+@contextlib.contextmanager
+def _mapped() -> Iterator[None]:
+    """Every driver failure as a StoreError (the one exception a store raises)."""
+    try:
+        yield
+    except CAUGHT as exc:
+        raise StoreError(f"postgresql: {type(exc).__name__}: {exc}") from exc
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as column lists, for ``unnest``."""
+    return [[row[i] for row in rows] for i in range(width)] if rows else [[] for _ in range(width)]
+
+
+def _where(selection: SeriesFilter) -> tuple[str, list[Any]]:
+    params: list[Any] = [selection.tenant]
+    clauses = ["tenant = $1"]
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    for column, values in (("etype", selection.entity_types), ("eid", selection.entity_ids),
+                           ("attr", selection.attrs)):
+        if values is not None:
+            clauses.append(f"{column} = ANY({param(list(values))}::text[])")
+    scopes = [] if ("/", True) in selection.scopes else selection.scopes
+    ors = []
+    for path, subtree in scopes:
+        if subtree:  # '/' sorts right before '0' in the "C" collation: the subtree is an index range
+            ors.append(f"(sp = {param(path)} OR (sp >= {param(path + '/')} AND sp < {param(path + '0')}))")
+        else:
+            ors.append(f"sp = {param(path)}")
+    if ors:
+        clauses.append("(" + " OR ".join(ors) + ")")
+    return " AND ".join(clauses), params
+
+
+class PostgresStore(HistoryStore):
+    def __init__(self, url: str) -> None:
+        self.dsn, self.pool_size = dsn_from_url(url)
+        self._pool: asyncpg.Pool | None = None
+        self._ids: dict[SeriesKey, int] = {}
+        self._partitions: set[str] = set()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError("the history store is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        with _mapped():
+            self._pool = await asyncpg.create_pool(
+                self.dsn, min_size=1, max_size=self.pool_size,
+                server_settings={"statement_timeout": str(STATEMENT_TIMEOUT_MS), "jit": "off"},
+            )
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+                await conn.execute(_SCHEMA)
+                rows = await conn.fetch("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                                        "WHERE i.inhparent = 'history_points'::regclass")
+            self._partitions = {row[0] for row in rows}
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            with _mapped():
+                await self._pool.close()
+            self._pool = None
+
+    async def ping(self) -> None:
+        with _mapped():
+            await self.pool.fetchval("SELECT 1")
+
+    # -- ingestion ----------------------------------------------------------------------------
+
+    async def _ensure_partitions(self, instants: set[int]) -> None:
+        missing = {}
+        for t in instants:
+            name = "history_points_" + month_name(t)
+            if name not in self._partitions:
+                missing[name] = month_bounds(t)
+        if not missing:
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+            for name, (start, end) in sorted(missing.items()):
+                assert _PARTITION_NAME.fullmatch(name)  # built from digits only: safe to write into DDL
+                await conn.execute(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF history_points "
+                                   f"FOR VALUES FROM ({int(start)}) TO ({int(end)})")
+        self._partitions.update(missing)
+
+    async def ingest(self, batch: Batch) -> Ingested:
+        with _mapped():
+            await self._ensure_partitions({e.time_index for e in batch.elements if e.samples})
+            created: dict[SeriesKey, int] = {}
+            async with self.pool.acquire() as conn, conn.transaction():
+                cursor = None
+                if batch.sequenced:
+                    await conn.execute("INSERT INTO history_cursors (tenant, subscription, seq) VALUES ($1, $2, -1) "
+                                       "ON CONFLICT DO NOTHING", batch.tenant, batch.subscription)
+                    cursor = await conn.fetchval("SELECT seq FROM history_cursors WHERE tenant = $1 AND "
+                                                 "subscription = $2 FOR UPDATE", batch.tenant, batch.subscription)
+                elements, top = keep_after(batch, cursor)
+                ids = await self._series_ids(conn, series_keys(batch.tenant, elements), created)
+                number = await conn.fetchval("SELECT nextval('history_notifications')")
+                rows = plan(batch, elements, ids, int(number))
+                if rows.points:
+                    await conn.execute("INSERT INTO history_points (series, t, rid, num, txt) SELECT * FROM "
+                                       "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], $5::text[])",
+                                       *_columns(rows.points, 5))
+                    await conn.execute(_HOURLY_UPSERT, *_columns(rows.hourly, 6))
+                    await conn.execute(_LATEST_UPSERT, *_columns(rows.latest, 6))
+                if top is not None:
+                    await conn.execute("UPDATE history_cursors SET seq = GREATEST(seq, $3) WHERE tenant = $1 AND "
+                                       "subscription = $2", batch.tenant, batch.subscription, top)
+        self._ids.update(created)  # committed: these series exist for every later notification
+        return Ingested(len(elements), len(rows.points), len(batch.elements) - len(elements))
+
+    async def _series_ids(self, conn: asyncpg.Connection, keys: set[SeriesKey],
+                          created: dict[SeriesKey, int]) -> dict[SeriesKey, int]:
+        ids = {key: self._ids[key] for key in keys if key in self._ids}
+        missing = sorted(keys - ids.keys())  # in key order: concurrent inserts lock alike
+        if missing:
+            columns = _columns(missing, 6)
+            await conn.execute(f"INSERT INTO history_series (tenant, sp, etype, eid, attr, atype) "
+                               f"SELECT * FROM {_KEY_ARRAYS} ON CONFLICT DO NOTHING", *columns)
+            rows = await conn.fetch(f"SELECT {_SERIES_COLUMNS} FROM history_series WHERE "
+                                    f"(tenant, sp, etype, eid, attr, atype) IN (SELECT * FROM {_KEY_ARRAYS})", *columns)
+            for row in rows:
+                key = SeriesKey(*row[1:])
+                ids[key] = created[key] = row[0]
+        return ids
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def find_series(self, selection: SeriesFilter) -> list[Series]:
+        where, params = _where(selection)
+        with _mapped():
+            rows = await self.pool.fetch(f"SELECT {_SERIES_COLUMNS} FROM history_series WHERE {where}", *params)
+        return [Series(*row) for row in rows]
+
+    async def all_series(self) -> list[Series]:
+        with _mapped():
+            rows = await self.pool.fetch(f"SELECT {_SERIES_COLUMNS} FROM history_series")
+        return [Series(*row) for row in rows]
+
+    async def points(self, series: Sequence[int], lo: int, hi: int, *, descending: bool,
+                     limit: int) -> dict[int, list[Point]]:
+        order = "DESC" if descending else "ASC"
+        sql = (f"SELECT s.id, p.t, p.rid, p.num, p.txt FROM unnest($1::bigint[]) AS s(id) CROSS JOIN LATERAL ("
+               f"SELECT t, rid, num, txt FROM history_points WHERE series = s.id AND t >= $2 AND t <= $3 "
+               f"ORDER BY t {order}, rid {order} LIMIT $4) p")
+        with _mapped():
+            rows = await self.pool.fetch(sql, list(series), lo, hi, limit)
+        found: dict[int, list[Point]] = {s: [] for s in series}
+        for row in rows:  # LATERAL keeps each series' rows in its subquery's order
+            found[row[0]].append(Point(row[1], row[2], row[3], row[4]))
+        return found
+
+    async def more_points(self, series: int, lo: int, hi: int, *, descending: bool, limit: int,
+                          after: tuple[int, int]) -> list[Point]:
+        order, past = ("DESC", "<") if descending else ("ASC", ">")
+        sql = (f"SELECT t, rid, num, txt FROM history_points WHERE series = $1 AND t >= $2 AND t <= $3 "
+               f"AND (t, rid) {past} ($4, $5) ORDER BY t {order}, rid {order} LIMIT $6")
+        with _mapped():
+            rows = await self.pool.fetch(sql, series, lo, hi, after[0], after[1], limit)
+        return [Point(*row) for row in rows]
+
+    async def aggregate_raw(self, series: Sequence[int], lo: int, hi: int,
+                            step: int) -> list[tuple[int, int, Partial]]:
+        sql = ("SELECT series, t - ((t % $4) + $4) % $4 AS slot, "
+               "count(*) FILTER (WHERE num IS NOT NULL OR txt IS NOT NULL), sum(num), min(num), max(num) "
+               "FROM history_points WHERE series = ANY($1::bigint[]) AND t >= $2 AND t <= $3 GROUP BY series, slot")
+        with _mapped():
+            rows = await self.pool.fetch(sql, list(series), lo, hi, step)
+        return [(row[0], row[1], Partial(row[2], row[3], row[4], row[5])) for row in rows]
+
+    async def aggregate_hourly(self, series: Sequence[int], first: int, end: int) -> list[tuple[int, int, Partial]]:
+        sql = ("SELECT series, h, cnt, vsum, vmin, vmax FROM history_hourly "
+               "WHERE series = ANY($1::bigint[]) AND h >= $2 AND h < $3")
+        with _mapped():
+            rows = await self.pool.fetch(sql, list(series), first, end)
+        return [(row[0], row[1], Partial(row[2], row[3], row[4], row[5])) for row in rows]
+
+    async def latest(self, series: Sequence[int]) -> list[Latest]:
+        with _mapped():
+            rows = await self.pool.fetch("SELECT series, t, rid, num, txt, seen FROM history_latest "
+                                         "WHERE series = ANY($1::bigint[])", list(series))
+        return [Latest(*row) for row in rows]
+
+    async def last_in_range(self, series: Sequence[int], lo: int, hi: int) -> dict[int, int]:
+        sql = ("SELECT s.id, (SELECT max(t) FROM history_points WHERE series = s.id AND t >= $2 AND t <= $3) "
+               "FROM unnest($1::bigint[]) AS s(id)")
+        with _mapped():
+            rows = await self.pool.fetch(sql, list(series), lo, hi)
+        return {row[0]: row[1] for row in rows if row[1] is not None}
+
+    # -- deletion -----------------------------------------------------------------------------
+
+    async def delete(self, series: Sequence[int], lo: int, hi: int) -> int:
+        ids = list(series)
+        with _mapped():
+            async with self.pool.acquire() as conn, conn.transaction():
+                status = await conn.execute("DELETE FROM history_points WHERE series = ANY($1::bigint[]) "
+                                            "AND t >= $2 AND t <= $3", ids, lo, hi)
+                deleted = int(status.split()[-1])
+                await conn.execute("DELETE FROM history_hourly WHERE series = ANY($1::bigint[]) AND h >= $2 "
+                                   "AND h <= $3", ids, floor(lo, HOUR), hi)
+                for edge in edge_hours(lo, hi):
+                    await conn.execute(
+                        "INSERT INTO history_hourly (series, h, cnt, vsum, vmin, vmax) SELECT series, $2, "
+                        "count(*) FILTER (WHERE num IS NOT NULL OR txt IS NOT NULL), sum(num), min(num), max(num) "
+                        "FROM history_points WHERE series = ANY($1::bigint[]) AND t >= $2 AND t < $3 GROUP BY series",
+                        ids, edge, edge + HOUR)
+                stale = await conn.fetch("SELECT series FROM history_latest WHERE series = ANY($1::bigint[]) "
+                                         "AND t >= $2 AND t <= $3", ids, lo, hi)
+                for (s,) in stale:
+                    row = await conn.fetchrow("SELECT t, rid, num, txt FROM history_points WHERE series = $1 "
+                                              "ORDER BY t DESC, rid DESC LIMIT 1", s)
+                    if row is None:
+                        await conn.execute("DELETE FROM history_latest WHERE series = $1", s)
+                    else:
+                        await conn.execute("UPDATE history_latest SET t = $2, rid = $3, num = $4, txt = $5 "
+                                           "WHERE series = $1", s, *row)
+        return deleted
+
+    async def purge(self, series: Sequence[int], before: int) -> int:
+        deleted = 0
+        with _mapped():
+            for chunk in chunks(list(series), CHUNK):
+                status = await self.pool.execute("DELETE FROM history_points WHERE series = ANY($1::bigint[]) "
+                                                 "AND t < $2", list(chunk), before)
+                deleted += int(status.split()[-1])
+        return deleted

@@ -1,0 +1,375 @@
+"""The SQLite history store: one file under the data directory, the default.
+
+Durability: WAL, and ``synchronous=NORMAL``: a committed notification is in the
+operating system's hands when the service answers, so it survives ``kill -9`` of the
+service (a power cut may lose the last transactions; ``?synchronous=FULL`` in the URL
+closes that too).
+
+Threads: SQLite's C code runs without the GIL, so the work is done off the event loop:
+one writer thread owns the only writing connection (SQLite has one writer at a time
+anyway, and this makes every ingestion's read-check-write of the cursor atomic), and
+reader threads each own a connection that sees the last committed state (WAL readers do
+not block the writer, nor it them). The event loop only awaits.
+
+Schema and indexes: ``points`` and ``hourly`` are ``WITHOUT ROWID`` tables clustered on
+their keys ((series, t, rid), (series, h)), so an attribute's values in a time range are
+one contiguous range of one B-tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import parse_qs
+
+from ..instants import HOUR, floor
+from ..model import Batch, Ingested, Latest, Partial, Point, Series, SeriesFilter, SeriesKey
+from .base import HistoryStore, StoreError, chunks, edge_hours, keep_after, plan, series_keys
+
+T = TypeVar("T")
+READERS = 2  # reader threads (connections); the machine has two cores
+CHUNK = 500  # series ids per statement (SQLite's variable limit is far above)
+CACHE_KIB = 64 * 1024
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL, sp TEXT NOT NULL, etype TEXT NOT NULL, eid TEXT NOT NULL,
+    attr TEXT NOT NULL, atype TEXT NOT NULL,
+    UNIQUE (tenant, etype, eid, attr, sp, atype)
+);
+CREATE INDEX IF NOT EXISTS series_eid ON series (tenant, eid);
+CREATE INDEX IF NOT EXISTS series_attr ON series (tenant, attr);
+CREATE TABLE IF NOT EXISTS points (
+    series INTEGER NOT NULL, t INTEGER NOT NULL, rid INTEGER NOT NULL, num REAL, txt TEXT,
+    PRIMARY KEY (series, t, rid)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hourly (
+    series INTEGER NOT NULL, h INTEGER NOT NULL, cnt INTEGER NOT NULL, vsum REAL, vmin REAL, vmax REAL,
+    PRIMARY KEY (series, h)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS latest (
+    series INTEGER PRIMARY KEY, t INTEGER NOT NULL, rid INTEGER NOT NULL, num REAL, txt TEXT, seen INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    tenant TEXT NOT NULL, subscription TEXT NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (tenant, subscription)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('notifications', 0);
+"""
+
+_HOURLY_UPSERT = """
+INSERT INTO hourly (series, h, cnt, vsum, vmin, vmax) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (series, h) DO UPDATE SET
+    cnt = cnt + excluded.cnt,
+    vsum = COALESCE(vsum + excluded.vsum, vsum, excluded.vsum),
+    vmin = COALESCE(min(vmin, excluded.vmin), vmin, excluded.vmin),
+    vmax = COALESCE(max(vmax, excluded.vmax), vmax, excluded.vmax)
+"""
+
+# SET expressions read the row as it was: t is compared before it changes.
+_LATEST_UPSERT = """
+INSERT INTO latest (series, t, rid, num, txt, seen) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (series) DO UPDATE SET
+    num = CASE WHEN excluded.t >= t THEN excluded.num ELSE num END,
+    txt = CASE WHEN excluded.t >= t THEN excluded.txt ELSE txt END,
+    rid = CASE WHEN excluded.t >= t THEN excluded.rid ELSE rid END,
+    t = max(t, excluded.t),
+    seen = max(seen, excluded.seen)
+"""
+
+_SERIES_COLUMNS = "id, tenant, sp, etype, eid, attr, atype"
+
+
+def path_from_url(url: str) -> tuple[str, dict[str, list[str]]]:
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db``; ``sqlite://`` is refused:
+    readers and the writer need one file to share."""
+    rest, _, query = url.partition("?")
+    path = rest[len("sqlite:///"):] if rest.startswith("sqlite:///") else ""
+    if not path:
+        raise StoreError(f"the SQLite history store needs a file: {url!r}")
+    return path, parse_qs(query)
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def series_where(selection: SeriesFilter) -> tuple[str, list[Any]]:
+    """The WHERE clause of a selection on ``series`` (shared with tests of the SQL)."""
+    clauses, params = ["tenant = ?"], [selection.tenant]
+    for column, values in (("etype", selection.entity_types), ("eid", selection.entity_ids),
+                           ("attr", selection.attrs)):
+        if values is not None:
+            clauses.append(f"{column} IN ({_marks(len(values))})")
+            params.extend(values)
+    scopes = [] if ("/", True) in selection.scopes else selection.scopes
+    ors = []
+    for path, subtree in scopes:
+        if subtree:  # '/' sorts right before '0': [path + '/', path + '0') is the subtree
+            ors.append("(sp = ? OR (sp >= ? AND sp < ?))")
+            params.extend([path, path + "/", path + "0"])
+        else:
+            ors.append("sp = ?")
+            params.append(path)
+    if ors:
+        clauses.append("(" + " OR ".join(ors) + ")")
+    return " AND ".join(clauses), params
+
+
+class SQLiteStore(HistoryStore):
+    def __init__(self, url: str) -> None:
+        self.path, options = path_from_url(url)
+        self.synchronous = options.get("synchronous", ["NORMAL"])[0].upper()
+        if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise StoreError(f"bad synchronous={self.synchronous!r} in the SQLite URL")
+        self._writer: ThreadPoolExecutor | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._ids: dict[SeriesKey, int] = {}  # committed series, known to the writer
+
+    # -- connections and threads -------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        db.execute(f"PRAGMA synchronous={self.synchronous}")
+        db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        db.execute("PRAGMA temp_store=MEMORY")
+        with self._lock:
+            self._connections.append(db)
+        return db
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+        return db
+
+    async def _run(self, pool: ThreadPoolExecutor | None, work: Callable[..., T], *args: Any) -> T:
+        if pool is None:
+            raise StoreError("the history store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, work, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: {exc}") from exc
+
+    async def _write(self, work: Callable[..., T], *args: Any) -> T:
+        return await self._run(self._writer, work, *args)
+
+    async def _read(self, work: Callable[..., T], *args: Any) -> T:
+        return await self._run(self._readers, work, *args)
+
+    async def open(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {directory}: {exc}") from exc
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="history-writer")
+        self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="history-reader")
+        await self._write(self._create)
+
+    def _create(self) -> None:
+        db = self._db()
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(_SCHEMA)
+
+    async def close(self) -> None:
+        for pool in (self._writer, self._readers):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._writer = self._readers = None
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    async def ping(self) -> None:
+        await self._read(lambda: self._db().execute("SELECT 1").fetchone())
+
+    # -- ingestion ----------------------------------------------------------------------------
+
+    async def ingest(self, batch: Batch) -> Ingested:
+        return await self._write(self._ingest, batch)
+
+    def _ingest(self, batch: Batch) -> Ingested:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = None
+            if batch.sequenced:
+                row = db.execute("SELECT seq FROM cursors WHERE tenant = ? AND subscription = ?",
+                                 (batch.tenant, batch.subscription)).fetchone()
+                cursor = None if row is None else int(row[0])
+            elements, top = keep_after(batch, cursor)
+            created: dict[SeriesKey, int] = {}
+            ids = self._series_ids(db, series_keys(batch.tenant, elements), created)
+            number = db.execute(
+                "UPDATE meta SET value = value + 1 WHERE key = 'notifications' RETURNING value").fetchone()[0]
+            rows = plan(batch, elements, ids, int(number))
+            db.executemany("INSERT INTO points (series, t, rid, num, txt) VALUES (?, ?, ?, ?, ?)", rows.points)
+            db.executemany(_HOURLY_UPSERT, rows.hourly)
+            db.executemany(_LATEST_UPSERT, rows.latest)
+            if top is not None:
+                db.execute("INSERT INTO cursors (tenant, subscription, seq) VALUES (?, ?, ?) "
+                           "ON CONFLICT (tenant, subscription) DO UPDATE SET seq = max(seq, excluded.seq)",
+                           (batch.tenant, batch.subscription, top))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self._ids.update(created)  # only once committed: a rolled back series does not exist
+        return Ingested(len(elements), len(rows.points), len(batch.elements) - len(elements))
+
+    def _series_ids(self, db: sqlite3.Connection, keys: set[SeriesKey], created: dict[SeriesKey, int]) -> dict[
+            SeriesKey, int]:
+        ids = {}
+        for key in keys:
+            found = self._ids.get(key)
+            if found is None:
+                row = db.execute(
+                    "INSERT INTO series (tenant, sp, etype, eid, attr, atype) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (tenant, etype, eid, attr, sp, atype) DO UPDATE SET tenant = tenant RETURNING id", key).fetchone()
+                found = created[key] = int(row[0])
+            ids[key] = found
+        return ids
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def find_series(self, selection: SeriesFilter) -> list[Series]:
+        where, params = series_where(selection)
+        return await self._read(self._series, f"SELECT {_SERIES_COLUMNS} FROM series WHERE {where}", params)
+
+    async def all_series(self) -> list[Series]:
+        return await self._read(self._series, f"SELECT {_SERIES_COLUMNS} FROM series", [])
+
+    def _series(self, sql: str, params: list[Any]) -> list[Series]:
+        return [Series(*row) for row in self._db().execute(sql, params)]
+
+    async def points(self, series: Sequence[int], lo: int, hi: int, *, descending: bool,
+                     limit: int) -> dict[int, list[Point]]:
+        return await self._read(self._points, list(series), lo, hi, descending, limit)
+
+    def _points(self, series: list[int], lo: int, hi: int, descending: bool, limit: int) -> dict[int, list[Point]]:
+        order = "DESC" if descending else "ASC"
+        sql = (f"SELECT t, rid, num, txt FROM points WHERE series = ? AND t >= ? AND t <= ? "
+               f"ORDER BY t {order}, rid {order} LIMIT ?")
+        db = self._db()
+        db.execute("BEGIN")  # one snapshot for every series
+        try:
+            return {s: [Point(*row) for row in db.execute(sql, (s, lo, hi, limit))] for s in series}
+        finally:
+            db.execute("COMMIT")
+
+    async def more_points(self, series: int, lo: int, hi: int, *, descending: bool, limit: int,
+                          after: tuple[int, int]) -> list[Point]:
+        order, past = ("DESC", "<") if descending else ("ASC", ">")
+        sql = (f"SELECT t, rid, num, txt FROM points WHERE series = ? AND t >= ? AND t <= ? "
+               f"AND (t, rid) {past} (?, ?) ORDER BY t {order}, rid {order} LIMIT ?")
+        rows = await self._read(self._all, sql, (series, lo, hi, after[0], after[1], limit))
+        return [Point(*row) for row in rows]
+
+    def _all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return list(self._db().execute(sql, params))
+
+    def _chunked(self, series: Sequence[int], sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """``sql`` (with ``{ids}`` for the series' marks, first) over series in chunks."""
+        db = self._db()
+        rows: list[tuple[Any, ...]] = []
+        for chunk in chunks(list(series), CHUNK):
+            rows += db.execute(sql.format(ids=_marks(len(chunk))), [*chunk, *params]).fetchall()
+        return rows
+
+    async def aggregate_raw(self, series: Sequence[int], lo: int, hi: int,
+                            step: int) -> list[tuple[int, int, Partial]]:
+        step = int(step)  # an int, written into the statement: SQLite's % needs no parameter order games
+        sql = (f"SELECT series, t - ((t % {step}) + {step}) % {step} AS slot, count(COALESCE(num, txt)), sum(num), "
+               "min(num), max(num) FROM points WHERE series IN ({ids}) AND t >= ? AND t <= ? GROUP BY series, slot")
+        rows = await self._read(self._chunked, series, sql, (lo, hi))
+        return [(row[0], row[1], Partial(row[2], row[3], row[4], row[5])) for row in rows]
+
+    async def aggregate_hourly(self, series: Sequence[int], first: int, end: int) -> list[tuple[int, int, Partial]]:
+        sql = "SELECT series, h, cnt, vsum, vmin, vmax FROM hourly WHERE series IN ({ids}) AND h >= ? AND h < ?"
+        rows = await self._read(self._chunked, series, sql, (first, end))
+        return [(row[0], row[1], Partial(row[2], row[3], row[4], row[5])) for row in rows]
+
+    async def latest(self, series: Sequence[int]) -> list[Latest]:
+        sql = "SELECT series, t, rid, num, txt, seen FROM latest WHERE series IN ({ids})"
+        return [Latest(*row) for row in await self._read(self._chunked, series, sql, ())]
+
+    async def last_in_range(self, series: Sequence[int], lo: int, hi: int) -> dict[int, int]:
+        return await self._read(self._last_in_range, list(series), lo, hi)
+
+    def _last_in_range(self, series: list[int], lo: int, hi: int) -> dict[int, int]:
+        db = self._db()
+        found = {}
+        for s in series:  # max() over the key's range: one index probe per series
+            row = db.execute("SELECT max(t) FROM points WHERE series = ? AND t >= ? AND t <= ?", (s, lo, hi)).fetchone()
+            if row[0] is not None:
+                found[s] = int(row[0])
+        return found
+
+    # -- deletion -----------------------------------------------------------------------------
+
+    async def delete(self, series: Sequence[int], lo: int, hi: int) -> int:
+        return await self._write(self._delete, list(series), lo, hi)
+
+    def _delete(self, series: list[int], lo: int, hi: int) -> int:
+        db = self._db()
+        deleted = 0
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for chunk in chunks(series, CHUNK):
+                ids, marks = list(chunk), _marks(len(chunk))
+                deleted += db.execute(f"DELETE FROM points WHERE series IN ({marks}) AND t >= ? AND t <= ?",
+                                      [*ids, lo, hi]).rowcount
+                self._fix_hourly(db, ids, marks, lo, hi)
+                self._fix_latest(db, ids, marks, lo, hi)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return deleted
+
+    def _fix_hourly(self, db: sqlite3.Connection, ids: list[int], marks: str, lo: int, hi: int) -> None:
+        """Drop the roll-ups of the hours [lo, hi] touches; recompute the partly deleted
+        hours at its edges from the raw values left."""
+        db.execute(f"DELETE FROM hourly WHERE series IN ({marks}) AND h >= ? AND h <= ?", [*ids, floor(lo, HOUR), hi])
+        for edge in edge_hours(lo, hi):
+            db.execute(
+                f"INSERT INTO hourly (series, h, cnt, vsum, vmin, vmax) SELECT series, ?, count(COALESCE(num, txt)), "
+                f"sum(num), min(num), max(num) FROM points WHERE series IN ({marks}) AND t >= ? AND t < ? "
+                f"GROUP BY series", [edge, *ids, edge, edge + HOUR])
+
+    def _fix_latest(self, db: sqlite3.Connection, ids: list[int], marks: str, lo: int, hi: int) -> None:
+        stale = [row[0] for row in db.execute(
+            f"SELECT series FROM latest WHERE series IN ({marks}) AND t >= ? AND t <= ?", [*ids, lo, hi])]
+        for s in stale:
+            row = db.execute("SELECT t, rid, num, txt FROM points WHERE series = ? ORDER BY t DESC, rid DESC LIMIT 1",
+                             (s,)).fetchone()
+            if row is None:
+                db.execute("DELETE FROM latest WHERE series = ?", (s,))
+            else:
+                db.execute("UPDATE latest SET t = ?, rid = ?, num = ?, txt = ? WHERE series = ?", (*row, s))
+
+    async def purge(self, series: Sequence[int], before: int) -> int:
+        return await self._write(self._purge, list(series), before)
+
+    def _purge(self, series: list[int], before: int) -> int:
+        db = self._db()
+        deleted = 0
+        for chunk in chunks(series, CHUNK):  # one short transaction per chunk: ingestion goes on between
+            deleted += db.execute(f"DELETE FROM points WHERE series IN ({_marks(len(chunk))}) AND t < ?",
+                                  [*chunk, before]).rowcount
+        return deleted

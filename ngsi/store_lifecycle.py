@@ -1,0 +1,90 @@
+"""Opening and closing a store, as the broker's stores and the IoT agent's registry do alike.
+
+Each keeps its documents behind a connection (or a pool) that exists only between
+``open`` and ``close``; the SQLite ones keep a file whose folder may not exist yet; the
+broker picks its backend by the scheme of a URL. These are the pieces they share, so
+that a store states only what is its own: its error type, its schema, its tuning.
+(Here rather than under ``broker/`` because the agent may not import the broker.)
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import os
+from collections.abc import Mapping
+from typing import Any, Generic, Self, TypeVar
+
+__all__ = ["Openable", "WhileOpen", "backend_class", "prepare_sqlite_path"]
+
+Handle = TypeVar("Handle")
+
+
+class Openable(abc.ABC):
+    """A store to ``open`` before use and ``close`` after: ``async with store:`` does both."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect, creating the schema when it is missing."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Let the connection go."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class WhileOpen(Generic[Handle]):
+    """Keeps a store's connection (or pool) in ``_handle``, set by ``open``, None before it
+    and after ``close``.
+
+    ``handle`` gives it, or raises ``closed_error()`` when the store is not open: a store
+    binds it under the name its callers know (``db = WhileOpen.handle``). It is a plain
+    property making the one check a hand-written one would, because every write reads it:
+    sharing it costs the write path nothing."""
+
+    _handle: Handle | None = None
+
+    def closed_error(self) -> Exception:
+        """What using the store outside ``open`` ... ``close`` raises; a store says it with
+        its own error type."""
+        return RuntimeError("the store is not open")
+
+    @property
+    def handle(self) -> Handle:
+        handle = self._handle
+        if handle is None:
+            raise self.closed_error()
+        return handle
+
+
+def backend_class(url: str, backends: Mapping[str, str], error: type[Exception]) -> type[Any]:
+    """The class that ``backends`` names (``"module:Class"``) for the scheme of ``url``
+    (``postgresql+asyncpg`` counts as ``postgresql``), its module imported only now, so
+    that a backend's driver is needed only where it is used; ``error`` for a scheme that
+    is not in ``backends``."""
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    target = backends.get(scheme)
+    if target is None:
+        raise error(f"unsupported database URL scheme {scheme!r} (known: {', '.join(backends)})")
+    module, _, name = target.partition(":")
+    found: type[Any] = getattr(importlib.import_module(module), name)
+    return found
+
+
+def prepare_sqlite_path(path: str, *, mode: int | None = None) -> None:
+    """Make the folder of the SQLite database ``path`` (nothing for ``:memory:``).
+
+    With ``mode``, also create the database file with those permissions when it is
+    missing: SQLite gives its ``-wal`` and ``-shm`` files the mode of the database file,
+    which it would otherwise create by the umask."""
+    if path == ":memory:":
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if mode is not None and not os.path.exists(path):
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, mode))

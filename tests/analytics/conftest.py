@@ -1,0 +1,118 @@
+"""Fixtures of the history service's tests: PostgreSQL, stores of both backends, apps,
+and the service as a real process.
+
+One throw-away PostgreSQL cluster per test session (``devtools/pg_cluster.py``), with a
+database of its own; its tables are dropped before each test that asks for ``pg_url``
+(or each module, ``pg_module_url``, whose tests keep apart by tenant). The cluster FAILS
+the tests that need it when PostgreSQL can't start (never a skip).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Self
+
+import pytest
+
+from analytics.history.store import HistoryStore, open_store
+from devtools.pg_cluster import Cluster, ClusterError
+from tests.conftest import ServiceProcess, free_port
+
+_DATABASE = "waziup_history_test"
+# What a PostgreSQL history store creates, dropped instead of a database per test.
+_RESET = ("DROP TABLE IF EXISTS history_series, history_points, history_hourly, history_latest, history_cursors "
+          "CASCADE; DROP SEQUENCE IF EXISTS history_notifications")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    try:
+        cluster = Cluster().start()
+    except (ClusterError, OSError) as exc:
+        pytest.fail(f"PostgreSQL could not start: {exc}", pytrace=False)
+    try:
+        cluster.psql(f"CREATE DATABASE {_DATABASE}")
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _emptied(cluster: Cluster) -> str:
+    cluster.psql(_RESET, database=_DATABASE)
+    return cluster.url_of(_DATABASE)
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> str:
+    """URL of the test database, emptied of what earlier tests stored."""
+    return _emptied(pg_cluster)
+
+
+@pytest.fixture(scope="module")
+def pg_module_url(pg_cluster: Cluster) -> str:
+    """The same, emptied once for a module whose tests each use a tenant of their own."""
+    return _emptied(pg_cluster)
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/history.db"
+    return str(request.getfixturevalue("pg_url"))  # asked for only here: SQLite runs start no PostgreSQL
+
+
+@pytest.fixture
+async def store(store_url: str, anyio_backend: str) -> AsyncIterator[HistoryStore]:
+    the_store = open_store(store_url)
+    await the_store.open()
+    try:
+        yield the_store
+    finally:
+        await the_store.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` the PostgreSQL tests share one worker, so one cluster."""
+    for item in items:
+        if not str(item.fspath).startswith(str(Path(__file__).parent)):
+            continue
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        names = set(getattr(item, "fixturenames", ()))
+        if "postgresql" in params.values() or {"pg_url", "pg_module_url", "pg_cluster"} & names:
+            item.add_marker(pytest.mark.xdist_group("postgresql"))
+
+
+class HistoryProcess(ServiceProcess):
+    """``python -m analytics.history`` on a loopback port, in a process group of its own
+    (``kill -9`` reaches everything it started)."""
+
+    new_session = True
+
+    def __init__(self, args: list[str]) -> None:
+        self.port = free_port()
+        self.args = args
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        self.launch(["-m", "analytics.history", "-host", "127.0.0.1", "-port", str(self.port), *self.args],
+                    self.url + "/version", "history service")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: nothing flushed, nothing closed."""
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()

@@ -1,0 +1,189 @@
+"""The history store contract, on SQLite and PostgreSQL alike (``store/``): ingestion in
+one transaction, reads in time order both ways, roll-ups equal to the raw aggregates,
+last values, the Waziup-Sequence cursor, deletes, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from analytics.history import engine, retention
+from analytics.history.instants import HOUR, MAX_MS, MIN_MS, parse_instant
+from analytics.history.model import Batch, Element, Partial, Sample, SeriesFilter
+from analytics.history.params import Query
+from analytics.history.store import HistoryStore, StoreError, open_store
+from analytics.history.store.base import merge
+
+pytestmark = pytest.mark.anyio
+
+T0 = parse_instant("2024-01-01T00:00:00Z") or 0
+
+
+def element(eid: str, t: int, *samples: Sample, path: str = "/", etype: str = "Room", seq: int | None = None) -> Element:
+    return Element(eid, etype, path, t, samples, seq)
+
+
+def num(attr: str, value: float | None, kind: str = "Number") -> Sample:
+    return Sample(attr, kind, value, None)
+
+
+def batch(*elements: Element, tenant: str = "t", sub: str = "", received: int = 0, sequenced: bool = False) -> Batch:
+    return Batch(tenant, sub, tuple(elements), received, sequenced)
+
+
+async def series_of(store: HistoryStore, tenant: str = "t", **kw: object) -> dict[tuple[str, str], int]:
+    return {(s.entity_id, s.attr): s.id for s in await store.find_series(SeriesFilter(tenant, **kw))}  # type: ignore[arg-type]
+
+
+async def test_points_in_time_order_both_ways(store: HistoryStore) -> None:
+    await store.ingest(batch(*(element("R", T0 + i * 1000, num("x", float(i))) for i in range(0, 50, 2))))
+    await store.ingest(batch(*(element("R", T0 + i * 1000, num("x", float(i))) for i in range(1, 50, 2))))
+    sid = (await series_of(store))[("R", "x")]
+    forward = (await store.points([sid], MIN_MS, MAX_MS, descending=False, limit=10))[sid]
+    assert [p.num for p in forward] == [float(i) for i in range(10)]
+    backward = (await store.points([sid], MIN_MS, MAX_MS, descending=True, limit=3))[sid]
+    assert [p.num for p in backward] == [49.0, 48.0, 47.0]
+    rest = await store.more_points(sid, MIN_MS, MAX_MS, descending=True, limit=100, after=(backward[-1].t, backward[-1].rid))
+    assert [p.num for p in rest] == [float(i) for i in range(46, -1, -1)]
+    ranged = (await store.points([sid], T0 + 10_000, T0 + 12_000, descending=False, limit=100))[sid]
+    assert [p.num for p in ranged] == [10.0, 11.0, 12.0]
+
+
+async def test_rollups_equal_raw_aggregates(store: HistoryStore) -> None:
+    rng = random.Random(7)
+    for _ in range(6):  # several notifications land in the same hours
+        await store.ingest(batch(*(
+            element(f"R{rng.randrange(3)}", T0 + rng.randrange(0, 30 * HOUR), num("x", rng.choice([None, rng.uniform(-50, 50)])),
+                    Sample("label", "Text", None, rng.choice([None, "a"])))
+            for _ in range(40))))
+    ids = list((await series_of(store)).values())
+    hourly = await store.aggregate_hourly(ids, MIN_MS, MAX_MS)
+    raw = await store.aggregate_raw(ids, MIN_MS, MAX_MS, HOUR)
+    as_dict = lambda rows: {(s, h): p for s, h, p in rows}
+    expected, got = as_dict(raw), as_dict(hourly)
+    assert expected.keys() == got.keys()
+    for key, p in expected.items():
+        q = got[key]
+        assert (q.cnt, q.low, q.high) == (p.cnt, p.low, p.high)
+        assert q.total == pytest.approx(p.total)
+
+
+async def test_partials_mix_rollups_and_edges(store: HistoryStore) -> None:
+    await store.ingest(batch(*(element("R", T0 + i * 60_000, num("x", 1.0)) for i in range(180))))  # 3 hours, 1/min
+    sid = list((await series_of(store)).values())
+    lo, hi = T0 + 30 * 60_000, T0 + 150 * 60_000 - 1  # 00:30 .. 02:29:59.999
+    for period, buckets in ((None, {None: 120}), ("hour", {T0: 30, T0 + HOUR: 60, T0 + 2 * HOUR: 30}),
+                            ("minute", None)):
+        got: dict[object, Partial] = {}
+        for _, slot, p in await engine.partials(store, sid, lo, hi, period):
+            got[slot] = merge(got[slot], p) if slot in got else p
+        if buckets is None:
+            assert len(got) == 120 and all(p.cnt == 1 for p in got.values())
+        else:
+            assert {k: p.cnt for k, p in got.items()} == buckets
+
+
+async def test_latest_follows_the_time_index_and_arrival(store: HistoryStore) -> None:
+    await store.ingest(batch(element("R", T0 + 5000, num("x", 5.0)), received=100))
+    await store.ingest(batch(element("R", T0 + 1000, num("x", 1.0)), received=200))  # older value, later arrival
+    sid = (await series_of(store))[("R", "x")]
+    (last,) = await store.latest([sid])
+    assert (last.t, last.num, last.seen) == (T0 + 5000, 5.0, 200)
+
+
+async def test_sequences_store_each_element_once(store: HistoryStore) -> None:
+    def delivery(*seqs: int, sub: str = "s1", tenant: str = "t") -> Batch:
+        return batch(*(element(f"E{s}", T0 + s, num("x", float(s)), seq=s) for s in seqs), tenant=tenant, sub=sub,
+                     sequenced=True)
+
+    assert (await store.ingest(delivery(1, 2, 3))).elements == 3
+    assert (await store.ingest(delivery(1, 2, 3))).skipped == 3  # the same batch again
+    overlapping = await store.ingest(delivery(2, 3, 4, 5))  # batched differently, partly new
+    assert (overlapping.elements, overlapping.skipped) == (2, 2)
+    assert (await store.ingest(delivery(1, 2, sub="s2"))).elements == 2  # a cursor per subscription
+    assert (await store.ingest(delivery(1, tenant="u"))).elements == 1  # and per tenant
+    plain = batch(element("E1", T0 + 1, num("x", 1.0)))
+    await store.ingest(plain)  # no header: everything stored, as QuantumLeap
+    ids = await series_of(store)
+    counts = {eid: len((await store.points([sid], MIN_MS, MAX_MS, descending=False, limit=100))[sid])
+              for (eid, _), sid in ids.items()}
+    assert counts == {"E1": 3, "E2": 2, "E3": 1, "E4": 1, "E5": 1}
+
+
+async def test_concurrent_overlapping_deliveries(store: HistoryStore) -> None:
+    """Retries racing each other (several connections on PostgreSQL), as a sender that timed
+    out resends from its oldest unacknowledged row, more or fewer rows each time: whatever
+    order they commit in, every element is stored once. (Sequences that skip ahead of an
+    unstored one are never sent: the broker's feed delivers in order.)"""
+    deliveries = [batch(*(element(f"E{s}", T0 + s, num("x", 1.0), seq=s) for s in range(1, 1 + length)),
+                        sub="s", sequenced=True) for length in (5, 5, 8, 3, 10, 10, 1)]
+    await asyncio.gather(*(store.ingest(d) for d in deliveries))
+    ids = await series_of(store)
+    for sid in ids.values():
+        assert len((await store.points([sid], MIN_MS, MAX_MS, descending=False, limit=10))[sid]) == 1
+    assert len(ids) == 10
+
+
+async def test_series_selection(store: HistoryStore) -> None:
+    await store.ingest(batch(element("A", T0, num("x", 1.0), path="/a"), element("B", T0, num("x", 1.0), path="/a/b"),
+                             element("C", T0, num("y", 1.0), path="/c", etype="Car")))
+    await store.ingest(batch(element("A", T0, num("x", 1.0)), tenant="other"))
+    names = lambda found: sorted(k[0] for k in found)
+    assert names(await series_of(store)) == ["A", "B", "C"]
+    assert names(await series_of(store, scopes=(("/a", False),))) == ["A"]
+    assert names(await series_of(store, scopes=(("/a", True),))) == ["A", "B"]
+    assert names(await series_of(store, scopes=(("/a/b", False), ("/c", False)))) == ["B", "C"]
+    assert names(await series_of(store, entity_types=("Car",))) == ["C"]
+    assert names(await series_of(store, entity_ids=("A", "C"), attrs=("x",))) == ["A"]
+    assert names(await series_of(store, "other")) == ["A"]
+
+
+async def test_delete_keeps_rollups_and_latest_right(store: HistoryStore) -> None:
+    await store.ingest(batch(*(element("R", T0 + i * 60_000, num("x", float(i))) for i in range(120))))
+    sid = (await series_of(store))[("R", "x")]
+    lo, hi = T0 + 30 * 60_000, T0 + 150 * 60_000  # 00:30 .. 02:30: the rest of hour 0, all of hour 1
+    assert await store.delete([sid], lo, hi) == 90
+    hours = {h: p.cnt for _, h, p in await store.aggregate_hourly([sid], MIN_MS, MAX_MS)}
+    assert hours == {T0: 30}
+    (last,) = await store.latest([sid])
+    assert last.num == 29.0
+    assert await store.delete([sid], MIN_MS, MAX_MS) == 30
+    assert await store.latest([sid]) == [] and await store.aggregate_hourly([sid], MIN_MS, MAX_MS) == []
+
+
+async def test_retention_purges_raw_values_only(store: HistoryStore) -> None:
+    day = 24 * HOUR
+    await store.ingest(batch(*(element("R", T0 + d * day, num("x", 1.0)) for d in range(10)),
+                             element("C", T0, num("x", 1.0), etype="Car")))
+    policy = retention.Policy.of(0, ["t/Room=3"])
+    assert await retention.apply(store, policy, T0 + 10 * day) == 7
+    ids = await series_of(store)
+    room, car = ids[("R", "x")], ids[("C", "x")]
+    assert len((await store.points([room], MIN_MS, MAX_MS, descending=False, limit=100))[room]) == 3
+    assert len((await store.points([car], MIN_MS, MAX_MS, descending=False, limit=100))[car]) == 1
+    assert sum(p.cnt for _, _, p in await store.aggregate_hourly([room], MIN_MS, MAX_MS)) == 10
+
+
+async def test_answer_of_an_empty_notification(store: HistoryStore) -> None:
+    assert (await store.ingest(batch())).elements == 0
+    assert (await store.ingest(batch(element("R", T0)))).values == 0
+    await store.ping()
+
+
+async def test_history_query_on_the_store(store: HistoryStore) -> None:
+    await store.ingest(batch(element("R", T0, num("x", 1.0), num("y", 2.0)), element("R", T0 + 1, num("x", 3.0))))
+    answer = await engine.history(store, Query("t", entity_ids=("R",)))
+    (block,) = answer.blocks
+    assert block.index == [T0, T0 + 1] and block.values == {"x": [1.0, 3.0], "y": [2.0, None]}
+    assert block.rows_of("y") == [0]
+
+
+async def test_unreachable_or_bad_urls_are_store_errors(anyio_backend: str) -> None:
+    with pytest.raises(StoreError):
+        await open_store("postgresql://nobody@127.0.0.1:9/none").open()
+    with pytest.raises(StoreError):
+        open_store("sqlite://")
+    with pytest.raises(StoreError):
+        open_store("mongodb://x")
