@@ -19,6 +19,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
+# FiLiP (PyPI filip), a real client of the history service's QuantumLeap API, in a venv of its own:
+# it pins older pydantic, paho-mqtt and requests than ours (tests/analytics/test_filip.py).
+FILIP_STAMP := .venv-filip/.installed
+$(FILIP_STAMP):
+	@[ -x .venv-filip/bin/python ] || $(PYTHON) -m venv .venv-filip
+	.venv-filip/bin/python -m pip install -q 'filip==0.8.1'
+	@touch $(FILIP_STAMP)
+
 # Debian packages the tests use: curl (Orion's conformance kit), PostgreSQL with PostGIS.
 system-deps:
 	@scripts/install-system-deps.sh
@@ -31,10 +39,10 @@ run: $(STAMP)
 	@scripts/install-mosquitto.sh >/dev/null 2>&1 || echo "mosquitto could not be installed: the embedded MQTT broker runs"
 	$(VENV)/bin/waziup run -port $(PORT) -data $(DATA) $(RUN_ARGS)
 
-test: $(STAMP) system-deps
+test: $(STAMP) $(FILIP_STAMP) system-deps
 	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup
 
-test-unit: $(STAMP)
+test-unit: $(STAMP) $(FILIP_STAMP)
 	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup -m "not slow"
 
 # Orion's cases on SQLite and on PostgreSQL, side by side.
@@ -65,4 +73,4 @@ bench-iot: $(STAMP)
 		$(PY) bench/iot_agent.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-filip *.egg-info .pytest_cache .hypothesis

@@ -1,9 +1,10 @@
 """What FiLiP's QuantumLeapClient (filip 0.8.1, ``clients/ngsi_v2/quantumleap.py``, read
 from its wheel) needs from the service, checked against ours.
 
-FiLiP itself cannot be a test dependency: its pins (pydantic<2.14, paho-mqtt~=2.0.0,
-packaging~=24.1, requests~=2.33, pandas...) would downgrade packages the platform's
-tests use. So this module checks the contract its code relies on:
+FiLiP itself runs against the service in test_filip.py, in a venv of its own (its pins,
+pydantic<2.14, paho-mqtt~=2.0.0, requests~=2.33, pandas..., would downgrade this venv's
+packages). This module checks, in process and cheaply, what that short session does not
+reach, such as paging past 10,000 rows:
 
 * the keys each method reads: ``attrName``/``values`` (``AttributeValues(**answer)``),
   ``entityId``/``index``/``values`` of the entities of ``/v2/types/{t}/attrs/{a}``,
