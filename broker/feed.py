@@ -8,9 +8,9 @@ them, and a time series with holes is worth little (QuantumLeap's issue #722). T
 keeps an outbox in the broker's own store instead:
 
 1. **Append** (``listener``, the entity service's change hook, awaited before the write is
-   answered): the attributes the request wrote, as one entity in Orion's normalized
-   notification form with ``dateModified`` (and ``TimeInstant`` when the request wrote
-   it), becomes a row of the store's outbox, committed before the client hears "done".
+   answered): the attributes the request wrote (``TimeInstant`` among them when it wrote
+   it), as one entity in Orion's normalized notification form, each attribute with its
+   metadata and ``dateModified``, becomes a row of the store's outbox, committed before the client hears "done".
    So an acknowledged write is in the outbox, even if the broker dies right after.
 2. **Deliver** (one task per broker; with ``-workers N`` the one holding the store's lease
    for the feed): the oldest rows, rows of one tenant and service path together, go out
@@ -24,6 +24,13 @@ keeps an outbox in the broker's own store instead:
    order (the PostgreSQL store serializes appends with a transaction lock), so "highest
    committed" is a sound cursor.
 
+The receiver may be secured as any service of the platform: an https URL is checked against
+``ssl_context`` (the broker's ``-notifCaFile`` trust, which ``waziup run -tls`` points at the
+platform's certificate), and ``credentials`` (``-feedTokenURL``: an OAuth2 token of the
+broker's service account) put an ``X-Auth-Token`` on every delivery for a receiver behind
+a PEP. A 401 drops the token, so the retry fetches a new one; tokens are fetched again
+before they expire (``ngsi.client.credentials``) and never logged.
+
 What it does not do: feed deletions (a history keeps what was), nor changes of tenants or
 types left out by ``-feedTenants`` / ``-feedTypes``.
 """
@@ -33,10 +40,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import ssl
 from collections.abc import Sequence
 
 from ngsi import jsonout
 from ngsi.client import http11
+from ngsi.client.credentials import Credentials, OAuth2ClientCredentials
 from ngsi.destinations import Gate
 
 from .changes import DELETE, Change
@@ -65,7 +74,9 @@ def feed_entity(change: Change) -> bytes | None:
     written = [name for name in change.touched if name in entity["attrs"]]
     if not written:
         return None
-    sub = {"id": "feed", "notification": {"attrs": [*written, "dateModified"], "metadata": ["dateModified", "*"]}}
+    # dateModified as metadata of each attribute, not as an attribute: the receiver takes it for
+    # the time index (QuantumLeap's order: TimeInstant first), without storing a series of it.
+    sub = {"id": "feed", "notification": {"attrs": written, "metadata": ["dateModified", "*"]}}
     attrs = notified_attrs(sub, change, "entityUpdate")
     mds = [notified_metadata(sub, change, name, attr) for name, attr in attrs]
     return jsonout.dumps(render_notified_entity(entity["id"], entity["type"], attrs, mds, "normalized"))
@@ -120,6 +131,8 @@ class Feed:
         types: Sequence[str] = (),
         gate: Gate | None = None,
         client: http11.HTTPClient | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self.store = store
         self.url = url
@@ -127,6 +140,8 @@ class Feed:
         self.tenants = frozenset(t.lower() for t in tenants)  # Fiware-Service, as the broker keeps it
         self.types = frozenset(types)
         self.gate = gate
+        self.ssl_context = ssl_context  # None: the system's CAs
+        self.credentials = credentials  # None: no token sent
         self._client = client
         self._own_client = client is None
         self._holder = secrets.token_hex(8)  # this process, for the store's lease
@@ -203,15 +218,33 @@ class Feed:
 
     async def _send(self, batch: list[OutboxRow]) -> None:
         if self._client is None:
-            self._client = http11.HTTPClient(max_per_host=1, gate=self.gate)
+            self._client = http11.HTTPClient(max_per_host=1, gate=self.gate, ssl_context=self.ssl_context)
         if self.gate is not None:
             decision = await self.gate.check(self.url)
             if not decision.allowed:
                 raise RuntimeError(f"destination refused: {decision.reason}")
         headers, body = notification_of(self.feed_id, batch)
+        if self.credentials is not None:
+            headers += await self.credentials.headers()  # AuthError: retried like any failure
         response = await self._client.request("POST", self.url, headers, body, TIMEOUT)
+        if response.status == 401 and self.credentials is not None:
+            await self.credentials.expired()  # the retry fetches a new token
         if not 200 <= response.status < 300:
             raise RuntimeError(f"HTTP {response.status} for rows {batch[0][0]}..{batch[-1][0]}")
+
+
+def feed_credentials(
+    token_url: str, client_id: str, client_secret: str, *, user: str = "", password: str = "",
+    ssl_context: ssl.SSLContext | None = None,
+) -> Credentials | None:
+    """The feed's token source (``-feedTokenURL``), None without a token URL: the password
+    grant of a service account when ``user`` is given, else client_credentials; the token
+    goes in ``X-Auth-Token`` (what the platform's PEP reads first, as Wilma)."""
+    if not token_url:
+        return None
+    transport = http11.HTTPClient(max_per_host=1, ssl_context=ssl_context)
+    return OAuth2ClientCredentials(transport, token_url, client_id, client_secret, header="X-Auth-Token",
+                                   username=user, password=password)
 
 
 def parse_list(text: str) -> list[str]:

@@ -16,6 +16,7 @@ USAGE = """usage: waziup COMMAND [options]; waziup COMMAND --help lists a comman
   waziup idm [options]                           the identity manager (Keyrock-compatible, :3005)
   waziup pep [-config FILE] [options]            a PEP proxy in front of an NGSI server (Wilma-compatible, :1027)
   waziup history [options]                       the history service (QuantumLeap-compatible, :8668)
+  waziup history export [options]                its stored values as CSV
   waziup gw-post LDATA PDATA RDATA TDATA GWID    the WAZIUP LoRa gateway's cloud script"""
 
 
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> None:
         from security.pep.proxy import serve as serve_pep
 
         serve_pep(pep)
+    elif command == "history" and rest[:1] == ["export"]:
+        from analytics.history.export import main as export_history
+
+        export_history(rest[1:])
     elif command == "history":
         from analytics.history.config import from_command_line as history_config
 
