@@ -10,7 +10,7 @@ DATA ?= data
 ORION_FT ?= ../shared/orion-ft
 JOBS ?= 2
 
-.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-iot clean
+.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-history bench-iot clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
@@ -55,12 +55,24 @@ orion-ft-measure: $(STAMP) system-deps
 		--report orion-ft.json --write-passed orion-ft-passed.txt
 
 # Benchmark suite (not part of `make test`): BENCH_SECONDS per workload, on each of BENCH_BACKENDS
-# (PostgreSQL on a throw-away cluster), or on BENCH_DB_URI, an existing store.
+# (PostgreSQL on a throw-away cluster), or on BENCH_DB_URI, an existing store; then the history
+# service's benchmark (bench-history, on throw-away stores only).
 BENCH_SECONDS ?= 10
 BENCH_BACKENDS ?= sqlite postgresql
+BENCH_HISTORY_VALUES ?= 10000000
 bench: $(STAMP) system-deps
 	@bench/install.sh
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_BACKENDS='$(BENCH_BACKENDS)' BENCH_DB_URI='$(BENCH_DB_URI)' $(PY) bench/run.py
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_BACKENDS='$(BENCH_BACKENDS)' BENCH_HISTORY_VALUES=$(BENCH_HISTORY_VALUES) \
+		$(PY) bench/history.py
+
+# History service benchmark (not part of `make test`): ingestion against a QuantumLeap-like baseline,
+# broker -> feed -> history end to end, queries on BENCH_HISTORY_VALUES stored values (bench/history.py;
+# BENCH_HISTORY_GROWN, BENCH_HISTORY_CONNECTIONS, BENCH_HISTORY_LOAD, BENCH_ONLY from the environment).
+bench-history: $(STAMP) system-deps
+	@bench/install.sh
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_BACKENDS='$(BENCH_BACKENDS)' BENCH_HISTORY_VALUES=$(BENCH_HISTORY_VALUES) \
+		$(PY) bench/history.py
 
 # IoT agent benchmark (not part of `make test`): MQTT Ultralight measures end to end into the broker,
 # BENCH_DEVICES devices, closed loop (at most BENCH_WINDOW in flight) or BENCH_RATE measures/s.

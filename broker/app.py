@@ -22,7 +22,7 @@ from ngsi.server.guards import Guard, load_factory, load_guards
 
 from .config import Config, forwarding_ssl_context, mask_url, notification_ssl_context
 from .entities import EntityService
-from .feed import Feed, parse_list
+from .feed import Feed, feed_credentials, parse_list
 from .front import serve_http
 from .registrations.forward import Forwarder
 from .registrations.registry import RegistrationRegistry
@@ -123,10 +123,17 @@ def create_app(
         await notifier.start()
         feed = None
         if config.feed_url:  # the operator's URL (the history service): not a user's, no destination policy
+            # -notifCaFile is trusted, -insecureNotif is not followed: the feed is the platform's own link
+            trust = forwarding_ssl_context(config)
             feed = Feed(
                 the_store, config.feed_url,
                 tenants=[t for item in config.feed_tenants for t in parse_list(item)],
                 types=[t for item in config.feed_types for t in parse_list(item)],
+                ssl_context=trust,
+                credentials=feed_credentials(
+                    config.feed_token_url, config.feed_client_id, config.feed_client_secret,
+                    user=config.feed_user, password=config.feed_password, ssl_context=trust,
+                ),
             )
             service.listeners.append(feed.listener)  # committed to the outbox before the answer
             await feed.start()

@@ -12,7 +12,7 @@ import os
 import ssl
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit, urlunsplit
 
 from ngsi.settings import (
@@ -62,6 +62,16 @@ class Config:
     feed_url: str = ""
     feed_tenants: tuple[str, ...] = field(default_factory=tuple)
     feed_types: tuple[str, ...] = field(default_factory=tuple)
+    # The feed's token, for a receiver behind a PEP (the history under ``waziup run -auth``):
+    # fetched from this OAuth2 token endpoint ("" none) with the client's id and secret, as a
+    # service account (password grant) when a user is given, else client_credentials; sent
+    # as X-Auth-Token, fetched again before it expires or when refused. The secrets are read
+    # from the environment only (WAZIUP_FEED_CLIENT_SECRET, WAZIUP_FEED_PASSWORD).
+    feed_token_url: str = ""
+    feed_client_id: str = ""
+    feed_client_secret: str = field(default="", repr=False)
+    feed_user: str = ""
+    feed_password: str = field(default="", repr=False)
     https: bool = False  # Orion's -https: TLS on -port, plain HTTP nowhere
     https_key: str = ""  # Orion's -key: the server's private key (PEM)
     https_cert: str = ""  # Orion's -cert: its certificate, then any intermediate CA certificates (PEM)
@@ -151,6 +161,14 @@ OPTIONS = Table(
            help="the tenants (Fiware-Service) the feed carries; repeatable or comma-separated; default all"),
     option("-feedTypes", type=Repeated(), env="WAZIUP_FEED_TYPES",
            help="the entity types the feed carries; repeatable or comma-separated; default all"),
+    option("-feedTokenURL", type=Text("URL"), env="WAZIUP_FEED_TOKEN_URL",
+           help="the OAuth2 token endpoint (the identity manager's /oauth2/token) the feed gets the X-Auth-Token "
+           "it sends from, for a receiver behind a PEP; needs -feedClientId and WAZIUP_FEED_CLIENT_SECRET"),
+    option("-feedClientId", type=Text("ID"), env="WAZIUP_FEED_CLIENT_ID",
+           help="-feedTokenURL: the OAuth2 client (application) the token is asked for"),
+    option("-feedUser", type=Text("NAME"), env="WAZIUP_FEED_USER",
+           help="-feedTokenURL: a service account, whose password is WAZIUP_FEED_PASSWORD (the password grant); "
+           "else the client's own token (client_credentials)"),
     option("-https", type=FLAG, env="ORION_HTTPS", help="serve HTTPS only, on -port (needs -key and -cert)"),
     option("-key", field="https_key", type=Text("FILE"), env="ORION_HTTPS_KEYFILE",
            help="-https: the server's private key, PEM, not encrypted"),
@@ -163,9 +181,29 @@ OPTIONS = Table(
 )
 
 
+def _feed_credentials(config: Config, environ: Mapping[str, str]) -> Config:
+    """The feed's secrets, from the environment only (a command line is visible to every
+    local user), and a check that -feedTokenURL has what it needs."""
+    config = replace(config, feed_client_secret=environ.get("WAZIUP_FEED_CLIENT_SECRET", ""),
+                     feed_password=environ.get("WAZIUP_FEED_PASSWORD", ""))
+    if not config.feed_token_url:
+        return config
+    try:
+        http_url(config.feed_token_url)  # checked with its companions: they make one setting
+    except ValueError as exc:
+        raise ConfigError(f"option -feedTokenURL: {exc}") from None
+    if not config.feed_client_id or not config.feed_client_secret:
+        raise ConfigError("option -feedTokenURL needs -feedClientId (WAZIUP_FEED_CLIENT_ID) and the variable "
+                          "WAZIUP_FEED_CLIENT_SECRET")
+    if config.feed_user and not config.feed_password:
+        raise ConfigError("option -feedUser needs the variable WAZIUP_FEED_PASSWORD")
+    return config
+
+
 def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
     """A Config from Orion-style options (``-port 1026``, ``--port=1026``) and the environment."""
-    config = OPTIONS.build(argv, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    config = _feed_credentials(OPTIONS.build(argv, environ), environ)
     missing = [name for name, path in (("-key", config.https_key), ("-cert", config.https_cert)) if not path]
     if config.https and missing:
         # Orion starts and fails at the first request; better not to start at all

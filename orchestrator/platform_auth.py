@@ -10,12 +10,18 @@ Keyrock API, as an administrator would, and idempotently: a restart reuses them)
   (``security/authz`` policy in a permission's ``ngsi`` field), and the role
   ``platform-admin`` (the same) given to the administrator;
 * the service account ``waziup-iot-agent``, holding ``platform-service``: the agent gets
-  its tokens with the password grant (``IOTA_AUTH_*``) and sends them to the broker.
+  its tokens with the password grant (``IOTA_AUTH_*``) and sends them to the broker;
+* the service account ``waziup-broker``, holding only ``platform-feed`` (``create`` and
+  ``update`` on every tenant, every path, every entity): the broker's change feed gets
+  its tokens with the password grant (``WAZIUP_FEED_*``, broker/feed.py) and sends them to
+  the history service's ``/v2/notify``, which its PEP decides as an append of the
+  notified entities. Least privilege: the feed cannot read or delete anything.
 
-Secrets made here (the application's secret, the agent's password) are kept in
+Secrets made here (the application's secret, the service accounts' passwords) are kept in
 ``<data>/platform-auth.json``, mode 0600, and reach the children through their
-environment, never a command line. The PEP of the broker and the agent reads the NGSI
-policies of every application with the administrator's credentials (``WAZIUP_PEP_*``).
+environment, never a command line. The PEP of the broker, the agent and the history
+service reads the NGSI policies of every application with the administrator's
+credentials (``WAZIUP_PEP_*``).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import asyncio
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +38,14 @@ from ngsi.client import NGSIClient
 
 APP_NAME = "waziup"
 AGENT_USER = "waziup-iot-agent"
+FEED_USER = "waziup-broker"
 ALL_ACTIONS = ["read", "create", "update", "delete", "subscribe", "register", "provision", "admin"]
 EVERYTHING = {"id": "platform", "actions": ALL_ACTIONS, "tenant": "*"}
+FEED = {"id": "platform-feed", "actions": ["create", "update"], "tenant": "*"}
+# The application's roles and the NGSI grant of each (roles sharing a grant share its permission).
+ROLES = {"platform-service": EVERYTHING, "platform-admin": EVERYTHING, "platform-feed": FEED}
 STATE_FILE = "platform-auth.json"
+TOKEN_PATH = "/oauth2/token"  # Keyrock's OAuth2 token endpoint
 
 
 class SetupError(RuntimeError):
@@ -43,10 +54,12 @@ class SetupError(RuntimeError):
 
 @dataclass(frozen=True)
 class PlatformAuth:
-    """What the children need: environment variables for the broker and for the agent."""
+    """What the children need: environment variables for the broker (its PEP and its feed's
+    account), the agent, and the history service (its PEP)."""
 
     broker_env: dict[str, str]
     agent_env: dict[str, str]
+    history_env: dict[str, str] = field(default_factory=dict)
 
 
 def admin_credentials(data: str) -> tuple[str, str]:
@@ -104,33 +117,46 @@ async def _setup(url: str, data: str, ssl_context: Any = None) -> PlatformAuth:
             }}))["application"]
             state = {"app_id": app["id"], "app_secret": app["secret"], "agent_password": secrets.token_urlsafe(24)}
             _write_state(state_path, state)
+        if "feed_password" not in state:  # a platform set up before the feed had an account
+            state["feed_password"] = secrets.token_urlsafe(24)
+            _write_state(state_path, state)
         app_path = f"/v1/applications/{state['app_id']}"
         roles = {r["name"]: r["id"] for r in (await api.call("GET", f"{app_path}/roles"))["roles"]}
-        permission_id: str | None = None
-        for name in ("platform-service", "platform-admin"):
-            if name not in roles:
-                roles[name] = (await api.call("POST", f"{app_path}/roles", {"role": {"name": name}}))["role"]["id"]
-                if permission_id is None:
-                    permission_id = (await api.call("POST", f"{app_path}/permissions", {"permission": {
-                        "name": "every NGSI action", "action": "NGSI", "resource": "ngsi", "ngsi": EVERYTHING,
-                    }}))["permission"]["id"]
-                await api.call("PUT", f"{app_path}/roles/{roles[name]}/permissions/{permission_id}")
+        permissions: dict[str, str] = {}  # grant id -> the permission made for it here
+        for name, grant in ROLES.items():
+            if name in roles:
+                continue
+            roles[name] = (await api.call("POST", f"{app_path}/roles", {"role": {"name": name}}))["role"]["id"]
+            grant_id = str(grant["id"])
+            if grant_id not in permissions:
+                permissions[grant_id] = (await api.call("POST", f"{app_path}/permissions", {"permission": {
+                    "name": "every NGSI action" if grant is EVERYTHING else "the change feed's appends",
+                    "action": "NGSI", "resource": "ngsi", "ngsi": grant,
+                }}))["permission"]["id"]
+            await api.call("PUT", f"{app_path}/roles/{roles[name]}/permissions/{permissions[grant_id]}")
         users = (await api.call("GET", "/v1/users"))["users"]
-        agent = next((u for u in users if u.get("username") == AGENT_USER), None)
-        if agent is None:
-            agent = (await api.call("POST", "/v1/users", {"user": {
-                "username": AGENT_USER, "email": f"{AGENT_USER}@waziup.local", "password": state["agent_password"],
-            }}))["user"]
-        await api.call("PUT", f"{app_path}/users/{agent['id']}/roles/{roles['platform-service']}")
+        for username, password_key, role in ((AGENT_USER, "agent_password", "platform-service"),
+                                             (FEED_USER, "feed_password", "platform-feed")):
+            account = next((u for u in users if u.get("username") == username), None)
+            if account is None:
+                account = (await api.call("POST", "/v1/users", {"user": {
+                    "username": username, "email": f"{username}@waziup.local", "password": state[password_key],
+                }}))["user"]
+            await api.call("PUT", f"{app_path}/users/{account['id']}/roles/{roles[role]}")
         await api.call("PUT", f"{app_path}/users/{admin_id}/roles/{roles['platform-admin']}")
     pep = {"WAZIUP_IDM_URL": url, "WAZIUP_PEP_USERNAME": email, "WAZIUP_PEP_PASSWORD": password}
+    feed = {
+        "WAZIUP_FEED_TOKEN_URL": url + TOKEN_PATH, "WAZIUP_FEED_CLIENT_ID": state["app_id"],
+        "WAZIUP_FEED_CLIENT_SECRET": state["app_secret"], "WAZIUP_FEED_USER": FEED_USER,
+        "WAZIUP_FEED_PASSWORD": state["feed_password"],
+    }
     agent_env = {
         **pep,
         "IOTA_AUTH_ENABLED": "true", "IOTA_AUTH_TYPE": "oauth2", "IOTA_AUTH_URL": url,
         "IOTA_AUTH_CLIENT_ID": state["app_id"], "IOTA_AUTH_CLIENT_SECRET": state["app_secret"],
         "IOTA_AUTH_USER": AGENT_USER, "IOTA_AUTH_PASSWORD": state["agent_password"],
     }
-    return PlatformAuth(broker_env=pep, agent_env=agent_env)
+    return PlatformAuth(broker_env={**pep, **feed}, agent_env=agent_env, history_env=dict(pep))
 
 
 def _read_state(path: Path) -> dict[str, str]:

@@ -14,16 +14,27 @@ other machines without ``-auth``):
    its change feed (``-feedURL``, broker/feed.py) pointed at the history's ``/v2/notify``;
 4. the IoT agent (``waziup iot-agent``): north 4041, south HTTP 7896, MQTT client.
 
+With ``-auth`` the identity manager (``waziup idm``, ``-idmPort``) starts first, and
+``platform_auth`` makes the accounts the services use.
+
 SIGINT/SIGTERM stop them in reverse order (SIGTERM, then SIGKILL after 10 s); if one dies,
 the others are stopped too and ``waziup run`` exits non-zero.
 
-``-tls``: the broker and both ports of the agent speak HTTPS only, with ``-cert``/``-key``
-or else a development certificate made once under ``<data>/tls`` (``orchestrator/tls.py``);
-the agent trusts that certificate to reach the broker, the broker to reach the agent.
+``-tls``: the broker, both ports of the agent, the history service and the identity manager
+speak HTTPS only, with ``-cert``/``-key`` or else a development certificate made once under
+``<data>/tls`` (``orchestrator/tls.py``); the agent trusts that certificate to reach the
+broker, the broker to reach the agent and to feed the history (its ``-notifCaFile``).
 Mosquitto serves MQTT over TLS on ``-mqttTlsPort`` (8883) with the same certificate, and its
 plain port listens on loopback only, for the agent (as HTTP, plain MQTT is not offered
-to the network). ``-auth`` (``WAZIUP_AUTH``): Mosquitto refuses anonymous clients; devices
-log in with their group's account. Without it MQTT is open, as the broker is without a PEP.
+to the network).
+
+``-auth`` (``WAZIUP_AUTH``): the broker, the agent's ports and the history service are
+behind the PEP (``security.pep:*_guard``, the callers' tokens decided against the identity
+manager's NGSI policies) and a per-caller rate limit; ``/version`` (and the history's
+``/health``) stay public. The agent reaches the broker, and the broker's feed the
+history, with service accounts of their own (``waziup-iot-agent``; ``waziup-broker``,
+which may only create and update). Mosquitto refuses anonymous clients; devices log in
+with their group's account. Without ``-auth`` MQTT is open, as the broker is without a PEP.
 """
 
 from __future__ import annotations
@@ -94,8 +105,8 @@ OPTIONS = Table(
            help="an MQTT account for a LoRaWAN network server (ChirpStack and The Things Stack topics only); its "
            "password is made once in <data>/mqtt/lora.secret"),
     option("-auth", type=FLAG, env="WAZIUP_AUTH",
-           help="security on: the identity manager runs (-idmPort), the broker and the agent's ports take only "
-           "its tokens (PEP) and limit each caller's rate, MQTT refuses anonymous clients (needs Mosquitto). "
+           help="security on: the identity manager runs (-idmPort), the broker, the agent's ports and the history "
+           "take only its tokens (PEP) and limit each caller's rate, MQTT refuses anonymous clients (needs Mosquitto). "
            "Without it the platform is open, as Orion is: it then listens on 127.0.0.1 unless -host says otherwise"),
     option("-idmPort", type=PORT, help="-auth: the identity manager's port (Keyrock's)"),
     option("-historyPort", type=Int(0, 65535, metavar="PORT"),
@@ -111,12 +122,12 @@ OPTIONS = Table(
     option("-northPort", type=PORT, help="the IoT agent's north port (provisioning API)"),
     option("-httpPort", type=PORT, help="the IoT agent's device HTTP port"),
     option("-host", type=Text("ADDRESS"), shown="127.0.0.1; 0.0.0.0 with -auth",
-           help="address every service listens on: the broker, the agent's two ports, the MQTT broker. Without "
-           "-auth anyone who reaches them may read and change everything: a warning says so when it is not "
+           help="address every service listens on: the broker, the agent's two ports, the history, the MQTT broker. "
+           "Without -auth anyone who reaches them may read and change everything: a warning says so when it is not "
            "loopback"),
     option("-tls", type=FLAG,
-           help="HTTPS only on the broker and the agent's two ports; without -cert/-key, a self-signed "
-           "certificate made under <data>/tls (clients must trust it: curl --cacert <data>/tls/cert.pem)"),
+           help="HTTPS only on the broker, the agent's two ports and the history service; without -cert/-key, a "
+           "self-signed certificate made under <data>/tls (clients must trust it: curl --cacert <data>/tls/cert.pem)"),
     option("-cert", type=Text("FILE"),
            help="-tls: certificate (PEM) of every service, valid for the address they reach each other at "
            "(127.0.0.1, or -host); implies -tls"),
@@ -341,17 +352,22 @@ def _start_security(
         rate["WAZIUP_PEP_IDM_CA"] = tls.cert
     print(f"waziup: identity manager {url} (Keyrock's API; the administrator's password: WAZIUP_ADMIN_PASSWORD, "
           f"or {os.path.join(options.data, 'admin-password')}); every API takes its tokens", flush=True)
-    return platform_auth.PlatformAuth({**security.broker_env, **rate}, {**security.agent_env, **rate})
+    # the history's probes (/version, /health) are never limited: a 429 to a health check restarts a healthy service
+    history_rate = {**rate, "WAZIUP_RATE_EXEMPT": os.environ.get("WAZIUP_RATE_EXEMPT", "/version,/health")}
+    return platform_auth.PlatformAuth({**security.broker_env, **rate}, {**security.agent_env, **rate},
+                                      {**security.history_env, **history_rate})
 
 
-def _guards(security: platform_auth.PlatformAuth | None) -> tuple[list[str], list[str]]:
-    """-auth: the PEP first (the caller's identity), then the rate limit (per caller)."""
+def _guards(security: platform_auth.PlatformAuth | None) -> tuple[list[str], list[str], list[str]]:
+    """-auth: the PEP first (the caller's identity), then the rate limit (per caller): the
+    broker's, the agent's and the history service's options."""
     if security is None:
-        return [], []
+        return [], [], []
     return (
         ["-guard", "security.pep:broker_guard", "-guard", "security.ratelimit:broker_guard",
          "-notifFilter", "security.pep.notifications:notification_filter"],
         ["--guard", "security.pep:agent_guard", "--guard", "security.ratelimit:agent_guard"],
+        ["-guard", "security.pep:history_guard", "-guard", "security.ratelimit:broker_guard"],
     )
 
 
@@ -365,22 +381,26 @@ def _broker_db_uri(broker_args: Sequence[str]) -> str:
 
 
 def _start_history(
-    options: Options, local: str, children: list[tuple[str, subprocess.Popen[bytes]]]
+    options: Options, local: str, tls: _TLS | None, security: platform_auth.PlatformAuth | None,
+    guards: Sequence[str], children: list[tuple[str, subprocess.Popen[bytes]]],
 ) -> list[str]:
-    """The history service, and the broker options that feed it every change (broker/feed.py).
-    Plain HTTP: on loopback only when the platform is on TLS or -auth (it has no TLS or PEP of
-    its own yet: docs/history.md)."""
-    host = options.host if not (options.tls or options.auth) else "127.0.0.1"
+    """The history service, on -host as every service, and the broker options that feed it
+    every change (broker/feed.py). -tls: HTTPS only, with the platform's certificate, which
+    the broker's -notifCaFile trusts for the feed. -auth: behind its PEP and rate limit
+    (``guards``); the feed authenticates with the broker's service account (the broker's
+    environment, platform_auth)."""
     db_uri = options.history_db_uri
     if not db_uri and _broker_db_uri(options.broker_args).startswith(("postgresql://", "postgres://")):
         db_uri = _broker_db_uri(options.broker_args)
+    tls_args = ["-https", "-key", tls.key, "-cert", tls.cert] if tls else []
     proc = subprocess.Popen(
-        _cli("history", "-host", host, "-port", str(options.history_port), "-data", options.data,
-             *(["-dbURI", db_uri] if db_uri else []))
+        _cli("history", "-host", options.host, "-port", str(options.history_port), "-data", options.data,
+             *(["-dbURI", db_uri] if db_uri else []), *tls_args, *guards),
+        env={**os.environ, **security.history_env} if security else None,
     )
     children.append(("history service", proc))
-    url = _http("127.0.0.1" if host == "127.0.0.1" else local, options.history_port)
-    _wait_http(url + "/version", proc, "the history service")
+    url = _http(local, options.history_port, "https" if tls else "http")
+    _wait_http(url + "/version", proc, "the history service", **({"context": tls.trust} if tls else {}))
     feed = ["-feedURL", url + "/v2/notify"]
     for tenant in options.history_tenants:
         feed += ["-feedTenants", tenant]
@@ -436,8 +456,8 @@ def run(options: Options) -> int:
             agent_tls = ["--https", "--key", files.key, "--cert", files.cert, "--cb-ca", files.cert]
         mqtt = _start_mqtt(options, local, shown, files, children)
         security = _start_security(options, local, scheme, files, children, waits) if options.auth else None
-        broker_guards, agent_guards = _guards(security)
-        feed = _start_history(options, local, children) if options.history_port else []
+        broker_guards, agent_guards, history_guards = _guards(security)
+        feed = _start_history(options, local, files, security, history_guards, children) if options.history_port else []
         # the broker may call the agent's north port (forwarded commands, notifications), and nothing
         # else on loopback or private networks unless the words after -- allow it
         allowed = ["-notifAllowedHosts", _hostport(local, options.north_port)]
@@ -471,9 +491,8 @@ def run(options: Options) -> int:
         print(
             f"waziup: context broker {_http(shown, options.port, scheme)}, "
             f"IoT agent {_http(shown, options.north_port, scheme)}, "
-            + (f"history {_http(shown, options.history_port)} " if options.history_port else "")
-            + 
-            f"(devices: {scheme.upper()} :{options.http_port}, MQTT {mqtt.shown}); "
+            + (f"history {_http(shown, options.history_port, scheme)} " if options.history_port else "")
+            + f"(devices: {scheme.upper()} :{options.http_port}, MQTT {mqtt.shown}); "
             "Ctrl-C stops",
             flush=True,
         )

@@ -9,7 +9,10 @@ with the password grant, and:
 * ``GET /user?access_token=`` answers Keyrock's shape;
 * the IoT agent's provisioning API takes the same tokens, and the agent itself reaches the
   broker with its own service account (a measure becomes an entity);
-* a command reaches the agent through the broker, with the caller's token forwarded.
+* a command reaches the agent through the broker, with the caller's token forwarded;
+* the history service is behind the same PEP: anonymous queries get Wilma's 401, a user
+  reads the history of the tenants its policies grant and no other, and the broker's
+  change feed delivers every update with its own service account's token.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Platform:
         self.north = f"http://127.0.0.1:{self.ports['northPort']}"
         self.south = f"http://127.0.0.1:{self.ports['httpPort']}"
         self.idm = f"http://127.0.0.1:{self.ports['idmPort']}"
+        self.history = f"http://127.0.0.1:{self.ports['historyPort']}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Platform:
@@ -218,3 +222,42 @@ def test_a_subscription_notifies_only_what_its_creator_may_read(platform: Platfo
         assert read.json() == {"id": "F1", "type": "Field", "crop": "wheat"}
     finally:
         server.shutdown()
+
+
+def test_the_history_behind_the_pep_fed_by_the_brokers_account(platform: Platform, keyrock: dict[str, Any]) -> None:
+    """alice may read tenant coop (not other): so in the history too; the feed's token is the broker's own."""
+    refused = httpx.get(platform.history + "/v2/entities", headers=TENANT)
+    assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+    assert set(refused.json()) == {"type", "title", "detail"}  # Wilma's shape
+    assert refused.json()["type"] == "urn:dx:as:MissingAuthenticationToken"
+    assert httpx.get(platform.history + "/version").status_code == 200  # public, as /health
+    admin = admin_token(platform)
+    for tenant in ("coop", "other"):
+        meter = {"id": "M1", "type": "Meter", "kwh": 7}
+        written = httpx.post(platform.broker + "/v2/entities?options=keyValues", json=meter,
+                             headers={"Fiware-Service": tenant, "Authorization": f"Bearer {admin}"})
+        assert written.status_code == 201, written.text
+    deadline = time.monotonic() + 30
+    stored: dict[str, httpx.Response] = {}
+    while len(stored) < 2 and time.monotonic() < deadline:  # the feed delivers asynchronously
+        for tenant in ("coop", "other"):
+            answer = httpx.get(platform.history + "/v2/entities/M1/attrs/kwh/value",
+                               headers={"Fiware-Service": tenant, "Authorization": f"Bearer {admin}"})
+            if answer.status_code == 200:
+                stored[tenant] = answer
+        time.sleep(0.1)
+    assert {t: a.json()["values"] for t, a in stored.items()} == {"coop": [7], "other": [7]}, (
+        (platform.data / "run.log").read_text()[-3000:])
+    mine = httpx.get(platform.history + "/v2/entities/M1/attrs/kwh/value", headers=bearer(keyrock["alice"]))
+    assert mine.status_code == 200 and mine.json()["values"] == [7]
+    other = httpx.get(platform.history + "/v2/entities/M1/attrs/kwh/value",
+                      headers={"Fiware-Service": "other", "Authorization": f"Bearer {keyrock['alice']}"})
+    assert other.status_code == 403 and other.json()["type"] == "urn:dx:as:InvalidRole"
+    assert httpx.get(platform.history + "/v2/entities", headers=bearer(keyrock["bob"])).status_code == 403
+    # alice may not feed the history: appends need create and update
+    notification = {"subscriptionId": "x", "data": [{"id": "M1", "type": "Meter", "kwh": 9}]}
+    assert httpx.post(platform.history + "/v2/notify", json=notification,
+                      headers=bearer(keyrock["alice"])).status_code == 403
+    state = json.loads((platform.data / "platform-auth.json").read_text())
+    logged = (platform.data / "run.log").read_text()
+    assert state["feed_password"] not in logged and state["app_secret"] not in logged

@@ -131,7 +131,8 @@ def test_run_wires_mosquitto_and_the_agent(fake_children: list[tuple[list[str], 
     options = run_all.parse(["-host", "10.1.2.3", "-data", str(tmp_path), "-tls", "-auth", "-mqttLoraUser", "chirpstack"], {})
     assert run_all.run(options) == 1  # the fake children "exit"
     (mqtt, mqtt_kw), (history, _), (broker, _), (agent, agent_kw) = fake_children
-    assert history[history.index("-host") + 1] == "127.0.0.1"  # no TLS or PEP of its own yet: loopback only
+    assert history[history.index("-host") + 1] == "10.1.2.3"
+    assert {"-https", "security.pep:history_guard"} <= set(history)  # TLS and the PEP, as every service
     assert mqtt[1:] == ["-c", str(tmp_path / "mqtt" / "mosquitto.conf")] and not mqtt_kw
     conf = (tmp_path / "mqtt" / "mosquitto.conf").read_text().splitlines()
     assert "allow_anonymous false" in conf

@@ -375,6 +375,7 @@ class Platform:
     north: int
     south: int
     mqtt: int
+    history: int = 0
     proc: subprocess.Popen[bytes] | None = None
     banner: str = ""
 
@@ -382,7 +383,7 @@ class Platform:
         argv = [
             sys.executable, "-m", "orchestrator.cli", "run", "-tls", "-host", "127.0.0.1", "-data", str(self.data),
             "-port", str(self.port), "-northPort", str(self.north), "-httpPort", str(self.south),
-            "-mqttPort", str(self.mqtt), "-mqttTlsPort", str(free_port()), "-historyPort", str(free_port()),
+            "-mqttPort", str(self.mqtt), "-mqttTlsPort", str(free_port()), "-historyPort", str(self.history),
         ]
         with open(self.data / "run.log", "ab") as log:  # the children's logs, never a full pipe
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=_environ(), stdout=subprocess.PIPE, stderr=log)
@@ -410,8 +411,8 @@ class Platform:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    port, north, south, mqtt = (free_port() for _ in range(4))
-    running = Platform(tmp_path_factory.mktemp("run-tls"), port, north, south, mqtt).start()
+    port, north, south, mqtt, history = (free_port() for _ in range(5))
+    running = Platform(tmp_path_factory.mktemp("run-tls"), port, north, south, mqtt, history).start()
     yield running
     running.stop()
 
@@ -464,6 +465,26 @@ def test_run_tls_broker_forwards_commands_to_the_agent(platform: Platform) -> No
         assert sent.status_code == 204, sent.text
         polled = client.get(south + "/iot/d", params={"i": "poll1", "k": "cmdkey", "getCmd": "1"})
         assert polled.text == "poll1@open|now"
+
+
+def test_run_tls_history_is_https_only_and_fed_over_tls(platform: Platform) -> None:
+    """The history serves the platform's certificate, and the broker's feed trusts it (-notifCaFile)."""
+    history = f"https://localhost:{platform.history}"
+    assert f"history {history}" in platform.banner
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{platform.history}/version", timeout=5)
+    service = {"fiware-service": "runhist", "fiware-servicepath": "/"}
+    with httpx.Client(verify=platform.trust(), timeout=10) as client:
+        assert client.get(history + "/version").status_code == 200
+        entity = {"id": "Meter1", "type": "Meter", "kwh": {"value": 5, "type": "Number"}}
+        assert client.post(f"https://localhost:{platform.port}/v2/entities", json=entity, headers=service).status_code == 201
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the feed delivers asynchronously
+            answer = client.get(history + "/v2/entities/Meter1/attrs/kwh/value", headers=service)
+            if answer.status_code == 200:
+                break
+            time.sleep(0.1)
+    assert answer.status_code == 200 and answer.json()["values"] == [5], (platform.data / "run.log").read_text()[-3000:]
 
 
 def test_run_tls_reuses_its_certificate(platform: Platform) -> None:

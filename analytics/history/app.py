@@ -109,8 +109,9 @@ def create_app(
         policy = config.policy
         task = asyncio.create_task(retention.run(the_store, policy, config.retention_interval)) if policy.active \
             else None
-        log.info("history service port=%s store=%s retention=%s", config.port, type(the_store).__name__,
-                 "on" if task else "off")
+        log.info("history service port=%s tls=%s guards=%d store=%s retention=%s", config.port,
+                 "on" if config.https else "off", len(guards) if guards is not None else len(config.guards),
+                 type(the_store).__name__, "on" if task else "off")
         try:
             yield
         finally:

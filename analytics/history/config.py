@@ -4,6 +4,11 @@ Variables: QuantumLeap's where it has one for the same setting (``LOGLEVEL``,
 ``DEFAULT_LIMIT``; ``QL_DEFAULT_DB=timescale`` with ``POSTGRES_HOST``, ``POSTGRES_PORT``,
 ``POSTGRES_DB_NAME``, ``POSTGRES_DB_USER``, ``POSTGRES_DB_PASS`` names a PostgreSQL
 database when ``-dbURI`` is not given), ``WAZIUP_HISTORY_*`` otherwise.
+
+``-https -key FILE -cert FILE`` are the broker's and the identity manager's options: the
+port then speaks TLS only. The files are loaded here (``ngsi.tls``), so that a missing,
+encrypted or mismatched one stops start-up with a message naming the option, not with a
+traceback from uvicorn.
 """
 
 from __future__ import annotations
@@ -14,7 +19,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
-from ngsi.settings import PORT, Int, Repeated, SettingsError, Table, Text, command_line, guards_option, option
+from ngsi.settings import (
+    FLAG,
+    PORT,
+    Int,
+    Repeated,
+    SettingsError,
+    Table,
+    Text,
+    command_line,
+    guards_option,
+    option,
+)
+from ngsi.tls import check_key_and_cert
 
 from .retention import Policy, parse_rule
 
@@ -36,6 +53,9 @@ class Config:
     retention: tuple[str, ...] = field(default_factory=tuple)
     retention_interval: int = 3600
     guards: tuple[str, ...] = field(default_factory=tuple)
+    https: bool = False  # TLS only on -port
+    https_key: str = ""  # the private key (PEM, not encrypted)
+    https_cert: str = ""  # the certificate, then any intermediate CA certificates (PEM)
 
     @property
     def store_url(self) -> str:
@@ -78,6 +98,11 @@ OPTIONS = Table(
            check=parse_rule, help="retention of one tenant and/or type (*: any), overriding -retentionDays; repeatable"),
     option("-retentionInterval", field="retention_interval", type=Int(1, 86400 * 7, metavar="SECONDS"),
            env="WAZIUP_HISTORY_RETENTION_INTERVAL", help="seconds between retention passes"),
+    option("-https", type=FLAG, env="WAZIUP_HISTORY_HTTPS", help="serve HTTPS only, on -port (needs -key and -cert)"),
+    option("-key", field="https_key", type=Text("FILE"), env="WAZIUP_HISTORY_HTTPS_KEY",
+           help="-https: the private key, PEM, not encrypted"),
+    option("-cert", field="https_cert", type=Text("FILE"), env="WAZIUP_HISTORY_HTTPS_CERT",
+           help="-https: the certificate, PEM, followed by any intermediate CA certificates"),
     guards_option("-guard"),
     about="The history service (QuantumLeap 1.0-compatible): POST /v2/notify stores NGSI-v2 notifications, "
     "/v2/entities, /v2/types and /v2/attrs query them.",
@@ -99,6 +124,11 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
     config = OPTIONS.build(argv, environ)
     if not config.db_uri and environ.get("QL_DEFAULT_DB", "").strip().lower() == "timescale":
         config = replace(config, db_uri=_timescale_url(environ))
+    if config.https:
+        missing = [name for name, path in (("-key", config.https_key), ("-cert", config.https_cert)) if not path]
+        if missing:
+            raise ConfigError(f"option -https needs -key FILE and -cert FILE: {' and '.join(missing)} missing")
+        check_key_and_cert("-key", config.https_key, "-cert", config.https_cert)
     return config
 
 

@@ -72,9 +72,13 @@ class _Row:
 
 
 async def select(store: HistoryStore, query: Query) -> list[Series]:
-    """The series a query covers (the id pattern applied here, with RE2)."""
+    """The series a query covers (the id pattern applied here, with RE2), less those of
+    attributes the caller's projection hides: every answer, raw, aggregated, listed or
+    last, is built from these, so a hidden attribute reaches none of them."""
     found = await store.find_series(SeriesFilter(query.tenant, query.scopes, query.entity_ids, query.entity_types,
                                                  query.attrs))
+    if query.visible is not None or query.hidden:
+        found = [s for s in found if query.shows(s.attr)]
     if query.id_pattern is not None:
         pattern = compile_pattern(query.id_pattern)
         found = [s for s in found if pattern is not None and pattern.search(s.entity_id) is not None]

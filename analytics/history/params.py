@@ -52,6 +52,14 @@ class Query:
     period: str | None = None
     geo: GeoQuery | None = None
     one_entity: bool = False  # /v2/entities/{id}...: an id of several types is ambiguous
+    # The caller's projection (the PEP's decision, ``RequestContext.attrs_visible`` /
+    # ``attrs_hidden``): the attributes a read may show. None / empty: every attribute.
+    visible: frozenset[str] | None = None
+    hidden: frozenset[str] = frozenset()
+
+    def shows(self, attr: str) -> bool:
+        """May the answer hold ``attr``? (The projection; always true without one.)"""
+        return (self.visible is None or attr in self.visible) and attr not in self.hidden
 
     @property
     def count(self) -> int:
@@ -114,8 +122,11 @@ def parse_query(
     entity_type: str | None = None,
     attr: str | None = None,
     max_limit: int = DEFAULT_LIMIT,
+    visible: frozenset[str] | None = None,
+    hidden: frozenset[str] = frozenset(),
 ) -> Query:
-    """The query of a request: its parameters, its path's id/type/attribute, its headers."""
+    """The query of a request: its parameters, its path's id/type/attribute, its headers,
+    and the projection its authorization came with (``visible``, ``hidden``)."""
     ids = (entity_id,) if entity_id is not None else _names(params.get("id"))
     types = (entity_type,) if entity_type is not None else _names(params.get("type"))
     attrs = (attr,) if attr is not None else _names(params.get("attrs"))
@@ -161,6 +172,8 @@ def parse_query(
         period=period,
         geo=geo,
         one_entity=entity_id is not None,
+        visible=visible,
+        hidden=hidden,
     )
 
 

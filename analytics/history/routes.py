@@ -50,9 +50,11 @@ def _tenant(request: Request) -> str:
 
 
 def _query(request: Request, **path: str) -> Query:
+    """The request's query, with the projection a guard (the PEP) put in its context."""
     ctx = context_of(request.scope)
     return parse_query(request.query_params, tenant=_tenant(request), service_path=ctx.service_path,
-                       max_limit=request.app.state.config.default_limit, **path)
+                       max_limit=request.app.state.config.default_limit, visible=ctx.attrs_visible,
+                       hidden=ctx.attrs_hidden, **path)
 
 
 def _clock(request: Request) -> int:

@@ -2,7 +2,8 @@
 the identity manager (``security/idm``, or Keyrock), as a guard on the request seam and as
 ``waziup pep``, a Wilma-compatible reverse proxy.
 
-Guards (``-guard security.pep:broker_guard``, ``--guard security.pep:agent_guard``) are
+Guards (``-guard security.pep:broker_guard``, ``--guard security.pep:agent_guard``,
+``-guard security.pep:history_guard``) are
 configured from ``WAZIUP_*`` variables (``settings.py``; docs/security.md, "The PEP");
 the proxy from Wilma's configuration (``config.py``, ``proxy.py``).
 
@@ -47,6 +48,13 @@ def _guard(service: str, multiservice: bool) -> Guard:
 def broker_guard(config: Any) -> Guard:
     """``-guard security.pep:broker_guard``: tenants as the broker reads them (``-multiservice``)."""
     return _guard("broker", bool(getattr(config, "multiservice", False)))
+
+
+def history_guard(config: Any) -> Guard:
+    """``-guard security.pep:history_guard``: the history service honours ``Fiware-Service``
+    always; its routes are read with the history's table (``security.authz.history``), and
+    ``/version`` and ``/health`` are public."""
+    return _guard("history", True)
 
 
 def agent_guard(config: Any) -> Guard:

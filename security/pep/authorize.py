@@ -69,13 +69,14 @@ class Asked:
     headers: Mapping[str, str]
     body: Any = UNSEEN  # bytes once read, UNSEEN when the strategy did not need it
     multiservice: bool = True
+    service: str = "broker"  # whose routes: the history's differ (security.authz.history)
     _resource: RequestResource | None = None
 
     def resource(self) -> RequestResource:
         """The NGSI description of the request, worked out once."""
         if self._resource is None:
             self._resource = describe(self.method, self.path, self.query, self.headers, self.body,
-                                      multiservice=self.multiservice)
+                                      multiservice=self.multiservice, service=self.service)
         return self._resource
 
     def tenant(self) -> str:

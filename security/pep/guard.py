@@ -99,7 +99,8 @@ class Admission:
 
 class PEP:
     """The guard (see the module docstring); ``service`` picks the default public paths
-    (``broker``, ``agent``, ``proxy``)."""
+    (``broker``, ``agent``, ``proxy``, ``history``) and, for ``history``, the route table
+    requests are read with (``security.authz.history``)."""
 
     def __init__(
         self,
@@ -112,6 +113,7 @@ class PEP:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.service = service
         timeout = settings.idm_timeout_ms / 1000.0
         self.transport = transport if transport is not None else HTTPClient(
             max_per_host=32, ssl_context=trust_context("WAZIUP_PEP_IDM_CA", settings.idm_ca) if settings.idm_ca else None
@@ -169,7 +171,8 @@ class PEP:
             raise missing()
         if magic and _same(token, magic):
             return Admission(request.ctx, None)
-        asked = Asked(method, request.path, request.query_string, headers, multiservice=self.settings.multiservice)
+        asked = Asked(method, request.path, request.query_string, headers, multiservice=self.settings.multiservice,
+                      service=self.service)
         strategy = self.strategy
         try:
             authenticated = await self.authenticator.authenticate(token, strategy.params(asked))

@@ -27,6 +27,8 @@ DEFAULT_PUBLIC: Final[dict[str, tuple[str, ...]]] = {
     # the agent's seam puts the same guards on its north and south ports: the south port's
     # measure routes are authenticated by the device's API key, not by a user's token
     "agent": ("/iot/about", "/version", "/iot/d", "/iot/json", "/iot/json/*", "/iot/waziup"),
+    # the history service's probes: its version, and its database's health (QuantumLeap's)
+    "history": ("/version", "/health"),
     "proxy": (),
 }
 S = TypeVar("S", bound="Settings")
@@ -98,7 +100,8 @@ SETTINGS_ROWS = (
     option("-orgHeader", field="organizations_header", type=Text("NAME"), env="WAZIUP_PEP_ORG_HEADER",
            help="-organizations: the header holding the organization"),
     option("-publicPath", field="public_paths", type=Repeated("PATH"), env=PEP,
-           shown="broker /version; agent /iot/about, /version, the south measure routes; proxy none",
+           shown="broker /version; agent /iot/about, /version, the south measure routes; history /version, /health; "
+           "proxy none",
            help="a path served without a token (/prefix/* for a subtree); repeatable; an empty variable: none"),
     option("-cacheTime", type=Int(0, 86400, metavar="SECONDS"), env=PEP,
            help="how long a token's validation is kept at most (a JWT: until its exp at most)"),
