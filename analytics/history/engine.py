@@ -166,7 +166,9 @@ async def _merged_rows(
     """The first ``need`` rows in time order (backwards when ``descending``)."""
     if need <= 0:
         return []
-    first = min(need, CHUNK)
+    # need + 1: a row closes when the next point comes, and a series holds one point per row,
+    # so lastN=100 reads 101 points of each series instead of 100 and then a whole CHUNK more.
+    first = min(need + 1, CHUNK)
     fetched = await store.points([s.id for s in series], lo, hi, descending=descending, limit=first)
     feeds = {s.id: _Feed(s, fetched.get(s.id, []), first) for s in series}
     sign = -1 if descending else 1
