@@ -7,10 +7,9 @@ exercised by tests/test_auth_platform.py)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
@@ -23,6 +22,7 @@ from ngsi.client.http11 import CertificateError
 from ngsi.context import RequestContext
 from ngsi.tls import trust_context
 from orchestrator import tls
+from tests.loopback_receiver import LoopbackReceiver
 
 NOW = 1_700_000_000.0
 
@@ -46,42 +46,12 @@ class Tokens:
         self.n += 1
 
 
-class Receiver:
+def receiver_for(context: ssl.SSLContext | None, accepted: str = "") -> LoopbackReceiver:
     """An https (or http) receiver answering 401 to every token but ``accepted``."""
-
-    def __init__(self, context: ssl.SSLContext | None, accepted: str = "") -> None:
-        self.context = context
-        self.accepted = accepted
-        self.tokens: list[str | None] = []
-        self.bodies: list[Any] = []
-
-    async def __aenter__(self) -> Self:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.context)
-        port = self.server.sockets[0].getsockname()[1]
-        self.url = f"{'https' if self.context else 'http'}://localhost:{port}/v2/notify"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode().split("\r\n")
-                headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
-                body = await reader.readexactly(int(headers.get("content-length", 0)))
-                token = headers.get("x-auth-token")
-                self.tokens.append(token)
-                status = 200 if not self.accepted or token == self.accepted else 401
-                if status == 200:
-                    self.bodies.append(json.loads(body))
-                writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode())
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
-            return
-        finally:
-            writer.close()
+    return LoopbackReceiver(
+        context=context, host="localhost", path="/v2/notify",
+        answer=lambda headers: 200 if not accepted or headers.get("x-auth-token") == accepted else 401,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +69,8 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContex
 def test_the_feed_trusts_what_it_is_given_and_nothing_else(certificate: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
     server, trust = certificate
 
-    async def scenario() -> tuple[Receiver, BaseException | None]:
-        async with Receiver(server) as receiver:
+    async def scenario() -> tuple[LoopbackReceiver, BaseException | None]:
+        async with receiver_for(server) as receiver:
             failure: BaseException | None = None
             for value, context in ((1, None), (2, trust)):  # the system's CAs only, then the given file's
                 store = MemoryStore()
@@ -116,14 +86,14 @@ def test_the_feed_trusts_what_it_is_given_and_nothing_else(certificate: tuple[ss
 
     receiver, failure = asyncio.run(scenario())
     assert failure is not None
-    assert [e["t"]["value"] for body in receiver.bodies for e in body["data"]] == [2]
+    assert [e["t"]["value"] for body in receiver.bodies() for e in body["data"]] == [2]
 
 
 def test_a_refused_token_is_fetched_again_and_the_rows_delivered() -> None:
-    async def scenario() -> tuple[Receiver, list[Any]]:
+    async def scenario() -> tuple[LoopbackReceiver, list[Any]]:
         store = MemoryStore()
         await store.open()
-        async with Receiver(None, accepted="token-2") as receiver:
+        async with receiver_for(None, accepted="token-2") as receiver:
             feed = Feed(store, receiver.url, credentials=Tokens())
             await feed.listener(_change(1))
             with pytest.raises(RuntimeError, match="HTTP 401"):
@@ -134,7 +104,8 @@ def test_a_refused_token_is_fetched_again_and_the_rows_delivered() -> None:
             return receiver, left
 
     receiver, left = asyncio.run(scenario())
-    assert receiver.tokens == ["token-1", "token-2"] and left == [] and len(receiver.bodies) == 1
+    assert [r[1].get("x-auth-token") for r in receiver.requests] == ["token-1", "token-2"]
+    assert left == [] and len(receiver.bodies()) == 1
 
 
 def test_feed_account_options_and_secrets() -> None:

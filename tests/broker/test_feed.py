@@ -15,6 +15,7 @@ from broker.changes import Change
 from broker.feed import BATCH, Feed, batches, feed_entity, notification_of
 from broker.store.memory import MemoryStore
 from ngsi.context import RequestContext
+from tests.loopback_receiver import LoopbackReceiver
 
 NOW = 1_700_000_000.5
 
@@ -67,49 +68,15 @@ def test_notification_carries_one_sequence_per_entity_and_the_tenant() -> None:
     assert "Fiware-Service" not in dict(headers)
 
 
-class Receiver:
-    """A real HTTP/1.1 receiver on loopback: answers ``statuses`` in turn (then 200),
-    recording what it acknowledged with a 2xx."""
-
-    def __init__(self, statuses: list[int] | None = None) -> None:
-        self.statuses = list(statuses or [])
-        self.acknowledged: list[tuple[dict[str, str], Any]] = []
-
-    async def __aenter__(self) -> "Receiver":
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v2/notify"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                lines = head.decode().split("\r\n")
-                headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
-                body = await reader.readexactly(int(headers.get("content-length", 0)))
-                status = self.statuses.pop(0) if self.statuses else 200
-                if 200 <= status < 300:
-                    self.acknowledged.append((headers, json.loads(body)))
-                writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode())
-                await writer.drain()
-        finally:
-            writer.close()
-
-    def sequences(self) -> list[int]:
-        return [int(s) for headers, _ in self.acknowledged for s in headers["waziup-sequence"].split(",")]
+def sequences(receiver: LoopbackReceiver) -> list[int]:
+    return [int(s) for _, headers, _ in receiver.acknowledged for s in headers["waziup-sequence"].split(",")]
 
 
 def test_delivery_retries_failures_in_order_and_removes_only_what_was_acknowledged() -> None:
-    async def scenario() -> tuple[Receiver, list[Any]]:
+    async def scenario() -> tuple[LoopbackReceiver, list[Any]]:
         store = MemoryStore()
         await store.open()
-        async with Receiver(statuses=[500, 503]) as receiver:
+        async with LoopbackReceiver(statuses=[500, 503], path="/v2/notify") as receiver:
             feed = Feed(store, receiver.url)
             for value in range(5):
                 await feed.listener(_change(("temperature",), temperature=value))
@@ -124,17 +91,17 @@ def test_delivery_retries_failures_in_order_and_removes_only_what_was_acknowledg
 
     receiver, left = asyncio.run(scenario())
     assert left == []
-    assert receiver.sequences() == [1, 2, 3, 4, 5, 6]
-    first, second = receiver.acknowledged
-    assert [e["temperature"]["value"] for e in first[1]["data"]] == [0, 1, 2, 3, 4]
-    assert "fiware-service" not in first[0] and second[0]["fiware-service"] == "t1"
+    assert sequences(receiver) == [1, 2, 3, 4, 5, 6]
+    (_, first, _), (_, second, _) = receiver.acknowledged
+    assert [e["temperature"]["value"] for e in receiver.bodies()[0]["data"]] == [0, 1, 2, 3, 4]
+    assert "fiware-service" not in first and second["fiware-service"] == "t1"
 
 
 def test_only_the_lease_holder_delivers() -> None:
-    async def scenario() -> tuple[bool, bool, Receiver]:
+    async def scenario() -> tuple[bool, bool, LoopbackReceiver]:
         store = MemoryStore()
         await store.open()
-        async with Receiver() as receiver:
+        async with LoopbackReceiver(path="/v2/notify") as receiver:
             one, two = Feed(store, receiver.url), Feed(store, receiver.url)
             await one.listener(_change(("temperature",)))
             first = await one.deliver_once()
@@ -147,7 +114,7 @@ def test_only_the_lease_holder_delivers() -> None:
 
     first, second, receiver = asyncio.run(scenario())
     assert first and not second
-    assert receiver.sequences() == [1, 2]
+    assert sequences(receiver) == [1, 2]
 
 
 def test_tenants_and_types_filter_what_is_fed() -> None:

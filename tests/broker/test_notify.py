@@ -25,6 +25,7 @@ from broker.subscriptions.matcher import (
 from broker.subscriptions.notify import build, substitute
 from ngsi.context import RequestContext
 from ngsi.errors import BadRequest
+from tests.loopback_receiver import LoopbackReceiver
 
 NOW = 1_700_000_000.0
 
@@ -297,51 +298,8 @@ class FakeRegistry:
         self.events.append(("failure", sub_id, reason))
 
 
-class LoopbackReceiver:
-    """A real HTTP/1.1 keep-alive receiver on loopback (asyncio streams) recording
-    (request line, lowercase headers, body) and answering 200 after ``delay`` seconds."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        self.in_flight = 0
-        self.most_in_flight = 0
-
-    async def __aenter__(self) -> "LoopbackReceiver":
-        import asyncio
-
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/notify"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.close()
-
-    async def _serve(self, reader: Any, writer: Any) -> None:
-        import asyncio
-
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                lines = head.decode().split("\r\n")
-                headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
-                data = await reader.readexactly(int(headers.get("content-length", 0)))
-                self.in_flight += 1
-                self.most_in_flight = max(self.most_in_flight, self.in_flight)
-                if self.delay:
-                    await asyncio.sleep(self.delay)
-                self.in_flight -= 1
-                self.requests.append((lines[0], headers, data))
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                await writer.drain()
-        finally:
-            writer.close()
-
-    def values(self, attr_name: str = "A") -> list[Any]:
-        return [json.loads(r[2])["data"][0][attr_name]["value"] for r in self.requests]
+def values(receiver: LoopbackReceiver, attr_name: str = "A") -> list[Any]:
+    return [json.loads(r[2])["data"][0][attr_name]["value"] for r in receiver.requests]
 
 
 def test_notifier_delivers_in_order_and_records_outcomes() -> None:
@@ -364,7 +322,7 @@ def test_notifier_delivers_in_order_and_records_outcomes() -> None:
 
     registry, receiver = asyncio.run(scenario())
     # queue of 2: the third notification is dropped and recorded as a failure
-    assert receiver.values() == [1, 2]
+    assert values(receiver) == [1, 2]
     line, headers, _ = receiver.requests[0]
     assert line == "POST /notify HTTP/1.1"
     assert [r[1]["fiware-correlator"] for r in receiver.requests] == ["cc; cbnotif=1", "cc; cbnotif=2"]
