@@ -18,7 +18,8 @@ from typing import Self
 import pytest
 
 from analytics.history.store import HistoryStore, open_store
-from devtools.pg_cluster import Cluster, ClusterError
+from devtools.pg_cluster import Cluster
+from tests.pg import session_cluster
 from tests.conftest import ServiceProcess, free_port
 
 _DATABASE = "waziup_history_test"
@@ -35,15 +36,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Cluster]:
-    try:
-        cluster = Cluster().start()
-    except (ClusterError, OSError) as exc:
-        pytest.fail(f"PostgreSQL could not start: {exc}", pytrace=False)
-    try:
-        cluster.psql(f"CREATE DATABASE {_DATABASE}")
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from session_cluster(_DATABASE)
 
 
 def _emptied(cluster: Cluster) -> str:

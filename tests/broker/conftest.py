@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from devtools.pg_cluster import Cluster, ClusterError
+from devtools.pg_cluster import Cluster
+from tests.pg import session_cluster
 
 _DATABASE = "waziup_test"
 # What a PostgresStore creates; dropped before each test instead of a database per test,
@@ -28,19 +29,7 @@ _RESET = "DROP TABLE IF EXISTS entities, subscriptions, registrations, outbox, o
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Cluster]:
     """A running cluster with a test database that has PostGIS when installed."""
-    try:
-        cluster = Cluster().start()
-    except (ClusterError, OSError) as exc:
-        pytest.fail(f"PostgreSQL could not start: {exc}", pytrace=False)
-    try:
-        cluster.psql(f"CREATE DATABASE {_DATABASE}")
-        available = cluster.psql("SELECT count(*) FROM pg_available_extensions WHERE name = 'postgis'").strip()
-        if available != "0":
-            # Created once here: CREATE EXTENSION postgis takes seconds.
-            cluster.psql("CREATE EXTENSION postgis", database=_DATABASE)
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from session_cluster(_DATABASE, postgis=True)
 
 
 @pytest.fixture
