@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import shutil
 import socket
 import ssl
@@ -89,6 +90,19 @@ class ServiceProcess:
     def stop(self) -> None:
         stop_process(self.proc)
 
+    def kill(self) -> None:
+        """SIGKILL, nothing flushed, nothing closed: of the whole process group when it has one."""
+        if self.proc is None:
+            return
+        if self.new_session:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        else:
+            self.proc.kill()
+        self.proc.wait()
+
 
 # The receivers, providers and agents tests start listen on loopback: a broker a test starts
 # may call them (the destination policy refuses loopback unless allowed; tests of the policy
@@ -108,12 +122,6 @@ class BrokerProcess(ServiceProcess):
         self.launch(["-m", "broker", "-localIp", "127.0.0.1", "-port", str(self.port), *self.args],
                     self.url + "/version", "broker")
         return self
-
-    def kill(self) -> None:
-        """SIGKILL: no chance to flush anything."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ the tests that need it when PostgreSQL can't start (never a skip).
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Self
@@ -100,12 +98,3 @@ class HistoryProcess(ServiceProcess):
         self.launch(["-m", "analytics.history", "-host", "127.0.0.1", "-port", str(self.port), *self.args],
                     self.url + "/version", "history service")
         return self
-
-    def kill(self) -> None:
-        """SIGKILL: nothing flushed, nothing closed."""
-        if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()

@@ -4,8 +4,6 @@ in the database after the restart), with one worker and with ``-workers 2``."""
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,14 +20,6 @@ class GroupBroker(BrokerProcess):
 
     new_session = True
     startup_seconds = 120  # spawned workers import everything afresh: slow on a loaded machine
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
