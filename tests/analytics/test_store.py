@@ -126,6 +126,21 @@ async def test_concurrent_overlapping_deliveries(store: HistoryStore) -> None:
     assert len(ids) == 10
 
 
+async def test_concurrent_notifications_of_new_series_are_all_stored(store: HistoryStore) -> None:
+    """Notifications arriving together (written in one transaction on SQLite, a savepoint
+    each) that create the same new series and new ones of their own: every value is there,
+    in one series per attribute, and each answer counts its own values."""
+    answers = await asyncio.gather(*(
+        store.ingest(batch(element("Shared", T0 + i, num("x", float(i))), element(f"Own{i}", T0 + i, num("x", 1.0))))
+        for i in range(30)
+    ))
+    assert [a.values for a in answers] == [2] * 30
+    ids = await series_of(store)
+    assert len(ids) == 31
+    shared = (await store.points([ids[("Shared", "x")]], MIN_MS, MAX_MS, descending=False, limit=100))[ids[("Shared", "x")]]
+    assert [p.num for p in shared] == [float(i) for i in range(30)]
+
+
 async def test_series_selection(store: HistoryStore) -> None:
     await store.ingest(batch(element("A", T0, num("x", 1.0), path="/a"), element("B", T0, num("x", 1.0), path="/a/b"),
                              element("C", T0, num("y", 1.0), path="/c", etype="Car")))

@@ -11,6 +11,11 @@ anyway, and this makes every ingestion's read-check-write of the cursor atomic),
 reader threads each own a connection that sees the last committed state (WAL readers do
 not block the writer, nor it them). The event loop only awaits.
 
+Group commit: notifications that arrive while the writer is busy wait in ``_pending`` and
+are written together, one savepoint each, in one transaction: one commit (and one share of
+the WAL's checkpoints) for many notifications. Each is answered once that transaction
+committed; one that fails rolls back to its savepoint only.
+
 Schema and indexes: ``points`` and ``hourly`` are ``WITHOUT ROWID`` tables clustered on
 their keys ((series, t, rid), (series, h)), so an attribute's values in a time range are
 one contiguous range of one B-tree.
@@ -135,6 +140,9 @@ class SQLiteStore(HistoryStore):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._ids: dict[SeriesKey, int] = {}  # committed series, known to the writer
+        self._pending: list[tuple[Batch, asyncio.Future[Ingested]]] = []  # waiting for the writer
+        self._draining = False
+        self._drains: set[asyncio.Task[None]] = set()
 
     # -- connections and threads -------------------------------------------------------------
 
@@ -183,6 +191,8 @@ class SQLiteStore(HistoryStore):
         db.executescript(_SCHEMA)
 
     async def close(self) -> None:
+        for task in list(self._drains):  # what was acknowledged or is being written, finished first
+            await task
         for pool in (self._writer, self._readers):
             if pool is not None:
                 pool.shutdown(wait=True)
@@ -199,36 +209,81 @@ class SQLiteStore(HistoryStore):
     # -- ingestion ----------------------------------------------------------------------------
 
     async def ingest(self, batch: Batch) -> Ingested:
-        return await self._write(self._ingest, batch)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Ingested] = loop.create_future()
+        self._pending.append((batch, future))
+        if not self._draining:
+            self._draining = True
+            task = loop.create_task(self._drain())  # not the request's: a client leaving stops nothing
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
+        return await asyncio.shield(future)
 
-    def _ingest(self, batch: Batch) -> Ingested:
+    async def _drain(self) -> None:
+        """Write what waits, together, until nothing does."""
+        taken: list[tuple[Batch, asyncio.Future[Ingested]]] = []
+        try:
+            while self._pending:
+                taken, self._pending = self._pending, []
+                outcomes = await self._write(self._ingest_together, [b for b, _ in taken])
+                for (_, waiter), outcome in zip(taken, outcomes):
+                    if isinstance(outcome, BaseException):
+                        waiter.set_exception(outcome)
+                    else:
+                        waiter.set_result(outcome)
+        except Exception as exc:  # the transaction itself failed: nothing of theirs is stored
+            for _, waiter in [*taken, *self._pending]:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            self._pending = []
+        finally:
+            self._draining = False
+
+    def _ingest_together(self, batches: list[Batch]) -> list[Ingested | BaseException]:
+        """One transaction, a savepoint per batch; the outcome of each, in order."""
         db = self._db()
+        created: dict[SeriesKey, int] = {}
+        outcomes: list[Ingested | BaseException] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            cursor = None
-            if batch.sequenced:
-                row = db.execute("SELECT seq FROM cursors WHERE tenant = ? AND subscription = ?",
-                                 (batch.tenant, batch.subscription)).fetchone()
-                cursor = None if row is None else int(row[0])
-            elements, top = keep_after(batch, cursor)
-            created: dict[SeriesKey, int] = {}
-            ids = self._series_ids(db, series_keys(batch.tenant, elements), created)
-            number = db.execute(
-                "UPDATE meta SET value = value + 1 WHERE key = 'notifications' RETURNING value").fetchone()[0]
-            rows = plan(batch, elements, ids, int(number))
-            db.executemany("INSERT INTO points (series, t, rid, num, txt) VALUES (?, ?, ?, ?, ?)", rows.points)
-            db.executemany(_HOURLY_UPSERT, rows.hourly)
-            db.executemany(_LATEST_UPSERT, rows.latest)
-            if top is not None:
-                db.execute("INSERT INTO cursors (tenant, subscription, seq) VALUES (?, ?, ?) "
-                           "ON CONFLICT (tenant, subscription) DO UPDATE SET seq = max(seq, excluded.seq)",
-                           (batch.tenant, batch.subscription, top))
+            for batch in batches:
+                db.execute("SAVEPOINT batch")
+                mine: dict[SeriesKey, int] = {}
+                try:
+                    outcomes.append(self._ingest_one(db, batch, mine))
+                except sqlite3.Error as exc:
+                    db.execute("ROLLBACK TO batch")
+                    outcomes.append(StoreError(f"sqlite: {exc}"))
+                else:
+                    created.update(mine)
+                db.execute("RELEASE batch")
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
         self._ids.update(created)  # only once committed: a rolled back series does not exist
+        return outcomes
+
+    def _ingest_one(self, db: sqlite3.Connection, batch: Batch, created: dict[SeriesKey, int]) -> Ingested:
+        """One batch inside the current transaction; ``created`` gets the series it made."""
+        cursor = None
+        if batch.sequenced:
+            row = db.execute("SELECT seq FROM cursors WHERE tenant = ? AND subscription = ?",
+                             (batch.tenant, batch.subscription)).fetchone()
+            cursor = None if row is None else int(row[0])
+        elements, top = keep_after(batch, cursor)
+        ids = self._series_ids(db, series_keys(batch.tenant, elements), created)
+        number = db.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'notifications' RETURNING value").fetchone()[0]
+        rows = plan(batch, elements, ids, int(number))
+        db.executemany("INSERT INTO points (series, t, rid, num, txt) VALUES (?, ?, ?, ?, ?)", rows.points)
+        db.executemany(_HOURLY_UPSERT, rows.hourly)
+        db.executemany(_LATEST_UPSERT, rows.latest)
+        if top is not None:
+            db.execute("INSERT INTO cursors (tenant, subscription, seq) VALUES (?, ?, ?) "
+                       "ON CONFLICT (tenant, subscription) DO UPDATE SET seq = max(seq, excluded.seq)",
+                       (batch.tenant, batch.subscription, top))
         return Ingested(len(elements), len(rows.points), len(batch.elements) - len(elements))
 
     def _series_ids(self, db: sqlite3.Connection, keys: set[SeriesKey], created: dict[SeriesKey, int]) -> dict[
