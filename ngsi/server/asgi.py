@@ -205,6 +205,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     _at_message_start = True
     _in_head = False  # from a request's first byte to the end of its headers
     _head_size = 0
+    _head_too_large = False
     _head_timer: asyncio.TimerHandle | None = None
 
     def refusal(self, status: int, description: str) -> bytes:
@@ -237,7 +238,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._refuse(431, f"request head larger than {self.head_limit} bytes")
 
     def send_400_response(self, msg: str) -> None:
-        self._refuse(400, msg)
+        if self._head_too_large:
+            self._refuse(431, f"request head larger than {self.head_limit} bytes")
+        else:
+            self._refuse(400, msg)
 
     def on_message_begin(self) -> None:
         self._at_message_start = False
@@ -248,6 +252,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._cancel_head_timer()
+        # A head that came whole in the chunk it started in escaped data_received's count:
+        # measured here from what was parsed. Raising stops the parser; uvicorn then calls
+        # send_400_response, which answers 431 for this reason.
+        if len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > self.head_limit:
+            self._head_too_large = True
+            raise ValueError("request head too large")
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

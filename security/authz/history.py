@@ -46,6 +46,7 @@ from .request import (
     MAX_TARGETS,
     NO_ENTITY,
     READ,
+    SERVICES,
     UNSEEN,
     UPDATE,
     RequestResource,
@@ -207,3 +208,6 @@ def describe_history(
     """``request.describe`` of a request to the history service (which calls it, and turns
     any exception into an unknown request)."""
     return HistoryAnalysis(method, path, query, headers, body, multiservice).run()
+
+
+SERVICES["history"] = describe_history

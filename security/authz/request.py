@@ -34,7 +34,7 @@ Three rules keep the decision safe without seeing the data:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -159,6 +159,13 @@ _GEO_PARAMS = ("georel", "geometry", "coords")
 _DEFAULT_TYPE = "Thing"  # ngsi.model.DEFAULT_ENTITY_TYPE: what a creation without a type gets
 
 
+# Services whose routes share the broker's paths but not their meaning, each with the
+# function that reads their requests; they register themselves here (``history.py``, which
+# extends ``_Analysis``; the package's ``__init__`` imports it), so that this module does not
+# import them back.
+SERVICES: dict[str, Callable[[str, str, Any, Mapping[str, str], Any, bool], RequestResource]] = {}
+
+
 def describe(
     method: str,
     path: str,
@@ -180,10 +187,9 @@ def describe(
     broker, the IoT agent, the PEP proxy): this module's table.
     """
     try:
-        if service == "history":
-            from .history import describe_history  # it extends _Analysis: imported once this module is whole
-
-            return describe_history(method, path, query, headers or {}, body, multiservice)
+        other = SERVICES.get(service)
+        if other is not None:
+            return other(method, path, query, headers or {}, body, multiservice)
         return _Analysis(method, path, query, headers or {}, body, multiservice).run()
     except Exception as exc:  # noqa: BLE001 (a bug here must not become a 500 in the PEP: deny instead)
         return RequestResource(
