@@ -39,6 +39,14 @@ def _no_passphrase() -> bytes:
     raise _Encrypted()
 
 
+def check_https_files(key: str, cert: str) -> None:
+    """A service's ``-https``: ``-key`` and ``-cert`` both given and fit (``check_key_and_cert``)."""
+    missing = [name for name, path in (("-key", key), ("-cert", cert)) if not path]
+    if missing:
+        raise SettingsError(f"option -https needs -key FILE and -cert FILE: {' and '.join(missing)} missing")
+    check_key_and_cert("-key", key, "-cert", cert)
+
+
 def check_key_and_cert(key_option: str, key: str, cert_option: str, cert: str) -> None:
     """The server key and certificate, loaded as the server will: both readable, the
     certificate PEM, the key PEM, not encrypted (no prompt for a passphrase), and the

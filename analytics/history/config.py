@@ -31,7 +31,7 @@ from ngsi.settings import (
     guards_option,
     option,
 )
-from ngsi.tls import check_key_and_cert
+from ngsi.tls import check_https_files
 
 from .retention import Policy, parse_rule
 
@@ -125,10 +125,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
     if not config.db_uri and environ.get("QL_DEFAULT_DB", "").strip().lower() == "timescale":
         config = replace(config, db_uri=_timescale_url(environ))
     if config.https:
-        missing = [name for name, path in (("-key", config.https_key), ("-cert", config.https_cert)) if not path]
-        if missing:
-            raise ConfigError(f"option -https needs -key FILE and -cert FILE: {' and '.join(missing)} missing")
-        check_key_and_cert("-key", config.https_key, "-cert", config.https_cert)
+        check_https_files(config.https_key, config.https_cert)
     return config
 
 

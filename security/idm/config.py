@@ -30,7 +30,7 @@ from ngsi.settings import (
     log_level_option,
     option,
 )
-from ngsi.tls import check_key_and_cert
+from ngsi.tls import check_https_files
 
 DEFAULT_PORT = 3005  # Keyrock's
 DAY = 86400
@@ -135,10 +135,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
     password = next((environ[v] for v in PASSWORD_VARIABLES if environ.get(v)), "")
     config = replace(config, admin_password=password)
     if config.https:
-        missing = [name for name, path in (("-key", config.https_key), ("-cert", config.https_cert)) if not path]
-        if missing:
-            raise ConfigError(f"option -https needs -key FILE and -cert FILE: {' and '.join(missing)} missing")
-        check_key_and_cert("-key", config.https_key, "-cert", config.https_cert)
+        check_https_files(config.https_key, config.https_cert)
     return config
 
 
