@@ -28,6 +28,7 @@ KIT = Path(os.environ.get("ORION_FT", ROOT.parent / "shared" / "orion-ft"))
 PASSING = Path(__file__).with_name("passing.txt")
 SQLITE_ONLY = Path(__file__).with_name("sqlite_only.txt")
 JOBS = os.environ.get("ORION_FT_JOBS", "2")
+CLOCK = Path(__file__).with_name("clock")  # the `date` the clock cases see (clock/date says why)
 
 
 def _cases(path: Path = PASSING) -> list[str]:
@@ -76,7 +77,9 @@ def reads_the_clock(case: str) -> bool:
     or before ``T_4``: whenever curl, started at ``.95``, reaches the broker after the second
     turned, the case fails, in Orion as here (Orion's harness tries each case three times).
     Their window is the client's latency, so they run one at a time after the others, not
-    beside three other cases starting processes on the same two cores."""
+    beside three other cases starting processes on the same two cores, and their ``date``
+    (``clock/date``) gives the instant early in a second: a clean-clone run still saw
+    ``get_entity_dates_with_options`` take ``T_0`` at :16 and the broker stamp the entity at :17."""
     return "date +" in (KIT / "cases" / case).read_text(errors="replace")
 
 
@@ -89,6 +92,7 @@ def _run_kit(tmp_path: Path, cases: list[str], wrapper: list[str] | None = None)
     rest = [case for case in cases if case not in set(clock)]
     results: dict[str, dict[str, str]] = {}
     for part, jobs, selected in (("parallel", JOBS, rest), ("clock", "1", clock)):
+        env = dict(os.environ, PATH=f"{CLOCK}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}") if part == "clock" else None
         if not selected:
             continue
         selection = tmp_path / f"cases-{part}.txt"
@@ -107,6 +111,7 @@ def _run_kit(tmp_path: Path, cases: list[str], wrapper: list[str] | None = None)
                 "--report", str(report),
             ],
             cwd=ROOT,
+            env=env,
             capture_output=True,
             text=True,
             timeout=3600,
@@ -157,3 +162,18 @@ def test_sqlite_only_cases_are_listed_with_a_reason() -> None:
         case, _, reason = line.partition("#")
         assert case.strip() in passing, f"sqlite_only.txt names a case not in passing.txt: {case.strip()}"
         assert reason.strip(), f"sqlite_only.txt gives no reason for {case.strip()}"
+
+
+def test_the_clock_cases_date_gives_an_instant_early_in_a_second() -> None:
+    """``clock/date`` answers like ``date`` and never in the last 0.4 s of a second (less the
+    time to start it), whenever within a second it is called."""
+    script = (
+        "for d in 0.05 0.13 0.21 0.29 0.37 0.43 0.5 0.57 0.66 0.71 0.79 0.87 0.93; do"
+        f" sleep $d; {CLOCK / 'date'} +%s.%N; done"
+    )
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    fractions = [float("0." + line.split(".")[1]) for line in out]
+    assert len(fractions) == 13
+    assert max(fractions) < 0.7, fractions
+    tz = subprocess.run([str(CLOCK / "date"), "-u", "-d", "@0", "+%Y-%m-%dT%H:%M:%S"], capture_output=True, text=True, check=True)
+    assert tz.stdout.strip() == "1970-01-01T00:00:00"
