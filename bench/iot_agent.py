@@ -183,10 +183,7 @@ class Receiver:
 # --- orchestration ------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+cpu_seconds = harness.cpu_seconds
 
 
 async def http(port: int, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], bytes]:
