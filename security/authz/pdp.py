@@ -9,7 +9,8 @@ routes; who may call them (PEPs with their own credentials) is its business.
      "query": "type=Field", "headers": {"fiware-service": "coop", ...},
      "body": {...parsed JSON...} | "rawBody": "...text..."}
 
-or an NGSI description the PEP built itself::
+(``"service": "history"`` when the request went to the history service, whose paths mean
+other things: ``security.authz.history``; the broker's table otherwise) or an NGSI description the PEP built itself::
 
     {"subject": {...}, "resource": {"actions": ["update"], "tenant": "coop",
      "servicePaths": ["/farm1"], "entities": [{"id": "f1", "type": "Field", "attrs": ["moisture"]}],
@@ -59,6 +60,7 @@ from .request import (
     MAX_TARGETS,
     NO_ENTITY,
     UNSEEN,
+    SERVICES,
     RequestResource,
     Target,
     describe,
@@ -190,8 +192,12 @@ def resource_from_request(doc: Mapping[str, Any]) -> RequestResource:
     else:
         body = doc.get("body", b"")
     multiservice = doc.get("multiservice", True)
+    service = doc.get("service", "broker")
+    if service != "broker" and service not in SERVICES:
+        raise BadPDPRequest(f"service must be one of {', '.join(['broker', *sorted(SERVICES)])}")
     return describe(
-        method, path, query, {str(k).lower(): v for k, v in headers.items()}, body, multiservice=bool(multiservice)
+        method, path, query, {str(k).lower(): v for k, v in headers.items()}, body, multiservice=bool(multiservice),
+        service=service,
     )
 
 

@@ -36,7 +36,7 @@ from typing import Any, Final
 import orjson
 
 from ngsi.settings import (
-    FLAG, PORT, SettingsError, Table, Text, command_line, http_url, listen_option, log_level_option, option,
+    FLAG, PORT, Choice, SettingsError, Table, Text, command_line, http_url, listen_option, log_level_option, option,
 )
 
 from .settings import PEP, SETTINGS_ROWS, Settings, check, with_secrets
@@ -47,6 +47,7 @@ DEFAULT_PORT: Final = 1027
 PDP_NAMES: Final = {"idm": "idm", "authzforce": "azf", "azf": "azf", "opa": "opa", "xacml": "xacml", "ours": "ours",
                     "none": "none"}
 _LIST, _BOOL, _INT = "list", "bool", "int"
+APP_ROUTES: Final = ("broker", "history")  # security.authz.request.describe's services
 
 # PEP_PROXY_* (admin_guide.md's table) -> (the JSON keys it sets, how to read it)
 WILMA_ENV: Final[dict[str, tuple[tuple[str, ...], str]]] = {
@@ -102,6 +103,7 @@ class ProxyConfig(Settings):
     https_key: str = ""
     log_level: str = "INFO"
     upstream_timeout_ms: int = 60_000
+    app_routes: str = "broker"  # whose API the protected service serves: how requests are read for the PDP
     ignored: tuple[str, ...] = field(default_factory=tuple)  # Wilma settings read and not applied (logged)
 
 
@@ -112,6 +114,9 @@ PROXY_ROWS = (
     listen_option("-host", env="WAZIUP_PEP_LISTEN"),
     option("-appURL", field="upstream", type=Text("URL"), env="WAZIUP_PEP_APP_URL", check=http_url,
            help="the protected service (Wilma's app), e.g. http://orion:1026"),
+    option("-appRoutes", type=Choice(*APP_ROUTES), env="WAZIUP_PEP_APP_ROUTES",
+           help="the protected service's API, which says what each request asks to do: broker (NGSI-v2: Orion, "
+           "the IoT agent) or history (QuantumLeap's: GET /v2/entities/{id} reads a time series)"),
     option("-authForNginx", type=FLAG, env=PEP,
            help="answer 204 to an admitted request instead of forwarding it (nginx auth_request)"),
     log_level_option("-logLevel", env="WAZIUP_LOG_LEVEL"),

@@ -100,13 +100,15 @@ class Admission:
 class PEP:
     """The guard (see the module docstring); ``service`` picks the default public paths
     (``broker``, ``agent``, ``proxy``, ``history``) and, for ``history``, the route table
-    requests are read with (``security.authz.history``)."""
+    requests are read with (``security.authz.history``); ``routes`` names that table apart
+    (the proxy: no public paths of its own, the routes of the service behind it)."""
 
     def __init__(
         self,
         settings: Settings,
         *,
         service: str = "broker",
+        routes: str | None = None,
         idm: IdMClient | None = None,
         transport: Transport | None = None,
         now: Callable[[], float] = time.time,
@@ -114,6 +116,7 @@ class PEP:
     ) -> None:
         self.settings = settings
         self.service = service
+        self.routes = routes or service
         timeout = settings.idm_timeout_ms / 1000.0
         self.transport = transport if transport is not None else HTTPClient(
             max_per_host=32, ssl_context=trust_context("WAZIUP_PEP_IDM_CA", settings.idm_ca) if settings.idm_ca else None
@@ -172,7 +175,7 @@ class PEP:
         if magic and _same(token, magic):
             return Admission(request.ctx, None)
         asked = Asked(method, request.path, request.query_string, headers, multiservice=self.settings.multiservice,
-                      service=self.service)
+                      service=self.routes)
         strategy = self.strategy
         try:
             authenticated = await self.authenticator.authenticate(token, strategy.params(asked))

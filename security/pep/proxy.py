@@ -79,7 +79,7 @@ class Proxy:
 
     def __init__(self, config: ProxyConfig, *, pep: PEP | None = None, upstream: Transport | None = None) -> None:
         self.config = config
-        self.pep = pep if pep is not None else PEP(config, service="proxy")
+        self.pep = pep if pep is not None else PEP(config, service="proxy", routes=config.app_routes)
         self.upstream: Transport = upstream if upstream is not None else HTTPClient(max_per_host=64)
         self.base = config.upstream.rstrip("/")
         self.single = _SINGLE | {config.tenant_header.lower(), config.organizations_header.lower()}

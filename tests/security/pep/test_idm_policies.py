@@ -112,3 +112,21 @@ def test_ids_are_made_unique_and_subjects_come_from_the_roles() -> None:
 def test_any_documents_make_a_valid_policy_set(docs: list[tuple[Any, list[str]]]) -> None:
     document, _ = policy_document(held(doc, tuple(roles), pid=f"p{i}") for i, (doc, roles) in enumerate(docs))
     parse_policy_set(document)  # never invalid, whatever the permissions hold
+
+
+async def test_the_pdp_reads_a_history_request_with_the_historys_routes(world: World) -> None:
+    """``"service": "history"``: QuantumLeap's ``GET /v2/attrs/{attr}`` is a read of that attribute
+    (security.authz.history), which the broker's table does not know (denied)."""
+    alice = {"user_id": world.users["alice"]["id"], "app_id": world.app["id"],
+             "roles": [world.roles["farmer"]["id"]], "organizations": ["coop-org"]}
+    request = {"subject": alice, "method": "GET", "path": "/v2/attrs/crop", "query": "type=Field",
+               "headers": {"fiware-service": "coop", "fiware-servicepath": "/farm1"}}
+    http, params, pep = world.idm.http, {"app_id": world.app["id"]}, await login(world, "pep")
+    r = await http.post("/pdp/ngsi/decide", params=params, json=request, headers=pep)
+    assert r.status_code == 200 and r.json()["allow"] is False
+    r = await http.post("/pdp/ngsi/decide", params=params, json={**request, "service": "history"}, headers=pep)
+    assert r.status_code == 200 and r.json()["allow"] is True, r.text
+    owner = {**request, "path": "/v2/attrs/owner", "service": "history"}  # the policy denies that attribute
+    assert (await http.post("/pdp/ngsi/decide", params=params, json=owner, headers=pep)).json()["allow"] is False
+    r = await http.post("/pdp/ngsi/decide", params=params, json={**request, "service": "mars"}, headers=pep)
+    assert r.status_code == 400 and "service must be one of broker, history" in r.text

@@ -240,6 +240,28 @@ async def test_forwarded_headers_are_wilmas_and_never_the_clients_own(world: Wor
 
 
 @pytest.mark.anyio
+async def test_a_proxy_in_front_of_the_history_reads_its_routes(world: World) -> None:
+    """``-appRoutes history``: the proxy describes requests with the history's table, so
+    QuantumLeap's ``GET /v2/attrs/{attr}`` is a read of that attribute (allowed for alice's
+    Field entities, not for the attribute her policy denies); with the broker's table (the
+    default) the route is unknown and refused."""
+    answer = (200, "application/json", b'{"attrName": "crop", "types": []}')
+    async for service in serving(lambda request: answer):
+        for routes, allowed in (("broker", False), ("history", True)):
+            config = ProxyConfig(**{**vars_of(world.settings()), "upstream": service.url, "app_routes": routes})
+            idm = IdMClient(IDM_URL, transport=ASGITransport(world.idm.app), username="pep", password=PASSWORDS["pep"])
+            proxy = Proxy(config, pep=PEP(config, service="proxy", routes=config.app_routes, idm=idm,
+                                          now=world.idm.clock, monotonic=Monotonic()), upstream=HTTPClient())
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=proxy), base_url="http://pep") as client:
+                headers = {**TENANT, "Authorization": f"Bearer {await world.token('alice')}"}
+                r = await client.get("/v2/attrs/crop?type=Field", headers=headers)
+                assert (r.status_code == 200) is allowed, (routes, r.status_code, r.text)
+                r = await client.get("/v2/attrs/owner?type=Field", headers=headers)
+                assert r.status_code in (401, 403), (routes, r.status_code, r.text)
+            await proxy.upstream.aclose()
+
+
+@pytest.mark.anyio
 async def test_a_service_that_does_not_answer_is_wilmas_500(world: World) -> None:
     config = ProxyConfig(**{**vars_of(world.settings(pdp="none")), "upstream": "http://127.0.0.1:9"})
     pep = PEP(config, service="proxy", idm=IdMClient(IDM_URL, transport=ASGITransport(world.idm.app)),
