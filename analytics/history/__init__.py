@@ -9,7 +9,8 @@ Pure modules (no I/O; hypothesis-tested):
 * ``notification``: ``POST /v2/notify`` bodies and headers into a ``model.Batch``;
 * ``params``: query parameters into a ``params.Query``;
 * ``render`` and ``csvout``: answers as JSON (QuantumLeap's shapes) and CSV;
-* ``retention``: which raw values a retention policy removes.
+* ``retention``: which raw values and hourly roll-ups a retention policy removes (the
+  pass itself, which also rolls closed days up, drives the store).
 
 With I/O:
 

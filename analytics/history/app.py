@@ -1,7 +1,7 @@
 """The history service's Starlette app (QuantumLeap-compatible, port 8668).
 
-The store opens in the lifespan (``-dbURI``), and the retention task runs there when a
-policy is set. Errors: a ``HistoryError`` answers its status in QuantumLeap's shape; a
+The store opens in the lifespan (``-dbURI``), and the retention task runs there: it rolls
+closed days up into daily rows, and applies the retention policy when one is set. Errors: a ``HistoryError`` answers its status in QuantumLeap's shape; a
 failing database answers 503 (the notifier retries; nothing was acknowledged); Starlette's
 own 404/405 (no such route, method) are reshaped the same; anything else is a bug, logged,
 and answers 500 in that shape too, never a traceback. ``clock`` (seconds since the epoch)
@@ -107,18 +107,16 @@ def create_app(
         await the_store.open()
         app.state.store = the_store
         policy = config.policy
-        task = asyncio.create_task(retention.run(the_store, policy, config.retention_interval)) if policy.active \
-            else None
+        task = asyncio.create_task(retention.run(the_store, policy, config.retention_interval, clock))
         log.info("history service port=%s tls=%s guards=%d store=%s retention=%s", config.port,
                  "on" if config.https else "off", len(guards) if guards is not None else len(config.guards),
-                 type(the_store).__name__, "on" if task else "off")
+                 type(the_store).__name__, "on" if policy.active else "off")
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             await the_store.close()
 
     app = Starlette(

@@ -52,6 +52,7 @@ class Config:
     retention_days: int = 0
     retention: tuple[str, ...] = field(default_factory=tuple)
     retention_interval: int = 3600
+    hourly_retention_days: int = 0  # 0: hourly roll-ups kept for ever
     guards: tuple[str, ...] = field(default_factory=tuple)
     https: bool = False  # TLS only on -port
     https_key: str = ""  # the private key (PEM, not encrypted)
@@ -63,7 +64,7 @@ class Config:
 
     @property
     def policy(self) -> Policy:
-        return Policy.of(self.retention_days, self.retention)
+        return Policy.of(self.retention_days, self.retention, self.hourly_retention_days)
 
 
 def _db_uri(value: str) -> None:
@@ -94,6 +95,9 @@ OPTIONS = Table(
            help="seconds a request's head, then its body, may take (0: no limit)"),
     option("-retentionDays", field="retention_days", type=Int(0, 36600, metavar="DAYS"),
            env="WAZIUP_HISTORY_RETENTION_DAYS", help="days raw values are kept (0: for ever); roll-ups stay"),
+    option("-hourlyRetentionDays", field="hourly_retention_days", type=Int(0, 36600, metavar="DAYS"),
+           env="WAZIUP_HISTORY_HOURLY_RETENTION_DAYS",
+           help="days hourly roll-ups are kept (0: for ever; at least the raw retention); daily roll-ups stay"),
     option("-retention", field="retention", type=Repeated(metavar="TENANT/TYPE=DAYS"), env="WAZIUP_HISTORY_RETENTION",
            check=parse_rule, help="retention of one tenant and/or type (*: any), overriding -retentionDays; repeatable"),
     option("-retentionInterval", field="retention_interval", type=Int(1, 86400 * 7, metavar="SECONDS"),
@@ -126,6 +130,9 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
         config = replace(config, db_uri=_timescale_url(environ))
     if config.https:
         check_https_files(config.https_key, config.https_cert)
+    problem = config.policy.problem()
+    if problem is not None:
+        raise ConfigError(problem)
     return config
 
 

@@ -8,10 +8,14 @@ entity), optionally filtered by the entity's location, then ``offset`` and ``lim
 rows. ``lastN`` reads backwards from the end and gives the rows oldest first.
 
 Aggregates (``aggrMethod``, ``aggrPeriod``): per entity and attribute, per UTC period.
-Hours, days, months, years and "everything" are summed from the hourly roll-ups for the
-whole hours inside [fromDate, toDate] and from the raw values of the partial hours at
-its edges; seconds and minutes from the raw values. Sum, avg, min and max take the
-numeric series only (``Number``, ``Integer``); count takes every series.
+Days, months, years and "everything" are summed from the daily roll-ups for the whole
+days inside [fromDate, toDate], the hourly ones for the whole hours of its partial days,
+and the raw values of its partial hours; hours the same without the days; seconds and
+minutes from the raw values. Each layer is read only where it holds every value, so the
+answer is the one the raw values give, and day and coarser answers stay right once
+retention removed raw values and hourly roll-ups (of the whole days inside the range).
+Sum, avg, min and max take the numeric series only (``Number``, ``Integer``); count takes
+every series.
 
 Every function raises ``NotFound`` when nothing matches (QuantumLeap 1.0's 404).
 """
@@ -27,7 +31,7 @@ from typing import Any
 from ngsi.regex import compile_pattern
 
 from .errors import Ambiguous, NotFound
-from .instants import FIXED, HOUR, MAX_MS, MIN_MS, bucket, floor
+from .instants import DAY, FIXED, HOUR, MAX_MS, MIN_MS, bucket, whole
 from .model import Partial, Point, Series, SeriesFilter
 from .params import Query
 from .store.base import HistoryStore, merge
@@ -259,17 +263,25 @@ async def partials(store: HistoryStore, ids: Sequence[int], lo: int, hi: int,
     """(series, bucket start or None, aggregates) of the values in [lo, hi]."""
     if period in ("second", "minute"):
         return [(s, slot, p) for s, slot, p in await store.aggregate_raw(ids, lo, hi, FIXED[period])]
-    first = lo if lo == MIN_MS or lo % HOUR == 0 else floor(lo, HOUR) + HOUR  # the whole hours: [first, end)
-    end = hi if hi == MAX_MS else floor(hi + 1, HOUR)
+    first, end = whole(lo, hi, HOUR)
     if first >= end:
         pieces = await store.aggregate_raw(ids, lo, hi, HOUR)
     else:
-        pieces = await store.aggregate_hourly(ids, first, end)
+        hours = [(first, end)]
+        pieces = []
+        if period != "hour":
+            first_day, end_day = whole(lo, hi, DAY)
+            if first_day < end_day:
+                pieces += await store.aggregate_daily(ids, first_day, end_day)
+                hours = [(first, first_day), (end_day, end)]
+        for start, stop in hours:
+            if start < stop:
+                pieces += await store.aggregate_hourly(ids, start, stop)
         if lo < first:
             pieces += await store.aggregate_raw(ids, lo, first - 1, HOUR)
         if end <= hi and end != MAX_MS:
             pieces += await store.aggregate_raw(ids, end, hi, HOUR)
-    return [(s, None if period is None else bucket(hour, period), p) for s, hour, p in pieces]
+    return [(s, None if period is None else bucket(start, period), p) for s, start, p in pieces]
 
 
 async def _partials_of(store: HistoryStore, query: Query,

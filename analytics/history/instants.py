@@ -63,6 +63,25 @@ def floor(ms: int, step: int) -> int:
     return ms - ms % step
 
 
+def whole(lo: int, hi: int, step: int) -> tuple[int, int]:
+    """The ``step``-long slots lying wholly inside [lo, hi], as [first, end) (empty when
+    first >= end); MIN_MS and MAX_MS, "no bound", stay as they are. Aggregates read roll-ups
+    for these slots and finer data for the rest."""
+    first = lo if lo == MIN_MS else -(-lo // step) * step
+    end = hi if hi == MAX_MS else floor(hi + 1, step)
+    return first, end
+
+
+def edges(lo: int, hi: int, step: int) -> list[int]:
+    """The ``step``-long slots [lo, hi] covers only in part (at most its first and its last)."""
+    found = []
+    if lo > MIN_MS and lo % step != 0:
+        found.append(floor(lo, step))
+    if hi < MAX_MS and (hi + 1) % step != 0 and floor(hi, step) not in found:
+        found.append(floor(hi, step))
+    return found
+
+
 def bucket(ms: int, period: str) -> int:
     """The start of the UTC calendar ``period`` (an ``aggrPeriod``) holding ``ms``."""
     step = FIXED.get(period)

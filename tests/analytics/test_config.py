@@ -3,6 +3,7 @@ retention rules (``retention.py``)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -66,3 +67,23 @@ def test_retention_rules_and_their_precedence() -> None:
         with pytest.raises(ValueError):
             parse_rule(bad)
     assert Config().policy == Policy(0, ())
+
+
+def test_hourly_roll_ups_must_outlive_raw_values() -> None:
+    assert parse(["-hourlyRetentionDays", "30", "-retentionDays", "30"], {}).policy == Policy(30, (), 30)
+    assert parse([], {"WAZIUP_HISTORY_HOURLY_RETENTION_DAYS": "7"}).hourly_retention_days == 7
+    assert parse(["-hourlyRetentionDays", "7"], {}).policy.active  # raw values kept for ever: allowed
+    assert parse(["-retentionDays", "9"], {}).policy.problem() is None  # hourly rows kept for ever
+    with pytest.raises(ConfigError, match=r"^-hourlyRetentionDays 10 is shorter than the raw retention of "
+                                          r"-retentionDays \(30 days\)"):
+        parse(["-hourlyRetentionDays", "10", "-retentionDays", "30"], {})
+    with pytest.raises(ConfigError, match=r"raw retention of -retention city/Room \(90 days\)"):
+        parse(["-hourlyRetentionDays", "60", "-retention", "city/Room=90", "-retention", "*=70", "-retention", "a=0"],
+              {})
+    refused = subprocess.run([sys.executable, "-m", "analytics.history", "-retentionDays", "5"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60, check=False,
+                             env={**os.environ, "WAZIUP_HISTORY_HOURLY_RETENTION_DAYS": "2"})
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == ("waziup history: -hourlyRetentionDays 2 is shorter than the raw retention of "
+                                      "-retentionDays (5 days): hourly roll-ups must be kept at least as long as "
+                                      "raw values")

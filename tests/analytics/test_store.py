@@ -10,7 +10,7 @@ import random
 import pytest
 
 from analytics.history import engine, retention
-from analytics.history.instants import HOUR, MAX_MS, MIN_MS, parse_instant
+from analytics.history.instants import DAY, HOUR, MAX_MS, MIN_MS, parse_instant
 from analytics.history.model import Batch, Element, Partial, Sample, SeriesFilter
 from analytics.history.params import Query
 from analytics.history.store import HistoryStore, StoreError, open_store
@@ -173,12 +173,73 @@ async def test_retention_purges_raw_values_only(store: HistoryStore) -> None:
     await store.ingest(batch(*(element("R", T0 + d * day, num("x", 1.0)) for d in range(10)),
                              element("C", T0, num("x", 1.0), etype="Car")))
     policy = retention.Policy.of(0, ["t/Room=3"])
-    assert await retention.apply(store, policy, T0 + 10 * day) == 7
+    swept = await retention.apply(store, policy, T0 + 10 * day)
+    assert (swept.points, swept.hours, swept.days) == (7, 0, 11)  # 11 daily rows: 10 days of R, 1 of C
     ids = await series_of(store)
     room, car = ids[("R", "x")], ids[("C", "x")]
     assert len((await store.points([room], MIN_MS, MAX_MS, descending=False, limit=100))[room]) == 3
     assert len((await store.points([car], MIN_MS, MAX_MS, descending=False, limit=100))[car]) == 1
     assert sum(p.cnt for _, _, p in await store.aggregate_hourly([room], MIN_MS, MAX_MS)) == 10
+
+
+async def test_hourly_retention_keeps_daily_rows(store: HistoryStore) -> None:
+    await store.ingest(batch(*(element("R", T0 + h * HOUR, num("x", float(h))) for h in range(72))))
+    sid = (await series_of(store))[("R", "x")]
+    swept = await retention.apply(store, retention.Policy(2, (), 2), T0 + 4 * DAY + HOUR)
+    # raw values go to the ms (those before day 2 01:00), hourly rows by whole days (days 0 and 1)
+    assert (swept.days, swept.points, swept.hours) == (3, 49, 48)
+    assert {h for _, h, _ in await store.aggregate_hourly([sid], MIN_MS, MAX_MS)} == {T0 + h * HOUR
+                                                                                     for h in range(48, 72)}
+    days = {d: p for _, d, p in await store.aggregate_daily([sid], MIN_MS, MAX_MS)}
+    assert days == {T0: Partial(24, 276.0, 0.0, 23.0), T0 + DAY: Partial(24, 852.0, 24.0, 47.0),
+                    T0 + 2 * DAY: Partial(24, 1428.0, 48.0, 71.0)}
+
+
+async def test_roll_up_moves_the_mark_forward_and_late_values_join_daily(store: HistoryStore) -> None:
+    await store.ingest(batch(*(element("R", T0 + d * DAY + h * HOUR, num("x", 1.0)) for d in range(3)
+                               for h in range(0, 24, 6))))
+    sid = (await series_of(store))[("R", "x")]
+    assert await store.roll_up(T0 + 2 * DAY + 5 * HOUR) == 2  # days 0 and 1 closed; day 2 is open
+    assert await store.roll_up(T0 + 2 * DAY) == 0 and await store.roll_up(T0) == 0  # never back
+    await store.ingest(batch(element("R", T0 + 7 * HOUR, num("x", 5.0)),  # late, into a rolled-up day
+                             element("R", T0 + 2 * DAY + 7 * HOUR, num("x", 5.0))))
+    # hourly rows go only before the mark, whatever the cut asked for: day 2 has no daily row
+    assert await store.purge_hourly([sid], T0 + 10 * DAY) == 9
+    days = {d: (p.cnt, p.total, p.high) for _, d, p in await store.aggregate_daily([sid], MIN_MS, MAX_MS)}
+    assert days == {T0: (5, 9.0, 5.0), T0 + DAY: (4, 4.0, 1.0), T0 + 2 * DAY: (5, 9.0, 5.0)}
+    assert {d for _, d, _ in await store.aggregate_daily([sid], T0 + DAY, T0 + 2 * DAY)} == {T0 + DAY}
+
+
+async def test_deletes_after_retention_keep_what_cannot_be_told_apart(store: HistoryStore) -> None:
+    """Two values an hour, at :00 and :45, for three days; days rolled up; raw values
+    before day 1 12:00 and the hourly rows of day 0 aged out."""
+    await store.ingest(batch(*(element("R", T0 + d * DAY + h * HOUR + m * 60_000, num("x", 1.0))
+                               for d in range(3) for h in range(24) for m in (0, 45))))
+    sid = (await series_of(store))[("R", "x")]
+    await store.roll_up(T0 + 3 * DAY)
+    await store.purge([sid], T0 + DAY + 12 * HOUR)
+    await store.purge_hourly([sid], T0 + DAY)
+
+    def cut(t: int) -> int:
+        return t - 1
+
+    # day 0 in part (its hourly rows are gone: its daily row stays as it was), hours 0-5 of day 1
+    # whole, the :00 value of 06:00 (its raw values are gone: its hourly row stays, and day 1 is
+    # summed from its hourly rows)
+    assert await store.delete([sid], T0 + 6 * HOUR, T0 + DAY + 6 * HOUR + 30 * 60_000) == 0
+    hours = {h: p.cnt for _, h, p in await store.aggregate_hourly([sid], T0, T0 + 2 * DAY)}
+    assert hours == {T0 + DAY + h * HOUR: 2 for h in range(6, 24)}
+    days = {d: p.cnt for _, d, p in await store.aggregate_daily([sid], MIN_MS, MAX_MS)}
+    assert days == {T0: 48, T0 + DAY: 36, T0 + 2 * DAY: 48}
+    # where the raw values are all there, a partly deleted hour is summed from what is left
+    assert await store.delete([sid], T0 + 2 * DAY + 3 * HOUR + 30 * 60_000, cut(T0 + 2 * DAY + 4 * HOUR + 60_000)) == 2
+    hours = {h: p.cnt for _, h, p in await store.aggregate_hourly([sid], T0 + 2 * DAY, T0 + 3 * DAY)}
+    assert hours[T0 + 2 * DAY + 3 * HOUR] == 1 and hours[T0 + 2 * DAY + 4 * HOUR] == 1
+    days = {d: p.cnt for _, d, p in await store.aggregate_daily([sid], MIN_MS, MAX_MS)}
+    assert days == {T0: 48, T0 + DAY: 36, T0 + 2 * DAY: 46}
+    # a delete that covers a day whole removes its daily row, aged out or not
+    await store.delete([sid], T0, cut(T0 + DAY))
+    assert {d for _, d, _ in await store.aggregate_daily([sid], MIN_MS, MAX_MS)} == {T0 + DAY, T0 + 2 * DAY}
 
 
 async def test_answer_of_an_empty_notification(store: HistoryStore) -> None:

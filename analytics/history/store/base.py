@@ -1,22 +1,32 @@
 """The history store's interface, and what every backend computes the same way.
 
-A backend (``sqlite.py``, ``postgres.py``) keeps five tables (``docs/history.md``):
+A backend (``sqlite.py``, ``postgres.py``) keeps these tables (``docs/history.md``):
 
 * ``series``: one row per (tenant, service path, entity type, entity id, attribute,
   effective type), numbered;
 * ``points``: (series, t, rid, num, txt), keyed (series, t, rid): one index range gives
   an attribute's values in time order, forwards (``limit``) or backwards (``lastN``);
 * ``hourly``: per (series, hour) the count, sum, min and max, kept up to date by every
-  ingestion, so that aggregates by hour, day, month or year read one row per hour
-  instead of every value, and survive the retention of raw values;
+  ingestion, so that aggregates by hour and coarser read one row per hour instead of
+  every value, and survive the retention of raw values;
+* ``daily``: the same per (series, UTC day), for the days before the *roll-up mark*
+  (``meta``'s ``daily_upto``, a day start): the maintenance pass (:meth:`roll_up`) sums
+  the hourly rows of the days that closed since; an ingestion adds to it only the values
+  it stores before the mark (late ones). Live values, the bulk, therefore cost no daily
+  write, and day, month and year aggregates read one row per day (the days from the mark
+  on, from ``hourly``), which stays right once hourly rows age out;
 * ``latest``: per series the last value by time index and the last arrival ("last
   seen"), for ``/v2/last`` and the entity list, without a scan;
 * ``cursors``: per (tenant, subscription) the highest ``Waziup-Sequence`` stored.
 
 One notification is one transaction: the cursor is read (locked), the elements above it
-kept, the rows of the four data tables written, the cursor moved, then COMMIT, and only
-then does the service answer. :func:`plan` computes those rows, the same for every
-backend.
+kept, the rows of the data tables written, the cursor moved, then COMMIT, and only then
+does the service answer. :func:`plan` computes those rows, the same for every backend.
+
+A roll-up equals what it sums (``hourly``: the raw values of its hour, ``daily``: the
+hourly rows of its day) until retention removes some of these: a DELETE with dates
+recomputes a partly covered hour or day only while that holds (checked by the count, since
+a roll-up of count 0 sums nothing), and otherwise leaves it as it is.
 
 Every failure of a backend's driver is raised as :class:`StoreError` (the app answers
 503): nothing else leaves a store.
@@ -29,11 +39,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..instants import HOUR, MAX_MS, MIN_MS, floor
+from ..instants import DAY, HOUR, MIN_MS, edges
 from ..model import Batch, Element, Ingested, Latest, Partial, Point, Series, SeriesFilter, SeriesKey
 from ..values import NUMERIC
 
 ROW_BITS = 20  # a row number is (notification number << ROW_BITS) | element index
+ROLLED = "daily_upto"  # meta key of the roll-up mark: days before it are in ``daily``
+NOTHING_ROLLED = MIN_MS  # the mark of a store whose first pass has not run
 
 
 class StoreError(Exception):
@@ -62,6 +74,7 @@ def series_keys(tenant: str, elements: Iterable[Element]) -> set[SeriesKey]:
 
 PointRow = tuple[int, int, int, float | None, str | None]  # series, t, rid, num, txt
 HourRow = tuple[int, int, int, float | None, float | None, float | None]  # series, h, cnt, sum, min, max
+DayRow = HourRow  # series, day start, cnt, sum, min, max
 LatestRow = tuple[int, int, int, float | None, str | None, int]  # series, t, rid, num, txt, seen
 
 
@@ -71,9 +84,25 @@ class Plan:
     hourly: list[HourRow]  # sorted by (series, h): concurrent upserts lock in one order
     latest: list[LatestRow]  # sorted by series, for the same reason
 
+    def daily(self, rolled: int) -> list[DayRow]:
+        """The daily rows to add, for the values before the roll-up mark ``rolled`` (the
+        later days are summed by the next pass): none at all for live values."""
+        return days_of(self.hourly, rolled)
+
+
+def days_of(hourly: Sequence[HourRow], before: int) -> list[DayRow]:
+    """Hourly rows before ``before`` summed per (series, UTC day), in key order."""
+    days: dict[tuple[int, int], Partial] = {}
+    for series, hour, cnt, total, low, high in hourly:
+        if hour < before:
+            key, part = (series, hour - hour % DAY), Partial(cnt, total, low, high)
+            days[key] = merge(days[key], part) if key in days else part
+    return [(key[0], key[1], *part) for key, part in sorted(days.items())]
+
 
 def plan(batch: Batch, elements: Sequence[Element], ids: dict[SeriesKey, int], number: int) -> Plan:
-    """The rows one notification writes; ``number`` is the notification's, from the store."""
+    """The rows one notification writes; ``number`` is the notification's, from the store
+    (its daily rows, if any, come from :meth:`Plan.daily` once the store knows its mark)."""
     points: list[PointRow] = []
     hours: dict[tuple[int, int], list[Any]] = {}  # (series, hour) -> [cnt, sum, min, max]
     latest: dict[int, LatestRow] = {}
@@ -105,6 +134,20 @@ def plan(batch: Batch, elements: Sequence[Element], ids: dict[SeriesKey, int], n
     hourly = [(key[0], key[1], slot[0], slot[1], slot[2], slot[3]) for key, slot in sorted(hours.items())]
     points.sort()  # in key order: B-tree inserts next to each other
     return Plan(points, hourly, [latest[k] for k in sorted(latest)])
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """A roll-up table and what it sums, in one backend's SQL: what a DELETE needs to drop
+    and sum again the roll-ups of the slots it touches."""
+
+    table: str
+    key: str  # its time column
+    step: int  # ms per row
+    source: str  # the table it sums
+    time: str  # the source's time column
+    count: str  # the source's count (0 when empty): the roll-up is complete when its cnt equals it
+    sums: str  # cnt, vsum, vmin, vmax summed from the source
 
 
 def merge(a: Partial, b: Partial) -> Partial:
@@ -165,6 +208,14 @@ class HistoryStore(abc.ABC):
         """(series, hour, aggregates) of the hours in [first, end) from the roll-ups."""
 
     @abc.abstractmethod
+    async def aggregate_daily(self, series: Sequence[int], first: int,
+                              end: int) -> list[tuple[int, int, Partial]]:
+        """(series, day, aggregates) of the UTC days in [first, end) (day starts): from
+        ``daily`` for the days before the roll-up mark, summed from ``hourly`` for the
+        others, both read in one snapshot (a pass moving the mark in between changes
+        nothing)."""
+
+    @abc.abstractmethod
     async def latest(self, series: Sequence[int]) -> list[Latest]: ...
 
     @abc.abstractmethod
@@ -173,12 +224,28 @@ class HistoryStore(abc.ABC):
 
     @abc.abstractmethod
     async def delete(self, series: Sequence[int], lo: int, hi: int) -> int:
-        """Delete the points in [lo, hi]; roll-ups and last values follow. The count."""
+        """Delete the points in [lo, hi]; roll-ups and last values follow. The count.
+
+        The hourly and daily rows of the hours and days [lo, hi] covers whole go. A partly
+        covered hour (day) is summed again from the raw values (hourly rows) left, if its
+        roll-up still equalled what they held: once retention took some of them, the part
+        to remove cannot be told apart, and the roll-up stays as it was."""
 
     @abc.abstractmethod
     async def purge(self, series: Sequence[int], before: int) -> int:
         """Retention: delete raw points older than ``before``, keeping roll-ups and last
         values. The count."""
+
+    @abc.abstractmethod
+    async def roll_up(self, before: int) -> int:
+        """Move the roll-up mark to the day of ``before`` (never back), summing the hourly
+        rows of the days it passes into ``daily``, a day per transaction (ingestion goes on
+        between). The daily rows written."""
+
+    @abc.abstractmethod
+    async def purge_hourly(self, series: Sequence[int], before: int) -> int:
+        """Retention of roll-ups: delete hourly rows older than ``before`` (a day start),
+        never at or past the roll-up mark (those days have no daily row). The count."""
 
 
 def chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
@@ -188,9 +255,9 @@ def chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
 
 def edge_hours(lo: int, hi: int) -> list[int]:
     """The hours [lo, hi] covers only in part (at most its first and its last)."""
-    edges = []
-    if lo > MIN_MS and lo % HOUR != 0:
-        edges.append(floor(lo, HOUR))
-    if hi < MAX_MS and (hi + 1) % HOUR != 0 and floor(hi, HOUR) not in edges:
-        edges.append(floor(hi, HOUR))
-    return edges
+    return edges(lo, hi, HOUR)
+
+
+def edge_days(lo: int, hi: int) -> list[int]:
+    """The UTC days [lo, hi] covers only in part."""
+    return edges(lo, hi, DAY)

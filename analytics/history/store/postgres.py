@@ -19,6 +19,12 @@ first, so two deliveries of one subscription, even through two service processes
 each element once. Upserts of roll-ups and last values go in key order: concurrent
 notifications cannot deadlock on them.
 
+The roll-up mark (``base.py``, in ``history_meta``) is guarded by an advisory lock: every
+ingestion and delete holds it shared, a roll-up pass exclusive. An ingestion reads the mark
+in a statement after it took the lock (the hourly upsert returns it), so the pass either
+saw its hourly rows or moved the mark before it looked: its values before the mark reach
+``daily`` either way, with no extra round trip for that.
+
 URL: ``postgresql://user:password@host:port/database?pool_size=10``; other query
 parameters are asyncpg's (``sslmode``...).
 """
@@ -34,15 +40,28 @@ from urllib.parse import parse_qsl, urlencode
 
 import asyncpg
 
-from ..instants import HOUR, floor, month_bounds, month_name
+from ..instants import DAY, HOUR, floor, month_bounds, month_name, whole
 from ..model import Batch, Ingested, Latest, Partial, Point, Series, SeriesFilter, SeriesKey
-from .base import HistoryStore, StoreError, chunks, edge_hours, keep_after, plan, series_keys
+from .base import (
+    NOTHING_ROLLED,
+    ROLLED,
+    HistoryStore,
+    Level,
+    StoreError,
+    chunks,
+    edge_days,
+    edge_hours,
+    keep_after,
+    plan,
+    series_keys,
+)
 
 log = logging.getLogger("waziup.history.store")
 
 CHUNK = 1000  # series per DELETE of a retention pass
 STATEMENT_TIMEOUT_MS = 30_000
 _LOCK = 0x6869_7374_6F72_79  # "history": schema and partition creation, across processes
+_ROLLUP_LOCK = 0x6869_7374_6461_79  # "histday": shared by writers, exclusive for a roll-up pass
 _PARTITION_NAME = re.compile(r"history_points_y\d{4}m\d{2}")
 
 CAUGHT: tuple[type[BaseException], ...] = (
@@ -68,6 +87,12 @@ CREATE TABLE IF NOT EXISTS history_hourly (
     vsum double precision, vmin double precision, vmax double precision,
     PRIMARY KEY (series, h)
 );
+CREATE TABLE IF NOT EXISTS history_daily (
+    series bigint NOT NULL, d bigint NOT NULL, cnt bigint NOT NULL,
+    vsum double precision, vmin double precision, vmax double precision,
+    PRIMARY KEY (series, d)
+);
+CREATE TABLE IF NOT EXISTS history_meta (key text COLLATE "C" PRIMARY KEY, value bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS history_latest (
     series bigint PRIMARY KEY, t bigint NOT NULL, rid bigint NOT NULL, num double precision, txt text,
     seen bigint NOT NULL
@@ -82,15 +107,26 @@ CREATE SEQUENCE IF NOT EXISTS history_notifications;
 _SERIES_COLUMNS = "id, tenant, sp, etype, eid, attr, atype"
 _KEY_ARRAYS = "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])"
 
-_HOURLY_UPSERT = """
-INSERT INTO history_hourly AS o (series, h, cnt, vsum, vmin, vmax)
+_ROLLUP_UPSERT = """
+INSERT INTO {table} AS o (series, {key}, cnt, vsum, vmin, vmax)
 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], $5::float8[], $6::float8[])
-ON CONFLICT (series, h) DO UPDATE SET
+ON CONFLICT (series, {key}) DO UPDATE SET
     cnt = o.cnt + excluded.cnt,
     vsum = COALESCE(o.vsum + excluded.vsum, o.vsum, excluded.vsum),
     vmin = LEAST(o.vmin, excluded.vmin),
     vmax = GREATEST(o.vmax, excluded.vmax)
 """
+_MARK = f"(SELECT value FROM history_meta WHERE key = '{ROLLED}')"
+# the hourly upsert, answering the roll-up mark as it is under the shared lock
+_HOURLY_UPSERT = f"WITH up AS ({_ROLLUP_UPSERT.format(table='history_hourly', key='h')}) SELECT {_MARK}"
+_DAILY_UPSERT = _ROLLUP_UPSERT.format(table="history_daily", key="d")
+_DAY_OF_H = f"h - ((h % {DAY}) + {DAY}) % {DAY}"
+
+_HOURS = Level("history_hourly", "h", HOUR, "history_points", "t",
+               "count(*) FILTER (WHERE num IS NOT NULL OR txt IS NOT NULL)",
+               "count(*) FILTER (WHERE num IS NOT NULL OR txt IS NOT NULL), sum(num), min(num), max(num)")
+_DAYS = Level("history_daily", "d", DAY, "history_hourly", "h", "COALESCE(sum(cnt), 0)",
+              "sum(cnt)::bigint, sum(vsum), min(vmin), max(vmax)")
 
 _LATEST_UPSERT = """
 INSERT INTO history_latest AS o (series, t, rid, num, txt, seen)
@@ -181,6 +217,8 @@ class PostgresStore(HistoryStore):
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
                 await conn.execute(_SCHEMA)
+                await conn.execute("INSERT INTO history_meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                                   ROLLED, NOTHING_ROLLED)
                 rows = await conn.fetch("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                                         "WHERE i.inhparent = 'history_points'::regclass")
             self._partitions = {row[0] for row in rows}
@@ -226,13 +264,17 @@ class PostgresStore(HistoryStore):
                                                  "subscription = $2 FOR UPDATE", batch.tenant, batch.subscription)
                 elements, top = keep_after(batch, cursor)
                 ids = await self._series_ids(conn, series_keys(batch.tenant, elements), created)
-                number = await conn.fetchval("SELECT nextval('history_notifications')")
+                number = await conn.fetchval("SELECT nextval('history_notifications') "
+                                             "FROM pg_advisory_xact_lock_shared($1)", _ROLLUP_LOCK)
                 rows = plan(batch, elements, ids, int(number))
                 if rows.points:
                     await conn.execute("INSERT INTO history_points (series, t, rid, num, txt) SELECT * FROM "
                                        "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], $5::text[])",
                                        *_columns(rows.points, 5))
-                    await conn.execute(_HOURLY_UPSERT, *_columns(rows.hourly, 6))
+                    mark = await conn.fetchval(_HOURLY_UPSERT, *_columns(rows.hourly, 6))
+                    daily = rows.daily(int(mark))
+                    if daily:
+                        await conn.execute(_DAILY_UPSERT, *_columns(daily, 6))
                     await conn.execute(_LATEST_UPSERT, *_columns(rows.latest, 6))
                 if top is not None:
                     await conn.execute("UPDATE history_cursors SET seq = GREATEST(seq, $3) WHERE tenant = $1 AND "
@@ -306,6 +348,16 @@ class PostgresStore(HistoryStore):
             rows = await self.pool.fetch(sql, list(series), first, end)
         return [(row[0], row[1], Partial(row[2], row[3], row[4], row[5])) for row in rows]
 
+    async def aggregate_daily(self, series: Sequence[int], first: int, end: int) -> list[tuple[int, int, Partial]]:
+        sql = (f"SELECT series, d, cnt, vsum, vmin, vmax FROM history_daily WHERE series = ANY($1::bigint[]) "
+               f"AND d >= $2 AND d < $3 UNION ALL "
+               f"SELECT series, {_DAY_OF_H} AS day, sum(cnt)::bigint, sum(vsum), min(vmin), max(vmax) "
+               f"FROM history_hourly WHERE series = ANY($1::bigint[]) AND h >= GREATEST($2, {_MARK}) AND h < $3 "
+               f"GROUP BY series, day")
+        with _mapped():  # one statement, one snapshot: the mark splits the days as the tables were
+            rows = await self.pool.fetch(sql, list(series), first, end)
+        return [(row[0], row[1], Partial(row[2], row[3], row[4], row[5])) for row in rows]
+
     async def latest(self, series: Sequence[int]) -> list[Latest]:
         with _mapped():
             rows = await self.pool.fetch("SELECT series, t, rid, num, txt, seen FROM history_latest "
@@ -325,17 +377,15 @@ class PostgresStore(HistoryStore):
         ids = list(series)
         with _mapped():
             async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", _ROLLUP_LOCK)
+                # which partly covered hours and days can be summed again: judged before anything goes
+                hours = {edge: await _complete(conn, _HOURS, ids, edge) for edge in edge_hours(lo, hi)}
+                days = {edge: await _complete(conn, _DAYS, ids, edge) for edge in edge_days(lo, hi)}
                 status = await conn.execute("DELETE FROM history_points WHERE series = ANY($1::bigint[]) "
                                             "AND t >= $2 AND t <= $3", ids, lo, hi)
                 deleted = int(status.split()[-1])
-                await conn.execute("DELETE FROM history_hourly WHERE series = ANY($1::bigint[]) AND h >= $2 "
-                                   "AND h <= $3", ids, floor(lo, HOUR), hi)
-                for edge in edge_hours(lo, hi):
-                    await conn.execute(
-                        "INSERT INTO history_hourly (series, h, cnt, vsum, vmin, vmax) SELECT series, $2, "
-                        "count(*) FILTER (WHERE num IS NOT NULL OR txt IS NOT NULL), sum(num), min(num), max(num) "
-                        "FROM history_points WHERE series = ANY($1::bigint[]) AND t >= $2 AND t < $3 GROUP BY series",
-                        ids, edge, edge + HOUR)
+                await _resum(conn, _HOURS, ids, lo, hi, hours)
+                await _resum(conn, _DAYS, ids, lo, hi, days)  # after the hours: a day is summed from them
                 stale = await conn.fetch("SELECT series FROM history_latest WHERE series = ANY($1::bigint[]) "
                                          "AND t >= $2 AND t <= $3", ids, lo, hi)
                 for (s,) in stale:
@@ -356,3 +406,78 @@ class PostgresStore(HistoryStore):
                                                  "AND t < $2", list(chunk), before)
                 deleted += int(status.split()[-1])
         return deleted
+
+    # -- roll-ups -----------------------------------------------------------------------------
+
+    async def roll_up(self, before: int) -> int:
+        before, written = floor(before, DAY), 0
+        with _mapped():
+            while True:  # a day per transaction: the exclusive lock holds ingestion back that long only
+                step = await self._roll_day(before)
+                if step is None:
+                    return written
+                written += step
+
+    async def _roll_day(self, before: int) -> int | None:
+        """Sum the first day after the mark that has hourly rows into ``daily`` and move the
+        mark past it (or to ``before`` when there is none before it). None: done already."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _ROLLUP_LOCK)
+            mark = int(await conn.fetchval(f"SELECT {_MARK}"))
+            if mark >= before:
+                return None
+            # the first hour at or after the mark: one probe of the (series, h) key per series
+            first = await conn.fetchval("SELECT min(x.h) FROM history_series s CROSS JOIN LATERAL "
+                                        "(SELECT min(h) AS h FROM history_hourly WHERE series = s.id AND h >= $1) x",
+                                        mark)
+            day = before if first is None else min(before, floor(int(first), DAY))
+            written = 0
+            if day < before:
+                status = await conn.execute(
+                    "INSERT INTO history_daily (series, d, cnt, vsum, vmin, vmax) "
+                    "SELECT s.id, $1, x.c, x.total, x.low, x.high FROM history_series s CROSS JOIN LATERAL "
+                    "(SELECT sum(cnt)::bigint AS c, sum(vsum) AS total, min(vmin) AS low, max(vmax) AS high "
+                    "FROM history_hourly WHERE series = s.id AND h >= $1 AND h < $2) x WHERE x.c IS NOT NULL "
+                    "ON CONFLICT (series, d) DO UPDATE SET cnt = excluded.cnt, vsum = excluded.vsum, "
+                    "vmin = excluded.vmin, vmax = excluded.vmax", day, day + DAY)
+                written = int(status.split()[-1])
+                day += DAY
+            await conn.execute("UPDATE history_meta SET value = $2 WHERE key = $1", ROLLED, day)
+            return written
+
+    async def purge_hourly(self, series: Sequence[int], before: int) -> int:
+        deleted = 0
+        with _mapped():
+            for chunk in chunks(list(series), CHUNK):
+                status = await self.pool.execute(f"DELETE FROM history_hourly WHERE series = ANY($1::bigint[]) "
+                                                 f"AND h < LEAST($2, {_MARK})", list(chunk), before)
+                deleted += int(status.split()[-1])
+        return deleted
+
+
+async def _complete(conn: asyncpg.Connection, level: Level, ids: list[int], edge: int) -> list[int]:
+    """The series whose roll-up of the slot ``edge`` still sums all its source rows (none
+    of these went to retention): only those can be summed again after a partial delete."""
+    rows = await conn.fetch(f"SELECT r.series FROM {level.table} r WHERE r.series = ANY($1::bigint[]) "
+                            f"AND r.{level.key} = $2 AND r.cnt = (SELECT {level.count} FROM {level.source} "
+                            f"WHERE series = r.series AND {level.time} >= $2 AND {level.time} < $3)",
+                            ids, edge, edge + level.step)
+    return [row[0] for row in rows]
+
+
+async def _resum(conn: asyncpg.Connection, level: Level, ids: list[int], lo: int, hi: int,
+                 complete: dict[int, list[int]]) -> None:
+    """After a delete of [lo, hi]: the roll-ups of the slots it covers whole dropped, those
+    of its partly covered slots summed again from their source where ``complete``."""
+    first, end = whole(lo, hi, level.step)
+    if first < end:
+        await conn.execute(f"DELETE FROM {level.table} WHERE series = ANY($1::bigint[]) AND {level.key} >= $2 "
+                           f"AND {level.key} < $3", ids, first, end)
+    for edge, kept in complete.items():
+        if not kept:
+            continue
+        await conn.execute(f"DELETE FROM {level.table} WHERE series = ANY($1::bigint[]) AND {level.key} = $2",
+                           kept, edge)
+        await conn.execute(f"INSERT INTO {level.table} (series, {level.key}, cnt, vsum, vmin, vmax) "
+                           f"SELECT series, $2, {level.sums} FROM {level.source} WHERE series = ANY($1::bigint[]) "
+                           f"AND {level.time} >= $2 AND {level.time} < $3 GROUP BY series", kept, edge, edge + level.step)

@@ -16,9 +16,13 @@ are written together, one savepoint each, in one transaction: one commit (and on
 the WAL's checkpoints) for many notifications. Each is answered once that transaction
 committed; one that fails rolls back to its savepoint only.
 
-Schema and indexes: ``points`` and ``hourly`` are ``WITHOUT ROWID`` tables clustered on
-their keys ((series, t, rid), (series, h)), so an attribute's values in a time range are
-one contiguous range of one B-tree.
+Schema and indexes: ``points``, ``hourly`` and ``daily`` are ``WITHOUT ROWID`` tables
+clustered on their keys ((series, t, rid), (series, h), (series, d)), so an attribute's
+values in a time range are one contiguous range of one B-tree.
+
+The roll-up mark (``base.py``) is read in every write transaction, not kept in memory: the
+writer holds SQLite's write lock then, so no pass (of this process or another on the same
+file) moves it before the ingestion commits.
 """
 
 from __future__ import annotations
@@ -32,9 +36,21 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
-from ..instants import HOUR, floor
+from ..instants import DAY, HOUR, floor, whole
 from ..model import Batch, Ingested, Latest, Partial, Point, Series, SeriesFilter, SeriesKey
-from .base import HistoryStore, StoreError, chunks, edge_hours, keep_after, plan, series_keys
+from .base import (
+    NOTHING_ROLLED,
+    ROLLED,
+    HistoryStore,
+    Level,
+    StoreError,
+    chunks,
+    edge_days,
+    edge_hours,
+    keep_after,
+    plan,
+    series_keys,
+)
 
 T = TypeVar("T")
 READERS = 2  # reader threads (connections); the machine has two cores
@@ -58,6 +74,10 @@ CREATE TABLE IF NOT EXISTS hourly (
     series INTEGER NOT NULL, h INTEGER NOT NULL, cnt INTEGER NOT NULL, vsum REAL, vmin REAL, vmax REAL,
     PRIMARY KEY (series, h)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS daily (
+    series INTEGER NOT NULL, d INTEGER NOT NULL, cnt INTEGER NOT NULL, vsum REAL, vmin REAL, vmax REAL,
+    PRIMARY KEY (series, d)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS latest (
     series INTEGER PRIMARY KEY, t INTEGER NOT NULL, rid INTEGER NOT NULL, num REAL, txt TEXT, seen INTEGER NOT NULL
 );
@@ -69,14 +89,24 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) W
 INSERT OR IGNORE INTO meta (key, value) VALUES ('notifications', 0);
 """
 
-_HOURLY_UPSERT = """
-INSERT INTO hourly (series, h, cnt, vsum, vmin, vmax) VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (series, h) DO UPDATE SET
+_MARK = f"(SELECT value FROM meta WHERE key = '{ROLLED}')"
+
+_ROLLUP_UPSERT = """
+INSERT INTO {table} (series, {key}, cnt, vsum, vmin, vmax) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (series, {key}) DO UPDATE SET
     cnt = cnt + excluded.cnt,
     vsum = COALESCE(vsum + excluded.vsum, vsum, excluded.vsum),
     vmin = COALESCE(min(vmin, excluded.vmin), vmin, excluded.vmin),
     vmax = COALESCE(max(vmax, excluded.vmax), vmax, excluded.vmax)
 """
+_HOURLY_UPSERT = _ROLLUP_UPSERT.format(table="hourly", key="h")
+_DAILY_UPSERT = _ROLLUP_UPSERT.format(table="daily", key="d")
+_DAY_OF_H = f"h - ((h % {DAY}) + {DAY}) % {DAY}"  # SQLite's % keeps the sign: days before 1970 too
+
+_HOURS = Level("hourly", "h", HOUR, "points", "t", "count(COALESCE(num, txt))",
+               "count(COALESCE(num, txt)), sum(num), min(num), max(num)")
+_DAYS = Level("daily", "d", DAY, "hourly", "h", "COALESCE(sum(cnt), 0)",
+              "sum(cnt), sum(vsum), min(vmin), max(vmax)")
 
 # SET expressions read the row as it was: t is compared before it changes.
 _LATEST_UPSERT = """
@@ -189,6 +219,7 @@ class SQLiteStore(HistoryStore):
         db = self._db()
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(_SCHEMA)
+        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (ROLLED, NOTHING_ROLLED))
 
     async def close(self) -> None:
         for task in list(self._drains):  # what was acknowledged or is being written, finished first
@@ -246,11 +277,12 @@ class SQLiteStore(HistoryStore):
         outcomes: list[Ingested | BaseException] = []
         db.execute("BEGIN IMMEDIATE")
         try:
+            mark = _mark(db)
             for batch in batches:
                 db.execute("SAVEPOINT batch")
                 mine: dict[SeriesKey, int] = {}
                 try:
-                    outcomes.append(self._ingest_one(db, batch, mine))
+                    outcomes.append(self._ingest_one(db, batch, mine, mark))
                 except sqlite3.Error as exc:
                     db.execute("ROLLBACK TO batch")
                     outcomes.append(StoreError(f"sqlite: {exc}"))
@@ -265,8 +297,10 @@ class SQLiteStore(HistoryStore):
         self._ids.update(created)  # only once committed: a rolled back series does not exist
         return outcomes
 
-    def _ingest_one(self, db: sqlite3.Connection, batch: Batch, created: dict[SeriesKey, int]) -> Ingested:
-        """One batch inside the current transaction; ``created`` gets the series it made."""
+    def _ingest_one(self, db: sqlite3.Connection, batch: Batch, created: dict[SeriesKey, int],
+                    mark: int) -> Ingested:
+        """One batch inside the current transaction; ``created`` gets the series it made;
+        ``mark`` is the roll-up mark (its values before it also go into ``daily``)."""
         cursor = None
         if batch.sequenced:
             row = db.execute("SELECT seq FROM cursors WHERE tenant = ? AND subscription = ?",
@@ -279,6 +313,9 @@ class SQLiteStore(HistoryStore):
         rows = plan(batch, elements, ids, int(number))
         db.executemany("INSERT INTO points (series, t, rid, num, txt) VALUES (?, ?, ?, ?, ?)", rows.points)
         db.executemany(_HOURLY_UPSERT, rows.hourly)
+        daily = rows.daily(mark)
+        if daily:
+            db.executemany(_DAILY_UPSERT, daily)
         db.executemany(_LATEST_UPSERT, rows.latest)
         if top is not None:
             db.execute("INSERT INTO cursors (tenant, subscription, seq) VALUES (?, ?, ?) "
@@ -358,6 +395,25 @@ class SQLiteStore(HistoryStore):
         rows = await self._read(self._chunked, series, sql, (first, end))
         return [(row[0], row[1], Partial(row[2], row[3], row[4], row[5])) for row in rows]
 
+    async def aggregate_daily(self, series: Sequence[int], first: int, end: int) -> list[tuple[int, int, Partial]]:
+        return await self._read(self._daily, list(series), first, end)
+
+    def _daily(self, series: list[int], first: int, end: int) -> list[tuple[int, int, Partial]]:
+        """Daily rows exist only before the mark; hourly rows are summed from the mark on.
+        One statement per chunk of series is one snapshot: a pass moving the mark meanwhile
+        cannot make a day counted twice or not at all."""
+        db = self._db()
+        found = []
+        for chunk in chunks(series, CHUNK):
+            marks = _marks(len(chunk))
+            sql = (f"SELECT series, d, cnt, vsum, vmin, vmax FROM daily WHERE series IN ({marks}) AND d >= ? "
+                   f"AND d < ? UNION ALL "
+                   f"SELECT series, {_DAY_OF_H} AS day, sum(cnt), sum(vsum), min(vmin), max(vmax) FROM hourly "
+                   f"WHERE series IN ({marks}) AND h >= max(?, {_MARK}) AND h < ? GROUP BY series, day")
+            for row in db.execute(sql, [*chunk, first, end, *chunk, first, end]):
+                found.append((row[0], row[1], Partial(row[2], row[3], row[4], row[5])))
+        return found
+
     async def latest(self, series: Sequence[int]) -> list[Latest]:
         sql = "SELECT series, t, rid, num, txt, seen FROM latest WHERE series IN ({ids})"
         return [Latest(*row) for row in await self._read(self._chunked, series, sql, ())]
@@ -386,9 +442,13 @@ class SQLiteStore(HistoryStore):
         try:
             for chunk in chunks(series, CHUNK):
                 ids, marks = list(chunk), _marks(len(chunk))
+                # which partly covered hours and days can be summed again: judged before anything goes
+                hours = {edge: _complete(db, _HOURS, ids, marks, edge) for edge in edge_hours(lo, hi)}
+                days = {edge: _complete(db, _DAYS, ids, marks, edge) for edge in edge_days(lo, hi)}
                 deleted += db.execute(f"DELETE FROM points WHERE series IN ({marks}) AND t >= ? AND t <= ?",
                                       [*ids, lo, hi]).rowcount
-                self._fix_hourly(db, ids, marks, lo, hi)
+                _resum(db, _HOURS, ids, marks, lo, hi, hours)
+                _resum(db, _DAYS, ids, marks, lo, hi, days)  # after the hours: a day is summed from them
                 self._fix_latest(db, ids, marks, lo, hi)
             db.execute("COMMIT")
         except BaseException:
@@ -396,16 +456,6 @@ class SQLiteStore(HistoryStore):
                 db.execute("ROLLBACK")
             raise
         return deleted
-
-    def _fix_hourly(self, db: sqlite3.Connection, ids: list[int], marks: str, lo: int, hi: int) -> None:
-        """Drop the roll-ups of the hours [lo, hi] touches; recompute the partly deleted
-        hours at its edges from the raw values left."""
-        db.execute(f"DELETE FROM hourly WHERE series IN ({marks}) AND h >= ? AND h <= ?", [*ids, floor(lo, HOUR), hi])
-        for edge in edge_hours(lo, hi):
-            db.execute(
-                f"INSERT INTO hourly (series, h, cnt, vsum, vmin, vmax) SELECT series, ?, count(COALESCE(num, txt)), "
-                f"sum(num), min(num), max(num) FROM points WHERE series IN ({marks}) AND t >= ? AND t < ? "
-                f"GROUP BY series", [edge, *ids, edge, edge + HOUR])
 
     def _fix_latest(self, db: sqlite3.Connection, ids: list[int], marks: str, lo: int, hi: int) -> None:
         stale = [row[0] for row in db.execute(
@@ -428,3 +478,87 @@ class SQLiteStore(HistoryStore):
             deleted += db.execute(f"DELETE FROM points WHERE series IN ({_marks(len(chunk))}) AND t < ?",
                                   [*chunk, before]).rowcount
         return deleted
+
+    # -- roll-ups -----------------------------------------------------------------------------
+
+    async def roll_up(self, before: int) -> int:
+        before, written = floor(before, DAY), 0
+        while True:  # a day per job: notifications waiting for the writer go in between
+            step = await self._write(self._roll_day, before)
+            if step is None:
+                return written
+            written += step
+
+    def _roll_day(self, before: int) -> int | None:
+        """Sum the first day after the mark that has hourly rows into ``daily`` and move the
+        mark past it (or to ``before`` when there is none before it). None: done already."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            mark = _mark(db)
+            if mark >= before:
+                db.execute("COMMIT")
+                return None
+            # the first hour at or after the mark: one probe of the (series, h) key per series
+            first = db.execute("SELECT min((SELECT min(h) FROM hourly WHERE series = s.id AND h >= ?)) FROM series s",
+                               (mark,)).fetchone()[0]
+            day = before if first is None else min(before, floor(int(first), DAY))
+            written = 0
+            if day < before:
+                written = db.execute(
+                    "INSERT INTO daily (series, d, cnt, vsum, vmin, vmax) "
+                    "SELECT h.series, ?, sum(h.cnt), sum(h.vsum), min(h.vmin), max(h.vmax) "
+                    "FROM series s CROSS JOIN hourly h ON h.series = s.id AND h.h >= ? AND h.h < ? WHERE true "
+                    "GROUP BY h.series ON CONFLICT (series, d) DO UPDATE SET cnt = excluded.cnt, "
+                    "vsum = excluded.vsum, vmin = excluded.vmin, vmax = excluded.vmax",
+                    (day, day, day + DAY)).rowcount
+                day += DAY
+            db.execute("UPDATE meta SET value = ? WHERE key = ?", (day, ROLLED))
+            db.execute("COMMIT")
+            return written
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    async def purge_hourly(self, series: Sequence[int], before: int) -> int:
+        deleted = 0
+        for chunk in chunks(list(series), CHUNK):  # a job per chunk: notifications go in between
+            deleted += await self._write(self._purge_hourly, list(chunk), before)
+        return deleted
+
+    def _purge_hourly(self, chunk: list[int], before: int) -> int:
+        return self._db().execute(f"DELETE FROM hourly WHERE series IN ({_marks(len(chunk))}) AND h < min(?, {_MARK})",
+                                  [*chunk, before]).rowcount
+
+
+def _mark(db: sqlite3.Connection) -> int:
+    """The roll-up mark: days before it are in ``daily``."""
+    return int(db.execute("SELECT value FROM meta WHERE key = ?", (ROLLED,)).fetchone()[0])
+
+
+def _complete(db: sqlite3.Connection, level: Level, ids: list[int], marks: str, edge: int) -> list[int]:
+    """The series whose roll-up of the slot ``edge`` still sums all its source rows (none
+    of these went to retention): only those can be summed again after a partial delete."""
+    sql = (f"SELECT r.series FROM {level.table} r WHERE r.series IN ({marks}) AND r.{level.key} = ? AND r.cnt = "
+           f"(SELECT {level.count} FROM {level.source} WHERE series = r.series AND {level.time} >= ? "
+           f"AND {level.time} < ?)")
+    return [row[0] for row in db.execute(sql, [*ids, edge, edge, edge + level.step])]
+
+
+def _resum(db: sqlite3.Connection, level: Level, ids: list[int], marks: str, lo: int, hi: int,
+           complete: dict[int, list[int]]) -> None:
+    """After a delete of [lo, hi]: the roll-ups of the slots it covers whole dropped, those
+    of its partly covered slots summed again from their source where ``complete``."""
+    first, end = whole(lo, hi, level.step)
+    if first < end:
+        db.execute(f"DELETE FROM {level.table} WHERE series IN ({marks}) AND {level.key} >= ? AND {level.key} < ?",
+                   [*ids, first, end])
+    for edge, kept in complete.items():
+        if not kept:
+            continue
+        kept_marks = _marks(len(kept))
+        db.execute(f"DELETE FROM {level.table} WHERE series IN ({kept_marks}) AND {level.key} = ?", [*kept, edge])
+        db.execute(f"INSERT INTO {level.table} (series, {level.key}, cnt, vsum, vmin, vmax) SELECT series, ?, "
+                   f"{level.sums} FROM {level.source} WHERE series IN ({kept_marks}) AND {level.time} >= ? "
+                   f"AND {level.time} < ? GROUP BY series", [edge, *kept, edge, edge + level.step])
