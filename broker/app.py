@@ -3,7 +3,8 @@
 HTTP requests go to ``front.serve_http`` (correlator, CORS, request context, guards, URL
 check, routing and the last-resort error handler in one pass); Starlette runs the lifespan.
 The store and the entity service live in the lifespan and reach routes through
-``app.state``.
+``app.state``; so do the administration API's statistics and log settings
+(``routes/admin.py``), whose routes join the front end's table here.
 """
 
 from __future__ import annotations
@@ -12,20 +13,23 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from typing import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from ngsi.destinations import Gate, Policy, parse_rules
+from ngsi.names import forbidden_uri_chars
 from ngsi.server.guards import Guard, load_factory, load_guards
 
 from .config import Config, forwarding_ssl_context, mask_url, notification_ssl_context
 from .entities import EntityService
 from .feed import Feed, feed_credentials, parse_list
-from .front import serve_http
+from .front import encoded_slash, route, serve_http
 from .registrations.forward import Forwarder
 from .registrations.registry import RegistrationRegistry
+from .routes.admin import PATTERNS, Admin, CountingRegistry, Statistics
 from .store import Store, open_store
 from .store.base import ChangeCallback
 from .subscriptions.registry import SubscriptionRegistry
@@ -39,12 +43,55 @@ class BrokerApp(Starlette):
     """Starlette for the lifespan and ``state``; HTTP requests go straight to the front end
     (``front.serve_http``), without Starlette's middleware stack and router."""
 
+    statistics: Statistics | None = None  # set when -statCounters or -statTiming asks to measure requests
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope["app"] = self
-            await serve_http(self, scope, receive, send)
+            if self.statistics is None:
+                await serve_http(self, scope, receive, send)
+            else:
+                await _measured(self, self.statistics, scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+
+async def _measured(app: BrokerApp, stats: Statistics, scope: Scope, receive: Receive, send: Send) -> None:
+    """The request served, counted (``-statCounters``) and timed (``-statTiming``) for
+    ``GET /statistics``: the whole request, guards included, as Orion's ``total``."""
+    if stats.counters:
+        stats.request(*_request_kind(scope, bool(app.state.config.cors_origin)))
+    started = time.perf_counter()
+    try:
+        await serve_http(app, scope, receive, send)
+    finally:
+        if stats.timing:
+            stats.took(time.perf_counter() - started)
+
+
+def _request_kind(scope: Scope, cors: bool) -> tuple[str | None, str, str | None, bool]:
+    """(URL pattern or None, method, payload kind or None, served) of a request, as
+    ``Statistics.request`` counts it; routed as ``serve_http`` routes it."""
+    method, path = scope["method"], scope["path"]
+    if len(path) > 1 and path[-1] == "/":
+        path = path[:-1]
+    found = None if forbidden_uri_chars(path) or encoded_slash(scope) else route(path)
+    pattern, served = None, False
+    if found is not None:
+        pattern = PATTERNS.get(found[0])
+        served = method in found[0].handlers or (method == "OPTIONS" and cors)
+    length, content_type, chunked = b"", b"", False
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            length = value.strip()
+        elif name == b"content-type":
+            content_type = value.split(b";")[0].strip().lower()
+        elif name == b"transfer-encoding":
+            chunked = True
+    payload = None
+    if chunked or (length and length != b"0"):
+        payload = {b"application/json": "json", b"text/plain": "text"}.get(content_type, "other")
+    return pattern, method, payload, served
 
 
 async def _purge_loop(service: EntityService) -> None:
@@ -94,6 +141,8 @@ def create_app(
         # Every URL the broker calls for a user passes the destination policy (-notifAllowedHosts).
         gate = Gate(Policy(parse_rules(",".join(config.notif_allowed_hosts)), setting="-notifAllowedHosts"))
         registry = SubscriptionRegistry(the_store, gate=gate)
+        admin: Admin = app.state.admin
+        registry.listeners.append(admin.cache.listener)
         registrations_ = RegistrationRegistry(the_store, gate=gate)
         loaded = asyncio.Event()
         if the_store.shared:  # before loading: no change made meanwhile by another worker is missed
@@ -109,8 +158,9 @@ def create_app(
             gate=gate,
         )
         notifier = Notifier(
-            registry,
+            CountingRegistry(registry, admin.stats) if admin.stats.watching_notifications else registry,
             http_timeout=config.http_timeout / 1000.0 if config.http_timeout else None,
+            mqtt_max_age=config.mqtt_max_age * 60.0,
             custom_enabled=not config.disable_custom_notifications,
             insecure=config.insecure_notif,
             ssl_context=notification_ssl_context(config),
@@ -138,6 +188,7 @@ def create_app(
             service.listeners.append(feed.listener)  # committed to the outbox before the answer
             await feed.start()
         service.listeners.append(notifier.listener)
+        admin.watch_deprecations(service.listeners)
         app.state.notifier = notifier
         app.state.feed = feed
         purger = asyncio.create_task(_purge_loop(service))
@@ -158,5 +209,8 @@ def create_app(
 
     app = BrokerApp(lifespan=lifespan)
     app.state.config = config
+    app.state.admin = Admin(config)
+    if app.state.admin.stats.measuring:
+        app.statistics = app.state.admin.stats
     app.state.guards = list(guards) if guards is not None else load_guards(config.guards, config)
     return app

@@ -75,6 +75,13 @@ class Config:
     https: bool = False  # Orion's -https: TLS on -port, plain HTTP nowhere
     https_key: str = ""  # Orion's -key: the server's private key (PEM)
     https_cert: str = ""  # Orion's -cert: its certificate, then any intermediate CA certificates (PEM)
+    # Orion's administration options (admin/cli.md): what GET /statistics measures, deprecated
+    # usages logged as warnings, and how long an unused MQTT connection is kept (minutes).
+    stat_counters: bool = False
+    stat_timing: bool = False
+    stat_notif_queue: bool = False
+    log_deprecate: bool = False
+    mqtt_max_age: int = 60
     ignored: tuple[str, ...] = field(default_factory=tuple)
     # The request seam: guards as "module:factory" (each factory takes this Config and
     # returns a guard; see ngsi/server/guards.py), composed by the orchestrator.
@@ -104,13 +111,13 @@ IGNORED = Ignored(  # Orion options accepted for compatibility that change nothi
     "ignored",
     valued=(
         "subCacheIval", "dbTimeout", "dbPoolSize", "logDir", "pidpath", "maxConnections",
-        "reqPoolSize", "t", "notifFlowControl", "mqttMaxAge", "cprForwardLimit", "correlatorId", "logSummary",
+        "reqPoolSize", "t", "notifFlowControl", "cprForwardLimit", "correlatorId", "logSummary",
         "db", "dbhost", "dbuser", "dbpwd", "rplSet", "dbAuthMech", "dbAuthDb", "logLineMaxSize",
         "logInfoPayloadMaxSize", "connectionMemory", "notifQueueStats",
     ),
     flags=(
-        "ipv4", "ipv6", "fg", "disableFileLog", "noCache", "logForHumans", "ngsiv1Autocast", "statCounters",
-        "relogAlarms", "statNotifQueue", "statSemWait", "statTiming", "disableNgsiv1", "disableMetrics",
+        "ipv4", "ipv6", "fg", "disableFileLog", "noCache", "logForHumans", "ngsiv1Autocast",
+        "relogAlarms", "statSemWait", "disableNgsiv1", "disableMetrics",
     ),
 )
 
@@ -174,6 +181,15 @@ OPTIONS = Table(
            help="-https: the server's private key, PEM, not encrypted"),
     option("-cert", field="https_cert", type=Text("FILE"), env="ORION_HTTPS_CERTFILE",
            help="-https: the server's certificate, PEM, followed by any intermediate CA certificates"),
+    option("-statCounters", type=FLAG, env="ORION_STAT_COUNTERS",
+           help="GET /statistics counts requests by URL and verb, notifications, deprecated usages"),
+    option("-statTiming", type=FLAG, env="ORION_STAT_TIMING", help="GET /statistics times the requests"),
+    option("-statNotifQueue", type=FLAG, env="ORION_STAT_NOTIF_QUEUE",
+           help="GET /statistics shows the notification queue (-notificationMode threadpool)"),
+    option("-logDeprecate", type=FLAG, env="ORION_LOG_DEPRECATE",
+           help="log deprecated usages as warnings (also PUT /admin/log?deprecate=true)"),
+    option("-mqttMaxAge", type=Int(1, metavar="MINUTES"), env="ORION_MQTT_MAX_AGE",
+           help="minutes an unused MQTT connection of the notifier is kept"),
     guards_option("-guard"),
     ignored=IGNORED,
     about="Orion's option names, each also read from the environment variable beside it (Orion's Docker "

@@ -58,6 +58,9 @@ class Outcome:
     kind: str  # "do not exist" or "already exist"
     succeeded: bool = False
     failures: list[tuple[str, list[str] | None]] = field(default_factory=list)  # None: entity itself
+    # A context provider failed to take its attributes: the partial update is then a 404
+    # ("due to failing or missing CPrs, a 404 Not Found", context_providers.md), not a 422.
+    provider_failed: bool = False
 
     def fail(self, label: str, attrs: list[str] | None) -> None:
         self.failures.append((label, attrs))
@@ -76,7 +79,7 @@ class Outcome:
         )
         description = prefix + ", ".join(parts)
         if self.succeeded:
-            raise PartialUpdate(description)
+            raise PartialUpdate(description, status=404 if self.provider_failed else None)
         if all(attrs is None for _, attrs in self.failures):
             raise NotFound(description)
         raise Unprocessable(description)
@@ -125,9 +128,9 @@ def _operated(name: str, attr: dict[str, Any], previous: dict[str, Any] | None) 
     """
     if not is_operation(attr["value"]):
         return attr
+    # A new attribute starts from the manual's reference values, 0 for $min/$max on a
+    # number, which for a DateTime (epoch seconds) is the epoch: {"$min": date} gives 1970.
     current = ABSENT if previous is None else previous.get("value")
-    if current is ABSENT and attr["type"] in DATE_TYPES:
-        current = 0.0  # Orion starts a new DateTime from the epoch: {"$min": date} creates 1970-01-01
     try:
         value = apply_operators(attr["value"], current, base=f"attrs.{name}.value")
     except OperatorError as exc:

@@ -33,7 +33,7 @@ from ngsi.server.guards import BodyTimeout, ClientGone, Incoming, PayloadTooLarg
 from . import jsonio
 from .cors import EXPOSED, allowed_origin
 from .http import Resource, error_response, request_timeout
-from .routes import batch, entities, notify, registrations, subscriptions, types, version
+from .routes import admin, batch, entities, notify, registrations, subscriptions, types, version
 
 log = logging.getLogger("waziup.broker")
 
@@ -48,6 +48,7 @@ FIXED: dict[str, Resource] = {
     "/v2/op/notify": notify.OP_NOTIFY,
     "/v2/subscriptions": subscriptions.SUBSCRIPTIONS,
     "/v2/registrations": registrations.REGISTRATIONS,
+    **admin.FIXED,  # Orion's administration API (admin/statistics.md, admin/management_api.md)
 }
 # /v2/<collection>/{param}: (resource, parameter name, may the segment be empty)
 _ONE: dict[str, tuple[Resource, str, bool]] = {
@@ -77,6 +78,8 @@ def route(path: str) -> tuple[Resource, dict[str, str]] | None:
         return resource, {}
     parts = path.split("/")
     n = len(parts)
+    if n == 4 and parts[1] == "log" and parts[2] == "trace" and parts[3] and parts[0] == "":
+        return admin.LOG_TRACE_LEVELS, {"levels": parts[3]}  # admin/management_api.md, "Trace levels"
     if n < 4 or parts[0] != "" or parts[1] != "v2":
         return None
     if n == 4:

@@ -222,11 +222,8 @@ def _shape_of(geometry: Any) -> BaseGeometry:
     if not isinstance(geometry, dict):
         raise ValueError("not an object")
     kind = geometry.get("type")
-    if kind == "GeometryCollection":
-        parts = geometry.get("geometries")
-        if not isinstance(parts, list):
-            raise ValueError("no geometries")
-        return shapely.GeometryCollection([_shape_of(part) for part in parts])
+    # GeometryCollection is "the only GeoJSON type not supported at all" (orion-api.md,
+    # "GeoJSON"): Orion fails to store it, so it is refused like any shape MongoDB refuses.
     if kind not in _DEPTH:
         raise ValueError("unknown type")
     coords = _flat_coords(geometry.get("coordinates"), _DEPTH[kind])
@@ -423,12 +420,13 @@ def parse_geo_query(
             points.append(point)
     if georel is None or geometry is None or coords is None:
         raise BadRequest(PARTIAL_GEO_EXPRESSION)
-    ring = points if points[0] == points[-1] else points + points[:1]
+    # orion-api.md, "Geographical Queries": one pair for a point, a list for a line, two for
+    # a box, "at least four pairs" for a polygon.
     counts_ok = {
         "point": len(points) == 1,
         "line": len(points) >= 2,
         "box": len(points) == 2,
-        "polygon": len(ring) >= 4,
+        "polygon": len(points) >= 4,
     }
     if not counts_ok[geometry]:
         raise fail(f"invalid number of coordinates for {geometry}")  # (guess)

@@ -24,21 +24,29 @@ Interface:
   payloads a string that is one whole macro (``"${A}"``, ``"${{a:1}}"``)
   becomes the typed value; other strings are substituted as text.
 
-Semantics follow the cases (4004, 4555, 4556, 4594, 4689) and Orion's docs:
+Semantics follow Orion's manual (orion-api.md, "JEXL support in custom
+notifications": "Available Transformations", "Failsafe cases", "Known
+limitations") and, where it is silent, the cases (4004, 4555, 4556, 4594, 4689):
 
 * no unary minus (``A||-1`` is a syntax error, so ``null``: 4004 B2; write
-  ``0-1``);
+  ``0-1``) and no negation ``!`` (a syntax error too, "Known limitations";
+  ``compile_expression(..., negation=True)`` allows it for JavaScript JEXL);
 * an identifier missing from the context is *undefined*: ``||``/``&&``/``?:``
-  treat it as falsy (``A||0`` gives 0), any other operation on it fails, so
+  treat it as falsy (``A||0`` gives 0), ``!=`` as null (``A != null ? 1 : 0``
+  gives 0, "Failsafe cases"), any other operation on it fails, so
   ``(A==null)?'x':A`` is ``null`` when ``A`` is missing but ``'x'`` when A is
   ``null`` (4004 missing_attribute_as_null);
-* unknown transforms fail (``A|patata`` is ``null``);
+* unknown transforms fail (``A|patata`` is ``null``), and so does a transform
+  given a wrong type or wrong arguments (``mapper`` wants strings, ``nMapper``
+  and ``thMapper`` numbers, the ``arr*`` ones arrays of numbers, empty arrays
+  give ``null`` except for ``arrSort``/``arrReverse``); ``len`` also counts the
+  items of an array (4004 binary_map_accum), though the manual says strings;
 * ``||`` / ``&&`` return an operand (``A||'x'``), not a boolean;
 * numbers are JSON numbers: ints stay ints while exact, ``/`` is true
   division, ``%`` takes the dividend's sign, division by zero fails.
 
 Grammar (Pratt parser, lowest to highest): ``?:``, ``||``, ``&&``,
-``== !=``, ``< <= > >= in``, ``+ -``, ``* / // %``, ``^``, unary ``!``,
+``== !=``, ``< <= > >= in``, ``+ -``, ``* / // %``, ``^``, unary ``!`` (when allowed),
 postfix ``.name``, ``[index]``, ``[.filter]``, ``|transform(args)``.
 Literals: numbers, ``'..'``/``".."`` strings, ``true false null``, arrays,
 objects (``{a: 1, 'b c': 2}``).  Compilation turns the tree into nested
@@ -94,6 +102,8 @@ class _Fail(Exception):
 
 
 Fn = Callable[[Any, Any], Any]  # (context, filter element) -> value
+# What evaluating may raise (transforms included): the expression, or a filter's item, fails.
+_RUNTIME_ERRORS = (_Fail, ArithmeticError, TypeError, ValueError, KeyError, IndexError, AttributeError)
 
 # ---------------------------------------------------------------- lexer
 
@@ -355,6 +365,16 @@ def _int_arg(v: Any) -> int:
     raise _Fail
 
 
+def _nearest_int(v: Any) -> int:
+    """A number rounded to the closest integer, halves away from zero (``nMapper``'s floats)."""
+    n = _num(v)
+    if isinstance(n, int):
+        return n
+    if not math.isfinite(n):
+        raise _Fail
+    return math.floor(abs(n) + 0.5) * (1 if n >= 0 else -1)
+
+
 def _t_substring(x: Any, a: Any, b: Any) -> str:
     s, i, j = _s(x), _int_arg(a), _int_arg(b)
     if not 0 <= i <= j <= len(s):
@@ -401,7 +421,7 @@ def _t_parse_float(x: Any) -> float:
     if _is_num(x):
         return float(x)
     if isinstance(x, str) and _FLOAT_RE.fullmatch(x):
-        return _finite(float(x))  # type: ignore[return-value]
+        return _finite(float(x))
     raise _Fail
 
 
@@ -427,9 +447,7 @@ def _t_to_json(x: Any) -> Any:
 def _t_round(x: Any, decimals: Any = None) -> Any:
     x = _num(x)
     if decimals is None:
-        if isinstance(x, int):
-            return x
-        return _finite(float(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1))  # half away from zero
+        return _nearest_int(x)
     return _finite(round(x, _int_arg(decimals)))
 
 
@@ -475,21 +493,37 @@ def _t_match_regex(x: Any, p: Any) -> list[str]:
 
 
 def _t_mapper(x: Any, values: Any, choices: Any) -> Any:
-    values, choices = _list(values), _list(choices)
-    if len(values) != len(choices):
+    """``mapper``: a string input, string ``values``, same-length ``choices`` of any type."""
+    x, values, choices = _s(x), _list(values), _list(choices)
+    if len(values) != len(choices) or not all(isinstance(v, str) for v in values):
         raise _Fail
     for v, c in zip(values, choices):
-        if _eq(x, v):
+        if x == v:
+            return c
+    raise _Fail
+
+
+def _t_n_mapper(x: Any, values: Any, choices: Any) -> Any:
+    """``nMapper``: ``mapper`` for numbers, compared as integers (floats rounded)."""
+    n, values, choices = _nearest_int(x), _list(values), _list(choices)
+    if len(values) != len(choices):
+        raise _Fail
+    keys = [_nearest_int(v) for v in values]  # every item checked: one non-number is null
+    for k, c in zip(keys, choices):
+        if n == k:
             return c
     raise _Fail
 
 
 def _t_th_mapper(x: Any, values: Any, choices: Any) -> Any:
+    """``thMapper``: ``choices[i]`` for ``values[i-1] <= x < values[i]``, the first below
+    ``values[0]``, the last from the last value on."""
     x, values, choices = _num(x), _list(values), _list(choices)
     if len(choices) != len(values) + 1:
         raise _Fail
-    for v, c in zip(values, choices):
-        if x < _num(v):
+    bounds = [_num(v) for v in values]  # a non-number anywhere is null, even past the match
+    for v, c in zip(bounds, choices):
+        if x < v:
             return c
     return choices[-1]
 
@@ -503,18 +537,33 @@ def _t_dict(f: Callable[[dict[str, Any]], list[Any]]) -> Callable[[Any], Any]:
     return t
 
 
+def _numbers(x: Any, *, empty_ok: bool = False) -> list[int | float]:
+    """The input of the ``arr*`` transforms: an array of numbers (null otherwise, and for
+    an empty one unless ``empty_ok``)."""
+    arr = _list(x)
+    if not arr and not empty_ok:
+        raise _Fail
+    return [_num(v) for v in arr]
+
+
 def _t_arr_sum(x: Any) -> Any:
     total: int | float = 0
-    for v in _list(x):
-        total += _num(v)
+    for v in _numbers(x):
+        total += v
     return _finite(total)
 
 
 def _t_arr_avg(x: Any) -> Any:
-    arr = _list(x)
-    if not arr:
-        raise _Fail
+    arr = _numbers(x)
     return _finite(_t_arr_sum(arr) / len(arr))
+
+
+def _t_arr_med(x: Any) -> Any:
+    arr = sorted(_numbers(x))
+    mid = len(arr) // 2
+    if len(arr) % 2:
+        return arr[mid]
+    return _finite((arr[mid - 1] + arr[mid]) / 2)
 
 
 def _t_now(x: Any) -> Any:
@@ -581,11 +630,17 @@ TRANSFORMS: dict[str, Callable[..., Any]] = {
     "replaceRegex": _t_replace_regex,
     "matchRegex": _t_match_regex,
     "mapper": _t_mapper,
+    "nMapper": _t_n_mapper,
     "thMapper": _t_th_mapper,
     "values": _t_dict(lambda d: list(d.values())),
     "keys": _t_dict(lambda d: list(d.keys())),
     "arrSum": _t_arr_sum,
     "arrAvg": _t_arr_avg,
+    "arrMax": lambda x: max(_numbers(x)),
+    "arrMin": lambda x: min(_numbers(x)),
+    "arrMed": _t_arr_med,
+    "arrSort": lambda x: sorted(_numbers(x, empty_ok=True)),
+    "arrReverse": lambda x: _list(x)[::-1],
     "now": _t_now,
     "toIsoString": _t_to_iso_string,
     "getTime": _t_get_time,
@@ -600,8 +655,11 @@ def _const(v: Any) -> Fn:
 
 
 class _Parser:
-    def __init__(self, text: str, transforms: Mapping[str, Callable[..., Any]] | None = None) -> None:
+    def __init__(
+        self, text: str, transforms: Mapping[str, Callable[..., Any]] | None = None, negation: bool = False
+    ) -> None:
         self.transforms = TRANSFORMS if transforms is None else transforms
+        self.negation = negation
         self.toks = _lex(text)
         self.i = 0
         self.depth = 0
@@ -676,6 +734,8 @@ class _Parser:
             self.expect(")")
             return inner
         if t.text == "!":
+            if not self.negation:
+                raise BadRequest("JEXL syntax error: the negation operator '!' is not supported")
             operand = self.expr(_UNARY_BP)
 
             def not_(ctx: Any, el: Any) -> bool:
@@ -776,6 +836,15 @@ class _Parser:
             return and_
         bp, fn = _BINARY[op]
         right = self.expr(bp)  # left associative
+        if op == "!=":
+            # Orion: ``A != null`` is false when A is not in the context, where ``A == null``
+            # fails ("Failsafe cases"): an undefined operand compares as null here.
+            def not_equal(ctx: Any, el: Any) -> bool:
+                a = left(ctx, el)
+                b = right(ctx, el)
+                return not _eq(None if a is UNDEFINED else a, None if b is UNDEFINED else b)
+
+            return not_equal
 
         def binary(ctx: Any, el: Any) -> Any:
             a = left(ctx, el)
@@ -788,12 +857,15 @@ class _Parser:
 
     @staticmethod
     def _filter(subject: Fn, cond: Fn) -> Fn:
+        """``subject[.field op value]``: the items for which the condition is truthy; one it
+        cannot be evaluated on (``.p > 1`` on an item without ``p``) is left out, as JavaScript
+        JEXL does, rather than failing the whole expression."""
         def filt(ctx: Any, el: Any) -> Any:
             s = subject(ctx, el)
             if s is UNDEFINED or s is None:
                 return UNDEFINED
             items = s if isinstance(s, list) else [s]
-            return [x for x in items if _truthy(cond(ctx, x))]
+            return [x for x in items if _holds(cond, ctx, x)]
 
         return filt
 
@@ -819,6 +891,13 @@ class _Parser:
         return transform
 
 
+def _holds(cond: Fn, ctx: Any, el: Any) -> bool:
+    try:
+        return _truthy(cond(ctx, el))
+    except _RUNTIME_ERRORS:
+        return False
+
+
 class Expr:
     """A compiled JEXL expression; evaluate it as often as needed."""
 
@@ -832,7 +911,7 @@ class Expr:
         """The JSON value of the expression; ``None`` on any runtime error."""
         try:
             v = self._fn(context, None)
-        except (_Fail, ArithmeticError, TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError):
+        except (*_RUNTIME_ERRORS, RecursionError):
             return None
         if v is UNDEFINED:
             return None
@@ -842,15 +921,19 @@ class Expr:
         return f"Expr({self.text!r})"
 
 
-def compile_expression(text: str, transforms: Mapping[str, Callable[..., Any]] | None = None) -> Expr:
+def compile_expression(
+    text: str, transforms: Mapping[str, Callable[..., Any]] | None = None, *, negation: bool = False
+) -> Expr:
     """Parse ``text``; ``BadRequest`` when it is not valid JEXL.
 
     ``transforms`` replaces Orion's table (the IoT agent passes its own set,
     see ``iot_agent.expressions``); a transform raising ``TypeError``,
     ``ValueError``... makes the expression ``null`` like any runtime error.
+    ``negation`` allows the unary ``!``: Orion does not support it ("Known
+    limitations"), JavaScript JEXL (the IoT agent's) does.
     """
     try:
-        return Expr(text, _Parser(text, transforms).parse())
+        return Expr(text, _Parser(text, transforms, negation).parse())
     except RecursionError:
         raise BadRequest("JEXL syntax error: expression nested too deeply") from None
 

@@ -256,10 +256,18 @@ def _text_unrestricted(attr_type: str, md: dict[str, dict[str, Any]]) -> bool:
 
 
 def _check_metadata(md: dict[str, dict[str, Any]]) -> None:
+    """Names, types and string values of metadata.
+
+    Only a metadata value that is a string is checked for forbidden characters: Orion's
+    metadata check looks at string values alone, so a structured metadata value
+    (``{"field_value": "20.0'"}``) is stored as given. No metadata type lifts the check:
+    ``TextUnrestricted`` frees attribute values only (orion-api.md, "General syntax
+    restrictions").
+    """
     for name, item in md.items():
         check_identifier("metadata name", name)
         check_identifier("metadata type", item["type"])
-        if item["type"] not in DATE_TYPES and item["type"] != TEXT_UNRESTRICTED:
+        if isinstance(item["value"], str):
             check_text_value(item["value"], "metadata value")
 
 

@@ -1,21 +1,26 @@
 """Orion's update operators for attribute values: ``{"$inc": 2}`` and friends, as pure functions.
 
 An attribute value that is a JSON object whose keys are all operator names is not a value
-but an instruction on the current value. Orion hands these to MongoDB's update operators,
-so their results, their effect on an attribute that does not exist yet, and their failures
-are MongoDB's; this module reproduces them on plain JSON values:
+but an instruction on the current value. On an attribute that exists, Orion hands these to
+MongoDB's update operators, so their results and failures are MongoDB's; on a new entity
+or a replaced one Orion works the value out itself from a reference value (orion-api.md,
+"Usage in create or replace entity operations"), and so does the broker for a new attribute
+of an existing entity (Orion then builds the whole attribute, value included, itself too).
+This module reproduces both on plain JSON values:
 
-    $inc n       add n            (absent: n)       $mul n      multiply by n   (absent: 0)
-    $min x       smaller of two   (absent: x)       $max x      larger of two   (absent: x)
-    $push x      append x         (absent: [x]*)    $addToSet x append if new   (absent: [x]*)
-    $pull x      remove matches   (absent: none)    $pullAll xs remove each     (absent: none)
-    $set {k: v}  set keys         (absent: {k: v})  $unset {k}  remove keys     (absent: none)
-    $set x       (not an object) replace the value
+    $inc n       add n            (absent: 0 + n)       $mul n      multiply by n  (absent: 0 * n)
+    $min x       smaller of two   (absent: vs 0 *)      $max x      larger of two  (absent: vs 0 *)
+    $push x      append x         (absent: [] + x)      $addToSet x append if new  (absent: [] + x)
+    $pull x      remove matches   (absent: ignored)     $pullAll xs remove each    (absent: ignored)
+    $set {k: v}  set keys         (absent: {} + k: v)   $unset {k}  remove keys    (absent: ignored)
+    $set x       (not an object) replace the value      $unset x    (not an object) ignored
+    $set {}      nothing changes  (absent: {})
 
-"absent: none" means the attribute is not created at all; (*) an object or array x gives
-[[x]], Orion's quirk. Numbers are Orion's doubles: an ``$inc``/``$mul`` result too large
-for an exact int becomes a double, one beyond a double's range is refused (MongoDB would
-store an infinity that no JSON can carry). ``$set`` and ``$unset`` may be
+"ignored" means the attribute is not created at all. (*) A number is compared with 0 (a
+DateTime, held as epoch seconds, with the epoch); any other value is taken as it is, the
+manual naming no reference for it. Numbers are Orion's doubles: an ``$inc``/``$mul``
+result too large for an exact int becomes a double, one beyond a double's range is refused
+(MongoDB would store an infinity that no JSON can carry). ``$set`` and ``$unset`` may be
 combined in one value (on different keys); other combinations touch the same path and
 fail as MongoDB fails them.
 """
@@ -93,8 +98,10 @@ def _bson_text(value: Any) -> str:
 
 def _paths(op: str, arg: Any) -> list[tuple[str, ...]]:
     """The value paths an operator writes, relative to the attribute value (MongoDB checks these)."""
-    if op in ("$set", "$unset") and isinstance(arg, dict) and arg:
+    if op in ("$set", "$unset") and isinstance(arg, dict):
         return [tuple(key.split(".")) for key in arg]
+    if op == "$unset":
+        return []  # ignored (see apply_one)
     return [()]
 
 
@@ -124,10 +131,11 @@ def _number_text(x: int | float) -> str:
     return repr(x)
 
 
-def _arith(op: str, arg: Any, current: Any) -> Any:
+def _arith(op: str, arg: Any, current: Any, base: str) -> Any:
     if not _is_number(arg):
+        # orion-api.md, "How Orion deals with operators", quotes this text of MongoDB's.
         raise OperatorError(f"Cannot {'increment' if op == '$inc' else 'multiply'} with non-numeric argument: "
-                            f"{{value: {_bson_text(arg)}}}")
+                            f"{{{base}: {_bson_text(arg)}}}")
     if current is ABSENT:
         return arg if op == "$inc" else arg * 0
     if not _is_number(current):
@@ -171,19 +179,25 @@ def _pull_matches(pattern: Any, item: Any) -> bool:
     return equal(pattern, item)
 
 
-def apply_one(op: str, arg: Any, current: Any) -> Any:
-    """The value after one operator; ``current``/result ABSENT: no such attribute."""
+def apply_one(op: str, arg: Any, current: Any, base: str = "value") -> Any:
+    """The value after one operator; ``current``/result ABSENT: no such attribute.
+    ``base``: the value's path in MongoDB's messages (see ``apply``)."""
     if op in ("$inc", "$mul"):
-        return _arith(op, arg, current)
+        return _arith(op, arg, current, base)
     if op in ("$min", "$max"):
         if current is ABSENT:
-            return arg
+            if not _is_number(arg):
+                return arg
+            current = 0
         c = compare(arg, current)
         return arg if (c < 0 if op == "$min" else c > 0) else current
-    if op in ("$push", "$addToSet") and current is ABSENT:
-        # Orion builds a new attribute's array itself and wraps an object or array
-        # argument once more than MongoDB would ({"$push": [z]} creates [[[z]]]).
-        return [[arg]] if isinstance(arg, (dict, list)) else [arg]
+    if current is ABSENT:
+        # A new attribute (orion-api.md, "Usage in create or replace entity operations"):
+        # $push/$addToSet start from [], $set from {}, $pull/$pullAll/$unset create nothing.
+        if op in ("$push", "$addToSet"):
+            current = []
+        elif op in ("$pull", "$pullAll", "$unset"):
+            return ABSENT
     each = _each(arg)
     if op == "$push":
         items = _array(op, current)
@@ -203,17 +217,17 @@ def apply_one(op: str, arg: Any, current: Any) -> Any:
     if op == "$pullAll" and not isinstance(arg, list):
         raise OperatorError(f"$pullAll requires an array argument but was given a {_type_name(arg)}")
     if op in ("$pull", "$pullAll"):
-        if current is ABSENT:
-            return ABSENT
         items = _array(op, current)
         if op == "$pull":
             return [item for item in items if not _pull_matches(arg, item)]
         return [item for item in items if not any(equal(p, item) for p in arg)]
     if op == "$set":
-        if not isinstance(arg, dict) or not arg:
-            return arg
+        if not isinstance(arg, dict):
+            return arg  # "the same effect than a regular update"
         if current is ABSENT:
             return dict(arg)
+        if not arg:
+            return current  # no sub-key to set: nothing changes
         if not isinstance(current, dict):
             first = next(iter(arg))
             raise OperatorError(f"Cannot create field '{first}' in element {{value: {_bson_text(current)}}}")
@@ -221,11 +235,7 @@ def apply_one(op: str, arg: Any, current: Any) -> Any:
         result.update(arg)
         return result
     if op == "$unset":
-        if current is ABSENT:
-            return ABSENT
-        if not isinstance(arg, dict):
-            return None
-        if not isinstance(current, dict):
+        if not isinstance(arg, dict) or not isinstance(current, dict):
             return current
         return {k: v for k, v in current.items() if k not in arg}
     raise OperatorError(f"Unknown modifier: {op}")
@@ -239,5 +249,5 @@ def apply(ops: dict[str, Any], current: Any = ABSENT, *, base: str = "value") ->
     check_conflicts(ops, base)
     value = current
     for op, arg in ops.items():
-        value = apply_one(op, arg, value)
+        value = apply_one(op, arg, value, base)
     return value

@@ -4,8 +4,9 @@ Key order is Orion's (``id``, ``type``, then attributes; inside an attribute ``t
 ``value``, ``metadata``) because some clients and Orion's own tests compare bytes.
 Builtin attributes (dateCreated, dateModified, dateExpires, servicePath) and builtin metadata
 (dateCreated, dateModified) appear only when the ``attrs`` / ``metadata`` filters name them.
-User attributes come out sorted by name (bytewise), as Orion reads them back from MongoDB;
-this shows in the ``values`` mode, where the order of the array is the order of the attributes.
+User attributes come out sorted by name (bytewise), as Orion reads them back from MongoDB,
+unless an ``attrs`` list (without ``*``) gives their order; this shows most in the ``values``
+mode, where the order of the array is the order of the attributes.
 """
 
 from __future__ import annotations
@@ -46,10 +47,33 @@ def _format_date(seconds: float) -> str:
 
 
 def attr_value(attr: dict[str, Any]) -> Any:
+    """The value a response or a notification shows for a stored attribute."""
     value = attr["value"]
     if attr["type"] in DATE_TYPES and isinstance(value, (int, float)) and not isinstance(value, bool):
         return _format_date(value)
+    if attr["type"] == "geo:json" and isinstance(value, dict) and value.get("type") in _FEATURES:
+        return _feature_geometry(attr, value)
     return value
+
+
+_FEATURES = ("Feature", "FeatureCollection")
+
+
+def _feature_geometry(attr: dict[str, Any], value: dict[str, Any]) -> Any:
+    """A geo:json ``Feature`` shows only its ``geometry``, a ``FeatureCollection`` the geometry
+    of its first feature (orion-api.md, "GeoJSON"). The whole value stays stored, and
+    ``ignoreType: true`` turns this off: the attribute is then no location and shows as given.
+    """
+    ignore = (attr.get("md") or {}).get("ignoreType")
+    if isinstance(ignore, dict) and ignore.get("value") is True:
+        return value
+    feature: Any = value
+    if value["type"] == "FeatureCollection":
+        features = value.get("features")
+        feature = features[0] if isinstance(features, list) and features else None
+    if isinstance(feature, dict) and isinstance(feature.get("geometry"), dict):
+        return feature["geometry"]
+    return value  # not a valid feature: never stored as a location, shown as given
 
 
 def _md_value(md: dict[str, Any]) -> Any:
@@ -102,16 +126,25 @@ def _builtin_attrs(entity: dict[str, Any], wanted: tuple[str, ...]) -> list[tupl
 
 
 def selected_attrs(entity: dict[str, Any], projection: Projection = ALL) -> list[tuple[str, dict[str, Any]]]:
-    """The (name, attr) pairs a projection shows, in rendering order."""
+    """The (name, attr) pairs a projection shows, in rendering order.
+
+    An ``attrs`` list without ``*`` gives the order: "The attributes are retrieved in the
+    order specified by this parameter" (orion-api.md, "Retrieve Entity"); otherwise user
+    attributes come sorted by name, then the builtins asked for.
+    """
     attrs = entity["attrs"]
     wanted = projection.attrs
     if wanted is None:
         return sorted(attrs.items())
     if "*" in wanted:
-        chosen = sorted(attrs.items())
-    else:
-        chosen = [(name, attrs[name]) for name in sorted(attrs) if name in wanted]
-    return chosen + _builtin_attrs(entity, wanted)
+        return sorted(attrs.items()) + _builtin_attrs(entity, wanted)
+    builtins = dict(_builtin_attrs(entity, wanted))
+    chosen: dict[str, dict[str, Any]] = {}
+    for name in wanted:
+        attr = attrs.get(name) or builtins.get(name)
+        if attr is not None and name not in chosen:
+            chosen[name] = attr
+    return list(chosen.items())
 
 
 def render_entity(entity: dict[str, Any], mode: str = NORMALIZED, projection: Projection = ALL) -> Any:

@@ -174,7 +174,8 @@ def test_the_agent_behind_the_pep_and_its_own_account(platform: Platform) -> Non
     deadline = time.monotonic() + 10
     while httpx.get(platform.broker + "/v2/registrations", headers=bearer(admin)).json() == [] and time.monotonic() < deadline:
         time.sleep(0.1)
-    ring = httpx.patch(platform.broker + "/v2/entities/Robot:r1/attrs", headers=bearer(admin),
+    # ?type: a registration with a type matches an update that names it (context_providers.md)
+    ring = httpx.patch(platform.broker + "/v2/entities/Robot:r1/attrs?type=Robot", headers=bearer(admin),
                        json={"ring": {"type": "command", "value": "x"}})
     assert ring.status_code == 204
     robot = httpx.get(platform.broker + "/v2/entities/Robot:r1?options=keyValues", headers=bearer(admin)).json()

@@ -9,11 +9,14 @@ Canonical dict (the stored form; dates are epoch seconds, ``_``-keys are never s
        "attrs": [...]},
      "provider": {"http": {"url"}, "supportedForwardingMode": "all" | "none" | "query" | "update",
        "legacyForwarding": bool},
-     "expires"?: float, "status": "active" | "inactive", "_servicePath": str}
+     "expires"?: float, "status": "active" | "inactive", "_servicePath": str,
+     "_forwarding"?: {"timesSent", "lastForwarding", "lastSuccess"?, "lastFailure"?}}
 
-Orion has no PATCH for registrations (405, Allow "GET, DELETE"), so a registration
-never changes after creation. Texts the functional tests show are exact (3468); the
-others, marked "(guess)", appear in no case and are Orion-like wording.
+Orion has no PATCH for registrations (405, Allow "GET, DELETE"; orion-api.md,
+"Registration implementation differences"), so a registration never changes after
+creation but for its forwarding counters (``registry.py``). Texts the functional tests
+show are exact (3468); the others, marked "(guess)", appear in no case and are Orion-like
+wording.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ FORWARDING_MODES = ("all", "none", "query", "update")
 STATUSES = ("active", "inactive")
 MAX_DESCRIPTION_LENGTH = 1024
 REGISTRATION_NOT_FOUND = "The requested registration has not been found. Check id"
+FORWARDING_INFO = "_forwarding"  # the stored counters' key: never read from a payload
 _FIELDS = ("id", "description", "dataProvided", "provider", "expires", "status", "forwardingInformation")
 
 # Orion's forbiddenIdChars (v2): printable ASCII only, no URL delimiters.
@@ -152,8 +156,22 @@ def parse_registration(payload: Any, service_path: str = "/") -> Reg:
     return reg
 
 
-def render_registration(reg: Reg) -> dict[str, Any]:
-    """Orion's GET form, keys in Orion's order; ``_``-keys stay inside."""
+def render_forwarding(info: dict[str, Any]) -> dict[str, Any]:
+    """``forwardingInformation``: the counter, then the dates that happened (orion-api.md,
+    "registration.forwardingInformation": lastFailure/lastSuccess absent until one happened)."""
+    out: dict[str, Any] = {"timesSent": int(info.get("timesSent", 0))}
+    for key in ("lastForwarding", "lastSuccess", "lastFailure"):
+        if info.get(key) is not None:
+            out[key] = format_datetime(info[key])
+    return out
+
+
+def render_registration(reg: Reg, forwarding: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Orion's GET form, keys in Orion's order; ``_``-keys stay inside.
+
+    ``forwarding`` (the registry's live counters) is shown as ``forwardingInformation``
+    once the registration was forwarded to; before that Orion shows nothing (3944).
+    """
     out: dict[str, Any] = {"id": reg["id"]}
     if "description" in reg:
         out["description"] = reg["description"]
@@ -170,14 +188,18 @@ def render_registration(reg: Reg) -> dict[str, Any]:
     if "expires" in reg:
         out["expires"] = format_datetime(reg["expires"])
     out["status"] = reg["status"]
+    if forwarding and forwarding.get("timesSent"):
+        out["forwardingInformation"] = render_forwarding(forwarding)
     return out
 
 
 __all__ = [
+    "FORWARDING_INFO",
     "FORWARDING_MODES",
     "REGISTRATION_NOT_FOUND",
     "Reg",
     "parse_registration",
+    "render_forwarding",
     "render_registration",
     "valid_reg_id",
 ]

@@ -1,12 +1,23 @@
 """All registrations in memory, per tenant, written through to the store.
 
 Forwarding looks registrations up on every query and update, so they live in memory
-(a broker holds few of them); the store is only written on create and delete and read
-once at start-up.
+(a broker holds few of them); the store is written on create and delete and read once at
+start-up.
+
+Each registration also counts its forwardings (``forwardingInformation``: timesSent,
+lastForwarding, lastSuccess, lastFailure). Those change on every forwarded request, so
+they are kept beside the registrations, shown at once, and written to the store a moment
+later (``FLUSH_DELAY``) and on close, as the subscriptions' notification counters are. A
+store shared by several workers has no atomic update of a registration, and a write that
+raced a delete would bring the registration back: there each worker keeps its own
+counters in memory only (docs/broker.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import secrets
 import time
 from typing import Any
@@ -16,9 +27,12 @@ from ngsi.errors import BadRequest, NotFound
 from ngsi.servicepath import covers
 
 from ..store import Store
-from .model import REGISTRATION_NOT_FOUND, Reg
+from .model import FORWARDING_INFO, REGISTRATION_NOT_FOUND, Reg
+
+log = logging.getLogger("waziup.registrations")
 
 Scopes = tuple[tuple[str, bool], ...]
+FLUSH_DELAY = 0.5  # seconds between a forwarding and the write of its counters
 
 
 def new_id() -> str:
@@ -31,17 +45,26 @@ class RegistrationRegistry:
         self.store = store
         self.gate = gate  # the destination policy, checked on the provider URL at creation
         self._tenants: dict[str, dict[str, Reg]] = {}  # tenant -> id -> reg, creation order
+        # (tenant, id) -> {"timesSent", "lastForwarding", "lastSuccess"?, "lastFailure"?}
+        self._forwarding: dict[tuple[str, str], dict[str, Any]] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._flusher: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # a counters write never follows (and undoes) a delete
 
     async def load(self) -> None:
         self._tenants = {}
+        self._forwarding = {}
         for tenant, reg in await self.store.load_docs("registration"):
             self._tenants.setdefault(tenant, {})[reg["id"]] = reg
+            if reg.get(FORWARDING_INFO):
+                self._forwarding[(tenant, reg["id"])] = dict(reg[FORWARDING_INFO])
 
     async def reload(self, tenant: str, reg_id: str) -> None:
         """Another worker created or deleted this registration: take the stored state."""
         stored = await self.store.get_doc("registration", tenant, reg_id)
         if stored is None:
             self._tenants.get(tenant, {}).pop(reg_id, None)
+            self._forget(tenant, reg_id)
         else:
             self._tenants.setdefault(tenant, {})[reg_id] = stored
 
@@ -54,7 +77,7 @@ class RegistrationRegistry:
         return [r for r in self._tenants.get(tenant, {}).values() if covers(scopes, r["_servicePath"])]
 
     def active(self, tenant: str, scopes: Scopes, now: float | None = None) -> list[Reg]:
-        """What forwarding considers: visible, status active, not expired."""
+        """What forwarding considers, in creation order: visible, status active, not expired."""
         now = time.time() if now is None else now
         return [
             r for r in self.visible(tenant, scopes)
@@ -66,6 +89,11 @@ class RegistrationRegistry:
         if reg is None or not covers(scopes, reg["_servicePath"]):
             raise NotFound(REGISTRATION_NOT_FOUND)
         return reg
+
+    def forwarding(self, tenant: str, reg_id: str) -> dict[str, Any] | None:
+        """The registration's forwarding counters (None: never forwarded to)."""
+        info = self._forwarding.get((tenant, reg_id))
+        return dict(info) if info else None
 
     async def add(self, tenant: str, reg: dict[str, Any]) -> Reg:
         if self.gate is not None:
@@ -81,5 +109,64 @@ class RegistrationRegistry:
 
     async def delete(self, tenant: str, scopes: Scopes, reg_id: str) -> None:
         self.get(tenant, scopes, reg_id)
-        await self.store.delete_doc("registration", tenant, reg_id)
-        del self._tenants[tenant][reg_id]
+        async with self._lock:
+            await self.store.delete_doc("registration", tenant, reg_id)
+            self._tenants.get(tenant, {}).pop(reg_id, None)
+            self._forget(tenant, reg_id)
+
+    def _forget(self, tenant: str, reg_id: str) -> None:
+        self._forwarding.pop((tenant, reg_id), None)
+        self._dirty.discard((tenant, reg_id))
+
+    # -- forwarding counters ------------------------------------------------------------------
+
+    def record(self, tenant: str, reg_id: str, sent: float, ok: bool, done: float | None = None) -> None:
+        """One request forwarded at ``sent`` (epoch seconds) and answered well or not at ``done``.
+
+        Dates are kept to the second, as Orion keeps the subscriptions' ones.
+        """
+        if reg_id not in self._tenants.get(tenant, {}):
+            return  # deleted meanwhile
+        info = self._forwarding.setdefault((tenant, reg_id), {"timesSent": 0})
+        info["timesSent"] = int(info.get("timesSent", 0)) + 1
+        info["lastForwarding"] = float(int(sent))
+        info["lastSuccess" if ok else "lastFailure"] = float(int(sent if done is None else done))
+        if self.store.shared:
+            return
+        self._dirty.add((tenant, reg_id))
+        if self._flusher is None or self._flusher.done():
+            try:
+                self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
+            except RuntimeError:  # no loop: flush() persists on demand
+                self._flusher = None
+
+    async def _flush_later(self) -> None:
+        while self._dirty:
+            await asyncio.sleep(FLUSH_DELAY)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Persist the counters changed since the last flush (single-process stores only)."""
+        async with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            for tenant, reg_id in dirty:
+                reg = self._tenants.get(tenant, {}).get(reg_id)
+                info = self._forwarding.get((tenant, reg_id))
+                if reg is None or info is None:
+                    continue
+                doc = dict(reg, **{FORWARDING_INFO: dict(info)})
+                try:
+                    await self.store.save_doc("registration", tenant, doc)
+                except Exception:  # kept in memory; the next forwarding retries
+                    log.exception("could not persist the counters of registration %s", reg_id)
+                    self._dirty.add((tenant, reg_id))
+                    continue
+                self._tenants[tenant][reg_id] = doc
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        await self.flush()

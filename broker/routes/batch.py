@@ -19,12 +19,24 @@ from ngsi.render import Projection, render_entities
 
 from .. import listing
 from ..jsonio import member
-from ..entities import ACTIONS, APPEND, APPEND_STRICT, Outcome
+from ..entities import ACTIONS, APPEND, APPEND_STRICT, DELETE, REPLACE, UPDATE, Outcome
 from ..http import Call, Reply, Resource, json_response, no_content
 from ..store import Selector
 from .params import check_params, render_mode
 
 _ACTION_ERROR = "invalid update action type: right ones are: append, appendStric, delete, replace, update"
+# NGSIv1's action types, deprecated since Orion 1.14.0 but still accepted (deprecated.md; orion-api.md,
+# "Deprecated features"): each is its lower-case counterpart. Orion's error text above does not list them.
+_LEGACY_ACTIONS = {
+    "APPEND": APPEND, "APPEND_STRICT": APPEND_STRICT, "UPDATE": UPDATE, "DELETE": DELETE, "REPLACE": REPLACE,
+}
+
+
+def _action(raw: Any) -> str | None:
+    """The update action ``actionType`` names, None when it names none."""
+    if not isinstance(raw, str):
+        return None
+    return raw if raw in ACTIONS else _LEGACY_ACTIONS.get(raw)
 
 
 def _not_implemented() -> NGSIError:
@@ -51,8 +63,7 @@ async def op_update(call: Call) -> Reply:
         raise BadRequest("Invalid JSON payload, mandatory field /entities/ not found")
     if "actionType" not in payload:
         raise BadRequest("Invalid JSON payload, mandatory field /actionType/ not found")
-    raw_action = payload["actionType"]
-    action = raw_action if isinstance(raw_action, str) and raw_action in ACTIONS else None
+    action = _action(payload["actionType"])
     key_values = "keyValues" in call.options
     parsed: list[dict[str, Any]] = []
     for name, value in payload.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,24 @@ def location(entity: dict[str, Any]) -> str:
     return f"/v2/entities/{entity['id']}?type={entity['type']}"
 
 
+# orion-api.md, "General syntax restrictions": of the geo-query parameters, ``georel`` and
+# ``coords`` may hold ``;``; ``geometry`` no forbidden character. Orion lets ``=`` through in
+# the first two as well: its case 2174 sends ``georel=near;maxDistance=1000`` and gets the
+# georel parser's "Invalid modifier in georel parameter", not a character error.
+_GEO_PARAM_FORBIDDEN = {"georel": re.compile(r"""[<>"'()]"""), "coords": re.compile(r"""[<>"'()]"""),
+                        "geometry": re.compile(r"""[<>"'=;()]""")}
+
+
+def _check_geo_params(call: Call) -> None:
+    """The forbidden-character rule for the geo parameters (``check_params`` leaves them free)."""
+    for name, forbidden in _GEO_PARAM_FORBIDDEN.items():
+        for value in call.query.getlist(name):
+            if forbidden.search(value):
+                raise BadRequest("invalid character in URI parameter")
+
+
 def build_query(call: Call) -> listing.EntityQuery:
+    _check_geo_params(call)
     q = call.query
     ids, id_pattern = split(q.get("id")), q.get("idPattern")
     types, type_pattern = split(q.get("type")), q.get("typePattern")
@@ -187,15 +205,26 @@ async def delete_attr(call: Call) -> Reply:
     return no_content()
 
 
-def _accepts(call: Call) -> tuple[bool, bool]:
-    """(json acceptable, text acceptable) from the Accept header."""
-    accept = call.headers.get("accept")
-    if accept is None:
-        return True, True
-    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    json_ok = any(t in ("application/json", "application/*", "*/*") for t in types)
-    text_ok = any(t in ("text/plain", "text/*", "*/*") for t in types)
-    return json_ok, text_ok
+_JSON_RANGES = ("application/json", "application/*")
+_TEXT_RANGES = ("text/plain", "text/*")
+
+
+def _value_media(accept: str | None, compound: bool) -> str:
+    """The media type of an attribute value, by orion-api.md "Get Attribute Value": an
+    object or array goes out as JSON or as text, whichever the Accept header names first
+    (JSON for ``*/*``, ``q`` weights ignored); any other value only as text. No Accept header
+    (or an empty one) accepts everything. Raises 406 with the manual's texts."""
+    ranges = [part.split(";", 1)[0].strip().lower() for part in (accept or "*/*").split(",")]
+    for media in ranges:
+        if media == "*/*":
+            return "application/json" if compound else "text/plain"
+        if media in _TEXT_RANGES:
+            return "text/plain"
+        if compound and media in _JSON_RANGES:
+            return "application/json"
+    if compound:
+        raise NotAcceptable("accepted MIME types: application/json, text/plain")
+    raise NotAcceptable("accepted MIME types: text/plain")
 
 
 async def get_attr_value(call: Call) -> Reply:
@@ -206,15 +235,10 @@ async def get_attr_value(call: Call) -> Reply:
     if attr is None:
         raise NotFound(ATTRIBUTE_NOT_FOUND)
     value = attr_value(attr)
-    json_ok, text_ok = _accepts(call)
-    if isinstance(value, (dict, list)):
-        if json_ok:
-            return json_response(value)
-        if not text_ok:
-            raise NotAcceptable("accepted MIME types: application/json")
-        return text_response(jsonio.dumps(value))
-    if not text_ok:
-        raise NotAcceptable("accepted MIME types: text/plain")
+    compound = isinstance(value, (dict, list))
+    media = _value_media(call.headers.get("accept"), compound)
+    if media == "application/json":
+        return json_response(value)
     if attr["type"] in DATE_TYPES and isinstance(attr["value"], (int, float)) and isinstance(value, str):
         return text_response(value.encode())  # a date shows bare, without the quotes of a string
     return text_response(jsonio.dumps(value))

@@ -103,6 +103,8 @@ CREATE TABLE IF NOT EXISTS registrations (
 
 # ST_GeomFromGeoJSON refuses some geometries the broker accepts (it validated them with
 # shapely already): such an entity is stored without ``geom`` rather than not at all.
+# Positions may carry an altitude (orion-api.md, "GeoJSON"); the column is 2D, so the
+# geometry is flattened (a 3D one would fail the insert, outside the handler below).
 _POSTGIS_SCHEMA = """
 ALTER TABLE entities ADD COLUMN IF NOT EXISTS geom geometry(Geometry, 4326);
 CREATE INDEX IF NOT EXISTS entities_geom ON entities USING gist (geom);
@@ -112,7 +114,7 @@ BEGIN
     IF geojson IS NULL THEN
         RETURN NULL;
     END IF;
-    RETURN ST_SetSRID(ST_GeomFromGeoJSON(geojson), 4326);
+    RETURN ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON(geojson)), 4326);
 EXCEPTION WHEN others THEN
     RETURN NULL;
 END

@@ -16,7 +16,7 @@ from ngsi.dates import format_datetime as format_date
 from ngsi.model import DATE_TYPES
 from ngsi.render import attr_value
 
-from ..changes import Change
+from ..changes import DELETE, UPDATE, Change
 
 
 def md_out(md: dict[str, Any]) -> dict[str, Any]:
@@ -53,14 +53,24 @@ def macro_context(change: Change, entity: dict[str, Any] | None = None) -> dict[
 
 
 def _metadata_context(entity: dict[str, Any], change: Change) -> dict[str, Any]:
-    """``metadata.<attr>.<md>``: user metadata plus previousValue/actionType (4594)."""
+    """``metadata.<attr>.<md>``: the attribute's metadata values, and the builtin metadata,
+    which the manual says are added too ("Metadata support"): dateCreated and dateModified
+    (ISO 8601 text, as rendered), previousValue (4594) and actionType (only for the
+    attributes the request named; ``delete`` for all of them when the entity is deleted).
+    User metadata of the same name win, as in renderings."""
     out: dict[str, Any] = {}
-    before = change.before["attrs"] if change.action == "update" and change.before is not None else {}
+    before = change.before["attrs"] if change.action == UPDATE and change.before is not None else {}
     for name, attr in entity["attrs"].items():
         mds = {md: md_out(v)["value"] for md, v in (attr.get("md") or {}).items()}
+        if attr.get("creDate") is not None:
+            mds.setdefault("dateCreated", format_date(attr["creDate"]))
+        if attr.get("modDate") is not None:
+            mds.setdefault("dateModified", format_date(attr["modDate"]))
         if name in before:
             mds.setdefault("previousValue", attr_value(before[name]))
-        if name in change.touched:
+        if change.action == DELETE:
+            mds.setdefault("actionType", "delete")
+        elif name in change.touched:
             mds.setdefault("actionType", "update" if name in before else "append")
         out[name] = mds
     return out

@@ -10,7 +10,7 @@ Canonical dict (the stored form; dates are epoch seconds, ``_``-keys are never s
        "jexlExpression"?, "expression"?: {q, mq, georel, geometry, coords}, "alterationTypes"?,
        "notifyOnMetadataChange": bool}},
      "notification": {"attrs" | "exceptAttrs": [...], "attrsFormat", "http" | "httpCustom" |
-       "mqtt" | "mqttCustom" | "kafka" | "kafkaCustom": {...}, "metadata"?, "onlyChangedAttrs",
+       "mqtt" | "mqttCustom": {...}, "metadata"?, "onlyChangedAttrs",
        "covered", "maxFailsLimit"?, "timesSent"?, "lastNotification"?, "lastFailure"?,
        "lastFailureReason"?, "lastSuccess"?, "lastSuccessCode"?, "failsCounter"?},
      "expires"?: float, "status": "active" | "inactive" | "oneshot", "throttling": int,
@@ -19,7 +19,10 @@ Canonical dict (the stored form; dates are epoch seconds, ``_``-keys are never s
 Checks run in Orion's order (parseSubscription.cpp): description, subject (entities,
 then condition), notification, expires, status, throttling, so that a payload with
 several errors gets Orion's first one. Texts the functional tests show are exact; the
-few marked "(guess)" appear in no case and are Orion-like wording.
+few marked "(guess)" appear in no case and are Orion-like wording. Where Orion's manual
+(orion-api.md, mqtt_notifications.md) states a rule its cases do not show (a path in an
+MQTT URL, empty httpCustom headers, a `{}` condition, Kafka, which this broker cannot send
+to), the rule is the manual's (tests/broker/manual/test_subscriptions.py).
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from ngsi.context import Identity
 from ngsi.dates import format_datetime, parse_datetime
 from ngsi.errors import BadRequest
 from ngsi.geo import parse_geo_expression
-from ngsi.numbers import parse_uint
 from ngsi.model import check_nesting, infer_type
+from ngsi.names import MAX_NAME_LENGTH, check_identifier
+from ngsi.numbers import parse_uint
+from ngsi.query import parse_mq, parse_q
 from ngsi.selectors import Texts, parse_selector
 
 from ..jsonio import member
@@ -41,11 +46,15 @@ from ..jsonio import member
 Sub = dict[str, Any]
 
 STATUSES = ("active", "inactive", "oneshot")
-ATTRS_FORMATS = ("normalized", "keyValues", "values", "simplifiedNormalized", "simplifiedKeyValues", "legacy")
+# orion-api.md, `subscription.notification` > attrsFormat: any other value is an error
+# (``legacy`` was removed in Orion 4.0.0, deprecated.md; ``unique`` is not a notification format).
+ATTRS_FORMATS = ("normalized", "keyValues", "values", "simplifiedNormalized", "simplifiedKeyValues")
 ALTERATION_TYPES = ("entityCreate", "entityDelete", "entityUpdate", "entityChange")
 HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT")
 CHANNELS = ("http", "httpCustom", "mqtt", "mqttCustom", "kafka", "kafkaCustom")
-MAX_DESCRIPTION_LENGTH = 1024
+# The channels this broker sends on: Kafka is refused at creation (no Kafka client here).
+SENT_CHANNELS = ("http", "httpCustom", "mqtt", "mqttCustom")
+MAX_DESCRIPTION_LENGTH = 1024  # characters (orion-api.md, `subscription`)
 MAX_TIMEOUT_MS = 1800000
 MIN_EVAL_PRIORITY, MAX_EVAL_PRIORITY = 1, 100000
 COUNTERS = ("timesSent", "lastNotification", "lastFailure", "lastFailureReason", "lastSuccess",
@@ -53,6 +62,7 @@ COUNTERS = ("timesSent", "lastNotification", "lastFailure", "lastFailureReason",
 SUBSCRIPTION_NOT_FOUND = "The requested subscription has not been found. Check id"
 
 _FORBIDDEN = re.compile(r"""[<>"'=;()]""")
+_FORBIDDEN_IN_HEADER_VALUE = re.compile(r"""[<>=;()]""")
 # Orion's forbiddenIdChars (v2): printable ASCII only, no URL delimiters.
 _ID_RE = re.compile(r"[0-9a-f]{24}\Z")
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
@@ -100,6 +110,9 @@ def _string_list(value: Any, name: str) -> list[str]:
             raise BadRequest(f"{name} element is empty")  # (guess)
         if item in seen:
             raise BadRequest(f"duplicated item /{item}/ in array")
+        if len(item.encode()) > MAX_NAME_LENGTH:  # orion-api.md, 'Identifiers syntax restrictions'
+            kind = "metadata name" if name == "metadata" else "attribute name"
+            raise BadRequest(f"{kind} length: {len(item.encode())}, max length supported: {MAX_NAME_LENGTH}")
         seen.append(item)
     return seen
 
@@ -118,22 +131,32 @@ _SELECTOR_TEXTS = Texts(
 def _parse_entities(value: Any) -> list[dict[str, str]]:
     if not isinstance(value, list):
         raise BadRequest("subject entities is not an array")  # (guess)
-    return [parse_selector(item, _SELECTOR_TEXTS) for item in value]
+    selectors = [parse_selector(item, _SELECTOR_TEXTS) for item in value]
+    for selector in selectors:  # orion-api.md, 'Identifiers syntax restrictions': at most 256
+        for field in ("id", "type"):
+            if field in selector:
+                length = len(selector[field].encode())
+                if length > MAX_NAME_LENGTH:
+                    raise BadRequest(f"entity {field} length: {length}, max length supported: {MAX_NAME_LENGTH}")
+    return selectors
 
 
 def _parse_expression(value: Any) -> dict[str, str]:
+    """orion-api.md, `subscription.subject.condition`: ``expression`` and its parts "must have
+    content, i.e. {} or "" is not allowed" (texts as Orion's for POST /v2/op/query)."""
     if not isinstance(value, dict):
-        raise BadRequest("expression is not an object")  # (guess)
+        raise BadRequest("expression is not an object")
+    if not value:
+        raise BadRequest("expression is empty")
     expression: dict[str, str] = {}
     for key in ("q", "mq"):
         text = _get_string(value, key)
         if text is None:
             continue
-        if text != "":
-            from ngsi.query import parse_mq, parse_q
-
-            (parse_q if key == "q" else parse_mq)(text)
-            expression[key] = text
+        if text == "":
+            raise BadRequest(f"{key} is empty")
+        (parse_q if key == "q" else parse_mq)(text)
+        expression[key] = text
     if parse_geo_expression(value, context="subscription") is not None:
         for key in ("georel", "geometry", "coords"):
             expression[key] = value[key]
@@ -143,6 +166,8 @@ def _parse_expression(value: Any) -> dict[str, str]:
 def _parse_condition(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest("condition is not an object")  # (guess)
+    if not value:  # orion-api.md, `subscription.subject`: "{} is not allowed"
+        raise BadRequest("condition is empty")  # (guess)
     condition: dict[str, Any] = {"attrs": []}
     if "attrs" in value:
         condition["attrs"] = _string_list(value["attrs"], "attrs")
@@ -267,7 +292,10 @@ def _string_dict(value: Any, channel: str, field: str) -> dict[str, str]:
     for key, item in value.items():
         if not isinstance(item, str):
             raise BadRequest(f"{field} {channel} notification element is not a string")  # (guess)
-        if _FORBIDDEN.search(key) or _FORBIDDEN.search(item):
+        # 'General syntax restrictions': "HTTP and Kafka custom header values allow the ' and "
+        # quote characters to support quoted string literals in JEXL expressions".
+        in_value = _FORBIDDEN_IN_HEADER_VALUE if field == "headers" else _FORBIDDEN
+        if _FORBIDDEN.search(key) or in_value.search(item):
             raise BadRequest(f"forbidden characters in custom notification {channel} {field}")
         if field == "headers" and (_NOT_IN_HEADER_NAME.search(key) or _CONTROL.search(item)):
             # written into the request as they are: CR/LF would make more headers, or another request
@@ -296,6 +324,10 @@ def _parse_ngsi(value: Any) -> dict[str, Any]:
     for name, attr in value.items():
         if name in ("id", "type"):
             continue
+        # orion-api.md, 'NGSI payload patching': "a valid JSON Entity Representation", whose
+        # attribute names and types follow 'Identifiers syntax restrictions' (forbidden
+        # characters are allowed in id, type and values only, 'General syntax restrictions').
+        check_identifier("attribute name", name)
         if not isinstance(attr, dict):
             raise BadRequest("attribute must be a JSON object, unless keyValues option is used")
         attr_value = attr.get("value")
@@ -304,6 +336,8 @@ def _parse_ngsi(value: Any) -> dict[str, Any]:
             attr_type = infer_type(attr_value)
         elif not isinstance(attr_type, str):
             raise BadRequest("invalid JSON type for attribute type")
+        else:
+            check_identifier("attribute type", attr_type)
         check_nesting(attr_value)
         rendered: dict[str, Any] = {"type": attr_type, "value": attr_value}
         if "metadata" in attr:
@@ -374,14 +408,12 @@ def _parse_http_custom(value: Any) -> dict[str, Any]:
         if method.upper() not in HTTP_METHODS:
             raise BadRequest("unknown method httpCustom notification")
         custom["method"] = method.upper()
-    if "headers" in value:
-        headers = _string_dict(value["headers"], "httpCustom", "headers")
-        if headers:
-            custom["headers"] = headers
-    if "qs" in value:
-        qs = _string_dict(value["qs"], "httpCustom", "qs")
-        if qs:
-            custom["qs"] = qs
+    for field in ("headers", "qs"):
+        if field in value:
+            items = _string_dict(value[field], "httpCustom", field)
+            if not items:  # orion-api.md, `subscription.notification.httpCustom`: "Must not be empty"
+                raise BadRequest(f"{field} httpCustom notification is empty")  # (guess)
+            custom[field] = items
     _parse_custom_payload(value, custom)
     _timeout(value, custom)
     return custom
@@ -396,8 +428,15 @@ def _parse_mqtt(value: Any, channel: str) -> dict[str, Any]:
     url = _channel_url(value, channel)
     if _FORBIDDEN.search(url):
         raise BadRequest("forbidden characters in mqtt field /url/")  # (guess)
-    if parse_url(url, ("mqtt", "mqtts")) is None:
+    parsed = parse_url(url, ("mqtt", "mqtts"))
+    if parsed is None:
         raise BadRequest("Invalid URL parsing notification url")
+    if parsed[3] != "/":  # mqtt_notifications.md: the URL "never contains a path"
+        raise BadRequest(f"path not allowed in {channel} url: it only includes host and port")  # (guess)
+    if channel == "mqttCustom":
+        http_only = [key for key in ("headers", "qs", "method") if key in value]
+        if http_only:  # mqtt_notifications.md, 'Custom notifications'
+            raise BadRequest(f"{', '.join(http_only)} cannot be used in mqttCustom: no equivalence in MQTT")  # (guess)
     if "topic" not in value:
         raise BadRequest(f"topic {channel} notification is missing")
     topic = _get_string(value, "topic", f"topic {channel} notification")
@@ -424,19 +463,6 @@ def _parse_mqtt(value: Any, channel: str) -> dict[str, Any]:
     return mqtt
 
 
-def _parse_kafka(value: Any, channel: str) -> dict[str, Any]:
-    url = _channel_url(value, channel)
-    if parse_url(url, ("kafka",)) is None:
-        raise BadRequest("Invalid URL parsing notification url")
-    topic = _get_string(value, "topic", f"topic {channel} notification")
-    if topic is None:
-        raise BadRequest(f"topic {channel} notification is missing")  # (guess)
-    kafka: dict[str, Any] = {"url": url, "topic": topic}
-    if channel == "kafkaCustom":
-        _parse_custom_payload(value, kafka)
-    return kafka
-
-
 def _parse_notification(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest("notification is not an object")  # (guess)
@@ -453,8 +479,9 @@ def _parse_notification(value: Any) -> dict[str, Any]:
         endpoint = _parse_http_custom(value["httpCustom"])
     elif channel in ("mqtt", "mqttCustom"):
         endpoint = _parse_mqtt(value[channel], channel)
-    else:
-        endpoint = _parse_kafka(value[channel], channel)
+    else:  # refused rather than kept: a subscription that can never notify would fail silently
+        raise BadRequest(f"{channel} notifications are not supported by this broker (http, httpCustom, mqtt "
+                         "and mqttCustom are)")
     if "attrs" in value and "exceptAttrs" in value:
         raise BadRequest("http notification has attrs and exceptAttrs")
     if "exceptAttrs" in value:
@@ -504,7 +531,7 @@ def parse_subscription(body: Any, *, update: bool = False) -> Sub:
     sub: Sub = {}
     description = _get_string(body, "description")
     if description is not None:
-        if len(description.encode()) > MAX_DESCRIPTION_LENGTH:
+        if len(description) > MAX_DESCRIPTION_LENGTH:
             raise BadRequest("max description length exceeded")  # (guess)
         if _FORBIDDEN.search(description):
             raise BadRequest("forbidden characters in description")  # (guess)
@@ -650,14 +677,11 @@ def render_subscription(sub: Sub, now: float) -> dict[str, Any]:
     return out
 
 
-CHANNELS = ("http", "httpCustom", "mqtt", "mqttCustom")
-
-
 def destination_urls(doc: Sub) -> list[str]:
     """The URLs a subscription (or a PATCH of one) sends to: what the destination policy checks."""
     notification = doc.get("notification") or {}
     urls = []
-    for channel in CHANNELS:
+    for channel in SENT_CHANNELS:
         target = notification.get(channel)
         if isinstance(target, dict) and isinstance(target.get("url"), str):
             urls.append(target["url"])

@@ -10,9 +10,10 @@ Orion's rules reproduced here:
   (``normalized``, ``keyValues``, ``values``) or the bare entity
   (``simplifiedNormalized``, ``simplifiedKeyValues``);
 * ``attrs`` (list order; ``*`` = every user attribute) or ``exceptAttrs`` choose the
-  attributes; the builtins ``dateCreated``, ``dateModified``, ``dateExpires`` and
-  ``alterationType`` only when listed; ``onlyChangedAttrs`` keeps the attributes the
-  request touched; ``covered`` adds listed but missing attributes as ``None``/null;
+  attributes; the builtins ``dateCreated``, ``dateModified``, ``dateExpires``,
+  ``alterationType`` and ``servicePath`` only when listed; ``onlyChangedAttrs`` keeps the
+  attributes the request touched (and the builtins alterationType, dateCreated and
+  dateModified); ``covered`` adds listed but missing attributes as ``None``/null;
 * ``metadata`` chooses metadata; the builtins ``dateCreated``, ``dateModified``,
   ``previousValue`` (every attribute that existed before an update) and ``actionType``
   (``append`` for a new attribute, ``update`` for an existing one, ``delete`` for
@@ -20,9 +21,10 @@ Orion's rules reproduced here:
 * ``httpCustom``: ``${...}`` JEXL macros (ngsi.jexl) in url, header names and values,
   qs, payload (text, percent-decoded; ``null`` for nothing), json (a string that is
   only a macro takes the value's JSON type) and ngsi (attributes merged into the
-  entity before the ``attrs`` filter, in ``evalPriority`` order); headers and qs are
-  percent-decoded and dropped when they come out empty; custom headers override the
-  default ones whatever their case, except Fiware-Correlator and Ngsiv2-AttrsFormat;
+  entity before the ``attrs`` filter, in ``evalPriority`` order; no macros in attribute
+  types); headers and qs are percent-decoded and dropped when they come out empty;
+  custom headers override the default ones whatever their case, except
+  Fiware-Correlator and Ngsiv2-AttrsFormat;
 * headers: Fiware-Service (the tenant, or the request's header, propagated even
   without -multiservice), Fiware-Servicepath (the entity's), Fiware-Correlator
   ``<correlator>; cbnotif=<n>``, Ngsiv2-AttrsFormat (``custom`` for payload/json),
@@ -30,6 +32,8 @@ Orion's rules reproduced here:
 """
 
 from __future__ import annotations
+
+import itertools
 
 from dataclasses import dataclass
 from typing import Any
@@ -40,14 +44,23 @@ from ngsi.model import infer_type
 from ngsi.render import attr_value
 
 from ..changes import Change
-from .macros import format_date, macro_context, md_out, notified_service, substitute, substitute_json
+from .macros import (
+    format_date,
+    macro_context,
+    md_out,
+    notified_service,
+    substitute,
+    substitute_json,
+)
 from .matcher import ENTITY_DELETE
 
 USER_AGENT = "orion/4.1.0"
 JSON_TYPE = "application/json; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
 FORMATS = ("normalized", "keyValues", "values", "simplifiedNormalized", "simplifiedKeyValues")
-BUILTIN_ATTRS = ("dateCreated", "dateModified", "dateExpires", "alterationType")
+BUILTIN_ATTRS = ("dateCreated", "dateModified", "dateExpires", "alterationType", "servicePath")
+# Builtins notified even with onlyChangedAttrs (orion-api.md, 'Builtin Attributes').
+ALWAYS_NOTIFIED = ("alterationType", "dateCreated", "dateModified")
 # Headers a custom notification cannot change (2937 nonmodifiable_headers).
 PROTECTED_HEADERS = ("fiware-correlator", "ngsiv2-attrsformat", "content-length", "host")
 BUILTIN_MD = ("dateCreated", "dateModified", "previousValue", "actionType")
@@ -88,7 +101,10 @@ def notified_attrs(
     attrs: dict[str, Attr] = entity["attrs"]
     listed = notification.get("attrs") or []
     excepted = notification.get("exceptAttrs")
-    builtins: dict[str, Attr] = {"alterationType": {"type": "Text", "value": alteration, "md": {}}}
+    builtins: dict[str, Attr] = {
+        "alterationType": {"type": "Text", "value": alteration, "md": {}},
+        "servicePath": {"type": "Text", "value": entity.get("servicePath", "/"), "md": {}},
+    }
     for name, key in (("dateCreated", "creDate"), ("dateModified", "modDate"), ("dateExpires", "expDate")):
         if entity.get(key) is not None:
             builtins[name] = _date_attr(entity[key])
@@ -117,7 +133,7 @@ def notified_attrs(
                 seen.add(name)
     if notification.get("onlyChangedAttrs") and change.action == "update":
         touched = set(change.touched)
-        chosen = [(n, a) for n, a in chosen if n in touched or n in BUILTIN_ATTRS and n not in attrs]
+        chosen = [(n, a) for n, a in chosen if n in touched or n in ALWAYS_NOTIFIED and n not in attrs]
     return chosen
 
 
@@ -201,22 +217,30 @@ def _priority(body: Any) -> float:
 def apply_ngsi(ngsi: dict[str, Any], entity: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """httpCustom.ngsi on a copy of the notified entity: id/type replaced, attributes replaced
     or added. Attributes are evaluated by ``evalPriority`` (lowest first, those without it
-    last), each result joining the context of the next ones (4556, 4689)."""
+    last; 4556, 4689), each level's results joining the context of the next levels only:
+    "expressions in the same priority level must be considered independent" (orion-api.md,
+    'Evaluation priority'), and the manual's 'JEXL usage example' evaluates ``count`` from the
+    notified ``speed``, not from the ``speed`` its own template computes beside it."""
     patched = dict(entity)
     patched["attrs"] = dict(entity["attrs"])
     context = dict(context)
     named = [(n, b) for n, b in ngsi.items() if n not in ("id", "type") and isinstance(b, dict)]
-    for name, body in sorted(named, key=lambda item: _priority(item[1])):
-        value = substitute_json(body.get("value"), context)
-        attr_type = body.get("type")
-        attr_type = infer_type(value) if attr_type is None else substitute(attr_type, context, "null")
-        new_md = {}
-        for md_name, md_body in (body.get("metadata") or {}).items():
-            if isinstance(md_body, dict):
-                md_value = substitute_json(md_body.get("value"), context)
-                new_md[md_name] = {"type": md_body.get("type") or infer_type(md_value), "value": md_value}
-        patched["attrs"][name] = {"type": attr_type, "value": value, "md": new_md}
-        context[name] = value
+    for _, level in itertools.groupby(sorted(named, key=lambda item: _priority(item[1])),
+                                      key=lambda item: _priority(item[1])):
+        results: dict[str, Any] = {}
+        for name, body in level:
+            value = substitute_json(body.get("value"), context)
+            attr_type = body.get("type")
+            if attr_type is None:  # no macros in an attribute type ('NGSI payload patching')
+                attr_type = infer_type(value)
+            new_md = {}
+            for md_name, md_body in (body.get("metadata") or {}).items():
+                if isinstance(md_body, dict):
+                    md_value = substitute_json(md_body.get("value"), context)
+                    new_md[md_name] = {"type": md_body.get("type") or infer_type(md_value), "value": md_value}
+            patched["attrs"][name] = {"type": attr_type, "value": value, "md": new_md}
+            results[name] = value
+        context.update(results)
     if isinstance(ngsi.get("id"), str):
         patched["id"] = _ngsi_text(ngsi["id"], entity["id"], context)
     if isinstance(ngsi.get("type"), str):

@@ -222,6 +222,10 @@ class SubscriptionRegistry:
         stored = self.find(tenant, sub_id)
         await self._check_destinations(patch)
         if self.shared:  # on the stored version: counters other workers wrote stay
+            # Outcomes seen before the PATCH go first: replayed after it, past failures
+            # would turn a subscription the PATCH re-activates inactive again (maxFailsLimit).
+            await self._flush_events(tenant, sub_id)
+
             def patched(doc: Sub) -> Sub:
                 new = apply_update(doc, patch)
                 new["_servicePath"] = service_path
@@ -295,7 +299,14 @@ class SubscriptionRegistry:
 
     def _record(self, tenant: str, sub: Sub, event: Event) -> None:
         sub_id = sub["id"]
+        was = sub.get("status")
         _apply(sub, event)
+        if event[0] == "failure" and was != "inactive" and sub.get("status") == "inactive":
+            # orion-api.md, `subscription.notification` > maxFailsLimit: Orion's WARN trace
+            notification = sub.get("notification") or {}
+            log.warning("Subscription %s automatically disabled due to failsCounter (%s) overpasses "
+                        "maxFailsLimit (%s)", sub_id, notification.get("failsCounter"),
+                        notification.get("maxFailsLimit"))
         if self.shared:
             self._events.setdefault((tenant, sub_id), []).append(event)
         self._mark(tenant, sub_id)

@@ -37,12 +37,12 @@ from collections import deque
 from typing import Any, Callable, Protocol
 
 from ngsi.client import http11
-
 from ngsi.context import RequestContext
 from ngsi.destinations import Gate
 
 from ..changes import DELETE, Change
 from .matcher import fires
+from .mqtt import MAX_AGE as MQTT_MAX_AGE
 from .mqtt import MqttError, MqttMessage, MqttPublisher, build_mqtt
 from .notify import Notification, build
 
@@ -194,6 +194,7 @@ class Notifier:
         ssl_context: ssl.SSLContext | None = None,
         gate: Gate | None = None,
         visibility: Visibility | None = None,
+        mqtt_max_age: float = MQTT_MAX_AGE,
         workers: int | None = None,  # former name of ``connections``
     ) -> None:
         self.registry = registry
@@ -203,7 +204,7 @@ class Notifier:
         self.connections = workers if workers is not None else connections
         self.busy_mark = max(1, min(busy_mark, queue_size // 2))  # waits start before drops
         self.busy_wait = busy_wait
-        self.mqtt = MqttPublisher()
+        self.mqtt = MqttPublisher(max_age=mqtt_max_age)  # seconds (Orion's -mqttMaxAge is in minutes)
         self.index = _Index(registry)
         self.outstanding = 0  # queued or in flight, all destinations
         self._destinations: dict[Any, _Destination] = {}

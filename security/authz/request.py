@@ -153,6 +153,10 @@ _BATCH_ACTIONS: Final = {
     "replace": frozenset({UPDATE}),
     "delete": frozenset({DELETE}),
 }
+# NGSIv1's spellings, which the broker still accepts as their counterparts (Orion's deprecated.md)
+_V1_BATCH_ACTIONS: Final = {
+    "APPEND": "append", "APPEND_STRICT": "appendStrict", "UPDATE": "update", "DELETE": "delete", "REPLACE": "replace",
+}
 _ENTITY_KEYS = frozenset({"id", "type"})
 _BUILTIN_ORDER = frozenset({"id", "type", "servicePath", "dateCreated", "dateModified", "dateExpires"})
 _GEO_PARAMS = ("georel", "geometry", "coords")
@@ -575,6 +579,8 @@ class _Analysis:
             self.bad("the batch is not a JSON object")
             return self.result({CREATE, UPDATE, DELETE}, tenant, self.read_scopes(), (ANY_ENTITY,), route=route)
         action_type = payload.get("actionType")
+        if isinstance(action_type, str):
+            action_type = _V1_BATCH_ACTIONS.get(action_type, action_type)
         chosen = _BATCH_ACTIONS.get(action_type) if isinstance(action_type, str) else None
         if chosen is None:
             self.bad(f"actionType {action_type!r} is not one of {', '.join(_BATCH_ACTIONS)}")

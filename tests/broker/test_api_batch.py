@@ -175,10 +175,6 @@ def test_overrides_metadata_on_request(client: ApiClient) -> None:
 
 # Differences regarding the original NGSIv2 spec, Deprecated features: "POST /v2/op/update accepts
 # the same action types as NGSIv1, that is APPEND, APPEND_STRICT, UPDATE, DELETE and REPLACE".
-@pytest.mark.xfail(strict=True, reason=(
-    "Deprecated features: the NGSIv1 action types APPEND, APPEND_STRICT, UPDATE, DELETE, REPLACE are still "
-    "accepted by POST /v2/op/update; the broker refuses them with 400 'invalid update action type'"
-))
 @pytest.mark.parametrize("action", ["APPEND", "APPEND_STRICT"])
 def test_deprecated_upper_case_action_types(client: ApiClient, action: str) -> None:
     eid = new_id()

@@ -246,10 +246,6 @@ def test_get_entity_attrs_projection(client: ApiClient, room: str) -> None:
     assert body == {"id": room, "type": "Room"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Retrieve Entity, `attrs` parameter: 'The attributes are retrieved in the order specified by this "
-    "parameter'; the broker renders normalized/keyValues attributes sorted by name whatever the attrs order"
-))
 def test_get_entity_attributes_come_in_the_attrs_order(client: ApiClient, room: str) -> None:
     body = client.get(f"/v2/entities/{room}", params={"attrs": "temperature,name", "options": "keyValues"}).json()
     assert list(body) == ["id", "type", "temperature", "name"]
@@ -487,10 +483,6 @@ def test_get_structured_value(client: ApiClient, valued: str, name: str, value: 
     error_of(response, 406, "NotAcceptable")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Get Attribute Value: an object/array value goes out as application/json or text/plain 'whichever is the "
-    "first in Accept header'; the broker always prefers application/json when both are accepted"
-))
 def test_structured_value_type_follows_the_first_accepted(client: ApiClient, valued: str) -> None:
     response = client.get(f"/v2/entities/{valued}/attrs/o/value", headers={"Accept": "text/plain, application/json"})
     assert response.headers["content-type"] == "text/plain"

@@ -153,3 +153,149 @@ def test_registry_writes_through_and_reloads() -> None:
         assert not again.has_any("t1")
 
     asyncio.run(scenario())
+
+
+def test_forwarding_information_rendered_once_forwarded() -> None:
+    """orion-api.md, 'registration.forwardingInformation': timesSent and ISO dates, the
+    lastSuccess/lastFailure ones only once such a forwarding happened; nothing before any."""
+    reg = parse_registration(_payload())
+    reg["id"] = new_id()
+    assert "forwardingInformation" not in render_registration(reg, None)
+    assert "forwardingInformation" not in render_registration(reg, {"timesSent": 0})
+    info = {"timesSent": 2, "lastForwarding": 2e9, "lastSuccess": 2e9}
+    assert render_registration(reg, info)["forwardingInformation"] == {
+        "timesSent": 2, "lastForwarding": "2033-05-18T03:33:20.000Z", "lastSuccess": "2033-05-18T03:33:20.000Z",
+    }
+
+
+def test_registry_counts_forwardings_and_persists_them() -> None:
+    import asyncio
+
+    from broker.registrations.registry import RegistrationRegistry
+    from broker.store.memory import MemoryStore
+
+    async def scenario() -> None:
+        store = MemoryStore()
+        registry = RegistrationRegistry(store)
+        reg = await registry.add("t1", parse_registration(_payload()))
+        registry.record("t1", reg["id"], 100.7, True, 101.2)
+        registry.record("t1", reg["id"], 102.0, False)
+        assert registry.forwarding("t1", reg["id"]) == {
+            "timesSent": 2, "lastForwarding": 102.0, "lastSuccess": 101.0, "lastFailure": 102.0,
+        }
+        await registry.flush()
+        again = RegistrationRegistry(store)
+        await again.load()
+        assert again.forwarding("t1", reg["id"]) == registry.forwarding("t1", reg["id"])
+        assert "_forwarding" not in render_registration(again.get("t1", (("/", True),), reg["id"]))
+        # a flush after a delete does not bring the registration back
+        registry.record("t1", reg["id"], 103.0, True)
+        await registry.delete("t1", (("/", True),), reg["id"])
+        registry.record("t1", reg["id"], 104.0, True)
+        await registry.close()
+        assert await store.load_docs("registration") == []
+        assert registry.forwarding("t1", reg["id"]) is None
+
+    asyncio.run(scenario())
+
+
+def test_type_rule_of_forwarding() -> None:
+    """context_providers.md: any type matches a registration without type; a registration
+    with a type needs that type."""
+    from broker.registrations.plan import spec_covers
+
+    assert spec_covers({"id": "E"}, "E", "Car") and spec_covers({"id": "E"}, "E", None)
+    assert spec_covers({"id": "E", "type": "T"}, "E", "T")
+    assert not spec_covers({"id": "E", "type": "T"}, "E", None)
+    assert not spec_covers({"id": "E", "type": "T"}, "E", "U")
+    assert spec_covers({"idPattern": ".*", "type": "T"}, "X", "T")
+    assert not spec_covers({"idPattern": "^A", "type": "T"}, "X", "T")
+
+
+def test_plan_completes_local_entities_and_discovers_the_others() -> None:
+    from broker.registrations.plan import plan_query
+    from broker.store import Selector
+
+    reg = {"id": "r1", "dataProvided": {"entities": [{"id": "E1", "type": "T"}, {"id": "E2", "type": "T"}],
+                                        "attrs": ["a", "b"]}}
+    local = {"id": "E1", "type": "T", "attrs": {"a": {}}, "servicePath": "/"}
+    asks = plan_query([reg], [Selector(ids=("E1", "E2"), types=("T",))], [local], set(), None)
+    assert [(a.paged, a.attrs, a.entities) for a in asks] == [
+        (False, ["b"], [{"id": "E1", "type": "T"}]),
+        (True, ["a", "b"], [{"id": "E2", "type": "T"}]),
+    ]
+    # E2 held here too (off the page): nobody discovers it
+    asks = plan_query([reg], [Selector(ids=("E2",), types=("T",))], [], {("E2", "T")}, None)
+    assert asks == []
+    # a listing without type does not reach a registration with types
+    assert plan_query([reg], [Selector()], [], set(), None) == []
+    assert [a.entities for a in plan_query([reg], [Selector(types=("T",))], [], set(), None)] == [
+        [{"id": "E1", "type": "T"}, {"id": "E2", "type": "T"}]
+    ]
+
+
+def test_legacy_bodies_and_answers() -> None:
+    """orion-api.md, 'registration.provider' ``legacyForwarding``: NGSIv1 queryContext and
+    updateContext."""
+    from broker.registrations import legacy
+
+    assert legacy.query_body([{"id": "E", "type": "T"}, {"idPattern": ".*"}], ["a"]) == {
+        "entities": [{"type": "T", "isPattern": "false", "id": "E"}, {"isPattern": "true", "id": ".*"}],
+        "attributes": ["a"],
+    }
+    attr = {"type": "Number", "value": 1, "md": {"unit": {"type": "Text", "value": "C"}}}
+    assert legacy.update_body("E", "T", {"a": attr}, "replace") == {
+        "contextElements": [{"id": "E", "isPattern": "false", "type": "T", "attributes": [
+            {"name": "a", "type": "Number", "value": 1, "metadatas": [{"name": "unit", "type": "Text", "value": "C"}]}
+        ]}],
+        "updateAction": "REPLACE",
+    }
+    answer = {"contextResponses": [
+        {"contextElement": {"id": "E", "type": "T", "isPattern": "false", "attributes": [
+            {"name": "a", "type": "Number", "value": 1, "metadatas": [{"name": "unit", "type": "Text", "value": "C"}]}]},
+         "statusCode": {"code": "200", "reasonPhrase": "OK"}},
+        {"contextElement": {"id": "F", "type": "T", "attributes": []}, "statusCode": {"code": "404"}},
+    ]}
+    assert legacy.query_entities(answer) == [
+        {"id": "E", "type": "T", "a": {"value": 1, "type": "Number", "metadata": {"unit": {"type": "Text", "value": "C"}}}}
+    ]
+    assert legacy.query_entities({"errorCode": {"code": "404", "reasonPhrase": "No context element found"}}) == []
+    assert legacy.query_entities([1, 2]) == []
+    assert legacy.update_succeeded(answer)
+    assert not legacy.update_succeeded({"errorCode": {"code": "404"}})
+    assert not legacy.update_succeeded({"contextResponses": [{"statusCode": {"code": "472"}}]})
+    assert legacy.update_succeeded(None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_legacy_answers_of_any_shape_never_raise(answer: Any) -> None:
+    from broker.registrations import legacy
+
+    assert isinstance(legacy.query_entities(answer), list)
+    assert isinstance(legacy.update_succeeded(answer), bool)
+
+
+ngsiv1_like = st.fixed_dictionaries({}, optional={
+    "contextResponses": st.lists(st.fixed_dictionaries({}, optional={
+        "contextElement": st.fixed_dictionaries({}, optional={
+            "id": st.text(max_size=3) | json_values, "type": json_values,
+            "attributes": st.lists(st.fixed_dictionaries({}, optional={
+                "name": st.text(max_size=3) | json_values, "type": json_values, "value": json_values,
+                "metadatas": st.lists(st.dictionaries(st.sampled_from(["name", "type", "value"]), json_values)) | json_values,
+            }) | json_values, max_size=3) | json_values,
+        }) | json_values,
+        "statusCode": st.fixed_dictionaries({}, optional={"code": st.sampled_from(["200", 200, "404"]) | json_values}),
+    }), max_size=3) | json_values,
+    "errorCode": json_values,
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(ngsiv1_like)
+def test_legacy_shaped_answers_never_raise(answer: Any) -> None:
+    from broker.registrations import legacy
+
+    for entity in legacy.query_entities(answer):
+        assert isinstance(entity["id"], str)
+    assert isinstance(legacy.update_succeeded(answer), bool)

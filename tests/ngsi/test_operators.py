@@ -151,19 +151,73 @@ def test_set_and_unset_together() -> None:
 
 
 def test_creation() -> None:
-    """What an attribute that does not exist yet becomes (Orion's several_operators_same_creation)."""
+    """What an attribute that does not exist yet becomes: orion-api.md, "Usage in create or
+    replace entity operations" (numbers from 0, arrays from [], objects from {})."""
     assert apply({"$inc": 2}) == 2
+    assert apply({"$inc": -2.5}) == -2.5
+    assert apply({"$mul": 5}) == 0
     assert apply({"$min": 0}) == 0
     assert apply({"$max": 8}) == 8
-    assert apply({"$mul": 5}) == 0
     assert apply({"$push": "bar"}) == ["bar"]
     assert apply({"$addToSet": "foo"}) == ["foo"]
-    assert apply({"$push": {"y": 2}}) == [[{"y": 2}]]
-    assert apply({"$push": ["z"]}) == [[["z"]]]
     assert apply({"$pull": 2}) is ABSENT
     assert apply({"$pullAll": [2, 4]}) is ABSENT
     assert apply({"$set": {"Y": 20, "Z": 30}}) == {"Y": 20, "Z": 30}
     assert apply({"$unset": {"Y": 1}}) is ABSENT
+
+
+@given(numbers)
+def test_min_max_on_absent_compare_with_zero(n: float) -> None:
+    """"Numeric operators takes 0 as reference" (and the epoch, 0 seconds, for a DateTime)."""
+    assert apply({"$min": n}) == min(0, n)
+    assert apply({"$max": n}) == max(0, n)
+
+
+def test_min_max_on_absent_non_numbers_are_taken_as_given() -> None:
+    assert apply({"$min": "abc"}) == "abc"
+    assert apply({"$max": {"x": 1}}) == {"x": 1}
+
+
+@given(values)
+def test_push_and_add_to_set_on_absent_start_from_the_empty_array(x: Any) -> None:
+    """"$push and $addToSet take the empty array ([]) as reference": whatever x is, [x]
+    (Orion itself stores [[x]] for an object or array x and notifies [x])."""
+    if isinstance(x, dict) and "$each" in x:
+        return
+    assert apply({"$push": x}) == [x]
+    assert apply({"$addToSet": x}) == [x]
+
+
+def test_push_each_on_absent() -> None:
+    assert apply({"$push": {"$each": [4, 5]}}) == [4, 5]
+    assert apply({"$addToSet": {"$each": [4, 4, 5]}}) == [4, 5]
+
+
+@given(st.one_of(scalars, st.lists(values, max_size=3), st.dictionaries(keys, values, max_size=3)))
+def test_ignored_operators_on_absent_whatever_the_argument(x: Any) -> None:
+    """"$pull, $pullAll and $unset are ignored" on creation, even with an argument they
+    would refuse on an existing value."""
+    for op in ("$pull", "$pullAll", "$unset"):
+        assert apply({op: x}) is ABSENT
+
+
+@given(values, st.one_of(scalars, st.lists(scalars, max_size=3)))
+def test_unset_with_a_non_object_is_ignored(current: Any, x: Any) -> None:
+    """"if the value of $unset is not an object, it will be ignored" (orion-api.md, '$unset')."""
+    assert apply({"$unset": x}, current) == current
+
+
+@given(values)
+def test_set_with_no_key_changes_nothing(current: Any) -> None:
+    assert apply({"$set": {}}, current) == current
+    assert apply({"$set": {}}) == {}
+
+
+def test_non_numeric_argument_message_names_the_path() -> None:
+    """orion-api.md, "How Orion deals with operators": MongoDB's text for $inc "foo"."""
+    with pytest.raises(OperatorError) as err:
+        apply({"$inc": "foo"}, 10, base="attrs.A.value")
+    assert str(err.value) == 'Cannot increment with non-numeric argument: {attrs.A.value: "foo"}'
 
 
 @given(values)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ngsi.jsonout import dumps
-from ngsi.render import KEY_VALUES, NORMALIZED, UNIQUE, VALUES, Projection, render_entities, render_entity
+from ngsi.render import KEY_VALUES, NORMALIZED, UNIQUE, VALUES, Projection, attr_value, render_entities, render_entity
 
 
 def _attr(value: Any, type_: str = "Text") -> dict[str, Any]:
@@ -36,6 +36,15 @@ def test_attrs_filter_orders_values() -> None:
     assert shown == ["bar", "1970-01-01T00:00:01.000Z", "foo"]
 
 
+def test_attrs_filter_orders_attributes_in_every_mode() -> None:
+    # orion-api.md, "Retrieve Entity", attrs: "retrieved in the order specified by this parameter"
+    entity = _entity(A="foo", B="bar")
+    shown = Projection(attrs=("B", "dateCreated", "A", "B"))
+    assert list(render_entity(entity, NORMALIZED, shown)) == ["id", "type", "B", "dateCreated", "A"]
+    assert list(render_entity(entity, KEY_VALUES, shown)) == ["id", "type", "B", "dateCreated", "A"]
+    assert list(render_entity(entity, KEY_VALUES, Projection(attrs=("B", "*")))) == ["id", "type", "A", "B"]
+
+
 def test_unique_removes_repeats_inside_each_entity() -> None:
     # 1050_options_unique/options_unique
     entity = _entity(Car1="Mercedes", Car2="BMW", Car3="Audi", Car4="BMW", Car5="Mercedes", Car6="BMW")
@@ -55,6 +64,46 @@ def test_service_path_is_a_builtin_attribute() -> None:
     }
     assert "servicePath" not in render_entity(entity)
     assert "servicePath" not in render_entity(entity, NORMALIZED, Projection(attrs=("*",)))
+
+
+# -- geo:json Feature and FeatureCollection (orion-api.md, "GeoJSON") -------------------------
+
+_POINT = {"type": "Point", "coordinates": [1, 2]}
+_FEATURE = {"type": "Feature", "geometry": _POINT, "properties": {"label": "x"}}
+
+
+def _geo(value: Any, **md: Any) -> dict[str, Any]:
+    entity = _entity()
+    entity["attrs"]["loc"] = {"type": "geo:json", "value": value, "creDate": 1.0, "modDate": 2.0,
+                              "md": {name: {"type": "Boolean", "value": v} for name, v in md.items()}}
+    return entity
+
+
+def test_a_feature_renders_as_its_geometry() -> None:
+    entity = _geo(_FEATURE)
+    assert render_entity(entity, KEY_VALUES)["loc"] == _POINT
+    assert render_entity(entity)["loc"]["value"] == _POINT
+    assert render_entity(entity, VALUES) == [_POINT]
+    assert attr_value(entity["attrs"]["loc"]) == _POINT
+    assert entity["attrs"]["loc"]["value"] == _FEATURE  # the stored value is whole
+
+
+def test_a_feature_collection_renders_as_the_geometry_of_its_first_feature() -> None:
+    assert attr_value(_geo({"type": "FeatureCollection", "features": [_FEATURE]})["attrs"]["loc"]) == _POINT
+
+
+def test_ignore_type_renders_the_whole_feature() -> None:
+    assert attr_value(_geo(_FEATURE, ignoreType=True)["attrs"]["loc"]) == _FEATURE
+    assert attr_value(_geo(_FEATURE, ignoreType=False)["attrs"]["loc"]) == _POINT
+
+
+def test_features_of_other_types_and_broken_features_render_as_stored() -> None:
+    text = _entity()
+    text["attrs"]["loc"] = {"type": "StructuredValue", "value": _FEATURE, "md": {}}
+    assert attr_value(text["attrs"]["loc"]) == _FEATURE
+    for broken in ({"type": "Feature"}, {"type": "FeatureCollection", "features": []},
+                   {"type": "FeatureCollection", "features": "x"}, {"type": "Feature", "geometry": 3}):
+        assert attr_value(_geo(broken)["attrs"]["loc"]) == broken
 
 
 # -- properties -------------------------------------------------------------------------------

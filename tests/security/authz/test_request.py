@@ -251,6 +251,18 @@ def test_batch_entities_each_become_a_target() -> None:
     assert strict.targets == (Target(id="f1", type="Thing", attrs=frozenset()),)
 
 
+@pytest.mark.parametrize(("v1", "v2"), [("APPEND", "append"), ("APPEND_STRICT", "appendStrict"),
+                                        ("UPDATE", "update"), ("DELETE", "delete"), ("REPLACE", "replace")])
+def test_ngsiv1_action_types_are_read_as_their_counterparts(v1: str, v2: str) -> None:
+    """Orion's deprecated.md: ``/v2/op/update`` still takes NGSIv1's upper-case action types,
+    each as its lower-case counterpart (the broker does: broker/routes/batch.py)."""
+    entities = [{"id": "f1", "type": "Field", "a": {}}]
+    old = describe("POST", "/v2/op/update", "", COOP, body({"actionType": v1, "entities": entities}))
+    new = describe("POST", "/v2/op/update", "", COOP, body({"actionType": v2, "entities": entities}))
+    assert not old.unknown and (old.actions, old.targets, old.scopes) == (new.actions, new.targets, new.scopes)
+    assert describe("POST", "/v2/op/update", "", COOP, body({"actionType": "Append", "entities": entities})).unknown
+
+
 @pytest.mark.parametrize(
     ("payload", "fragment"),
     [
