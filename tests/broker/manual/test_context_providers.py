@@ -35,7 +35,8 @@ import pytest
 
 from tests.broker.api_client import ApiClient, broker_client, error_of, new_id
 
-LOOPBACK = ("127.0.0.1",)  # -notifAllowedHosts: the providers below
+from .conftest import LOOPBACK
+
 REG_ID = re.compile(r"^[0-9a-f]{24}$")
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 REG_NOT_FOUND = "The requested registration has not been found. Check id"
@@ -187,19 +188,7 @@ class Provider:
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The database the module's broker writes registrations to."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('regs')}/broker.db"
-    cluster = request.getfixturevalue("pg_cluster")
-    return str(cluster.url.rsplit("/", 1)[0] + "/waziup_test")
 
-
-@pytest.fixture(scope="module")
-def client(store: str) -> Iterator[ApiClient]:
-    with broker_client(store, notif_allowed_hosts=LOOPBACK) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,14 @@ import httpx
 import pytest
 
 from broker.config import ConfigError, parse
-from tests.broker.api_client import ApiClient, broker_client, create, error_of, ids_of, new_id
+from tests.broker.api_client import (
+    ApiClient,
+    broker_client,
+    create,
+    error_of,
+    ids_of,
+    new_id,
+)
 from tests.broker.conftest import Receiver
 
 ACTION_ERROR = "invalid update action type: right ones are: append, appendStric, delete, replace, update"

@@ -16,13 +16,12 @@ a tenant of its own, so a query sees that test's entities only.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.broker.api_client import ApiClient, broker_client, error_of, ids_of, new_id
+from tests.broker.api_client import ApiClient, error_of, ids_of, new_id
 from tests.broker.conftest import Receiver
 
 GEOJSON_TYPES = {
@@ -39,18 +38,7 @@ AROUND_MADRID = "40,-4;41,-3"
 FAR_AWAY = "10,10;11,11"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('manual_geo') / 'broker.db'}"
-    cluster = request.getfixturevalue("pg_cluster")
-    return str(cluster.create_database("manual_geo"))
 
-
-@pytest.fixture(scope="module")
-def client(store: str) -> Iterator[ApiClient]:
-    with broker_client(db_uri=store, notif_allowed_hosts=("127.0.0.1",)) as c:
-        yield c
 
 
 class Tenant:

@@ -14,30 +14,18 @@ PostgreSQL; each test works in a tenant of its own.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.broker.api_client import ApiClient, broker_client, error_of, new_id
+from tests.broker.api_client import ApiClient, error_of, new_id
 
 ENTITY_NOT_FOUND = "The requested entity has not been found. Check type and id"
 ATTRIBUTE_NOT_FOUND = "The entity does not have such an attribute"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('manual_render') / 'broker.db'}"
-    cluster = request.getfixturevalue("pg_cluster")
-    return str(cluster.create_database("manual_render", postgis=False))
 
-
-@pytest.fixture(scope="module")
-def client(store: str) -> Iterator[ApiClient]:
-    with broker_client(db_uri=store) as c:
-        yield c
 
 
 class Tenant:

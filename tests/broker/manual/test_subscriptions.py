@@ -32,7 +32,8 @@ import pytest
 
 from tests.broker.api_client import ApiClient, broker_client, error_of, new_id
 
-LOOPBACK = ("127.0.0.1",)  # -notifAllowedHosts: the receiver below
+from .conftest import LOOPBACK
+
 SUB_ID = re.compile(r"^[0-9a-f]{24}$")
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 NOT_FOUND = "The requested subscription has not been found. Check id"
@@ -103,19 +104,7 @@ class Capture:
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The database the module's broker writes subscriptions (and their counters) to."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('subs')}/broker.db"
-    cluster = request.getfixturevalue("pg_cluster")
-    return str(cluster.url.rsplit("/", 1)[0] + "/waziup_test")
 
-
-@pytest.fixture(scope="module")
-def client(store: str) -> Iterator[ApiClient]:
-    with broker_client(store, notif_allowed_hosts=LOOPBACK) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -35,28 +35,7 @@ import pytest
 from tests.broker.api_client import ApiClient, broker_client, create, error_of, new_id
 from tests.broker.conftest import Receiver
 
-MANUAL_DB = "manual_update_operators"
-
-
-def _fresh_pg_database(request: pytest.FixtureRequest, name: str) -> str:
-    """A database of its own on the session's PostgreSQL (pg_url's is emptied by other tests)."""
-    cluster = request.getfixturevalue("pg_cluster")
-    cluster.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    return str(cluster.create_database(name, postgis=False))
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The database URL the module's broker runs on."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('operators') / 'broker.db'}"
-    return _fresh_pg_database(request, MANUAL_DB)
-
-
-@pytest.fixture(scope="module")
-def client(store: str) -> Iterator[ApiClient]:
-    with broker_client(store, notif_allowed_hosts=("127.0.0.1",)) as c:
-        yield c
+from .conftest import fresh_store
 
 
 @pytest.fixture(scope="module")
@@ -653,7 +632,7 @@ def race_db(store: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A database two brokers share, as workers do: an SQLite file opened ``shared``, or PostgreSQL."""
     if store.startswith("sqlite"):
         return f"sqlite:///{tmp_path}/race.db?shared=1"
-    return _fresh_pg_database(request, MANUAL_DB + "_race")
+    return fresh_store(request, "postgresql", tmp_path, suffix="_race")
 
 
 def test_concurrent_increments_lose_nothing(race_db: str) -> None:
