@@ -5,8 +5,9 @@ them for ``cmdMode: notification``.
 
 The registry and the NGSI client to the context broker live in the lifespan and reach
 handlers through ``app.state`` (``registry``, ``ngsi``, ``config``,
-``provisioning_listeners``). Agent errors become ``{"name", "message"}`` with their code;
-anything unexpected a 500 of the same shape, never a traceback.
+``provisioning_listeners``). ``/admin/log`` (iot_agent/admin.py) reads and sets the log
+level, as node-lib's agents serve it. Agent errors become ``{"name", "message"}`` with
+their code; anything unexpected a 500 of the same shape, never a traceback.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from starlette.types import ASGIApp
 from ngsi.client import HTTPClient, NGSIClient
 from ngsi.server.guards import Guard
 
+from . import admin, seam
 from .config import Config
 from .errors import IoTAError
 from .http_errors import LastResort, error_response
 from .provisioning import routes as provisioning
 from .provisioning.store import ProvisioningStore, open_registry
-from . import seam
 from .seam import guard_layer
 
 log = logging.getLogger("waziup.iot_agent")
@@ -74,7 +75,7 @@ def create_app(
             await the_registry.close()
 
     app = Starlette(
-        routes=[*routes, *provisioning.ROUTES],
+        routes=[*routes, *provisioning.ROUTES, *admin.ROUTES],
         middleware=[Middleware(LastResort, log=log), guard_layer(config, guards)],
         exception_handlers={IoTAError: _agent_error},
         lifespan=lifespan,

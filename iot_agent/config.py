@@ -28,6 +28,10 @@ DEFAULT_DATA_DIR = "data"
 
 ConfigError = SettingsError  # a flag or environment variable without a valid value
 
+# The log levels iotagent-node-lib takes (iotagent-node-lib-api.md, "Log operations";
+# logops, its logger, says WARN), by the logging level each stands for.
+LOG_LEVELS: dict[str, int] = {"FATAL": 50, "ERROR": 40, "WARNING": 30, "WARN": 30, "INFO": 20, "DEBUG": 10}
+
 
 @dataclass(frozen=True)
 class Config:
@@ -230,6 +234,9 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
     """A Config from ``--flag value`` / ``--flag=value`` words and the environment (flags win)."""
     values = OPTIONS.parse(argv, os.environ if environ is None else environ)
     values.update(_mqtt_uri(values.get("mqtt_uri", "")))
+    level = values.get("log_level")
+    if level is not None and str(level).strip().upper() not in LOG_LEVELS:
+        raise ConfigError(f"option --log-level (IOTA_LOG_LEVEL): {level!r} is not one of {', '.join(LOG_LEVELS)}")
     if values.get("registry_type") == "mongodb":
         values["registry_type"] = "sqlite"
     if values.get("https"):

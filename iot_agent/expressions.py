@@ -313,7 +313,7 @@ def compile_iota(text: str) -> Expr:
     if not isinstance(text, str):
         raise InvalidExpression(str(text))
     try:
-        return compile_expression(text, IOTA_TRANSFORMS, negation=True)  # JavaScript JEXL has '!'
+        return compile_expression(text, IOTA_TRANSFORMS, javascript=True)  # JavaScript JEXL's semantics
     except _NGSIBadRequest:
         raise InvalidExpression(text) from None
 

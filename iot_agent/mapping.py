@@ -26,17 +26,18 @@ Per measure:
    ``None``/NaN results and results equal to ``skipValue`` are not sent; an
    ``entity_name`` (literal, or JEXL giving a string) sends the value to that
    entity (``entity_type`` or the device's type).
-5. Other measures keep their names; their type is the provisioned type of an
-   attribute of that name, else inferred (``Number``, ``Boolean``, ``Text``,
-   ``StructuredValue``, ``None``; ``TimeInstant`` is ``DateTime``).  With
-   ``infer_types=False`` they are ``Text``, as the UL/JSON agents do.
+5. Other measures keep their names and JSON values; their type is the
+   provisioned type of an attribute of that name, else ``Text`` as the UL/JSON
+   agents send them (``TimeInstant`` is ``DateTime``); ``infer_types=True``
+   infers ``Number``, ``Boolean``, ``StructuredValue``... instead.
 6. Static attributes are added (measures win on a name clash).
 7. ``explicitAttrs`` (device, else group): ``true`` keeps provisioned active
    and static attributes; a list (JEXL giving names, object_ids or
-   ``{"object_id": x}`` items) keeps those; ``[]`` sends nothing at all.
-8. ``timestamp`` (device, else group, else ``timestamp_default``): the entity
-   gets ``TimeInstant`` (the measured one, which must then be ISO 8601 or
-   ``BadTimestamp`` is raised, else ``now`` in the device ``timezone``) and
+   ``{"object_id": x}`` items) keeps those of them that are provisioned;
+   ``[]`` sends nothing at all.
+8. ``timestamp`` (device, else group, else ``timestamp_default``), or a
+   measured or mapped ``TimeInstant`` in ISO 8601 whatever the flag: the entity
+   gets ``TimeInstant`` (that one, else ``now`` in the device ``timezone``) and
    every other attribute gets ``metadata.TimeInstant``.
 9. ``autocast``: values of attributes typed ``Number``/``Boolean``/``None``/
    ``Array``/``Object`` given as text are converted (IOTA_AUTOCAST).
@@ -54,7 +55,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ngsi.model import infer_type
 
-from .errors import BadTimestamp
 from .expressions import evaluate
 
 __all__ = ["build_entities", "merge_type_information", "infer_type", "format_now", "TIMESTAMP_ATTRIBUTE"]
@@ -232,11 +232,25 @@ class _Targets:
         return [self.main, *self.others.values()]
 
 
-def _attr(value: Any, atype: str, metadata: Any) -> dict[str, Any]:
+def _attr(value: Any, atype: str, metadata: Any, ctx: Doc) -> dict[str, Any]:
     a: dict[str, Any] = {"type": atype, "value": value}
     if isinstance(metadata, dict) and metadata:
-        a["metadata"] = copy.deepcopy(metadata)
+        a["metadata"] = _expanded_metadata(metadata, ctx)
     return a
+
+
+def _expanded_metadata(metadata: Doc, ctx: Doc) -> Doc:
+    """Provisioned metadata as sent: an item's ``expression`` gives its ``value`` (doc/api.md
+    §Expression support in metadata) and is not sent, the broker refusing unknown fields."""
+    out: Doc = {}
+    for key, item in metadata.items():
+        item = copy.deepcopy(item)
+        if isinstance(item, dict) and "expression" in item:
+            expression = item.pop("expression")
+            if isinstance(expression, str) and expression:
+                item["value"] = evaluate(expression, ctx)
+        out[key] = item
+    return out
 
 
 def _attr_type(provisioned: Doc | None, name: str, value: Any, infer_types: bool) -> str:
@@ -258,7 +272,7 @@ def build_entities(
     *,
     timestamp_default: bool = False,
     autocast: bool = False,
-    infer_types: bool = True,
+    infer_types: bool = False,
     conjunction: str = ":",
     info: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
@@ -305,7 +319,8 @@ def _one_measure(
     if not _keep_explicit_attrs(entities, info["explicitAttrs"], ctx, provisioned):  # 7
         return []
     stamped = info["timestamp"] if isinstance(info["timestamp"], bool) else timestamp_default
-    if stamped:  # 8
+    measured = targets.main.attrs.get(TIMESTAMP_ATTRIBUTE, {}).get("value")
+    if stamped or _is_iso(measured):  # 8
         timezone = info["timezone"] if isinstance(info["timezone"], str) else None
         _add_time_instant(entities, targets.main, now, timezone)
     return [e.render() for e in entities if e.attrs]
@@ -397,7 +412,7 @@ def _add_active(
             value = _autocast(value, atype)
         targets.ctx[name] = value
         ent = targets.of(a)
-        ent.attrs[name] = _attr(value, atype, a.get("metadata"))
+        ent.attrs[name] = _attr(value, atype, a.get("metadata"), targets.ctx)
         ent.sources[name] = oid
     return consumed, provisioned
 
@@ -411,7 +426,7 @@ def _add_other_measures(
         if k in consumed or k in main.attrs:
             continue
         atype = _attr_type(by_name.get(k), k, v, infer_types)
-        main.attrs[k] = _attr(_autocast(v, atype) if autocast else v, atype, None)
+        main.attrs[k] = _attr(_autocast(v, atype) if autocast else v, atype, None, {})
         main.sources[k] = k
 
 
@@ -428,7 +443,7 @@ def _add_statics(static: list[Doc], targets: _Targets, infer_types: bool) -> set
             continue
         declared = s.get("type")
         stype = declared if isinstance(declared, str) else (infer_type(s.get("value")) if infer_types else DEFAULT_TYPE)
-        ent.attrs[name] = _attr(s.get("value"), stype, s.get("metadata"))
+        ent.attrs[name] = _attr(s.get("value"), stype, s.get("metadata"), targets.ctx)
         ent.sources[name] = None
     return names
 
@@ -460,26 +475,27 @@ def _keep_explicit_attrs(entities: list[_Entity], explicit: Any, ctx: Doc, provi
             ent.attrs = {
                 k: v
                 for k, v in ent.attrs.items()
-                if k == TIMESTAMP_ATTRIBUTE or k in wanted or (ent.sources.get(k) or _SENTINEL) in wanted
+                if k == TIMESTAMP_ATTRIBUTE
+                or (k in provisioned and (k in wanted or (ent.sources.get(k) or _SENTINEL) in wanted))
             }
     return True
 
 
 def _add_time_instant(entities: list[_Entity], main: _Entity, now: float, timezone: str | None) -> None:
     """Step 8: ``TimeInstant`` on every entity sent, and as metadata of its attributes."""
+    server = format_now(now, timezone)
     measured = main.attrs.get(TIMESTAMP_ATTRIBUTE)
-    if measured is not None:
-        if not _is_iso(measured.get("value")):
-            raise BadTimestamp(measured.get("value"))
-        stamp = measured["value"]
-    else:
-        stamp = format_now(now, timezone)
+    stamp = measured["value"] if measured is not None and _is_iso(measured.get("value")) else server
     for ent in entities:
         if not ent.attrs:
             continue
         ts_attr = ent.attrs.get(TIMESTAMP_ATTRIBUTE)
         if ts_attr is None:
             ts_attr = {"type": TIMESTAMP_TYPE, "value": stamp}
+        elif not _is_iso(ts_attr.get("value")):
+            # doc/api.md §TimeInstant and Timestamp flag: a TimeInstant that is not ISO 8601
+            # "is refused (so a failover to server timestamp will take place)"
+            ts_attr = {**ts_attr, "type": TIMESTAMP_TYPE, "value": server}
         value = ts_attr["value"]
         for k, a in ent.attrs.items():
             if k == TIMESTAMP_ATTRIBUTE:

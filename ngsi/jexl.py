@@ -135,7 +135,13 @@ def _unescape(body: str, quote: str) -> str:
     return re.sub(r"\\([\\" + quote + "])", lambda m: m.group(1), body)
 
 
-def _lex(text: str) -> list[_Tok]:
+# After these (or at the start), JavaScript JEXL's lexer reads ``-`` then a number as a
+# negative literal (TomFrost/Jexl Lexer ``_isNegative``): ``-7|substr(0,2)`` is ``"-7"``.
+_NEGATIVE_AFTER = {"||", "&&", "==", "!=", "<", "<=", ">", ">=", "in", "+", "-", "*", "/", "//", "%", "^",
+                   "!", "(", "[", "{", ",", "?", ":"}
+
+
+def _lex(text: str, negative_literals: bool = False) -> list[_Tok]:
     toks: list[_Tok] = []
     pos, n = 0, len(text)
     while pos < n:
@@ -148,7 +154,14 @@ def _lex(text: str) -> list[_Tok]:
         if kind == "ws":
             continue
         if kind == "num":
-            toks.append(_Tok("num", s, float(s) if "." in s else int(s)))
+            value = float(s) if "." in s else int(s)
+            prev = toks[-1] if toks else None
+            if negative_literals and prev is not None and prev.kind == "op" and prev.text == "-" and (
+                len(toks) == 1 or (toks[-2].kind == "op" and toks[-2].text in _NEGATIVE_AFTER)
+            ):
+                toks[-1] = _Tok("num", "-" + s, -value)
+                continue
+            toks.append(_Tok("num", s, value))
         elif kind == "str":
             toks.append(_Tok("str", s, _unescape(s[1:-1], s[0])))
         elif kind == "id":
@@ -303,6 +316,23 @@ def _arith(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     return f
 
 
+def _js_numeric(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """JavaScript arithmetic: a boolean or ``null`` operand is a number (``true + 3`` is 4),
+    unless ``+`` has a string operand (then it concatenates)."""
+
+    def to_number(v: Any) -> Any:
+        if isinstance(v, bool):
+            return int(v)
+        return 0 if v is None else v
+
+    def f(a: Any, b: Any) -> Any:
+        if isinstance(a, str) or isinstance(b, str):
+            return op(a, b)
+        return op(to_number(a), to_number(b))
+
+    return f
+
+
 _BINARY: dict[str, tuple[int, Callable[[Any, Any], Any]]] = {
     "==": (30, lambda a, b: _eq(a, b)),
     "!=": (30, lambda a, b: not _eq(a, b)),
@@ -319,6 +349,7 @@ _BINARY: dict[str, tuple[int, Callable[[Any, Any], Any]]] = {
     "%": (60, _mod),
     "^": (70, _pow),
 }
+_JS_NUMERIC = {"+", "-", "*", "/", "//", "%", "^"}
 _LBP: dict[str, int] = {"?": 5, "||": 10, "&&": 20, ".": 80, "[": 80, "|": 80}
 _LBP.update({k: v[0] for k, v in _BINARY.items()})
 _UNARY_BP = 75
@@ -656,11 +687,16 @@ def _const(v: Any) -> Fn:
 
 class _Parser:
     def __init__(
-        self, text: str, transforms: Mapping[str, Callable[..., Any]] | None = None, negation: bool = False
+        self,
+        text: str,
+        transforms: Mapping[str, Callable[..., Any]] | None = None,
+        negation: bool = False,
+        javascript: bool = False,
     ) -> None:
         self.transforms = TRANSFORMS if transforms is None else transforms
-        self.negation = negation
-        self.toks = _lex(text)
+        self.negation = negation or javascript
+        self.javascript = javascript
+        self.toks = _lex(text, negative_literals=javascript)
         self.i = 0
         self.depth = 0
         self.filters = 0
@@ -835,6 +871,8 @@ class _Parser:
 
             return and_
         bp, fn = _BINARY[op]
+        if self.javascript and op in _JS_NUMERIC:
+            fn = _js_numeric(fn)
         right = self.expr(bp)  # left associative
         if op == "!=":
             # Orion: ``A != null`` is false when A is not in the context, where ``A == null``
@@ -922,7 +960,11 @@ class Expr:
 
 
 def compile_expression(
-    text: str, transforms: Mapping[str, Callable[..., Any]] | None = None, *, negation: bool = False
+    text: str,
+    transforms: Mapping[str, Callable[..., Any]] | None = None,
+    *,
+    negation: bool = False,
+    javascript: bool = False,
 ) -> Expr:
     """Parse ``text``; ``BadRequest`` when it is not valid JEXL.
 
@@ -930,10 +972,13 @@ def compile_expression(
     see ``iot_agent.expressions``); a transform raising ``TypeError``,
     ``ValueError``... makes the expression ``null`` like any runtime error.
     ``negation`` allows the unary ``!``: Orion does not support it ("Known
-    limitations"), JavaScript JEXL (the IoT agent's) does.
+    limitations"), JavaScript JEXL (the IoT agent's) does.  ``javascript``
+    (the IoT agent only; the broker never sets it) adds the rest of JavaScript
+    JEXL's semantics: ``!``, negative number literals (``-7|substr(0,2)``) and
+    booleans/``null`` as numbers in arithmetic (``true + 3`` is 4).
     """
     try:
-        return Expr(text, _Parser(text, transforms, negation).parse())
+        return Expr(text, _Parser(text, transforms, negation, javascript).parse())
     except RecursionError:
         raise BadRequest("JEXL syntax error: expression nested too deeply") from None
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from iot_agent.errors import ParseError
 
-__all__ = ["decode", "decode_base64", "encode", "LPP_TYPES", "LppType"]
+__all__ = ["b64decode", "decode", "decode_base64", "encode", "LPP_TYPES", "LppType"]
 
 
 @dataclass(frozen=True)
@@ -113,10 +113,23 @@ def _value(t: LppType, body: bytes) -> Any:
     return _num(_read(body, t.signed), t.divisor)
 
 
+def b64decode(text: str | bytes) -> bytes:
+    """Strict base64 (``binascii.Error``/``ValueError`` on other characters) that accepts a
+    missing padding: simulators and some network servers strip the ``=``, and the FIWARE
+    LoRaWAN agent reads such payloads (Node's ``Buffer.from(s, "base64")``)."""
+    if isinstance(text, str):
+        text = text.encode("ascii")  # UnicodeEncodeError is a ValueError
+    if not isinstance(text, (bytes, bytearray)):
+        raise TypeError("base64 must be text")
+    text = bytes(text).rstrip(b"=")
+    return base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+
+
 def decode_base64(text: str | bytes) -> dict[str, Any]:
-    """``decode`` of a base64 payload (LoRaWAN network servers send base64)."""
+    """``decode`` of a base64 payload (LoRaWAN network servers send base64; the padding
+    may be missing, as Node's ``Buffer.from(s, "base64")`` reads it in the FIWARE agent)."""
     try:
-        raw = base64.b64decode(text, validate=True)
+        raw = b64decode(text)
     except (binascii.Error, ValueError, TypeError):
         raise ParseError("payload is not valid base64") from None
     return decode(raw)

@@ -8,7 +8,8 @@ the server-side decoded object (ChirpStack ``object``, v3 ``objectJSON``, TTS
 ``decoded_payload``) or ``None``, and radio metadata from the best gateway.
 
 Formats are told apart by their keys: ``deviceInfo`` (ChirpStack v4),
-``end_device_ids`` (TTS v3), ``devEUI`` (ChirpStack v3 ``json_v3``/``json``).
+``end_device_ids`` (TTS v3), ``devEUI`` (ChirpStack v3 ``json_v3``/``json``), ``payload_raw``
+or ``dev_id`` (TTN v2, the FIWARE LoRaWAN agent manual's own test message).
 
 ``measures_from_uplink(uplink, data_model)`` applies the device's
 ``data_model`` (``cayennelpp``, ``application_server``, ``raw``).  CBOR is not
@@ -33,6 +34,7 @@ __all__ = [
     "parse_chirpstack_v4",
     "parse_chirpstack_v3",
     "parse_tts_v3",
+    "parse_ttn_v2",
     "measures_from_uplink",
     "chirpstack_downlink",
     "chirpstack_uplink_topic",
@@ -47,7 +49,7 @@ T = TypeVar("T")
 
 @dataclass
 class Uplink:
-    network_server: str  # "chirpstack_v4" | "chirpstack_v3" | "tts_v3"
+    network_server: str  # "chirpstack_v4" | "chirpstack_v3" | "tts_v3" | "ttn_v2"
     dev_eui: str | None
     device_id: str | None
     application_id: str | None
@@ -98,7 +100,7 @@ def _b64(v: Any, key: str) -> bytes:
     if not isinstance(v, str):
         raise ParseError(f"'{key}' must be a base64 string")
     try:
-        return base64.b64decode(v, validate=True)
+        return cayenne.b64decode(v)
     except (binascii.Error, ValueError):
         raise ParseError(f"'{key}' is not valid base64") from None
 
@@ -176,6 +178,7 @@ class _Keys:
 _CHIRPSTACK_V4 = _Keys("chirpstack_v4", "devEui", "deviceName", "fPort", "data", ("object",))
 _CHIRPSTACK_V3 = _Keys("chirpstack_v3", "devEUI", "deviceName", "fPort", "data", ("object", "objectJSON"))
 _TTS_V3 = _Keys("tts_v3", "dev_eui", "device_id", "f_port", "frm_payload", ("decoded_payload",))
+_TTN_V2 = _Keys("ttn_v2", "hardware_serial", "dev_id", "port", "payload_raw", ("payload_fields",))
 
 
 def _first_decoded(frame: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any] | None:
@@ -263,6 +266,19 @@ def parse_tts_v3(doc: Any) -> Uplink:
     return _uplink(_TTS_V3, ids, up, app, meta)
 
 
+def parse_ttn_v2(doc: Any) -> Uplink:
+    """The TTN v2 uplink the FIWARE LoRaWAN agent's manual publishes in its walkthrough
+    (``app_id``, ``dev_id``, ``hardware_serial``, ``port``, ``payload_raw``, ``payload_fields``,
+    ``metadata.gateways[].rssi/snr``)."""
+    d = _load(doc)
+    metadata = d.get("metadata")
+    meta = _present(f_cnt=_opt_int(d, "counter"))
+    if isinstance(metadata, dict):
+        meta.update(_present(time=_opt_str(metadata, "time")))
+        meta.update(_best_gateway(metadata.get("gateways"), "rssi", "snr", lambda it: it.get("gtw_id")))
+    return _uplink(_TTN_V2, d, d, _opt_str(d, "app_id"), meta)
+
+
 def parse_uplink(doc: Any) -> Uplink:
     """Any supported uplink, told apart by its keys."""
     d = _load(doc)
@@ -270,6 +286,8 @@ def parse_uplink(doc: Any) -> Uplink:
         return parse_chirpstack_v4(d)
     if "end_device_ids" in d:
         return parse_tts_v3(d)
+    if "payload_raw" in d or "dev_id" in d:
+        return parse_ttn_v2(d)
     if "devEUI" in d:
         return parse_chirpstack_v3(d)
     raise ParseError("unknown LoRaWAN uplink format")

@@ -4,12 +4,17 @@
 Data lines: an optional action prefix (``\\!`` upload to clouds, ``\\$`` log
 locally), then ``TC/22.5/HU/85`` nomenclature/value pairs split on ``/``,
 optionally preceded by ``project#servicetree#`` (or one ``servicetree#``);
-a lone value (``22.5``) gets the nomenclature ``DEF``.  Values read as numbers
+a lone value (``22.5``) gets the nomenclature ``DEF``.  A prefix shorter than
+MIN_PREFIX (3) characters is ignored, as ``CloudWAZIUP.py`` ignores it: ``a#TC/21``
+has no service tree, so a device's one-letter slip does not become a service path.  Values read as numbers
 when they are numbers, text otherwise.  Empty project / service tree mean the
 gateway's defaults (``None`` here).
 
 Control lines from the low-level program: ``^p<dst>,<ptype>,<src>,<seq>,<len>,<SNR>,<RSSI>``,
-``^r<bw>,<cr>,<sf>[,<freq>]``, ``^t<ISO time>``.
+``^r<bw>,<cr>,<sf>[,<freq>]``, ``^t<ISO time>``.  A packet whose ``dst`` is 256 is a
+LoRaWAN frame the gateway relayed: its ``src`` is the node's DevAddr, which the cloud
+script writes in hex (``0x26011DB8``, so the device is ``Sensor0x26011DB8``), where a
+native LoRa node keeps its decimal address (``Sensor3``): see ``source_address``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,18 @@ from typing import Any
 from iot_agent.codecs import payload_text
 from iot_agent.errors import ParseError
 
-__all__ = ["GatewayPrefix", "parse_payload", "format_payload", "parse_control_line", "device_id"]
+__all__ = [
+    "GatewayPrefix",
+    "device_id",
+    "format_payload",
+    "packet_source",
+    "parse_control_line",
+    "parse_payload",
+    "source_address",
+]
+
+MIN_PREFIX = 3  # characters: a shorter project or service tree is the gateway's default
+LORAWAN_DST = 256  # the ^p destination the gateway gives LoRaWAN frames
 
 _NUM_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _NAME_RE = re.compile(r"[^/#\s]+")
@@ -46,6 +62,10 @@ def _number(text: str) -> Any:
             return int(text)
         return v
     return text
+
+
+def _prefix(text: str) -> str | None:
+    return text if len(text) >= MIN_PREFIX else None
 
 
 def parse_payload(text: str | bytes) -> tuple[GatewayPrefix, dict[str, Any]]:
@@ -76,7 +96,7 @@ def parse_payload(text: str | bytes) -> tuple[GatewayPrefix, dict[str, Any]]:
         if not _NAME_RE.fullmatch(name) or raw == "":
             raise ParseError(f"bad nomenclature/value pair '{fields[i]}/{fields[i + 1]}'")
         out[name] = _number(raw)
-    prefix = GatewayPrefix(action, project or None, tree or None)
+    prefix = GatewayPrefix(action, _prefix(project), _prefix(tree))
     return prefix, out
 
 
@@ -97,6 +117,9 @@ def format_payload(measures: dict[str, Any], prefix: GatewayPrefix | None = None
             head = "\\!"
         elif prefix.action == "log":
             head = "\\$"
+        for given in (prefix.project, prefix.service_tree):
+            if given is not None and len(given) < MIN_PREFIX:
+                raise ValueError(f"prefix {given!r} is shorter than {MIN_PREFIX} characters: the gateway ignores it")
         if prefix.project is not None:
             head += f"{prefix.project}#{prefix.service_tree or ''}#"
         elif prefix.service_tree is not None:
@@ -133,3 +156,33 @@ def parse_control_line(line: str) -> tuple[str, dict[str, Any]]:
 def device_id(organization: str, service_tree: str | None, sensor_name: str, src: int | str) -> str:
     """The WAZIUP device id ``organization + service_tree + "_" + sensor_name + src`` (``UPPA-TESTS_Sensor2``)."""
     return f"{organization}{service_tree or ''}_{sensor_name}{src}"
+
+
+def source_address(dst: int, src: int) -> str:
+    """The sender as the cloud script names it: ``0x%08X`` for a LoRaWAN frame
+    (``dst`` 256, ``src`` the DevAddr: ``0x26011DB8``), else decimal (``3``)."""
+    if dst == LORAWAN_DST:
+        return f"0x{src & 0xFFFFFFFF:08X}"
+    return str(src)
+
+
+def packet_source(pdata: Any) -> str:
+    """The sender named by the gateway's ``pdata`` (``dst,ptype,src,seq,len,snr,rssi``,
+    the fields of ``^p``), as ``source_address`` writes it; ``"0"`` when ``pdata`` carries
+    no readable ``src``."""
+    if not isinstance(pdata, str):
+        return "0"
+    fields = [field.strip() for field in pdata.split(",")]
+    src = _address(fields[2]) if len(fields) >= 3 else None
+    if src is None:
+        return "0"
+    dst = _address(fields[0])
+    return source_address(dst if dst is not None else 0, src)
+
+
+def _address(text: str) -> int | None:
+    """An address field: ASCII digits (an optional ``-``), at most 32 bits."""
+    digits = text.removeprefix("-")
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 10 or int(digits) >= 2**32:
+        return None
+    return -int(digits) if text.startswith("-") else int(digits)

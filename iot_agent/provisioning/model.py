@@ -231,7 +231,9 @@ def parse_groups(body: Any, key: str, service: str, subservice: str) -> list[Doc
     groups = []
     for item in _list_body(body, key):
         doc = _clean(item, GROUP_FIELDS, _GROUP_REQUIRED)
-        if not doc["resource"].startswith("/"):
+        internal = doc.get("internal_attributes")
+        lorawan = any(isinstance(i, dict) and "lorawan" in i for i in (internal if isinstance(internal, list) else [internal]))
+        if not doc["resource"].startswith("/") and not lorawan:  # the LoRaWAN agent's resource is the AppEUI
             raise _invalid()
         _check_entity_fields(doc)
         groups.append({**doc, "service": service, "subservice": subservice})

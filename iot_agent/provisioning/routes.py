@@ -3,7 +3,8 @@
 ``/iot/groups`` (body key ``groups``) and its deprecated twin ``/iot/services`` (key
 ``services``); ``/iot/devices``, ``/iot/devices/{device_id}``, ``/iot/op/delete``,
 ``/iot/about`` and ``/version``. Handlers only glue: parsing and errors live in ``model``,
-storage in ``store``; every failure is an ``iot_agent.errors`` exception rendered by the app.
+storage in ``store``; a ``preprocess`` pipeline is checked here (``_checked``), as
+``model`` takes it as it comes; every failure is an ``iot_agent.errors`` exception rendered by the app.
 
 Other parts of the agent (command registrations, LoRaWAN subscriptions) follow provisioning
 through ``app.state.provisioning_listeners``: coroutines called as
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .. import preprocess
 from ..errors import (
     DeviceGroupNotFound,
     DeviceNotFound,
@@ -63,6 +65,29 @@ async def _json(request: Request) -> Any:
         raise WrongSyntax("the body is not valid JSON") from None
 
 
+_WRONG_SYNTAX = WrongSyntax("").message  # the template's head, to re-word a pipeline's error
+
+
+def _checked(docs: list[dict[str, Any]], what: str, *, one: bool = False) -> list[dict[str, Any]]:
+    """``docs`` (groups or devices, parsed), once each ``preprocess`` pipeline they carry
+    parses: a bad one is refused now (WRONG_SYNTAX, 400, naming the item and the step), not
+    at the first reading, where MQTT and LoRa could only drop it. ``what`` names the items
+    in the message: ``devices`` (``devices[1] (d7): preprocess[0]: ...``), ``groups``, or,
+    with ``one``, the item a PUT changes (``device d7``)."""
+    for index, doc in enumerate(docs):
+        if "preprocess" not in doc:
+            continue
+        try:
+            preprocess.parse_config(doc["preprocess"])
+        except WrongSyntax as exc:
+            where = what if one else f"{what}[{index}]"
+            name = doc.get("device_id")
+            if isinstance(name, str) and not one:
+                where += f" ({name})"
+            raise WrongSyntax(f"{where}: {exc.message.removeprefix(_WRONG_SYNTAX)}") from None
+    return docs
+
+
 # -- groups ----------------------------------------------------------------------------------
 
 
@@ -71,7 +96,7 @@ def _group_endpoint(key: str) -> Callable[[Request], Awaitable[Response]]:
         service, subservice = model.tenant(request.headers, write=request.method == "POST")
         registry = _registry(request)
         if request.method == "POST":
-            groups = model.parse_groups(await _json(request), key, service, subservice)
+            groups = _checked(model.parse_groups(await _json(request), key, service, subservice), key)
             try:
                 await registry.insert_groups(groups)
             except Conflict as exc:
@@ -98,7 +123,7 @@ def _group_endpoint(key: str) -> Callable[[Request], Awaitable[Response]]:
             raise DeviceGroupNotFound(["service", "subservice", "resource", "apikey"], [service, subservice, resource, apikey])
         old = matches[0]
         if request.method == "PUT":
-            new = {**old, **model.parse_group_update(await _json(request))}
+            new = {**old, **_checked([model.parse_group_update(await _json(request))], f"group {apikey}", one=True)[0]}
             try:
                 await registry.replace_group(group_key(old), new)
             except Conflict:
@@ -128,7 +153,7 @@ async def devices(request: Request) -> Response:
     registry = _registry(request)
     config = getattr(request.app.state, "config", None)
     if request.method == "POST":
-        parsed = model.parse_devices(await _json(request), service, subservice)
+        parsed = _checked(model.parse_devices(await _json(request), service, subservice), "devices")
         docs = [
             model.complete_device(
                 d,
@@ -168,7 +193,7 @@ async def device(request: Request) -> Response:
     if request.method == "GET":
         return json_response(model.render_device(old))
     if request.method == "PUT":
-        new = {**old, **model.parse_device_update(await _json(request))}
+        new = {**old, **_checked([model.parse_device_update(await _json(request))], f"device {device_id}", one=True)[0]}
         try:
             await registry.replace_device(device_key(old), new)
         except Conflict:

@@ -7,7 +7,10 @@ The gateway's ``post_processing_gw.py`` runs every enabled cloud of ``clouds.jso
 ``"\\!TC/21.5/HU/60" "1,16,3,0,10,8,-45" "500,5,12" "2016-10-04T02:03:28.783385" "00000027EBBEDA21"``.
 This script posts the five fields to the agent's ``POST /iot/waziup?k=<apikey>``, which
 decodes them (``codecs.waziup_gw``), names the device ``<org><servicetree>_<sensor><src>``
-(``Sensor3`` without organisation) and sends its measures like any other device's.
+(``Sensor3`` without organisation; a LoRaWAN node the gateway relays, ``dst`` 256, by its
+DevAddr in hex: ``Sensor0x26011DB8``, as ``CloudWAZIUP.py`` does) and sends its measures
+like any other device's. A project or service tree prefix shorter than 3 characters in
+``ldata`` is ignored, as there.
 
 clouds.json entry::
 

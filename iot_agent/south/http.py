@@ -29,7 +29,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ngsi.numbers import parse_uint
 from ngsi.server.guards import Guard
 
 from ..codecs import jsonmeasure, ul, waziup_gw
@@ -155,7 +154,7 @@ class HttpSouth:
         apikey = apikey or prefix.project or ""
         if not apikey:
             raise MandatoryParamsNotFound(["k"])
-        src = _gateway_source(doc.get("pdata"))
+        src = waziup_gw.packet_source(doc.get("pdata"))  # a relayed LoRaWAN node in hex, as the cloud script
         device_id = request.query_params.get("i") or waziup_gw.device_id(
             request.query_params.get("org", ""), prefix.service_tree, request.query_params.get("sensor", "Sensor"), src
         ).lstrip("_")
@@ -179,17 +178,6 @@ def _ul_group(data: str) -> Doc:
 def _is_result(body: str) -> bool:
     head = body.split("|", 1)[0]
     return "@" in head and "|" in body
-
-
-def _gateway_source(pdata: Any) -> int | str:
-    """The sender address (``src``) of the gateway's ``^p`` fields ``dst,ptype,src,seq,len,snr,rssi``."""
-    if isinstance(pdata, str):
-        fields = pdata.split(",")
-        text = fields[2].strip() if len(fields) >= 3 else ""
-        value = parse_uint(text.lstrip("-"), cap=2**32)  # ASCII digits only; a LoRa address fits 32 bits
-        if value is not None:
-            return -value if text.startswith("-") else value
-    return 0
 
 
 def _gateway_time(tdata: Any) -> str | None:

@@ -82,3 +82,17 @@ _items = st.one_of(
 @given(st.lists(_items, max_size=6, unique_by=lambda t: (t[0], t[1])))
 def test_encode_decode_round_trip(items: list[tuple[int, str, object]]) -> None:
     assert cayenne.decode(cayenne.encode(items)) == {f"{name}_{ch}": value for ch, name, value in items}
+
+
+def test_base64_without_padding() -> None:
+    """iotagent-lorawan-users-manual.md §Send a message to the MQTT and verify that the value
+    is passed to orion: ``payload_raw`` is "a base64 encoded version" of the CayenneLPP frame;
+    the manual's ``AHMnSwFnARYCaFADAGQEAQAFAdc=`` decodes the same without its ``=``, as the
+    FIWARE agent's Node ``Buffer.from(s, "base64")`` reads it. Other characters still fail."""
+    padded = cayenne.decode_base64("AHMnSwFnARYCaFADAGQEAQAFAdc=")
+    assert cayenne.decode_base64("AHMnSwFnARYCaFADAGQEAQAFAdc") == padded
+    assert padded["temperature_1"] == 27.8 and padded["barometric_pressure_0"] == 1005.9
+    assert cayenne.b64decode("AQI") == b"\x01\x02"
+    for bad in ("A", "AQ=I", "AQ I", "é"):
+        with pytest.raises(ParseError):
+            cayenne.decode_base64(bad)

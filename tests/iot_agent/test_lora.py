@@ -124,7 +124,7 @@ def test_tts_v3_group_autoprovision(stack: AgentStack, device: MqttDevice) -> No
         },
     }
     device.publish(f"v3/{app}@ttn/devices/node-7/up", json.dumps(uplink))
-    entity = stack.wait_entity(service, "Sensor:node-7")
+    entity = stack.wait_entity(service, "node-7:Sensor")
     assert values(entity) == {"temperature": 19.5, "door": "open"}
     provisioned = httpx.get(stack.north + "/iot/devices/node-7", headers=tenant(service)).json()
     assert provisioned["internal_attributes"]["lorawan"]["dev_eui"] == "0004A30B001C0530"

@@ -158,12 +158,12 @@ _json = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-_keys = st.sampled_from(["deviceInfo", "end_device_ids", "uplink_message", "devEUI", "data", "object", "objectJSON", "fPort", "rxInfo", "txInfo", "devEui"])
+_keys = st.sampled_from(["deviceInfo", "end_device_ids", "uplink_message", "devEUI", "data", "object", "objectJSON", "fPort", "rxInfo", "txInfo", "devEui", "payload_raw", "dev_id", "metadata", "port"])
 
 
 @given(st.dictionaries(_keys, _json, max_size=6) | _json)
 def test_uplink_parsers_raise_only_parse_error(doc: object) -> None:
-    for fn in (lorawan.parse_uplink, lorawan.parse_chirpstack_v4, lorawan.parse_tts_v3, lorawan.parse_chirpstack_v3):
+    for fn in (lorawan.parse_uplink, lorawan.parse_chirpstack_v4, lorawan.parse_tts_v3, lorawan.parse_chirpstack_v3, lorawan.parse_ttn_v2):
         try:
             up = fn(doc)
         except ParseError:
@@ -199,3 +199,37 @@ def test_json_parsers_raise_only_parse_error(data: bytes) -> None:
         except ParseError:
             pass
     jsonmeasure.parse_attribute_value(data, "text/plain")
+
+
+def test_base64_without_padding() -> None:
+    """iotagent-lorawan-users-manual.md §Send a message to the MQTT and verify that the value
+    is passed to orion: the uplink's payload is base64; an unpadded one (``AQI`` for 01 02)
+    is accepted as the FIWARE agent's Node decoder accepts it; a bad character is a ParseError."""
+    up = lorawan.parse_uplink({"deviceInfo": {"devEui": "01"}, "fPort": 1, "data": "AQI"})
+    assert up.payload == b"\x01\x02"
+    tts = lorawan.parse_uplink({"end_device_ids": {"device_id": "d"}, "uplink_message": {"frm_payload": "AWcBEA"}})
+    assert lorawan.measures_from_uplink(tts, "cayennelpp") == {"temperature_1": 27.2}
+    with pytest.raises(ParseError):
+        lorawan.parse_uplink({"deviceInfo": {"devEui": "01"}, "data": "A$I"})
+
+
+def test_ttn_v2_manual_message() -> None:
+    """iotagent-lorawan-users-manual.md §Send a message to the MQTT and verify that the value is
+    passed to orion: the manual's TTN message (``app_id``, ``dev_id``, ``hardware_serial``,
+    ``port``, ``payload_raw``) decodes to the values of the entity it shows."""
+    message = {
+        "app_id": "demoTTN", "dev_id": "myDevice", "hardware_serial": "0102030405060708", "port": 1, "counter": 2,
+        "is_retry": False, "confirmed": False, "payload_raw": "AHMnSwFnARYCaFADAGQEAQAFAdc=",
+        "metadata": {"gateways": [{"gtw_id": "g1", "rssi": -60, "snr": 8}, {"gtw_id": "g2", "rssi": -90}]},
+    }
+    up = lorawan.parse_uplink(message)
+    assert (up.network_server, up.device_id, up.dev_eui, up.application_id, up.fport) == (
+        "ttn_v2", "myDevice", "0102030405060708", "demoTTN", 1
+    )
+    assert up.metadata["rssi"] == -60 and up.metadata["gateways"] == 2
+    got = lorawan.measures_from_uplink(up, "cayennelpp")
+    assert (got["temperature_1"], got["barometric_pressure_0"], got["relative_humidity_2"]) == (27.8, 1005.9, 40)
+    fields = lorawan.parse_uplink({"dev_id": "d", "payload_fields": {"t": 1}})
+    assert lorawan.measures_from_uplink(fields, "application_server") == {"t": 1}
+    with pytest.raises(ParseError):
+        lorawan.parse_uplink({"dev_id": "d", "port": "1"})

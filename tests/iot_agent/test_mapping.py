@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iot_agent.errors import BadTimestamp
 from iot_agent.expressions import evaluate
 from iot_agent.mapping import build_entities, format_now
 
@@ -32,15 +30,17 @@ def test_default_entity_and_mapping() -> None:
             "id": "TheLightType2:MQTT_2",
             "type": "TheLightType2",
             "temperature": {"type": "Number", "value": 10},
-            "status": {"type": "Boolean", "value": False},
+            "status": {"type": "Text", "value": False},  # unprovisioned: Text, JSON value kept
         }
     ]
 
 
 def test_unmapped_types_compat_text() -> None:
     out = build_entities([{"a": 1, "b": "x", "c": [1], "TimeInstant": "2020-01-01T00:00:00Z"}], DEVICE, None, NOW, infer_types=False)
-    assert out[0]["a"] == {"type": "Text", "value": 1}
-    assert out[0]["c"] == {"type": "Text", "value": [1]}
+    # a measured TimeInstant stamps the attributes even without the timestamp flag
+    # (doc/api.md §TimeInstant and Timestamp flag, rows "Not defined / Yes")
+    assert out[0]["a"] == {"type": "Text", "value": 1, "metadata": ts("2020-01-01T00:00:00Z")}
+    assert out[0]["c"] == {"type": "Text", "value": [1], "metadata": ts("2020-01-01T00:00:00Z")}
     assert out[0]["TimeInstant"] == {"type": "DateTime", "value": "2020-01-01T00:00:00Z"}
 
 
@@ -122,13 +122,14 @@ def test_static_attributes_and_metadata() -> None:
 def test_explicit_attrs() -> None:
     dev = dict(DEVICE, static_attributes=[{"name": "s", "type": "Text", "value": "v"}])
     assert set(build_entities([{"t": 1, "other": 2}], dict(dev, explicitAttrs=True), None, NOW)[0]) == {"id", "type", "temperature", "s"}
-    out = build_entities([{"t": 1, "other": 2}], dict(dev, explicitAttrs="['other']"), None, NOW)[0]
-    assert set(out) == {"id", "type", "other"}
+    # an unprovisioned measure is dropped even when named (doc/api.md §explicitAttrs, case 3)
+    out = build_entities([{"t": 1, "other": 2}], dict(dev, explicitAttrs="['other', 's']"), None, NOW)[0]
+    assert set(out) == {"id", "type", "s"}
     out = build_entities([{"t": 1, "other": 2}], dict(dev, explicitAttrs="[{object_id: 't'}]"), None, NOW)[0]
     assert set(out) == {"id", "type", "temperature"}
     assert build_entities([{"t": 1}], dict(dev, explicitAttrs="[]", timestamp=True), None, NOW) == []
-    out = build_entities([{"t": 1, "other": 2}], dict(dev, explicitAttrs="other > 1 ? ['other'] : true"), None, NOW)[0]
-    assert set(out) == {"id", "type", "other"}
+    out = build_entities([{"t": 1, "other": 2}], dict(dev, explicitAttrs="other > 1 ? ['s'] : true"), None, NOW)[0]
+    assert set(out) == {"id", "type", "s"}
 
 
 def test_timestamp_flag_adds_time_instant() -> None:
@@ -160,9 +161,12 @@ def test_mapped_time_instant() -> None:
     assert out["h"]["metadata"] == ts("2020-01-01T00:00:00Z")
 
 
-def test_bad_timestamp() -> None:
-    with pytest.raises(BadTimestamp):
-        build_entities([{"t": 1, "TimeInstant": "boom"}], dict(DEVICE, timestamp=True), None, NOW)
+def test_bad_timestamp_fails_over_to_server_time() -> None:
+    """doc/api.md §TimeInstant and Timestamp flag: a TimeInstant not in ISO 8601 "is refused
+    (so a failover to server timestamp will take place)"."""
+    out = build_entities([{"t": 1, "TimeInstant": "boom"}], dict(DEVICE, timestamp=True), None, NOW)[0]
+    assert out["TimeInstant"] == {"type": "DateTime", "value": STAMP}
+    assert out["temperature"]["metadata"] == ts()
     # without the flag the value goes through untouched
     assert build_entities([{"TimeInstant": "boom"}], DEVICE, None, NOW)[0]["TimeInstant"]["value"] == "boom"
 
@@ -229,13 +233,9 @@ _attr = st.fixed_dictionaries(
     st.one_of(st.none(), st.booleans()),
     st.booleans(),
 )
-def test_random_measures_give_entities_or_bad_timestamp(measures, attrs, explicit, timestamp, autocast) -> None:  # type: ignore[no-untyped-def]
+def test_random_measures_give_entities(measures, attrs, explicit, timestamp, autocast) -> None:  # type: ignore[no-untyped-def]
     dev = {"device_id": "d", "entity_type": "T", "attributes": attrs, "explicitAttrs": explicit, "timestamp": timestamp}
-    try:
-        out = build_entities(measures, dev, {"static_attributes": [{"name": "s", "type": "Text", "value": 1}]}, NOW, autocast=autocast)
-    except BadTimestamp:
-        assert timestamp
-        return
+    out = build_entities(measures, dev, {"static_attributes": [{"name": "s", "type": "Text", "value": 1}]}, NOW, autocast=autocast)
     for e in out:
         assert isinstance(e["id"], str) and isinstance(e["type"], str)
         attrs_out = {k: v for k, v in e.items() if k not in ("id", "type")}
@@ -250,3 +250,18 @@ def test_random_measures_give_entities_or_bad_timestamp(measures, attrs, explici
 )
 def test_transforms_never_raise(transform: str, value: object) -> None:
     evaluate(f"v|{transform}", {"v": value})
+
+
+def test_javascript_jexl_semantics_stay_in_the_agent() -> None:
+    """iotagent-node-lib-api.md, "Expression language support" (TomFrost/JEXL): booleans are
+    numbers in arithmetic and ``-`` starts a negative literal after an operator; the broker's
+    JEXL (Orion's, ngsi.jexl.evaluate) keeps refusing both."""
+    from ngsi.jexl import evaluate as orion_evaluate
+
+    ctx = {"a": 5, "on": True}
+    assert [evaluate(e, ctx) for e in ("true + 3", "false * 3", "on - 1", "3 - -2", "a -1", "a ? -1 : 2", "[-1, 2]")] == [
+        4, 0, 0, 5, 4, -1, [-1, 2]
+    ]
+    assert evaluate("'x' + true", ctx) == "xtrue"
+    assert orion_evaluate("true + 3", ctx) is None
+    assert orion_evaluate("3 - -2", ctx) is None

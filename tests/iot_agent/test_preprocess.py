@@ -1,15 +1,26 @@
-"""The pre-processing pipeline: each step, the state, config validation, properties."""
+"""The pre-processing pipeline: each step, the state, config validation, properties; and
+the agent refusing a bad pipeline when it is provisioned (against the agent process)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from iot_agent.errors import WrongSyntax
-from iot_agent.preprocess import Pipeline, PreprocessState, convert_unit, parse_config, preprocess
+from iot_agent.preprocess import (
+    Pipeline,
+    PreprocessState,
+    convert_unit,
+    parse_config,
+    preprocess,
+)
+
+from .conftest import AgentStack, MqttDevice, new_service, tenant
 
 T0 = 1577836800.0  # 2020-01-01T00:00:00Z
 
@@ -170,3 +181,76 @@ def test_pipeline_never_fails_and_keeps_json(cfg: list[dict[str, object]], measu
     json.dumps(out, allow_nan=False)
     assert all(m for m in out)
     json.dumps(state.to_dict(), allow_nan=False)
+
+
+# -- validated at provisioning -------------------------------------------------------------
+
+BAD_PIPELINE = [{"step": "range", "attr": "t", "min": 10, "max": 0}]  # min above max
+GOOD_PIPELINE = [{"step": "range", "attr": "t", "min": -40, "max": 85}]
+
+
+def _refused(response: httpx.Response, where: str) -> None:
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["name"] == "WRONG_SYNTAX"
+    assert f"{where}: preprocess[0]: 'min' is above 'max'" in body["message"], body
+
+
+@pytest.mark.parametrize("path", ["groups", "services"])
+def test_a_bad_group_pipeline_is_refused_at_provisioning(stack: AgentStack, path: str) -> None:
+    """iotagent-node-lib-api.md, "Create config group `POST /iot/groups`": 400 WRONG_SYNTAX
+    when the body does not comply with the schema. ``preprocess`` is our extension
+    (docs/iot_agent.md, "Pre-processor"): a pipeline that does not parse is part of the
+    body's schema, refused with the group, which is not stored."""
+    service = new_service()
+    group = {"apikey": "k" + service, "resource": "/iot/d", "entity_type": "Thing", "preprocess": BAD_PIPELINE}
+    ok = {"apikey": "k2" + service, "resource": "/iot/d", "entity_type": "Thing"}
+    _refused(httpx.post(f"{stack.north}/iot/{path}", json={path: [ok, group]}, headers=tenant(service)), f"{path}[1]")
+    assert httpx.get(f"{stack.north}/iot/{path}", headers=tenant(service)).json()["count"] == 0
+
+
+def test_a_bad_device_pipeline_is_refused_at_provisioning(stack: AgentStack) -> None:
+    """iotagent-node-lib-api.md, "Create config group `POST /iot/groups`" (400 WRONG_SYNTAX
+    for a body off the schema), applied to devices too: the device with a bad
+    ``preprocess`` is not provisioned, so no reading can reach a pipeline that fails."""
+    service = new_service()
+    devices = [{"device_id": "d1", "entity_type": "Thing", "preprocess": BAD_PIPELINE}]
+    _refused(httpx.post(stack.north + "/iot/devices", json={"devices": devices}, headers=tenant(service)), "devices[0] (d1)")
+    assert httpx.get(stack.north + "/iot/devices/d1", headers=tenant(service)).status_code == 404
+    not_pipelines: list[object] = ["range", {"step": "range"}, [1]]
+    for not_a_pipeline in not_pipelines:
+        devices = [{"device_id": "d2", "entity_type": "Thing", "preprocess": not_a_pipeline}]
+        response = httpx.post(stack.north + "/iot/devices", json={"devices": devices}, headers=tenant(service))
+        assert response.status_code == 400 and response.json()["name"] == "WRONG_SYNTAX", response.text
+
+
+def test_a_bad_pipeline_is_refused_by_put_and_the_old_one_kept(stack: AgentStack) -> None:
+    """iotagent-node-lib-api.md, "Modify config group `PUT /iot/groups`" and "Modify device
+    `PUT /iot/devices/:deviceId`": an update whose ``preprocess`` does not parse changes
+    nothing (400 WRONG_SYNTAX); the pipeline in force stays."""
+    service = new_service()
+    key = "k" + service
+    stack.provision(
+        service,
+        groups=[{"apikey": key, "resource": "/iot/d", "entity_type": "Thing", "preprocess": GOOD_PIPELINE}],
+        devices=[{"device_id": "d1", "apikey": key, "entity_type": "Thing", "preprocess": GOOD_PIPELINE}],
+    )
+    params = {"apikey": key, "resource": "/iot/d"}
+    _refused(httpx.put(stack.north + "/iot/groups", params=params, json={"preprocess": BAD_PIPELINE}, headers=tenant(service)), f"group {key}")
+    _refused(httpx.put(stack.north + "/iot/devices/d1", json={"preprocess": BAD_PIPELINE}, headers=tenant(service)), "device d1")
+    group = httpx.get(stack.north + "/iot/groups", params=params, headers=tenant(service)).json()["groups"][0]
+    device = httpx.get(stack.north + "/iot/devices/d1", headers=tenant(service)).json()
+    assert group.get("preprocess") == GOOD_PIPELINE and device.get("preprocess") == GOOD_PIPELINE
+
+
+def test_a_valid_pipeline_provisioned_runs_on_mqtt_readings(stack: AgentStack, device: MqttDevice) -> None:
+    """docs/iot_agent.md, "Pre-processor": a pipeline that passed provisioning runs on the
+    readings of every transport, here Ultralight over MQTT (iotagent-node-lib-api.md and
+    the UL agent's topic ``/ul/<apikey>/<device>/attrs``): 120 is out of range, rejected."""
+    service = new_service()
+    key = "k" + service
+    stack.provision(service, groups=[{"apikey": key, "resource": "/iot/d", "entity_type": "Thing", "preprocess": GOOD_PIPELINE,
+                                      "attributes": [{"object_id": "t", "name": "temperature", "type": "Number"}]}])
+    device.publish(f"/ul/{key}/m1/attrs", "t|120|h|1")
+    entity: dict[str, Any] = stack.wait_entity(service, "Thing:m1", lambda e: "h" in e)
+    assert "temperature" not in entity and entity["h"]["value"] == 1

@@ -83,6 +83,10 @@ def test_waziup_gateway(stack: AgentStack, monkeypatch: pytest.MonkeyPatch) -> N
     assert status == 200
     entity = stack.wait_entity(service, "SensingDevice:UPPA_Sensor3")
     assert values(entity) == {"TC": 21.5, "HU": 60, "TimeInstant": "2016-10-04T02:03:28.783Z"}
+    # a LoRaWAN node the gateway relays (dst 256): named by its DevAddr in hex, as the cloud script does
+    status, _ = gateway.post("TC/19", "256,64,637607352,0,23,8,-45", "500,5,12", "", "gw", environ=env)
+    assert status == 200
+    assert values(stack.wait_entity(service, "SensingDevice:UPPA_Sensor0x26011DB8")) == {"TC": 19}
     # the command-line entry point, with a service tree in the payload
     for name, value in env.items():
         monkeypatch.setenv(name, value)

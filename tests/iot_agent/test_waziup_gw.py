@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iot_agent.codecs.waziup_gw import GatewayPrefix, device_id, format_payload, parse_control_line, parse_payload
+from iot_agent.codecs.waziup_gw import (
+    GatewayPrefix,
+    device_id,
+    format_payload,
+    packet_source,
+    parse_control_line,
+    parse_payload,
+    source_address,
+)
 from iot_agent.errors import ParseError
 
 
@@ -50,6 +58,35 @@ def test_device_id() -> None:
     assert device_id("UPPA", "-TESTS", "Sensor", 2) == "UPPA-TESTS_Sensor2"
 
 
+def test_prefixes_shorter_than_three_characters_are_ignored() -> None:
+    """iot-agents-lora-waziup.md, "4.2 Low-cost LoRa gateway" (payload syntax,
+    ``project#-servicetree#``), as ``CloudWAZIUP.py`` reads it: a project or service
+    tree under 3 characters is not taken, the gateway's default stands."""
+    assert parse_payload("\\!a#TC/21") == (GatewayPrefix("upload"), {"TC": 21})
+    assert parse_payload("-T#TC/21") == (GatewayPrefix(), {"TC": 21})
+    assert parse_payload("wp#-T#TC/21") == (GatewayPrefix(), {"TC": 21})
+    assert parse_payload("wp#-TESTS#TC/21") == (GatewayPrefix(None, None, "-TESTS"), {"TC": 21})
+    assert parse_payload("waziup#-T#TC/21") == (GatewayPrefix(None, "waziup", None), {"TC": 21})
+    assert parse_payload("-TE#TC/21") == (GatewayPrefix(None, None, "-TE"), {"TC": 21})
+    with pytest.raises(ValueError):
+        format_payload({"TC": 21}, GatewayPrefix("upload", None, "-t"))
+
+
+def test_a_relayed_lorawan_node_is_named_with_its_address_in_hex() -> None:
+    """iot-agents-lora-waziup.md, "4.2 Low-cost LoRa gateway": cloud dispatch passes
+    ``pdata`` = ``dst,ptype,src,...``, and ``source_list`` gives LoRaWAN devAddr as
+    4-byte hex; ``CloudWAZIUP.py`` names a LoRaWAN sender (dst 256) ``0x%08X``, a
+    native LoRa one in decimal, then device id = org + tree + "_" + sensor + src."""
+    assert source_address(256, 0x26011DB8) == "0x26011DB8"
+    assert source_address(256, 0x1F) == "0x0000001F"
+    assert source_address(1, 3) == "3"
+    assert packet_source("256,64,637607352,0,23,8,-45") == "0x26011DB8"  # 637607352 == 0x26011DB8
+    assert packet_source("1,16,3,0,10,8,-45") == "3"
+    assert device_id("", None, "Sensor", packet_source("256,64,637607352,0,23,8,-45")) == "_Sensor0x26011DB8"
+    for unreadable in (None, "", "1,16", "1,16,x,0", "1,16,99999999999,0", 3):
+        assert packet_source(unreadable) == "0"
+
+
 @given(st.text(max_size=50))
 def test_parse_raises_only_parse_error(text: str) -> None:
     try:
@@ -68,7 +105,7 @@ _val = st.one_of(
 
 @given(
     st.dictionaries(_name, _val, min_size=2, max_size=5),
-    st.sampled_from([None, GatewayPrefix("upload"), GatewayPrefix("upload", "proj", "-tree"), GatewayPrefix("log", None, "-t")]),
+    st.sampled_from([None, GatewayPrefix("upload"), GatewayPrefix("upload", "proj", "-tree"), GatewayPrefix("log", None, "-tr")]),
 )
 def test_format_parse_round_trip(measures: dict[str, object], prefix: GatewayPrefix | None) -> None:
     got_prefix, got = parse_payload(format_payload(measures, prefix))
