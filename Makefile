@@ -10,7 +10,7 @@ DATA ?= data
 ORION_FT ?= ../shared/orion-ft
 JOBS ?= 2
 
-.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-history bench-iot clean
+.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-quick bench-history bench-iot clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
@@ -65,6 +65,15 @@ bench: $(STAMP) system-deps
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_BACKENDS='$(BENCH_BACKENDS)' BENCH_DB_URI='$(BENCH_DB_URI)' $(PY) bench/run.py
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_BACKENDS='$(BENCH_BACKENDS)' BENCH_HISTORY_VALUES=$(BENCH_HISTORY_VALUES) \
 		$(PY) bench/history.py
+
+# Perf regression check (not part of `make test`): every broker workload for BENCH_QUICK_SECONDS on
+# BENCH_QUICK_BACKENDS, compared with the last recorded run; names the rows that moved by more than
+# 15% of their share of the bare baseline, exits 1 if one dropped (bench/quick.py, bench/compare.py).
+BENCH_QUICK_SECONDS ?= 2
+BENCH_QUICK_BACKENDS ?= sqlite
+bench-quick: $(STAMP) system-deps
+	@bench/install.sh
+	BENCH_SECONDS=$(BENCH_QUICK_SECONDS) BENCH_BACKENDS='$(BENCH_QUICK_BACKENDS)' $(PY) bench/quick.py
 
 # History service benchmark (not part of `make test`): ingestion against a QuantumLeap-like baseline,
 # broker -> feed -> history end to end, queries on BENCH_HISTORY_VALUES stored values (bench/history.py;

@@ -473,6 +473,8 @@ def main() -> None:
     parser.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
     parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""),
                         help="comma-separated workload name prefixes to run, e.g. 'W1 PATCH,W4' (prints only: no results file, no BENCHMARKS.md)")
+    parser.add_argument("--tag", default="", help="name the results file <date>-<tag>.json and leave BENCHMARKS.md alone "
+                        "(recorded even with --only)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 1)), help="broker -workers")
     args = parser.parse_args()
     if args.db_uri:
@@ -507,12 +509,12 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
 
-    if args.only:  # a partial run: figures on screen only
+    if args.only and not args.tag:  # a partial run: figures on screen only
         return
-    out = HERE / "results" / f"{now:%Y-%m-%d-%H%M%S}.json"
+    out = HERE / "results" / f"{now:%Y-%m-%d-%H%M%S}{'-' + args.tag if args.tag else ''}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    if not args.no_markdown:
+    if not args.no_markdown and not args.tag:
         for backend in backends:
             write_markdown(report, backend)
     print(f"results: {out.relative_to(ROOT)}")

@@ -30,7 +30,7 @@ from ngsi.operators import ABSENT, OperatorError, is_operation
 from ngsi.operators import apply as apply_operators
 
 from .changes import Change, ChangeListener
-from .store import AlreadyExists, Selector, Store
+from .store import AlreadyExists, Selector, Store, StoreError
 from .store.base import Write
 
 Entity = dict[str, Any]
@@ -293,6 +293,12 @@ class EntityService:
         _locate(entity, previous_attrs)
         return changed
 
+    def _write_step(
+        self, scopes: tuple[tuple[str, bool], ...], parsed: Entity, action: str, *, label_type: bool,
+        override_md: bool, create_path: str | None,
+    ) -> _WriteStep:
+        return _WriteStep(self, scopes, parsed, action, label_type, override_md, create_path)
+
     async def write(
         self,
         ctx: RequestContext,
@@ -310,47 +316,58 @@ class EntityService:
         Failures are collected in ``outcome`` so that batch operations report them all;
         a single-entity request raises at the end (``raise_if_failed``).
         """
-        tenant = ctx.tenant
-        kind = "already exist" if action == APPEND_STRICT else "do not exist"
-        outcome = outcome if outcome is not None else Outcome(kind)
-        entity_type = parsed.get("type") or None
-        label = _label(parsed["id"], entity_type if label_type else None)
-        selector = Selector(ids=(parsed["id"],), types=None if entity_type is None else (entity_type,), service_paths=scopes)
-        done: list[tuple[Any, ...]] = []  # what to tell the listeners once the write is stored
+        outcome = outcome if outcome is not None else Outcome(_outcome_kind(action))
+        step = self._write_step(
+            scopes, parsed, action, label_type=label_type, override_md=override_md, create_path=create_path
+        )
+        await self.store.modify(ctx.tenant, step.selector, step)
+        await self._finish(ctx, step, outcome)
+        return outcome
 
-        def step(found: list[Entity]) -> Write:
-            """Read-modify-write in one atomic store step: no concurrent update is lost."""
-            done.clear()
-            now = _now()
-            if not found:
-                if action in (APPEND, APPEND_STRICT) and create_path is not None:
-                    new = dict(parsed)
-                    new["type"] = entity_type or DEFAULT_ENTITY_TYPE
-                    entity = self._new_entity(new, create_path, now)
-                    done.append(("create", None, entity, list(entity["attrs"]), False))
-                    return ("insert", entity)
-                outcome.fail(label, None)
-                return None
-            if len(found) > 1:
-                raise TooManyResults(TOO_MANY_ENTITIES)
-            entity = found[0]
-            if action == DELETE and not parsed["attrs"]:
-                done.append(("delete", entity, None, list(entity["attrs"]), False))
-                return ("delete", entity)
-            before = _copy_entity(entity)
-            changed = self._apply(entity, parsed["attrs"], action, outcome, label, now, override_md)
-            if changed or action == REPLACE or entity.get("expDate") != before.get("expDate"):
-                done.append(("update", before, entity, changed, _uses_operators(parsed["attrs"])))
-                return ("save", entity)
-            return None
+    async def write_many(
+        self,
+        ctx: RequestContext,
+        scopes: tuple[tuple[str, bool], ...],
+        entities: list[Entity],
+        action: str,
+        outcome: Outcome,
+        *,
+        override_md: bool = False,
+        create_path: str | None = None,
+    ) -> None:
+        """``write`` for each entity of a batch, in order, as one store call (``modify_many``:
+        one transaction on PostgreSQL); listeners hear of each write in order once it is
+        stored. A step that raises (an ambiguous entity) ends the batch after the writes
+        before it, as a loop of ``write`` would."""
+        steps = [
+            self._write_step(
+                scopes, parsed, action, label_type=bool(parsed.get("type")), override_md=override_md,
+                create_path=create_path,
+            )
+            for parsed in entities
+        ]
+        try:
+            await self.store.modify_many(ctx.tenant, [(step.selector, step) for step in steps])
+        except StoreError:
+            raise  # what was stored is unknown: nothing to tell
+        except Exception:
+            for step in steps:  # a step raised: those before it are stored
+                if step.finished:
+                    await self._finish(ctx, step, outcome)
+            raise
+        for step in steps:
+            await self._finish(ctx, step, outcome)
 
-        await self.store.modify(tenant, selector, step)
-        if done:
-            what, before, after, changed, operated = done[0]
+    async def _finish(self, ctx: RequestContext, step: _WriteStep, outcome: Outcome) -> None:
+        """Merge what the last run of ``step`` decided into ``outcome``; tell the listeners."""
+        if step.trial is not None:
+            outcome.failures.extend(step.trial.failures)
+            outcome.succeeded = outcome.succeeded or step.trial.succeeded
+        if step.done is not None:
+            what, before, after, changed, operated = step.done
             if what != "update":
                 outcome.succeeded = True
             await self._emit(ctx, what, before, after, changed, operated=operated)
-        return outcome
 
     async def _modify_one(
         self, ctx: RequestContext, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None,
@@ -472,3 +489,66 @@ def _copy_entity(entity: Entity) -> Entity:
 
 
 __all__ = ["ACTIONS", "EntityService", "NGSIError", "Outcome"]
+
+
+def _outcome_kind(action: str) -> str:
+    return "already exist" if action == APPEND_STRICT else "do not exist"
+
+
+class _WriteStep:
+    """The read-modify-write step of one entity update, handed to ``Store.modify``: the
+    store may run it more than once (a PostgreSQL write that lost a race runs again on the
+    row as it is now), so each run starts afresh and only the last one counts: ``trial``
+    (its failures) and ``done`` (what to tell the listeners) are read once the store
+    returns; ``finished`` says that run ended without raising."""
+
+    def __init__(
+        self, service: EntityService, scopes: tuple[tuple[str, bool], ...], parsed: Entity, action: str,
+        label_type: bool, override_md: bool, create_path: str | None,
+    ) -> None:
+        self.service = service
+        self.parsed = parsed
+        self.action = action
+        self.override_md = override_md
+        self.create_path = create_path
+        self.entity_type = parsed.get("type") or None
+        self.label = _label(parsed["id"], self.entity_type if label_type else None)
+        self.selector = Selector(
+            ids=(parsed["id"],), types=None if self.entity_type is None else (self.entity_type,), service_paths=scopes
+        )
+        self.trial: Outcome | None = None
+        self.done: tuple[Any, ...] | None = None
+        self.finished = False
+
+    def __call__(self, found: list[Entity]) -> Write:
+        self.trial = Outcome(_outcome_kind(self.action))
+        self.done = None
+        self.finished = False
+        write = self._decide(found, self.trial)
+        self.finished = True
+        return write
+
+    def _decide(self, found: list[Entity], outcome: Outcome) -> Write:
+        parsed, action = self.parsed, self.action
+        now = _now()
+        if not found:
+            if action in (APPEND, APPEND_STRICT) and self.create_path is not None:
+                new = dict(parsed)
+                new["type"] = self.entity_type or DEFAULT_ENTITY_TYPE
+                entity = self.service._new_entity(new, self.create_path, now)
+                self.done = ("create", None, entity, list(entity["attrs"]), False)
+                return ("insert", entity)
+            outcome.fail(self.label, None)
+            return None
+        if len(found) > 1:
+            raise TooManyResults(TOO_MANY_ENTITIES)
+        entity = found[0]
+        if action == DELETE and not parsed["attrs"]:
+            self.done = ("delete", entity, None, list(entity["attrs"]), False)
+            return ("delete", entity)
+        before = _copy_entity(entity)
+        changed = self.service._apply(entity, parsed["attrs"], action, outcome, self.label, now, self.override_md)
+        if changed or action == REPLACE or entity.get("expDate") != before.get("expDate"):
+            self.done = ("update", before, entity, changed, _uses_operators(parsed["attrs"]))
+            return ("save", entity)
+        return None

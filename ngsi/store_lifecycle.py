@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, Generic, Self, TypeVar
 
-__all__ = ["Openable", "WhileOpen", "backend_class", "prepare_sqlite_path"]
+__all__ = ["Openable", "WhileOpen", "backend_class", "keep_session", "prepare_sqlite_path"]
 
 Handle = TypeVar("Handle")
 
@@ -88,3 +88,12 @@ def prepare_sqlite_path(path: str, *, mode: int | None = None) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if mode is not None and not os.path.exists(path):
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, mode))
+
+
+async def keep_session(conn: Any) -> None:
+    """The ``reset`` of an asyncpg pool whose users change no session state: nothing to send.
+
+    asyncpg's default runs ``RESET ALL; UNLISTEN *; ...`` on every release, a second round
+    trip for each query made through the pool. The PostgreSQL stores take their settings
+    with the connection, hold advisory locks per transaction only and LISTEN on connections
+    of their own; asyncpg still rolls back a transaction left open before calling this."""

@@ -289,6 +289,11 @@ class Forwarder:
 
     # -- updates ----------------------------------------------------------------------------
 
+    def may_forward(self, ctx: RequestContext, action: str) -> bool:
+        """Whether ``update`` could forward any part of an update with ``action``; when not,
+        it hands every entity back untouched, and a batch may write them all in one go."""
+        return action not in (APPEND, APPEND_STRICT) and self.registry.has_any(ctx.tenant)
+
     async def update(
         self, ctx: RequestContext, scopes: Scopes, parsed: Entity, action: str, outcome: Outcome, *, label_type: bool = False,
         single: bool = False,
@@ -301,7 +306,7 @@ class Forwarder:
         ``single`` (a request on one entity URL) an entity that is not here and whose
         providers all failed is Orion's plain 404.
         """
-        if action in (APPEND, APPEND_STRICT) or parsed.get("id") is None or not self.registry.has_any(ctx.tenant):
+        if parsed.get("id") is None or not self.may_forward(ctx, action):
             return parsed
         entity_id, entity_type = parsed["id"], parsed.get("type") or None
         candidates = [

@@ -98,6 +98,11 @@ async def op_update(call: Call) -> Reply:
         path = None
         scopes = call.scopes()
     outcome = Outcome("already exist" if action == APPEND_STRICT else "do not exist")
+    override_md = "overrideMetadata" in call.options
+    if not call.state.forwarder.may_forward(call.ctx, action):
+        await service.write_many(call.ctx, scopes, parsed, action, outcome, override_md=override_md, create_path=path)
+        outcome.raise_if_failed()
+        return no_content()
     for entity in parsed:
         # Registered attributes go to their context provider (broker/registrations/forward.py).
         entity = await call.state.forwarder.update(
@@ -108,7 +113,7 @@ async def op_update(call: Call) -> Reply:
         await service.write(
             call.ctx, scopes, entity, action,
             label_type=bool(entity.get("type")),
-            override_md="overrideMetadata" in call.options,
+            override_md=override_md,
             outcome=outcome,
             create_path=path,
         )

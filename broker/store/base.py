@@ -182,6 +182,14 @@ class Store(Openable):
             else:
                 await self.delete(tenant, entity)
 
+    async def modify_many(self, tenant: str, steps: Sequence[tuple[Selector, Callable[[list[Entity]], Write]]]) -> None:
+        """Several read-modify-writes in order (a batch update), each step seeing what the
+        steps before it wrote. When a step raises, the writes of the steps before it stay and
+        the exception propagates. A backend may run them all in one transaction; this default
+        is one ``modify`` per step."""
+        for selector, fn in steps:
+            await self.modify(tenant, selector, fn)
+
     @abc.abstractmethod
     async def purge_expired(self, now: float) -> list[tuple[str, Entity]]:
         """Remove the entities whose dateExpires has passed; returns (tenant, entity) pairs."""

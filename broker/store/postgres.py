@@ -47,7 +47,8 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode
 
@@ -55,19 +56,21 @@ import asyncpg
 import orjson
 
 from ngsi.regex import compile_pattern
-from ngsi.store_lifecycle import WhileOpen
+from ngsi.store_lifecycle import WhileOpen, keep_session
 
-from . import outbox, sqlquery
+from . import outbox, pgpages, sqlquery
 from .base import (
     DOC_TABLES, AlreadyExists, ChangeCallback, DocKind, DriverErrors, Entity, Selector, Store, StoreError, Write,
-    pattern_search,
+    entity_key, pattern_search,
 )
+from .rowcache import Row, RowCache
 
 log = logging.getLogger("waziup.store")
 
 CHANNEL = "waziup_changes"
 RECONNECT_DELAY = 1.0  # seconds between attempts to get the listening connection back
 MODIFY_ATTEMPTS = 3  # runs of a read-modify-write whose insert lost a race
+CACHED_ATTEMPTS = 4  # lock-free runs of a read-modify-write before it takes the row lock
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entities (
@@ -79,8 +82,10 @@ CREATE TABLE IF NOT EXISTS entities (
     exp double precision,
     raw bytea NOT NULL,
     doc jsonb,
+    ver bigint NOT NULL DEFAULT 0,
     UNIQUE (tenant, id, type, sp)
 );
+ALTER TABLE entities ADD COLUMN IF NOT EXISTS ver bigint NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS entities_order ON entities (tenant, seq);
 CREATE INDEX IF NOT EXISTS entities_type ON entities (tenant, type);
 CREATE INDEX IF NOT EXISTS entities_sp ON entities (tenant, sp);
@@ -179,6 +184,7 @@ class _Where:
     """The WHERE clause of a selector; patterns PostgreSQL can't run are left to ``python``."""
 
     def __init__(self, tenant: str, selector: Selector, *, sql_patterns: bool = True) -> None:
+        self.selector = selector
         self.params: list[Any] = [tenant]
         clauses = ["tenant = $1"]
         self.python_patterns: list[tuple[str, str]] = []  # (field, pattern)
@@ -228,6 +234,83 @@ class _Where:
         return True
 
 
+def _listable(where: _Where) -> bool:
+    """Whether the selector's entities can be listed by id for paging (pgpages.py): not when
+    a q hint is in the SQL (values change with every update) or patterns run in Python."""
+    return where.hinted is None and not where.python_patterns and where.selector.ids is None
+
+
+def _one_id(selector: Selector) -> bool:
+    """A selector the row cache can answer: one id, no pattern (types and scopes are checked
+    with ``Selector.matches``)."""
+    return selector.ids is not None and len(selector.ids) == 1 and selector.id_pattern is None and selector.hint is None
+
+
+def _by_ids(selector: Selector) -> bool:
+    return selector.ids is not None and selector.id_pattern is None and selector.hint is None
+
+
+def _matching(selector: Selector, entity_id: str, rows: tuple[Row, ...]) -> list[Row]:
+    return [row for row in rows if selector.matches({"id": entity_id, "type": row.type, "servicePath": row.sp})]
+
+
+@dataclass
+class _Slot:
+    seq: int | None  # the stored row's, None for an entity this batch created
+    order: tuple[int, int]  # stored rows first (by seq), then the batch's new ones in order
+    raw: bytes | None  # None: deleted (or never there)
+    params: list[Any] | None = None  # the INSERT/UPDATE parameters of its last write
+    dirty: bool = False
+    recreated: bool = False  # deleted and created again: a new row, at the end
+
+
+class _Batch:
+    """The rows of a ``modify_many`` as its steps see them: the stored ones, changed by each
+    step in turn. ``statements`` gives what to send, final states only."""
+
+    def __init__(self, stored: Iterable[tuple[int, tuple[str, str, str], bytes]]) -> None:
+        self.slots: dict[tuple[str, str, str], _Slot] = {}
+        self.by_id: dict[str, list[tuple[str, str, str]]] = {}
+        self.created = 0
+        for seq, key, raw in stored:
+            self._add(key, _Slot(seq, (0, seq), raw))
+
+    def _add(self, key: tuple[str, str, str], slot: _Slot) -> _Slot:
+        self.slots[key] = slot
+        self.by_id.setdefault(key[0], []).append(key)
+        return slot
+
+    def find(self, selector: Selector) -> list[bytes]:
+        hits = []
+        for entity_id in selector.ids or ():
+            for key in self.by_id.get(entity_id, ()):
+                slot = self.slots[key]
+                if slot.raw is not None and selector.matches({"id": key[0], "type": key[1], "servicePath": key[2]}):
+                    hits.append((slot.order, slot.raw))
+        hits.sort(key=lambda hit: hit[0])
+        return [raw for _, raw in hits[:2]]
+
+    def write(self, op: str, key: tuple[str, str, str], params: list[Any] | None) -> None:
+        slot = self.slots.get(key) or self._add(key, _Slot(None, (1, 0), None))
+        slot.dirty = True
+        if op == "delete" or params is None:
+            slot.raw = slot.params = None
+            return
+        if slot.raw is None:  # a creation, perhaps after a delete in this batch
+            slot.recreated = slot.seq is not None
+            slot.order = (1, self.created)
+            self.created += 1
+        slot.raw, slot.params = params[5], params
+
+    def statements(self) -> tuple[list[int], list[tuple[int, list[Any]]], list[list[Any]]]:
+        """(seqs to delete, (seq, params) to update, params to insert in creation order)."""
+        dirty = [slot for slot in self.slots.values() if slot.dirty]
+        gone = [s.seq for s in dirty if s.seq is not None and (s.raw is None or s.recreated)]
+        updates = [(s.seq, s.params) for s in dirty if s.seq is not None and s.params is not None and not s.recreated]
+        new = sorted((s for s in dirty if s.params is not None and (s.seq is None or s.recreated)), key=lambda s: s.order)
+        return gone, updates, [s.params for s in new if s.params is not None]
+
+
 def _entity_params(tenant: str, entity: Entity) -> list[Any]:
     raw = orjson.dumps(entity)
     # jsonb has no NUL character: such a document keeps only its raw bytes.
@@ -248,6 +331,18 @@ class PostgresStore(WhileOpen[asyncpg.Pool], Store):
         self._columns = "tenant, id, type, sp, exp, raw, doc"
         self._values = "$1, $2, $3, $4, $5, $6, $7::jsonb"
         self._attr_indexes: set[str] = set()  # attributes indexed for q (sqlquery.py)
+        self._rows = RowCache()  # the rows of recently written ids (rowcache.py)
+        self._pages = pgpages.Pages()  # ordered ids for deep pages (pgpages.py)
+        self._set_update_sql()
+
+    def _set_update_sql(self) -> None:
+        """UPDATEs by seq: ``_update_sql`` checks ``ver`` too ($2), ``_update_by_seq_sql`` doesn't."""
+        geom_checked = ", geom = waziup_geom($6)" if self.postgis else ""
+        geom = ", geom = waziup_geom($5)" if self.postgis else ""
+        self._update_sql = (
+            f"UPDATE entities SET exp = $3, raw = $4, doc = $5::jsonb, ver = ver + 1{geom_checked} WHERE seq = $1 AND ver = $2"
+        )
+        self._update_by_seq_sql = f"UPDATE entities SET exp = $2, raw = $3, doc = $4::jsonb, ver = ver + 1{geom} WHERE seq = $1"
 
     def closed_error(self) -> Exception:
         return StoreError("the PostgreSQL store is not open")
@@ -257,7 +352,7 @@ class PostgresStore(WhileOpen[asyncpg.Pool], Store):
     async def open(self) -> None:
         with _mapped_errors:
             pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=self.pool_size,
+                self.dsn, min_size=1, max_size=self.pool_size, reset=keep_session,
                 server_settings={"statement_timeout": str(STATEMENT_TIMEOUT_MS)},
             )
             try:
@@ -270,11 +365,13 @@ class PostgresStore(WhileOpen[asyncpg.Pool], Store):
         if self.postgis:
             self._columns += ", geom"
             self._values += ", waziup_geom($8)"
+            self._set_update_sql()
 
     async def _create_schema(self, conn: asyncpg.Connection) -> None:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
             await conn.execute(_SCHEMA)
+            await pgpages.create_schema(conn)
             await conn.execute(outbox.PG_SCHEMA)
             available = await conn.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'postgis'")
             if available:
@@ -343,6 +440,10 @@ class PostgresStore(WhileOpen[asyncpg.Pool], Store):
             log.info("index for q on %r not created: %s", attr, exc)
 
     async def _find(self, where: _Where, limit: int | None, offset: int) -> list[Entity]:
+        if offset >= sqlquery.PAGE_CACHE_OFFSET and _listable(where):
+            raws = await self._pages.page(self.pool, where.sql, where.params, where.params[0], where.selector, limit, offset)
+            if raws is not None:
+                return [orjson.loads(raw) for raw in raws]
         sql = f"SELECT raw FROM entities WHERE {where.sql} ORDER BY seq"
         params = list(where.params)
         if not where.python_patterns:
@@ -364,20 +465,25 @@ class PostgresStore(WhileOpen[asyncpg.Pool], Store):
                 return await self._count(_Where(tenant, selector, sql_patterns=False))
 
     async def _count(self, where: _Where) -> int:
+        if _listable(where):
+            return await self._pages.count(self.pool, where.sql, where.params, where.params[0], where.selector)
         if where.python_patterns:
             rows = await self.pool.fetch(f"SELECT id, type FROM entities WHERE {where.sql}", *where.params)
             return sum(1 for row in rows if where.keep({"id": row[0], "type": row[1]}))
         return int(await self.pool.fetchval(f"SELECT count(*) FROM entities WHERE {where.sql}", *where.params))
 
     async def insert(self, tenant: str, entity: Entity) -> None:
+        self._rows.evict((tenant, entity["id"]))
         with _mapped_errors:
             await self._insert(self.pool, tenant, entity)
 
     async def save(self, tenant: str, entity: Entity) -> None:
+        self._rows.evict((tenant, entity["id"]))
         with _mapped_errors:
             await self._save_entity(self.pool, tenant, entity)
 
     async def delete(self, tenant: str, entity: Entity) -> bool:
+        self._rows.evict((tenant, entity["id"]))
         with _mapped_errors:
             return await self._delete_entity(self.pool, tenant, entity)
 
@@ -387,7 +493,7 @@ class PostgresStore(WhileOpen[asyncpg.Pool], Store):
         await db.execute(f"INSERT INTO entities ({self._columns}) VALUES ({self._values})", *self._params(tenant, entity))
 
     async def _save_entity(self, db: Any, tenant: str, entity: Entity) -> None:
-        update = "exp = excluded.exp, raw = excluded.raw, doc = excluded.doc"
+        update = "exp = excluded.exp, raw = excluded.raw, doc = excluded.doc, ver = entities.ver + 1"
         if self.postgis:
             update += ", geom = excluded.geom"
         await db.execute(
@@ -407,10 +513,13 @@ class PostgresStore(WhileOpen[asyncpg.Pool], Store):
         return bool(status != "DELETE 0")
 
     async def modify(self, tenant: str, selector: Selector, fn: Callable[[list[Entity]], Write]) -> None:
-        """The rows read are locked until the write commits (see the module's docstring)."""
+        """A write no other process interferes with is one round trip (``_modify_cached``);
+        otherwise the rows read are locked until the write commits (module docstring)."""
         for attempt in range(MODIFY_ATTEMPTS):
             try:
                 with _mapped_errors:
+                    if _one_id(selector) and await self._modify_cached(tenant, selector, fn):
+                        return
                     try:
                         await self._modify(_Where(tenant, selector), tenant, fn)
                     except asyncpg.InvalidRegularExpressionError:
@@ -429,12 +538,125 @@ class PostgresStore(WhileOpen[asyncpg.Pool], Store):
             if write is None:
                 return
             op, entity = write
+            self._rows.evict((tenant, entity["id"]))
             if op == "insert":
                 await self._insert(conn, tenant, entity)
             elif op == "save":
                 await self._save_entity(conn, tenant, entity)
             else:
                 await self._delete_entity(conn, tenant, entity)
+
+    async def _modify_cached(self, tenant: str, selector: Selector, fn: Callable[[list[Entity]], Write]) -> bool:
+        """Read-modify-write without a lock: the rows come from the row cache (rowcache.py)
+        or one read, and a save is ``UPDATE ... WHERE seq AND ver``, which misses when another
+        process wrote the row since; ``fn`` then runs again on the row as it is now. False
+        when that keeps happening (the caller takes the locking path)."""
+        entity_id = selector.ids[0]  # type: ignore[index]
+        key = (tenant, entity_id)
+        rows = self._rows.get(key)
+        for _ in range(CACHED_ATTEMPTS):
+            matching = [] if rows is None else _matching(selector, entity_id, rows)
+            fresh = not matching
+            if fresh:  # absence is for the database to tell
+                rows = await self._read_rows(tenant, entity_id)
+                self._rows.put(key, rows)
+                matching = _matching(selector, entity_id, rows)
+            found = matching[:2]
+            try:
+                write = fn([orjson.loads(row.raw) for row in found])
+            except Exception:
+                if fresh:
+                    raise
+                rows = None  # decided on cached rows: only the database's may fail a request
+                continue
+            if write is None:
+                if fresh:
+                    return True
+                rows = None  # "nothing to write" may come from a stale row: ask the database
+                continue
+            op, entity = write
+            if op == "save" and len(found) == 1 and entity_key(entity) == (entity_id, found[0].type, found[0].sp):
+                row = found[0]
+                params = self._params(tenant, entity)
+                status = await self.pool.execute(self._update_sql, row.seq, row.ver, *params[4:])
+                if status == "UPDATE 1":
+                    self._rows.replace(key, Row(row.seq, row.ver + 1, row.type, row.sp, params[5]))
+                    return True
+                rows = None  # written (or deleted) by another process meanwhile: read again
+                continue
+            self._rows.evict(key)
+            if op == "delete" and len(found) == 1 and entity_key(entity) == (entity_id, found[0].type, found[0].sp):
+                status = await self.pool.execute("DELETE FROM entities WHERE seq = $1 AND ver = $2", found[0].seq, found[0].ver)
+                if status == "DELETE 1":
+                    return True
+                rows = None
+                continue
+            if op == "insert":
+                await self._insert(self.pool, tenant, entity)
+            elif op == "save":
+                await self._save_entity(self.pool, tenant, entity)
+            else:
+                await self._delete_entity(self.pool, tenant, entity)
+            return True
+        self._rows.evict(key)
+        return False
+
+    async def _read_rows(self, tenant: str, entity_id: str) -> tuple[Row, ...]:
+        records = await self.pool.fetch(
+            "SELECT seq, ver, type, sp, raw FROM entities WHERE tenant = $1 AND id = $2 ORDER BY seq", tenant, entity_id
+        )
+        return tuple(Row(*record) for record in records)
+
+    async def modify_many(self, tenant: str, steps: Sequence[tuple[Selector, Callable[[list[Entity]], Write]]]) -> None:
+        """One transaction for the lot: one locking read of every row the steps name, the
+        steps run in Python, then at most one DELETE, one batch of UPDATEs and one of INSERTs."""
+        if not all(_by_ids(selector) for selector, _ in steps):
+            await super().modify_many(tenant, steps)
+            return
+        for attempt in range(MODIFY_ATTEMPTS):
+            try:
+                with _mapped_errors:
+                    failure = await self._modify_many(tenant, steps)
+                break
+            except AlreadyExists:
+                if attempt == MODIFY_ATTEMPTS - 1:
+                    raise
+        if failure is not None:
+            raise failure
+
+    async def _modify_many(
+        self, tenant: str, steps: Sequence[tuple[Selector, Callable[[list[Entity]], Write]]]
+    ) -> Exception | None:
+        """Runs the steps; the exception of the step that raised (the steps before it are
+        written, as if each had been its own ``modify``)."""
+        ids = sorted({entity_id for selector, _ in steps for entity_id in selector.ids or ()})
+        failure: Exception | None = None
+        async with self.pool.acquire() as conn, conn.transaction():
+            records = await conn.fetch(
+                "SELECT seq, id, type, sp, raw FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) ORDER BY seq FOR UPDATE",
+                tenant, ids,
+            )
+            batch = _Batch((record[0], (record[1], record[2], record[3]), record[4]) for record in records)
+            for selector, fn in steps:
+                found = batch.find(selector)
+                try:
+                    write = fn([orjson.loads(raw) for raw in found])
+                except Exception as exc:  # noqa: BLE001 - handed back to the caller after the commit
+                    failure = exc
+                    break
+                if write is not None:
+                    op, entity = write
+                    batch.write(op, entity_key(entity), None if op == "delete" else self._params(tenant, entity))
+            gone, updates, inserts = batch.statements()
+            if gone:
+                await conn.execute("DELETE FROM entities WHERE seq = ANY($1::bigint[])", gone)
+            if updates:
+                await conn.executemany(self._update_by_seq_sql, [[seq, *params[4:]] for seq, params in updates])
+            if inserts:
+                await conn.executemany(f"INSERT INTO entities ({self._columns}) VALUES ({self._values})", inserts)
+        for entity_id in ids:
+            self._rows.evict((tenant, entity_id))
+        return failure
 
     async def outbox_append(self, stream: str, rows: Sequence[outbox.Row]) -> None:
         with _mapped_errors:
@@ -458,6 +680,8 @@ class PostgresStore(WhileOpen[asyncpg.Pool], Store):
                 "DELETE FROM entities WHERE exp IS NOT NULL AND exp < $1 RETURNING seq, tenant, raw", now
             )
         rows = sorted(rows, key=lambda row: row[0])
+        if rows:
+            self._rows.clear()
         return [(row[1], orjson.loads(row[2])) for row in rows]
 
     # -- subscriptions and registrations: (tenant, document) by id, in creation order --

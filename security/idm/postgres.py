@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl, urlencode
 
 import asyncpg
 
+from ngsi.store_lifecycle import keep_session
+
 from .sqlstore import Connection, Driver, Row, SQLStore
 from .store import Conflict, StoreError
 
@@ -80,7 +82,7 @@ class PostgresDriver(Driver):
 
     async def open(self) -> None:
         try:
-            self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
+            self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size, reset=keep_session)
         except (OSError, asyncpg.PostgresError) as exc:
             raise StoreError(f"postgresql: cannot connect: {type(exc).__name__}: {exc}") from exc
 

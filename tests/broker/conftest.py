@@ -23,7 +23,7 @@ from tests.pg import session_cluster
 _DATABASE = "waziup_test"
 # What a PostgresStore creates; dropped before each test instead of a database per test,
 # which costs seconds and ~10 MB each (PostGIS's spatial_ref_sys) on a busy machine.
-_RESET = "DROP TABLE IF EXISTS entities, subscriptions, registrations, outbox, outbox_leases CASCADE; DROP FUNCTION IF EXISTS waziup_geom(text)"
+_RESET = "DROP TABLE IF EXISTS entities, entity_changes, subscriptions, registrations, outbox, outbox_leases CASCADE; DROP FUNCTION IF EXISTS waziup_geom(text)"
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,8 @@ from urllib.parse import parse_qsl, urlencode
 
 import asyncpg
 
+from ngsi.store_lifecycle import keep_session
+
 from ..instants import DAY, HOUR, floor, month_bounds, month_name, whole
 from ..model import Batch, Ingested, Latest, Partial, Point, Series, SeriesFilter, SeriesKey
 from .base import (
@@ -211,7 +213,7 @@ class PostgresStore(HistoryStore):
     async def open(self) -> None:
         with _mapped():
             self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=self.pool_size,
+                self.dsn, min_size=1, max_size=self.pool_size, reset=keep_session,
                 server_settings={"statement_timeout": str(STATEMENT_TIMEOUT_MS), "jit": "off"},
             )
             async with self.pool.acquire() as conn, conn.transaction():

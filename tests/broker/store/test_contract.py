@@ -8,8 +8,6 @@ cluster (conftest.py) and fail when it can't start.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,11 +18,9 @@ from broker.store import postgres as pg_backend
 from broker.store import sqlite as sqlite_backend
 from broker.store.memory import MemoryStore
 from broker.store.postgres import PostgresStore
-from broker.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.anyio
 
-BACKENDS = ["memory", "sqlite", "sqlite-shared", "postgresql"]
 
 
 def entity(eid: str, etype: str = "T", sp: str = "/", **extra: Any) -> dict[str, Any]:
@@ -38,24 +34,6 @@ def entity(eid: str, etype: str = "T", sp: str = "/", **extra: Any) -> dict[str,
     }
     doc.update(extra)
     return doc
-
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        the_store: Store = MemoryStore()
-    elif request.param == "sqlite":
-        the_store = SQLiteStore(f"sqlite:///{tmp_path}/store.db")
-    elif request.param == "sqlite-shared":  # as -workers N opens it: writer lock, transactions, change log
-        the_store = SQLiteStore(f"sqlite:///{tmp_path}/store.db?shared=1")
-    else:
-        # Asked for only here, so that memory/SQLite runs don't start PostgreSQL.
-        the_store = PostgresStore(request.getfixturevalue("pg_url"))
-    await the_store.open()
-    try:
-        yield the_store
-    finally:
-        await the_store.close()
 
 
 async def ids(store: Store, tenant: str = "", selector: Selector | None = None, **kw: Any) -> list[str]:
