@@ -55,6 +55,7 @@ COUNTER = struct.Struct("<q")  # the notified count, shared with the publisher t
 
 sys.path.insert(0, str(HERE))
 import client  # noqa: E402  (bench/client.py)
+import pyspy  # noqa: E402  (bench/pyspy.py)
 import harness  # noqa: E402
 
 
@@ -324,14 +325,9 @@ class Bench:
                 return
 
     def profile(self) -> list[subprocess.Popen[bytes]]:
-        """py-spy (collapsed stacks, 200 Hz, non-blocking) on the broker and the agent over the window."""
-        spy = Path(PY).parent / "py-spy"
+        """py-spy (bench/pyspy.py) on the broker and the agent over the window."""
         out = Path(self.args.profile).resolve()
-        out.mkdir(parents=True, exist_ok=True)
-        return [subprocess.Popen([str(spy if spy.exists() else "py-spy"), "record", "--nonblocking", "-r", "200",
-                                  "-d", str(max(1, int(self.args.seconds))), "-f", "raw", "-o", str(out / f"{name}.txt"),
-                                  "-p", str(self.procs[name].pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                for name in ("agent", "broker")]
+        return [pyspy.spy(self.procs[name].pid, self.args.seconds, out / f"{name}.txt") for name in ("agent", "broker")]
 
     def subscribe(self) -> str:
         headers, _ = call(self.ports["broker"], "POST", "/v2/subscriptions", {

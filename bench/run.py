@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(ROOT))  # devtools.pg_cluster for --backend postgresql
 import client  # noqa: E402
 import harness  # noqa: E402
+import pyspy  # noqa: E402
 
 HOST = "127.0.0.1"
 PY = sys.executable
@@ -61,8 +62,9 @@ cpu_seconds = harness.cpu_seconds
 
 class Bench:
     def __init__(self, args: argparse.Namespace, broker: subprocess.Popen[bytes], broker_port: int,
-                 baseline_port: int, receiver_port: int, db_pid: int | None = None) -> None:
+                 baseline_port: int, receiver_port: int, db_pid: int | None = None, backend: str = "") -> None:
         self.args = args
+        self.backend = backend
         self.broker, self.port = broker, broker_port
         self.db_pid = db_pid  # the PostgreSQL server's main process: its CPU is counted apart
         self.baseline_port, self.receiver_port = baseline_port, receiver_port
@@ -93,7 +95,13 @@ class Bench:
         self.settle()
         cpu = cpu_seconds(self.broker.pid)
         db_cpu = cpu_seconds(self.db_pid) if self.db_pid else 0.0
+        spy = None
+        if self.args.profile and name != "baseline (bare Starlette)":
+            slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+            spy = pyspy.spy(self.broker.pid, self.args.seconds, Path(self.args.profile) / f"{self.backend}-{slug}.txt")
         result = run()
+        if spy is not None:
+            spy.wait()
         if "skipped" in result:
             self.results[name] = result
             print(f"{name:<24} skipped: {result['skipped']}", flush=True)
@@ -399,7 +407,7 @@ def run_backend(args: argparse.Namespace, backend: str, db_uri: str, work: Path,
     try:
         broker = start(broker_cmd, ports["broker"], "/version", log)
         bench = Bench(args, broker, ports["broker"], ports["baseline"], ports["receiver"],
-                      cluster.postmaster_pid() if cluster else None)
+                      cluster.postmaster_pid() if cluster else None, backend)
         bench.run()
         if bench.selected("W2 GET via PEP"):
             broker = _pep_rows(bench, broker, broker_cmd, work / backend, ports)
@@ -473,6 +481,9 @@ def main() -> None:
     parser.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
     parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""),
                         help="comma-separated workload name prefixes to run, e.g. 'W1 PATCH,W4' (prints only: no results file, no BENCHMARKS.md)")
+    parser.add_argument("--profile", metavar="DIR", default=os.environ.get("BENCH_PROFILE", ""),
+                        help="record py-spy profiles of the broker (collapsed stacks) per workload into DIR; "
+                             "read them with bench/pyspy.py")
     parser.add_argument("--tag", default="", help="name the results file <date>-<tag>.json and leave BENCHMARKS.md alone "
                         "(recorded even with --only)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 1)), help="broker -workers")

@@ -1,5 +1,6 @@
-"""bench/compare.py, the judgement of ``make bench-quick``: a row moved when its share of the
-bare baseline changed by more than 15%, whatever the machine's speed did to both."""
+"""The bench's own tools: bench/compare.py, the judgement of ``make bench-quick`` (a row moved
+when its share of the bare baseline changed by more than 15%, whatever the machine's speed
+did to both), and bench/pyspy.py's reading of py-spy's collapsed stacks."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import compare
+import pyspy
 
 
 def report(backend: str, baseline: float, rates: dict[str, float]) -> dict[str, Any]:
@@ -44,3 +46,17 @@ def test_a_machine_faster_or_slower_for_everything_moves_nothing(baseline: float
     now = report("sqlite", baseline * speed, {"W": rate * speed})
     _, moved = compare.compare(before, now)
     assert moved == []
+
+
+def test_profile_summary_counts_each_function_once_per_stack() -> None:
+    lines = [
+        "process 7:\"python -m broker\";thread (0x1);run (asyncio/events.py:80);handle (broker/http.py:12);handle (broker/http.py:40);dumps (orjson:1) 6",
+        "run (asyncio/events.py:80);find (/work/main/broker/store/postgres.py:300) 4",
+        "garbage without a count",
+    ]
+    total, inclusive, own = pyspy.summary(lines)
+    assert total == 10
+    assert inclusive["asyncio/events.py:run"] == 10
+    assert inclusive["broker/http.py:handle"] == 6  # two lines of one function: counted once
+    assert inclusive["broker/store/postgres.py:find"] == 4
+    assert own == {"orjson:dumps": 6, "broker/store/postgres.py:find": 4}
