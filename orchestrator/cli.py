@@ -1,5 +1,6 @@
 """The ``waziup`` command: ``waziup broker [Orion options]`` runs the context broker,
 ``waziup iot-agent [options]`` the IoT agent, ``waziup history`` the history service,
+``waziup rules`` the rules service,
 ``waziup run`` the broker and the agent with an embedded MQTT broker
 (``orchestrator.run_all``), ``waziup gw-post`` is the WAZIUP LoRa gateway's cloud script.
 Each command's options are a table (``ngsi.settings``): ``waziup COMMAND --help`` prints it."""
@@ -17,6 +18,7 @@ USAGE = """usage: waziup COMMAND [options]; waziup COMMAND --help lists a comman
   waziup pep [-config FILE] [options]            a PEP proxy in front of an NGSI server (Wilma-compatible, :1027)
   waziup history [options]                       the history service (QuantumLeap-compatible, :8668)
   waziup history export [options]                its stored values as CSV
+  waziup rules [options]                         the rules service (Perseo-compatible, :9090)
   waziup gw-post LDATA PDATA RDATA TDATA GWID    the WAZIUP LoRa gateway's cloud script"""
 
 
@@ -69,6 +71,13 @@ def main(argv: list[str] | None = None) -> None:
         from analytics.history.server import serve as serve_history
 
         serve_history(history)
+    elif command == "rules":
+        from analytics.rules.service.config import from_command_line as rules_config
+
+        rules = rules_config(rest)
+        from analytics.rules.service.server import serve as serve_rules
+
+        serve_rules(rules)
     elif command == "gw-post":
         from iot_agent.south.gateway import main as gw_post
 

@@ -1,6 +1,6 @@
 """``waziup run``: the whole platform on one machine, with nothing else to install.
 
-Four child processes, started in this order and each waited for (all listening on ``-host``:
+Five child processes, started in this order and each waited for (all listening on ``-host``:
 127.0.0.1 by default, 0.0.0.0 with ``-auth``; a warning when the platform is reachable from
 other machines without ``-auth``):
 
@@ -12,7 +12,14 @@ other machines without ``-auth``):
    its store beside the broker's (``-historyDbURI``);
 3. the context broker (``waziup broker -multiservice``) on ``-port`` (1026), data under ``-data``,
    its change feed (``-feedURL``, broker/feed.py) pointed at the history's ``/v2/notify``;
-4. the IoT agent (``waziup iot-agent``): north 4041, south HTTP 7896, MQTT client.
+4. the rules service (``waziup rules``, ``analytics/rules/service``) on ``-rulesPort`` (9090,
+   Perseo's), once the broker answers: its rules' subscriptions notify its ``/notices``,
+   which the broker may reach (``-notifAllowedHosts``); its store is ``<data>/rules.db``, or the
+   broker's PostgreSQL database when it runs on one;
+5. the IoT agent (``waziup iot-agent``): north 4041, south HTTP 7896, MQTT client.
+
+The rules service has no HTTPS and no PEP of its own yet: with ``-tls`` or ``-auth`` it is
+not started (a line says so).
 
 With ``-auth`` the identity manager (``waziup idm``, ``-idmPort``) starts first, and
 ``platform_auth`` makes the accounts the services use.
@@ -54,7 +61,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ngsi.settings import FLAG, PORT, Choice, Int, Repeated, SettingsError, Table, Text, command_line, option
+from ngsi.settings import (
+    FLAG,
+    PORT,
+    Choice,
+    Int,
+    Repeated,
+    SettingsError,
+    Table,
+    Text,
+    command_line,
+    option,
+)
 
 from . import mosquitto, platform_auth
 
@@ -77,6 +95,7 @@ class Options:
     history_db_uri: str = ""  # "": the broker's PostgreSQL database when it runs on one, else <data>/history.db
     history_tenants: tuple[str, ...] = field(default_factory=tuple)
     history_types: tuple[str, ...] = field(default_factory=tuple)
+    rules_port: int = 9090  # 0: no rules service
     host: str = ""  # "": 127.0.0.1, or 0.0.0.0 with -auth (see parse)
     tls: bool = False
     cert: str = ""  # empty with tls: the development certificate under <data>/tls
@@ -119,6 +138,9 @@ OPTIONS = Table(
            "default all"),
     option("-historyTypes", type=Repeated(),
            help="the entity types whose changes the history keeps; repeatable or comma-separated; default all"),
+    option("-rulesPort", type=Int(0, 65535, metavar="PORT"),
+           help="the rules service's port (Perseo's API; its rules subscribe to the broker); 0: none. Not started "
+           "with -tls or -auth (it has neither yet)"),
     option("-northPort", type=PORT, help="the IoT agent's north port (provisioning API)"),
     option("-httpPort", type=PORT, help="the IoT agent's device HTTP port"),
     option("-host", type=Text("ADDRESS"), shown="127.0.0.1; 0.0.0.0 with -auth",
@@ -409,6 +431,32 @@ def _start_history(
     return feed
 
 
+def _rules_wanted(options: Options) -> bool:
+    """Whether ``waziup run`` starts the rules service (it says why not when it does not)."""
+    if not options.rules_port:
+        return False
+    if options.tls or options.auth:
+        print(f"waziup run: the rules service is not started: it has no {'HTTPS' if options.tls else 'PEP'} yet "
+              "(-rulesPort 0 silences this)", file=sys.stderr, flush=True)
+        return False
+    return True
+
+
+def _start_rules(options: Options, local: str, children: list[tuple[str, subprocess.Popen[bytes]]]) -> str:
+    """The rules service, on -host as every service, pointed at the broker; its rules'
+    subscriptions notify it at the address the broker reaches it at. Its URL."""
+    url = _http(local, options.rules_port)
+    db_uri = _broker_db_uri(options.broker_args)  # beside the broker's data when that is PostgreSQL
+    proc = subprocess.Popen(
+        _cli("rules", "-host", options.host, "-port", str(options.rules_port), "-data", options.data,
+             "-brokerURL", _http(local, options.port), "-notifyURL", url + "/notices",
+             *(["-dbURI", db_uri] if db_uri.startswith(("postgresql://", "postgres://")) else []))
+    )
+    children.append(("rules service", proc))
+    _wait_http(url + "/version", proc, "the rules service")
+    return url
+
+
 def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     for _, proc in reversed(children):
         if proc.poll() is None:
@@ -461,6 +509,9 @@ def run(options: Options) -> int:
         # the broker may call the agent's north port (forwarded commands, notifications), and nothing
         # else on loopback or private networks unless the words after -- allow it
         allowed = ["-notifAllowedHosts", _hostport(local, options.north_port)]
+        rules = _rules_wanted(options)
+        if rules:  # and the rules service's notices
+            allowed += ["-notifAllowedHosts", f"{_hostport(local, options.rules_port)}/notices"]
         if not options.mqtt_uri:  # and MQTT notifications to the platform's own MQTT broker
             allowed += ["-notifAllowedHosts", f"mqtt://{_hostport(local, options.mqtt_port)}",
                         "-notifAllowedHosts", f"mqtt://localhost:{options.mqtt_port}"]
@@ -471,6 +522,8 @@ def run(options: Options) -> int:
         )
         children.append(("context broker", proc))
         _wait_http(_http(local, options.port, scheme) + "/version", proc, "the context broker", **waits)
+        if rules:
+            _start_rules(options, local, children)
         proc = subprocess.Popen(
             _cli(
                 "iot-agent",
@@ -492,6 +545,7 @@ def run(options: Options) -> int:
             f"waziup: context broker {_http(shown, options.port, scheme)}, "
             f"IoT agent {_http(shown, options.north_port, scheme)}, "
             + (f"history {_http(shown, options.history_port, scheme)} " if options.history_port else "")
+            + (f"rules {_http(shown, options.rules_port)} " if rules else "")
             + f"(devices: {scheme.upper()} :{options.http_port}, MQTT {mqtt.shown}); "
             "Ctrl-C stops",
             flush=True,

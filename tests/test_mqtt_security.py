@@ -184,7 +184,9 @@ class Platform:
     token: str = ""  # -auth: the administrator's, for the APIs behind the PEP
 
     def __post_init__(self) -> None:
-        self.port, self.north, self.http, self.mqtt, self.mqtt_tls, self.idm, self.history = (free_port() for _ in range(7))
+        self.port, self.north, self.http, self.mqtt, self.mqtt_tls, self.idm, self.history, self.rules = (
+            free_port() for _ in range(8)
+        )
 
     @property
     def tls(self) -> bool:
@@ -208,7 +210,7 @@ class Platform:
         argv = [sys.executable, "-m", "orchestrator.cli", "run", "-host", "127.0.0.1", "-data", str(self.data),
                 "-port", str(self.port), "-northPort", str(self.north), "-httpPort", str(self.http),
                 "-mqttPort", str(self.mqtt), "-mqttTlsPort", str(self.mqtt_tls), "-idmPort", str(self.idm),
-                "-historyPort", str(self.history), *self.args]
+                "-historyPort", str(self.history), "-rulesPort", str(self.rules), *self.args]
         self.output = open(self.data.parent / f"{self.data.name}.log", "ab")  # noqa: SIM115 (open while it runs)
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.output, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60

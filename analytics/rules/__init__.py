@@ -5,7 +5,8 @@ Modules, one job each: ``schema`` (JSON Schemas), ``model`` (documents to datacl
 windows, aggregates), ``nosignal``, ``anomaly`` (outlier detectors), ``derived``
 (aggregate entities), ``throttle`` (action and rule intervals), ``templates`` (``${...}``),
 ``actions`` (rendered actions), ``engine`` (``Engine``, ``Firing``). Nothing here does
-I/O: the HTTP service that feeds notifications in and executes actions is separate.
+I/O: the HTTP service that feeds notifications in and executes actions is
+``analytics.rules.service`` (imported by nobody here).
 """
 
 from .engine import Engine, Firing

@@ -1,6 +1,6 @@
 """The rules engine: rules and their state in, firings out. No I/O.
 
-The service around it (not built yet) feeds broker notifications to ``on_change``, calls
+The service around it (``analytics/rules/service``) feeds broker notifications to ``on_change``, calls
 ``tick`` on a timer for no-signal rules, executes the actions of each ``Firing`` and
 persists ``state()``. Everything here is deterministic given the ``now`` it is passed.
 
@@ -18,7 +18,7 @@ anomaly detectors, shared by the rules that use them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -129,15 +129,20 @@ class Engine:
 
     # ------------------------------------------------------------------ events
 
-    def on_change(self, tenant: str, service_path: str, entity: Mapping[str, Any], now: float) -> list[Firing]:
+    def on_change(self, tenant: str, service_path: str, entity: Mapping[str, Any], now: float,
+                  only: Collection[str] | None = None) -> list[Firing]:
         """An entity was created or updated (an NGSI-v2 normalized notification): the
-        firings it causes, in rule order."""
-        rules = self._rules.get(tenant)
+        firings it causes, in rule order.
+
+        ``only`` names the rules the change is for (the service passes the rule whose
+        broker subscription notified it, so that a change notified by several rules'
+        subscriptions is seen once by each rule); ``None``: every rule of the tenant."""
+        rules = self._selected(tenant, only)
         if not rules:
             return []
         target = internal(entity, service_path)
         key = _entity_key(service_path, entity)
-        flags = self._flags(tenant, key, entity, rules.values())
+        flags = self._flags(tenant, key, entity, rules.values(), only is None)
         firings: list[Firing] = []
         for rule in list(rules.values()):
             selected = selects(rule.subject, service_path, target)
@@ -163,15 +168,17 @@ class Engine:
                 firings.extend(self._fire(tenant, rule, service_path, entity, "match", {}, now))
         return firings
 
-    def on_delete(self, tenant: str, service_path: str, entity_type: str, entity_id: str, now: float) -> list[Firing]:
-        """An entity was deleted: forget its state; derived entities it was part of change."""
+    def on_delete(self, tenant: str, service_path: str, entity_type: str, entity_id: str, now: float,
+                  only: Collection[str] | None = None) -> list[Firing]:
+        """An entity was deleted: forget its state; derived entities it was part of change
+        (those of the rules ``only`` names, when given, as in ``on_change``)."""
         key = (service_path, entity_type, entity_id)
         for wkey in [k for k in self._windows if k[0] == tenant and k[2] == key]:
             del self._windows[wkey]
         for akey in [k for k in self._anomaly if k[0] == tenant and k[1] == key]:
             del self._anomaly[akey]
         firings: list[Firing] = []
-        for rule in self.rules(tenant):
+        for rule in self._selected(tenant, only).values():
             if rule.nosignal is not None and (tenant, rule.name) in self._nosignal:
                 self._nosignal[(tenant, rule.name)].forget(key)
             if rule.derive is not None:
@@ -209,11 +216,19 @@ class Engine:
 
     # ------------------------------------------------------------------ internals
 
-    def _flags(self, tenant: str, key: EntityKey, entity: Mapping[str, Any], rules: Iterable[Rule]) -> dict[str, Flag]:
-        """Score the entity's readings once per change, for the type's detectors and for the
-        attributes anomaly rules watch (with a default detector where none is set)."""
+    def _selected(self, tenant: str, only: Collection[str] | None) -> dict[str, Rule]:
+        rules = self._rules.get(tenant, {})
+        if only is None:
+            return rules
+        return {name: rule for name, rule in rules.items() if name in only}
+
+    def _flags(self, tenant: str, key: EntityKey, entity: Mapping[str, Any], rules: Iterable[Rule],
+               detectors: bool = True) -> dict[str, Flag]:
+        """Score the entity's readings once per change, for the type's detectors (unless
+        ``detectors`` is off: a change meant for some rules only) and for the attributes
+        anomaly rules watch (with a default detector where none is set)."""
         entity_type = key[1]
-        wanted = {a for (t, ty, a) in self._detectors if t == tenant and ty == entity_type}
+        wanted = {a for (t, ty, a) in self._detectors if t == tenant and ty == entity_type} if detectors else set()
         wanted |= {r.anomaly for r in rules if r.anomaly is not None and r.subject.type in (None, entity_type)}
         flags: dict[str, Flag] = {}
         for attribute in sorted(wanted):

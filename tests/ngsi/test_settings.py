@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics.history import config as history_config
+from analytics.rules.service import config as rules_config
 from broker import config as broker_config
 from iot_agent import config as agent_config
 from ngsi.settings import (
@@ -321,8 +322,13 @@ def test_run_host_reaches_every_service(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(run_all, "_wait_mqtt", lambda host, port, proc, what: probed.append(f"{host}:{port}"))
     monkeypatch.setattr(run_all, "_wait_http", lambda url, proc, what: probed.append(url))
     assert run_all.run(run_all.parse(["-host", "10.1.2.3", "-data", str(tmp_path), "-mqttBroker", "amqtt"])) == 1
-    mqtt, history, broker, agent = started
+    mqtt, history, broker, rules, agent = started
     assert mqtt[-3:] == ["mqtt-broker", "10.1.2.3", "1883"]
+    rules_options = rules_config.parse(rules[rules.index("rules") + 1 :], {})
+    assert (rules_options.host, rules_options.port) == ("10.1.2.3", 9090)
+    assert rules_options.broker_url == "http://10.1.2.3:1026"
+    assert rules_options.notify_url == "http://10.1.2.3:9090/notices"
+    assert "10.1.2.3:9090/notices" in broker  # the broker may notify the rules service
     assert history_config.parse(history[history.index("history") + 1 :], {}).host == "10.1.2.3"
     broker_options = broker_config.parse(broker[broker.index("broker") + 1 :], {})
     assert broker_options.host == "10.1.2.3"
@@ -331,10 +337,11 @@ def test_run_host_reaches_every_service(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert (agent_options.north_host, agent_options.http_host, agent_options.mqtt_host) == ("10.1.2.3",) * 3
     assert agent_options.broker_url == "http://10.1.2.3:1026"
     assert probed == [
-        "10.1.2.3:1883", "http://10.1.2.3:8668/version", "http://10.1.2.3:1026/version", "http://10.1.2.3:4041/iot/about",
+        "10.1.2.3:1883", "http://10.1.2.3:8668/version", "http://10.1.2.3:1026/version", "http://10.1.2.3:9090/version",
+        "http://10.1.2.3:4041/iot/about",
     ]
     started.clear()
-    run_all.run(run_all.parse(["-mqttBroker", "amqtt", "-historyPort", "0"], {}))
+    run_all.run(run_all.parse(["-mqttBroker", "amqtt", "-historyPort", "0", "-rulesPort", "0"], {}))
     assert broker_config.parse(started[1][started[1].index("broker") + 1 :], {}).host == "127.0.0.1"  # no -auth
     assert broker_config.parse(started[1][started[1].index("broker") + 1 :], {}).feed_url == ""  # no history
     assert agent_config.parse(started[2][started[2].index("iot-agent") + 1 :], {}).broker_url == "http://127.0.0.1:1026"

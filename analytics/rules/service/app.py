@@ -1,0 +1,143 @@
+"""The rules service's Starlette app (Perseo-compatible API, port 9090).
+
+The lifespan opens the store (``-dbURI``), the NGSI client of the broker
+(``-brokerURL``), the HTTP client of post actions (behind the destination policy,
+``-allowedHosts``), and starts ``RulesService`` (its background tasks and workers); at
+shutdown it drains the action queue for a few seconds and saves the engine's state.
+
+Errors: a ``RulesError`` answers its status in Perseo's shape ``{"error", "data": null}``;
+a failing store answers 503; Starlette's own 404/405 are reshaped the same; anything else
+is a bug, logged, answered 500 in that shape, never a traceback. ``clock`` (epoch
+seconds) is the only time the service reads: tests move it to make a minute pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from http import HTTPStatus
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ngsi.client import HTTPClient, NGSIClient
+from ngsi.destinations import Gate, Policy, parse_rules
+from ngsi.server.guards import Guard
+
+from .config import Config
+from .errors import RulesError
+from .routes import ROUTES
+from .seam import guard_layer
+from .service import RulesService
+from .store import RulesStore, StoreError, open_store
+
+log = logging.getLogger("waziup.rules")
+
+
+def _error(message: str, status: int) -> Response:
+    return Response(orjson.dumps({"error": message, "data": None}), status_code=status,
+                    media_type="application/json")
+
+
+async def _rules_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RulesError)
+    return _error(exc.message, exc.status)
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    log.error("store error method=%s path=%s error=%s", request.method, request.url.path, exc)
+    return _error("the rules database is not available", 503)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    try:
+        phrase = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        phrase = "Error"
+    response = _error(str(exc.detail) if exc.detail and exc.detail != phrase else phrase, exc.status_code)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+class LastResort:
+    """A bug answers 500 in Perseo's shape, logged, never a traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception:
+            log.exception("unhandled error method=%s path=%s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await _error("internal error", 500)(scope, receive, send)
+
+
+def post_gate(config: Config) -> Gate:
+    """The destination policy of post actions: public addresses, and the loopback or
+    private ones ``-allowedHosts`` lists."""
+    return Gate(Policy(parse_rules(",".join(config.allowed_hosts)), setting="-allowedHosts"))
+
+
+def create_app(
+    config: Config | None = None,
+    *,
+    store: RulesStore | None = None,
+    guards: Sequence[Guard] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The app; ``store`` replaces the one ``config`` names (opened and closed here either
+    way), ``guards`` the ones ``config.guards`` names."""
+    config = config or Config()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        the_store = store if store is not None else open_store(config.store_url)
+        await the_store.open()
+        gate = post_gate(config)
+        broker = NGSIClient(config.broker_url, timeout=float(config.action_timeout))
+        web = NGSIClient(transport=HTTPClient(gate=gate), timeout=float(config.action_timeout))
+        service = RulesService(config, the_store, broker, web, gate, clock)
+        await service.start()
+        app.state.service = service
+        log.info("rules service port=%d broker=%s store=%s guards=%d", config.port, config.broker_url,
+                 type(the_store).__name__, len(guards) if guards is not None else len(config.guards))
+        try:
+            yield
+        finally:
+            try:
+                await service.stop()
+            finally:
+                await broker.aclose()
+                await web.aclose()
+                await the_store.close()
+
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(LastResort), guard_layer(config, guards)],
+        exception_handlers={RulesError: _rules_error, StoreError: _store_error, HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    return app

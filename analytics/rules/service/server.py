@@ -1,0 +1,22 @@
+"""Run the rules service under uvicorn (``python -m analytics.rules.service``, ``waziup rules``)."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from .app import create_app
+from .config import Config
+from .seam import http_protocol
+
+
+def serve(config: Config) -> None:
+    level = config.log_level.upper()
+    logging.basicConfig(
+        level=getattr(logging, "WARNING" if level == "WARN" else level, logging.INFO),
+        format="time=%(asctime)s | lvl=%(levelname)s | comp=%(name)s | msg=%(message)s",
+    )
+    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning",
+                access_log=False, server_header=False, lifespan="on", proxy_headers=False,
+                http=http_protocol(config))
