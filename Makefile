@@ -10,7 +10,7 @@ DATA ?= data
 ORION_FT ?= ../shared/orion-ft
 JOBS ?= 2
 
-.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-quick bench-history bench-iot clean
+.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-quick bench-history bench-rules bench-iot clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
@@ -65,6 +65,7 @@ bench: $(STAMP) system-deps
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_BACKENDS='$(BENCH_BACKENDS)' BENCH_DB_URI='$(BENCH_DB_URI)' $(PY) bench/run.py
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_BACKENDS='$(BENCH_BACKENDS)' BENCH_HISTORY_VALUES=$(BENCH_HISTORY_VALUES) \
 		$(PY) bench/history.py
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_RULES=$(BENCH_RULES) BENCH_RULES_RATE=$(BENCH_RULES_RATE) $(PY) bench/rules.py
 
 # Perf regression check (not part of `make test`): every broker workload for BENCH_QUICK_SECONDS on
 # BENCH_QUICK_BACKENDS, compared with the last recorded run; names the rows that moved by more than
@@ -82,6 +83,15 @@ bench-history: $(STAMP) system-deps
 	@bench/install.sh
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_BACKENDS='$(BENCH_BACKENDS)' BENCH_HISTORY_VALUES=$(BENCH_HISTORY_VALUES) \
 		$(PY) bench/history.py
+
+# Rules service benchmark (not part of `make test`): R1 rule evaluations/s with BENCH_RULES rules over
+# notifications posted to /notices, R2 delay from a broker update to the rule's action at BENCH_RULES_RATE
+# updates/s (bench/rules.py; BENCH_CONNECTIONS, BENCH_ONLY from the environment).
+BENCH_RULES ?= 1000
+BENCH_RULES_RATE ?= 100
+bench-rules: $(STAMP)
+	@bench/install.sh
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_RULES=$(BENCH_RULES) BENCH_RULES_RATE=$(BENCH_RULES_RATE) $(PY) bench/rules.py
 
 # IoT agent benchmark (not part of `make test`): MQTT Ultralight measures end to end into the broker,
 # BENCH_DEVICES devices, closed loop (at most BENCH_WINDOW in flight) or BENCH_RATE measures/s.

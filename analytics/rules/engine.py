@@ -220,6 +220,9 @@ class Engine:
         rules = self._rules.get(tenant, {})
         if only is None:
             return rules
+        if len(only) == 1:  # a notice feeds the one rule owning its subscription: no scan of every rule
+            (name,) = only
+            return {name: rules[name]} if name in rules else {}
         return {name: rule for name, rule in rules.items() if name in only}
 
     def _flags(self, tenant: str, key: EntityKey, entity: Mapping[str, Any], rules: Iterable[Rule],
