@@ -39,6 +39,7 @@ from ngsi.client import NGSIClient
 APP_NAME = "waziup"
 AGENT_USER = "waziup-iot-agent"
 FEED_USER = "waziup-broker"
+RULES_USER = "waziup-rules"
 ALL_ACTIONS = ["read", "create", "update", "delete", "subscribe", "register", "provision", "admin"]
 EVERYTHING = {"id": "platform", "actions": ALL_ACTIONS, "tenant": "*"}
 FEED = {"id": "platform-feed", "actions": ["create", "update"], "tenant": "*"}
@@ -60,6 +61,7 @@ class PlatformAuth:
     broker_env: dict[str, str]
     agent_env: dict[str, str]
     history_env: dict[str, str] = field(default_factory=dict)
+    rules_env: dict[str, str] = field(default_factory=dict)
 
 
 def admin_credentials(data: str) -> tuple[str, str]:
@@ -117,8 +119,12 @@ async def _setup(url: str, data: str, ssl_context: Any = None) -> PlatformAuth:
             }}))["application"]
             state = {"app_id": app["id"], "app_secret": app["secret"], "agent_password": secrets.token_urlsafe(24)}
             _write_state(state_path, state)
-        if "feed_password" not in state:  # a platform set up before the feed had an account
-            state["feed_password"] = secrets.token_urlsafe(24)
+        added = False
+        for key in ("feed_password", "rules_password", "notice_key"):  # a platform set up before these existed
+            if key not in state:
+                state[key] = secrets.token_urlsafe(24 if key.endswith("password") else 32)
+                added = True
+        if added:
             _write_state(state_path, state)
         app_path = f"/v1/applications/{state['app_id']}"
         roles = {r["name"]: r["id"] for r in (await api.call("GET", f"{app_path}/roles"))["roles"]}
@@ -136,7 +142,8 @@ async def _setup(url: str, data: str, ssl_context: Any = None) -> PlatformAuth:
             await api.call("PUT", f"{app_path}/roles/{roles[name]}/permissions/{permissions[grant_id]}")
         users = (await api.call("GET", "/v1/users"))["users"]
         for username, password_key, role in ((AGENT_USER, "agent_password", "platform-service"),
-                                             (FEED_USER, "feed_password", "platform-feed")):
+                                             (FEED_USER, "feed_password", "platform-feed"),
+                                             (RULES_USER, "rules_password", "platform-service")):
             account = next((u for u in users if u.get("username") == username), None)
             if account is None:
                 account = (await api.call("POST", "/v1/users", {"user": {
@@ -156,7 +163,13 @@ async def _setup(url: str, data: str, ssl_context: Any = None) -> PlatformAuth:
         "IOTA_AUTH_CLIENT_ID": state["app_id"], "IOTA_AUTH_CLIENT_SECRET": state["app_secret"],
         "IOTA_AUTH_USER": AGENT_USER, "IOTA_AUTH_PASSWORD": state["agent_password"],
     }
-    return PlatformAuth(broker_env={**pep, **feed}, agent_env=agent_env, history_env=dict(pep))
+    rules_env = {
+        **pep,
+        "WAZIUP_RULES_AUTH_TOKEN_URL": url + TOKEN_PATH, "WAZIUP_RULES_AUTH_CLIENT_ID": state["app_id"],
+        "WAZIUP_RULES_AUTH_CLIENT_SECRET": state["app_secret"], "WAZIUP_RULES_AUTH_USER": RULES_USER,
+        "WAZIUP_RULES_AUTH_PASSWORD": state["rules_password"], "WAZIUP_RULES_NOTICE_KEY": state["notice_key"],
+    }
+    return PlatformAuth(broker_env={**pep, **feed}, agent_env=agent_env, history_env=dict(pep), rules_env=rules_env)
 
 
 def _read_state(path: Path) -> dict[str, str]:

@@ -18,29 +18,30 @@ other machines without ``-auth``):
    broker's PostgreSQL database when it runs on one;
 5. the IoT agent (``waziup iot-agent``): north 4041, south HTTP 7896, MQTT client.
 
-The rules service has no HTTPS and no PEP of its own yet: with ``-tls`` or ``-auth`` it is
-not started (a line says so).
-
 With ``-auth`` the identity manager (``waziup idm``, ``-idmPort``) starts first, and
 ``platform_auth`` makes the accounts the services use.
 
 SIGINT/SIGTERM stop them in reverse order (SIGTERM, then SIGKILL after 10 s); if one dies,
 the others are stopped too and ``waziup run`` exits non-zero.
 
-``-tls``: the broker, both ports of the agent, the history service and the identity manager
-speak HTTPS only, with ``-cert``/``-key`` or else a development certificate made once under
-``<data>/tls`` (``orchestrator/tls.py``); the agent trusts that certificate to reach the
-broker, the broker to reach the agent and to feed the history (its ``-notifCaFile``).
+``-tls``: the broker, both ports of the agent, the history service, the rules service and
+the identity manager speak HTTPS only, with ``-cert``/``-key`` or else a development
+certificate made once under ``<data>/tls`` (``orchestrator/tls.py``); the agent trusts that
+certificate to reach the broker, the broker to reach the agent, to feed the history and to
+notify the rules service (its ``-notifCaFile``), the rules service to reach the broker
+(``-brokerCa``).
 Mosquitto serves MQTT over TLS on ``-mqttTlsPort`` (8883) with the same certificate, and its
 plain port listens on loopback only, for the agent (as HTTP, plain MQTT is not offered
 to the network).
 
-``-auth`` (``WAZIUP_AUTH``): the broker, the agent's ports and the history service are
-behind the PEP (``security.pep:*_guard``, the callers' tokens decided against the identity
-manager's NGSI policies) and a per-caller rate limit; ``/version`` (and the history's
-``/health``) stay public. The agent reaches the broker, and the broker's feed the
-history, with service accounts of their own (``waziup-iot-agent``; ``waziup-broker``,
-which may only create and update). Mosquitto refuses anonymous clients; devices log in
+``-auth`` (``WAZIUP_AUTH``): the broker, the agent's ports, the history service and the
+rules service are behind the PEP (``security.pep:*_guard``, the callers' tokens decided
+against the identity manager's NGSI policies) and a per-caller rate limit; ``/version``
+(and the history's ``/health``) stay public. The agent and the rules service reach the
+broker, and the broker's feed the history, with service accounts of their own
+(``waziup-iot-agent``; ``waziup-rules``; ``waziup-broker``, which may only create and
+update); the rules' subscriptions sign their notifications to its ``/notices`` (the notice
+key, ``platform_auth``). Mosquitto refuses anonymous clients; devices log in
 with their group's account. Without ``-auth`` MQTT is open, as the broker is without a PEP.
 """
 
@@ -139,8 +140,7 @@ OPTIONS = Table(
     option("-historyTypes", type=Repeated(),
            help="the entity types whose changes the history keeps; repeatable or comma-separated; default all"),
     option("-rulesPort", type=Int(0, 65535, metavar="PORT"),
-           help="the rules service's port (Perseo's API; its rules subscribe to the broker); 0: none. Not started "
-           "with -tls or -auth (it has neither yet)"),
+           help="the rules service's port (Perseo's API; its rules subscribe to the broker); 0: none"),
     option("-northPort", type=PORT, help="the IoT agent's north port (provisioning API)"),
     option("-httpPort", type=PORT, help="the IoT agent's device HTTP port"),
     option("-host", type=Text("ADDRESS"), shown="127.0.0.1; 0.0.0.0 with -auth",
@@ -148,8 +148,8 @@ OPTIONS = Table(
            "Without -auth anyone who reaches them may read and change everything: a warning says so when it is not "
            "loopback"),
     option("-tls", type=FLAG,
-           help="HTTPS only on the broker, the agent's two ports and the history service; without -cert/-key, a "
-           "self-signed certificate made under <data>/tls (clients must trust it: curl --cacert <data>/tls/cert.pem)"),
+           help="HTTPS only on the broker, the agent's two ports, the history and the rules service; without "
+           "-cert/-key, a self-signed certificate made under <data>/tls (clients must trust it: curl --cacert <data>/tls/cert.pem)"),
     option("-cert", type=Text("FILE"),
            help="-tls: certificate (PEM) of every service, valid for the address they reach each other at "
            "(127.0.0.1, or -host); implies -tls"),
@@ -376,20 +376,23 @@ def _start_security(
           f"or {os.path.join(options.data, 'admin-password')}); every API takes its tokens", flush=True)
     # the history's probes (/version, /health) are never limited: a 429 to a health check restarts a healthy service
     history_rate = {**rate, "WAZIUP_RATE_EXEMPT": os.environ.get("WAZIUP_RATE_EXEMPT", "/version,/health")}
+    # the rules' notices come from the broker (signed): never limited, as the feed to the history is not by address
+    rules_rate = {**rate, "WAZIUP_RATE_EXEMPT": os.environ.get("WAZIUP_RATE_EXEMPT", "/version,/notices")}
     return platform_auth.PlatformAuth({**security.broker_env, **rate}, {**security.agent_env, **rate},
-                                      {**security.history_env, **history_rate})
+                                      {**security.history_env, **history_rate}, {**security.rules_env, **rules_rate})
 
 
-def _guards(security: platform_auth.PlatformAuth | None) -> tuple[list[str], list[str], list[str]]:
+def _guards(security: platform_auth.PlatformAuth | None) -> tuple[list[str], list[str], list[str], list[str]]:
     """-auth: the PEP first (the caller's identity), then the rate limit (per caller): the
-    broker's, the agent's and the history service's options."""
+    broker's, the agent's, the history service's and the rules service's options."""
     if security is None:
-        return [], [], []
+        return [], [], [], []
     return (
         ["-guard", "security.pep:broker_guard", "-guard", "security.ratelimit:broker_guard",
          "-notifFilter", "security.pep.notifications:notification_filter"],
         ["--guard", "security.pep:agent_guard", "--guard", "security.ratelimit:agent_guard"],
         ["-guard", "security.pep:history_guard", "-guard", "security.ratelimit:broker_guard"],
+        ["-guard", "security.pep:rules_guard", "-guard", "security.ratelimit:broker_guard"],
     )
 
 
@@ -432,28 +435,33 @@ def _start_history(
 
 
 def _rules_wanted(options: Options) -> bool:
-    """Whether ``waziup run`` starts the rules service (it says why not when it does not)."""
-    if not options.rules_port:
-        return False
-    if options.tls or options.auth:
-        print(f"waziup run: the rules service is not started: it has no {'HTTPS' if options.tls else 'PEP'} yet "
-              "(-rulesPort 0 silences this)", file=sys.stderr, flush=True)
-        return False
-    return True
+    """Whether ``waziup run`` starts the rules service."""
+    return bool(options.rules_port)
 
 
-def _start_rules(options: Options, local: str, children: list[tuple[str, subprocess.Popen[bytes]]]) -> str:
+def _start_rules(
+    options: Options, local: str, tls: _TLS | None, security: platform_auth.PlatformAuth | None,
+    guards: Sequence[str], children: list[tuple[str, subprocess.Popen[bytes]]],
+) -> str:
     """The rules service, on -host as every service, pointed at the broker; its rules'
-    subscriptions notify it at the address the broker reaches it at. Its URL."""
-    url = _http(local, options.rules_port)
+    subscriptions notify it at the address the broker reaches it at. -tls: HTTPS only with
+    the platform's certificate (the broker's -notifCaFile trusts it), and it trusts the
+    same for the broker (-brokerCa). -auth: behind its PEP and rate limit (``guards``), its
+    broker calls with the service account ``waziup-rules`` and its subscriptions signed
+    (its environment, platform_auth). Its URL."""
+    scheme = "https" if tls else "http"
+    url = _http(local, options.rules_port, scheme)
     db_uri = _broker_db_uri(options.broker_args)  # beside the broker's data when that is PostgreSQL
+    tls_args = ["-https", "-key", tls.key, "-cert", tls.cert, "-brokerCa", tls.cert] if tls else []
     proc = subprocess.Popen(
         _cli("rules", "-host", options.host, "-port", str(options.rules_port), "-data", options.data,
-             "-brokerURL", _http(local, options.port), "-notifyURL", url + "/notices",
-             *(["-dbURI", db_uri] if db_uri.startswith(("postgresql://", "postgres://")) else []))
+             "-brokerURL", _http(local, options.port, scheme), "-notifyURL", url + "/notices",
+             *(["-dbURI", db_uri] if db_uri.startswith(("postgresql://", "postgres://")) else []),
+             *tls_args, *guards),
+        env={**os.environ, **security.rules_env} if security else None,
     )
     children.append(("rules service", proc))
-    _wait_http(url + "/version", proc, "the rules service")
+    _wait_http(url + "/version", proc, "the rules service", **({"context": tls.trust} if tls else {}))
     return url
 
 
@@ -504,7 +512,7 @@ def run(options: Options) -> int:
             agent_tls = ["--https", "--key", files.key, "--cert", files.cert, "--cb-ca", files.cert]
         mqtt = _start_mqtt(options, local, shown, files, children)
         security = _start_security(options, local, scheme, files, children, waits) if options.auth else None
-        broker_guards, agent_guards, history_guards = _guards(security)
+        broker_guards, agent_guards, history_guards, rules_guards = _guards(security)
         feed = _start_history(options, local, files, security, history_guards, children) if options.history_port else []
         # the broker may call the agent's north port (forwarded commands, notifications), and nothing
         # else on loopback or private networks unless the words after -- allow it
@@ -523,7 +531,7 @@ def run(options: Options) -> int:
         children.append(("context broker", proc))
         _wait_http(_http(local, options.port, scheme) + "/version", proc, "the context broker", **waits)
         if rules:
-            _start_rules(options, local, children)
+            _start_rules(options, local, files, security, rules_guards, children)
         proc = subprocess.Popen(
             _cli(
                 "iot-agent",
@@ -545,7 +553,7 @@ def run(options: Options) -> int:
             f"waziup: context broker {_http(shown, options.port, scheme)}, "
             f"IoT agent {_http(shown, options.north_port, scheme)}, "
             + (f"history {_http(shown, options.history_port, scheme)} " if options.history_port else "")
-            + (f"rules {_http(shown, options.rules_port)} " if rules else "")
+            + (f"rules {_http(shown, options.rules_port, scheme)} " if rules else "")
             + f"(devices: {scheme.upper()} :{options.http_port}, MQTT {mqtt.shown}); "
             "Ctrl-C stops",
             flush=True,

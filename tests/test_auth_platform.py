@@ -12,7 +12,10 @@ with the password grant, and:
 * a command reaches the agent through the broker, with the caller's token forwarded;
 * the history service is behind the same PEP: anonymous queries get Wilma's 401, a user
   reads the history of the tenants its policies grant and no other, and the broker's
-  change feed delivers every update with its own service account's token.
+  change feed delivers every update with its own service account's token;
+* the rules service is behind the same PEP: a rule is refused without a token and to a
+  reader, accepted with the administrator's, and fires: its update reaches the broker with
+  the rules service's own account, fed by notifications the PEP of ``/notices`` admits.
 """
 
 from __future__ import annotations
@@ -40,12 +43,14 @@ TENANT = {"Fiware-Service": "coop", "Fiware-ServicePath": "/"}
 class Platform:
     def __init__(self, data: Path) -> None:
         self.data = data
-        self.ports = {name: free_port() for name in ("port", "northPort", "httpPort", "mqttPort", "idmPort", "historyPort")}
+        self.ports = {name: free_port() for name in ("port", "northPort", "httpPort", "mqttPort", "idmPort", "historyPort",
+                                                     "rulesPort")}
         self.broker = f"http://127.0.0.1:{self.ports['port']}"
         self.north = f"http://127.0.0.1:{self.ports['northPort']}"
         self.south = f"http://127.0.0.1:{self.ports['httpPort']}"
         self.idm = f"http://127.0.0.1:{self.ports['idmPort']}"
         self.history = f"http://127.0.0.1:{self.ports['historyPort']}"
+        self.rules = f"http://127.0.0.1:{self.ports['rulesPort']}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Platform:
@@ -262,3 +267,42 @@ def test_the_history_behind_the_pep_fed_by_the_brokers_account(platform: Platfor
     state = json.loads((platform.data / "platform-auth.json").read_text())
     logged = (platform.data / "run.log").read_text()
     assert state["feed_password"] not in logged and state["app_secret"] not in logged
+
+
+def test_rules_behind_the_pep_fire_with_the_rules_account(platform: Platform, keyrock: dict[str, Any]) -> None:
+    """No token: 401; a reader: may list, not create; the administrator creates a rule, and
+    a device-like update (the agent's Bearer token, not forwarded) makes it fire: the
+    subscription's signed notice passes the PEP, the update goes in with waziup-rules."""
+    rule = {"name": "hot", "condition": {"type": "Boiler", "q": "t>40"},
+            "action": {"type": "update", "parameters": {"attributes": [
+                {"name": "alarm", "type": "Boolean", "value": "true"}]}}}
+    refused = httpx.post(platform.rules + "/rules", json=rule, headers=TENANT)
+    assert refused.status_code == 401 and refused.json()["type"] == "urn:dx:as:MissingAuthenticationToken"
+    assert httpx.get(platform.rules + "/version").status_code == 200  # public
+    assert httpx.get(platform.rules + "/rules", headers=bearer(keyrock["alice"])).status_code == 200  # read coop
+    denied = httpx.post(platform.rules + "/rules", json=rule, headers=bearer(keyrock["alice"]))
+    assert denied.status_code == 403 and denied.json()["type"] == "urn:dx:as:InvalidRole"
+    admin = admin_token(platform)
+    made = httpx.post(platform.rules + "/rules", json=rule, headers=bearer(admin))
+    assert made.status_code == 200, made.text
+    assert made.json()["data"]["subscriptionId"], made.text  # made in the broker with the rules' account
+    # a forged notice: no signature, no token
+    forged = {"subscriptionId": made.json()["data"]["subscriptionId"], "data": [{"id": "B1", "type": "Boiler"}]}
+    assert httpx.post(platform.rules + "/notices", json=forged, headers=TENANT).status_code == 401
+    bad = httpx.post(platform.rules + "/notices", json=forged, headers={**TENANT, "Waziup-Notice-Signature": "00"})
+    assert bad.status_code == 401
+    written = httpx.post(platform.broker + "/v2/entities", headers=bearer(admin),
+                         json={"id": "B1", "type": "Boiler", "t": {"type": "Number", "value": 55}})
+    assert written.status_code == 201, written.text
+    deadline = time.monotonic() + 30
+    alarm = None
+    while alarm is None and time.monotonic() < deadline:
+        entity = httpx.get(platform.broker + "/v2/entities/B1?options=keyValues", headers=bearer(admin)).json()
+        alarm = entity.get("alarm")
+        time.sleep(0.1)
+    assert alarm is True, (platform.data / "run.log").read_text()[-3000:]
+    firings = httpx.get(platform.rules + "/rules/hot/firings", headers=bearer(admin)).json()["data"]
+    assert firings and firings[0]["actions"][0]["outcome"] == {"ok": True}
+    state = json.loads((platform.data / "platform-auth.json").read_text())
+    logged = (platform.data / "run.log").read_text()
+    assert state["rules_password"] not in logged and state["notice_key"] not in logged

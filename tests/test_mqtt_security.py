@@ -130,9 +130,11 @@ def test_run_wires_mosquitto_and_the_agent(fake_children: list[tuple[list[str], 
     agent, which gets the account files and its password in its environment only."""
     options = run_all.parse(["-host", "10.1.2.3", "-data", str(tmp_path), "-tls", "-auth", "-mqttLoraUser", "chirpstack"], {})
     assert run_all.run(options) == 1  # the fake children "exit"
-    (mqtt, mqtt_kw), (history, _), (broker, _), (agent, agent_kw) = fake_children
+    (mqtt, mqtt_kw), (history, _), (broker, _), (rules, _), (agent, agent_kw) = fake_children
     assert history[history.index("-host") + 1] == "10.1.2.3"
     assert {"-https", "security.pep:history_guard"} <= set(history)  # TLS and the PEP, as every service
+    assert rules[rules.index("-host") + 1] == "10.1.2.3"
+    assert {"-https", "-brokerCa", "security.pep:rules_guard"} <= set(rules)
     assert mqtt[1:] == ["-c", str(tmp_path / "mqtt" / "mosquitto.conf")] and not mqtt_kw
     conf = (tmp_path / "mqtt" / "mosquitto.conf").read_text().splitlines()
     assert "allow_anonymous false" in conf
@@ -146,8 +148,8 @@ def test_run_wires_mosquitto_and_the_agent(fake_children: list[tuple[list[str], 
     assert config.mqtt_password == (tmp_path / "mqtt" / "agent.secret").read_text().strip()
     assert config.mqtt_password not in " ".join(agent)
     assert broker_config.parse(broker[broker.index("broker") + 1 :], {}).notif_allowed_hosts == (
-        "10.1.2.3:4041", "mqtt://10.1.2.3:1883", "mqtt://localhost:1883",  # the agent, and the MQTT broker
-    )
+        "10.1.2.3:4041", "10.1.2.3:9090/notices", "mqtt://10.1.2.3:1883", "mqtt://localhost:1883",
+    )  # the agent, the rules service's notices, and the MQTT broker
     kept, _ = mqtt_auth.read_passwd(tmp_path / "mqtt" / "passwd")
     assert mqtt_auth.users_of(kept) == {mosquitto.AGENT_USER, "chirpstack"}
     for name in ("mosquitto.conf", "acl", "passwd", "agent.secret", "lora.secret"):

@@ -376,6 +376,7 @@ class Platform:
     south: int
     mqtt: int
     history: int = 0
+    rules: int = 0
     proc: subprocess.Popen[bytes] | None = None
     banner: str = ""
 
@@ -384,6 +385,7 @@ class Platform:
             sys.executable, "-m", "orchestrator.cli", "run", "-tls", "-host", "127.0.0.1", "-data", str(self.data),
             "-port", str(self.port), "-northPort", str(self.north), "-httpPort", str(self.south),
             "-mqttPort", str(self.mqtt), "-mqttTlsPort", str(free_port()), "-historyPort", str(self.history),
+            "-rulesPort", str(self.rules),
         ]
         with open(self.data / "run.log", "ab") as log:  # the children's logs, never a full pipe
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=_environ(), stdout=subprocess.PIPE, stderr=log)
@@ -411,8 +413,8 @@ class Platform:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    port, north, south, mqtt, history = (free_port() for _ in range(5))
-    running = Platform(tmp_path_factory.mktemp("run-tls"), port, north, south, mqtt, history).start()
+    port, north, south, mqtt, history, rules = (free_port() for _ in range(6))
+    running = Platform(tmp_path_factory.mktemp("run-tls"), port, north, south, mqtt, history, rules).start()
     yield running
     running.stop()
 
@@ -485,6 +487,32 @@ def test_run_tls_history_is_https_only_and_fed_over_tls(platform: Platform) -> N
                 break
             time.sleep(0.1)
     assert answer.status_code == 200 and answer.json()["values"] == [5], (platform.data / "run.log").read_text()[-3000:]
+
+
+def test_run_tls_rules_are_https_only_and_fire_over_tls(platform: Platform) -> None:
+    """The rules service serves the platform's certificate; the broker notifies its /notices
+    over HTTPS (-notifCaFile) and it writes back to the broker over HTTPS (-brokerCa)."""
+    rules = f"https://localhost:{platform.rules}"
+    assert f"rules {rules}" in platform.banner
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{platform.rules}/version", timeout=5)
+    service = {"fiware-service": "runrules", "fiware-servicepath": "/"}
+    rule = {"name": "hot", "condition": {"type": "Boiler", "q": "t>40"},
+            "action": {"type": "update", "parameters": {"attributes": [
+                {"name": "alarm", "type": "Boolean", "value": "true"}]}}}
+    broker = f"https://localhost:{platform.port}"
+    with httpx.Client(verify=platform.trust(), timeout=10) as client:
+        assert client.get(rules + "/version").status_code == 200
+        made = client.post(rules + "/rules", json=rule, headers=service)
+        assert made.status_code == 200 and made.json()["data"]["subscriptionId"], made.text
+        entity = {"id": "B1", "type": "Boiler", "t": {"value": 55, "type": "Number"}}
+        assert client.post(broker + "/v2/entities", json=entity, headers=service).status_code == 201
+        deadline = time.monotonic() + 30
+        alarm = None
+        while alarm is None and time.monotonic() < deadline:
+            alarm = client.get(broker + "/v2/entities/B1?options=keyValues", headers=service).json().get("alarm")
+            time.sleep(0.1)
+    assert alarm is True, (platform.data / "run.log").read_text()[-3000:]
 
 
 def test_run_tls_reuses_its_certificate(platform: Platform) -> None:

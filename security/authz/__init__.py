@@ -8,6 +8,7 @@ guards and tests share one implementation of each policy language.
 # NGSI-aware authorization (request.py, policy.py, decide.py, visibility.py, pdp.py):
 # docs/authorization.md. ``decide`` and ``Decision`` stay in ``security.authz.decide``.
 from . import history as history  # registers the history service's routes with describe
+from . import rules as rules  # and the rules service's
 from .pdp import PDP as PDP
 from .policy import Policy as Policy
 from .policy import PolicyError as PolicyError

@@ -159,9 +159,9 @@ class HistoryAnalysis(_Analysis):
         filters: frozenset[str] | None = None if geo and action == READ else frozenset()
         return self.result({action}, self.tenant(), self.read_scopes(), targets, filters, route=route)
 
-    def ingestion(self) -> RequestResource:
-        """``POST /v2/notify``: an append of each entity of ``data``, creating its series."""
-        route = f"POST {NOTIFY} (history)"
+    def ingestion(self, route: str = f"POST {NOTIFY} (history)") -> RequestResource:
+        """``POST /v2/notify``: an append of each entity of ``data``, creating its series
+        (the rules service's ``/notices`` is read the same way: ``rules.py``)."""
         actions = {CREATE, UPDATE}
         tenant = self.tenant()
         payload = self.payload()

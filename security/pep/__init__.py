@@ -3,7 +3,7 @@ the identity manager (``security/idm``, or Keyrock), as a guard on the request s
 ``waziup pep``, a Wilma-compatible reverse proxy.
 
 Guards (``-guard security.pep:broker_guard``, ``--guard security.pep:agent_guard``,
-``-guard security.pep:history_guard``) are
+``-guard security.pep:history_guard``, ``-guard security.pep:rules_guard``) are
 configured from ``WAZIUP_*`` variables (``settings.py``; docs/security.md, "The PEP");
 the proxy from Wilma's configuration (``config.py``, ``proxy.py``).
 
@@ -18,6 +18,7 @@ the proxy from Wilma's configuration (``config.py``, ``proxy.py``).
 | ``authorize.py``, ``pdp/`` | caller and request -> decision (ours, idm, azf, opa, xacml) |
 | ``replies.py`` | refusals in Wilma's error shape |
 | ``guard.py`` | the guard itself |
+| ``rules.py`` | the rules service's notice signature, in front of the guard |
 | ``projection.py`` | a projection applied to NGSI responses (the proxy's) |
 | ``settings.py``, ``config.py``, ``proxy.py`` | configuration; the proxy |
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Any
 
 from ngsi.server.guards import Guard
@@ -55,6 +57,19 @@ def history_guard(config: Any) -> Guard:
     always; its routes are read with the history's table (``security.authz.history``), and
     ``/version`` and ``/health`` are public."""
     return _guard("history", True)
+
+
+def rules_guard(config: Any) -> Guard:
+    """``-guard security.pep:rules_guard``: the rules service honours ``Fiware-Service``
+    always; its routes are read with the rules' table (``security.authz.rules``), ``/version``
+    is public, and ``/notices`` also takes the notice signature of the rules' subscriptions
+    (``rules.py``; the key: ``WAZIUP_RULES_NOTICE_KEY``, environment only)."""
+    from .guard import PEP
+    from .rules import NoticeSignature
+
+    pep = _guard("rules", True)
+    assert isinstance(pep, PEP)
+    return NoticeSignature(pep, os.environ.get("WAZIUP_RULES_NOTICE_KEY", ""), pep.replies)
 
 
 def agent_guard(config: Any) -> Guard:

@@ -47,7 +47,7 @@ DEFAULT_PORT: Final = 1027
 PDP_NAMES: Final = {"idm": "idm", "authzforce": "azf", "azf": "azf", "opa": "opa", "xacml": "xacml", "ours": "ours",
                     "none": "none"}
 _LIST, _BOOL, _INT = "list", "bool", "int"
-APP_ROUTES: Final = ("broker", "history")  # security.authz.request.describe's services
+APP_ROUTES: Final = ("broker", "history", "rules")  # security.authz.request.describe's services
 
 # PEP_PROXY_* (admin_guide.md's table) -> (the JSON keys it sets, how to read it)
 WILMA_ENV: Final[dict[str, tuple[tuple[str, ...], str]]] = {
@@ -116,7 +116,7 @@ PROXY_ROWS = (
            help="the protected service (Wilma's app), e.g. http://orion:1026"),
     option("-appRoutes", type=Choice(*APP_ROUTES), env="WAZIUP_PEP_APP_ROUTES",
            help="the protected service's API, which says what each request asks to do: broker (NGSI-v2: Orion, "
-           "the IoT agent) or history (QuantumLeap's: GET /v2/entities/{id} reads a time series)"),
+           "the IoT agent) history (QuantumLeap's: GET /v2/entities/{id} reads a time series) or rules (Perseo's)"),
     option("-authForNginx", type=FLAG, env=PEP,
            help="answer 204 to an admitted request instead of forwarding it (nginx auth_request)"),
     log_level_option("-logLevel", env="WAZIUP_LOG_LEVEL"),

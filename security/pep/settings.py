@@ -29,6 +29,7 @@ DEFAULT_PUBLIC: Final[dict[str, tuple[str, ...]]] = {
     "agent": ("/iot/about", "/version", "/iot/d", "/iot/json", "/iot/json/*", "/iot/waziup"),
     # the history service's probes: its version, and its database's health (QuantumLeap's)
     "history": ("/version", "/health"),
+    "rules": ("/version",),
     "proxy": (),
 }
 S = TypeVar("S", bound="Settings")
@@ -101,7 +102,7 @@ SETTINGS_ROWS = (
            help="-organizations: the header holding the organization"),
     option("-publicPath", field="public_paths", type=Repeated("PATH"), env=PEP,
            shown="broker /version; agent /iot/about, /version, the south measure routes; history /version, /health; "
-           "proxy none",
+           "rules /version; proxy none",
            help="a path served without a token (/prefix/* for a subtree); repeatable; an empty variable: none"),
     option("-cacheTime", type=Int(0, 86400, metavar="SECONDS"), env=PEP,
            help="how long a token's validation is kept at most (a JWT: until its exp at most)"),

@@ -1,7 +1,7 @@
 """The rules service's Starlette app (Perseo-compatible API, port 9090).
 
 The lifespan opens the store (``-dbURI``), the NGSI client of the broker
-(``-brokerURL``), the HTTP client of post actions (behind the destination policy,
+(``-brokerURL``, ``-brokerCa``, the service account of ``-authTokenURL``), the HTTP client of post actions (behind the destination policy,
 ``-allowedHosts``), and starts ``RulesService`` (its background tasks and workers); at
 shutdown it drains the action queue for a few seconds and saves the engine's state.
 
@@ -28,8 +28,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ngsi.client import HTTPClient, NGSIClient
+from ngsi.client.credentials import Credentials, OAuth2ClientCredentials
 from ngsi.destinations import Gate, Policy, parse_rules
 from ngsi.server.guards import Guard
+from ngsi.tls import trust_context
 
 from .config import Config
 from .errors import RulesError
@@ -100,6 +102,23 @@ def post_gate(config: Config) -> Gate:
     return Gate(Policy(parse_rules(",".join(config.allowed_hosts)), setting="-allowedHosts"))
 
 
+def broker_client(config: Config) -> NGSIClient:
+    """The NGSI client of the broker: trusting ``-brokerCa`` for https, and with the service
+    account's token (``-authTokenURL``) on every request, in ``Authorization: Bearer``: the
+    broker passes an ``X-Auth-Token`` on to the notifications a request causes (Orion's
+    rule), and this token must not reach other subscribers."""
+    ssl_context = trust_context("-brokerCa", config.broker_ca) if config.broker_ca else None
+    credentials: Credentials | None = None
+    if config.auth_token_url:
+        credentials = OAuth2ClientCredentials(
+            HTTPClient(max_per_host=1, ssl_context=ssl_context), config.auth_token_url, config.auth_client_id,
+            config.auth_client_secret.value, header="Authorization", username=config.auth_user,
+            password=config.auth_password.value,
+        )
+    return NGSIClient(config.broker_url, transport=HTTPClient(ssl_context=ssl_context),
+                      timeout=float(config.action_timeout), credentials=credentials)
+
+
 def create_app(
     config: Config | None = None,
     *,
@@ -116,7 +135,7 @@ def create_app(
         the_store = store if store is not None else open_store(config.store_url)
         await the_store.open()
         gate = post_gate(config)
-        broker = NGSIClient(config.broker_url, timeout=float(config.action_timeout))
+        broker = broker_client(config)
         web = NGSIClient(transport=HTTPClient(gate=gate), timeout=float(config.action_timeout))
         service = RulesService(config, the_store, broker, web, gate, clock)
         await service.start()

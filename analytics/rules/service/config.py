@@ -7,9 +7,20 @@ for the rest. Flags are the history service's where the setting is the same (``-
 ``-host``, ``-data``, ``-dbURI``, ``-logLevel``, ``-guard``, ``-maxBody``,
 ``-reqTimeout``).
 
-The SMTP password is read from the environment only (``WAZIUP_RULES_SMTP_PASSWORD`` or
-``PERSEO_SMTP_AUTH_PASS``): a command line is visible to every user of the machine. It is
-kept in a :class:`Secret`, which never shows its value in ``repr`` or logs.
+``-https -key FILE -cert FILE`` are the history service's options: the port then speaks TLS
+only (the files are checked here, ``ngsi.tls``). ``-brokerCa FILE`` trusts more CA
+certificates for an https broker (as the broker's ``-notifCaFile``).
+
+Behind a PEP (``waziup run -auth``), the service authenticates to the broker with a service
+account (``WAZIUP_RULES_AUTH_*``: ``ngsi.client.credentials``, the IoT agent's way), and
+its subscriptions carry a notice signature (``WAZIUP_RULES_NOTICE_KEY``) the PEP of its
+``/notices`` checks.
+
+Secrets are read from the environment only (the SMTP password ``WAZIUP_RULES_SMTP_PASSWORD``
+or ``PERSEO_SMTP_AUTH_PASS``, ``WAZIUP_RULES_AUTH_CLIENT_SECRET``,
+``WAZIUP_RULES_AUTH_PASSWORD``, ``WAZIUP_RULES_NOTICE_KEY``): a command line is visible to
+every user of the machine. They are kept in a :class:`Secret`, which never shows its value
+in ``repr`` or logs.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Any, Final
 
 from ngsi.settings import (
     FLAG,
@@ -34,9 +45,14 @@ from ngsi.settings import (
     http_url,
     option,
 )
+from ngsi.tls import check_https_files
 
 DEFAULT_PORT: Final = 9090  # Perseo's
 PASSWORD_VARIABLES: Final = ("WAZIUP_RULES_SMTP_PASSWORD", "PERSEO_SMTP_AUTH_PASS")
+# environment only: (field, variable)
+SECRET_VARIABLES: Final = (("auth_client_secret", "WAZIUP_RULES_AUTH_CLIENT_SECRET"),
+                           ("auth_password", "WAZIUP_RULES_AUTH_PASSWORD"),
+                           ("notice_key", "WAZIUP_RULES_NOTICE_KEY"))
 ConfigError = SettingsError
 
 
@@ -80,6 +96,16 @@ class Config:
     smtp_starttls: bool = False
     smtp_tls: bool = False  # implicit TLS (port 465)
     guards: tuple[str, ...] = field(default_factory=tuple)
+    https: bool = False  # TLS only on -port
+    https_key: str = ""  # the private key (PEM, not encrypted)
+    https_cert: str = ""  # the certificate, then any intermediate CA certificates (PEM)
+    broker_ca: str = ""  # PEM CA certificates trusted for an https broker, besides the system's
+    auth_token_url: str = ""  # the identity manager's OAuth2 token endpoint: a token on every broker call
+    auth_client_id: str = ""
+    auth_client_secret: Secret = field(default_factory=Secret)
+    auth_user: str = ""  # a service account (the password grant); else client_credentials
+    auth_password: Secret = field(default_factory=Secret)
+    notice_key: Secret = field(default_factory=Secret)  # signs the rules' notifications (the PEP checks it)
 
     @property
     def store_url(self) -> str:
@@ -92,7 +118,7 @@ class Config:
             return self.notify_url
         host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(self.host, self.host)
         host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        return f"http://{host}:{self.port}/notices"
+        return f"{'https' if self.https else 'http'}://{host}:{self.port}/notices"
 
 
 def _db_uri(value: str) -> None:
@@ -157,6 +183,22 @@ OPTIONS = Table(
            help="STARTTLS before logging in"),
     option("-smtpTLS", field="smtp_tls", type=FLAG, env=("WAZIUP_RULES_SMTP_TLS", "PERSEO_SMTP_SECURE"),
            help="implicit TLS (SMTPS, port 465)"),
+    option("-https", type=FLAG, env="WAZIUP_RULES_HTTPS", help="serve HTTPS only, on -port (needs -key and -cert)"),
+    option("-key", field="https_key", type=Text("FILE"), env="WAZIUP_RULES_HTTPS_KEY",
+           help="-https: the private key, PEM, not encrypted"),
+    option("-cert", field="https_cert", type=Text("FILE"), env="WAZIUP_RULES_HTTPS_CERT",
+           help="-https: the certificate, PEM, followed by any intermediate CA certificates"),
+    option("-brokerCa", field="broker_ca", type=Text("FILE"), env="WAZIUP_RULES_BROKER_CA",
+           help="PEM CA certificates trusted for an https -brokerURL, besides the system's"),
+    option("-authTokenURL", field="auth_token_url", type=Text("URL"), env="WAZIUP_RULES_AUTH_TOKEN_URL",
+           check=http_url,
+           help="a broker behind a PEP: the identity manager's token endpoint (e.g. http://idm:3005/oauth2/token); "
+           "needs -authClientId and WAZIUP_RULES_AUTH_CLIENT_SECRET"),
+    option("-authClientId", field="auth_client_id", type=Text("ID"), env="WAZIUP_RULES_AUTH_CLIENT_ID",
+           help="-authTokenURL: the OAuth2 client (its secret: WAZIUP_RULES_AUTH_CLIENT_SECRET, environment only)"),
+    option("-authUser", field="auth_user", type=Text("NAME"), env="WAZIUP_RULES_AUTH_USER",
+           help="-authTokenURL: a service account, whose password is WAZIUP_RULES_AUTH_PASSWORD (the password "
+           "grant); else the client's own token (client_credentials)"),
     guards_option("-guard"),
     about="The rules service (Perseo-compatible API): POST/GET/PUT/DELETE /rules, POST /notices (broker "
     "notifications), GET /rules/{name}/firings, GET /version.",
@@ -169,6 +211,17 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
     password = next((environ[v] for v in PASSWORD_VARIABLES if environ.get(v)), "")
     if password:
         config = replace(config, smtp_password=Secret(password))
+    found: dict[str, Any] = {name: Secret(environ[variable]) for name, variable in SECRET_VARIABLES
+                             if environ.get(variable)}
+    if found:
+        config = replace(config, **found)
+    if config.https:
+        check_https_files(config.https_key, config.https_cert)
+    if config.auth_token_url and not (config.auth_client_id and config.auth_client_secret):
+        raise ConfigError("option -authTokenURL needs -authClientId (WAZIUP_RULES_AUTH_CLIENT_ID) and the variable "
+                          "WAZIUP_RULES_AUTH_CLIENT_SECRET")
+    if config.auth_user and not config.auth_password:
+        raise ConfigError("option -authUser needs the variable WAZIUP_RULES_AUTH_PASSWORD")
     if config.smtp_starttls and config.smtp_tls:
         raise ConfigError("options -smtpStartTLS and -smtpTLS exclude each other")
     return config

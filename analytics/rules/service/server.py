@@ -1,8 +1,12 @@
-"""Run the rules service under uvicorn (``python -m analytics.rules.service``, ``waziup rules``)."""
+"""Run the rules service under uvicorn (``python -m analytics.rules.service``, ``waziup rules``).
+
+With ``-https`` the port speaks TLS only, with the files ``config.parse`` already checked.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
 
@@ -17,6 +21,10 @@ def serve(config: Config) -> None:
         level=getattr(logging, "WARNING" if level == "WARN" else level, logging.INFO),
         format="time=%(asctime)s | lvl=%(levelname)s | comp=%(name)s | msg=%(message)s",
     )
-    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning",
-                access_log=False, server_header=False, lifespan="on", proxy_headers=False,
-                http=http_protocol(config))
+    options: dict[str, object] = {
+        "host": config.host, "port": config.port, "log_level": "warning", "access_log": False, "server_header": False,
+        "lifespan": "on", "proxy_headers": False, "http": http_protocol(config),
+    }
+    if config.https:
+        options.update(ssl_keyfile=os.path.abspath(config.https_key), ssl_certfile=os.path.abspath(config.https_cert))
+    uvicorn.run(create_app(config), **options)  # type: ignore[arg-type]

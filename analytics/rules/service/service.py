@@ -49,7 +49,7 @@ class RulesService:
         self.engine = Engine()
         self.rules: dict[Key, StoredRule] = {}
         self.by_subscription: dict[tuple[str, str], str] = {}  # (tenant, subscription id) -> rule name
-        self.subscriber = Subscriber(broker, config.notices_url)
+        self.subscriber = Subscriber(broker, config.notices_url, config.notice_key.value)
         self.executor = Executor(broker, web, gate, Mailer(config), queue_size=config.queue_size,
                                  workers=config.workers, timeout=float(config.action_timeout),
                                  on_failure=self.engine_failed, on_done=self._record, clock=clock)
@@ -328,6 +328,8 @@ class RulesService:
         referenced: set[str] = set()
         for stored in self.of_tenant(tenant):
             sub = owned.get(stored.subscription or "")
+            if sub is not None and not self.subscriber.current(tenant, sub):
+                sub = None  # made with another notice key: made again, the old one removed below
             if sub is None:
                 rule = parse_rule(stored.doc)
                 sub_id = await self.subscriber.create(tenant, rule, stored.enabled)

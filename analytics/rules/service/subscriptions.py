@@ -18,6 +18,14 @@ derived rules need every update, matching or not. It asks for:
 * ``attrs: ["*", "alterationType"]``: every attribute (the templates may use any), and
   the builtin that tells a deletion; ``attrsFormat: normalized``.
 
+Behind a PEP (``-guard``), the service's ``/notices`` needs to know the notification comes
+from the broker: with a notice key (``WAZIUP_RULES_NOTICE_KEY``), the subscription sends it
+through ``httpCustom`` with the header ``Waziup-Notice-Signature``, an HMAC-SHA256 of the
+tenant under that key (:func:`notice_signature`), which the PEP checks (``security.pep``
+computes the same). The signature is per tenant: whoever may read a tenant's subscriptions
+may send notices to its rules (a broker that signed its notifications itself would need no
+such header).
+
 A disabled rule keeps its subscription, ``inactive``. The description
 (``waziup-rules <name>``) and the notification URL mark the subscriptions this service
 owns, so that start-up can remove the ones no rule references (a crash between making a
@@ -26,6 +34,8 @@ subscription and storing its rule).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from typing import Any, Final
 
@@ -38,6 +48,14 @@ log = logging.getLogger("waziup.rules")
 
 MARK: Final = "waziup-rules "
 ALTERATIONS: Final = ["entityCreate", "entityUpdate", "entityDelete"]
+NOTICE_HEADER: Final = "Waziup-Notice-Signature"
+_NOTICE_DOMAIN: Final = b"waziup-rules-notices\n"  # what the key signs, besides the tenant
+
+
+def notice_signature(key: str, tenant: str) -> str:
+    """The header value that proves a notification of ``tenant`` comes from a subscription
+    this service made (pure; ``security.pep.rules`` checks it the same way)."""
+    return hmac.new(key.encode(), _NOTICE_DOMAIN + tenant.encode(), hashlib.sha256).hexdigest()
 
 
 def subscription_path(rule: Rule) -> str:
@@ -84,8 +102,8 @@ def trigger_attrs(rule: Rule) -> list[str] | None:
     return sorted(wanted)
 
 
-def subscription_body(rule: Rule, notify_url: str, active: bool = True) -> dict[str, Any]:
-    """The subscription of ``rule`` (pure)."""
+def subscription_body(rule: Rule, notify_url: str, active: bool = True, signature: str = "") -> dict[str, Any]:
+    """The subscription of ``rule`` (pure); with a ``signature``, sent in its header."""
     subject = rule.subject
     entity: dict[str, str] = {"id": subject.id} if subject.id else {"idPattern": subject.id_pattern or ".*"}
     if subject.type:
@@ -94,12 +112,20 @@ def subscription_body(rule: Rule, notify_url: str, active: bool = True) -> dict[
     attrs = trigger_attrs(rule)
     if attrs:
         condition["attrs"] = attrs
+    target: dict[str, Any] = {"http": {"url": notify_url}}
+    if signature:
+        target = {"httpCustom": {"url": notify_url, "headers": {NOTICE_HEADER: signature}}}
     return {
         "description": MARK + rule.name,
         "subject": {"entities": [entity], "condition": condition},
-        "notification": {"http": {"url": notify_url}, "attrs": ["*", "alterationType"], "attrsFormat": "normalized"},
+        "notification": {**target, "attrs": ["*", "alterationType"], "attrsFormat": "normalized"},
         "status": "active" if active else "inactive",
     }
+
+
+def _target(sub: dict[str, Any]) -> dict[str, Any]:
+    notification = sub.get("notification") or {}
+    return notification.get("httpCustom") or notification.get("http") or {}
 
 
 def _service(tenant: str) -> str | None:
@@ -109,15 +135,25 @@ def _service(tenant: str) -> str | None:
 class Subscriber:
     """The rules' subscriptions in the broker, through the platform's NGSI client."""
 
-    def __init__(self, client: NGSIClient, notify_url: str) -> None:
+    def __init__(self, client: NGSIClient, notify_url: str, notice_key: str = "") -> None:
         self.client = client
         self.notify_url = notify_url
+        self.notice_key = notice_key
+
+    def signature(self, tenant: str) -> str:
+        return notice_signature(self.notice_key, tenant) if self.notice_key else ""
+
+    def current(self, tenant: str, sub: dict[str, Any]) -> bool:
+        """Whether an owned subscription notifies as this service's are made now (the
+        notice key may have changed, or appeared)."""
+        headers = _target(sub).get("headers") or {}
+        return (headers.get(NOTICE_HEADER) or "") == self.signature(tenant)
 
     async def create(self, tenant: str, rule: Rule, active: bool = True) -> str:
         """The new subscription's id; NGSIClientError (the broker refused) or
         NGSIConnectionError (no broker) otherwise."""
         sub_id = await self.client.create_subscription(
-            subscription_body(rule, self.notify_url, active), service=_service(tenant),
+            subscription_body(rule, self.notify_url, active, self.signature(tenant)), service=_service(tenant),
             service_path=subscription_path(rule))
         log.info("subscription created tenant=%s rule=%s subscription=%s", tenant or "-", rule.name, sub_id)
         return sub_id
@@ -139,4 +175,4 @@ class Subscriber:
         """This service's subscriptions in ``tenant``, by id."""
         subs = await self.client.list_subscriptions(service=_service(tenant), service_path=None)
         return {s["id"]: s for s in subs if str(s.get("description", "")).startswith(MARK)
-                and s.get("notification", {}).get("http", {}).get("url") == self.notify_url}
+                and _target(s).get("url") == self.notify_url}

@@ -105,3 +105,41 @@ def test_guards_run_before_the_routes() -> None:
             assert client.get("/version").status_code == 403
             assert client.post("/notices", json={"data": []}).status_code == 403
             assert client.get("/version", headers={"x-member": "yes"}).status_code == 200
+
+
+def test_https_and_the_service_account_options() -> None:
+    with pytest.raises(ConfigError, match="-https needs -key FILE and -cert FILE"):
+        parse(["-https"], {})
+    with pytest.raises(ConfigError, match="-authTokenURL needs -authClientId"):
+        parse(["-authTokenURL", "http://idm:3005/oauth2/token"], {})
+    with pytest.raises(ConfigError, match="-authUser needs the variable WAZIUP_RULES_AUTH_PASSWORD"):
+        parse(["-authUser", "waziup-rules"], {})
+    secrets = {"WAZIUP_RULES_AUTH_CLIENT_SECRET": "cs", "WAZIUP_RULES_AUTH_PASSWORD": "pw",
+               "WAZIUP_RULES_NOTICE_KEY": "nk"}
+    config = parse(["-authTokenURL", "http://idm:3005/oauth2/token", "-authClientId", "app", "-authUser", "rules",
+                    "-brokerCa", "ca.pem"], secrets)
+    assert (config.auth_client_secret.value, config.auth_password.value, config.notice_key.value) == ("cs", "pw", "nk")
+    assert config.broker_ca == "ca.pem" and not any(v in repr(config) for v in ("'cs'", "'pw'", "'nk'"))
+    for secret in ("-authClientSecret", "-authPassword", "-noticeKey"):  # the environment only
+        with pytest.raises(ConfigError):
+            parse([secret, "x"], {})
+    assert Config(port=9999, https=True).notices_url == "https://127.0.0.1:9999/notices"
+
+
+def test_a_signed_subscription_names_its_tenants_signature() -> None:
+    from analytics.rules.service.subscriptions import (
+        NOTICE_HEADER,
+        Subscriber,
+        notice_signature,
+    )
+
+    rule = parse_rule({"name": "hot", "condition": {"type": "Room", "q": "t>40"}, "action": POST})
+    plain = subscription_body(rule, "http://r/notices")
+    assert plain["notification"]["http"] == {"url": "http://r/notices"}
+    signed = subscription_body(rule, "http://r/notices", signature="abc")
+    assert signed["notification"]["httpCustom"] == {"url": "http://r/notices", "headers": {NOTICE_HEADER: "abc"}}
+    assert signed["notification"]["attrs"] == plain["notification"]["attrs"] and "http" not in signed["notification"]
+    subscriber = Subscriber(None, "http://r/notices", "key")  # type: ignore[arg-type]
+    made = subscription_body(rule, "http://r/notices", signature=notice_signature("key", "coop"))
+    assert subscriber.current("coop", made) and not subscriber.current("town", made)
+    assert not subscriber.current("coop", plain) and Subscriber(None, "u").current("coop", plain)  # type: ignore[arg-type]
