@@ -41,15 +41,35 @@ def wait_until_answering(
     """Wait until a service we started answers ``url`` (over TLS checked with ``verify`` for
     https); fail with its stderr if it exits."""
     deadline = time.monotonic() + seconds
+    last: Exception | None = None
     while time.monotonic() < deadline:
         try:
             httpx.get(url, verify=verify, timeout=1)
             return
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            last = exc
             if proc.poll() is not None:
                 raise RuntimeError(f"{what} exited: {proc.stderr.read().decode() if proc.stderr else ''}") from None
             time.sleep(0.05)
-    raise RuntimeError(f"{what} did not answer {url} within {seconds:g} s")
+    raise RuntimeError(f"{what} did not answer {url} within {seconds:g} s\n{_why_silent(proc, url, last)}")
+
+
+def _why_silent(proc: subprocess.Popen[bytes], url: str, last: Exception | None) -> str:
+    """What a service that never answered was doing, for the failure message (a start-up that
+    hangs once in many runs is diagnosed from this alone): the last probe's error, who listens
+    on the port, the process tree, then the service's output once it is stopped."""
+    port = httpx.URL(url).port
+    lines = [f"last probe: {last!r}"]
+    for argv in (["ss", "-ltnp", f"sport = :{port}"], ["ps", "-o", "pid,ppid,stat,etime,time,wchan:20,args", "-p", str(proc.pid), "--ppid", str(proc.pid)]):
+        try:
+            lines.append(subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip())
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            lines.append(f"{argv[0]}: {exc}")
+    stop_process(proc, timeout=5)
+    for name, stream in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+        if stream is not None:
+            lines.append(f"{name}: {stream.read().decode(errors='replace')[-4000:]}")
+    return "\n".join(lines)
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
