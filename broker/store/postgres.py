@@ -436,6 +436,10 @@ class PostgresStore(WhileOpen[asyncpg.Pool], Store):
         try:
             await self.pool.execute(sqlquery.PG_RAW_INDEX)
             await self.pool.execute(sqlquery.pg_index_sql(attr))
+            # Statistics of the indexed expression exist only after an ANALYZE: without them
+            # the planner guesses that many rows match and walks the creation-order index
+            # for a `LIMIT 20 ... ORDER BY seq` (76 queries/s instead of thousands, measured).
+            await self.pool.execute("ANALYZE entities")
         except asyncpg.PostgresError as exc:  # e.g. two workers creating it at once
             log.info("index for q on %r not created: %s", attr, exc)
 
