@@ -251,7 +251,9 @@ class Bench:
         wait_port(self.spawn("mosquitto", [mosquitto_binary(), "-c", str(conf)]), p["mqtt"], work / "mosquitto.log", "mosquitto")
         (work / "broker").mkdir()
         broker = self.spawn("broker", [PY, "-m", "broker", "-localIp", HOST, "-port", str(p["broker"]),
-                                       "-data", str(work / "broker"), "-multiservice"])
+                                       "-data", str(work / "broker"), "-multiservice",
+                                       # the counting subscription notifies the bench's own Mosquitto on loopback
+                                       "-notifAllowedHosts", f"mqtt://{HOST}:{p['mqtt']}"])
         wait_port(broker, p["broker"], work / "broker.log", "the context broker", "/version")
         agent_env = {
             "IOTA_NORTH_HOST": HOST, "IOTA_NORTH_PORT": str(p["north"]),
