@@ -27,7 +27,8 @@ $(FILIP_STAMP):
 	.venv-filip/bin/python -m pip install -q 'filip==0.8.1'
 	@touch $(FILIP_STAMP)
 
-# Debian packages the tests use: curl (Orion's conformance kit), PostgreSQL with PostGIS.
+# Debian packages the tests use: curl (Orion's conformance kit), PostgreSQL with PostGIS, Chromium and
+# its driver (the dashboard's browser tests).
 system-deps:
 	@scripts/install-system-deps.sh
 

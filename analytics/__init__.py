@@ -5,4 +5,5 @@
 * ``analytics.rules``: the rules engine's pure core (Perseo-like JSON rules, windows, no
   signal, anomalies, derived entities, throttling, action rendering); its HTTP service on
   :9090 is not built yet (docs/rules.md).
+* ``analytics.dashboard``: the platform's web page (:3000, docs/dashboard.md).
 """

@@ -1,6 +1,6 @@
 """The ``waziup`` command: ``waziup broker [Orion options]`` runs the context broker,
 ``waziup iot-agent [options]`` the IoT agent, ``waziup history`` the history service,
-``waziup rules`` the rules service,
+``waziup rules`` the rules service, ``waziup dashboard`` the dashboard,
 ``waziup run`` the broker and the agent with an embedded MQTT broker
 (``orchestrator.run_all``), ``waziup gw-post`` is the WAZIUP LoRa gateway's cloud script.
 Each command's options are a table (``ngsi.settings``): ``waziup COMMAND --help`` prints it."""
@@ -19,6 +19,7 @@ USAGE = """usage: waziup COMMAND [options]; waziup COMMAND --help lists a comman
   waziup history [options]                       the history service (QuantumLeap-compatible, :8668)
   waziup history export [options]                its stored values as CSV
   waziup rules [options]                         the rules service (Perseo-compatible, :9090)
+  waziup dashboard [options]                     the dashboard, a web page (:3000)
   waziup gw-post LDATA PDATA RDATA TDATA GWID    the WAZIUP LoRa gateway's cloud script"""
 
 
@@ -78,6 +79,13 @@ def main(argv: list[str] | None = None) -> None:
         from analytics.rules.service.server import serve as serve_rules
 
         serve_rules(rules)
+    elif command == "dashboard":
+        from analytics.dashboard.config import from_command_line as dashboard_config
+
+        dashboard = dashboard_config(rest)
+        from analytics.dashboard.server import serve as serve_dashboard
+
+        serve_dashboard(dashboard)
     elif command == "gw-post":
         from iot_agent.south.gateway import main as gw_post
 

@@ -16,7 +16,10 @@ other machines without ``-auth``):
    Perseo's), once the broker answers: its rules' subscriptions notify its ``/notices``,
    which the broker may reach (``-notifAllowedHosts``); its store is ``<data>/rules.db``, or the
    broker's PostgreSQL database when it runs on one;
-5. the IoT agent (``waziup iot-agent``): north 4041, south HTTP 7896, MQTT client.
+5. the IoT agent (``waziup iot-agent``): north 4041, south HTTP 7896, MQTT client;
+6. the dashboard (``waziup dashboard``, ``analytics/dashboard``) on ``-dashboardPort`` (3000),
+   a web page calling the others; its live feed is a broker subscription notifying its
+   ``/notify/...`` (``-notifAllowedHosts``).
 
 With ``-auth`` the identity manager (``waziup idm``, ``-idmPort``) starts first, and
 ``platform_auth`` makes the accounts the services use.
@@ -97,6 +100,7 @@ class Options:
     history_tenants: tuple[str, ...] = field(default_factory=tuple)
     history_types: tuple[str, ...] = field(default_factory=tuple)
     rules_port: int = 9090  # 0: no rules service
+    dashboard_port: int = 3000  # 0: no dashboard
     host: str = ""  # "": 127.0.0.1, or 0.0.0.0 with -auth (see parse)
     tls: bool = False
     cert: str = ""  # empty with tls: the development certificate under <data>/tls
@@ -141,6 +145,8 @@ OPTIONS = Table(
            help="the entity types whose changes the history keeps; repeatable or comma-separated; default all"),
     option("-rulesPort", type=Int(0, 65535, metavar="PORT"),
            help="the rules service's port (Perseo's API; its rules subscribe to the broker); 0: none"),
+    option("-dashboardPort", type=Int(0, 65535, metavar="PORT"),
+           help="the dashboard's port (a web page: entities live, plots, map, devices, rules); 0: none"),
     option("-northPort", type=PORT, help="the IoT agent's north port (provisioning API)"),
     option("-httpPort", type=PORT, help="the IoT agent's device HTTP port"),
     option("-host", type=Text("ADDRESS"), shown="127.0.0.1; 0.0.0.0 with -auth",
@@ -465,6 +471,25 @@ def _start_rules(
     return url
 
 
+def _start_dashboard(
+    options: Options, local: str, scheme: str, tls: _TLS | None, children: list[tuple[str, subprocess.Popen[bytes]]],
+) -> None:
+    """The dashboard, on -host, calling the services at the addresses they reach each other
+    at; the broker notifies its live feed there too. -tls: it trusts the platform's
+    certificate for the services (its page itself is still plain HTTP)."""
+    url = _http(local, options.dashboard_port)
+    proc = subprocess.Popen(
+        _cli("dashboard", "-host", options.host, "-port", str(options.dashboard_port),
+             "-brokerURL", _http(local, options.port, scheme),
+             "-historyURL", _http(local, options.history_port, scheme) if options.history_port else "",
+             "-agentURL", _http(local, options.north_port, scheme),
+             "-rulesURL", _http(local, options.rules_port, scheme) if options.rules_port else "",
+             "-notifyURL", url, *(["-caFile", tls.cert] if tls else []))
+    )
+    children.append(("dashboard", proc))
+    _wait_http(url + "/api/config", proc, "the dashboard")
+
+
 def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     for _, proc in reversed(children):
         if proc.poll() is None:
@@ -520,6 +545,8 @@ def run(options: Options) -> int:
         rules = _rules_wanted(options)
         if rules:  # and the rules service's notices
             allowed += ["-notifAllowedHosts", f"{_hostport(local, options.rules_port)}/notices"]
+        if options.dashboard_port:  # and the dashboard's live feed
+            allowed += ["-notifAllowedHosts", f"{_hostport(local, options.dashboard_port)}/notify"]
         if not options.mqtt_uri:  # and MQTT notifications to the platform's own MQTT broker
             allowed += ["-notifAllowedHosts", f"mqtt://{_hostport(local, options.mqtt_port)}",
                         "-notifAllowedHosts", f"mqtt://localhost:{options.mqtt_port}"]
@@ -549,11 +576,14 @@ def run(options: Options) -> int:
         )
         children.append(("IoT agent", proc))
         _wait_http(_http(local, options.north_port, scheme) + "/iot/about", proc, "the IoT agent", **waits)
+        if options.dashboard_port:
+            _start_dashboard(options, local, scheme, files, children)
         print(
             f"waziup: context broker {_http(shown, options.port, scheme)}, "
             f"IoT agent {_http(shown, options.north_port, scheme)}, "
             + (f"history {_http(shown, options.history_port, scheme)} " if options.history_port else "")
             + (f"rules {_http(shown, options.rules_port, scheme)} " if rules else "")
+            + (f"dashboard http://{_hostport(shown, options.dashboard_port)} " if options.dashboard_port else "")
             + f"(devices: {scheme.upper()} :{options.http_port}, MQTT {mqtt.shown}); "
             "Ctrl-C stops",
             flush=True,

@@ -4,6 +4,9 @@ set -eu
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v setsid >/dev/null 2>&1 || need+=(util-linux)
+# the dashboard's browser tests (tests/analytics/dashboard): Debian's Chromium, driven headless
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ -x scripts/install-postgres.sh ]; then
   scripts/install-postgres.sh
 fi

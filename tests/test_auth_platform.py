@@ -54,7 +54,8 @@ class Platform:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Platform:
-        argv = [sys.executable, "-m", "orchestrator.cli", "run", "-auth", "-host", "127.0.0.1", "-data", str(self.data)]
+        argv = [sys.executable, "-m", "orchestrator.cli", "run", "-auth", "-host", "127.0.0.1", "-data", str(self.data),
+                "-dashboardPort", "0"]
         for name, port in self.ports.items():
             argv += [f"-{name}", str(port)]
         argv += ["--", "-notifAllowedHosts", "127.0.0.1"]  # the test's receiver

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analytics.dashboard import config as dashboard_config
 from analytics.history import config as history_config
 from analytics.rules.service import config as rules_config
 from broker import config as broker_config
@@ -322,7 +323,12 @@ def test_run_host_reaches_every_service(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(run_all, "_wait_mqtt", lambda host, port, proc, what: probed.append(f"{host}:{port}"))
     monkeypatch.setattr(run_all, "_wait_http", lambda url, proc, what: probed.append(url))
     assert run_all.run(run_all.parse(["-host", "10.1.2.3", "-data", str(tmp_path), "-mqttBroker", "amqtt"])) == 1
-    mqtt, history, broker, rules, agent = started
+    mqtt, history, broker, rules, agent, dashboard = started
+    dashboard_options = dashboard_config.parse(dashboard[dashboard.index("dashboard") + 1 :], {})
+    assert (dashboard_options.host, dashboard_options.port) == ("10.1.2.3", 3000)
+    assert dashboard_options.broker_url == "http://10.1.2.3:1026"
+    assert dashboard_options.notify_base == "http://10.1.2.3:3000"
+    assert "10.1.2.3:3000/notify" in broker  # the broker may feed the dashboard's live feed
     assert mqtt[-3:] == ["mqtt-broker", "10.1.2.3", "1883"]
     rules_options = rules_config.parse(rules[rules.index("rules") + 1 :], {})
     assert (rules_options.host, rules_options.port) == ("10.1.2.3", 9090)
@@ -338,7 +344,7 @@ def test_run_host_reaches_every_service(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert agent_options.broker_url == "http://10.1.2.3:1026"
     assert probed == [
         "10.1.2.3:1883", "http://10.1.2.3:8668/version", "http://10.1.2.3:1026/version", "http://10.1.2.3:9090/version",
-        "http://10.1.2.3:4041/iot/about",
+        "http://10.1.2.3:4041/iot/about", "http://10.1.2.3:3000/api/config",
     ]
     started.clear()
     run_all.run(run_all.parse(["-mqttBroker", "amqtt", "-historyPort", "0", "-rulesPort", "0"], {}))
