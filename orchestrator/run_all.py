@@ -471,6 +471,18 @@ def _start_rules(
     return url
 
 
+def _dashboard_wanted(options: Options) -> bool:
+    """Whether ``waziup run`` starts the dashboard: not with -tls (its page is plain HTTP yet)
+    nor -auth (no sign-in yet: it would only relay what its callers send); a line says so."""
+    if not options.dashboard_port:
+        return False
+    if options.tls or options.auth:
+        print(f"waziup run: the dashboard is not started: it has no {'HTTPS page' if options.tls else 'sign-in'} yet "
+              "(-dashboardPort 0 silences this)", file=sys.stderr, flush=True)
+        return False
+    return True
+
+
 def _start_dashboard(
     options: Options, local: str, scheme: str, tls: _TLS | None, children: list[tuple[str, subprocess.Popen[bytes]]],
 ) -> None:
@@ -545,7 +557,8 @@ def run(options: Options) -> int:
         rules = _rules_wanted(options)
         if rules:  # and the rules service's notices
             allowed += ["-notifAllowedHosts", f"{_hostport(local, options.rules_port)}/notices"]
-        if options.dashboard_port:  # and the dashboard's live feed
+        dashboard = _dashboard_wanted(options)
+        if dashboard:  # and the dashboard's live feed
             allowed += ["-notifAllowedHosts", f"{_hostport(local, options.dashboard_port)}/notify"]
         if not options.mqtt_uri:  # and MQTT notifications to the platform's own MQTT broker
             allowed += ["-notifAllowedHosts", f"mqtt://{_hostport(local, options.mqtt_port)}",
@@ -576,14 +589,14 @@ def run(options: Options) -> int:
         )
         children.append(("IoT agent", proc))
         _wait_http(_http(local, options.north_port, scheme) + "/iot/about", proc, "the IoT agent", **waits)
-        if options.dashboard_port:
+        if dashboard:
             _start_dashboard(options, local, scheme, files, children)
         print(
             f"waziup: context broker {_http(shown, options.port, scheme)}, "
             f"IoT agent {_http(shown, options.north_port, scheme)}, "
             + (f"history {_http(shown, options.history_port, scheme)} " if options.history_port else "")
             + (f"rules {_http(shown, options.rules_port, scheme)} " if rules else "")
-            + (f"dashboard http://{_hostport(shown, options.dashboard_port)} " if options.dashboard_port else "")
+            + (f"dashboard http://{_hostport(shown, options.dashboard_port)} " if dashboard else "")
             + f"(devices: {scheme.upper()} :{options.http_port}, MQTT {mqtt.shown}); "
             "Ctrl-C stops",
             flush=True,
