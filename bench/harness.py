@@ -1,10 +1,14 @@
 """What every bench script does around its measurements: free loopback ports, servers
-started and waited for, and the machine the numbers were taken on (bench/run.py for the
-broker, bench/iot_agent.py for the IoT agent; the same in both, so written once)."""
+started and waited for, the machine the numbers were taken on, and the report written to
+bench/results/ and BENCHMARKS.md (bench/run.py for the broker, bench/iot_agent.py for the IoT
+agent, bench/history.py and bench/rules.py for the analytics services; the same in all, so
+written once). Importing it also puts the repository root on ``sys.path``, for the scripts
+that import the project's own packages (``devtools.pg_cluster``, ``analytics.history``)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -16,6 +20,10 @@ from typing import Any
 import client  # bench/client.py
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(1, str(ROOT))
+HOST = "127.0.0.1"  # every server of a bench listens on loopback
+PY = sys.executable  # and runs on the bench's own interpreter
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def free_port(host: str) -> int:
@@ -71,3 +79,53 @@ def machine() -> dict[str, Any]:
     dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return {"cpu": model, "cores": os.cpu_count(), "commit": commit + ("-dirty" if dirty else ""),
             "load_average": os.getloadavg()}
+
+
+def selected(only: str, name: str) -> bool:
+    """Whether ``--only`` (comma-separated name prefixes, any case; empty: everything) keeps the
+    row or part ``name``."""
+    return not only or any(name.lower().startswith(o.strip().lower()) for o in only.split(","))
+
+
+def save_report(report: dict[str, Any], name: str) -> None:
+    """Write ``report`` as bench/results/``name`` (JSON) and say where, before BENCHMARKS.md
+    is touched: the figures are kept even if their table cannot be written."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / name
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"results: {out.relative_to(ROOT)}")
+
+
+def run_line(report: dict[str, Any], details: str, load: float, loaded: str) -> str:
+    """The line that opens a block of BENCHMARKS.md: when, on which CPU and commit, the run's
+    ``details`` (ending in ", "), and the load average at start, with ``loaded`` (why the
+    figures then say less) when it was above the number of cores."""
+    m = report["machine"]
+    return (f"Run {report['date']}: {m['cpu']}, {m['cores']} cores, commit {m['commit']}, {details}"
+            f"load average at start {load:.1f}" + (f" ({loaded})." if load > m["cores"] else "."))
+
+
+def replace_block(text: str, begin: str, end: str, content: str) -> str | None:
+    """``text`` with what lies between the markers replaced (None when they are not there)."""
+    if begin not in text or end not in text:
+        return None
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    return f"{head}{begin}\n{content}\n{end}{tail}"
+
+
+def set_backend_block(text: str, kind: str, backend: str, title: str, lines: list[str]) -> str:
+    """``text`` (BENCHMARKS.md) with one store's block of ``kind`` results, between
+    ``<!-- kind:backend -->`` and ``<!-- /kind:backend -->``, set to ``lines``. A store without a
+    block yet gets one under ``### title``: after the last block of that kind, or at the end.
+    The other store's block stays, so a run of one store keeps the figures of the other."""
+    begin, end = f"<!-- {kind}:{backend} -->", f"<!-- /{kind}:{backend} -->"
+    replaced = replace_block(text, begin, end, "\n".join(lines))
+    if replaced is not None:
+        return replaced
+    block = f"### {title}\n\n{begin}\n" + "\n".join(lines) + f"\n{end}"
+    last = text.rfind(f"<!-- /{kind}:")
+    if last < 0:
+        return text.rstrip("\n") + "\n\n" + block + "\n"
+    cut = text.index("-->", last) + 3
+    return text[:cut] + "\n\n" + block + text[cut:]

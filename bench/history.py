@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import json
 import os
 import random
 import sqlite3
@@ -59,17 +58,14 @@ from typing import Any
 import orjson
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(1, str(ROOT))
 import client  # noqa: E402
-import harness  # noqa: E402
+import harness  # noqa: E402  (also puts the repository root on sys.path: analytics.history)
 import run  # noqa: E402  (bench/run.py: server start-up, CPU accounting, wrk, the preload)
+from harness import HOST, PY, ROOT, replace_block  # noqa: E402
 
 from analytics.history.model import Batch, Element, Sample  # noqa: E402
 
-HOST = run.HOST
-PY = sys.executable
 SHAPES = {  # H1 notification shapes: entities per notification, attributes per entity, entity type
     "100x10": (100, 10, "H1Batch"),
     "1x1": (1, 1, "H1Single"),
@@ -258,8 +254,7 @@ class HistoryBench:
         return result
 
     def selected(self, part: str) -> bool:
-        only = self.args.only
-        return not only or any(part.lower().startswith(o.strip().lower()) for o in only.split(","))
+        return harness.selected(self.args.only, part)
 
     # -- the run ----------------------------------------------------------------------------------
 
@@ -272,12 +267,9 @@ class HistoryBench:
             self.measure("baseline (bare Starlette)", "req/s", {},
                          lambda: wrk("baseline.lua", [], self.yardstick_port, self.args.connections, self.args.seconds))
             self.baseline = self.results["baseline (bare Starlette)"]
-            if self.selected("H1"):
-                self.ingestion()
-            if self.selected("H2"):
-                self.end_to_end()
-            if self.selected("H3"):
-                self.queries()
+            for part, measure in (("H1", self.ingestion), ("H2", self.end_to_end), ("H3", self.queries)):
+                if self.selected(part):
+                    measure()
         finally:
             if self.cluster is not None:
                 self.cluster.stop()
@@ -767,27 +759,18 @@ thread runs beside the event loop, so it can exceed 100%). Full results:
 """
 
 
-def replace_block(text: str, begin: str, end: str, content: str) -> str | None:
-    """``text`` with what lies between the markers replaced (None when they are not there)."""
-    if begin not in text or end not in text:
-        return None
-    head, _, rest = text.partition(begin)
-    _, _, tail = rest.partition(end)
-    return f"{head}{begin}\n{content}\n{end}{tail}"
-
-
 def write_markdown(report: dict[str, Any], backend: str) -> None:
     """Replace the "History service" section's description and this store's block (adding the
     section after everything else the first time); the other sections and the other store's
     block stay."""
-    m, run_ = report["machine"], report["backends"][backend]
+    run_ = report["backends"][backend]
     db = backend == "postgresql"
     lines = [
-        f"Run {report['date']}: {m['cpu']}, {m['cores']} cores, commit {m['commit']}, {run_['store']}, "
-        f"{report['seconds']} s per workload, H1/H3 {report['history_connections']} connections, "
-        f"wrk {report['connections']} connections, load average at start {run_['load_average'][0]:.1f}"
-        + (" (a loaded machine: these figures show the suite works, not what the service can do)."
-           if run_["load_average"][0] > m["cores"] else "."),
+        harness.run_line(
+            report,
+            f"{run_['store']}, {report['seconds']} s per workload, H1/H3 {report['history_connections']} connections, "
+            f"wrk {report['connections']} connections, ",
+            run_["load_average"][0], "a loaded machine: these figures show the suite works, not what the service can do"),
         "",
         "| row | rate | unit | p50 ms | p99 ms | req/s | req/s vs bare | history CPU |"
         + (" PostgreSQL CPU |" if db else "") + " notes |",
@@ -819,20 +802,7 @@ def write_markdown(report: dict[str, Any], backend: str) -> None:
     intro = ("<!-- history-intro -->", "<!-- /history-intro -->")
     text = replace_block(text, *intro, INTRO.rstrip("\n")) or (
         text.rstrip("\n") + f"\n\n## History service\n\n{intro[0]}\n{INTRO.rstrip()}\n{intro[1]}\n")
-    begin, end = f"<!-- history-results:{backend} -->", f"<!-- /history-results:{backend} -->"
-    block = f"{begin}\n{chr(10).join(lines)}\n{end}"
-    replaced = replace_block(text, begin, end, "\n".join(lines))
-    if replaced is not None:
-        text = replaced
-    else:
-        title = f"### {BACKEND_TITLES.get(backend, backend)}\n\n"
-        last = text.rfind("<!-- /history-results:")
-        if last < 0:
-            text = text.rstrip("\n") + "\n\n" + title + block + "\n"
-        else:
-            cut = text.index("-->", last) + 3
-            text = text[:cut] + "\n\n" + title + block + text[cut:]
-    path.write_text(text)
+    path.write_text(harness.set_backend_block(text, "history-results", backend, BACKEND_TITLES.get(backend, backend), lines))
 
 
 def main() -> None:
@@ -880,13 +850,10 @@ def main() -> None:
 
     if args.only:
         return
-    out = HERE / "results" / f"history-{now:%Y-%m-%d-%H%M%S}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    harness.save_report(report, f"history-{now:%Y-%m-%d-%H%M%S}.json")
     if not args.no_markdown:
         for backend in backends:
             write_markdown(report, backend)
-    print(f"results: {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -43,9 +43,6 @@ from typing import Any
 import orjson
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-HOST = "127.0.0.1"
-PY = sys.executable
 SERVICE, SERVICE_PATH = "bench", "/"
 APIKEY = "benchkey"
 ENTITY_TYPE = "Thing"
@@ -55,8 +52,9 @@ COUNTER = struct.Struct("<q")  # the notified count, shared with the publisher t
 
 sys.path.insert(0, str(HERE))
 import client  # noqa: E402  (bench/client.py)
-import pyspy  # noqa: E402  (bench/pyspy.py)
 import harness  # noqa: E402
+import pyspy  # noqa: E402  (bench/pyspy.py)
+from harness import HOST, PY, ROOT  # noqa: E402
 
 
 def device_id(i: int) -> str:
@@ -426,11 +424,9 @@ def describe(r: dict[str, Any]) -> str:
 def write_markdown(report: dict[str, Any]) -> None:
     """Replace the IoT results of BENCHMARKS.md (between their markers) with this run's."""
     m, r = report["machine"], report["result"]
-    loaded = m["load_average"][0] > m["cores"]
     lines = [
-        f"Run {report['date']}: {m['cpu']}, {m['cores']} cores, commit {m['commit']}, broker on SQLite, "
-        f"{r['devices']} devices, {r['mode']}, {r['seconds']:.0f} s, load average at start {m['load_average'][0]:.1f}"
-        + (" (a loaded machine)." if loaded else "."),
+        harness.run_line(report, f"broker on SQLite, {r['devices']} devices, {r['mode']}, {r['seconds']:.0f} s, ",
+                         m["load_average"][0], "a loaded machine"),
         "",
         "| measures/s into the broker | published/s | lost | latency p50 ms | p99 ms | max ms | "
         + " | ".join(f"CPU {k}" for k in r["cpu_pct"]) + " |",
@@ -486,12 +482,9 @@ def main() -> None:
     print(describe(result), flush=True)
     now = datetime.datetime.now()
     report = {"date": now.isoformat(timespec="seconds"), "machine": harness.machine(), "result": result}
-    out = HERE / "results" / f"{now:%Y-%m-%d-%H%M%S}-iot.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    harness.save_report(report, f"{now:%Y-%m-%d-%H%M%S}-iot.json")
     if not args.no_markdown:
         write_markdown(report)
-    print(f"results: {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

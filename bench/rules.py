@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import json
 import os
 import random
 import subprocess
@@ -48,16 +47,13 @@ from typing import Any
 import orjson
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(1, str(ROOT))
 import client
 import harness
-import history  # (stop, settle, wrk, replace_block: the same as the history bench's)
+import history  # (stop, settle, wrk: the same as the history bench's)
 import run  # (bench/run.py: server start-up, CPU accounting)
+from harness import HOST, PY, ROOT
 
-HOST = run.HOST
-PY = sys.executable
 R1_TYPE, R2_TYPE = "Room", "R2Sensor"
 R2_HOT, R2_COLD, R2_THRESHOLD = 50, 20, 40
 MARKERS = ("<!-- rules-results -->", "<!-- /rules-results -->")
@@ -291,8 +287,7 @@ class RulesBench:
             await asyncio.sleep(0.2)
 
     def selected(self, row: str) -> bool:
-        only = self.args.only
-        return not only or any(row.lower().startswith(o.strip().lower()) for o in only.split(","))
+        return harness.selected(self.args.only, row)
 
     def run(self) -> dict[str, Any]:
         load = os.getloadavg()
@@ -300,10 +295,9 @@ class RulesBench:
         try:
             self.create_rules()
             self.yardstick()
-            if self.selected("R1"):
-                self.evaluations()
-            if self.selected("R2"):
-                self.update_to_action()
+            for part, measure in (("R1", self.evaluations), ("R2", self.update_to_action)):
+                if self.selected(part):
+                    measure()
         finally:
             self.stop_all()
         return {"load_average": load, "setup": self.setup, "results": self.results}
@@ -338,14 +332,14 @@ def row_notes(r: dict[str, Any]) -> str:
 
 def write_markdown(report: dict[str, Any]) -> None:
     """Replace the table between the "Rules service" markers of BENCHMARKS.md."""
-    m, run_ = report["machine"], report["run"]
-    loaded = run_["load_average"][0] > m["cores"]
+    run_ = report["run"]
     lines = [
-        f"Run {report['date']}: {m['cpu']}, {m['cores']} cores, commit {m['commit']}, {report['seconds']} s per row, "
-        f"{report['rules']:,} rules (created in {run_['setup']['create_seconds']:.1f} s), wrk {report['connections']} "
-        f"connections, R2 at {report['r2_rate']} updates/s on {report['r2_sensors']} entities, "
-        f"load average at start {run_['load_average'][0]:.1f}"
-        + (" (a loaded machine: these figures show the suite works, not what the service can do)." if loaded else "."),
+        harness.run_line(
+            report,
+            f"{report['seconds']} s per row, {report['rules']:,} rules (created in "
+            f"{run_['setup']['create_seconds']:.1f} s), wrk {report['connections']} connections, "
+            f"R2 at {report['r2_rate']} updates/s on {report['r2_sensors']} entities, ",
+            run_["load_average"][0], "a loaded machine: these figures show the suite works, not what the service can do"),
         "",
         "| row | rate | unit | p50 ms | p99 ms | rate vs bare | p50 vs bare | p99 vs bare | rules CPU | broker CPU | notes |",
         "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -356,7 +350,7 @@ def write_markdown(report: dict[str, Any]) -> None:
                      f"{v['rate']:.3f} | {v['p50']:.1f} | {v['p99']:.1f} | {r['cpu_pct']['rules']:.0f}% | "
                      f"{r['cpu_pct']['broker']:.0f}% | {row_notes(r)} |")
     path = ROOT / "BENCHMARKS.md"
-    text = history.replace_block(path.read_text(), *MARKERS, "\n".join(lines))
+    text = harness.replace_block(path.read_text(), *MARKERS, "\n".join(lines))
     if text is None:
         sys.exit(f"bench: BENCHMARKS.md has no {MARKERS[0]} ... {MARKERS[1]} block")
     path.write_text(text)
@@ -388,12 +382,9 @@ def main() -> None:
         report["run"] = RulesBench(args, Path(tmp)).run()
     if args.only:
         return
-    out = HERE / "results" / f"rules-{now:%Y-%m-%d-%H%M%S}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    harness.save_report(report, f"rules-{now:%Y-%m-%d-%H%M%S}.json")
     if not args.no_markdown:
         write_markdown(report)
-    print(f"results: {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -32,15 +32,12 @@ from typing import Any
 import orjson
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(1, str(ROOT))  # devtools.pg_cluster for --backend postgresql
 import client  # noqa: E402
-import harness  # noqa: E402
+import harness  # noqa: E402  (also puts the repository root on sys.path: devtools.pg_cluster)
 import pyspy  # noqa: E402
+from harness import HOST, PY, ROOT  # noqa: E402
 
-HOST = "127.0.0.1"
-PY = sys.executable
 ROOMS = 10_000  # W1/W2/W3-q/W4/W5 entities: Room0..Room9999, attributes temperature, pressure, group
 GROUPS = 1_000  # group = i % GROUPS, so a q=group==G query returns 10 Rooms
 ITEMS = 100_000  # W3 paging: Item0..Item99999
@@ -265,8 +262,7 @@ class Bench:
         self.results["client_comparison"] = {"wrk": wrk, "asyncio": own}
 
     def selected(self, name: str) -> bool:
-        only = self.args.only
-        return not only or any(name.lower().startswith(o.strip().lower()) for o in only.split(","))
+        return harness.selected(self.args.only, name)
 
     def record(self, name: str, unit: str, per_request: int, run: Callable[[], dict[str, Any]]) -> None:
         if self.selected(name):
@@ -318,14 +314,14 @@ def write_markdown(report: dict[str, Any], backend: str) -> None:
 
     Each backend has its own markers, so a run of one backend keeps the other's latest table.
     """
-    m, run = report["machine"], report["backends"][backend]
+    run = report["backends"][backend]
     lines = [
-        f"Run {report['date']}: {m['cpu']}, {m['cores']} cores, commit {m['commit']}, {run['store']}, "
-        f"{report['seconds']} s per workload, {report['connections']} connections, broker workers {report['workers']}, "
-        + (f"{report['items']} Items (not {ITEMS}), " if report["items"] != ITEMS else "")
-        + f"load average at start {run['load_average'][0]:.1f}"
-        + (" (a loaded machine: these figures show the suite works, not what the broker can do)."
-           if run["load_average"][0] > m["cores"] else "."),
+        harness.run_line(
+            report,
+            f"{run['store']}, {report['seconds']} s per workload, {report['connections']} connections, "
+            f"broker workers {report['workers']}, "
+            + (f"{report['items']} Items (not {ITEMS}), " if report["items"] != ITEMS else ""),
+            run["load_average"][0], "a loaded machine: these figures show the suite works, not what the broker can do"),
         "",
     ]
     db = any("db_cpu_pct" in r for r in run["results"].values())
@@ -354,21 +350,7 @@ def write_markdown(report: dict[str, Any], backend: str) -> None:
         lines += ["", f"Preload: {pre['entities']} entities in {pre['seconds']:.1f} s ({pre['entities'] / pre['seconds']:.0f} entities/s)."]
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n\n## Latest runs\n"
-    begin, end = f"<!-- results:{backend} -->", f"<!-- /results:{backend} -->"
-    block = f"{begin}\n{chr(10).join(lines)}\n{end}"
-    if begin in text and end in text:
-        head, _, rest = text.partition(begin)
-        _, _, tail = rest.partition(end)
-        text = head + block + tail
-    else:  # a backend without a section yet: after the last results block, or at the end
-        title = f"### {BACKEND_TITLES.get(backend, backend)}\n\n"
-        last = text.rfind("<!-- /results:")
-        if last < 0:
-            text = text.rstrip("\n") + "\n\n" + title + block + "\n"
-        else:
-            cut = text.index("-->", last) + 3
-            text = text[:cut] + "\n\n" + title + block + text[cut:]
-    path.write_text(text)
+    path.write_text(harness.set_backend_block(text, "results", backend, BACKEND_TITLES.get(backend, backend), lines))
 
 
 def run_backend(args: argparse.Namespace, backend: str, db_uri: str, work: Path,
@@ -380,7 +362,10 @@ def run_backend(args: argparse.Namespace, backend: str, db_uri: str, work: Path,
     data.mkdir(parents=True)
     store = backend
     if backend == "postgresql" and not db_uri:
-        from devtools.pg_cluster import Cluster, ClusterError  # only this backend needs it
+        from devtools.pg_cluster import (  # only this backend needs it
+            Cluster,
+            ClusterError,
+        )
         try:
             cluster = Cluster(durable=True).start()
             db_uri = cluster.create_database("bench")
@@ -522,13 +507,10 @@ def main() -> None:
 
     if args.only and not args.tag:  # a partial run: figures on screen only
         return
-    out = HERE / "results" / f"{now:%Y-%m-%d-%H%M%S}{'-' + args.tag if args.tag else ''}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    harness.save_report(report, f"{now:%Y-%m-%d-%H%M%S}{'-' + args.tag if args.tag else ''}.json")
     if not args.no_markdown and not args.tag:
         for backend in backends:
             write_markdown(report, backend)
-    print(f"results: {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

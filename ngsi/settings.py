@@ -17,11 +17,12 @@ A row: the option's names (aliases; shown as written, matched with one or two da
 dataclass field it sets (by default its first name in snake case: ``-corsMaxAge`` sets
 ``cors_max_age``, ``--cmd-mode`` ``cmd_mode``), its type (:class:`Text` by default,
 :class:`Int` with bounds, :data:`FLAG`, :class:`Choice`, :class:`Repeated`), its environment
-variables (or a :class:`Prefix`, a service's rule that names them after the field), a help
-text, an optional ``check`` (raises ValueError for a bad value) and ``shown``, the default as
-the help prints it. The default itself is the dataclass field's: one place for it. Rows that
-several services declare alike are made by one function each (:func:`guards_option`,
-:func:`listen_option`, :func:`data_dir_option`, :func:`log_level_option`).
+variables (names, or a :class:`Prefix`, a service's rule that names them after the field, or
+both), a help text, an optional ``check`` (raises ValueError for a bad value) and ``shown``,
+the default as the help prints it. The default itself is the dataclass field's: one place for
+it. Rows that several services declare alike are made by one function each
+(:func:`guards_option`, :func:`listen_option`, :func:`data_dir_option`,
+:func:`log_level_option`; those of the HTTP services alone in ``ngsi/service_options.py``).
 
 The command line: ``-opt value``, ``--opt value``, ``-opt=value``, ``--opt=value``; a flag
 alone is on, ``-flag=false`` off; a valued option takes the next word whatever it is; a
@@ -219,11 +220,16 @@ class Prefix:
         return self.text + field.upper()
 
 
+# A row's environment variables, read in this order: names, or a service's Prefix rule, or
+# both (``(Prefix("WAZIUP_RULES_"), "PERSEO_ENDPOINT_PORT")``: the rule's, then Perseo's name).
+Variables = str | Prefix | tuple[str | Prefix, ...]
+
+
 def option(
     *names: str,
     field: str | None = None,
     type: Kind = TEXT,  # noqa: A002 - the column's name in the table
-    env: str | tuple[str, ...] | Prefix = (),
+    env: Variables = (),
     help: str = "",  # noqa: A002
     check: Callable[[Any], object] | None = None,
     shown: str | None = None,
@@ -231,7 +237,8 @@ def option(
     """A row: ``option("-port", type=PORT, env="ORION_PORT", help="HTTP port")`` sets the
     field ``port`` (:func:`field_of`) unless ``field`` says otherwise."""
     field = field or field_of(names[0])
-    variables = (env.variable(field),) if isinstance(env, Prefix) else (env,) if isinstance(env, str) else env
+    rules = env if isinstance(env, tuple) else (env,)
+    variables = tuple(rule.variable(field) if isinstance(rule, Prefix) else rule for rule in rules)
     return Option(names, field, type, variables, help, check, shown)
 
 
@@ -271,7 +278,7 @@ def guards_option(*names: str) -> Option:
     )
 
 
-def listen_option(*names: str, env: str) -> Option:
+def listen_option(*names: str, env: Variables) -> Option:
     """The address a server listens on (field ``host``), the same row in every service but
     for its names and variable."""
     return option(*names, field="host", type=Text("ADDRESS"), env=env, help="address to listen on")
@@ -283,10 +290,16 @@ def data_dir_option(*names: str, help: str) -> Option:  # noqa: A002
     return option(*names, field="data_dir", type=Text("DIR"), env="WAZIUP_DATA_DIR", help=help)
 
 
-def log_level_option(name: str, env: str) -> Option:
-    """A service's log level (field ``log_level``), the same row everywhere but for its name
-    and variable."""
-    return option(name, field="log_level", type=Text("LEVEL"), env=env, help="log level")
+def log_level_option(name: str, env: Variables, check: Callable[[str], object] | None = None) -> Option:
+    """A service's log level (field ``log_level``), the same row everywhere but for its name,
+    its variables and the check of the services that refuse a level they do not know."""
+    return option(name, field="log_level", type=Text("LEVEL"), env=env, check=check, help="log level")
+
+
+def environment_secret(environ: Mapping[str, str], *variables: str) -> str:
+    """The first of ``variables`` set (and not empty) in ``environ``, else "": a secret is
+    read from the environment only, since a command line is visible to every local user."""
+    return next((environ[variable] for variable in variables if environ.get(variable)), "")
 
 
 # -- the table -----------------------------------------------------------------------------

@@ -14,8 +14,9 @@ import importlib
 import os
 from collections.abc import Mapping
 from typing import Any, Generic, Self, TypeVar
+from urllib.parse import parse_qsl, urlencode
 
-__all__ = ["Openable", "WhileOpen", "backend_class", "keep_session", "prepare_sqlite_path"]
+__all__ = ["ErrorMapping", "Openable", "WhileOpen", "backend_class", "keep_session", "open_pool", "postgres_dsn", "prepare_sqlite_path"]
 
 Handle = TypeVar("Handle")
 
@@ -63,6 +64,28 @@ class WhileOpen(Generic[Handle]):
         return handle
 
 
+class ErrorMapping:
+    """``with`` it, a database driver's ``failures`` become the store's ``error``,
+    described by ``message`` (``{exc}``: the driver's text, ``{name}``: its exception's
+    class): the one exception type a store raises, whatever its backend. Stateless, so one
+    instance per backend serves every call, nested or concurrent; a class rather than a
+    ``@contextmanager`` generator, which would be built anew for every statement."""
+
+    __slots__ = ("error", "failures", "message")
+
+    def __init__(self, failures: tuple[type[BaseException], ...], error: type[Exception], message: str) -> None:
+        self.failures = failures
+        self.error = error
+        self.message = message
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: object) -> None:
+        if exc is not None and isinstance(exc, self.failures):
+            raise self.error(self.message.format(exc=exc, name=type(exc).__name__)) from exc
+
+
 def backend_class(url: str, backends: Mapping[str, str], error: type[Exception]) -> type[Any]:
     """The class that ``backends`` names (``"module:Class"``) for the scheme of ``url``
     (``postgresql+asyncpg`` counts as ``postgresql``), its module imported only now, so
@@ -88,6 +111,49 @@ def prepare_sqlite_path(path: str, *, mode: int | None = None) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if mode is not None and not os.path.exists(path):
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, mode))
+
+
+def postgres_dsn(url: str, *, pool_size: int, most: int, error: type[Exception]) -> tuple[str, int]:
+    """asyncpg's DSN for a PostgreSQL store URL (``postgresql://user:password@host:port/db``,
+    ``postgres://`` or ``postgresql+asyncpg://`` alike), and the size of the pool it asks
+    for: ``?pool_size=N``, else ``pool_size``.
+
+    asyncpg knows no ``pool_size`` parameter, so it is taken out; the others (``sslmode``...)
+    are asyncpg's and stay. A URL without ``://``, or a ``pool_size`` that is not a whole
+    number (ASCII digits: ``int`` refuses "²", which ``str.isdigit`` takes) from 1 to
+    ``most``, raises ``error``."""
+    _scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise error(f"bad PostgreSQL URL {url!r}")
+    base, _, query = rest.partition("?")
+    size, kept = pool_size, []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == "pool_size":
+            if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= most:
+                raise error(f"bad pool_size {value!r} in the PostgreSQL URL")
+            size = int(value)
+        else:
+            kept.append((name, value))
+    return "postgresql://" + base + ("?" + urlencode(kept) if kept else ""), size
+
+
+async def open_pool(dsn: str, pool_size: int, *, lock: int, schema: str, **options: Any) -> Any:
+    """An asyncpg pool of one to ``pool_size`` connections to ``dsn`` (``options``:
+    asyncpg's, ``server_settings``, ``reset``...), with the store's ``schema`` made: in one
+    transaction holding the advisory lock ``lock``, so that two processes starting at once
+    do not both create it. A pool whose schema could not be made is let go before the error
+    goes on."""
+    import asyncpg  # here, so that only a PostgreSQL store needs the driver
+
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, **options)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
+            await conn.execute(schema)
+    except BaseException:
+        pool.terminate()
+        raise
+    return pool
 
 
 async def keep_session(conn: Any) -> None:

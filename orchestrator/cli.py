@@ -7,6 +7,7 @@ Each command's options are a table (``ngsi.settings``): ``waziup COMMAND --help`
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 USAGE = """usage: waziup COMMAND [options]; waziup COMMAND --help lists a command's options
@@ -23,69 +24,44 @@ USAGE = """usage: waziup COMMAND [options]; waziup COMMAND --help lists a comman
   waziup gw-post LDATA PDATA RDATA TDATA GWID    the WAZIUP LoRa gateway's cloud script"""
 
 
+# The servers a command starts: the module whose ``from_command_line`` reads the options, and
+# the module whose ``serve`` runs the server, imported only then, so that --help and errors
+# stay quick.
+SERVERS: dict[str, tuple[str, str]] = {
+    "broker": ("broker.config", "broker.server"),
+    "iot-agent": ("iot_agent.config", "iot_agent.south.runtime"),
+    "idm": ("security.idm.config", "security.idm.server"),
+    "pep": ("security.pep.config", "security.pep.proxy"),
+    "history": ("analytics.history.config", "analytics.history.server"),
+    "rules": ("analytics.rules.service.config", "analytics.rules.service.server"),
+    "dashboard": ("analytics.dashboard.config", "analytics.dashboard.server"),
+}
+
+
+def serve(command: str, argv: list[str]) -> None:
+    """``waziup COMMAND argv`` of a server: its options read (the help, or an error, exits),
+    then the server run."""
+    config_module, server_module = SERVERS[command]
+    config = importlib.import_module(config_module).from_command_line(argv)
+    importlib.import_module(server_module).serve(config)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "-help", "--help", "help"):
         print(USAGE)
         return
     command, rest = args[0], args[1:]
-    if command == "broker":
-        from broker.config import from_command_line as broker_config
+    if command == "history" and rest[:1] == ["export"]:
+        from analytics.history.export import main as export_history
 
-        config = broker_config(rest)  # before importing the server: --help and errors stay quick
-        from broker.server import serve
-
-        serve(config)
-    elif command == "iot-agent":
-        from iot_agent.config import from_command_line as agent_config
-
-        agent = agent_config(rest)
-        from iot_agent.south.runtime import serve as serve_agent
-
-        serve_agent(agent)
+        export_history(rest[1:])
+    elif command in SERVERS:
+        serve(command, rest)
     elif command == "run":
         from orchestrator.run_all import main as run_all
 
         run_all(rest)
-    elif command == "idm":
-        from security.idm.config import from_command_line as idm_config
-
-        idm = idm_config(rest)
-        from security.idm.server import serve as serve_idm
-
-        serve_idm(idm)
-    elif command == "pep":
-        from security.pep.config import from_command_line as pep_config
-
-        pep = pep_config(rest)
-        from security.pep.proxy import serve as serve_pep
-
-        serve_pep(pep)
-    elif command == "history" and rest[:1] == ["export"]:
-        from analytics.history.export import main as export_history
-
-        export_history(rest[1:])
-    elif command == "history":
-        from analytics.history.config import from_command_line as history_config
-
-        history = history_config(rest)
-        from analytics.history.server import serve as serve_history
-
-        serve_history(history)
-    elif command == "rules":
-        from analytics.rules.service.config import from_command_line as rules_config
-
-        rules = rules_config(rest)
-        from analytics.rules.service.server import serve as serve_rules
-
-        serve_rules(rules)
-    elif command == "dashboard":
-        from analytics.dashboard.config import from_command_line as dashboard_config
-
-        dashboard = dashboard_config(rest)
-        from analytics.dashboard.server import serve as serve_dashboard
-
-        serve_dashboard(dashboard)
     elif command == "gw-post":
         from iot_agent.south.gateway import main as gw_post
 

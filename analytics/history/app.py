@@ -18,10 +18,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ngsi.server.guards import Guard
 
@@ -29,7 +27,7 @@ from . import retention
 from .config import Config
 from .errors import HistoryError
 from .routes import ROUTES, json_response
-from .seam import guard_layer
+from .seam import SEAM
 from .store import HistoryStore, StoreError, open_store
 
 log = logging.getLogger("waziup.history")
@@ -63,33 +61,6 @@ def _reason(status: int) -> str:
         return "Error"
 
 
-class LastResort:
-    """A bug answers 500 in QuantumLeap's shape, logged, never a traceback."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking)
-        except Exception:
-            log.exception("unhandled error method=%s path=%s", scope.get("method"), scope.get("path"))
-            if started:
-                raise
-            await json_response({"error": "Internal Server Error", "description": "internal error"}, 500)(
-                scope, receive, send)
-
-
 def create_app(
     config: Config | None = None,
     *,
@@ -119,12 +90,8 @@ def create_app(
                 await task
             await the_store.close()
 
-    app = Starlette(
-        routes=ROUTES,
-        middleware=[Middleware(LastResort), guard_layer(config, guards)],
-        exception_handlers={HistoryError: _history_error, StoreError: _store_error, HTTPException: _http_error},
-        lifespan=lifespan,
-    )
-    app.state.config = config
+    app = SEAM.app(config, guards, routes=ROUTES, lifespan=lifespan,
+                   exception_handlers={HistoryError: _history_error, StoreError: _store_error,
+                                       HTTPException: _http_error})
     app.state.clock = clock
     return app

@@ -19,19 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
+from ngsi.service_options import ServiceConfig, https_options, known_log_level, request_limit_options
 from ngsi.settings import (
-    FLAG,
-    PORT,
-    Int,
-    Repeated,
-    SettingsError,
-    Table,
-    Text,
-    command_line,
-    guards_option,
-    option,
+    PORT, Int, Prefix, Repeated, SettingsError, Table, Text, command_line, data_dir_option, guards_option,
+    listen_option, log_level_option, option,
 )
-from ngsi.tls import check_https_files
 
 from .retention import Policy, parse_rule
 
@@ -40,12 +32,10 @@ ConfigError = SettingsError
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(ServiceConfig):
+    STORE_FILE = "history.db"
+
     port: int = DEFAULT_PORT
-    host: str = "0.0.0.0"
-    data_dir: str = "data"
-    db_uri: str = ""  # empty: sqlite file <data_dir>/history.db
-    log_level: str = "INFO"
     default_limit: int = 10000  # QuantumLeap's DEFAULT_LIMIT: rows one answer holds at most
     max_body: int = 8 * 1024 * 1024  # bytes of a notification
     req_timeout: int = 30  # seconds for a request's head, and for its body
@@ -54,13 +44,6 @@ class Config:
     retention_interval: int = 3600
     hourly_retention_days: int = 0  # 0: hourly roll-ups kept for ever
     guards: tuple[str, ...] = field(default_factory=tuple)
-    https: bool = False  # TLS only on -port
-    https_key: str = ""  # the private key (PEM, not encrypted)
-    https_cert: str = ""  # the certificate, then any intermediate CA certificates (PEM)
-
-    @property
-    def store_url(self) -> str:
-        return self.db_uri or f"sqlite:///{os.path.abspath(os.path.join(self.data_dir, 'history.db'))}"
 
     @property
     def policy(self) -> Policy:
@@ -72,41 +55,28 @@ def _db_uri(value: str) -> None:
         raise ValueError(f"{value!r} is not sqlite:///FILE or postgresql://...")
 
 
-def _level(value: str) -> None:
-    if value.upper() not in ("DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL"):
-        raise ValueError(f"{value!r} is not DEBUG, INFO, WARNING or ERROR")
-
+HISTORY = Prefix("WAZIUP_HISTORY_")  # WAZIUP_HISTORY_ and the field (WAZIUP_HISTORY_PORT), where QuantumLeap has none
 
 OPTIONS = Table(
     Config,
-    option("-port", field="port", type=PORT, env="WAZIUP_HISTORY_PORT", help="HTTP port"),
-    option("-host", field="host", type=Text("ADDRESS"), env="WAZIUP_HISTORY_HOST", help="address to listen on"),
-    option("-data", field="data_dir", type=Text("DIR"), env="WAZIUP_DATA_DIR", help="where history.db goes"),
-    option("-dbURI", field="db_uri", type=Text("URL"), env="WAZIUP_HISTORY_DB_URI", check=_db_uri,
-           shown="sqlite:///<-data>/history.db",
+    option("-port", type=PORT, env=HISTORY, help="HTTP port"),
+    listen_option("-host", env=HISTORY),
+    data_dir_option("-data", help="where history.db goes"),
+    option("-dbURI", type=Text("URL"), env=HISTORY, check=_db_uri, shown="sqlite:///<-data>/history.db",
            help="store: sqlite:///relative.db, sqlite:////absolute.db, postgresql://user:password@host/db"),
-    option("-logLevel", field="log_level", type=Text("LEVEL"), env=("WAZIUP_LOG_LEVEL", "LOGLEVEL"), check=_level,
-           help="log level"),
-    option("-defaultLimit", field="default_limit", type=Int(1, 1_000_000), env="DEFAULT_LIMIT",
+    log_level_option("-logLevel", env=("WAZIUP_LOG_LEVEL", "LOGLEVEL"), check=known_log_level),
+    option("-defaultLimit", type=Int(1, 1_000_000), env="DEFAULT_LIMIT",
            help="most rows an answer holds (a larger limit is cut to it)"),
-    option("-maxBody", field="max_body", type=Int(1024, 1 << 30, metavar="BYTES"), env="WAZIUP_HISTORY_MAX_BODY",
-           help="largest notification accepted (413 beyond)"),
-    option("-reqTimeout", field="req_timeout", type=Int(0, 3600, metavar="SECONDS"), env="WAZIUP_HISTORY_REQ_TIMEOUT",
-           help="seconds a request's head, then its body, may take (0: no limit)"),
-    option("-retentionDays", field="retention_days", type=Int(0, 36600, metavar="DAYS"),
-           env="WAZIUP_HISTORY_RETENTION_DAYS", help="days raw values are kept (0: for ever); roll-ups stay"),
-    option("-hourlyRetentionDays", field="hourly_retention_days", type=Int(0, 36600, metavar="DAYS"),
-           env="WAZIUP_HISTORY_HOURLY_RETENTION_DAYS",
+    *request_limit_options(HISTORY, body="notification"),
+    option("-retentionDays", type=Int(0, 36600, metavar="DAYS"), env=HISTORY,
+           help="days raw values are kept (0: for ever); roll-ups stay"),
+    option("-hourlyRetentionDays", type=Int(0, 36600, metavar="DAYS"), env=HISTORY,
            help="days hourly roll-ups are kept (0: for ever; at least the raw retention); daily roll-ups stay"),
-    option("-retention", field="retention", type=Repeated(metavar="TENANT/TYPE=DAYS"), env="WAZIUP_HISTORY_RETENTION",
-           check=parse_rule, help="retention of one tenant and/or type (*: any), overriding -retentionDays; repeatable"),
-    option("-retentionInterval", field="retention_interval", type=Int(1, 86400 * 7, metavar="SECONDS"),
-           env="WAZIUP_HISTORY_RETENTION_INTERVAL", help="seconds between retention passes"),
-    option("-https", type=FLAG, env="WAZIUP_HISTORY_HTTPS", help="serve HTTPS only, on -port (needs -key and -cert)"),
-    option("-key", field="https_key", type=Text("FILE"), env="WAZIUP_HISTORY_HTTPS_KEY",
-           help="-https: the private key, PEM, not encrypted"),
-    option("-cert", field="https_cert", type=Text("FILE"), env="WAZIUP_HISTORY_HTTPS_CERT",
-           help="-https: the certificate, PEM, followed by any intermediate CA certificates"),
+    option("-retention", type=Repeated(metavar="TENANT/TYPE=DAYS"), env=HISTORY, check=parse_rule,
+           help="retention of one tenant and/or type (*: any), overriding -retentionDays; repeatable"),
+    option("-retentionInterval", type=Int(1, 86400 * 7, metavar="SECONDS"), env=HISTORY,
+           help="seconds between retention passes"),
+    *https_options(HISTORY),
     guards_option("-guard"),
     about="The history service (QuantumLeap 1.0-compatible): POST /v2/notify stores NGSI-v2 notifications, "
     "/v2/entities, /v2/types and /v2/attrs query them.",
@@ -128,8 +98,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
     config = OPTIONS.build(argv, environ)
     if not config.db_uri and environ.get("QL_DEFAULT_DB", "").strip().lower() == "timescale":
         config = replace(config, db_uri=_timescale_url(environ))
-    if config.https:
-        check_https_files(config.https_key, config.https_cert)
+    config.check_https()
     problem = config.policy.problem()
     if problem is not None:
         raise ConfigError(problem)

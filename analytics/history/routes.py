@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ngsi.errors import NGSIError
 from ngsi.server.asgi import context_of
+from ngsi.server.service import request_tenant
 
 from . import csvout, engine, render
 from .errors import BadRequest
@@ -43,10 +43,7 @@ def _store(request: Request) -> HistoryStore:
 
 
 def _tenant(request: Request) -> str:
-    try:
-        return context_of(request.scope).checked_tenant()
-    except NGSIError as exc:
-        raise BadRequest(f"Fiware-Service: {exc.description}") from None
+    return request_tenant(request, BadRequest)
 
 
 def _query(request: Request, **path: str) -> Query:

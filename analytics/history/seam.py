@@ -3,21 +3,23 @@
 ``GuardLayer`` (``ngsi/server/asgi.py``) gives every request its context (tenant,
 service path, correlator) and runs the guards the platform configures (``-guard``); it
 also bounds each body (``-maxBody``: 413) and the time it may take (``-reqTimeout``:
-408), and ``GuardedHttpProtocol`` bounds the request head. All of them answer in
-QuantumLeap's error shape, ``{"error": <HTTP reason>, "description"}``, which is also
-the protocol's default refusal.
+408), and ``GuardedHttpProtocol`` bounds the request head; a bug answers 500. All of them
+answer in QuantumLeap's error shape, ``{"error": <HTTP reason>, "description"}``, which is
+also the protocol's default refusal. ``SEAM`` holds these answers for the shell the
+services share (``ngsi/server/service.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import logging
 
-from starlette.middleware import Middleware
+from starlette.responses import Response
 
-from ngsi.server.asgi import GuardedHttpProtocol, GuardLayer
-from ngsi.server.guards import BodyTimeout, Guard, PayloadTooLarge, load_guards
+from ngsi.server.guards import BodyTimeout, PayloadTooLarge
 from ngsi.server.reply import Reply, json_reply
+from ngsi.server.service import Seam
+
+from .routes import json_response
 
 
 def too_large(exc: PayloadTooLarge) -> Reply:
@@ -29,14 +31,8 @@ def timed_out(exc: BodyTimeout) -> Reply:
     return json_reply({"error": "Request Timeout", "description": str(exc)}, 408)
 
 
-def guard_layer(config: Any, guards: Sequence[Guard] | None = None) -> Middleware:
-    """The middleware entry: ``guards`` when given (tests, in-process composition), else
-    those ``config.guards`` names."""
-    chosen = list(guards) if guards is not None else load_guards(config.guards, config)
-    return Middleware(GuardLayer, guards=chosen, too_large=too_large, max_body=config.max_body,
-                      timed_out=timed_out, body_timeout=float(config.req_timeout))
+def internal_error() -> Response:
+    return json_response({"error": "Internal Server Error", "description": "internal error"}, 500)
 
 
-def http_protocol(config: Any) -> type[GuardedHttpProtocol]:
-    """uvicorn's protocol class for the service: the head deadline is ``-reqTimeout``."""
-    return type("HistoryHttpProtocol", (GuardedHttpProtocol,), {"head_timeout": float(config.req_timeout)})
+SEAM = Seam(too_large, timed_out, internal_error, logging.getLogger("waziup.history"), protocol="HistoryHttpProtocol")

@@ -38,107 +38,64 @@ def _aggregate(kinds: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+def _closed(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """An object with ``properties`` and no others: a misspelt key is an error, not ignored."""
+    return {"type": "object", "additionalProperties": False, "required": required, "properties": properties}
+
+
 _ACTION_BASE: Final = {"type": {"enum": ["update", "post", "command", "email"]}, "interval": _NUMERIC}
+_TEMPLATE: Final = {"template": {"type": "string"}}
+
+
+def _action(kind: str, parameters: dict[str, Any], *, template: bool = False,
+            required: tuple[str, ...] = ("parameters",)) -> dict[str, Any]:
+    """The branch of ``ACTION_SCHEMA`` for actions of type ``kind``: the keys every action
+    has, its ``template`` if it takes one, and its own ``parameters``; nothing else."""
+    properties = {**_ACTION_BASE, **(_TEMPLATE if template else {}), "parameters": parameters}
+    return {
+        "if": {"properties": {"type": {"const": kind}}},
+        "then": {"required": list(required), "additionalProperties": False, "properties": properties},
+    }
+
 
 ACTION_SCHEMA: Final[dict[str, Any]] = {
     "type": "object",
     "required": ["type"],
     "properties": _ACTION_BASE,
     "allOf": [
-        {
-            "if": {"properties": {"type": {"const": "update"}}},
-            "then": {
-                "required": ["parameters"],
+        _action("update", _closed(["attributes"], {
+            "id": {"type": "string"},
+            "type": {"type": "string"},
+            "version": {"enum": [2, "2"]},
+            "actionType": {"enum": ["APPEND", "UPDATE", "DELETE", "append", "update", "delete"]},
+            "filter": {
+                "type": "object",
                 "additionalProperties": False,
-                "properties": {
-                    **_ACTION_BASE,
-                    "parameters": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["attributes"],
-                        "properties": {
-                            "id": {"type": "string"},
-                            "type": {"type": "string"},
-                            "version": {"enum": [2, "2"]},
-                            "actionType": {"enum": ["APPEND", "UPDATE", "DELETE", "append", "update", "delete"]},
-                            "filter": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "properties": {"type": {"type": "string"}, "id": {"type": "string"},
-                                               "idPattern": {"type": "string"}, "q": {"type": "string"}},
-                            },
-                            "attributes": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "required": ["name"],
-                                    "additionalProperties": False,
-                                    "properties": {"name": _NON_EMPTY, "type": {"type": "string"}, "value": {}},
-                                },
-                            },
-                        },
-                    },
+                "properties": {"type": {"type": "string"}, "id": {"type": "string"},
+                               "idPattern": {"type": "string"}, "q": {"type": "string"}},
+            },
+            "attributes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": False,
+                    "properties": {"name": _NON_EMPTY, "type": {"type": "string"}, "value": {}},
                 },
             },
-        },
-        {
-            "if": {"properties": {"type": {"const": "post"}}},
-            "then": {
-                "required": ["parameters"],
-                "additionalProperties": False,
-                "properties": {
-                    **_ACTION_BASE,
-                    "template": {"type": "string"},
-                    "parameters": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["url"],
-                        "properties": {
-                            "url": _NON_EMPTY,
-                            "method": {"enum": ["POST", "PUT", "PATCH", "GET", "DELETE"]},
-                            "headers": _TEMPLATED_MAP,
-                            "qs": _TEMPLATED_MAP,
-                            "json": {},
-                        },
-                    },
-                },
-            },
-        },
-        {
-            "if": {"properties": {"type": {"const": "command"}}},
-            "then": {
-                "required": ["parameters"],
-                "additionalProperties": False,
-                "properties": {
-                    **_ACTION_BASE,
-                    "parameters": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["command"],
-                        "properties": {"command": _NON_EMPTY, "value": {}, "id": {"type": "string"},
-                                       "type": {"type": "string"}},
-                    },
-                },
-            },
-        },
-        {
-            "if": {"properties": {"type": {"const": "email"}}},
-            "then": {
-                "required": ["parameters", "template"],
-                "additionalProperties": False,
-                "properties": {
-                    **_ACTION_BASE,
-                    "template": {"type": "string"},
-                    "parameters": {
-                        # No "smtp" here, unlike Perseo: the SMTP server is the service's configuration.
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["to"],
-                        "properties": {"to": _NON_EMPTY, "from": {"type": "string"}, "subject": {"type": "string"}},
-                    },
-                },
-            },
-        },
+        })),
+        _action("post", _closed(["url"], {
+            "url": _NON_EMPTY,
+            "method": {"enum": ["POST", "PUT", "PATCH", "GET", "DELETE"]},
+            "headers": _TEMPLATED_MAP,
+            "qs": _TEMPLATED_MAP,
+            "json": {},
+        }), template=True),
+        _action("command", _closed(["command"], {"command": _NON_EMPTY, "value": {}, "id": {"type": "string"},
+                                                 "type": {"type": "string"}})),
+        # No "smtp" here, unlike Perseo: the SMTP server is the service's configuration.
+        _action("email", _closed(["to"], {"to": _NON_EMPTY, "from": {"type": "string"}, "subject": {"type": "string"}}),
+                template=True, required=("parameters", "template")),
     ],
 }
 
@@ -160,52 +117,37 @@ RULE_SCHEMA: Final[dict[str, Any]] = {
                 "idPattern": _NON_EMPTY,
                 "servicePath": _NON_EMPTY,
                 "q": {"type": "string"},
-                "window": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["minutes", "aggregates"],
-                    "properties": {
-                        "minutes": {"type": "number", "exclusiveMinimum": 0, "maximum": 10080},
-                        "aggregates": {
-                            "type": "object",
-                            "minProperties": 1,
-                            "additionalProperties": _aggregate(AGGREGATES),
-                        },
-                        "q": {"type": "string"},
+                "window": _closed(["minutes", "aggregates"], {
+                    "minutes": {"type": "number", "exclusiveMinimum": 0, "maximum": 10080},
+                    "aggregates": {
+                        "type": "object",
+                        "minProperties": 1,
+                        "additionalProperties": _aggregate(AGGREGATES),
                     },
-                },
-                "nosignal": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["attribute", "reportInterval"],
-                    "properties": {
-                        "attribute": _NON_EMPTY,
-                        "reportInterval": _NUMERIC,
-                        "reportIntervalAttr": _NON_EMPTY,
-                        "checkInterval": _NUMERIC,
-                        "maxTimeDetection": _NUMERIC,
-                        "maxTimeDetectionAttr": _NON_EMPTY,
-                    },
-                },
+                    "q": {"type": "string"},
+                }),
+                "nosignal": _closed(["attribute", "reportInterval"], {
+                    "attribute": _NON_EMPTY,
+                    "reportInterval": _NUMERIC,
+                    "reportIntervalAttr": _NON_EMPTY,
+                    "checkInterval": _NUMERIC,
+                    "maxTimeDetection": _NUMERIC,
+                    "maxTimeDetectionAttr": _NON_EMPTY,
+                }),
                 "anomaly": _NON_EMPTY,
             },
         },
         "action": {"anyOf": [{"type": "object"}, {"type": "array", "minItems": 1, "items": {"type": "object"}}]},
-        "derive": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["id", "type", "attributes"],
-            "properties": {
-                "id": _NON_EMPTY,
-                "type": _NON_EMPTY,
-                "servicePath": _NON_EMPTY,
-                "attributes": {
-                    "type": "object",
-                    "minProperties": 1,
-                    "additionalProperties": _aggregate(DERIVED_AGGREGATES),
-                },
+        "derive": _closed(["id", "type", "attributes"], {
+            "id": _NON_EMPTY,
+            "type": _NON_EMPTY,
+            "servicePath": _NON_EMPTY,
+            "attributes": {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": _aggregate(DERIVED_AGGREGATES),
             },
-        },
+        }),
     },
 }
 

@@ -7,7 +7,7 @@ start-up.
 Each registration also counts its forwardings (``forwardingInformation``: timesSent,
 lastForwarding, lastSuccess, lastFailure). Those change on every forwarded request, so
 they are kept beside the registrations, shown at once, and written to the store a moment
-later (``FLUSH_DELAY``) and on close, as the subscriptions' notification counters are. A
+later and on close (``broker/flushing.py``), as the subscriptions' notification counters are. A
 store shared by several workers has no atomic update of a registration, and a write that
 raced a delete would bring the registration back: there each worker keeps its own
 counters in memory only (docs/broker.md).
@@ -16,7 +16,6 @@ counters in memory only (docs/broker.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -26,13 +25,13 @@ from ngsi.destinations import Gate, Refused
 from ngsi.errors import BadRequest, NotFound
 from ngsi.servicepath import covers
 
+from ..flushing import DelayedFlush
 from ..store import Store
 from .model import FORWARDING_INFO, REGISTRATION_NOT_FOUND, Reg
 
 log = logging.getLogger("waziup.registrations")
 
 Scopes = tuple[tuple[str, bool], ...]
-FLUSH_DELAY = 0.5  # seconds between a forwarding and the write of its counters
 
 
 def new_id() -> str:
@@ -40,15 +39,14 @@ def new_id() -> str:
     return secrets.token_hex(12)
 
 
-class RegistrationRegistry:
+class RegistrationRegistry(DelayedFlush):
     def __init__(self, store: Store, *, gate: Gate | None = None) -> None:
+        super().__init__()
         self.store = store
         self.gate = gate  # the destination policy, checked on the provider URL at creation
         self._tenants: dict[str, dict[str, Reg]] = {}  # tenant -> id -> reg, creation order
         # (tenant, id) -> {"timesSent", "lastForwarding", "lastSuccess"?, "lastFailure"?}
         self._forwarding: dict[tuple[str, str], dict[str, Any]] = {}
-        self._dirty: set[tuple[str, str]] = set()
-        self._flusher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # a counters write never follows (and undoes) a delete
 
     async def load(self) -> None:
@@ -133,17 +131,7 @@ class RegistrationRegistry:
         info["lastSuccess" if ok else "lastFailure"] = float(int(sent if done is None else done))
         if self.store.shared:
             return
-        self._dirty.add((tenant, reg_id))
-        if self._flusher is None or self._flusher.done():
-            try:
-                self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
-            except RuntimeError:  # no loop: flush() persists on demand
-                self._flusher = None
-
-    async def _flush_later(self) -> None:
-        while self._dirty:
-            await asyncio.sleep(FLUSH_DELAY)
-            await self.flush()
+        self._mark(tenant, reg_id)
 
     async def flush(self) -> None:
         """Persist the counters changed since the last flush (single-process stores only)."""
@@ -162,11 +150,3 @@ class RegistrationRegistry:
                     self._dirty.add((tenant, reg_id))
                     continue
                 self._tenants[tenant][reg_id] = doc
-
-    async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
-        await self.flush()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ from ngsi.errors import BadRequest
 from ngsi.server.reply import Reply
 
 from ..changes import DELETE as DELETED, Change
-from ..http import Call, Resource, check_accept, json_response, parse_options
+from ..http import Call, Handler, Resource, check_accept, json_response, parse_options
 from . import batch, entities, notify, registrations, subscriptions, types, version
 from .params import check_params
 
@@ -378,10 +379,20 @@ async def get_statistics(call: Call) -> Reply:
     return json_response(body)
 
 
-async def reset_statistics(call: Call) -> Reply:
-    check_params(call)
-    _admin(call).stats.reset()
-    return json_response(RESET)
+def _resetter(counters: Callable[[Admin], Statistics | SubCache]) -> Handler:
+    """The DELETE of /statistics or /cache/statistics: zeroes its own ``counters``, and both
+    answer with the one message of the manual (``RESET``)."""
+
+    async def reset(call: Call) -> Reply:
+        check_params(call)
+        counters(_admin(call)).reset()
+        return json_response(RESET)
+
+    return reset
+
+
+reset_statistics = _resetter(lambda admin: admin.stats)
+reset_cache_statistics = _resetter(lambda admin: admin.cache)
 
 
 async def get_cache_statistics(call: Call) -> Reply:
@@ -389,12 +400,6 @@ async def get_cache_statistics(call: Call) -> Reply:
     # The stored subscriptions are the registry's (it loads them all and follows every change).
     docs = await call.state.store.load_docs("subscription")
     return json_response(_admin(call).cache.render([doc["id"] for _, doc in docs]))
-
-
-async def reset_cache_statistics(call: Call) -> Reply:
-    check_params(call)
-    _admin(call).cache.reset()
-    return json_response(RESET)
 
 
 async def get_log(call: Call) -> Reply:

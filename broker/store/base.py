@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Literal
 
 from ngsi.regex import compile_pattern
 from ngsi.servicepath import covers
-from ngsi.store_lifecycle import Openable, backend_class
+from ngsi.store_lifecycle import ErrorMapping, Openable, backend_class
 
 Entity = dict[str, Any]
 # What a read-modify-write decides to do: ("insert" | "save" | "delete", entity), or nothing.
@@ -47,33 +47,24 @@ class AlreadyExists(StoreError):
     """An insert found an entity with the same id, type and service path."""
 
 
-class DriverErrors:
-    """``with`` it, a database driver's exceptions become the store's, so that callers see
-    one hierarchy whatever the backend: a unique-key violation (``duplicate``) is
-    AlreadyExists, the other ``failures`` are StoreError, described by ``message``
-    (``{exc}``: the driver's text, ``{name}``: its exception's class). Stateless, so one
-    instance per backend serves every call, nested or concurrent; a class rather than a
-    ``@contextmanager`` generator, which would be built anew for each find and save."""
+class DriverErrors(ErrorMapping):
+    """``ngsi.store_lifecycle.ErrorMapping`` to StoreError, where a unique-key violation
+    (``duplicate``) is AlreadyExists: one hierarchy whatever the backend."""
 
-    __slots__ = ("duplicate", "failures", "message")
+    __slots__ = ("duplicate",)
 
     def __init__(
         self, duplicate: type[BaseException], failures: tuple[type[BaseException], ...], message: str
     ) -> None:
+        super().__init__(failures, StoreError, message)
         self.duplicate = duplicate
-        self.failures = failures
-        self.message = message
-
-    def __enter__(self) -> None:
-        return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: object) -> None:
-        if exc is None:
+        if exc is None:  # every statement: as cheap as the base's
             return
         if isinstance(exc, self.duplicate):
             raise AlreadyExists(str(exc)) from exc
-        if isinstance(exc, self.failures):
-            raise StoreError(self.message.format(exc=exc, name=type(exc).__name__)) from exc
+        ErrorMapping.__exit__(self, kind, exc, traceback)
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,6 @@ optimistic until the notifier ``claim``s it, which checks and records lastNotifi
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -33,13 +31,13 @@ from typing import Any, Awaitable, Callable
 from ngsi.destinations import Gate, Refused
 from ngsi.errors import BadRequest, NotFound
 
+from ..flushing import DelayedFlush
 from ..store import Store
 from .matcher import is_active, throttled
 from .model import SUBSCRIPTION_NOT_FOUND, Sub, apply_update, destination_urls
 
 log = logging.getLogger("waziup.subscriptions")
 
-FLUSH_DELAY = 0.5  # seconds between a counter change and its write to the store
 # (tenant, "create" | "update" | "delete", subscription)
 SubListener = Callable[[str, str, Sub], Awaitable[None] | None]
 # A notification outcome: ("sent", when) | ("success", when, code) | ("failure", when, reason) | ("status", status)
@@ -57,13 +55,12 @@ def new_sub_id(now: float | None = None) -> str:
     return f"{seconds:08x}{os.urandom(5).hex()}{_counter:06x}"
 
 
-class SubscriptionRegistry:
+class SubscriptionRegistry(DelayedFlush):
     def __init__(self, store: Store, *, gate: Gate | None = None) -> None:
+        super().__init__()
         self.store = store
         self.gate = gate  # the destination policy, checked on the URLs of what clients write
         self._tenants: dict[str, dict[str, Sub]] = {}
-        self._dirty: set[tuple[str, str]] = set()
-        self._flusher: asyncio.Task[None] | None = None
         self.listeners: list[SubListener] = []
         self.shared = bool(getattr(store, "shared", False))
         self._events: dict[tuple[str, str], list[Event]] = {}  # shared store: not flushed yet
@@ -105,14 +102,6 @@ class SubscriptionRegistry:
         self._dirty.discard((tenant, sub_id))
         self._events.pop((tenant, sub_id), None)
         self._unclaimed.pop((tenant, sub_id), None)
-
-    async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
-        await self.flush()
 
     async def flush(self) -> None:
         """Persist the subscriptions whose counters changed since the last flush."""
@@ -310,19 +299,6 @@ class SubscriptionRegistry:
         if self.shared:
             self._events.setdefault((tenant, sub_id), []).append(event)
         self._mark(tenant, sub_id)
-
-    def _mark(self, tenant: str, sub_id: str) -> None:
-        self._dirty.add((tenant, sub_id))
-        if self._flusher is None or self._flusher.done():
-            try:
-                self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
-            except RuntimeError:  # no loop (pure tests): flush() persists on demand
-                self._flusher = None
-
-    async def _flush_later(self) -> None:
-        while self._dirty:
-            await asyncio.sleep(FLUSH_DELAY)
-            await self.flush()
 
 
 def _apply(sub: Sub, event: Event) -> None:

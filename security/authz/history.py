@@ -38,7 +38,6 @@ from ngsi.servicepath import MAX_PATHS, Scope, parse_scopes
 from .request import (
     _GEO_PARAMS,
     _NOTHING,
-    ADMIN,
     ANY_ENTITY,
     CREATE,
     DELETE,
@@ -51,13 +50,11 @@ from .request import (
     UPDATE,
     RequestResource,
     Target,
-    _Analysis,
 )
+from .routed import Route, RoutedAnalysis, route_table
 
 # (method, path template, action), in the order of the history's routes
-# (analytics/history/routes.py): the first whose template and method match wins, as in
-# Starlette's router ("/v2/attrs/value" before "/v2/attrs/{attr}"). A ``{name}`` is one
-# non-empty path segment. HEAD is served wherever GET is.
+# (analytics/history/routes.py), read as routed.py says.
 ROUTES: Final[tuple[tuple[str, str, str], ...]] = (
     ("GET", "/v2/last", READ),
     ("GET", "/v2/entities", READ),
@@ -76,10 +73,8 @@ ROUTES: Final[tuple[tuple[str, str, str], ...]] = (
     ("GET", "/v2/attrs/{attr}", READ),
     ("GET", "/v2/attrs/{attr}/value", READ),
 )
-PUBLIC: Final = ("/version", "/health", "/v2")
+PUBLIC: Final[tuple[str, ...]] = ("/version", "/health", "/v2")
 NOTIFY: Final = "/v2/notify"
-
-_SPLIT: Final = tuple((method, template, action, template.split("/")) for method, template, action in ROUTES)
 
 
 def names(raw: str | None) -> tuple[str, ...] | None:
@@ -91,52 +86,19 @@ def names(raw: str | None) -> tuple[str, ...] | None:
     return items or None
 
 
-def match(template: list[str], parts: list[str]) -> dict[str, str] | None:
-    """The ``{name}`` segments of ``parts`` when they fit ``template``, else None."""
-    if len(template) != len(parts):
-        return None
-    found: dict[str, str] = {}
-    for pattern, part in zip(template, parts):
-        if pattern.startswith("{"):
-            if not part:
-                return None
-            found[pattern[1:-1]] = part
-        elif pattern != part:
-            return None
-    return found
-
-
-class HistoryAnalysis(_Analysis):
+class HistoryAnalysis(RoutedAnalysis):
     """One request to the history service being read (see the module docstring)."""
+
+    SERVICE = "history"
+    PUBLIC = PUBLIC
+    NOTIFICATIONS = NOTIFY
+    TABLE = route_table(ROUTES)
 
     def options(self) -> frozenset[str]:
         return frozenset()  # the history projects series, not rendered entities
 
-    def run(self) -> RequestResource:
-        path, method = self.path, self.method
-        if method == "OPTIONS":
-            return self.result({READ}, "", (EVERY_PATH,), public=True)  # no token, reveals nothing
-        if path in PUBLIC:
-            if method not in ("GET", "HEAD"):
-                return self.not_served("GET")
-            return self.result({READ}, "", (EVERY_PATH,), public=True)
-        if path == NOTIFY:
-            return self.ingestion() if method == "POST" else self.not_served("POST")
-        parts = path.split("/")
-        asked = "GET" if method == "HEAD" else method
-        served: list[str] = []
-        for route_method, template, action, segments in _SPLIT:
-            found = match(segments, parts)
-            if found is None:
-                continue
-            if route_method != asked:
-                served.append(route_method)
-                continue
-            return self.selection(action, found, f"{method} {template} (history)")
-        if served:
-            return self.not_served(", ".join(dict.fromkeys(served)))
-        self.bad(f"{path} is not a route of the history service")
-        return self.result({ADMIN}, self.tenant(), (EVERY_PATH,))
+    def routed(self, route: Route, path: dict[str, str], name: str) -> RequestResource:
+        return self.selection(route.action, path, name)
 
     def selection(self, action: str, path: dict[str, str], route: str) -> RequestResource:
         """A query (``read``) or a delete of the series the path and parameters select."""

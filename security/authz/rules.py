@@ -27,11 +27,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from .history import HistoryAnalysis, match
+from .history import HistoryAnalysis
 from .request import ADMIN, ANY_ENTITY, EVERY_PATH, READ, SERVICES, RequestResource
+from .routed import Route, route_table
 
 NOTICES: Final = "/notices"
-PUBLIC: Final = ("/version",)
+PUBLIC: Final[tuple[str, ...]] = ("/version",)
 
 # (method, path template, action, targets: "none" | "any"), in the order of the service's routes
 ROUTES: Final[tuple[tuple[str, str, str, str], ...]] = (
@@ -45,38 +46,18 @@ ROUTES: Final[tuple[tuple[str, str, str, str], ...]] = (
     ("GET", "/rules/{name}/firings", READ, "any"),
 )
 
-_SPLIT: Final = tuple((method, template, action, targets, template.split("/"))
-                      for method, template, action, targets in ROUTES)
-
 
 class RulesAnalysis(HistoryAnalysis):
     """One request to the rules service being read (see the module docstring)."""
 
-    def run(self) -> RequestResource:
-        path, method = self.path, self.method
-        if method == "OPTIONS":
-            return self.result({READ}, "", (EVERY_PATH,), public=True)  # no token, reveals nothing
-        if path in PUBLIC:
-            if method not in ("GET", "HEAD"):
-                return self.not_served("GET")
-            return self.result({READ}, "", (EVERY_PATH,), public=True)
-        if path == NOTICES:
-            return self.ingestion(f"POST {NOTICES} (rules)") if method == "POST" else self.not_served("POST")
-        parts = path.split("/")
-        asked = "GET" if method == "HEAD" else method
-        served: list[str] = []
-        for route_method, template, action, targets, segments in _SPLIT:
-            if match(segments, parts) is None:
-                continue
-            if route_method != asked:
-                served.append(route_method)
-                continue
-            chosen = (ANY_ENTITY,) if targets == "any" else ()
-            return self.result({action}, self.tenant(), (EVERY_PATH,), chosen, route=f"{method} {template} (rules)")
-        if served:
-            return self.not_served(", ".join(dict.fromkeys(served)))
-        self.bad(f"{path} is not a route of the rules service")
-        return self.result({ADMIN}, self.tenant(), (EVERY_PATH,))
+    SERVICE = "rules"
+    PUBLIC = PUBLIC
+    NOTIFICATIONS = NOTICES
+    TABLE = route_table(ROUTES)
+
+    def routed(self, route: Route, path: dict[str, str], name: str) -> RequestResource:
+        targets = (ANY_ENTITY,) if route.extra == ("any",) else ()
+        return self.result({route.action}, self.tenant(), (EVERY_PATH,), targets, route=name)
 
 
 def describe_rules(method: str, path: str, query: Any, headers: Any, body: Any, multiservice: bool) -> RequestResource:

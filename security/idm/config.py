@@ -15,22 +15,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from ngsi.service_options import ServiceConfig
 from ngsi.settings import (
-    FLAG,
-    PORT,
-    Choice,
-    Int,
-    SettingsError,
-    Table,
-    Text,
-    command_line,
-    data_dir_option,
-    http_url,
-    listen_option,
-    log_level_option,
-    option,
+    FLAG, PORT, Choice, Int, SettingsError, Table, Text, command_line, data_dir_option, environment_secret, http_url,
+    listen_option, log_level_option, option,
 )
-from ngsi.tls import check_https_files
 
 DEFAULT_PORT = 3005  # Keyrock's
 DAY = 86400
@@ -39,16 +28,11 @@ ConfigError = SettingsError
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(ServiceConfig):
+    STORE_FILE = "idm.db"
+
     port: int = DEFAULT_PORT
-    host: str = "0.0.0.0"
-    data_dir: str = "data"
-    db_uri: str = ""  # empty: sqlite file <data_dir>/idm.db
     issuer: str = ""  # empty: http(s)://localhost:<port>
-    https: bool = False
-    https_key: str = ""
-    https_cert: str = ""
-    log_level: str = "INFO"
     auth_lifetime: int = 300  # authorization code, seconds (Keyrock: 5 min)
     access_lifetime: int = 3600  # access token (Keyrock: 1 h)
     refresh_lifetime: int = 14 * DAY  # refresh token (Keyrock: 14 days)
@@ -64,10 +48,6 @@ class Config:
     admin_username: str = "admin"
     admin_email: str = "admin@localhost"
     admin_password: str = field(default="", repr=False)  # environment only
-
-    @property
-    def store_url(self) -> str:
-        return self.db_uri or f"sqlite:///{os.path.abspath(os.path.join(self.data_dir, 'idm.db'))}"
 
     @property
     def issuer_url(self) -> str:
@@ -132,10 +112,8 @@ PASSWORD_VARIABLES = ("WAZIUP_ADMIN_PASSWORD", "IDM_ADMIN_PASS")
 def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
     environ = os.environ if environ is None else environ
     config = OPTIONS.build(argv, environ)
-    password = next((environ[v] for v in PASSWORD_VARIABLES if environ.get(v)), "")
-    config = replace(config, admin_password=password)
-    if config.https:
-        check_https_files(config.https_key, config.https_cert)
+    config = replace(config, admin_password=environment_secret(environ, *PASSWORD_VARIABLES))
+    config.check_https()
     return config
 
 

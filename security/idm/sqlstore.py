@@ -23,19 +23,8 @@ from typing import Any, Generic, Self, TypeVar
 import orjson
 
 from .model import (
-    INTERNAL_PERMISSIONS,
-    INTERNAL_ROLE_PERMISSIONS,
-    INTERNAL_ROLES,
-    Application,
-    Membership,
-    Organization,
-    OrganizationRole,
-    Permission,
-    Role,
-    SigningKey,
-    Token,
-    User,
-    UserRole,
+    INTERNAL_PERMISSIONS, INTERNAL_ROLE_PERMISSIONS, INTERNAL_ROLES, Application, Membership, Organization,
+    OrganizationRole, Permission, Role, SigningKey, Token, User, UserRole,
 )
 
 Row = Sequence[Any]

@@ -31,7 +31,6 @@ A service that cannot be reached is 500 InternalServerError in Wilma's shape.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from typing import Any, Final
 from urllib.parse import quote
@@ -191,22 +190,13 @@ def create_app(config: ProxyConfig, **kwargs: Any) -> Proxy:
 
 def serve(config: ProxyConfig) -> None:
     """Run the proxy under uvicorn until stopped."""
-    import uvicorn
+    from ngsi.server.service import configure_logging, run  # uvicorn: only to serve
 
-    level = config.log_level.upper()
-    logging.basicConfig(
-        level=getattr(logging, "WARNING" if level == "WARN" else level, logging.INFO),
-        format="time=%(asctime)s | lvl=%(levelname)s | comp=%(name)s | msg=%(message)s",
-    )
-    options: dict[str, Any] = {
-        "host": config.host, "port": config.port, "log_level": "warning", "access_log": False, "server_header": False,
-        "lifespan": "on", "proxy_headers": False, "date_header": False,
-    }
-    if config.https:
-        options.update(ssl_keyfile=os.path.abspath(config.https_key), ssl_certfile=os.path.abspath(config.https_cert))
+    configure_logging(config.log_level)
     log.info("PEP proxy on port %s for %s: identity manager %s, application %s, PDP %s", config.port,
              config.upstream or "nginx (auth_for_nginx)", config.idm_url, config.app_id or "(any)", config.pdp)
-    uvicorn.run(create_app(config), **options)
+    run(create_app(config), host=config.host, port=config.port, date_header=False,
+        tls=(config.https_key, config.https_cert) if config.https else None)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -61,6 +61,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))  # asked for only here: SQLite runs start no PostgreSQL
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store URL of each backend for a module whose tests each use a tenant of their own."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('history')}/history.db"
+    return str(request.getfixturevalue("pg_module_url"))
+
+
 @pytest.fixture
 async def store(store_url: str, anyio_backend: str) -> AsyncIterator[HistoryStore]:
     the_store = open_store(store_url)
@@ -83,18 +91,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("postgresql"))
 
 
-class HistoryProcess(ServiceProcess):
-    """``python -m analytics.history`` on a loopback port, in a process group of its own
-    (``kill -9`` reaches everything it started)."""
+class AnalyticsProcess(ServiceProcess):
+    """``python -m <module>`` on a loopback port, as users start an analytics service
+    (``port``: the same again after a restart; a free one by default)."""
 
-    new_session = True
+    module: str
+    what: str  # in start-up errors
 
-    def __init__(self, args: list[str]) -> None:
-        self.port = free_port()
+    def __init__(self, args: list[str], port: int | None = None) -> None:
+        self.port = free_port() if port is None else port
         self.args = args
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Self:
-        self.launch(["-m", "analytics.history", "-host", "127.0.0.1", "-port", str(self.port), *self.args],
-                    self.url + "/version", "history service")
+        self.launch(["-m", self.module, "-host", "127.0.0.1", "-port", str(self.port), *self.args],
+                    self.url + "/version", self.what)
         return self
+
+
+class HistoryProcess(AnalyticsProcess):
+    """The history service, in a process group of its own (``kill -9`` reaches everything
+    it started)."""
+
+    module = "analytics.history"
+    what = "history service"
+    new_session = True

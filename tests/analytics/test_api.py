@@ -66,13 +66,9 @@ ERROR = obj(error={"type": "string"}, description={"type": "string"})
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('history')}/history.db"
-    else:
-        url = str(request.getfixturevalue("pg_module_url"))
-    app = create_app(Config(db_uri=url, max_body=64 * 1024), clock=lambda: 1_700_000_000.0)
+@pytest.fixture(scope="module")
+def backend(module_store_url: str) -> Iterator[TestClient]:
+    app = create_app(Config(db_uri=module_store_url, max_body=64 * 1024), clock=lambda: 1_700_000_000.0)
     with TestClient(app) as client:
         yield client
 

@@ -5,15 +5,13 @@ values (a redelivery after the restart stores nothing twice)."""
 
 from __future__ import annotations
 
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.analytics.conftest import HistoryProcess
+from tests.hammer import writes_until_killed
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -30,8 +28,6 @@ def notification(eid: str, value: int) -> dict[str, object]:
 def test_acknowledged_notifications_survive_kill_9(db: str) -> None:
     service = HistoryProcess(["-dbURI", db]).start()
     acknowledged: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
     try:
         with httpx.Client(base_url=service.url, timeout=10) as client:
             sequenced = {"subscriptionId": "durable", "data": [
@@ -39,32 +35,13 @@ def test_acknowledged_notifications_survive_kill_9(db: str) -> None:
             answer = client.post("/v2/notify", json=sequenced, headers={"waziup-sequence": "1,2,3"})
             assert answer.status_code == 200
 
-        def hammer(worker: int) -> None:
-            with httpx.Client(base_url=service.url, timeout=5) as client:
-                i = 0
-                while not stop.is_set():
-                    i += 1
-                    eid = f"w{worker}x{i}"
-                    try:
-                        answer = client.post("/v2/notify", json=notification(eid, i))
-                    except httpx.TransportError:
-                        return  # killed: this one was never acknowledged
-                    if answer.status_code == 200:
-                        with lock:
-                            acknowledged.append(eid)
+        def write(client: httpx.Client, i: int, eid: str) -> list[str] | None:
+            answer = client.post("/v2/notify", json=notification(eid, i))
+            return acknowledged if answer.status_code == 200 else None
 
-        with ThreadPoolExecutor(4) as pool:
-            futures = [pool.submit(hammer, w) for w in range(4)]
-            deadline = time.monotonic() + 60
-            while len(acknowledged) < 100 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            service.kill()  # in the middle of the load
-            stop.set()
-            for future in futures:
-                future.result()
+        writes_until_killed(service.url, 4, write, lambda: len(acknowledged) >= 100, service.kill)
         assert len(acknowledged) >= 100
     finally:
-        stop.set()
         service.kill()
 
     service = HistoryProcess(["-dbURI", db]).start()

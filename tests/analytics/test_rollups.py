@@ -91,13 +91,9 @@ async def _rows(store: HistoryStore, sqlite_sql: str, postgres_sql: str, args: t
     return [tuple(row) for row in await store.pool.fetch(postgres_sql, *args)]
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('rollups')}/history.db"
-    else:
-        url = str(request.getfixturevalue("pg_module_url"))
-    app = create_app(Config(db_uri=url), clock=Clock())
+@pytest.fixture(scope="module")
+def service(module_store_url: str) -> Iterator[Service]:
+    app = create_app(Config(db_uri=module_store_url), clock=Clock())
     with TestClient(app) as client:
         yield Service(client, app.state.store)
 

@@ -9,12 +9,15 @@ start (never a skip): a machine without PostgreSQL must not pass the suite silen
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
 
 from devtools.pg_cluster import Cluster
@@ -37,6 +40,20 @@ def pg_url(pg_cluster: Cluster) -> str:
     """URL of the test database, emptied of what earlier tests stored."""
     pg_cluster.psql(_RESET, database=_DATABASE)
     return pg_cluster.url.rsplit("/", 1)[0] + "/" + _DATABASE
+
+
+def empty_db(request: pytest.FixtureRequest, directory: Path) -> str:
+    """The -dbURI of an empty database of the kind ``request.param`` names: an SQLite file
+    in ``directory``, or the PostgreSQL test database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{directory}/broker.db"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database a test's brokers share (workers, restarts): an SQLite file, or PostgreSQL."""
+    return empty_db(request, tmp_path)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -104,3 +121,33 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
+
+
+class MqttListener:
+    """A paho client subscribed to a topic filter on an MQTT broker, queueing (topic,
+    payload, qos, retain) of each message: what any MQTT client would see of a notification."""
+
+    def __init__(self, host: str, port: int, topic: str, qos: int = 2) -> None:
+        self.messages: queue.Queue[tuple[str, bytes, int, bool]] = queue.Queue()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        subscribed: queue.Queue[int] = queue.Queue()
+        self.client.on_message = lambda c, u, m: self.messages.put((m.topic, bytes(m.payload), m.qos, bool(m.retain)))
+        self.client.on_subscribe = lambda c, u, mid, codes, props: subscribed.put(mid)
+        self.client.connect(host, port)
+        self.client.loop_start()
+        self.client.subscribe(topic, qos=qos)
+        subscribed.get(timeout=5)
+
+    def next(self, timeout: float = 5) -> tuple[str, bytes, int, bool]:
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no MQTT message within {timeout} s") from None
+
+    def none(self, wait: float = 0.5) -> None:
+        time.sleep(wait)
+        assert self.messages.empty(), f"unexpected message {self.messages.get()}"
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

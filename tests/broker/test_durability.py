@@ -1,18 +1,14 @@
 """An acknowledged write survives ``kill -9`` of the broker, on SQLite and PostgreSQL,
 one request at a time and under concurrent load (every 2xx answer before the kill is
-in the database after the restart), with one worker and with ``-workers 2``."""
+in the database after the restart), with one worker and with ``-workers 2``; ``db`` (in
+conftest.py) is an SQLite file or PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
 import httpx
-import pytest
 
 from tests.conftest import BrokerProcess
+from tests.hammer import writes_until_killed
 
 
 class GroupBroker(BrokerProcess):
@@ -20,13 +16,6 @@ class GroupBroker(BrokerProcess):
 
     new_session = True
     startup_seconds = 120  # spawned workers import everything afresh: slow on a loaded machine
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/broker.db"
-    return str(request.getfixturevalue("pg_url"))
 
 
 def test_entities_survive_kill_9(db: str, broker_process) -> None:  # type: ignore[no-untyped-def]
@@ -70,40 +59,18 @@ def _writes_under_load_survive_kill_9(db: str, workers: int) -> None:
             assert client.post("/v2/entities", json={"id": "Shared", "type": "T"}).status_code == 201
         created: list[str] = []
         appended: list[str] = []
-        lock = threading.Lock()
-        stop = threading.Event()
 
-        def hammer(worker: int) -> None:
-            with httpx.Client(base_url=broker.url, timeout=5) as client:
-                i = 0
-                while not stop.is_set():
-                    i += 1
-                    name = f"w{worker}x{i}"
-                    try:
-                        if i % 2:
-                            r = client.post("/v2/entities", json={"id": name, "type": "T", "n": {"value": i}})
-                            ok, target = r.status_code == 201, created
-                        else:
-                            r = client.post("/v2/entities/Shared/attrs", json={name: {"value": i}})
-                            ok, target = r.status_code == 204, appended
-                    except httpx.TransportError:
-                        return  # the broker is gone: this write was never acknowledged
-                    if ok:
-                        with lock:
-                            target.append(name)
+        def write(client: httpx.Client, i: int, name: str) -> list[str] | None:
+            if i % 2:
+                r = client.post("/v2/entities", json={"id": name, "type": "T", "n": {"value": i}})
+                return created if r.status_code == 201 else None
+            r = client.post("/v2/entities/Shared/attrs", json={name: {"value": i}})
+            return appended if r.status_code == 204 else None
 
-        with ThreadPoolExecutor(8) as pool:
-            futures = [pool.submit(hammer, w) for w in range(8)]
-            # Killed in the middle of the load, once enough writes were acknowledged (how long
-            # that takes depends on the machine's load: clients start slowly when it is high).
-            time.sleep(1.5)
-            deadline = time.monotonic() + 60
-            while (len(created) <= 40 or len(appended) <= 40) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            broker.kill()
-            stop.set()
-            for future in futures:
-                future.result()
+        # Killed in the middle of the load, once enough writes were acknowledged (how long
+        # that takes depends on the machine's load: clients start slowly when it is high).
+        writes_until_killed(broker.url, 8, write, lambda: len(created) > 40 and len(appended) > 40, broker.kill,
+                            settle=1.5, poll=0.1)
         assert len(created) > 20 and len(appended) > 20, (len(created), len(appended))
 
         broker = GroupBroker(args).start()

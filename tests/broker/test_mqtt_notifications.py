@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import socket
 import time
 from collections.abc import Iterator
@@ -18,40 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import paho.mqtt.client as paho
 import pytest
 
 from broker.subscriptions.mqtt import MqttError, MqttMessage, MqttPublisher
+from tests.broker.conftest import MqttListener
 from tests.conftest import MOSQUITTO_PASSWD, MOSQUITTO_USER, Mosquitto, free_port
-
-
-class Subscriber:
-    """A paho client subscribed to ``topic`` that queues (topic, payload, qos, retain)."""
-
-    def __init__(self, broker: Mosquitto, topic: str, qos: int = 2) -> None:
-        self.messages: queue.Queue[tuple[str, bytes, int, bool]] = queue.Queue()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
-        subscribed = queue.Queue[int]()
-        self.client.on_message = lambda c, u, m: self.messages.put((m.topic, m.payload, m.qos, bool(m.retain)))
-        self.client.on_subscribe = lambda c, u, mid, codes, props: subscribed.put(mid)
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-        self.client.subscribe(topic, qos=qos)
-        subscribed.get(timeout=5)
-
-    def next(self, timeout: float = 5) -> tuple[str, bytes, int, bool]:
-        try:
-            return self.messages.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError("no MQTT message within %s s" % timeout) from None
-
-    def none(self, wait: float = 0.5) -> None:
-        time.sleep(wait)
-        assert self.messages.empty(), f"unexpected message {self.messages.get()}"
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture
@@ -63,10 +33,10 @@ def broker(broker_process: Any, tmp_path: Path) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def subscribers(mosquitto: Mosquitto) -> Iterator[Any]:
-    made: list[Subscriber] = []
+    made: list[MqttListener] = []
 
-    def factory(topic: str, qos: int = 2) -> Subscriber:
-        made.append(Subscriber(mosquitto, topic, qos))
+    def factory(topic: str, qos: int = 2) -> MqttListener:
+        made.append(MqttListener(mosquitto.host, mosquitto.port, topic, qos))
         return made[-1]
 
     yield factory

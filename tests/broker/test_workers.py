@@ -42,14 +42,6 @@ def set_n(client: httpx.Client, value: Any) -> None:
     assert r.status_code == 204, r.text
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The database workers share: an SQLite file, or PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/broker.db"
-    return str(request.getfixturevalue("pg_url"))
-
-
 def worker_url(db: str) -> str:
     """What ``-workers N`` hands each worker (an SQLite file is opened ``shared``)."""
     from broker.server import shared_store_url

@@ -12,6 +12,7 @@ import httpx
 from iot_agent.south.lora import downlink_bytes, lorawan_config
 
 from .conftest import AgentStack, MqttDevice, new_service, tenant
+from .test_commands import command
 
 EUI = "70B3D57ED0000001"
 
@@ -99,12 +100,7 @@ def test_chirpstack_v4_uplink_and_downlink(stack: AgentStack, device: MqttDevice
     assert got["temperature"] == 27.8 and got["pressure"] == 1005.9 and got["relative_humidity_2"] == 40
 
     device.subscribe(f"application/{app}/device/{EUI.lower()}/command/down")
-    response = httpx.put(
-        f"{stack.broker.url}/v2/entities/urn:WeatherObserved:1/attrs/setInterval",
-        params={"type": "WeatherObserved"},
-        json={"type": "command", "value": "003c"},
-        headers=tenant(service),
-    )
+    response = command(stack, service, "urn:WeatherObserved:1", "setInterval", "003c", "WeatherObserved")
     assert response.status_code == 204, response.text
     down = json.loads(device.wait(f"application/{app}/device/{EUI.lower()}/command/down"))
     assert down == {"devEui": EUI.lower(), "confirmed": False, "fPort": 1, "data": base64.b64encode(b"\x00\x3c").decode()}

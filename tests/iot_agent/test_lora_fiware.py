@@ -20,6 +20,7 @@ from iot_agent.south.lora import (
 )
 
 from .conftest import AgentStack, MqttDevice, new_service, tenant
+from .test_commands import command
 from .test_lora import EUI, chirpstack_uplink, values
 
 MANUAL_FRAME = "AHMnSwFnARYCaFADAGQEAQAFAdc"  # the manual's payload_raw, its '=' padding removed
@@ -162,12 +163,7 @@ def test_tts_downlink_keeps_the_uplink_tenant(stack: AgentStack, device: MqttDev
     device.publish(f"v3/{app}@acme/devices/tracker1/up", tts_uplink(app, "tracker1", frame, EUI))
     stack.wait_entity(service, "Tracker:tracker1", lambda e: values(e).get("temperature") == 20)
     device.subscribe(f"v3/{app}@acme/devices/tracker1/down/push")
-    response = httpx.put(
-        f"{stack.broker.url}/v2/entities/Tracker:tracker1/attrs/ping",
-        params={"type": "Tracker"},
-        json={"type": "command", "value": "01"},
-        headers=tenant(service),
-    )
+    response = command(stack, service, "Tracker:tracker1", "ping", "01", "Tracker")
     assert response.status_code == 204, response.text
     down = json.loads(device.wait(f"v3/{app}@acme/devices/tracker1/down/push"))
     assert down["downlinks"][0]["frm_payload"] == "AQ=="

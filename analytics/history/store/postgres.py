@@ -31,30 +31,19 @@ parameters are asyncpg's (``sslmode``...).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import asyncpg
 
-from ngsi.store_lifecycle import keep_session
+from ngsi.store_lifecycle import ErrorMapping, WhileOpen, keep_session, open_pool, postgres_dsn
 
 from ..instants import DAY, HOUR, floor, month_bounds, month_name, whole
 from ..model import Batch, Ingested, Latest, Partial, Point, Series, SeriesFilter, SeriesKey
 from .base import (
-    NOTHING_ROLLED,
-    ROLLED,
-    HistoryStore,
-    Level,
-    StoreError,
-    chunks,
-    edge_days,
-    edge_hours,
-    keep_after,
-    plan,
+    NOTHING_ROLLED, ROLLED, HistoryStore, Level, StoreError, chunks, edge_days, edge_hours, keep_after, plan,
     series_keys,
 )
 
@@ -142,30 +131,8 @@ ON CONFLICT (series) DO UPDATE SET
 """
 
 
-def dsn_from_url(url: str) -> tuple[str, int]:
-    """asyncpg's DSN for a store URL, and the pool size it asks for."""
-    _scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise StoreError(f"bad PostgreSQL URL {url!r}")
-    base, _, query = rest.partition("?")
-    pool_size, kept = 10, []
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        if name == "pool_size":
-            if not value.isdigit() or not 1 <= int(value) <= 1000:
-                raise StoreError(f"bad pool_size {value!r} in the PostgreSQL URL")
-            pool_size = int(value)
-        else:
-            kept.append((name, value))
-    return "postgresql://" + base + ("?" + urlencode(kept) if kept else ""), pool_size
-
-
-@contextlib.contextmanager
-def _mapped() -> Iterator[None]:
-    """Every driver failure as a StoreError (the one exception a store raises)."""
-    try:
-        yield
-    except CAUGHT as exc:
-        raise StoreError(f"postgresql: {type(exc).__name__}: {exc}") from exc
+# every driver failure as a StoreError (the one exception a store raises)
+_mapped = ErrorMapping(CAUGHT, StoreError, "postgresql: {name}: {exc}")
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
@@ -197,28 +164,26 @@ def _where(selection: SeriesFilter) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), params
 
 
-class PostgresStore(HistoryStore):
+class PostgresStore(WhileOpen[asyncpg.Pool], HistoryStore):
     def __init__(self, url: str) -> None:
-        self.dsn, self.pool_size = dsn_from_url(url)
-        self._pool: asyncpg.Pool | None = None
+        self.dsn, self.pool_size = postgres_dsn(url, pool_size=10, most=1000, error=StoreError)
+        self._handle: asyncpg.Pool | None = None  # the pool while open (WhileOpen)
         self._ids: dict[SeriesKey, int] = {}
         self._partitions: set[str] = set()
 
-    @property
-    def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise StoreError("the history store is not open")
-        return self._pool
+    pool = WhileOpen.handle
+
+    def closed_error(self) -> Exception:
+        return StoreError("the history store is not open")
 
     async def open(self) -> None:
-        with _mapped():
-            self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=self.pool_size, reset=keep_session,
+        with _mapped:
+            self._handle = await open_pool(
+                self.dsn, self.pool_size, lock=_LOCK, schema=_SCHEMA, reset=keep_session,
                 server_settings={"statement_timeout": str(STATEMENT_TIMEOUT_MS), "jit": "off"},
             )
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
-                await conn.execute(_SCHEMA)
+            # every process inserts the mark before it ingests: none reads the table without it
+            async with self.pool.acquire() as conn:
                 await conn.execute("INSERT INTO history_meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                                    ROLLED, NOTHING_ROLLED)
                 rows = await conn.fetch("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -226,13 +191,13 @@ class PostgresStore(HistoryStore):
             self._partitions = {row[0] for row in rows}
 
     async def close(self) -> None:
-        if self._pool is not None:
-            with _mapped():
-                await self._pool.close()
-            self._pool = None
+        if self._handle is not None:
+            with _mapped:
+                await self._handle.close()
+            self._handle = None
 
     async def ping(self) -> None:
-        with _mapped():
+        with _mapped:
             await self.pool.fetchval("SELECT 1")
 
     # -- ingestion ----------------------------------------------------------------------------
@@ -254,7 +219,7 @@ class PostgresStore(HistoryStore):
         self._partitions.update(missing)
 
     async def ingest(self, batch: Batch) -> Ingested:
-        with _mapped():
+        with _mapped:
             await self._ensure_partitions({e.time_index for e in batch.elements if e.samples})
             created: dict[SeriesKey, int] = {}
             async with self.pool.acquire() as conn, conn.transaction():
@@ -303,12 +268,12 @@ class PostgresStore(HistoryStore):
 
     async def find_series(self, selection: SeriesFilter) -> list[Series]:
         where, params = _where(selection)
-        with _mapped():
+        with _mapped:
             rows = await self.pool.fetch(f"SELECT {_SERIES_COLUMNS} FROM history_series WHERE {where}", *params)
         return [Series(*row) for row in rows]
 
     async def all_series(self) -> list[Series]:
-        with _mapped():
+        with _mapped:
             rows = await self.pool.fetch(f"SELECT {_SERIES_COLUMNS} FROM history_series")
         return [Series(*row) for row in rows]
 
@@ -318,7 +283,7 @@ class PostgresStore(HistoryStore):
         sql = (f"SELECT s.id, p.t, p.rid, p.num, p.txt FROM unnest($1::bigint[]) AS s(id) CROSS JOIN LATERAL ("
                f"SELECT t, rid, num, txt FROM history_points WHERE series = s.id AND t >= $2 AND t <= $3 "
                f"ORDER BY t {order}, rid {order} LIMIT $4) p")
-        with _mapped():
+        with _mapped:
             rows = await self.pool.fetch(sql, list(series), lo, hi, limit)
         found: dict[int, list[Point]] = {s: [] for s in series}
         for row in rows:  # LATERAL keeps each series' rows in its subquery's order
@@ -330,7 +295,7 @@ class PostgresStore(HistoryStore):
         order, past = ("DESC", "<") if descending else ("ASC", ">")
         sql = (f"SELECT t, rid, num, txt FROM history_points WHERE series = $1 AND t >= $2 AND t <= $3 "
                f"AND (t, rid) {past} ($4, $5) ORDER BY t {order}, rid {order} LIMIT $6")
-        with _mapped():
+        with _mapped:
             rows = await self.pool.fetch(sql, series, lo, hi, after[0], after[1], limit)
         return [Point(*row) for row in rows]
 
@@ -339,14 +304,14 @@ class PostgresStore(HistoryStore):
         sql = ("SELECT series, t - ((t % $4) + $4) % $4 AS slot, "
                "count(*) FILTER (WHERE num IS NOT NULL OR txt IS NOT NULL), sum(num), min(num), max(num) "
                "FROM history_points WHERE series = ANY($1::bigint[]) AND t >= $2 AND t <= $3 GROUP BY series, slot")
-        with _mapped():
+        with _mapped:
             rows = await self.pool.fetch(sql, list(series), lo, hi, step)
         return [(row[0], row[1], Partial(row[2], row[3], row[4], row[5])) for row in rows]
 
     async def aggregate_hourly(self, series: Sequence[int], first: int, end: int) -> list[tuple[int, int, Partial]]:
         sql = ("SELECT series, h, cnt, vsum, vmin, vmax FROM history_hourly "
                "WHERE series = ANY($1::bigint[]) AND h >= $2 AND h < $3")
-        with _mapped():
+        with _mapped:
             rows = await self.pool.fetch(sql, list(series), first, end)
         return [(row[0], row[1], Partial(row[2], row[3], row[4], row[5])) for row in rows]
 
@@ -356,12 +321,12 @@ class PostgresStore(HistoryStore):
                f"SELECT series, {_DAY_OF_H} AS day, sum(cnt)::bigint, sum(vsum), min(vmin), max(vmax) "
                f"FROM history_hourly WHERE series = ANY($1::bigint[]) AND h >= GREATEST($2, {_MARK}) AND h < $3 "
                f"GROUP BY series, day")
-        with _mapped():  # one statement, one snapshot: the mark splits the days as the tables were
+        with _mapped:  # one statement, one snapshot: the mark splits the days as the tables were
             rows = await self.pool.fetch(sql, list(series), first, end)
         return [(row[0], row[1], Partial(row[2], row[3], row[4], row[5])) for row in rows]
 
     async def latest(self, series: Sequence[int]) -> list[Latest]:
-        with _mapped():
+        with _mapped:
             rows = await self.pool.fetch("SELECT series, t, rid, num, txt, seen FROM history_latest "
                                          "WHERE series = ANY($1::bigint[])", list(series))
         return [Latest(*row) for row in rows]
@@ -369,7 +334,7 @@ class PostgresStore(HistoryStore):
     async def last_in_range(self, series: Sequence[int], lo: int, hi: int) -> dict[int, int]:
         sql = ("SELECT s.id, (SELECT max(t) FROM history_points WHERE series = s.id AND t >= $2 AND t <= $3) "
                "FROM unnest($1::bigint[]) AS s(id)")
-        with _mapped():
+        with _mapped:
             rows = await self.pool.fetch(sql, list(series), lo, hi)
         return {row[0]: row[1] for row in rows if row[1] is not None}
 
@@ -377,7 +342,7 @@ class PostgresStore(HistoryStore):
 
     async def delete(self, series: Sequence[int], lo: int, hi: int) -> int:
         ids = list(series)
-        with _mapped():
+        with _mapped:
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", _ROLLUP_LOCK)
                 # which partly covered hours and days can be summed again: judged before anything goes
@@ -402,7 +367,7 @@ class PostgresStore(HistoryStore):
 
     async def purge(self, series: Sequence[int], before: int) -> int:
         deleted = 0
-        with _mapped():
+        with _mapped:
             for chunk in chunks(list(series), CHUNK):
                 status = await self.pool.execute("DELETE FROM history_points WHERE series = ANY($1::bigint[]) "
                                                  "AND t < $2", list(chunk), before)
@@ -413,7 +378,7 @@ class PostgresStore(HistoryStore):
 
     async def roll_up(self, before: int) -> int:
         before, written = floor(before, DAY), 0
-        with _mapped():
+        with _mapped:
             while True:  # a day per transaction: the exclusive lock holds ingestion back that long only
                 step = await self._roll_day(before)
                 if step is None:
@@ -449,7 +414,7 @@ class PostgresStore(HistoryStore):
 
     async def purge_hourly(self, series: Sequence[int], before: int) -> int:
         deleted = 0
-        with _mapped():
+        with _mapped:
             for chunk in chunks(list(series), CHUNK):
                 status = await self.pool.execute(f"DELETE FROM history_hourly WHERE series = ANY($1::bigint[]) "
                                                  f"AND h < LEAST($2, {_MARK})", list(chunk), before)

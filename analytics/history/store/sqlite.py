@@ -39,16 +39,7 @@ from urllib.parse import parse_qs
 from ..instants import DAY, HOUR, floor, whole
 from ..model import Batch, Ingested, Latest, Partial, Point, Series, SeriesFilter, SeriesKey
 from .base import (
-    NOTHING_ROLLED,
-    ROLLED,
-    HistoryStore,
-    Level,
-    StoreError,
-    chunks,
-    edge_days,
-    edge_hours,
-    keep_after,
-    plan,
+    NOTHING_ROLLED, ROLLED, HistoryStore, Level, StoreError, chunks, edge_days, edge_hours, keep_after, plan,
     series_keys,
 )
 

@@ -19,13 +19,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from http import HTTPStatus
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ngsi.client import HTTPClient, NGSIClient
 from ngsi.client.credentials import Credentials, OAuth2ClientCredentials
@@ -36,26 +33,21 @@ from ngsi.tls import trust_context
 from .config import Config
 from .errors import RulesError
 from .routes import ROUTES
-from .seam import guard_layer
+from .seam import SEAM, error
 from .service import RulesService
 from .store import RulesStore, StoreError, open_store
 
 log = logging.getLogger("waziup.rules")
 
 
-def _error(message: str, status: int) -> Response:
-    return Response(orjson.dumps({"error": message, "data": None}), status_code=status,
-                    media_type="application/json")
-
-
 async def _rules_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RulesError)
-    return _error(exc.message, exc.status)
+    return error(exc.message, exc.status)
 
 
 async def _store_error(request: Request, exc: Exception) -> Response:
     log.error("store error method=%s path=%s error=%s", request.method, request.url.path, exc)
-    return _error("the rules database is not available", 503)
+    return error("the rules database is not available", 503)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -64,36 +56,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         phrase = HTTPStatus(exc.status_code).phrase
     except ValueError:
         phrase = "Error"
-    response = _error(str(exc.detail) if exc.detail and exc.detail != phrase else phrase, exc.status_code)
+    response = error(str(exc.detail) if exc.detail and exc.detail != phrase else phrase, exc.status_code)
     if exc.headers:
         response.headers.update(exc.headers)
     return response
-
-
-class LastResort:
-    """A bug answers 500 in Perseo's shape, logged, never a traceback."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking)
-        except Exception:
-            log.exception("unhandled error method=%s path=%s", scope.get("method"), scope.get("path"))
-            if started:
-                raise
-            await _error("internal error", 500)(scope, receive, send)
 
 
 def post_gate(config: Config) -> Gate:
@@ -152,11 +118,5 @@ def create_app(
                 await web.aclose()
                 await the_store.close()
 
-    app = Starlette(
-        routes=ROUTES,
-        middleware=[Middleware(LastResort), guard_layer(config, guards)],
-        exception_handlers={RulesError: _rules_error, StoreError: _store_error, HTTPException: _http_error},
-        lifespan=lifespan,
-    )
-    app.state.config = config
-    return app
+    return SEAM.app(config, guards, routes=ROUTES, lifespan=lifespan,
+                    exception_handlers={RulesError: _rules_error, StoreError: _store_error, HTTPException: _http_error})

@@ -31,21 +31,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from ngsi.service_options import ServiceConfig, https_options, known_log_level, request_limit_options
 from ngsi.settings import (
-    FLAG,
-    PORT,
-    Int,
-    Repeated,
-    SettingsError,
-    Table,
-    Text,
-    command_line,
-    destination_rules,
-    guards_option,
-    http_url,
-    option,
+    FLAG, PORT, Int, Prefix, Repeated, SettingsError, Table, Text, command_line, data_dir_option, destination_rules,
+    environment_secret, guards_option, http_url, listen_option, log_level_option, option,
 )
-from ngsi.tls import check_https_files
 
 DEFAULT_PORT: Final = 9090  # Perseo's
 PASSWORD_VARIABLES: Final = ("WAZIUP_RULES_SMTP_PASSWORD", "PERSEO_SMTP_AUTH_PASS")
@@ -70,14 +60,12 @@ class Secret:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(ServiceConfig):
+    STORE_FILE = "rules.db"
+
     port: int = DEFAULT_PORT
-    host: str = "0.0.0.0"
-    data_dir: str = "data"
-    db_uri: str = ""  # empty: sqlite file <data_dir>/rules.db
     broker_url: str = "http://localhost:1026"
     notify_url: str = ""  # empty: http://127.0.0.1:<port>/notices
-    log_level: str = "INFO"
     allowed_hosts: tuple[str, ...] = field(default_factory=tuple)  # destinations of post actions
     tick_interval: int = 5000  # ms between no-signal checks and state expiry
     save_interval: int = 10  # seconds between engine state snapshots
@@ -96,9 +84,6 @@ class Config:
     smtp_starttls: bool = False
     smtp_tls: bool = False  # implicit TLS (port 465)
     guards: tuple[str, ...] = field(default_factory=tuple)
-    https: bool = False  # TLS only on -port
-    https_key: str = ""  # the private key (PEM, not encrypted)
-    https_cert: str = ""  # the certificate, then any intermediate CA certificates (PEM)
     broker_ca: str = ""  # PEM CA certificates trusted for an https broker, besides the system's
     auth_token_url: str = ""  # the identity manager's OAuth2 token endpoint: a token on every broker call
     auth_client_id: str = ""
@@ -106,10 +91,6 @@ class Config:
     auth_user: str = ""  # a service account (the password grant); else client_credentials
     auth_password: Secret = field(default_factory=Secret)
     notice_key: Secret = field(default_factory=Secret)  # signs the rules' notifications (the PEP checks it)
-
-    @property
-    def store_url(self) -> str:
-        return self.db_uri or f"sqlite:///{os.path.abspath(os.path.join(self.data_dir, 'rules.db'))}"
 
     @property
     def notices_url(self) -> str:
@@ -126,77 +107,53 @@ def _db_uri(value: str) -> None:
         raise ValueError(f"{value!r} is not sqlite:///FILE, postgresql://... or memory://")
 
 
-def _level(value: str) -> None:
-    if value.upper() not in ("DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL"):
-        raise ValueError(f"{value!r} is not DEBUG, INFO, WARNING or ERROR")
-
+RULES = Prefix("WAZIUP_RULES_")  # WAZIUP_RULES_ and the field (WAZIUP_RULES_PORT): before Perseo's name, if any
 
 OPTIONS = Table(
     Config,
-    option("-port", field="port", type=PORT, env=("WAZIUP_RULES_PORT", "PERSEO_ENDPOINT_PORT"), help="HTTP port"),
-    option("-host", field="host", type=Text("ADDRESS"), env=("WAZIUP_RULES_HOST", "PERSEO_ENDPOINT_HOST"),
-           help="address to listen on"),
-    option("-data", field="data_dir", type=Text("DIR"), env="WAZIUP_DATA_DIR", help="where rules.db goes"),
-    option("-dbURI", field="db_uri", type=Text("URL"), env="WAZIUP_RULES_DB_URI", check=_db_uri,
-           shown="sqlite:///<-data>/rules.db",
+    option("-port", type=PORT, env=(RULES, "PERSEO_ENDPOINT_PORT"), help="HTTP port"),
+    listen_option("-host", env=(RULES, "PERSEO_ENDPOINT_HOST")),
+    data_dir_option("-data", help="where rules.db goes"),
+    option("-dbURI", type=Text("URL"), env=RULES, check=_db_uri, shown="sqlite:///<-data>/rules.db",
            help="store of rules, engine state and firings: sqlite:///relative.db, sqlite:////absolute.db, "
            "postgresql://user:password@host/db, memory:// (nothing kept)"),
-    option("-brokerURL", field="broker_url", type=Text("URL"), env=("WAZIUP_RULES_BROKER_URL", "PERSEO_ORION_URL"),
-           check=http_url, help="the context broker: subscriptions, update and command actions"),
-    option("-notifyURL", field="notify_url", type=Text("URL"), env="WAZIUP_RULES_NOTIFY_URL", check=http_url,
-           shown="http://127.0.0.1:<-port>/notices",
+    option("-brokerURL", type=Text("URL"), env=(RULES, "PERSEO_ORION_URL"), check=http_url,
+           help="the context broker: subscriptions, update and command actions"),
+    option("-notifyURL", type=Text("URL"), env=RULES, check=http_url, shown="http://127.0.0.1:<-port>/notices",
            help="the URL of this service's /notices as the broker reaches it (put in the rules' subscriptions)"),
-    option("-logLevel", field="log_level", type=Text("LEVEL"), env=("WAZIUP_LOG_LEVEL", "PERSEO_LOG_LEVEL"),
-           check=_level, help="log level"),
-    option("-allowedHosts", field="allowed_hosts", type=Repeated(metavar="HOST[:PORT][/PATH]"),
-           env="WAZIUP_RULES_ALLOWED_HOSTS", check=destination_rules,
+    log_level_option("-logLevel", env=("WAZIUP_LOG_LEVEL", "PERSEO_LOG_LEVEL"), check=known_log_level),
+    option("-allowedHosts", type=Repeated(metavar="HOST[:PORT][/PATH]"), env=RULES, check=destination_rules,
            help="loopback or private destinations post actions may reach (ngsi/destinations.py rules); repeatable"),
-    option("-tickInterval", field="tick_interval", type=Int(10, 3_600_000, metavar="MS"),
-           env="WAZIUP_RULES_TICK_INTERVAL", help="milliseconds between no-signal checks"),
-    option("-saveInterval", field="save_interval", type=Int(1, 86400, metavar="SECONDS"),
-           env="WAZIUP_RULES_SAVE_INTERVAL",
+    option("-tickInterval", type=Int(10, 3_600_000, metavar="MS"), env=RULES,
+           help="milliseconds between no-signal checks"),
+    option("-saveInterval", type=Int(1, 86400, metavar="SECONDS"), env=RULES,
            help="seconds between snapshots of the engine's state (windows, no-signal, throttles): what a kill may lose"),
-    option("-resubscribeInterval", field="resubscribe_interval", type=Int(1, 86400, metavar="SECONDS"),
-           env="WAZIUP_RULES_RESUBSCRIBE_INTERVAL",
+    option("-resubscribeInterval", type=Int(1, 86400, metavar="SECONDS"), env=RULES,
            help="seconds between checks that every rule's broker subscription exists"),
-    option("-queueSize", field="queue_size", type=Int(1, 1_000_000), env="WAZIUP_RULES_QUEUE_SIZE",
+    option("-queueSize", type=Int(1, 1_000_000), env=RULES,
            help="firings waiting for execution; beyond it a firing is dropped and its actions count as failed"),
-    option("-workers", field="workers", type=Int(1, 256), env="WAZIUP_RULES_WORKERS",
-           help="firings executed at once"),
-    option("-actionTimeout", field="action_timeout", type=Int(1, 600, metavar="SECONDS"),
-           env="WAZIUP_RULES_ACTION_TIMEOUT", help="seconds one action (request, e-mail) may take"),
-    option("-firingsKept", field="firings_kept", type=Int(0, 1_000_000), env="WAZIUP_RULES_FIRINGS_KEPT",
-           help="firings kept per rule (the most recent)"),
-    option("-maxBody", field="max_body", type=Int(1024, 1 << 30, metavar="BYTES"), env="WAZIUP_RULES_MAX_BODY",
-           help="largest request accepted (413 beyond)"),
-    option("-reqTimeout", field="req_timeout", type=Int(0, 3600, metavar="SECONDS"), env="WAZIUP_RULES_REQ_TIMEOUT",
-           help="seconds a request's head, then its body, may take (0: no limit)"),
-    option("-smtpHost", field="smtp_host", type=Text("HOST"), env=("WAZIUP_RULES_SMTP_HOST", "PERSEO_SMTP_HOST"),
+    option("-workers", type=Int(1, 256), env=RULES, help="firings executed at once"),
+    option("-actionTimeout", type=Int(1, 600, metavar="SECONDS"), env=RULES,
+           help="seconds one action (request, e-mail) may take"),
+    option("-firingsKept", type=Int(0, 1_000_000), env=RULES, help="firings kept per rule (the most recent)"),
+    *request_limit_options(RULES, body="request"),
+    option("-smtpHost", type=Text("HOST"), env=(RULES, "PERSEO_SMTP_HOST"),
            help="the SMTP server of email actions (none: email actions fail)"),
-    option("-smtpPort", field="smtp_port", type=PORT, env=("WAZIUP_RULES_SMTP_PORT", "PERSEO_SMTP_PORT"),
-           help="its port"),
-    option("-smtpUser", field="smtp_user", type=Text("NAME"), env=("WAZIUP_RULES_SMTP_USER", "PERSEO_SMTP_AUTH_USER"),
+    option("-smtpPort", type=PORT, env=(RULES, "PERSEO_SMTP_PORT"), help="its port"),
+    option("-smtpUser", type=Text("NAME"), env=(RULES, "PERSEO_SMTP_AUTH_USER"),
            help="the SMTP account (its password: WAZIUP_RULES_SMTP_PASSWORD or PERSEO_SMTP_AUTH_PASS, environment only)"),
-    option("-smtpFrom", field="smtp_from", type=Text("ADDRESS"), env="WAZIUP_RULES_SMTP_FROM",
-           help="sender of email actions that name none"),
-    option("-smtpStartTLS", field="smtp_starttls", type=FLAG, env="WAZIUP_RULES_SMTP_STARTTLS",
-           help="STARTTLS before logging in"),
-    option("-smtpTLS", field="smtp_tls", type=FLAG, env=("WAZIUP_RULES_SMTP_TLS", "PERSEO_SMTP_SECURE"),
-           help="implicit TLS (SMTPS, port 465)"),
-    option("-https", type=FLAG, env="WAZIUP_RULES_HTTPS", help="serve HTTPS only, on -port (needs -key and -cert)"),
-    option("-key", field="https_key", type=Text("FILE"), env="WAZIUP_RULES_HTTPS_KEY",
-           help="-https: the private key, PEM, not encrypted"),
-    option("-cert", field="https_cert", type=Text("FILE"), env="WAZIUP_RULES_HTTPS_CERT",
-           help="-https: the certificate, PEM, followed by any intermediate CA certificates"),
-    option("-brokerCa", field="broker_ca", type=Text("FILE"), env="WAZIUP_RULES_BROKER_CA",
+    option("-smtpFrom", type=Text("ADDRESS"), env=RULES, help="sender of email actions that name none"),
+    option("-smtpStartTLS", field="smtp_starttls", type=FLAG, env=RULES, help="STARTTLS before logging in"),
+    option("-smtpTLS", type=FLAG, env=(RULES, "PERSEO_SMTP_SECURE"), help="implicit TLS (SMTPS, port 465)"),
+    *https_options(RULES),
+    option("-brokerCa", type=Text("FILE"), env=RULES,
            help="PEM CA certificates trusted for an https -brokerURL, besides the system's"),
-    option("-authTokenURL", field="auth_token_url", type=Text("URL"), env="WAZIUP_RULES_AUTH_TOKEN_URL",
-           check=http_url,
+    option("-authTokenURL", type=Text("URL"), env=RULES, check=http_url,
            help="a broker behind a PEP: the identity manager's token endpoint (e.g. http://idm:3005/oauth2/token); "
            "needs -authClientId and WAZIUP_RULES_AUTH_CLIENT_SECRET"),
-    option("-authClientId", field="auth_client_id", type=Text("ID"), env="WAZIUP_RULES_AUTH_CLIENT_ID",
+    option("-authClientId", type=Text("ID"), env=RULES,
            help="-authTokenURL: the OAuth2 client (its secret: WAZIUP_RULES_AUTH_CLIENT_SECRET, environment only)"),
-    option("-authUser", field="auth_user", type=Text("NAME"), env="WAZIUP_RULES_AUTH_USER",
+    option("-authUser", type=Text("NAME"), env=RULES,
            help="-authTokenURL: a service account, whose password is WAZIUP_RULES_AUTH_PASSWORD (the password "
            "grant); else the client's own token (client_credentials)"),
     guards_option("-guard"),
@@ -208,15 +165,14 @@ OPTIONS = Table(
 def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
     environ = os.environ if environ is None else environ
     config = OPTIONS.build(argv, environ)
-    password = next((environ[v] for v in PASSWORD_VARIABLES if environ.get(v)), "")
+    password = environment_secret(environ, *PASSWORD_VARIABLES)
     if password:
         config = replace(config, smtp_password=Secret(password))
     found: dict[str, Any] = {name: Secret(environ[variable]) for name, variable in SECRET_VARIABLES
                              if environ.get(variable)}
     if found:
         config = replace(config, **found)
-    if config.https:
-        check_https_files(config.https_key, config.https_cert)
+    config.check_https()
     if config.auth_token_url and not (config.auth_client_id and config.auth_client_secret):
         raise ConfigError("option -authTokenURL needs -authClientId (WAZIUP_RULES_AUTH_CLIENT_ID) and the variable "
                           "WAZIUP_RULES_AUTH_CLIENT_SECRET")

@@ -19,8 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ngsi.dates import format_datetime, parse_datetime
-from ngsi.errors import NGSIError
 from ngsi.server.asgi import context_of
+from ngsi.server.service import request_tenant
 
 from .errors import BadRequest
 from .notices import parse_notice
@@ -45,10 +45,7 @@ def _service(request: Request) -> RulesService:
 
 
 def _tenant(request: Request) -> str:
-    try:
-        return context_of(request.scope).checked_tenant()
-    except NGSIError as exc:
-        raise BadRequest(f"Fiware-Service: {exc.description}") from None
+    return request_tenant(request, BadRequest)
 
 
 async def _json(request: Request) -> Any:

@@ -5,20 +5,21 @@ As the history service's (``analytics/history/seam.py``): ``GuardLayer``
 correlator) and runs the guards the platform configures (``-guard``: the orchestrator
 puts the PEP there when security is on; nothing here imports ``security/``); it bounds
 each body (``-maxBody``: 413) and the time it may take (``-reqTimeout``: 408), and
-``GuardedHttpProtocol`` bounds the request head. Refusals are in Perseo's shape,
-``{"error": <text>, "data": null}``.
+``GuardedHttpProtocol`` bounds the request head; a bug answers 500. Refusals are in
+Perseo's shape, ``{"error": <text>, "data": null}`` (``error``), held in ``SEAM`` for the
+shell the services share (``ngsi/server/service.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import logging
 
-from starlette.middleware import Middleware
+import orjson
+from starlette.responses import Response
 
-from ngsi.server.asgi import GuardedHttpProtocol, GuardLayer
-from ngsi.server.guards import BodyTimeout, Guard, PayloadTooLarge, load_guards
+from ngsi.server.guards import BodyTimeout, PayloadTooLarge
 from ngsi.server.reply import Reply, json_reply
+from ngsi.server.service import Seam
 
 
 def too_large(exc: PayloadTooLarge) -> Reply:
@@ -30,14 +31,13 @@ def timed_out(exc: BodyTimeout) -> Reply:
     return json_reply({"error": str(exc), "data": None}, 408)
 
 
-def guard_layer(config: Any, guards: Sequence[Guard] | None = None) -> Middleware:
-    """The middleware entry: ``guards`` when given (tests, in-process composition), else
-    those ``config.guards`` names."""
-    chosen = list(guards) if guards is not None else load_guards(config.guards, config)
-    return Middleware(GuardLayer, guards=chosen, too_large=too_large, max_body=config.max_body,
-                      timed_out=timed_out, body_timeout=float(config.req_timeout))
+def error(message: str, status: int) -> Response:
+    """An answer in Perseo's error shape."""
+    return Response(orjson.dumps({"error": message, "data": None}), status_code=status, media_type="application/json")
 
 
-def http_protocol(config: Any) -> type[GuardedHttpProtocol]:
-    """uvicorn's protocol class for the service: the head deadline is ``-reqTimeout``."""
-    return type("RulesHttpProtocol", (GuardedHttpProtocol,), {"head_timeout": float(config.req_timeout)})
+def internal_error() -> Response:
+    return error("internal error", 500)
+
+
+SEAM = Seam(too_large, timed_out, internal_error, logging.getLogger("waziup.rules"), protocol="RulesHttpProtocol")

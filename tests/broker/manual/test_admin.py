@@ -25,7 +25,7 @@ from broker.routes import admin
 from ngsi.server.guards import Incoming, Verdict, reject
 from ngsi.server.reply import json_reply
 from tests.broker.api_client import ApiClient, broker_client, create, error_of, new_id
-from tests.broker.conftest import Receiver
+from tests.broker.conftest import Receiver, empty_db
 from tests.conftest import BrokerProcess
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -192,9 +192,7 @@ def test_delete_statistics_resets_the_counters() -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/broker.db"
-    return str(request.getfixturevalue("pg_url"))
+    return empty_db(request, tmp_path)
 
 
 def _subscribe(client: ApiClient) -> str:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -35,7 +35,7 @@ import pytest
 
 from tests.broker.api_client import ApiClient, broker_client, error_of, new_id
 
-from .conftest import LOOPBACK
+from .conftest import LOOPBACK, LoopbackServer, TenantApi
 
 REG_ID = re.compile(r"^[0-9a-f]{24}$")
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -67,7 +67,7 @@ def _matches(spec: dict[str, str], entity: dict[str, Any]) -> bool:
     return "type" not in spec or spec["type"] == entity.get("type")
 
 
-class Provider:
+class Provider(LoopbackServer):
     """Context providers on one loopback server, one per path prefix (a test's tenant).
 
     ``entities[prefix]`` is what the provider at ``base + prefix`` holds (NGSIv2 normalized
@@ -120,10 +120,7 @@ class Provider:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
 
     def _held(self, path: str, op: str) -> list[dict[str, Any]]:
         return self.entities.setdefault(path[: -len(op)], [])
@@ -180,30 +177,22 @@ class Provider:
         with self.lock:
             return [r for r in self.requests if r.path.startswith(prefix + "/")]
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 # --------------------------------------------------------------------------- fixtures
 
 
-
-
-
 @pytest.fixture(scope="module")
 def provider() -> Iterator[Provider]:
-    p = Provider()
-    yield p
-    p.close()
+    with Provider() as p:
+        yield p
 
 
-class Api:
+class Api(TenantApi):
     """One test's view of the broker (its own tenant) and of its providers (its own paths)."""
 
     def __init__(self, client: ApiClient, provider: Provider, tenant: str) -> None:
-        self.client, self.provider, self.tenant = client, provider, tenant
-        self.prefix = "/" + tenant
+        super().__init__(client, tenant)
+        self.provider = provider
 
     def url(self, name: str = "cpr") -> str:
         """The URL of one of this test's providers, as a registration names it (".../v2")."""
@@ -218,12 +207,6 @@ class Api:
 
     def received(self, name: str = "cpr") -> list[Request]:
         return self.provider.under(f"{self.prefix}/{name}")
-
-    def headers(self, service_path: str | None = None, **extra: str) -> dict[str, str]:
-        headers = {"Fiware-Service": self.tenant, **extra}
-        if service_path is not None:
-            headers["Fiware-ServicePath"] = service_path
-        return headers
 
     def request(self, method: str, url: str, *, service_path: str | None = None,
                 headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:

@@ -25,7 +25,7 @@ from tests.broker.api_client import (
     ids_of,
     new_id,
 )
-from tests.broker.conftest import Receiver
+from tests.broker.conftest import Receiver, empty_db
 
 ACTION_ERROR = "invalid update action type: right ones are: append, appendStric, delete, replace, update"
 SERVICE_NOT_FOUND = "Service not found. Check your URL as probably it is wrong."
@@ -40,9 +40,7 @@ def client() -> Iterator[ApiClient]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The -dbURI of a fresh store of each kind."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/broker.db"
-    return str(request.getfixturevalue("pg_url"))
+    return empty_db(request, tmp_path)
 
 
 @pytest.fixture

@@ -21,8 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.broker.api_client import ApiClient, error_of, ids_of, new_id
+from tests.broker.api_client import ApiClient, error_of, ids_of
 from tests.broker.conftest import Receiver
+
+from .conftest import TenantEntities
 
 GEOJSON_TYPES = {
     "Point": [-3.7, 40.4],
@@ -38,26 +40,11 @@ AROUND_MADRID = "40,-4;41,-3"
 FAR_AWAY = "10,10;11,11"
 
 
-
-
-
-class Tenant:
-    """The entities of one test, in a tenant of their own, created in the order given."""
-
-    def __init__(self, client: ApiClient) -> None:
-        self.client = client
-        self.headers = {"Fiware-Service": new_id("geo").lower()}
+class Tenant(TenantEntities):
+    """A test's entities, and ``post`` for those that may be refused."""
 
     def post(self, entity: dict[str, Any], path: str = "/v2/entities") -> httpx.Response:
         return self.client.post(path, json=entity, headers=self.headers)
-
-    def add(self, *entities: dict[str, Any]) -> None:
-        for entity in entities:
-            response = self.post(entity)
-            assert response.status_code == 201, response.text
-
-    def get(self, path: str = "/v2/entities", **params: str) -> httpx.Response:
-        return self.client.get(path, params=params, headers=self.headers)
 
     def ids(self, **params: str) -> list[str]:
         return ids_of(self.get(**params))
@@ -73,7 +60,7 @@ class Tenant:
 
 @pytest.fixture
 def tenant(client: ApiClient) -> Tenant:
-    return Tenant(client)
+    return Tenant(client, "geo")
 
 
 def geojson(kind: str, coordinates: Any, **metadata: Any) -> dict[str, Any]:

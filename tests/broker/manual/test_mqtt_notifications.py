@@ -14,7 +14,6 @@ MQTT client would.
 from __future__ import annotations
 
 import json
-import queue
 import socket
 import time
 from collections.abc import Iterator
@@ -22,40 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import paho.mqtt.client as paho
 import pytest
 
 from tests.broker.api_client import new_id
+from tests.broker.conftest import MqttListener
 from tests.conftest import MOSQUITTO_PASSWD, MOSQUITTO_USER, BrokerProcess, Mosquitto
-
-
-class Listener:
-    """A paho client subscribed (QoS 2) to a topic filter, queueing (topic, payload, qos, retain)."""
-
-    def __init__(self, host: str, port: int, topic: str) -> None:
-        self.messages: queue.Queue[tuple[str, bytes, int, bool]] = queue.Queue()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
-        subscribed: queue.Queue[int] = queue.Queue()
-        self.client.on_message = lambda c, u, m: self.messages.put((m.topic, bytes(m.payload), m.qos, bool(m.retain)))
-        self.client.on_subscribe = lambda c, u, mid, codes, props: subscribed.put(mid)
-        self.client.connect(host, port)
-        self.client.loop_start()
-        self.client.subscribe(topic, qos=2)
-        subscribed.get(timeout=5)
-
-    def next(self, timeout: float = 5) -> tuple[str, bytes, int, bool]:
-        try:
-            return self.messages.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"no MQTT message within {timeout} s") from None
-
-    def none(self, wait: float = 0.5) -> None:
-        time.sleep(wait)
-        assert self.messages.empty(), f"unexpected message {self.messages.get()}"
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +46,14 @@ class Api:
         self.http = httpx.Client(base_url=base, timeout=10, headers={"Fiware-Service": self.tenant})
         self.mosquitto = mosquitto
         self.mqtt_url = f"mqtt://{mosquitto.host}:{mosquitto.port}"
-        self.listeners: list[Listener] = []
+        self.listeners: list[MqttListener] = []
 
     def topic(self, suffix: str = "") -> str:
         return f"{self.tenant}/notif{suffix}"
 
-    def listen(self, topic_filter: str | None = None, mosquitto: Mosquitto | None = None) -> Listener:
+    def listen(self, topic_filter: str | None = None, mosquitto: Mosquitto | None = None) -> MqttListener:
         where = mosquitto or self.mosquitto
-        listener = Listener(where.host, where.port, topic_filter or self.topic("/#"))
+        listener = MqttListener(where.host, where.port, topic_filter or self.topic("/#"))
         self.listeners.append(listener)
         return listener
 

@@ -19,30 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.broker.api_client import ApiClient, error_of, new_id
+from tests.broker.api_client import ApiClient, error_of
+
+from .conftest import TenantEntities
 
 ENTITY_NOT_FOUND = "The requested entity has not been found. Check type and id"
 ATTRIBUTE_NOT_FOUND = "The entity does not have such an attribute"
 
 
-
-
-
-class Tenant:
-    def __init__(self, client: ApiClient) -> None:
-        self.client = client
-        self.headers = {"Fiware-Service": new_id("render").lower()}
-
-    def add(self, *entities: dict[str, Any], options: str | None = None) -> None:
-        params = {"options": options} if options else None
-        for entity in entities:
-            response = self.client.post("/v2/entities", json=entity, params=params, headers=self.headers)
-            assert response.status_code == 201, response.text
-
-    def get(self, path: str, accept: str | None = None, **params: str) -> httpx.Response:
-        headers = dict(self.headers, **({"Accept": accept} if accept is not None else {}))
-        return self.client.get(path, params=params, headers=headers)
-
+class Tenant(TenantEntities):
     def json(self, path: str, **params: str) -> Any:
         response = self.get(path, **params)
         assert response.status_code == 200, response.text
@@ -52,7 +37,7 @@ class Tenant:
 
 @pytest.fixture
 def tenant(client: ApiClient) -> Tenant:
-    return Tenant(client)
+    return Tenant(client, "render")
 
 
 # --- Simplified Entity Representation -------------------------------------------------------

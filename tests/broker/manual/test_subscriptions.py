@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ import pytest
 
 from tests.broker.api_client import ApiClient, broker_client, error_of, new_id
 
-from .conftest import LOOPBACK
+from .conftest import LOOPBACK, LoopbackServer, TenantApi
 
 SUB_ID = re.compile(r"^[0-9a-f]{24}$")
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -55,7 +55,7 @@ class Request:
         return json.loads(self.body)
 
 
-class Capture:
+class Capture(LoopbackServer):
     """A keep-alive HTTP server on loopback keeping every request. A path starting with
     ``/status/<code>/`` is answered with that status, one starting with ``/slow/`` one
     second late; anything else 200."""
@@ -86,56 +86,38 @@ class Capture:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
 
     def under(self, prefix: str) -> list[Request]:
         with self.lock:
             return [r for r in self.requests if r.path == prefix or r.path.startswith(prefix + "/")
                     or r.path.startswith(prefix + "?")]
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 # --------------------------------------------------------------------------- fixtures
 
 
-
-
-
 @pytest.fixture(scope="module")
 def capture() -> Iterator[Capture]:
-    c = Capture()
-    yield c
-    c.close()
+    with Capture() as c:
+        yield c
 
 
-class Api:
+class Api(TenantApi):
     """One test's view of the broker: its own tenant and its own paths on the receiver."""
 
     def __init__(self, client: ApiClient, capture: Capture, tenant: str) -> None:
-        self.client, self.capture, self.tenant = client, capture, tenant
-        self.prefix = "/" + tenant
+        super().__init__(client, tenant)
+        self.capture = capture
 
     def url(self, suffix: str = "") -> str:
         """A receiver URL for this test (``suffix`` like "/a" to tell subscriptions apart)."""
         return self.capture.base + self.prefix + suffix
 
-    def headers(self, service_path: str | None = None, token: str | None = None) -> dict[str, str]:
-        headers = {"Fiware-Service": self.tenant}
-        if service_path is not None:
-            headers["Fiware-ServicePath"] = service_path
-        if token is not None:
-            headers["X-Auth-Token"] = token
-        return headers
-
     def request(self, method: str, url: str, *, service_path: str | None = None, token: str | None = None,
                 **kwargs: Any) -> httpx.Response:
-        return self.client.request(method, url, headers=self.headers(service_path, token), **kwargs)
+        auth = {} if token is None else {"X-Auth-Token": token}
+        return self.client.request(method, url, headers=self.headers(service_path, **auth), **kwargs)
 
     # -- subscriptions
 

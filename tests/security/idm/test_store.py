@@ -5,16 +5,7 @@ from __future__ import annotations
 import pytest
 
 from security.idm.model import (
-    Application,
-    Membership,
-    Organization,
-    OrganizationRole,
-    Permission,
-    Role,
-    SigningKey,
-    Token,
-    User,
-    UserRole,
+    Application, Membership, Organization, OrganizationRole, Permission, Role, SigningKey, Token, User, UserRole,
 )
 from security.idm.store import Conflict, IdmStore, StoreError, open_store
 

@@ -8,14 +8,13 @@ and OS errors become ``StoreError`` here. Documents are ``jsonb`` written as tex
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
+
+from ngsi.store_lifecycle import ErrorMapping, WhileOpen, open_pool, postgres_dsn
 
 from .base import FiringRecord, RulesStore, StoredRule, StoreError
 
@@ -40,29 +39,7 @@ CREATE INDEX IF NOT EXISTS rule_firings_rule_t ON rule_firings (tenant, rule, t)
 """
 
 
-def dsn_from_url(url: str) -> tuple[str, int]:
-    """asyncpg's DSN for a store URL, and the pool size it asks for."""
-    _scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise StoreError(f"bad PostgreSQL URL {url!r}")
-    base, _, query = rest.partition("?")
-    pool_size, kept = 4, []
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        if name == "pool_size":
-            if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= 100:
-                raise StoreError(f"bad pool_size {value!r} in the PostgreSQL URL")
-            pool_size = int(value)
-        else:
-            kept.append((name, value))
-    return "postgresql://" + base + ("?" + urlencode(kept) if kept else ""), pool_size
-
-
-@contextlib.contextmanager
-def _mapped() -> Iterator[None]:
-    try:
-        yield
-    except _CAUGHT as exc:
-        raise StoreError(f"postgresql: {type(exc).__name__}: {exc}") from exc
+_mapped = ErrorMapping(_CAUGHT, StoreError, "postgresql: {name}: {exc}")
 
 
 def _text(value: Any) -> str:
@@ -74,40 +51,35 @@ def _text(value: Any) -> str:
         return json.dumps(value, default=str)
 
 
-class PostgresStore(RulesStore):
+class PostgresStore(WhileOpen[asyncpg.Pool], RulesStore):
     def __init__(self, url: str) -> None:
-        self.dsn, self.pool_size = dsn_from_url(url)
-        self._pool: asyncpg.Pool | None = None
+        self.dsn, self.pool_size = postgres_dsn(url, pool_size=4, most=100, error=StoreError)
+        self._handle: asyncpg.Pool | None = None  # the pool while open (WhileOpen)
 
-    @property
-    def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise StoreError("the rules store is not open")
-        return self._pool
+    pool = WhileOpen.handle
+
+    def closed_error(self) -> Exception:
+        return StoreError("the rules store is not open")
 
     async def open(self) -> None:
-        with _mapped():
-            self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=self.pool_size,
-                server_settings={"statement_timeout": str(STATEMENT_TIMEOUT_MS)})
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
-                await conn.execute(_SCHEMA)
+        with _mapped:
+            self._handle = await open_pool(self.dsn, self.pool_size, lock=_LOCK, schema=_SCHEMA,
+                                           server_settings={"statement_timeout": str(STATEMENT_TIMEOUT_MS)})
 
     async def close(self) -> None:
-        if self._pool is not None:
-            with _mapped():
-                await self._pool.close()
-            self._pool = None
+        if self._handle is not None:
+            with _mapped:
+                await self._handle.close()
+            self._handle = None
 
     async def rules(self) -> list[StoredRule]:
-        with _mapped():
+        with _mapped:
             rows = await self.pool.fetch("SELECT tenant, name, doc::text, enabled, subscription, created, modified "
                                          "FROM rule_documents ORDER BY tenant, created, name")
         return [StoredRule(r[0], r[1], orjson.loads(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
 
     async def put_rule(self, rule: StoredRule) -> None:
-        with _mapped():
+        with _mapped:
             await self.pool.execute(
                 "INSERT INTO rule_documents VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7) ON CONFLICT (tenant, name) "
                 "DO UPDATE SET doc = excluded.doc, enabled = excluded.enabled, subscription = excluded.subscription, "
@@ -115,23 +87,23 @@ class PostgresStore(RulesStore):
                 rule.tenant, rule.name, _text(rule.doc), rule.enabled, rule.subscription, rule.created, rule.modified)
 
     async def delete_rule(self, tenant: str, name: str) -> None:
-        with _mapped():
+        with _mapped:
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute("DELETE FROM rule_documents WHERE tenant = $1 AND name = $2", tenant, name)
                 await conn.execute("DELETE FROM rule_firings WHERE tenant = $1 AND rule = $2", tenant, name)
 
     async def load_state(self) -> dict[str, Any] | None:
-        with _mapped():
+        with _mapped:
             text = await self.pool.fetchval("SELECT doc::text FROM rule_engine_state WHERE id = 1")
         return None if text is None else dict(orjson.loads(text))
 
     async def save_state(self, state: dict[str, Any]) -> None:
-        with _mapped():
+        with _mapped:
             await self.pool.execute("INSERT INTO rule_engine_state VALUES (1, $1::jsonb) ON CONFLICT (id) "
                                     "DO UPDATE SET doc = excluded.doc", _text(state))
 
     async def add_firings(self, records: list[FiringRecord]) -> None:
-        with _mapped():
+        with _mapped:
             await self.pool.executemany(
                 "INSERT INTO rule_firings (tenant, rule, t, firing, outcomes) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)",
                 [(r.tenant, r.rule, r.time, _text(r.firing), _text(r.outcomes)) for r in records])
@@ -140,14 +112,14 @@ class PostgresStore(RulesStore):
                       offset: int) -> tuple[list[FiringRecord], int]:
         where = "tenant = $1 AND rule = $2 AND t >= $3 AND t <= $4"
         args = (tenant, rule, float("-inf") if since is None else since, float("inf") if until is None else until)
-        with _mapped():
+        with _mapped:
             total = await self.pool.fetchval(f"SELECT count(*) FROM rule_firings WHERE {where}", *args)
             rows = await self.pool.fetch(f"SELECT t, firing::text, outcomes::text FROM rule_firings WHERE {where} "
                                          "ORDER BY t DESC, id DESC LIMIT $5 OFFSET $6", *args, limit, offset)
         return [FiringRecord(tenant, rule, r[0], orjson.loads(r[1]), orjson.loads(r[2])) for r in rows], int(total)
 
     async def prune_firings(self, keep: int) -> None:
-        with _mapped():
+        with _mapped:
             await self.pool.execute(
                 "DELETE FROM rule_firings WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
                 "(PARTITION BY tenant, rule ORDER BY t DESC, id DESC) AS n FROM rule_firings) ranked WHERE n > $1)",

@@ -9,15 +9,16 @@ here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import orjson
+
+from ngsi.store_lifecycle import ErrorMapping
 
 from .base import FiringRecord, RulesStore, StoredRule, StoreError
 
@@ -38,12 +39,7 @@ CREATE INDEX IF NOT EXISTS firings_rule_t ON firings (tenant, rule, t);
 """
 
 
-@contextlib.contextmanager
-def _mapped() -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise StoreError(f"sqlite: {exc}") from exc
+_mapped = ErrorMapping((sqlite3.Error,), StoreError, "sqlite: {exc}")
 
 
 def _dumps(value: Any) -> str:
@@ -70,7 +66,7 @@ class SQLiteStore(RulesStore):
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
             assert self._db is not None, "the store is not open"
-            with _mapped():
+            with _mapped:
                 return work(self._db)
 
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
@@ -79,7 +75,7 @@ class SQLiteStore(RulesStore):
         def connect() -> None:
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, exist_ok=True)
-            with _mapped():
+            with _mapped:
                 db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")

@@ -14,7 +14,8 @@ import pytest
 from analytics.rules.service.config import Config
 from analytics.rules.service.store import FiringRecord, StoredRule, open_store
 from analytics.rules.service.subscriptions import MARK
-from tests.conftest import ServiceProcess, free_port
+from tests.analytics.conftest import AnalyticsProcess
+from tests.conftest import free_port
 
 from .conftest import TENANT, eventually, serve
 
@@ -118,18 +119,9 @@ async def test_the_store_contract(kind: str, store_url: str) -> None:
         await store.close()
 
 
-class RulesProcess(ServiceProcess):
-    """``python -m analytics.rules.service`` as users start it."""
-
-    def __init__(self, args: list[str], port: int) -> None:
-        self.args = args
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-
-    def start(self) -> RulesProcess:
-        self.launch(["-m", "analytics.rules.service", "-host", "127.0.0.1", "-port", str(self.port), *self.args],
-                    self.url + "/version", "rules service")
-        return self
+class RulesProcess(AnalyticsProcess):
+    module = "analytics.rules.service"
+    what = "rules service"
 
 
 async def test_a_kill_loses_at_most_the_last_save_interval(tmp_path: Path, broker: Any, ngsi: httpx.Client) -> None:
