@@ -10,7 +10,7 @@ DATA ?= data
 ORION_FT ?= ../shared/orion-ft
 JOBS ?= 2
 
-.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-quick bench-history bench-rules bench-iot clean
+.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-quick bench-history bench-rules bench-dashboard bench-iot clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
@@ -57,7 +57,8 @@ orion-ft-measure: $(STAMP) system-deps
 
 # Benchmark suite (not part of `make test`): BENCH_SECONDS per workload, on each of BENCH_BACKENDS
 # (PostgreSQL on a throw-away cluster), or on BENCH_DB_URI, an existing store; then the history
-# service's benchmark (bench-history, on throw-away stores only).
+# service's benchmark (bench-history, on throw-away stores only), the rules service's (bench-rules) and the
+# dashboard's (bench-dashboard).
 BENCH_SECONDS ?= 10
 BENCH_BACKENDS ?= sqlite postgresql
 BENCH_HISTORY_VALUES ?= 10000000
@@ -67,6 +68,8 @@ bench: $(STAMP) system-deps
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_BACKENDS='$(BENCH_BACKENDS)' BENCH_HISTORY_VALUES=$(BENCH_HISTORY_VALUES) \
 		$(PY) bench/history.py
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_RULES=$(BENCH_RULES) BENCH_RULES_RATE=$(BENCH_RULES_RATE) $(PY) bench/rules.py
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_DASHBOARD_PAGES=$(BENCH_DASHBOARD_PAGES) BENCH_DASHBOARD_RATE=$(BENCH_DASHBOARD_RATE) \
+		$(PY) bench/dashboard.py
 
 # Perf regression check (not part of `make test`): every broker workload for BENCH_QUICK_SECONDS on
 # BENCH_QUICK_BACKENDS, compared with the last recorded run; names the rows that moved by more than
@@ -93,6 +96,16 @@ BENCH_RULES_RATE ?= 100
 bench-rules: $(STAMP)
 	@bench/install.sh
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_RULES=$(BENCH_RULES) BENCH_RULES_RATE=$(BENCH_RULES_RATE) $(PY) bench/rules.py
+
+# Dashboard benchmark (not part of `make test`): D1 the broker's API through the dashboard's forwarding
+# against the broker straight, D2 the live feed's delay from a broker update to BENCH_DASHBOARD_PAGES pages
+# at BENCH_DASHBOARD_RATE updates/s (bench/dashboard.py; BENCH_CONNECTIONS, BENCH_ONLY from the environment).
+BENCH_DASHBOARD_PAGES ?= 20
+BENCH_DASHBOARD_RATE ?= 200
+bench-dashboard: $(STAMP)
+	@bench/install.sh
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_DASHBOARD_PAGES=$(BENCH_DASHBOARD_PAGES) BENCH_DASHBOARD_RATE=$(BENCH_DASHBOARD_RATE) \
+		$(PY) bench/dashboard.py
 
 # IoT agent benchmark (not part of `make test`): MQTT Ultralight measures end to end into the broker,
 # BENCH_DEVICES devices, closed loop (at most BENCH_WINDOW in flight) or BENCH_RATE measures/s.

@@ -34,6 +34,7 @@ from .store import Store, open_store
 from .store.base import ChangeCallback
 from .subscriptions.registry import SubscriptionRegistry
 from .subscriptions.sender import Notifier, Visibility, notification_mode
+from .subscriptions.service_token import ServiceToken
 
 log = logging.getLogger("waziup.broker")
 EXPIRY_INTERVAL = 5.0  # seconds between purges of expired (transient) entities
@@ -157,6 +158,11 @@ def create_app(
             ssl_context=forwarding_ssl_context(config),
             gate=gate,
         )
+        # the broker's own account (-feedTokenURL): for the feed, and -notifTokenFor's notifications
+        account = feed_credentials(
+            config.feed_token_url, config.feed_client_id, config.feed_client_secret,
+            user=config.feed_user, password=config.feed_password, ssl_context=forwarding_ssl_context(config),
+        )
         notifier = Notifier(
             CountingRegistry(registry, admin.stats) if admin.stats.watching_notifications else registry,
             http_timeout=config.http_timeout / 1000.0 if config.http_timeout else None,
@@ -168,6 +174,8 @@ def create_app(
             visibility=visibility if visibility is not None else (
                 load_factory(config.notif_filter, config) if config.notif_filter else None
             ),
+            service_token=ServiceToken(config.notif_token_for, account)
+            if account is not None and config.notif_token_for else None,
             **notification_mode(config.notification_mode),
         )
         await notifier.start()
@@ -180,10 +188,7 @@ def create_app(
                 tenants=[t for item in config.feed_tenants for t in parse_list(item)],
                 types=[t for item in config.feed_types for t in parse_list(item)],
                 ssl_context=trust,
-                credentials=feed_credentials(
-                    config.feed_token_url, config.feed_client_id, config.feed_client_secret,
-                    user=config.feed_user, password=config.feed_password, ssl_context=trust,
-                ),
+                credentials=account,
             )
             service.listeners.append(feed.listener)  # committed to the outbox before the answer
             await feed.start()

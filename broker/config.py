@@ -72,6 +72,10 @@ class Config:
     feed_client_secret: str = field(default="", repr=False)
     feed_user: str = ""
     feed_password: str = field(default="", repr=False)
+    # Notifications (not httpCustom) to these URL prefixes carry that same account's token, in
+    # place of the writer's (broker/subscriptions/service_token.py): the platform's receivers
+    # behind a PEP (the rules service's /notices) then know the broker sent them.
+    notif_token_for: tuple[str, ...] = field(default_factory=tuple)
     https: bool = False  # Orion's -https: TLS on -port, plain HTTP nowhere
     https_key: str = ""  # Orion's -key: the server's private key (PEM)
     https_cert: str = ""  # Orion's -cert: its certificate, then any intermediate CA certificates (PEM)
@@ -176,6 +180,9 @@ OPTIONS = Table(
     option("-feedUser", type=Text("NAME"), env="WAZIUP_FEED_USER",
            help="-feedTokenURL: a service account, whose password is WAZIUP_FEED_PASSWORD (the password grant); "
            "else the client's own token (client_credentials)"),
+    option("-notifTokenFor", type=Repeated(metavar="URL"), env="WAZIUP_NOTIF_TOKEN_FOR", check=http_url,
+           help="notifications (not httpCustom) to this URL or below carry the broker's own token (the "
+           "-feedTokenURL account) instead of the writer's: a platform receiver behind a PEP; repeatable"),
     option("-https", type=FLAG, env="ORION_HTTPS", help="serve HTTPS only, on -port (needs -key and -cert)"),
     option("-key", field="https_key", type=Text("FILE"), env="ORION_HTTPS_KEYFILE",
            help="-https: the server's private key, PEM, not encrypted"),
@@ -203,6 +210,9 @@ def _feed_credentials(config: Config, environ: Mapping[str, str]) -> Config:
     config = replace(config, feed_client_secret=environ.get("WAZIUP_FEED_CLIENT_SECRET", ""),
                      feed_password=environ.get("WAZIUP_FEED_PASSWORD", ""))
     if not config.feed_token_url:
+        if config.notif_token_for:
+            raise ConfigError("option -notifTokenFor needs the broker's account: -feedTokenURL, -feedClientId and "
+                              "WAZIUP_FEED_CLIENT_SECRET")
         return config
     try:
         http_url(config.feed_token_url)  # checked with its companions: they make one setting

@@ -11,6 +11,10 @@ Keyrock API, as an administrator would, and idempotently: a restart reuses them)
   ``platform-admin`` (the same) given to the administrator;
 * the service account ``waziup-iot-agent``, holding ``platform-service``: the agent gets
   its tokens with the password grant (``IOTA_AUTH_*``) and sends them to the broker;
+* the dashboard's way back from sign-in (``<dashboard>/auth/callback``) among the
+  application's redirect URIs: the dashboard signs users in as this application
+  (authorization code with PKCE, analytics/dashboard/signin.py), so the tokens it gets
+  are judged by the roles users hold in ``waziup``;
 * the service account ``waziup-broker``, holding only ``platform-feed`` (``create`` and
   ``update`` on every tenant, every path, every entity): the broker's change feed gets
   its tokens with the password grant (``WAZIUP_FEED_*``, broker/feed.py) and sends them to
@@ -62,6 +66,7 @@ class PlatformAuth:
     agent_env: dict[str, str]
     history_env: dict[str, str] = field(default_factory=dict)
     rules_env: dict[str, str] = field(default_factory=dict)
+    dashboard_env: dict[str, str] = field(default_factory=dict)
 
 
 def admin_credentials(data: str) -> tuple[str, str]:
@@ -99,7 +104,19 @@ async def _login(client: NGSIClient, email: str, password: str) -> str:
     return token
 
 
-async def _setup(url: str, data: str, ssl_context: Any = None) -> PlatformAuth:
+PLATFORM_REDIRECT = "http://localhost/callback"  # the application's first redirect URI (none of ours)
+
+
+async def _redirects(api: _Api, app_path: str, wanted: list[str]) -> None:
+    """Add the redirect URIs in ``wanted`` the application lacks (what others added stays)."""
+    shown = (await api.call("GET", app_path))["application"].get("redirect_uri") or []
+    have = [shown] if isinstance(shown, str) else list(shown)
+    missing = [uri for uri in wanted if uri not in have]
+    if missing:
+        await api.call("PATCH", app_path, {"application": {"redirect_uri": have + missing}})
+
+
+async def _setup(url: str, data: str, ssl_context: Any = None, dashboard_url: str = "") -> PlatformAuth:
     from ngsi.client import HTTPClient
 
     email, password = admin_credentials(data)
@@ -114,19 +131,21 @@ async def _setup(url: str, data: str, ssl_context: Any = None) -> PlatformAuth:
         if app is None:  # first start (or the identity manager's store was replaced)
             app = (await api.call("POST", "/v1/applications", {"application": {
                 "name": APP_NAME, "description": "the platform's own services", "url": "http://localhost",
-                "redirect_uri": "http://localhost/callback",
+                "redirect_uri": PLATFORM_REDIRECT,
                 "grant_type": ["password", "client_credentials", "refresh_token", "authorization_code"],
             }}))["application"]
             state = {"app_id": app["id"], "app_secret": app["secret"], "agent_password": secrets.token_urlsafe(24)}
             _write_state(state_path, state)
         added = False
-        for key in ("feed_password", "rules_password", "notice_key"):  # a platform set up before these existed
+        for key in ("feed_password", "rules_password"):  # a platform set up before these existed
             if key not in state:
-                state[key] = secrets.token_urlsafe(24 if key.endswith("password") else 32)
+                state[key] = secrets.token_urlsafe(24)
                 added = True
         if added:
             _write_state(state_path, state)
         app_path = f"/v1/applications/{state['app_id']}"
+        if dashboard_url:
+            await _redirects(api, app_path, [dashboard_url.rstrip("/") + "/auth/callback"])
         roles = {r["name"]: r["id"] for r in (await api.call("GET", f"{app_path}/roles"))["roles"]}
         permissions: dict[str, str] = {}  # grant id -> the permission made for it here
         for name, grant in ROLES.items():
@@ -167,9 +186,12 @@ async def _setup(url: str, data: str, ssl_context: Any = None) -> PlatformAuth:
         **pep,
         "WAZIUP_RULES_AUTH_TOKEN_URL": url + TOKEN_PATH, "WAZIUP_RULES_AUTH_CLIENT_ID": state["app_id"],
         "WAZIUP_RULES_AUTH_CLIENT_SECRET": state["app_secret"], "WAZIUP_RULES_AUTH_USER": RULES_USER,
-        "WAZIUP_RULES_AUTH_PASSWORD": state["rules_password"], "WAZIUP_RULES_NOTICE_KEY": state["notice_key"],
+        "WAZIUP_RULES_AUTH_PASSWORD": state["rules_password"],
     }
-    return PlatformAuth(broker_env={**pep, **feed}, agent_env=agent_env, history_env=dict(pep), rules_env=rules_env)
+    dashboard_env = {"WAZIUP_DASHBOARD_CLIENT_ID": state["app_id"],
+                     "WAZIUP_DASHBOARD_CLIENT_SECRET": state["app_secret"]} if dashboard_url else {}
+    return PlatformAuth(broker_env={**pep, **feed}, agent_env=agent_env, history_env=dict(pep), rules_env=rules_env,
+                        dashboard_env=dashboard_env)
 
 
 def _read_state(path: Path) -> dict[str, str]:
@@ -186,6 +208,7 @@ def _write_state(path: Path, state: dict[str, str]) -> None:
     os.chmod(path, 0o600)
 
 
-def setup(url: str, data: str, ssl_context: Any = None) -> PlatformAuth:
-    """Make sure the accounts exist; the children's environment (SetupError otherwise)."""
-    return asyncio.run(_setup(url, data, ssl_context))
+def setup(url: str, data: str, ssl_context: Any = None, dashboard_url: str = "") -> PlatformAuth:
+    """Make sure the accounts exist; the children's environment (SetupError otherwise).
+    ``dashboard_url``: the dashboard as browsers reach it ("": none runs)."""
+    return asyncio.run(_setup(url, data, ssl_context, dashboard_url))

@@ -28,11 +28,11 @@ SIGINT/SIGTERM stop them in reverse order (SIGTERM, then SIGKILL after 10 s); if
 the others are stopped too and ``waziup run`` exits non-zero.
 
 ``-tls``: the broker, both ports of the agent, the history service, the rules service and
-the identity manager speak HTTPS only, with ``-cert``/``-key`` or else a development
+the identity manager and the dashboard speak HTTPS only, with ``-cert``/``-key`` or else a development
 certificate made once under ``<data>/tls`` (``orchestrator/tls.py``); the agent trusts that
 certificate to reach the broker, the broker to reach the agent, to feed the history and to
 notify the rules service (its ``-notifCaFile``), the rules service to reach the broker
-(``-brokerCa``).
+(``-brokerCa``), the dashboard to reach all of them (``-caFile``).
 Mosquitto serves MQTT over TLS on ``-mqttTlsPort`` (8883) with the same certificate, and its
 plain port listens on loopback only, for the agent (as HTTP, plain MQTT is not offered
 to the network).
@@ -43,8 +43,10 @@ against the identity manager's NGSI policies) and a per-caller rate limit; ``/ve
 (and the history's ``/health``) stay public. The agent and the rules service reach the
 broker, and the broker's feed the history, with service accounts of their own
 (``waziup-iot-agent``; ``waziup-rules``; ``waziup-broker``, which may only create and
-update); the rules' subscriptions sign their notifications to its ``/notices`` (the notice
-key, ``platform_auth``). Mosquitto refuses anonymous clients; devices log in
+update); the broker's notifications to the rules service's ``/notices`` carry the broker's
+own token (``-notifTokenFor``), which its PEP admits. The dashboard signs its users in at the identity manager
+(authorization code with PKCE, as the platform's application ``waziup``) and calls the
+services with the user's token. Mosquitto refuses anonymous clients; devices log in
 with their group's account. Without ``-auth`` MQTT is open, as the broker is without a PEP.
 """
 
@@ -64,6 +66,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ngsi.settings import (
     FLAG,
@@ -360,9 +363,10 @@ RATE_LIMIT = "100"  # -auth: requests per second of one caller, unless WAZIUP_RA
 
 def _start_security(
     options: Options, local: str, scheme: str, tls: _TLS | None, children: list[tuple[str, subprocess.Popen[bytes]]],
-    waits: dict[str, Any],
+    waits: dict[str, Any], dashboard_url: str,
 ) -> platform_auth.PlatformAuth:
-    """-auth: the identity manager, then the accounts the platform's services use."""
+    """-auth: the identity manager, then the accounts the platform's services use (and the
+    dashboard's way back from sign-in, at ``dashboard_url`` as browsers reach it)."""
     tls_args = ["-https", "-key", tls.key, "-cert", tls.cert] if tls else []
     url = _http(local, options.idm_port, scheme)
     proc = subprocess.Popen(
@@ -372,7 +376,7 @@ def _start_security(
     children.append(("identity manager", proc))
     _wait_http(url + "/.well-known/openid-configuration", proc, "the identity manager", **waits)
     try:
-        security = platform_auth.setup(url, options.data, tls.trust if tls else None)
+        security = platform_auth.setup(url, options.data, tls.trust if tls else None, dashboard_url)
     except platform_auth.SetupError as exc:
         raise RuntimeError(str(exc)) from None
     rate = {"WAZIUP_RATE_LIMIT": os.environ.get("WAZIUP_RATE_LIMIT", RATE_LIMIT)}
@@ -385,7 +389,8 @@ def _start_security(
     # the rules' notices come from the broker (signed): never limited, as the feed to the history is not by address
     rules_rate = {**rate, "WAZIUP_RATE_EXEMPT": os.environ.get("WAZIUP_RATE_EXEMPT", "/version,/notices")}
     return platform_auth.PlatformAuth({**security.broker_env, **rate}, {**security.agent_env, **rate},
-                                      {**security.history_env, **history_rate}, {**security.rules_env, **rules_rate})
+                                      {**security.history_env, **history_rate}, {**security.rules_env, **rules_rate},
+                                      {**security.dashboard_env, "WAZIUP_DASHBOARD_IDM_URL": url})
 
 
 def _guards(security: platform_auth.PlatformAuth | None) -> tuple[list[str], list[str], list[str], list[str]]:
@@ -471,35 +476,36 @@ def _start_rules(
     return url
 
 
-def _dashboard_wanted(options: Options) -> bool:
-    """Whether ``waziup run`` starts the dashboard: not with -tls (its page is plain HTTP yet)
-    nor -auth (no sign-in yet: it would only relay what its callers send); a line says so."""
+def _dashboard_url(options: Options, shown: str) -> str:
+    """The dashboard as browsers reach it ("": none runs): HTTPS with -tls, as every service."""
     if not options.dashboard_port:
-        return False
-    if options.tls or options.auth:
-        print(f"waziup run: the dashboard is not started: it has no {'HTTPS page' if options.tls else 'sign-in'} yet "
-              "(-dashboardPort 0 silences this)", file=sys.stderr, flush=True)
-        return False
-    return True
+        return ""
+    return _http(shown, options.dashboard_port, "https" if options.tls else "http")
 
 
 def _start_dashboard(
-    options: Options, local: str, scheme: str, tls: _TLS | None, children: list[tuple[str, subprocess.Popen[bytes]]],
+    options: Options, local: str, scheme: str, tls: _TLS | None, security: platform_auth.PlatformAuth | None,
+    public_url: str, children: list[tuple[str, subprocess.Popen[bytes]]],
 ) -> None:
     """The dashboard, on -host, calling the services at the addresses they reach each other
-    at; the broker notifies its live feed there too. -tls: it trusts the platform's
-    certificate for the services (its page itself is still plain HTTP)."""
-    url = _http(local, options.dashboard_port)
+    at; the broker notifies its live feed there too. -tls: its page over HTTPS with the
+    platform's certificate, which it also trusts for the services. -auth: users sign in at
+    the identity manager (its URL, and the platform application's client id and secret, in
+    the dashboard's environment: platform_auth)."""
+    url = _http(local, options.dashboard_port, scheme)
+    tls_args = ["-https", "-key", tls.key, "-cert", tls.cert, "-caFile", tls.cert] if tls else []
     proc = subprocess.Popen(
         _cli("dashboard", "-host", options.host, "-port", str(options.dashboard_port),
              "-brokerURL", _http(local, options.port, scheme),
              "-historyURL", _http(local, options.history_port, scheme) if options.history_port else "",
              "-agentURL", _http(local, options.north_port, scheme),
              "-rulesURL", _http(local, options.rules_port, scheme) if options.rules_port else "",
-             "-notifyURL", url, *(["-caFile", tls.cert] if tls else []))
+             "-notifyURL", url, "-publicURL", public_url, *tls_args),
+        env={**os.environ, **security.dashboard_env, "WAZIUP_DASHBOARD_IDM_PUBLIC_URL": _http(
+            urlsplit(public_url).hostname or local, options.idm_port, scheme)} if security else None,
     )
     children.append(("dashboard", proc))
-    _wait_http(url + "/api/config", proc, "the dashboard")
+    _wait_http(url + "/api/config", proc, "the dashboard", **({"context": tls.trust} if tls else {}))
 
 
 def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
@@ -548,16 +554,19 @@ def run(options: Options) -> int:
             broker_tls = ["-https", "-key", files.key, "-cert", files.cert, "-notifCaFile", files.cert]
             agent_tls = ["--https", "--key", files.key, "--cert", files.cert, "--cb-ca", files.cert]
         mqtt = _start_mqtt(options, local, shown, files, children)
-        security = _start_security(options, local, scheme, files, children, waits) if options.auth else None
+        dashboard_url = _dashboard_url(options, shown)
+        security = _start_security(options, local, scheme, files, children, waits, dashboard_url) if options.auth else None
         broker_guards, agent_guards, history_guards, rules_guards = _guards(security)
         feed = _start_history(options, local, files, security, history_guards, children) if options.history_port else []
         # the broker may call the agent's north port (forwarded commands, notifications), and nothing
         # else on loopback or private networks unless the words after -- allow it
         allowed = ["-notifAllowedHosts", _hostport(local, options.north_port)]
         rules = _rules_wanted(options)
-        if rules:  # and the rules service's notices
+        if rules:  # and the rules service's notices, which carry the broker's own token under -auth
             allowed += ["-notifAllowedHosts", f"{_hostport(local, options.rules_port)}/notices"]
-        dashboard = _dashboard_wanted(options)
+            if security:
+                allowed += ["-notifTokenFor", _http(local, options.rules_port, scheme) + "/notices"]
+        dashboard = bool(dashboard_url)
         if dashboard:  # and the dashboard's live feed
             allowed += ["-notifAllowedHosts", f"{_hostport(local, options.dashboard_port)}/notify"]
         if not options.mqtt_uri:  # and MQTT notifications to the platform's own MQTT broker
@@ -590,13 +599,13 @@ def run(options: Options) -> int:
         children.append(("IoT agent", proc))
         _wait_http(_http(local, options.north_port, scheme) + "/iot/about", proc, "the IoT agent", **waits)
         if dashboard:
-            _start_dashboard(options, local, scheme, files, children)
+            _start_dashboard(options, local, scheme, files, security, dashboard_url, children)
         print(
             f"waziup: context broker {_http(shown, options.port, scheme)}, "
             f"IoT agent {_http(shown, options.north_port, scheme)}, "
             + (f"history {_http(shown, options.history_port, scheme)} " if options.history_port else "")
             + (f"rules {_http(shown, options.rules_port, scheme)} " if rules else "")
-            + (f"dashboard http://{_hostport(shown, options.dashboard_port)} " if dashboard else "")
+            + (f"dashboard {dashboard_url} " if dashboard else "")
             + f"(devices: {scheme.upper()} :{options.http_port}, MQTT {mqtt.shown}); "
             "Ctrl-C stops",
             flush=True,

@@ -216,3 +216,18 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
         pytest.fail(f"Mosquitto could not start: {exc}", pytrace=False)
     yield broker
     broker.stop()
+
+
+def line_within(lines: Iterator[str], wanted: Callable[[str], bool], seconds: float, what: str) -> str:
+    """The first of a stream's ``lines`` (server-sent events) that is ``wanted``, within
+    ``seconds``: a stream kept open by keep-alive comments must fail the test, not hang it.
+    (Checked at each line: the dashboard's feed sends one at least every 15 s.)"""
+    deadline = time.monotonic() + seconds
+    seen: list[str] = []
+    for line in lines:
+        if wanted(line):
+            return line
+        seen.append(line)
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"{what}: not within {seconds:g} s; the stream said {seen[-10:]!r}")

@@ -15,13 +15,18 @@ with the password grant, and:
   change feed delivers every update with its own service account's token;
 * the rules service is behind the same PEP: a rule is refused without a token and to a
   reader, accepted with the administrator's, and fires: its update reaches the broker with
-  the rules service's own account, fed by notifications the PEP of ``/notices`` admits.
+  the rules service's own account, fed by notifications the PEP of ``/notices`` admits;
+* the dashboard signs a user in through the identity manager's sign-in page (authorization
+  code with PKCE), offers the tenants the user may read, calls the broker and feeds the page
+  live with the user's token, and signs out.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -34,7 +39,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, stop_process
+from tests.conftest import ROOT, free_port, line_within, stop_process
 
 ADMIN_PASSWORD = "Adm1n-pass-for-tests"
 TENANT = {"Fiware-Service": "coop", "Fiware-ServicePath": "/"}
@@ -44,18 +49,18 @@ class Platform:
     def __init__(self, data: Path) -> None:
         self.data = data
         self.ports = {name: free_port() for name in ("port", "northPort", "httpPort", "mqttPort", "idmPort", "historyPort",
-                                                     "rulesPort")}
+                                                     "rulesPort", "dashboardPort")}
         self.broker = f"http://127.0.0.1:{self.ports['port']}"
         self.north = f"http://127.0.0.1:{self.ports['northPort']}"
         self.south = f"http://127.0.0.1:{self.ports['httpPort']}"
         self.idm = f"http://127.0.0.1:{self.ports['idmPort']}"
         self.history = f"http://127.0.0.1:{self.ports['historyPort']}"
         self.rules = f"http://127.0.0.1:{self.ports['rulesPort']}"
+        self.dashboard = f"http://localhost:{self.ports['dashboardPort']}"  # as browsers reach it
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Platform:
-        argv = [sys.executable, "-m", "orchestrator.cli", "run", "-auth", "-host", "127.0.0.1", "-data", str(self.data),
-                "-dashboardPort", "0"]
+        argv = [sys.executable, "-m", "orchestrator.cli", "run", "-auth", "-host", "127.0.0.1", "-data", str(self.data)]
         for name, port in self.ports.items():
             argv += [f"-{name}", str(port)]
         argv += ["--", "-notifAllowedHosts", "127.0.0.1"]  # the test's receiver
@@ -272,8 +277,10 @@ def test_the_history_behind_the_pep_fed_by_the_brokers_account(platform: Platfor
 
 def test_rules_behind_the_pep_fire_with_the_rules_account(platform: Platform, keyrock: dict[str, Any]) -> None:
     """No token: 401; a reader: may list, not create; the administrator creates a rule, and
-    a device-like update (the agent's Bearer token, not forwarded) makes it fire: the
-    subscription's signed notice passes the PEP, the update goes in with waziup-rules."""
+    a device-like update (the agent's Bearer token, not forwarded) makes it fire: the broker's
+    notice carries the broker's own token (``-notifTokenFor``), which the PEP admits, and the
+    update goes in with waziup-rules. A subscriber's ``httpCustom`` notice to the same URL
+    gets no such token, and is refused: the broker vouches only for what it wrote."""
     rule = {"name": "hot", "condition": {"type": "Boiler", "q": "t>40"},
             "action": {"type": "update", "parameters": {"attributes": [
                 {"name": "alarm", "type": "Boolean", "value": "true"}]}}}
@@ -292,6 +299,11 @@ def test_rules_behind_the_pep_fire_with_the_rules_account(platform: Platform, ke
     assert httpx.post(platform.rules + "/notices", json=forged, headers=TENANT).status_code == 401
     bad = httpx.post(platform.rules + "/notices", json=forged, headers={**TENANT, "Waziup-Notice-Signature": "00"})
     assert bad.status_code == 401
+    # a subscriber's own words to /notices (httpCustom): sent without the broker's token, refused
+    custom = httpx.post(platform.broker + "/v2/subscriptions", headers=bearer(admin), json={
+        "subject": {"entities": [{"idPattern": ".*", "type": "Boiler"}]},
+        "notification": {"httpCustom": {"url": platform.rules + "/notices", "json": forged}}})
+    assert custom.status_code == 201, custom.text
     written = httpx.post(platform.broker + "/v2/entities", headers=bearer(admin),
                          json={"id": "B1", "type": "Boiler", "t": {"type": "Number", "value": 55}})
     assert written.status_code == 201, written.text
@@ -304,6 +316,83 @@ def test_rules_behind_the_pep_fire_with_the_rules_account(platform: Platform, ke
     assert alarm is True, (platform.data / "run.log").read_text()[-3000:]
     firings = httpx.get(platform.rules + "/rules/hot/firings", headers=bearer(admin)).json()["data"]
     assert firings and firings[0]["actions"][0]["outcome"] == {"ok": True}
+    custom_url = platform.broker + custom.headers["location"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = httpx.get(custom_url, headers=bearer(admin)).json()["notification"]
+        if "lastSuccessCode" in status:
+            break
+        time.sleep(0.1)
+    assert status.get("lastSuccessCode") == 401, status  # the rules service's PEP refused the custom notice
     state = json.loads((platform.data / "platform-auth.json").read_text())
     logged = (platform.data / "run.log").read_text()
-    assert state["rules_password"] not in logged and state["notice_key"] not in logged
+    assert state["rules_password"] not in logged and state["feed_password"] not in logged
+
+
+def _sign_in(browser: httpx.Client, dashboard: str, login: str, password: str) -> httpx.Response:
+    """What a browser does: the page sends it to the identity manager's sign-in form, the
+    user fills it in and allows, the identity manager sends it back to the dashboard."""
+    page = browser.get(dashboard + "/?service=coop")  # redirects: /auth/login, then /oauth2/authorize
+    assert page.status_code == 200 and "<form" in page.text, page.text[:500]
+    assert page.url.path == "/oauth2/authorize"  # the identity manager's page, not the dashboard's
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    assert fields["code_challenge_method"] == "S256" and fields["code_challenge"]
+    form = {k: html.unescape(v) for k, v in fields.items()} | {"username": login, "password": password,
+                                                               "decision": "allow"}
+    return browser.post(str(page.url.copy_with(query=None)), data=form)  # back to the dashboard's page
+
+
+def organization_viewer(platform: Platform, user: str, tenant: str) -> None:
+    """``user`` (password ``<user>-pass-1234``), a member of organization ``tenant``, which
+    holds a role reading and watching tenant ``tenant`` in the platform's application
+    ``waziup`` (Keyrock's way: the role is the organization's, for its members): who may use
+    the dashboard on that tenant."""
+    with httpx.Client(base_url=platform.idm, timeout=10) as idm:
+        login = idm.post("/v1/auth/tokens", json={"name": "admin@localhost", "password": ADMIN_PASSWORD})
+        h = {"X-Auth-Token": login.headers["X-Subject-Token"]}
+        waziup = next(a for a in idm.get("/v1/applications", headers=h).json()["applications"] if a["name"] == "waziup")
+        base = f"/v1/applications/{waziup['id']}"
+        role = idm.post(f"{base}/roles", headers=h, json={"role": {"name": f"{tenant}-viewer"}}).json()["role"]
+        permission = idm.post(f"{base}/permissions", headers=h, json={"permission": {
+            "name": f"read and watch {tenant}", "action": "NGSI", "resource": "ngsi",
+            "ngsi": {"id": f"{tenant}-viewer", "actions": ["read", "subscribe"], "tenant": tenant},
+        }}).json()["permission"]
+        assert idm.put(f"{base}/roles/{role['id']}/permissions/{permission['id']}", headers=h).status_code < 300
+        member = idm.post("/v1/users", headers=h, json={"user": {
+            "username": user, "email": f"{user}@test.com", "password": f"{user}-pass-1234"}}).json()["user"]
+        org = idm.post("/v1/organizations", headers=h, json={"organization": {"name": tenant}}).json()["organization"]
+        assert idm.put(f"/v1/organizations/{org['id']}/users/{member['id']}/organization_roles/member",
+                       headers=h).status_code < 300
+        assert idm.put(f"{base}/organizations/{org['id']}/roles/{role['id']}/organization_roles/member",
+                       headers=h).status_code < 300
+
+
+def test_the_dashboard_signs_a_user_in_and_acts_with_their_token(platform: Platform) -> None:
+    organization_viewer(platform, "dave", "coop")
+    admin = admin_token(platform)
+    with httpx.Client(timeout=15, follow_redirects=True) as browser:
+        assert browser.get(platform.dashboard + "/api/broker/v2/entities").status_code == 401  # not signed in
+        page = _sign_in(browser, platform.dashboard, "dave@test.com", "dave-pass-1234")
+        assert page.status_code == 200 and "waziup dashboard" in page.text
+        assert str(page.url) == platform.dashboard + "/?service=coop"  # where the user was going
+        me = browser.get(platform.dashboard + "/auth/me").json()
+        assert me["username"] == "dave"
+        assert me["tenants"] == ["coop"]  # not the default tenant: coop, his organization's
+        api = platform.dashboard + "/api/broker/v2/entities"
+        assert browser.get(api, headers={"Fiware-Service": "coop"}).status_code == 200
+        assert browser.get(api).status_code == 403  # the default tenant: the broker's PEP refuses dave
+        # the live feed: dave's own subscription, fed what he may read
+        with browser.stream("GET", platform.dashboard + "/api/events?service=coop&servicepath=/%23") as feed:
+            lines = feed.iter_lines()
+            assert line_within(lines, lambda line: line.startswith("event:"), 20, "the feed's first event") == (
+                "event: ready")
+            made = httpx.post(platform.broker + "/v2/entities", headers={**bearer(admin)},
+                              json={"id": "Dash1", "type": "Room", "t": {"value": 21, "type": "Number"}})
+            assert made.status_code == 201, made.text
+            # dave's role is a second old: the broker's notification filter must already use the policy
+            # set that admitted his subscription (security/pep/policyboard.py)
+            data = line_within(lines, lambda line: line.startswith("data:") and "Dash1" in line, 20, "Dash1, live")
+            assert json.loads(data[5:])["entity"]["t"]["value"] == 21
+        assert browser.post(platform.dashboard + "/auth/logout").status_code == 204
+        assert browser.get(platform.dashboard + "/auth/me").status_code == 401
+        assert browser.get(api, headers={"Fiware-Service": "coop"}).status_code == 401

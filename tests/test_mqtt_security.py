@@ -130,7 +130,8 @@ def test_run_wires_mosquitto_and_the_agent(fake_children: list[tuple[list[str], 
     agent, which gets the account files and its password in its environment only."""
     options = run_all.parse(["-host", "10.1.2.3", "-data", str(tmp_path), "-tls", "-auth", "-mqttLoraUser", "chirpstack"], {})
     assert run_all.run(options) == 1  # the fake children "exit"
-    (mqtt, mqtt_kw), (history, _), (broker, _), (rules, _), (agent, agent_kw) = fake_children
+    (mqtt, mqtt_kw), (history, _), (broker, _), (rules, _), (agent, agent_kw), (dashboard, _) = fake_children
+    assert {"-https", "-idmURL"} & set(dashboard) == {"-https"}  # its sign-in comes in its environment
     assert history[history.index("-host") + 1] == "10.1.2.3"
     assert {"-https", "security.pep:history_guard"} <= set(history)  # TLS and the PEP, as every service
     assert rules[rules.index("-host") + 1] == "10.1.2.3"
@@ -147,9 +148,14 @@ def test_run_wires_mosquitto_and_the_agent(fake_children: list[tuple[list[str], 
     assert config.mqtt_username == mosquitto.AGENT_USER
     assert config.mqtt_password == (tmp_path / "mqtt" / "agent.secret").read_text().strip()
     assert config.mqtt_password not in " ".join(agent)
-    assert broker_config.parse(broker[broker.index("broker") + 1 :], {}).notif_allowed_hosts == (
-        "10.1.2.3:4041", "10.1.2.3:9090/notices", "mqtt://10.1.2.3:1883", "mqtt://localhost:1883",
-    )  # the agent, the rules service's notices, and the MQTT broker
+    account = {"WAZIUP_FEED_TOKEN_URL": "https://10.1.2.3:3005/oauth2/token", "WAZIUP_FEED_CLIENT_ID": "a",
+               "WAZIUP_FEED_CLIENT_SECRET": "s"}  # the broker's account, in its environment (platform_auth)
+    wired = broker_config.parse(broker[broker.index("broker") + 1 :], account)
+    assert wired.notif_allowed_hosts == (
+        "10.1.2.3:4041", "10.1.2.3:9090/notices", "10.1.2.3:3000/notify", "mqtt://10.1.2.3:1883",
+        "mqtt://localhost:1883",
+    )  # the agent, the rules service's notices, the dashboard's live feed, and the MQTT broker
+    assert wired.notif_token_for == ("https://10.1.2.3:9090/notices",)  # the broker vouches for its notices
     kept, _ = mqtt_auth.read_passwd(tmp_path / "mqtt" / "passwd")
     assert mqtt_auth.users_of(kept) == {mosquitto.AGENT_USER, "chirpstack"}
     for name in ("mosquitto.conf", "acl", "passwd", "agent.secret", "lora.secret"):

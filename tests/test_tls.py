@@ -36,7 +36,7 @@ from ngsi.client import HTTPClient, NGSIClient
 from ngsi.settings import SettingsError
 from ngsi.tls import check_key_and_cert, trust_context
 from orchestrator import run_all, tls
-from tests.conftest import ROOT, BrokerProcess, free_port, stop_process, wait_until_answering
+from tests.conftest import ROOT, BrokerProcess, free_port, line_within, stop_process, wait_until_answering
 
 
 
@@ -377,6 +377,7 @@ class Platform:
     mqtt: int
     history: int = 0
     rules: int = 0
+    dashboard: int = 0
     proc: subprocess.Popen[bytes] | None = None
     banner: str = ""
 
@@ -385,7 +386,7 @@ class Platform:
             sys.executable, "-m", "orchestrator.cli", "run", "-tls", "-host", "127.0.0.1", "-data", str(self.data),
             "-port", str(self.port), "-northPort", str(self.north), "-httpPort", str(self.south),
             "-mqttPort", str(self.mqtt), "-mqttTlsPort", str(free_port()), "-historyPort", str(self.history),
-            "-rulesPort", str(self.rules), "-dashboardPort", "0",
+            "-rulesPort", str(self.rules), "-dashboardPort", str(self.dashboard),
         ]
         with open(self.data / "run.log", "ab") as log:  # the children's logs, never a full pipe
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=_environ(), stdout=subprocess.PIPE, stderr=log)
@@ -413,8 +414,8 @@ class Platform:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    port, north, south, mqtt, history, rules = (free_port() for _ in range(6))
-    running = Platform(tmp_path_factory.mktemp("run-tls"), port, north, south, mqtt, history, rules).start()
+    port, north, south, mqtt, history, rules, dashboard = (free_port() for _ in range(7))
+    running = Platform(tmp_path_factory.mktemp("run-tls"), port, north, south, mqtt, history, rules, dashboard).start()
     yield running
     running.stop()
 
@@ -437,6 +438,35 @@ def test_run_tls_serves_https_everywhere(platform: Platform) -> None:
     for port in (platform.port, platform.north, platform.south):
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+
+
+def _https_only(platform: Platform, name: str, port: int) -> str:
+    """The service's URL as the banner shows it: https, and nothing answers plain HTTP there."""
+    url = f"https://localhost:{port}"
+    assert f"{name} {url}" in platform.banner
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+    return url
+
+
+def test_run_tls_dashboard_page_and_live_feed_over_https(platform: Platform) -> None:
+    """The dashboard's page is HTTPS only; it reaches the broker over HTTPS (-caFile), and
+    the broker notifies its live feed over HTTPS (-notifCaFile)."""
+    page = _https_only(platform, "dashboard", platform.dashboard)
+    service = {"fiware-service": "dash", "fiware-servicepath": "/"}
+    with httpx.Client(verify=platform.trust(), timeout=15) as client:
+        assert "waziup dashboard" in client.get(page + "/").text
+        with client.stream("GET", page + "/api/events?service=dash&servicepath=/") as feed:
+            lines = feed.iter_lines()
+            assert line_within(lines, lambda line: line.startswith("event:"), 20, "the feed's first event") == (
+                "event: ready")
+            entity = {"id": "Sensor9", "type": "Sensor", "t": {"value": 5, "type": "Number"}}
+            assert client.post(f"https://localhost:{platform.port}/v2/entities", json=entity,
+                               headers=service).status_code == 201
+            event = line_within(lines, lambda line: line.startswith("data:") and "Sensor9" in line, 20, "Sensor9, live")
+            assert json.loads(event[5:])["entity"]["t"]["value"] == 5
+        got = client.get(page + "/api/broker/v2/entities/Sensor9", headers=service)
+        assert got.status_code == 200 and got.json()["t"]["value"] == 5
 
 
 def test_run_tls_agent_reaches_the_broker(platform: Platform) -> None:
@@ -471,10 +501,7 @@ def test_run_tls_broker_forwards_commands_to_the_agent(platform: Platform) -> No
 
 def test_run_tls_history_is_https_only_and_fed_over_tls(platform: Platform) -> None:
     """The history serves the platform's certificate, and the broker's feed trusts it (-notifCaFile)."""
-    history = f"https://localhost:{platform.history}"
-    assert f"history {history}" in platform.banner
-    with pytest.raises(httpx.TransportError):
-        httpx.get(f"http://127.0.0.1:{platform.history}/version", timeout=5)
+    history = _https_only(platform, "history", platform.history)
     service = {"fiware-service": "runhist", "fiware-servicepath": "/"}
     with httpx.Client(verify=platform.trust(), timeout=10) as client:
         assert client.get(history + "/version").status_code == 200
@@ -492,10 +519,7 @@ def test_run_tls_history_is_https_only_and_fed_over_tls(platform: Platform) -> N
 def test_run_tls_rules_are_https_only_and_fire_over_tls(platform: Platform) -> None:
     """The rules service serves the platform's certificate; the broker notifies its /notices
     over HTTPS (-notifCaFile) and it writes back to the broker over HTTPS (-brokerCa)."""
-    rules = f"https://localhost:{platform.rules}"
-    assert f"rules {rules}" in platform.banner
-    with pytest.raises(httpx.TransportError):
-        httpx.get(f"http://127.0.0.1:{platform.rules}/version", timeout=5)
+    rules = _https_only(platform, "rules", platform.rules)
     service = {"fiware-service": "runrules", "fiware-servicepath": "/"}
     rule = {"name": "hot", "condition": {"type": "Boiler", "q": "t>40"},
             "action": {"type": "update", "parameters": {"attributes": [

@@ -10,7 +10,12 @@ Routes:
   events (``live.Hub``);
 * ``POST /notify/{secret}/{tenant}``: the broker's notifications for that feed;
 * ``/api/{broker,history,agent,rules}/{path}``: forwarded to that service (``forward.py``)
-  with the caller's tenant, service path and token headers, answered as it answered.
+  with the caller's tenant, service path and token headers, answered as it answered;
+* with sign-in (``-idmURL``, ``signin.py``): ``/auth/login``, ``/auth/callback``,
+  ``/auth/me``, ``/auth/logout``. The page, ``/api/...`` and the live feed then need a
+  session (or a token of the caller's own in ``Authorization`` / ``X-Auth-Token``): the
+  page without one goes to sign in, the API answers 401. The session's token goes to the
+  services as the caller's.
 
 The HTTP client and the hub live in the lifespan; ``client`` replaces the network one
 (tests).
@@ -19,16 +24,19 @@ The HTTP client and the hub live in the lifespan; ``client`` replaces the networ
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote
 
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -40,6 +48,7 @@ from ngsi.tls import trust_context
 from .config import DEFAULT_EXPECTED, Config
 from .forward import SERVICES, forward
 from .live import Hub
+from .signin import STATE_COOKIE, SignIn, SignInConfig, SignInError, local_path, session_of, set_cookie
 
 log = logging.getLogger("waziup.dashboard")
 STATIC = Path(__file__).parent / "static"
@@ -55,8 +64,83 @@ def _token(request: Request) -> str:
     return request.headers.get("x-auth-token") or (auth[7:] if auth.lower().startswith("bearer ") else "")
 
 
+def _signin(request: Request) -> SignIn | None:
+    signin: SignIn | None = request.app.state.signin
+    return signin
+
+
+async def _caller(request: Request) -> tuple[str, str]:
+    """(token, viewer) of the request: the caller's own token when it sends one, else its
+    session's; the viewer names whose live feed it gets (``live.py``)."""
+    own = _token(request)
+    if own:
+        return own, hashlib.sha256(own.encode()).hexdigest()[:16]
+    signin = _signin(request)
+    if signin is None:
+        return "", ""
+    session_id = session_of(request.headers.get("cookie", ""))
+    token = await signin.token(session_id)
+    session = signin.sessions.get(session_id)
+    return token, (str(session.user.get("id") or "") if token and session else "")
+
+
+def _sign_in_first() -> Response:
+    return JSONResponse({"error": "Unauthorized", "description": "sign in first: /auth/login"}, 401,
+                        headers={"cache-control": "no-store"})
+
+
 async def index(request: Request) -> Response:
+    signin = _signin(request)
+    if signin is not None and not (await _caller(request))[0]:
+        return RedirectResponse("/auth/login?next=" + quote(request.url.path + (
+            f"?{request.url.query}" if request.url.query else ""), safe=""), 303)
     return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
+
+
+async def login(request: Request) -> Response:
+    signin = _signin(request)
+    assert signin is not None
+    url, state = signin.begin(request.query_params.get("next"))
+    response = RedirectResponse(url, 303, headers={"cache-control": "no-store"})
+    response.headers.append("set-cookie", set_cookie(state, secure=signin.config.secure_cookie, max_age=600,
+                                                     name=STATE_COOKIE, path="/auth"))
+    return response
+
+
+async def callback(request: Request) -> Response:
+    signin = _signin(request)
+    assert signin is not None
+    params = request.query_params
+    if "error" in params:  # RFC 6749 §4.1.2.1: the user denied, or the request was refused
+        signin.pending.pop(params.get("state", ""), None)
+        reason = params.get("error_description") or params["error"]
+        return PlainTextResponse(f"Sign-in refused: {reason}. Sign in again at /auth/login", 403)
+    try:
+        session_id, next_url = await signin.finish(params.get("code", ""), params.get("state", ""),
+                                                   session_of(request.headers.get("cookie", ""), STATE_COOKIE))
+    except SignInError as exc:
+        return PlainTextResponse(f"Sign-in failed: {exc}", 400)
+    response = RedirectResponse(local_path(next_url), 303, headers={"cache-control": "no-store"})
+    response.headers.append("set-cookie", set_cookie(session_id, secure=signin.config.secure_cookie))
+    response.headers.append("set-cookie", set_cookie("", secure=signin.config.secure_cookie, max_age=0,
+                                                     name=STATE_COOKIE, path="/auth"))
+    return response
+
+
+async def me(request: Request) -> Response:
+    signin = _signin(request)
+    assert signin is not None
+    found = await signin.me(session_of(request.headers.get("cookie", "")))
+    return JSONResponse(found, headers={"cache-control": "no-store"}) if found else _sign_in_first()
+
+
+async def logout(request: Request) -> Response:
+    signin = _signin(request)
+    assert signin is not None
+    await signin.end(session_of(request.headers.get("cookie", "")))
+    response = Response(status_code=204)
+    response.headers.append("set-cookie", set_cookie("", secure=signin.config.secure_cookie, max_age=0))
+    return response
 
 
 async def api_config(request: Request) -> Response:
@@ -68,22 +152,27 @@ async def api_config(request: Request) -> Response:
         "services": {name: bool(url) for name, url in urls.items()},
         "expected": {name: seconds for name, seconds in intervals.items() if name != "*"},
         "defaultExpected": intervals.get("*", DEFAULT_EXPECTED),
-        "auth": None,
+        "auth": {"signIn": "/auth/login", "me": "/auth/me", "signOut": "/auth/logout"}
+        if config.idm_url else None,
     })
 
 
 async def events(request: Request) -> Response:
     tenant = request.query_params.get("service", "").strip().lower()
     path = request.query_params.get("servicepath", "/") or "/"
-    # an EventSource cannot send headers: the page passes its token in the query
-    token = _token(request) or request.query_params.get("token", "")
-    stream = _hub(request).listen(tenant, path, token)
+    token, viewer = await _caller(request)
+    if not token and request.query_params.get("token"):  # an EventSource cannot send headers
+        token = request.query_params["token"]
+        viewer = hashlib.sha256(token.encode()).hexdigest()[:16]
+    if _signin(request) is not None and not token:
+        return _sign_in_first()
+    stream = _hub(request).listen(tenant, path, token, viewer)
     return StreamingResponse(stream, media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
 
 async def notify(request: Request) -> Response:
-    secret, tenant = request.path_params["secret"], unquote(request.path_params["tenant"])
+    secret, feed = request.path_params["secret"], request.path_params["feed"]
     config: Config = request.app.state.config
     raw = b""
     async for chunk in request.stream():
@@ -95,15 +184,19 @@ async def notify(request: Request) -> Response:
     except orjson.JSONDecodeError:
         return PlainTextResponse("not JSON", 400)
     paths = [p.strip() for p in request.headers.get("fiware-servicepath", "/").split(",")]
-    known = _hub(request).notified(secret, "" if tenant == "-" else tenant, body if isinstance(body, dict) else {},
-                                   paths)
+    known = _hub(request).notified(secret, feed, body if isinstance(body, dict) else {}, paths)
     return PlainTextResponse("ok" if known else "unknown feed", 200 if known else 404)
 
 
 async def proxy(request: Request) -> Response:
     config: Config = request.app.state.config
+    token = ""
+    if _signin(request) is not None and not _token(request):
+        token = (await _caller(request))[0]
+        if not token:
+            return _sign_in_first()
     return await forward(request, request.app.state.client, request.app.state.upstreams, config.req_timeout,
-                         config.max_body)
+                         config.max_body, token)
 
 
 def create_app(
@@ -117,8 +210,15 @@ def create_app(
             ssl_context=trust_context("-caFile", config.ca_file) if config.ca_file else None)
         app.state.client = the_client
         app.state.hub = Hub(the_client, config.broker_url, config.notify_base)
-        log.info("dashboard port=%s broker=%s history=%s agent=%s rules=%s", config.port, config.broker_url,
-                 config.history_url or "-", config.agent_url or "-", config.rules_url or "-")
+        app.state.signin = SignIn(SignInConfig(
+            idm_url=config.idm_url, idm_public_url=config.idm_public_url or config.idm_url,
+            client_id=config.client_id, client_secret=config.client_secret,
+            callback_url=config.page_url + "/auth/callback", secure_cookie=config.page_url.startswith("https:"),
+            tenants=config.tenants,
+        ), the_client, config.broker_url, timeout=float(config.req_timeout)) if config.idm_url else None
+        log.info("dashboard port=%s broker=%s history=%s agent=%s rules=%s sign-in=%s", config.port,
+                 config.broker_url, config.history_url or "-", config.agent_url or "-", config.rules_url or "-",
+                 config.idm_url or "-")
         try:
             yield
         finally:
@@ -131,14 +231,18 @@ def create_app(
         Route("/", index),
         Route("/api/config", api_config),
         Route("/api/events", events),
-        Route("/notify/{secret}/{tenant}", notify, methods=["POST"]),
+        Route("/notify/{secret}/{feed}", notify, methods=["POST"]),
         Route("/api/{service:str}/{path:path}", proxy,
               methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+    if config.idm_url:
+        routes += [Route("/auth/login", login), Route("/auth/callback", callback), Route("/auth/me", me),
+                   Route("/auth/logout", logout, methods=["POST"])]
     app = Starlette(routes=routes, middleware=[Middleware(GuardLayer, guards=chosen)] if chosen else [],
                     lifespan=lifespan)
     app.state.config = config
+    app.state.signin = None  # the lifespan makes it, with the HTTP client
     app.state.upstreams = {name: url.rstrip("/") for name, url in
                            zip(SERVICES, (config.broker_url, config.history_url, config.agent_url, config.rules_url))
                            if url}

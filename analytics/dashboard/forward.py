@@ -24,13 +24,16 @@ _ANSWER_HEADERS = ("fiware-total-count", "location", "content-disposition")
 
 
 async def forward(request: Request, client: HTTPClient, upstreams: Mapping[str, str], timeout: float,
-                  max_body: int) -> Response:
+                  max_body: int, token: str = "") -> Response:
+    """``token``: the signed-in user's, sent as ``X-Auth-Token`` when the caller sent none."""
     service, path = request.path_params["service"], request.path_params["path"]
     base = upstreams.get(service)
     if base is None:
         return JSONResponse({"error": "NotFound", "description": f"no service {service!r} on this dashboard"}, 404)
     url = f"{base}/{path}" + (f"?{request.url.query}" if request.url.query else "")
     headers = [(name, request.headers[name]) for name in _REQUEST_HEADERS if name in request.headers]
+    if token:
+        headers.append(("x-auth-token", token))
     body = b""
     async for chunk in request.stream():
         body += chunk

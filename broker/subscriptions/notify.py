@@ -80,6 +80,7 @@ class Notification:
     headers: list[tuple[str, str]]
     body: bytes
     timeout: float | None = None  # seconds; None: the broker's default
+    custom: bool = False  # httpCustom: its URL, headers and body are the subscriber's words
 
 
 # -- attributes and metadata ---------------------------------------------------------------
@@ -354,4 +355,5 @@ def build(sub: Sub, change: Change, alteration: str, cbnotif: int) -> Notificati
         headers=headers,
         body=body,
         timeout=timeout / 1000.0 if isinstance(timeout, (int, float)) and timeout > 0 else None,
+        custom=custom is not None,
     )

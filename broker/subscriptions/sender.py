@@ -45,6 +45,7 @@ from .matcher import fires
 from .mqtt import MAX_AGE as MQTT_MAX_AGE
 from .mqtt import MqttError, MqttMessage, MqttPublisher, build_mqtt
 from .notify import Notification, build
+from .service_token import ServiceToken
 
 log = logging.getLogger("waziup.notify")
 
@@ -196,6 +197,7 @@ class Notifier:
         visibility: Visibility | None = None,
         mqtt_max_age: float = MQTT_MAX_AGE,
         workers: int | None = None,  # former name of ``connections``
+        service_token: ServiceToken | None = None,
     ) -> None:
         self.registry = registry
         self.http_timeout = http_timeout or DEFAULT_TIMEOUT
@@ -223,6 +225,8 @@ class Notifier:
         # filter (an authorization module's, composed by the orchestrator): reduced to what
         # the creator may read, or nothing. Conditions are evaluated on that view too.
         self.visibility = visibility
+        # -notifTokenFor: the broker's own token on its notifications to those URLs (service_token.py)
+        self.service_token = service_token
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -567,9 +571,14 @@ class Notifier:
         timeout = notification.timeout or self.http_timeout
         if not await self._destination_allowed(notification):
             return
+        headers = notification.headers
+        vouched = self.service_token is not None and self.service_token.wanted(notification.url, notification.custom)
         try:
+            if vouched:
+                assert self.service_token is not None
+                headers = await self.service_token.headers(headers)
             response = await client.request(
-                notification.method, notification.url, notification.headers, notification.body, timeout,
+                notification.method, notification.url, headers, notification.body, timeout,
                 on_sent=lambda: self._written(notification),
             )
         except Exception as exc:  # connection refused, timeout, bad URL...
@@ -580,6 +589,9 @@ class Notifier:
         status = response.status
         if not 200 <= status < 300:
             log.info("notification of subscription %s got HTTP %s", notification.sub_id, status)
+        if status == 401 and vouched:
+            assert self.service_token is not None
+            await self.service_token.credentials.expired()  # the next one fetches a new token
         # Orion counts any HTTP answer as a delivery (lastSuccessCode shows the status).
         await _maybe_await(self.registry.record_success(notification.tenant, notification.sub_id, time.time(), status))
 

@@ -25,16 +25,15 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from ngsi.server.asgi import ResponseWatch
+from ngsi.server.service import LastResort
 
 from .bootstrap import ensure_admin
 from .config import Config
@@ -67,24 +66,9 @@ async def _store_error(request: Request, exc: Exception) -> Response:
     return KeyrockError(503, "The identity manager's database is not available").response()
 
 
-@dataclass(eq=False)
-class LastResort:
-    """A bug answers 500 in Keyrock's shape, never a traceback."""
-
-    app: ASGIApp
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        watched = ResponseWatch(send)
-        try:
-            await self.app(scope, receive, watched)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            if watched.started:
-                raise
-            await KeyrockError(500, "Internal error").response()(scope, receive, send)
+def _internal_error() -> ASGIApp:
+    """A bug's answer (``LastResort``): 500 in Keyrock's shape, never a traceback."""
+    return KeyrockError(500, "Internal error").response()
 
 
 def create_app(
@@ -119,7 +103,7 @@ def create_app(
             *oauth2.ROUTES, *user.ROUTES, *wellknown.ROUTES, *policies.ROUTES,
             Mount("/v1", routes=V1), Mount("/v3", routes=V1),
         ],
-        middleware=[Middleware(LastResort)],
+        middleware=[Middleware(LastResort, answer=_internal_error, log=log)],
         exception_handlers={KeyrockError: _keyrock_error, StoreError: _store_error},
         lifespan=lifespan,
     )

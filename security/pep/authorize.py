@@ -32,6 +32,7 @@ from security.authz.decide import decide
 from security.authz.policy import PolicySet
 from security.authz.request import UNSEEN, RequestResource, describe
 
+from .policyboard import PolicyBoard
 from .authenticate import Authenticated, Authenticator
 from .cache import Cache
 from .caller import Caller
@@ -113,10 +114,11 @@ class NGSIPolicies:
 
     needs_body = True
 
-    def __init__(self, authenticator: Authenticator, max_entries: int) -> None:
+    def __init__(self, authenticator: Authenticator, max_entries: int, board: PolicyBoard | None = None) -> None:
         # the identity manager, policy version, clock, cache time and application of the
         # authenticator: one of each per PEP, held here too as decide() reads them per request
         self.idm = authenticator.idm
+        self.board = board  # where each set read is published, for the notification filter (policyboard.py)
         self.freshness = authenticator.freshness
         self.now = authenticator.now
         self.cache_time = authenticator.cache_time
@@ -139,6 +141,8 @@ class NGSIPolicies:
                 return self._set
             version, found = await self.idm.ngsi_policies(self.app_id)
             self._set, self._epoch = found, self.freshness.epoch_for(version)
+            if self.board is not None:
+                self.board.publish(version, found)
             log.info("NGSI policy set of version %s: %d policies, %d tenant bindings", version,
                      len(found.policies), len(found.bindings))
             return found

@@ -49,6 +49,7 @@ from .pdp import PDPError
 from .pdp.azf import AzfClient, NoDomain
 from .pdp.opa import OpaClient
 from .pdp.xacml import XacmlClient
+from .policyboard import board_for
 from .replies import INVALID_ROLE, UNAUTHORIZED_ENDPOINT, Refusal, Replies, invalid, missing, unavailable
 from .settings import Settings
 from .tokens import Malformed, token_of
@@ -137,7 +138,7 @@ class PEP:
     def _strategy(self, timeout: float) -> Strategy:
         s = self.settings
         if s.pdp == "ours":
-            return NGSIPolicies(self.authenticator, s.max_entries)
+            return NGSIPolicies(self.authenticator, s.max_entries, board_for(s.idm_url, s.app_id))
         if s.pdp == "idm":
             return KeyrockLevels(self.authenticator, s.tenant_header, s.max_entries)
         if s.pdp == "azf":

@@ -9,8 +9,11 @@ policies; Orion has no such rule.
 
 The notifier calls it synchronously, once per change and creator, on the event loop: the
 policy set is fetched beforehand, by a task polling the identity manager's policy version
-every ``policy_poll_ms`` and fetching the set again when it moved. Until the first set
-arrives, nothing is visible (the filter fails closed). Configured as the PEP guard is
+every ``policy_poll_ms`` and fetching the set again when it moved, and by the PEP guard of
+the same process, which confirms the version before each decision: both publish what they
+read on one board (``policyboard.py``), so a grant that admitted a subscription is the one
+its notifications are filtered with. Until the first set arrives, nothing is visible (the
+filter fails closed). Configured as the PEP guard is
 (``WAZIUP_IDM_URL``, ``WAZIUP_PEP_*``: the PEP's account reads the policies).
 """
 
@@ -27,6 +30,7 @@ from security.authz.policy import PolicySet, Subject
 from security.authz.visibility import visible
 
 from .idm import IdMClient, IdMError
+from .policyboard import board_for
 from .settings import Settings, from_environ
 
 log = logging.getLogger("waziup.security.pep")
@@ -43,9 +47,13 @@ class NotificationFilter:
             ),
             timeout=settings.idm_timeout_ms / 1000.0, username=settings.username, password=settings.password,
         )
-        self.policy_set: PolicySet | None = None
-        self.version: int | None = None
+        # the newest set read in this process, by this filter or by the PEP guard (policyboard.py)
+        self.board = board_for(settings.idm_url, settings.app_id)
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def policy_set(self) -> PolicySet | None:
+        return self.board.policy_set
 
     def __call__(self, owner: dict[str, Any], tenant: str, entity: dict[str, Any]) -> dict[str, Any] | None:
         self._start()
@@ -71,8 +79,8 @@ class NotificationFilter:
         while True:
             try:
                 version = await self.idm.policy_version()
-                if self.policy_set is None or version is None or version != self.version:
-                    self.version, self.policy_set = await self.idm.ngsi_policies(self.settings.app_id)
+                if self.board.policy_set is None or version is None or version != self.board.version:
+                    self.board.publish(*await self.idm.ngsi_policies(self.settings.app_id))
             except (IdMError, OSError) as exc:
                 log.warning("notification filter: the policies could not be read: %s", exc)
             except Exception:

@@ -385,6 +385,8 @@ _EXAMPLES: dict[str, st.SearchStrategy[Any]] = {  # values of the rows with a ch
     ).map(tuple),
     "notif_filter": st.builds(lambda m, f: f"{m}.x:{f}", _NAME, _NAME),
     "feed_url": st.sampled_from(["", "http://127.0.0.1:8668/v2/notify", "https://history.example/v2/notify"]),
+    "notif_token_for": st.lists(st.sampled_from(["http://127.0.0.1:9090/notices", "https://rules.example/notices"]),
+                                min_size=1, max_size=2).map(tuple),
     "allowed_destinations": st.lists(
         st.sampled_from(["127.0.0.1", "localhost:80", "192.168.0.0/16", "[fd00::1]:8080/cmd"]), min_size=1, max_size=3,
     ).map(tuple),

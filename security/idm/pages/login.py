@@ -17,6 +17,7 @@ is escaped with ``html.escape``; the page forbids framing (clickjacking) and scr
 from __future__ import annotations
 
 import html
+from urllib.parse import urlsplit
 from collections.abc import Iterable
 
 from starlette.responses import HTMLResponse
@@ -35,10 +36,28 @@ CARRIED = ("response_type", "client_id", "redirect_uri", "scope", "state", "nonc
 _STYLE = "body{font-family:sans-serif;max-width:28em;margin:3em auto}label,input,button{display:block;margin:.4em 0}"
 
 
-def _page(title: str, body: str, status: int, cookie: str | None = None, secure: bool = False) -> HTMLResponse:
+def form_targets(redirect_uri: str | None) -> str:
+    """The CSP ``form-action`` sources of the sign-in page: this site, and the origin of the
+    application's (already validated) redirect URI. Chromium checks ``form-action`` on the
+    redirects that follow a form's submission too (CSP Level 3), so with ``'self'`` alone the
+    answer to "Sign in and allow" (a 302 to the application) would be blocked, and no
+    application on another origin could sign its users in."""
+    sources = "'self'"
+    if redirect_uri:
+        parts = urlsplit(redirect_uri)
+        if parts.scheme in ("http", "https") and parts.netloc and not set(parts.netloc) & set(" ;,'\"\r\n"):
+            sources += f" {parts.scheme}://{parts.netloc}"
+    return sources
+
+
+def _page(title: str, body: str, status: int, cookie: str | None = None, secure: bool = False,
+          redirect_uri: str | None = None) -> HTMLResponse:
     text = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{_STYLE}</style></head><body>{body}</body></html>")
-    response = HTMLResponse(text, status_code=status, headers=HEADERS)
+    headers = dict(HEADERS)
+    headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(
+        "form-action 'self'", f"form-action {form_targets(redirect_uri)}")
+    response = HTMLResponse(text, status_code=status, headers=headers)
     if cookie is not None:
         response.set_cookie(CSRF_COOKIE, cookie, path="/oauth2", httponly=True, samesite="strict",
                             secure=secure, max_age=3600)
@@ -47,9 +66,10 @@ def _page(title: str, body: str, status: int, cookie: str | None = None, secure:
 
 def sign_in(
     *, app_name: str, scopes: Iterable[str], params: dict[str, str], csrf: str, login: str = "",
-    error: str = "", status: int = 200, secure: bool = False,
+    error: str = "", status: int = 200, secure: bool = False, redirect_uri: str | None = None,
 ) -> HTMLResponse:
-    """The form: who asks, for what, the login fields, Allow / Deny."""
+    """The form: who asks, for what, the login fields, Allow / Deny. ``redirect_uri``: where
+    the answer sends the browser (the form may lead there, ``form_targets``)."""
     hidden = "".join(
         f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
         for name, value in params.items() if name in CARRIED
@@ -69,7 +89,7 @@ def sign_in(
         + '<button name="decision" value="deny" type="submit" formnovalidate>Deny</button>'
         + "</form>"
     )
-    return _page("Sign in", body, status, cookie=csrf, secure=secure)
+    return _page("Sign in", body, status, cookie=csrf, secure=secure, redirect_uri=redirect_uri)
 
 
 def problem(message: str, status: int = 400) -> HTMLResponse:

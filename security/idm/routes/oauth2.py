@@ -236,10 +236,17 @@ async def authorize_page(request: Request) -> Response:
     consent = await _consent(request, query_pairs(request))
     if isinstance(consent, Response):
         return consent
-    session, oauth, _grant = consent
+    session, oauth, grant = consent
     assert session.client is not None
     return page.sign_in(app_name=session.client.name, scopes=split_scope(oauth.payload.data.get("scope")),
-                        params=dict(oauth.payload.data), csrf=secrets.token_urlsafe(24), secure=_secure(request))
+                        params=dict(oauth.payload.data), csrf=secrets.token_urlsafe(24), secure=_secure(request),
+                        redirect_uri=_return_to(session, grant))
+
+
+def _return_to(session: Session, grant: Any) -> str | None:
+    """Where the validated authorization request sends the browser back to."""
+    assert session.client is not None
+    return getattr(grant, "redirect_uri", None) or session.client.get_default_redirect_uri()
 
 
 async def authorize_submit(request: Request) -> Response:
@@ -268,11 +275,12 @@ async def authorize_submit(request: Request) -> Response:
     scopes = split_scope(oauth.payload.data.get("scope"))
     if result_login.locked:
         return page.sign_in(app_name=session.client.name, scopes=scopes, params=dict(oauth.payload.data), csrf=csrf,
-                            login=login, status=429, secure=_secure(request),
+                            login=login, status=429, secure=_secure(request), redirect_uri=_return_to(session, grant),
                             error=f"Too many failed sign-ins: this account is locked for {int(result_login.locked) + 1} s.")
     if result_login.user is None:
         return page.sign_in(app_name=session.client.name, scopes=scopes, params=dict(oauth.payload.data), csrf=csrf,
-                            login=login, status=401, secure=_secure(request), error="Wrong e-mail, username or password.")
+                            login=login, status=401, secure=_secure(request), redirect_uri=_return_to(session, grant),
+                            error="Wrong e-mail, username or password.")
     session.user = result_login.user
     grant.request.user = result_login.user
     result = _decide(lambda: server.create_authorization_response(oauth, grant_user=result_login.user, grant=grant))

@@ -3,7 +3,7 @@
 service, a broker feeding it, Mosquitto and the IoT agent, the rules service, and the
 dashboard (``waziup dashboard``) calling them.
 
-One scenario, in steps that share the page (sign-in is not covered: no ``-auth`` yet): an
+One scenario, in steps that share the page (sign-in: test_browser_signin.py): an
 entity the test creates appears live; its plot opens from the keyboard after a few updates,
 and its CSV downloads; a device that stops reporting turns red (``-expect Silent=2``) and is
 listed as silent; the map shows the entity's location (offline: the vendored outline); a
@@ -205,6 +205,11 @@ def test_dashboard_live_plot_silent_map_provision(stack: Stack, browser: Any, tm
     wait_for(lambda: int(driver.find_element(By.ID, "map").get_attribute("data-markers") or 0) >= 1, 10,
              "a marker on the map")
     assert driver.find_elements(By.CSS_SELECTOR, "#map path.leaflet-interactive")  # the entity's marker
+    # from the keyboard: the list under the map centres it on the entity and shows its label
+    button = driver.find_element(By.CSS_SELECTOR, '#map-list button[data-id="Room1"]')
+    button.send_keys(Keys.ENTER)
+    wait_for(lambda: "Room1" in driver.find_element(By.CSS_SELECTOR, "#map .leaflet-tooltip").text, 5,
+             "the marker's label, opened from the keyboard")
     shot(driver, "07-map")
 
     # provision a device through the agent

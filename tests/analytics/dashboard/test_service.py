@@ -143,3 +143,47 @@ def test_hub_refuses_a_page_the_broker_refuses() -> None:
         assert client.calls[0][2]["x-auth-token"] == "token"
 
     asyncio.run(scenario())
+
+
+def test_each_viewer_has_a_feed_of_their_own() -> None:
+    """With sign-in, a user's page gets only what that user's subscription (made with their
+    token, so filtered by the broker for them) was notified, never another user's."""
+    async def scenario() -> None:
+        client = FakeClient()
+        hub = Hub(client, "http://broker:1026", "http://dash:3000")  # type: ignore[arg-type]
+        alice = hub.listen("farm", "/", "token-a", "alice")
+        bob = hub.listen("farm", "/", "token-b", "bob")
+        assert await anext(alice) == await anext(bob) == b"event: ready\ndata: {}\n\n"
+        posts = [call for call in client.calls if call[0] == "POST"]
+        assert [p[2]["x-auth-token"] for p in posts] == ["token-a", "token-b"]
+        urls = [orjson.loads(p[3])["notification"]["http"]["url"] for p in posts]
+        assert urls == [f"http://dash:3000/notify/{hub.secret}/farm~alice", f"http://dash:3000/notify/{hub.secret}/farm~bob"]
+        assert hub.notified(hub.secret, "farm~bob", {"data": [{"id": "B1", "type": "T"}]}, ["/"])
+        assert b'"id":"B1"' in await anext(bob)
+        waiting = asyncio.ensure_future(anext(alice))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # bob's notification never reaches alice's page
+        waiting.cancel()
+        assert not hub.notified("é" * 22, "farm", {"data": []}, ["/"])  # a foreign secret, even non-ASCII
+        await hub.close()
+
+    asyncio.run(scenario())
+
+
+def test_with_sign_in_nothing_is_served_without_a_session() -> None:
+    config = Config(broker_url="http://broker:1026", idm_url="http://idm:3005", client_id="app", client_secret="s")
+    with TestClient(create_app(config, client=FakeClient())) as http:  # type: ignore[arg-type]
+        page = http.get("/?service=farm", follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == "/auth/login?next=%2F%3Fservice%3Dfarm"
+        login = http.get("/auth/login?next=/x", follow_redirects=False)
+        assert login.status_code == 303 and login.headers["location"].startswith("http://idm:3005/oauth2/authorize?")
+        assert "waziup_signin=" in login.headers["set-cookie"] and "Path=/auth" in login.headers["set-cookie"]
+        assert http.get("/api/broker/v2/entities").status_code == 401
+        assert http.get("/api/events?service=farm").status_code == 401
+        assert http.get("/auth/me").status_code == 401
+        assert http.get("/api/config").json()["auth"]["signIn"] == "/auth/login"
+        refused = http.get("/auth/callback?error=access_denied&state=x")
+        assert refused.status_code == 403 and "access_denied" in refused.text
+        assert http.get("/auth/callback?code=c&state=forged").status_code == 400
+        # a caller with a token of its own (a script) is served as before
+        assert http.get("/api/broker/v2/entities", headers={"X-Auth-Token": "t"}).status_code == 200

@@ -254,6 +254,18 @@ async def test_authorize_refuses_unknown_redirect_and_client_on_a_page(idm: IdM)
     assert r.status_code == 400 and "location" not in r.headers
 
 
+async def test_the_sign_in_form_may_lead_back_to_the_application_only(idm: IdM) -> None:
+    """CSP ``form-action`` covers the redirects after a form's submission (CSP Level 3, as
+    Chromium enforces it): the sign-in page must allow its redirect URI's origin, and no other
+    (found by the dashboard's browser test, where Chromium blocked the way back)."""
+    app = await idm.application()
+    page = await idm.http.get(f"/oauth2/authorize?response_type=code&client_id={app['id']}&redirect_uri={CALLBACK}")
+    policy = page.headers["content-security-policy"]
+    assert "form-action 'self' http://client.test;" in policy and "default-src 'none'" in policy
+    refused = await idm.http.get(f"/oauth2/authorize?response_type=code&client_id={app['id']}&redirect_uri=http://evil.test/x")
+    assert "evil.test" not in refused.headers["content-security-policy"]
+
+
 async def test_authorize_page_escapes_and_needs_csrf(idm: IdM) -> None:
     await idm.user("alice", "alice-password")
     app = await idm.application(name="<script>alert(1)</script>")

@@ -1,7 +1,13 @@
 // Calls to the platform through the dashboard's /api/<service>/ forwarding, with the tenant
-// (Fiware-Service) and service path the picker chose, and the user's token when signed in.
+// (Fiware-Service) and service path the picker chose. With sign-in (-auth) the page holds no
+// token: its session cookie goes along and the dashboard adds the user's token (signin.py).
 
-export const state = { tenant: "", servicePath: "/#", token: "" };
+export const state = { tenant: "", servicePath: "/#", token: "", signIn: false };
+
+// A session that ended (expired, signed out elsewhere): sign in again, back to this page.
+export function signInAgain() {
+  location.assign(`/auth/login?next=${encodeURIComponent(location.pathname + location.search + location.hash)}`);
+}
 
 export function headers(extra = {}) {
   const h = { "Fiware-ServicePath": state.servicePath || "/", ...extra };
@@ -32,6 +38,7 @@ export async function call(service, path, { method = "GET", body, accept = "appl
   let data = null;
   if (text && (response.headers.get("content-type") || "").includes("json")) data = JSON.parse(text);
   else data = text;
+  if (response.status === 401 && state.signIn) signInAgain();
   if (!response.ok) throw new ApiError(response.status, data);
   return { data, total: Number(response.headers.get("fiware-total-count") || NaN), response };
 }

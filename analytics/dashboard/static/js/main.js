@@ -1,5 +1,5 @@
 // The dashboard page: tenant picker, views, entity browser with live values and freshness.
-import { allEntities, call, el, state } from "./api.js";
+import { allEntities, call, el, signInAgain, state } from "./api.js";
 import { LABELS, ago, expected, learn, setExpected, settings, status } from "./fresh.js";
 import { connect } from "./live.js";
 import * as plot from "./plot.js";
@@ -198,7 +198,7 @@ async function showMap() {
     const chosen = select.value;
     select.replaceChildren(el("option", { value: "", text: "freshness" }), ...[...numeric].sort().map((n) => el("option", { value: n, text: n })));
     select.value = numeric.has(chosen) ? chosen : "";
-    await map.render($("#map"), $("#map-info"), entities.map((e) => known.get(e.id)), select.value);
+    await map.render($("#map"), $("#map-info"), entities.map((e) => known.get(e.id)), select.value, $("#map-list"));
   } catch (error) {
     $("#map-info").textContent = `The broker: ${error.message}`;
   }
@@ -222,16 +222,38 @@ function route() {
   showView(document.getElementById(`view-${name}`) ? name : "entities");
 }
 
+// Tenants offered by the picker: with sign-in, those the user may read (/auth/me); else the
+// ones used recently in this browser.
+let offered = null;
+
 function tenants() {
+  if (offered) return offered;
   try { return JSON.parse(localStorage.getItem("waziup.tenants") || "[]"); } catch { return []; }
+}
+
+// With sign-in: who is signed in, or off to the identity manager's sign-in page.
+async function account() {
+  const response = await fetch("/auth/me", { headers: { Accept: "application/json" } });
+  if (response.status === 401) { signInAgain(); return false; }
+  const me = await response.json();
+  offered = me.tenants;
+  $("#account-name").textContent = me.username;
+  $("#account").hidden = false;
+  $("#sign-out").addEventListener("click", async () => {
+    await fetch("/auth/logout", { method: "POST" });
+    signInAgain();
+  });
+  return true;
 }
 
 function useTenant(tenant, servicePath) {
   state.tenant = tenant.trim().toLowerCase();
   state.servicePath = servicePath.trim() || "/#";
-  const list = [...new Set([state.tenant, ...tenants()])].filter(Boolean).slice(0, 20);
-  localStorage.setItem("waziup.tenants", JSON.stringify(list));
-  $("#tenants").replaceChildren(...list.map((t) => el("option", { value: t })));
+  if (!offered) {
+    const list = [...new Set([state.tenant, ...tenants()])].filter(Boolean).slice(0, 20);
+    localStorage.setItem("waziup.tenants", JSON.stringify(list));
+  }
+  $("#tenants").replaceChildren(...tenants().filter(Boolean).map((t) => el("option", { value: t })));
   const params = new URLSearchParams(location.search);
   params.set("service", state.tenant);
   params.set("servicepath", state.servicePath);
@@ -254,6 +276,8 @@ async function start() {
   const options = await response.json();
   settings.server = options.expected || {};
   settings.fallback = options.defaultExpected || 300;
+  state.signIn = Boolean(options.auth);
+  if (state.signIn && !(await account())) return;
   for (const [name, on] of Object.entries(options.services)) {
     const link = document.querySelector(`nav a[data-view="${name === "agent" ? "devices" : name}"]`);
     if (link && !on) link.hidden = true;
@@ -296,7 +320,9 @@ async function start() {
   window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(() => plot.resize($("#plot")), 200); });
   setInterval(tick, 1000);
   const params = new URLSearchParams(location.search);
-  $("#tenant").value = params.get("service") || "";
+  // signed in without access to the default tenant: the first tenant the user may read
+  const first = offered && !offered.includes("") && offered.length ? offered[0] : "";
+  $("#tenant").value = params.get("service") ?? first;
   $("#servicepath").value = params.get("servicepath") || "/#";
   useTenant($("#tenant").value, $("#servicepath").value);
 }

@@ -1,6 +1,9 @@
 // The map: every entity with a location, on the offline outline of the world's land (Natural
 // Earth 110m, public domain, vendored), with map tiles added when the browser can reach them.
-import { status } from "./fresh.js";
+// Markers are SVG shapes a keyboard cannot reach: the list under the map names each located
+// entity with a button that centres the map on it and shows its label.
+import { el } from "./api.js";
+import { LABELS, status } from "./fresh.js";
 
 const L = window.L;
 const TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
@@ -48,10 +51,11 @@ function scale(value, lo, hi) {
   return `hsl(${Math.round(240 - 240 * x)}, 75%, 45%)`;
 }
 
-export async function render(container, info, entities, attribute) {
+export async function render(container, info, entities, attribute, list) {
   if (!map) await init(container);
   map.invalidateSize();
   layer.clearLayers();
+  const items = [];
   const located = entities.filter((e) => position(e));
   const values = attribute ? located.map((e) => e[attribute] && e[attribute].value).filter((v) => typeof v === "number") : [];
   const [lo, hi] = [Math.min(...values), Math.max(...values)];
@@ -61,9 +65,16 @@ export async function render(container, info, entities, attribute) {
     bounds.push(at);
     const v = attribute && e[attribute] ? e[attribute].value : undefined;
     const colour = attribute ? (typeof v === "number" ? scale(v, lo, hi) : FRESH.unknown) : FRESH[status(e)];
-    L.circleMarker(at, { radius: 8, color: "#222", weight: 1, fillColor: colour, fillOpacity: 0.9 })
-      .bindTooltip(`${e.id}${attribute ? `: ${v ?? "-"}` : ""}`).addTo(layer);
+    const label = `${e.id}${attribute ? `: ${v ?? "-"}` : ""}`;
+    const marker = L.circleMarker(at, { radius: 8, color: "#222", weight: 1, fillColor: colour, fillOpacity: 0.9 })
+      .bindTooltip(label).addTo(layer);
+    const shown = attribute ? label : `${e.id} (${LABELS[status(e)] || status(e)})`;
+    items.push(el("li", {}, el("button", { type: "button", "data-id": e.id, onclick: () => {
+      map.setView(at, Math.max(map.getZoom(), tiles ? 12 : 4));
+      marker.openTooltip();
+    } }, shown)));
   }
+  if (list) list.replaceChildren(...items);
   info.textContent = `${located.length} located entities`;
   container.dataset.markers = String(located.length);
   if (bounds.length) map.fitBounds(bounds, { maxZoom: tiles ? 12 : 4, padding: [30, 30] });
