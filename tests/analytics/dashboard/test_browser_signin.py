@@ -10,26 +10,15 @@ sign out and are sent to sign in again. Screenshots go to ``tmp/artifacts/dashbo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from selenium.webdriver.common.by import By
 
 from tests.analytics.dashboard.test_browser import LIVE_SECONDS, browser, console_errors, shot, wait_for
-from tests.test_auth_platform import Platform, admin_token, organization_viewer
+from tests.test_auth_platform import Platform, admin_token, organization_viewer, platform
 
-__all__ = ["browser"]  # the fixture, shared with test_browser.py
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    running = Platform(tmp_path_factory.mktemp("signin")).start()
-    try:
-        yield running
-    finally:
-        running.stop()
+__all__ = ["browser", "platform"]  # the fixtures: the browser of test_browser.py, `waziup run -auth` of test_auth_platform.py
 
 
 def test_sign_in_see_live_sign_out(platform: Platform, browser: Any) -> None:
