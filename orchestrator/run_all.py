@@ -386,7 +386,7 @@ def _start_security(
           f"or {os.path.join(options.data, 'admin-password')}); every API takes its tokens", flush=True)
     # the history's probes (/version, /health) are never limited: a 429 to a health check restarts a healthy service
     history_rate = {**rate, "WAZIUP_RATE_EXEMPT": os.environ.get("WAZIUP_RATE_EXEMPT", "/version,/health")}
-    # the rules' notices come from the broker (signed): never limited, as the feed to the history is not by address
+    # the rules' notices come from the broker (its token): never limited, as the feed to the history is not by address
     rules_rate = {**rate, "WAZIUP_RATE_EXEMPT": os.environ.get("WAZIUP_RATE_EXEMPT", "/version,/notices")}
     return platform_auth.PlatformAuth({**security.broker_env, **rate}, {**security.agent_env, **rate},
                                       {**security.history_env, **history_rate}, {**security.rules_env, **rules_rate},
@@ -458,8 +458,8 @@ def _start_rules(
     subscriptions notify it at the address the broker reaches it at. -tls: HTTPS only with
     the platform's certificate (the broker's -notifCaFile trusts it), and it trusts the
     same for the broker (-brokerCa). -auth: behind its PEP and rate limit (``guards``), its
-    broker calls with the service account ``waziup-rules`` and its subscriptions signed
-    (its environment, platform_auth). Its URL."""
+    broker calls with the service account ``waziup-rules`` (its environment, platform_auth);
+    the broker's notices to it carry the broker's token (``-notifTokenFor``). Its URL."""
     scheme = "https" if tls else "http"
     url = _http(local, options.rules_port, scheme)
     db_uri = _broker_db_uri(options.broker_args)  # beside the broker's data when that is PostgreSQL
