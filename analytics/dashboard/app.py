@@ -69,12 +69,18 @@ def _signin(request: Request) -> SignIn | None:
     return signin
 
 
+def _viewer_of(token: str) -> str:
+    """The live-feed viewer of a caller known only by its own token (a script): the token's
+    digest, so that the token itself never appears in a notification URL."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
 async def _caller(request: Request) -> tuple[str, str]:
     """(token, viewer) of the request: the caller's own token when it sends one, else its
     session's; the viewer names whose live feed it gets (``live.py``)."""
     own = _token(request)
     if own:
-        return own, hashlib.sha256(own.encode()).hexdigest()[:16]
+        return own, _viewer_of(own)
     signin = _signin(request)
     if signin is None:
         return "", ""
@@ -163,7 +169,7 @@ async def events(request: Request) -> Response:
     token, viewer = await _caller(request)
     if not token and request.query_params.get("token"):  # an EventSource cannot send headers
         token = request.query_params["token"]
-        viewer = hashlib.sha256(token.encode()).hexdigest()[:16]
+        viewer = _viewer_of(token)
     if _signin(request) is not None and not token:
         return _sign_in_first()
     stream = _hub(request).listen(tenant, path, token, viewer)
