@@ -187,6 +187,7 @@ def create_app(
                 the_store, config.feed_url,
                 tenants=[t for item in config.feed_tenants for t in parse_list(item)],
                 types=[t for item in config.feed_types for t in parse_list(item)],
+                skip_tenants=[t for item in config.feed_skip_tenants for t in parse_list(item)],
                 ssl_context=trust,
                 credentials=account,
             )

@@ -62,6 +62,7 @@ class Config:
     feed_url: str = ""
     feed_tenants: tuple[str, ...] = field(default_factory=tuple)
     feed_types: tuple[str, ...] = field(default_factory=tuple)
+    feed_skip_tenants: tuple[str, ...] = field(default_factory=tuple)
     # The feed's token, for a receiver behind a PEP (the history under ``waziup run -auth``):
     # fetched from this OAuth2 token endpoint ("" none) with the client's id and secret, as a
     # service account (password grant) when a user is given, else client_credentials; sent
@@ -172,6 +173,9 @@ OPTIONS = Table(
            help="the tenants (Fiware-Service) the feed carries; repeatable or comma-separated; default all"),
     option("-feedTypes", type=Repeated(), env="WAZIUP_FEED_TYPES",
            help="the entity types the feed carries; repeatable or comma-separated; default all"),
+    option("-feedSkipTenants", type=Repeated(), env="WAZIUP_FEED_SKIP_TENANTS",
+           help="tenants the feed leaves out (one whose writer feeds the history itself, as the WAZIUP API); "
+           "repeatable or comma-separated"),
     option("-feedTokenURL", type=Text("URL"), env="WAZIUP_FEED_TOKEN_URL",
            help="the OAuth2 token endpoint (the identity manager's /oauth2/token) the feed gets the X-Auth-Token "
            "it sends from, for a receiver behind a PEP; needs -feedClientId and WAZIUP_FEED_CLIENT_SECRET"),

@@ -32,7 +32,8 @@ a PEP. A 401 drops the token, so the retry fetches a new one; tokens are fetched
 before they expire (``ngsi.client.credentials``) and never logged.
 
 What it does not do: feed deletions (a history keeps what was), nor changes of tenants or
-types left out by ``-feedTenants`` / ``-feedTypes``.
+types left out by ``-feedTenants`` / ``-feedTypes``, nor of the tenants ``-feedSkipTenants``
+names (the WAZIUP API's, which hands its datapoints to the history itself, in the request).
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class Feed:
         feed_id: str = "waziup-feed",
         tenants: Sequence[str] = (),
         types: Sequence[str] = (),
+        skip_tenants: Sequence[str] = (),
         gate: Gate | None = None,
         client: http11.HTTPClient | None = None,
         ssl_context: ssl.SSLContext | None = None,
@@ -139,6 +141,7 @@ class Feed:
         self.feed_id = feed_id
         self.tenants = frozenset(t.lower() for t in tenants)  # Fiware-Service, as the broker keeps it
         self.types = frozenset(types)
+        self.skip_tenants = frozenset(t.lower() for t in skip_tenants)  # tenants whose writer feeds the history itself
         self.gate = gate
         self.ssl_context = ssl_context  # None: the system's CAs
         self.credentials = credentials  # None: no token sent
@@ -153,7 +156,10 @@ class Feed:
 
     def wanted(self, change: Change) -> bool:
         entity = change.entity
-        return (not self.tenants or change.tenant in self.tenants) and (not self.types or entity["type"] in self.types)
+        return (
+            (not self.tenants or change.tenant in self.tenants) and change.tenant not in self.skip_tenants
+            and (not self.types or entity["type"] in self.types)
+        )
 
     async def listener(self, change: Change) -> None:
         if not self.wanted(change):

@@ -1,6 +1,7 @@
 """The ``waziup`` command: ``waziup broker [Orion options]`` runs the context broker,
 ``waziup iot-agent [options]`` the IoT agent, ``waziup history`` the history service,
-``waziup rules`` the rules service, ``waziup dashboard`` the dashboard,
+``waziup rules`` the rules service, ``waziup dashboard`` the dashboard, ``waziup api`` the
+WAZIUP cloud API, ``waziup users import`` a Keycloak realm's users,
 ``waziup run`` the broker and the agent with an embedded MQTT broker
 (``orchestrator.run_all``), ``waziup gw-post`` is the WAZIUP LoRa gateway's cloud script.
 Each command's options are a table (``ngsi.settings``): ``waziup COMMAND --help`` prints it."""
@@ -21,6 +22,8 @@ USAGE = """usage: waziup COMMAND [options]; waziup COMMAND --help lists a comman
   waziup history export [options]                its stored values as CSV
   waziup rules [options]                         the rules service (Perseo-compatible, :9090)
   waziup dashboard [options]                     the dashboard, a web page (:3000)
+  waziup api [options]                           the WAZIUP cloud API v2 (/api/v2 :8800, MQTT :3883)
+  waziup users import FILE [options]             users of a Keycloak realm export into the identity manager
   waziup gw-post LDATA PDATA RDATA TDATA GWID    the WAZIUP LoRa gateway's cloud script"""
 
 
@@ -35,6 +38,7 @@ SERVERS: dict[str, tuple[str, str]] = {
     "history": ("analytics.history.config", "analytics.history.server"),
     "rules": ("analytics.rules.service.config", "analytics.rules.service.server"),
     "dashboard": ("analytics.dashboard.config", "analytics.dashboard.server"),
+    "api": ("orchestrator.waziup_api.config", "orchestrator.waziup_api.server"),
 }
 
 
@@ -56,6 +60,10 @@ def main(argv: list[str] | None = None) -> None:
         from analytics.history.export import main as export_history
 
         export_history(rest[1:])
+    elif command == "users" and rest[:1] == ["import"]:
+        from orchestrator.waziup_api.users_cli import main as import_users
+
+        sys.exit(import_users(rest))
     elif command in SERVERS:
         serve(command, rest)
     elif command == "run":

@@ -15,6 +15,10 @@ Keyrock API, as an administrator would, and idempotently: a restart reuses them)
   application's redirect URIs: the dashboard signs users in as this application
   (authorization code with PKCE, analytics/dashboard/signin.py), so the tokens it gets
   are judged by the roles users hold in ``waziup``;
+* the service account ``waziup-api`` (the WAZIUP API, ``orchestrator/waziup_api``), holding
+  ``platform-service``: behind the PEP it reaches the broker and the history with it; its
+  users log in as the application ``waziup`` (the password grant) and it reads accounts as
+  the administrator;
 * the service account ``waziup-broker``, holding only ``platform-feed`` (``create`` and
   ``update`` on every tenant, every path, every entity): the broker's change feed gets
   its tokens with the password grant (``WAZIUP_FEED_*``, broker/feed.py) and sends them to
@@ -44,6 +48,7 @@ APP_NAME = "waziup"
 AGENT_USER = "waziup-iot-agent"
 FEED_USER = "waziup-broker"
 RULES_USER = "waziup-rules"
+API_USER = "waziup-api"
 ALL_ACTIONS = ["read", "create", "update", "delete", "subscribe", "register", "provision", "admin"]
 EVERYTHING = {"id": "platform", "actions": ALL_ACTIONS, "tenant": "*"}
 FEED = {"id": "platform-feed", "actions": ["create", "update"], "tenant": "*"}
@@ -67,6 +72,7 @@ class PlatformAuth:
     history_env: dict[str, str] = field(default_factory=dict)
     rules_env: dict[str, str] = field(default_factory=dict)
     dashboard_env: dict[str, str] = field(default_factory=dict)
+    api_env: dict[str, str] = field(default_factory=dict)
 
 
 def admin_credentials(data: str) -> tuple[str, str]:
@@ -137,7 +143,7 @@ async def _setup(url: str, data: str, ssl_context: Any = None, dashboard_url: st
             state = {"app_id": app["id"], "app_secret": app["secret"], "agent_password": secrets.token_urlsafe(24)}
             _write_state(state_path, state)
         added = False
-        for key in ("feed_password", "rules_password"):  # a platform set up before these existed
+        for key in ("feed_password", "rules_password", "api_password"):  # a platform set up before these existed
             if key not in state:
                 state[key] = secrets.token_urlsafe(24)
                 added = True
@@ -162,7 +168,8 @@ async def _setup(url: str, data: str, ssl_context: Any = None, dashboard_url: st
         users = (await api.call("GET", "/v1/users"))["users"]
         for username, password_key, role in ((AGENT_USER, "agent_password", "platform-service"),
                                              (FEED_USER, "feed_password", "platform-feed"),
-                                             (RULES_USER, "rules_password", "platform-service")):
+                                             (RULES_USER, "rules_password", "platform-service"),
+                                             (API_USER, "api_password", "platform-service")):
             account = next((u for u in users if u.get("username") == username), None)
             if account is None:
                 account = (await api.call("POST", "/v1/users", {"user": {
@@ -190,8 +197,13 @@ async def _setup(url: str, data: str, ssl_context: Any = None, dashboard_url: st
     }
     dashboard_env = {"WAZIUP_DASHBOARD_CLIENT_ID": state["app_id"],
                      "WAZIUP_DASHBOARD_CLIENT_SECRET": state["app_secret"]} if dashboard_url else {}
+    api_env = {  # the WAZIUP API: users log in as the application; it reads accounts as the administrator
+        "WAZIUP_API_CLIENT_ID": state["app_id"], "WAZIUP_API_CLIENT_SECRET": state["app_secret"],
+        "WAZIUP_API_ADMIN_USER": email, "WAZIUP_API_ADMIN_PASSWORD": password,
+        "WAZIUP_API_AUTH_PASSWORD": state["api_password"],  # used with -authUser waziup-api (behind the PEP)
+    }
     return PlatformAuth(broker_env={**pep, **feed}, agent_env=agent_env, history_env=dict(pep), rules_env=rules_env,
-                        dashboard_env=dashboard_env)
+                        dashboard_env=dashboard_env, api_env=api_env)
 
 
 def _read_state(path: Path) -> dict[str, str]:

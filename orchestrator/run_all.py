@@ -21,8 +21,14 @@ other machines without ``-auth``):
    a web page calling the others; its live feed is a broker subscription notifying its
    ``/notify/...`` (``-notifAllowedHosts``).
 
-With ``-auth`` the identity manager (``waziup idm``, ``-idmPort``) starts first, and
-``platform_auth`` makes the accounts the services use.
+7. the WAZIUP cloud API v2 (``waziup api``, ``orchestrator/waziup_api``) on ``-apiPort`` (8800)
+   with its MQTT broker on ``-apiMqttPort`` (3883): devices in the broker's tenant ``waziup``
+   (which the feed then leaves to it: it hands its datapoints to the history itself),
+   accounts at the identity manager.
+
+With ``-auth``, or when the WAZIUP API runs, the identity manager (``waziup idm``,
+``-idmPort``) starts first, and ``platform_auth`` makes the accounts the services use;
+without ``-auth`` only the WAZIUP API takes its tokens.
 
 SIGINT/SIGTERM stop them in reverse order (SIGTERM, then SIGKILL after 10 s); if one dies,
 the others are stopped too and ``waziup run`` exits non-zero.
@@ -104,6 +110,8 @@ class Options:
     history_types: tuple[str, ...] = field(default_factory=tuple)
     rules_port: int = 9090  # 0: no rules service
     dashboard_port: int = 3000  # 0: no dashboard
+    api_port: int = 8800  # 0: no WAZIUP API
+    api_mqtt_port: int = 3883  # 0: the WAZIUP API without MQTT
     host: str = ""  # "": 127.0.0.1, or 0.0.0.0 with -auth (see parse)
     tls: bool = False
     cert: str = ""  # empty with tls: the development certificate under <data>/tls
@@ -150,6 +158,11 @@ OPTIONS = Table(
            help="the rules service's port (Perseo's API; its rules subscribe to the broker); 0: none"),
     option("-dashboardPort", type=Int(0, 65535, metavar="PORT"),
            help="the dashboard's port (a web page: entities live, plots, map, devices, rules); 0: none"),
+    option("-apiPort", type=Int(0, 65535, metavar="PORT"),
+           help="the WAZIUP cloud API v2's port (/api/v2; the reference's 800 needs root: docs/waziup-api.md); it "
+           "needs the identity manager, which then runs without -auth too; 0: none"),
+    option("-apiMqttPort", type=Int(0, 65535, metavar="PORT"),
+           help="the WAZIUP API's MQTT port (devices/{id}/sensors/{id}/value...); 0: none"),
     option("-northPort", type=PORT, help="the IoT agent's north port (provisioning API)"),
     option("-httpPort", type=PORT, help="the IoT agent's device HTTP port"),
     option("-host", type=Text("ADDRESS"), shown="127.0.0.1; 0.0.0.0 with -auth",
@@ -383,14 +396,16 @@ def _start_security(
     if tls:  # the PEPs trust the identity manager's certificate (the services' own)
         rate["WAZIUP_PEP_IDM_CA"] = tls.cert
     print(f"waziup: identity manager {url} (Keyrock's API; the administrator's password: WAZIUP_ADMIN_PASSWORD, "
-          f"or {os.path.join(options.data, 'admin-password')}); every API takes its tokens", flush=True)
+          f"or {os.path.join(options.data, 'admin-password')}); "
+          + ("every API takes its tokens" if options.auth else "the WAZIUP API's accounts"), flush=True)
     # the history's probes (/version, /health) are never limited: a 429 to a health check restarts a healthy service
     history_rate = {**rate, "WAZIUP_RATE_EXEMPT": os.environ.get("WAZIUP_RATE_EXEMPT", "/version,/health")}
     # the rules' notices come from the broker (its token): never limited, as the feed to the history is not by address
     rules_rate = {**rate, "WAZIUP_RATE_EXEMPT": os.environ.get("WAZIUP_RATE_EXEMPT", "/version,/notices")}
     return platform_auth.PlatformAuth({**security.broker_env, **rate}, {**security.agent_env, **rate},
                                       {**security.history_env, **history_rate}, {**security.rules_env, **rules_rate},
-                                      {**security.dashboard_env, "WAZIUP_DASHBOARD_IDM_URL": url})
+                                      {**security.dashboard_env, "WAZIUP_DASHBOARD_IDM_URL": url},
+                                      security.api_env)
 
 
 def _guards(security: platform_auth.PlatformAuth | None) -> tuple[list[str], list[str], list[str], list[str]]:
@@ -508,6 +523,40 @@ def _start_dashboard(
     _wait_http(url + "/api/config", proc, "the dashboard", **({"context": tls.trust} if tls else {}))
 
 
+API_TENANT = "waziup"  # the WAZIUP API's devices, as the reference kept them in Orion
+
+
+def _start_api(
+    options: Options, local: str, scheme: str, tls: _TLS | None, accounts: platform_auth.PlatformAuth, auth: bool,
+    children: list[tuple[str, subprocess.Popen[bytes]]],
+) -> None:
+    """The WAZIUP cloud API v2 (``orchestrator/waziup_api``) and its MQTT broker, on -host:
+    devices in the broker's tenant ``waziup``, datapoints in the history, accounts at the
+    identity manager (users log in as the platform's application). -tls: HTTPS and MQTT
+    over TLS with the platform's certificate, which it trusts for the services. -auth:
+    it reaches the broker and the history as the service account ``waziup-api``, and its
+    callers are rate-limited; its own permission model (owner, public, admin, guest) holds
+    either way."""
+    url = _http(local, options.api_port, scheme)
+    tls_args = ["-https", "-key", tls.key, "-cert", tls.cert, "-caFile", tls.cert] if tls else []
+    env = {**os.environ, **accounts.api_env}
+    if auth:
+        env["WAZIUP_RATE_LIMIT"] = os.environ.get("WAZIUP_RATE_LIMIT", RATE_LIMIT)
+    proc = subprocess.Popen(
+        _cli("api", "-host", options.host, "-port", str(options.api_port), "-data", options.data,
+             "-brokerURL", _http(local, options.port, scheme),
+             "-historyURL", _http(local, options.history_port, scheme) if options.history_port else "",
+             "-idmURL", _http(local, options.idm_port, scheme), "-clientId", accounts.api_env["WAZIUP_API_CLIENT_ID"],
+             "-adminUser", accounts.api_env["WAZIUP_API_ADMIN_USER"], "-service", API_TENANT,
+             "-mqttPort", str(options.api_mqtt_port),
+             *(["-authUser", platform_auth.API_USER, "-guard", "security.ratelimit:broker_guard"] if auth else []),
+             *tls_args),
+        env=env,
+    )
+    children.append(("WAZIUP API", proc))
+    _wait_http(url + "/api/v2/ontologies/units", proc, "the WAZIUP API", **({"context": tls.trust} if tls else {}))
+
+
 def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     for _, proc in reversed(children):
         if proc.poll() is None:
@@ -555,9 +604,13 @@ def run(options: Options) -> int:
             agent_tls = ["--https", "--key", files.key, "--cert", files.cert, "--cb-ca", files.cert]
         mqtt = _start_mqtt(options, local, shown, files, children)
         dashboard_url = _dashboard_url(options, shown)
-        security = _start_security(options, local, scheme, files, children, waits, dashboard_url) if options.auth else None
+        accounts = _start_security(options, local, scheme, files, children, waits, dashboard_url) \
+            if options.auth or options.api_port else None
+        security = accounts if options.auth else None  # without -auth the identity manager serves the WAZIUP API only
         broker_guards, agent_guards, history_guards, rules_guards = _guards(security)
         feed = _start_history(options, local, files, security, history_guards, children) if options.history_port else []
+        if options.api_port and feed:  # the WAZIUP API hands its datapoints to the history itself
+            feed += ["-feedSkipTenants", API_TENANT]
         # the broker may call the agent's north port (forwarded commands, notifications), and nothing
         # else on loopback or private networks unless the words after -- allow it
         allowed = ["-notifAllowedHosts", _hostport(local, options.north_port)]
@@ -600,12 +653,16 @@ def run(options: Options) -> int:
         _wait_http(_http(local, options.north_port, scheme) + "/iot/about", proc, "the IoT agent", **waits)
         if dashboard:
             _start_dashboard(options, local, scheme, files, security, dashboard_url, children)
+        if options.api_port and accounts is not None:
+            _start_api(options, local, scheme, files, accounts, bool(security), children)
         print(
             f"waziup: context broker {_http(shown, options.port, scheme)}, "
             f"IoT agent {_http(shown, options.north_port, scheme)}, "
             + (f"history {_http(shown, options.history_port, scheme)} " if options.history_port else "")
             + (f"rules {_http(shown, options.rules_port, scheme)} " if rules else "")
             + (f"dashboard {dashboard_url} " if dashboard else "")
+            + (f"WAZIUP API {_http(shown, options.api_port, scheme)}/api/v2 " if options.api_port else "")
+            + (f"(MQTT :{options.api_mqtt_port}) " if options.api_port and options.api_mqtt_port else "")
             + f"(devices: {scheme.upper()} :{options.http_port}, MQTT {mqtt.shown}); "
             "Ctrl-C stops",
             flush=True,

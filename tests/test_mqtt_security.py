@@ -218,7 +218,7 @@ class Platform:
         argv = [sys.executable, "-m", "orchestrator.cli", "run", "-host", "127.0.0.1", "-data", str(self.data),
                 "-port", str(self.port), "-northPort", str(self.north), "-httpPort", str(self.http),
                 "-mqttPort", str(self.mqtt), "-mqttTlsPort", str(self.mqtt_tls), "-idmPort", str(self.idm),
-                "-historyPort", str(self.history), "-rulesPort", str(self.rules), "-dashboardPort", "0",
+                "-historyPort", str(self.history), "-rulesPort", str(self.rules), "-dashboardPort", "0", "-apiPort", "0",
                 *self.args]
         self.output = open(self.data.parent / f"{self.data.name}.log", "ab")  # noqa: SIM115 (open while it runs)
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.output, stderr=subprocess.STDOUT)

@@ -386,7 +386,7 @@ class Platform:
             sys.executable, "-m", "orchestrator.cli", "run", "-tls", "-host", "127.0.0.1", "-data", str(self.data),
             "-port", str(self.port), "-northPort", str(self.north), "-httpPort", str(self.south),
             "-mqttPort", str(self.mqtt), "-mqttTlsPort", str(free_port()), "-historyPort", str(self.history),
-            "-rulesPort", str(self.rules), "-dashboardPort", str(self.dashboard),
+            "-rulesPort", str(self.rules), "-dashboardPort", str(self.dashboard), "-apiPort", "0",
         ]
         with open(self.data / "run.log", "ab") as log:  # the children's logs, never a full pipe
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=_environ(), stdout=subprocess.PIPE, stderr=log)

@@ -541,7 +541,8 @@ class Introspection(IntrospectionEndpoint):
         if record.expires_at is not None:
             body["exp"] = int(record.expires_at)
         if token.user is not None:
-            body.update(sub=token.user.id, username=token.user.username)
+            # admin: the WAZIUP API's admin flag (its callers' rights), which Keyrock's /user lacks
+            body.update(sub=token.user.id, username=token.user.username, admin=token.user.admin)
         return body
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import jwt as pyjwt
 
 from .config import Config
-from .credentials import digest, new_token, verify_password
+from .credentials import digest, hash_password, needs_upgrade, new_token, verify_password
 from .keys import InvalidJWT, KeyRing, looks_like_jwt, new_key
 from .lockout import Lockout
 from .model import (
@@ -125,12 +125,23 @@ class IdentityService:
         ok = await asyncio.to_thread(verify_password, user.password_hash if user is not None else None, password)
         if ok and user is not None and user.enabled:
             self.accounts.succeed(account)
-            return LoginResult(user)
+            return LoginResult(await self._upgraded(user, password))
         if ok and user is not None:  # the right password of a disabled account: not a guess
             return LoginResult(None)
         locks = [self.accounts.fail(account, now), self.addresses.fail(where, now)]
         log.warning("failed login from %s%s", address, ": now locked" if any(locks) else "")
         return LoginResult(None)
+
+    async def _upgraded(self, user: User, password: str) -> User:
+        """The user, their password re-hashed with argon2id when the hash kept is an imported
+        (Keycloak PBKDF2) or outdated one: the right password is known only now."""
+        if not needs_upgrade(user.password_hash):
+            return user
+        upgraded = user.replace(password_hash=await asyncio.to_thread(hash_password, password))
+        if not await self.store.upgrade_password_hash(user.id, user.password_hash, upgraded.password_hash):
+            return user  # changed meanwhile (a new password): that one stands
+        log.info("password hash of user %s upgraded to argon2id", user.id)
+        return upgraded
 
     # -- what a user holds in an application ----------------------------------------------
     async def grants_of(self, user_id: str, app_id: str) -> Grants:

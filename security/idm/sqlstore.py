@@ -418,6 +418,13 @@ class SQLStore:
             if before and (bool(before[0][0]), bool(before[0][1])) != (user.enabled, user.admin):
                 await _bump(db)
 
+    async def upgrade_password_hash(self, user_id: str, old_hash: str, new_hash: str) -> bool:
+        """Replace the hash of the same password (a login re-hashing it), only if it is still
+        ``old_hash``: nothing else of the user is written, so a change made meanwhile (a new
+        password, the account disabled) is never undone."""
+        return bool(await self._change("UPDATE idm_users SET password_hash = ? WHERE id = ? AND password_hash = ?",
+                                       [new_hash, user_id, old_hash]))
+
     async def delete_user(self, user_id: str) -> bool:
         """With the user's memberships, roles and tokens."""
         return await self._delete(_USERS, user_id)

@@ -41,6 +41,7 @@ from ngsi.settings import (
 )
 from orchestrator import cli
 from orchestrator import run_all
+from orchestrator.waziup_api import config as api_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,8 +323,18 @@ def test_run_host_reaches_every_service(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(run_all.signal, "signal", lambda *args: None)
     monkeypatch.setattr(run_all, "_wait_mqtt", lambda host, port, proc, what: probed.append(f"{host}:{port}"))
     monkeypatch.setattr(run_all, "_wait_http", lambda url, proc, what: probed.append(url))
+    api_env = {"WAZIUP_API_CLIENT_ID": "app", "WAZIUP_API_CLIENT_SECRET": "s", "WAZIUP_API_ADMIN_USER": "admin@localhost",
+               "WAZIUP_API_ADMIN_PASSWORD": "p", "WAZIUP_API_AUTH_PASSWORD": "q"}
+    monkeypatch.setattr(run_all.platform_auth, "setup", lambda *args: run_all.platform_auth.PlatformAuth(
+        {}, {}, api_env=api_env))
     assert run_all.run(run_all.parse(["-host", "10.1.2.3", "-data", str(tmp_path), "-mqttBroker", "amqtt"])) == 1
-    mqtt, history, broker, rules, agent, dashboard = started
+    mqtt, idm, history, broker, rules, agent, dashboard, api = started
+    assert idm[idm.index("idm") + 1 :][:4] == ["-host", "10.1.2.3", "-port", "3005"]  # the WAZIUP API's accounts
+    api_options = api_config.parse(api[api.index("api") + 1 :], api_env)
+    assert (api_options.host, api_options.port, api_options.mqtt_port) == ("10.1.2.3", 8800, 3883)
+    assert (api_options.broker_url, api_options.history_url) == ("http://10.1.2.3:1026", "http://10.1.2.3:8668")
+    assert (api_options.idm_url, api_options.service, api_options.auth_user) == ("http://10.1.2.3:3005", "waziup", "")
+    assert "waziup" in broker[broker.index("-feedSkipTenants") + 1]  # the API feeds the history its datapoints itself
     dashboard_options = dashboard_config.parse(dashboard[dashboard.index("dashboard") + 1 :], {})
     assert (dashboard_options.host, dashboard_options.port) == ("10.1.2.3", 3000)
     assert dashboard_options.broker_url == "http://10.1.2.3:1026"
@@ -343,11 +354,12 @@ def test_run_host_reaches_every_service(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert (agent_options.north_host, agent_options.http_host, agent_options.mqtt_host) == ("10.1.2.3",) * 3
     assert agent_options.broker_url == "http://10.1.2.3:1026"
     assert probed == [
-        "10.1.2.3:1883", "http://10.1.2.3:8668/version", "http://10.1.2.3:1026/version", "http://10.1.2.3:9090/version",
-        "http://10.1.2.3:4041/iot/about", "http://10.1.2.3:3000/api/config",
+        "10.1.2.3:1883", "http://10.1.2.3:3005/.well-known/openid-configuration", "http://10.1.2.3:8668/version",
+        "http://10.1.2.3:1026/version", "http://10.1.2.3:9090/version", "http://10.1.2.3:4041/iot/about",
+        "http://10.1.2.3:3000/api/config", "http://10.1.2.3:8800/api/v2/ontologies/units",
     ]
     started.clear()
-    run_all.run(run_all.parse(["-mqttBroker", "amqtt", "-historyPort", "0", "-rulesPort", "0"], {}))
+    run_all.run(run_all.parse(["-mqttBroker", "amqtt", "-historyPort", "0", "-rulesPort", "0", "-apiPort", "0"], {}))
     assert broker_config.parse(started[1][started[1].index("broker") + 1 :], {}).host == "127.0.0.1"  # no -auth
     assert broker_config.parse(started[1][started[1].index("broker") + 1 :], {}).feed_url == ""  # no history
     assert agent_config.parse(started[2][started[2].index("iot-agent") + 1 :], {}).broker_url == "http://127.0.0.1:1026"

@@ -32,8 +32,11 @@ FORBIDDEN = "User not allowed to perform the action"
 
 
 def listed(user: User) -> dict[str, Any]:
+    """Keyrock's list item, plus ``admin`` (an extension: the WAZIUP API lists users with
+    their admin flag, which would otherwise take one more call per user)."""
     return {"id": user.id, "username": user.username, "email": user.email, "enabled": user.enabled, "gravatar": False,
-            "date_password": iso(user.date_password), "description": user.description, "website": user.website}
+            "date_password": iso(user.date_password), "description": user.description, "website": user.website,
+            "admin": user.admin}
 
 
 def detailed(user: User) -> dict[str, Any]:

@@ -1,0 +1,339 @@
+"""Devices, sensors, actuators and values: the contract's operations on the platform.
+
+Devices live in the broker (``devices.py`` says how), datapoints in the history service
+(``history.py``), values are mirrored on the API's MQTT broker, and notifications fire
+(``notifier.py``) before the answer. The permission checks follow the contract's order
+(§2): existence first, then view, then the specific scope.
+
+Writes to one device are serialized by a lock per device (this process is the only writer
+of its devices): a field update reads the attribute and writes it back whole, and a value
+replaces its attribute's value and current-value metadata, so two concurrent requests must
+not interleave. Notifications run after the lock is released (an actuation may write to
+the same device) and before the answer.
+
+The owner and visibility of devices are cached for ``CACHE_SECONDS``: every MQTT delivery
+asks whether its subscriber may view the device. The API's own writes update the cache;
+a change made behind its back (an NGSI client rewriting ``owner``) is seen within that time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from ngsi.client import NGSIClient
+from ngsi.client.errors import NGSIClientError, NGSIConnectionError
+
+from . import devices as model
+from .caller import Caller
+from .errors import ApiError, bad_request, forbidden, not_found
+from .history import History
+from .permissions import may
+from .values import current_timestamp, iso_ms
+
+log = logging.getLogger("waziup.api")
+CACHE_SECONDS = 2.0
+ATTRS = "*,dateCreated,dateModified"
+Publish = Callable[[str, bytes], Awaitable[None]]
+
+
+def sensor_topic(device_id: str, sensor_id: str) -> str:
+    return f"devices/{device_id}/sensors/{sensor_id}/value"
+
+
+def actuator_topic(device_id: str, actuator_id: str) -> str:
+    return f"devices/{device_id}/actuators/{actuator_id}/value"
+
+
+def _broker_error(exc: NGSIClientError) -> ApiError:
+    if isinstance(exc, NGSIConnectionError) or exc.status >= 500:
+        return ApiError(503, f"the context broker is not available: {exc}")
+    return ApiError(exc.status if exc.status in (400, 404, 422) else 400, exc.description or exc.error)
+
+
+class Backend:
+    def __init__(self, broker: NGSIClient, history: History | None, *, tenant: str = "waziup",
+                 clock: Callable[[], float] = time.time) -> None:
+        self.broker = broker
+        self.history = history
+        self.tenant = {"service": tenant, "service_path": "/"}
+        self.clock = clock
+        self.publish: Publish | None = None  # the MQTT broker's, once it runs
+        self.after_value: Callable[[str, str, dict[str, Any]], Awaitable[None]] | None = None  # notifications
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._perms: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            return await self.broker.request(method, path, **self.tenant, **kwargs)
+        except NGSIClientError as exc:
+            raise _broker_error(exc) from None
+
+    async def entity(self, device_id: str) -> dict[str, Any]:
+        """The device's entity (404 when there is none)."""
+        try:
+            answer = await self.broker.request(
+                "GET", f"/v2/entities/{quote(device_id, safe='')}",
+                params={"type": model.ENTITY_TYPE, "attrs": ATTRS, "metadata": "*"}, **self.tenant)
+        except NGSIClientError as exc:
+            if exc.status == 404:
+                self._perms.pop(device_id, None)
+                raise not_found(f"device {device_id} not found") from None
+            raise _broker_error(exc) from None
+        entity = answer.json()
+        self._remember(entity)
+        return entity
+
+    def _remember(self, entity: Mapping[str, Any]) -> dict[str, Any]:
+        perm = {"id": entity["id"]}
+        for name in ("owner", "visibility"):
+            attr = entity.get(name)
+            if isinstance(attr, Mapping) and attr.get("value") is not None:
+                perm[name] = attr["value"]
+        self._perms[entity["id"]] = (self.clock() + CACHE_SECONDS, perm)
+        return perm
+
+    async def permission_of(self, device_id: str) -> dict[str, Any] | None:
+        """{id, owner, visibility} of a device (cached), None when it does not exist."""
+        cached = self._perms.get(device_id)
+        if cached and cached[0] > self.clock():
+            return cached[1]
+        try:
+            entity = await self.entity(device_id)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return self._remember(entity)
+
+    async def viewable(self, caller: Caller, device_id: str, scope: str = "devices:view") -> dict[str, Any]:
+        """The device's entity, if it exists (404) and the caller holds ``scope`` (403)."""
+        entity = await self.entity(device_id)
+        perm = self._remember(entity)
+        if not may(caller, "devices:view", perm) or not may(caller, scope, perm):
+            raise forbidden(f"{caller.username} may not {scope.split(':')[1]} device {device_id}")
+        return entity
+
+    async def list(self, caller: Caller, *, q: str | None, limit: int | None, offset: int) -> list[dict[str, Any]]:
+        """The devices the caller may view, matching ``q``; offset first, then limit."""
+        params: dict[str, Any] = {"type": model.ENTITY_TYPE, "attrs": ATTRS, "metadata": "*", "limit": 1000}
+        if q:
+            params["q"] = q
+        seen: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            page = (await self._call("GET", "/v2/entities", params={**params, "offset": start})).json()
+            for entity in page:
+                if may(caller, "devices:view", self._remember(entity)):
+                    seen.append(entity)
+            if len(page) < 1000:
+                break
+            start += len(page)
+        chosen = seen[offset:] if limit is None else seen[offset:offset + limit]
+        return [model.device_json(e) for e in chosen]
+
+    async def all_permissions(self) -> list[dict[str, Any]]:
+        """{id, owner, visibility} of every device."""
+        params: dict[str, Any] = {"type": model.ENTITY_TYPE, "attrs": "owner,visibility", "limit": 1000}
+        out: list[dict[str, Any]] = []
+        while True:
+            page = (await self._call("GET", "/v2/entities", params={**params, "offset": len(out)})).json()
+            out.extend(self._remember(entity) for entity in page)
+            if len(page) < 1000:
+                return out
+
+    # -- devices -------------------------------------------------------------------------
+
+    async def create(self, caller: Caller, doc: Any) -> None:
+        entity = model.device_entity(doc, caller.username)
+        try:
+            await self.broker.request("POST", "/v2/entities", json=entity, **self.tenant)
+        except NGSIClientError as exc:
+            if exc.status == 422:
+                raise ApiError(422, f"device {entity['id']} already exists") from None
+            raise _broker_error(exc) from None
+        self._remember(entity)
+        log.info("device created id=%s owner=%s", entity["id"], caller.username)
+
+    async def delete(self, caller: Caller, device_id: str) -> None:
+        async with self._lock(device_id):
+            await self.viewable(caller, device_id, "devices:delete")
+            await self._call("DELETE", f"/v2/entities/{quote(device_id, safe='')}",
+                             params={"type": model.ENTITY_TYPE})
+            self._perms.pop(device_id, None)
+        if self.history is not None:
+            await self.history.forget(device_id)
+        log.info("device deleted id=%s by=%s", device_id, caller.username)
+
+    async def set_field(self, caller: Caller, device_id: str, name: str, value: Any) -> None:
+        attr = model.field_attr(name, value)
+        async with self._lock(device_id):
+            await self.viewable(caller, device_id, "devices:update")
+            await self._write_attrs(device_id, {name: attr})
+
+    async def _write_attrs(self, device_id: str, attrs: dict[str, Any], *, replace: bool = False) -> None:
+        options = "overrideMetadata,forcedUpdate" if replace else "forcedUpdate"
+        await self._call("POST", f"/v2/entities/{quote(device_id, safe='')}/attrs",
+                         params={"type": model.ENTITY_TYPE, "options": options}, json=attrs)
+        self._perms.pop(device_id, None)
+
+    def _lock(self, device_id: str) -> asyncio.Lock:
+        lock = self._locks.get(device_id)
+        if lock is None:
+            if len(self._locks) > 10_000:  # forget idle locks
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            lock = self._locks[device_id] = asyncio.Lock()
+        return lock
+
+    # -- sensors and actuators ------------------------------------------------------------
+
+    async def members(self, caller: Caller, device_id: str, kind: str) -> list[dict[str, Any]]:
+        entity = await self.viewable(caller, device_id)
+        render = model.sensor_json if kind == model.SENSOR_TYPE else model.actuator_json
+        return [render(mid, attr) for mid, attr in model.members(entity, kind).items()]
+
+    async def member(self, caller: Caller, device_id: str, kind: str, member_id: str) -> dict[str, Any]:
+        entity = await self.viewable(caller, device_id)
+        attr = model.members(entity, kind).get(member_id)
+        if attr is None:
+            raise not_found(f"{_what(kind)} {member_id} not found on device {device_id}")
+        return (model.sensor_json if kind == model.SENSOR_TYPE else model.actuator_json)(member_id, attr)
+
+    async def upsert_member(self, caller: Caller, device_id: str, kind: str, doc: Any) -> None:
+        """POST a sensor or actuator: a new one, or one that replaces the one of that id."""
+        member_id, attr = (model.sensor_attr if kind == model.SENSOR_TYPE else model.actuator_attr)(doc)
+        async with self._lock(device_id):
+            entity = await self.viewable(caller, device_id, "devices:update")
+            other = entity.get(member_id)
+            if isinstance(other, Mapping):
+                if other.get("type") != kind:
+                    raise bad_request(f"{member_id!r} is already an id of another sensor or actuator of the device")
+                _keep_value(other, attr)
+            await self._write_attrs(device_id, {member_id: attr}, replace=True)
+
+    async def delete_member(self, caller: Caller, device_id: str, kind: str, member_id: str) -> None:
+        async with self._lock(device_id):
+            entity = await self.viewable(caller, device_id, "devices:update")
+            if member_id not in model.members(entity, kind):
+                raise not_found(f"{_what(kind)} {member_id} not found on device {device_id}")
+            await self._call("DELETE", f"/v2/entities/{quote(device_id, safe='')}/attrs/{quote(member_id, safe='')}",
+                             params={"type": model.ENTITY_TYPE})
+        if kind == model.SENSOR_TYPE and self.history is not None:
+            await self.history.forget(device_id, member_id)
+
+    async def set_member_field(self, caller: Caller, device_id: str, kind: str, member_id: str, name: str,
+                               value: Any) -> None:
+        """PUT one field of a sensor or actuator (a metadata of its attribute)."""
+        async with self._lock(device_id):
+            entity = await self.viewable(caller, device_id, "devices:update")
+            attr = model.members(entity, kind).get(member_id)
+            if attr is None:
+                raise not_found(f"{_what(kind)} {member_id} not found on device {device_id}")
+            metadata = dict(attr.get("metadata") or {})
+            metadata[name] = {"type": "StructuredValue" if name in ("calib", "meta") else "Text", "value": value}
+            await self._put_attr(device_id, member_id, {"type": kind, "value": attr.get("value"),
+                                                        "metadata": metadata})
+
+    async def _put_attr(self, device_id: str, name: str, attr: dict[str, Any]) -> None:
+        """Replace one attribute whole, metadata included (Orion merges metadata otherwise,
+        and a value pushed without a timestamp must not keep the previous one's)."""
+        await self._call("PUT", f"/v2/entities/{quote(device_id, safe='')}/attrs/{quote(name, safe='')}",
+                         params={"type": model.ENTITY_TYPE, "options": "overrideMetadata,forcedUpdate"}, json=attr)
+
+    # -- values ----------------------------------------------------------------------------
+
+    async def push(self, caller: Caller | None, device_id: str, sensor_id: str, value: dict[str, Any], *,
+                   publish: bool = True) -> None:
+        """Store a sensor value (contract §3): the sensor's current value in the broker, a
+        datapoint in the history, the MQTT mirror (``publish``: not for a value that came
+        over MQTT, which the MQTT broker relays itself), then the notifications.
+        ``caller`` None: the platform itself (no permission check)."""
+        async with self._lock(device_id):
+            entity = await (self.entity(device_id) if caller is None
+                            else self.viewable(caller, device_id, "devices-data:create"))
+            attr = model.members(entity, model.SENSOR_TYPE).get(sensor_id)
+            if attr is None:
+                raise not_found(f"sensor {sensor_id} not found on device {device_id}")
+            metadata = {k: v for k, v in (attr.get("metadata") or {}).items() if k not in ("timestamp", "date_received")}
+            if "timestamp" in value:
+                metadata["timestamp"] = {"type": "Text", "value": value["timestamp"]}
+            metadata["date_received"] = {"type": "DateTime", "value": iso_ms(value["date_received"])}
+            await self._put_attr(device_id, sensor_id, {"type": model.SENSOR_TYPE, "value": value["value"],
+                                                         "metadata": metadata})
+            if self.history is not None:
+                await self.history.append(device_id, sensor_id, value)
+        current = {**model.sensor_values(entity), sensor_id: value["value"]}
+        if publish and self.publish is not None:
+            shown: dict[str, Any] = {"value": value["value"]}
+            if "timestamp" in value:
+                shown["timestamp"] = current_timestamp(value["timestamp"])
+            await self.publish(sensor_topic(device_id, sensor_id), json.dumps(shown).encode())
+        if self.after_value is not None:
+            await self.after_value(device_id, sensor_id, current)
+
+    async def actuate(self, caller: Caller | None, device_id: str, actuator_id: str, value: Any, *,
+                      publish: bool = True) -> None:
+        """Set an actuator's value and mirror it on MQTT. The reference checks nothing here;
+        we ask devices-data:create, which its clients pass too (contract §3)."""
+        async with self._lock(device_id):
+            entity = await (self.entity(device_id) if caller is None
+                            else self.viewable(caller, device_id, "devices-data:create"))
+            attr = model.members(entity, model.ACTUATOR_TYPE).get(actuator_id)
+            if attr is None:
+                raise not_found(f"actuator {actuator_id} not found on device {device_id}")
+            metadata = {**(attr.get("metadata") or {}), "has_value": {"type": "Boolean", "value": True}}
+            await self._put_attr(device_id, actuator_id, {"type": model.ACTUATOR_TYPE, "value": value,
+                                                          "metadata": metadata})
+        if publish and self.publish is not None:
+            await self.publish(actuator_topic(device_id, actuator_id), json.dumps(value).encode())
+
+    async def sensors_of(self, caller: Caller, device_ids: list[str]) -> dict[str, list[str]]:
+        """The sensors of each device, after checking devices-data:view on each."""
+        out: dict[str, list[str]] = {}
+        for device_id in device_ids:
+            entity = await self.viewable(caller, device_id, "devices-data:view")
+            out[device_id] = list(model.members(entity, model.SENSOR_TYPE))
+        return out
+
+    async def calibrations(self, device_ids: list[str]) -> dict[tuple[str, str], Any]:
+        out: dict[tuple[str, str], Any] = {}
+        for device_id in device_ids:
+            entity = await self.entity(device_id)
+            for sid, attr in model.members(entity, model.SENSOR_TYPE).items():
+                calib = (attr.get("metadata") or {}).get("calib")
+                if isinstance(calib, Mapping):
+                    out[(device_id, sid)] = calib.get("value")
+        return out
+
+    async def current_values(self, device_id: str) -> dict[str, Any] | None:
+        try:
+            return model.sensor_values(await self.entity(device_id))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+
+def _keep_value(old: Mapping[str, Any], new: dict[str, Any]) -> None:
+    """A replaced sensor or actuator keeps its current value (gateways post their sensors
+    again on every sync; that must not lose what they pushed), unless the new one sets one."""
+    if new["type"] == model.ACTUATOR_TYPE and "has_value" in new["metadata"]:
+        return
+    new["value"] = old.get("value")
+    for name in ("timestamp", "date_received", "has_value"):
+        if name in (old.get("metadata") or {}):
+            new["metadata"][name] = old["metadata"][name]
+
+
+def _what(kind: str) -> str:
+    return "sensor" if kind == model.SENSOR_TYPE else "actuator"
