@@ -275,6 +275,29 @@ def test_the_history_behind_the_pep_fed_by_the_brokers_account(platform: Platfor
     assert state["feed_password"] not in logged and state["app_secret"] not in logged
 
 
+def test_the_waziup_api_behind_the_pep_with_its_own_account(platform: Platform, keyrock: dict[str, Any]) -> None:
+    """The WAZIUP API (docs/waziup-api.md) under -auth: WAZIUP tokens are the identity
+    manager's, its devices reach the broker and its datapoints the history, both behind their
+    PEP, with the service account ``waziup-api``; the broker's feed leaves its tenant out."""
+    api = f"http://127.0.0.1:{platform.ports['apiPort']}/api/v2"
+    token = httpx.post(api + "/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD})
+    assert token.status_code == 200 and token.headers["content-type"].startswith("text/plain")
+    mine = {"Authorization": "Bearer " + token.text}
+    assert httpx.post(api + "/auth/token", json={"username": "admin", "password": "wrong"}).status_code == 401
+    assert httpx.post(api + "/devices", headers=mine, json={"id": "Auth-1", "sensors": [{"id": "TC1"}]}).status_code == 204
+    assert httpx.post(api + "/devices/Auth-1/sensors/TC1/value", json={"value": 3}).status_code == 204  # guest, public
+    admin = {"Fiware-Service": "waziup", "Authorization": f"Bearer {admin_token(platform)}"}
+    entity = httpx.get(platform.broker + "/v2/entities/Auth-1?options=keyValues", headers=admin).json()
+    assert entity["TC1"] == 3 and entity["owner"] == "admin"
+    assert httpx.get(platform.broker + "/v2/entities/Auth-1", headers={"Fiware-Service": "waziup"}).status_code == 401
+    history = httpx.get(platform.history + "/v2/entities/Auth-1/attrs/TC1", headers=admin).json()
+    assert history["values"] == [3]  # once: the API's own datapoint, not the feed's copy as well
+    points = httpx.get(api + "/sensors_data", params={"device_id": "Auth-1"}).json()
+    assert [p["value"] for p in points] == [3]
+    state = json.loads((platform.data / "platform-auth.json").read_text())
+    assert state["api_password"] not in (platform.data / "run.log").read_text()
+
+
 def test_rules_behind_the_pep_fire_with_the_rules_account(platform: Platform, keyrock: dict[str, Any]) -> None:
     """No token: 401; a reader: may list, not create; the administrator creates a rule, and
     a device-like update (the agent's Bearer token, not forwarded) makes it fire: the broker's
