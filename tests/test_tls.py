@@ -378,6 +378,9 @@ class Platform:
     history: int = 0
     rules: int = 0
     dashboard: int = 0
+    api: int = 0
+    api_mqtt: int = 0
+    idm: int = 0
     proc: subprocess.Popen[bytes] | None = None
     banner: str = ""
 
@@ -386,7 +389,8 @@ class Platform:
             sys.executable, "-m", "orchestrator.cli", "run", "-tls", "-host", "127.0.0.1", "-data", str(self.data),
             "-port", str(self.port), "-northPort", str(self.north), "-httpPort", str(self.south),
             "-mqttPort", str(self.mqtt), "-mqttTlsPort", str(free_port()), "-historyPort", str(self.history),
-            "-rulesPort", str(self.rules), "-dashboardPort", str(self.dashboard), "-apiPort", "0",
+            "-rulesPort", str(self.rules), "-dashboardPort", str(self.dashboard), "-apiPort", str(self.api),
+            "-apiMqttPort", str(self.api_mqtt), "-idmPort", str(self.idm),
         ]
         with open(self.data / "run.log", "ab") as log:  # the children's logs, never a full pipe
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=_environ(), stdout=subprocess.PIPE, stderr=log)
@@ -414,8 +418,9 @@ class Platform:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    port, north, south, mqtt, history, rules, dashboard = (free_port() for _ in range(7))
-    running = Platform(tmp_path_factory.mktemp("run-tls"), port, north, south, mqtt, history, rules, dashboard).start()
+    port, north, south, mqtt, history, rules, dashboard, api, api_mqtt, idm = (free_port() for _ in range(10))
+    running = Platform(tmp_path_factory.mktemp("run-tls"), port, north, south, mqtt, history, rules, dashboard, api,
+                       api_mqtt, idm).start()
     yield running
     running.stop()
 
@@ -447,6 +452,37 @@ def _https_only(platform: Platform, name: str, port: int) -> str:
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
     return url
+
+
+def test_run_tls_waziup_api_over_https_and_mqtt_over_tls(platform: Platform) -> None:
+    """The WAZIUP API (docs/waziup-api.md) under -tls: HTTPS only, and its MQTT port speaks
+    TLS with the platform's certificate; a value pushed over MQTT is stored."""
+    import paho.mqtt.client as mqtt
+
+    api = _https_only(platform, "WAZIUP API", platform.api) + "/api/v2"
+    with httpx.Client(verify=platform.trust(), timeout=10) as client:
+        assert client.post(api + "/devices", json={"id": "Tls-1", "sensors": [{"id": "S"}]}).status_code == 204
+        publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        publisher.tls_set_context(platform.trust())
+        assert publisher.connect("localhost", platform.api_mqtt) == 0
+        publisher.loop_start()
+        try:
+            sent = publisher.publish("devices/Tls-1/sensors/S/value", json.dumps({"value": 5}), qos=1)
+            sent.wait_for_publish(timeout=5)
+            assert sent.is_published()  # acknowledged after storing (§6)
+        finally:
+            publisher.disconnect()
+            publisher.loop_stop()
+        assert client.get(api + "/devices/Tls-1/sensors/S").json()["value"]["value"] == 5
+    plain = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    with pytest.raises(Exception):  # noqa: B017 (plain MQTT on a TLS port: the handshake never completes)
+        plain.connect("localhost", platform.api_mqtt, keepalive=2)
+        plain.loop_start()
+        deadline = time.monotonic() + 3
+        while not plain.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        plain.loop_stop()
+        assert plain.is_connected()
 
 
 def test_run_tls_dashboard_page_and_live_feed_over_https(platform: Platform) -> None:
