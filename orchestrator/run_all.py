@@ -538,6 +538,7 @@ def _start_api(
     callers are rate-limited; its own permission model (owner, public, admin, guest) holds
     either way."""
     url = _http(local, options.api_port, scheme)
+    db_uri = _broker_db_uri(options.broker_args)  # beside the broker's data when that is PostgreSQL
     tls_args = ["-https", "-key", tls.key, "-cert", tls.cert, "-caFile", tls.cert] if tls else []
     env = {**os.environ, **accounts.api_env}
     if auth:
@@ -549,6 +550,7 @@ def _start_api(
              "-idmURL", _http(local, options.idm_port, scheme), "-clientId", accounts.api_env["WAZIUP_API_CLIENT_ID"],
              "-adminUser", accounts.api_env["WAZIUP_API_ADMIN_USER"], "-service", API_TENANT,
              "-mqttPort", str(options.api_mqtt_port),
+             *(["-dbURI", db_uri] if db_uri.startswith(("postgresql://", "postgres://")) else []),
              *(["-authUser", platform_auth.API_USER, "-guard", "security.ratelimit:broker_guard"] if auth else []),
              *tls_args),
         env=env,

@@ -32,7 +32,7 @@ from ngsi.tls import trust_context
 
 from .accounts import Accounts
 from .backend import Backend
-from .config import Config, store_path
+from .config import Config
 from .errors import ApiError
 from .history import History
 from .http import json_response
@@ -41,7 +41,7 @@ from .mqtt_hooks import ApiHooks
 from .routes import routes
 from .seam import SEAM
 from .service import WaziupApi
-from .store import Store
+from .store import Store, StoreError, open_store
 
 log = logging.getLogger("waziup.api")
 OPENAPI = Path(__file__).with_name("openapi.json")
@@ -50,6 +50,11 @@ OPENAPI = Path(__file__).with_name("openapi.json")
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return Response(exc.text, exc.status, media_type="text/plain")
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    log.error("store error method=%s path=%s error=%s", request.method, request.url.path, exc)
+    return Response("the API's store is not available", 503, media_type="text/plain")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -85,7 +90,7 @@ def create_app(config: Config | None = None, *, guards: Sequence[Guard] | None =
                             credentials=credentials)
         history_client = NGSIClient(config.history_url, transport=HTTPClient(ssl_context=ssl_context), timeout=15,
                                     credentials=credentials) if config.history_url else None
-        store = Store(store_path(config))
+        store = open_store(config.store_url)
         await store.open()
         the_accounts = accounts
         if the_accounts is None and config.idm_url:
@@ -121,7 +126,8 @@ def create_app(config: Config | None = None, *, guards: Sequence[Guard] | None =
 
     return SEAM.app(config, guards, routes=[*routes(), Route("/api/v2/openapi.json", openapi, methods=["GET"]),
                                             Route("/api/v2/docs/openapi.json", openapi, methods=["GET"])],
-                    lifespan=lifespan, exception_handlers={ApiError: _api_error, HTTPException: _http_error})
+                    lifespan=lifespan, exception_handlers={ApiError: _api_error, StoreError: _store_error,
+                                                        HTTPException: _http_error})
 
 
 def _server_tls(config: Config) -> object:

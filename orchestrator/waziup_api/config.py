@@ -61,7 +61,8 @@ OPTIONS = Table(
     listen_option("-host", env=API),
     data_dir_option("-data", help="where waziup-api.db (gateways, projects, notifications, socials) goes"),
     option("-dbURI", type=Text("URL"), env=API, shown="sqlite:///<-data>/waziup-api.db",
-           help="the API's own store (sqlite:///FILE)"),
+           help="the API's own store (gateways, projects, notifications): sqlite:///FILE or "
+           "postgresql://user:password@host/db"),
     option("-brokerURL", type=Text("URL"), env=API, check=http_url, help="the context broker (devices)"),
     option("-historyURL", type=Text("URL"), env=API,
            help="the history service (QuantumLeap's API: datapoints); empty: none"),
@@ -94,17 +95,13 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
     if found:
         config = replace(config, **found)
     config.check_https()
-    if config.db_uri and not config.db_uri.startswith("sqlite:///"):
-        raise ConfigError("option -dbURI: only sqlite:///FILE is supported")
+    if config.db_uri and not config.db_uri.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError("option -dbURI: sqlite:///FILE or postgresql://user:password@host/db")
     if config.idm_url and not (config.client_id and config.client_secret):
         raise ConfigError("option -idmURL needs -clientId (WAZIUP_API_CLIENT_ID) and WAZIUP_API_CLIENT_SECRET")
     if config.auth_user and not config.auth_password:
         raise ConfigError("option -authUser needs the variable WAZIUP_API_AUTH_PASSWORD")
     return config
-
-
-def store_path(config: Config) -> str:
-    return config.store_url.removeprefix("sqlite:///")
 
 
 def from_command_line(argv: Sequence[str] | None = None) -> Config:

@@ -27,7 +27,7 @@ from security.idm.store import StoreError, open_store
 
 from .accounts import Profiles
 from .config import Config
-from .store import Store
+from .store import SqliteStore
 
 USAGE = "waziup users import FILE [-data DIR | -dbURI URL]"
 
@@ -53,7 +53,7 @@ class ApiStoreProfiles:
         self.path = path
 
     async def get(self, user_id: str) -> dict[str, object]:
-        store = Store(self.path)
+        store = SqliteStore(self.path)
         await store.open()
         try:
             return await store.get("profiles", user_id) or {}
@@ -61,7 +61,7 @@ class ApiStoreProfiles:
             await store.close()
 
     async def put(self, user_id: str, fields: dict[str, object]) -> None:
-        store = Store(self.path)
+        store = SqliteStore(self.path)
         await store.open()
         try:
             await store.put("profiles", user_id, {**(await store.get("profiles", user_id) or {}), **fields})
