@@ -10,7 +10,7 @@ DATA ?= data
 ORION_FT ?= ../shared/orion-ft
 JOBS ?= 2
 
-.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-quick bench-history bench-rules bench-dashboard bench-iot clean
+.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-quick bench-history bench-rules bench-dashboard bench-api bench-iot clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
@@ -57,8 +57,8 @@ orion-ft-measure: $(STAMP) system-deps
 
 # Benchmark suite (not part of `make test`): BENCH_SECONDS per workload, on each of BENCH_BACKENDS
 # (PostgreSQL on a throw-away cluster), or on BENCH_DB_URI, an existing store; then the history
-# service's benchmark (bench-history, on throw-away stores only), the rules service's (bench-rules) and the
-# dashboard's (bench-dashboard).
+# service's benchmark (bench-history, on throw-away stores only), the rules service's (bench-rules), the
+# dashboard's (bench-dashboard) and the WAZIUP API's (bench-api).
 BENCH_SECONDS ?= 10
 BENCH_BACKENDS ?= sqlite postgresql
 BENCH_HISTORY_VALUES ?= 10000000
@@ -70,6 +70,7 @@ bench: $(STAMP) system-deps
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_RULES=$(BENCH_RULES) BENCH_RULES_RATE=$(BENCH_RULES_RATE) $(PY) bench/rules.py
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_DASHBOARD_PAGES=$(BENCH_DASHBOARD_PAGES) BENCH_DASHBOARD_RATE=$(BENCH_DASHBOARD_RATE) \
 		$(PY) bench/dashboard.py
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_API_PUBLISHERS=$(BENCH_API_PUBLISHERS) $(PY) bench/waziup_api.py
 
 # Perf regression check (not part of `make test`): every broker workload for BENCH_QUICK_SECONDS on
 # BENCH_QUICK_BACKENDS, compared with the last recorded run; names the rows that moved by more than
@@ -106,6 +107,15 @@ bench-dashboard: $(STAMP)
 	@bench/install.sh
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_DASHBOARD_PAGES=$(BENCH_DASHBOARD_PAGES) BENCH_DASHBOARD_RATE=$(BENCH_DASHBOARD_RATE) \
 		$(PY) bench/dashboard.py
+
+# WAZIUP API benchmark (not part of `make test`): A1 value pushes over HTTP and A2 device reads (wrk, 100 public
+# devices, against the bare Starlette yardstick A0), A3 QoS 1 MQTT pushes from BENCH_API_PUBLISHERS publishers
+# timed to a subscriber; A1 and A3 check that the history holds every acknowledged value (bench/waziup_api.py;
+# BENCH_CONNECTIONS, BENCH_ONLY from the environment).
+BENCH_API_PUBLISHERS ?= 16
+bench-api: $(STAMP)
+	@bench/install.sh
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_API_PUBLISHERS=$(BENCH_API_PUBLISHERS) $(PY) bench/waziup_api.py
 
 # IoT agent benchmark (not part of `make test`): MQTT Ultralight measures end to end into the broker,
 # BENCH_DEVICES devices, closed loop (at most BENCH_WINDOW in flight) or BENCH_RATE measures/s.
