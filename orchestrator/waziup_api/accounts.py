@@ -39,6 +39,7 @@ from urllib.parse import quote, urlencode
 from ngsi.client import HTTPClient, NGSIClient, NGSIConnectionError, Response, Transport
 
 from .caller import GUEST, Caller
+from .errors import ApiError
 
 log = logging.getLogger("waziup.api.accounts")
 
@@ -55,13 +56,16 @@ MAX_TOKEN = 16 * 1024  # longer is no token of ours: not even sent to the identi
 MAX_CACHED = 10_000  # cached token answers at most (a flood of random tokens must not grow memory)
 
 
-class AccountsError(Exception):
-    """What the route answers instead: ``status`` and a free-text ``text`` (contract §1)."""
+class AccountsError(ApiError):
+    """What the route answers instead: ``status`` and a free-text ``text`` (contract §1).
+
+    An :class:`ApiError`, so that wherever it escapes (``GET /users`` or a social message's
+    user lookup while the identity manager does not answer) the app's error handler answers
+    its status and text, never an internal-error 500."""
 
     def __init__(self, status: int, text: str) -> None:
-        super().__init__(f"{status}: {text}")
-        self.status = status
-        self.text = text
+        super().__init__(status, text)
+        self.args = (f"{status}: {text}",)
 
 
 class Profiles(Protocol):

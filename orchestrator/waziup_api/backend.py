@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ngsi.client import NGSIClient
+from ngsi.client.mqtt.packets import topic_name_problem
 from ngsi.client.errors import NGSIClientError, NGSIConnectionError
 
 from . import devices as model
@@ -274,7 +275,7 @@ class Backend:
             shown: dict[str, Any] = {"value": value["value"]}
             if "timestamp" in value:
                 shown["timestamp"] = current_timestamp(value["timestamp"])
-            await self.publish(sensor_topic(device_id, sensor_id), json.dumps(shown).encode())
+            await self._mirror(sensor_topic(device_id, sensor_id), json.dumps(shown).encode())
         if self.after_value is not None:
             await self.after_value(device_id, sensor_id, current)
 
@@ -292,7 +293,18 @@ class Backend:
             await self._put_attr(device_id, actuator_id, {"type": model.ACTUATOR_TYPE, "value": value,
                                                           "metadata": metadata})
         if publish and self.publish is not None:
-            await self.publish(actuator_topic(device_id, actuator_id), json.dumps(value).encode())
+            await self._mirror(actuator_topic(device_id, actuator_id), json.dumps(value).encode())
+
+    async def _mirror(self, topic: str, payload: bytes) -> None:
+        """Publish a stored value on MQTT (§6). An id may hold ``+`` (Orion's rules allow it),
+        which no MQTT topic name may: such a value is stored but cannot be mirrored, and
+        raising here would answer 500 after storing it and skip its notifications."""
+        assert self.publish is not None
+        problem = topic_name_problem(topic)
+        if problem:
+            log.info("value not published on MQTT topic=%s reason=%s", topic, problem)
+            return
+        await self.publish(topic, payload)
 
     async def sensors_of(self, caller: Caller, device_ids: list[str]) -> dict[str, list[str]]:
         """The sensors of each device, after checking devices-data:view on each."""
@@ -313,6 +325,11 @@ class Backend:
         return out
 
     async def current_values(self, device_id: str) -> dict[str, Any] | None:
+        """The device's current sensor values, None when there is no such device. An id no
+        device can have (a notification's condition may name anything) is no device: asking
+        the broker would get a 400 that failed the notification's creation after storing it."""
+        if model.id_problem(device_id) is not None:
+            return None
         try:
             return model.sensor_values(await self.entity(device_id))
         except ApiError as exc:

@@ -100,6 +100,7 @@ def sensor_attr(sensor: Any) -> tuple[str, dict[str, Any]]:
     body (it is set by pushing values)."""
     if not isinstance(sensor, Mapping):
         raise bad_request("a sensor must be a JSON object")
+    sensor = _present(sensor)
     if "id" not in sensor:
         raise bad_request("the sensor has no id")
     sid = _member_id(sensor["id"], "sensor")
@@ -124,6 +125,7 @@ def sensor_attr(sensor: Any) -> tuple[str, dict[str, Any]]:
 def actuator_attr(actuator: Any) -> tuple[str, dict[str, Any]]:
     if not isinstance(actuator, Mapping):
         raise bad_request("an actuator must be a JSON object")
+    actuator = _present(actuator)
     if "id" not in actuator:
         raise bad_request("the actuator has no id")
     aid = _member_id(actuator["id"], "actuator")
@@ -143,10 +145,23 @@ def actuator_attr(actuator: Any) -> tuple[str, dict[str, Any]]:
     return aid, attr
 
 
+ANY_JSON = frozenset(("meta", "value"))  # fields whose value is any JSON, null included
+
+
+def _present(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields a posted object sets: ``null`` for a text, list or object field is an
+    absent field, as the reference's aeson reads its ``Maybe`` fields (it was a 400 here,
+    which refused what the reference's clients send). ``meta`` and an actuator's ``value``
+    are any JSON: a posted ``null`` there is the client's value and comes back deep-equal."""
+    return {key: value for key, value in doc.items() if value is not None or key in ANY_JSON}
+
+
 def _member_id(value: Any, what: str) -> str:
     sid = check_id(value)
     if sid in DEVICE_FIELDS:
         raise bad_request(f"{sid!r} is a field of the device and cannot be a {what} id")
+    if "," in sid:  # lists of sensors (sensor_id=a,b and the history's attrs=) are comma-separated
+        raise bad_request(f"a {what} id cannot hold a comma: {sid!r} could not be told from a list of ids")
     return sid
 
 
@@ -154,6 +169,7 @@ def device_entity(doc: Any, owner: str) -> dict[str, Any]:
     """A posted Device as a new entity: ``owner`` is the caller, never the body's."""
     if not isinstance(doc, Mapping):
         raise bad_request("a device must be a JSON object")
+    doc = _present(doc)
     if "id" not in doc:
         raise bad_request("the device has no id")
     entity: dict[str, Any] = {"id": check_id(doc["id"]), "type": ENTITY_TYPE}

@@ -22,7 +22,7 @@ from ngsi.dates import parse_datetime
 
 from .devices import ENTITY_TYPE
 from .errors import ApiError
-from .values import iso_ms
+from .values import history_timestamp, iso_ms
 
 STAMP = "#timestamp"
 SUBSCRIPTION = "waziup-api"
@@ -134,9 +134,19 @@ def _points(device_id: str, body: dict[str, Any]) -> Iterable[tuple[int, dict[st
             point: dict[str, Any] = {"device_id": device_id, "sensor_id": name, "value": values[row]}
             stamps = columns.get(name + STAMP)
             if stamps is not None and row < len(stamps) and stamps[row] is not None:
-                point["timestamp"] = stamps[row]
+                point["timestamp"] = _stamp(stamps[row])
             point["date_received"] = iso_ms(received)
             yield received, point
+
+
+def _stamp(posted: Any) -> Any:
+    """A datapoint's ``timestamp`` as the contract shows it (§1, §3): UTC with ``Z`` and
+    milliseconds (``…27.873385`` -> ``…27.873Z``, ``+02:00`` -> ``Z``), one without a fraction
+    identical. The history keeps it as posted; one that no longer parses is shown as kept."""
+    try:
+        return history_timestamp(posted)
+    except ValueError:
+        return posted
 
 
 def _absent(columns: dict[str, list[Any]], name: str, row: int) -> bool:

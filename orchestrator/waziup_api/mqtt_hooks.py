@@ -15,10 +15,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
+from . import bodies
 from .caller import GUEST, Caller
 from .errors import ApiError
 from .permissions import may
@@ -87,7 +87,6 @@ class ApiHooks:
 
 
 def _json(payload: bytes) -> Any:
-    try:
-        return json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "an actuator's value must be JSON") from None
+    """An actuator's value as HTTP reads it (``bodies.json_body``): strict JSON (no NaN, no
+    1e999, which would be written back as invalid JSON) and never a RecursionError."""
+    return bodies.json_body(payload)

@@ -112,8 +112,12 @@ class Notifier:
     async def on_value(self, device_id: str, sensor_id: str, values: dict[str, Any]) -> None:
         """A value was stored: fire every notification it triggers (§5), before the answer."""
         now = self.clock()
-        for notif_id, notif in list(self.notifs.items()):
-            if rules.triggered(notif, device_id, sensor_id, values, now):
+        for notif_id in list(self.notifs):
+            notif = self.notifs.get(notif_id)  # as it is now: an earlier firing may have changed it
+            if notif is not None and rules.triggered(notif, device_id, sensor_id, values, now):
+                # Claim the throttling window before the action's awaits (§5 rule 3): values
+                # arriving meanwhile in other requests must find it taken, not fire too.
+                self.notifs[notif_id] = {**notif, rules.LAST_VALUE_FIRE: now}
                 await self._fire(notif_id, values, on_value=True)
 
     async def _fire(self, notif_id: str, values: Mapping[str, Any], *, on_value: bool) -> None:

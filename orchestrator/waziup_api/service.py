@@ -6,6 +6,7 @@ Routes (``routes/``) and the MQTT hooks (``mqtt_hooks``) call this object only.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -35,6 +36,11 @@ class WaziupApi:
         self.notifier = Notifier(store, backend, users=self.user_by_username, clock=clock)
         backend.after_value = self.notifier.on_value
         self.connected: set[str] = set()  # MQTT client ids connected now (gateway presence)
+        # Gateways and projects are updated by reading the document and writing it back
+        # whole: two concurrent updates (a PUT name and a heartbeat or an MQTT connection)
+        # would each write back what they read and undo the other, and an update racing a
+        # DELETE would write the document back. One lock for those read-modify-writes.
+        self._docs_lock = asyncio.Lock()
 
     async def open(self) -> None:
         await self.notifier.load()
@@ -141,20 +147,23 @@ class WaziupApi:
         log.info("gateway created id=%s owner=%s", doc["id"], caller.username)
 
     async def delete_gateway(self, caller: Caller, gateway_id: str) -> None:
-        await self._gateway(caller, gateway_id, "gateways:delete")
-        await self.store.delete("gateways", gateway_id)
+        async with self._docs_lock:
+            await self._gateway(caller, gateway_id, "gateways:delete")
+            await self.store.delete("gateways", gateway_id)
 
     async def set_gateway_field(self, caller: Caller, gateway_id: str, name: str, value: Any) -> None:
-        doc = await self._gateway(caller, gateway_id, "gateways:update")
-        doc[name] = _gateway_field(name, value)
-        if name == "owner":
-            doc["visibility"] = "private"  # the reference does this (contract §3)
-        await self._touch(doc)
+        async with self._docs_lock:
+            doc = await self._gateway(caller, gateway_id, "gateways:update")  # 404, 403 before 400 (§2)
+            doc[name] = _gateway_field(name, value)
+            if name == "owner":
+                doc["visibility"] = "private"  # the reference does this (contract §3)
+            await self._touch(doc)
 
     async def heartbeat(self, caller: Caller, gateway_id: str) -> None:
-        doc = await self._gateway(caller, gateway_id, "gateways:update")
-        doc["last_seen"] = self._now()
-        await self._touch(doc)
+        async with self._docs_lock:
+            doc = await self._gateway(caller, gateway_id, "gateways:update")
+            doc["last_seen"] = self._now()
+            await self._touch(doc)
 
     async def _touch(self, doc: dict[str, Any]) -> None:
         doc["date_modified"] = self._now()
@@ -166,10 +175,11 @@ class WaziupApi:
             self.connected.add(client_id)
         else:
             self.connected.discard(client_id)
-        doc = await self.store.get("gateways", client_id)
-        if doc is not None:
-            doc["last_seen"] = self._now()
-            await self.store.put("gateways", client_id, doc)
+        async with self._docs_lock:
+            doc = await self.store.get("gateways", client_id)
+            if doc is not None:
+                doc["last_seen"] = self._now()
+                await self.store.put("gateways", client_id, doc)
 
     # -- projects --------------------------------------------------------------------------
 
@@ -215,13 +225,15 @@ class WaziupApi:
         return str(doc["id"])
 
     async def delete_project(self, caller: Caller, project_id: str) -> None:
-        await self._project(caller, project_id)
-        await self.store.delete("projects", project_id)
+        async with self._docs_lock:
+            await self._project(caller, project_id)
+            await self.store.delete("projects", project_id)
 
     async def set_project_field(self, caller: Caller, project_id: str, name: str, value: Any) -> None:
-        doc = await self._project(caller, project_id)
-        doc[name] = _project_field(name, value)
-        await self.store.put("projects", project_id, doc)
+        async with self._docs_lock:
+            doc = await self._project(caller, project_id)  # 404, 403 before 400 (§2)
+            doc[name] = _project_field(name, value)
+            await self.store.put("projects", project_id, doc)
 
     # -- permissions -----------------------------------------------------------------------
 

@@ -118,11 +118,21 @@ def _text(body: bytes, content_type: str | None) -> str:
 def _json(body: bytes) -> Any:
     """Parse JSON strictly: NaN and infinities are not JSON and could not be rendered back."""
     try:
-        return json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+        return _unicode_only(json.loads(body, parse_constant=_no_constant, parse_float=_finite_float))
     except ValueError400:
         raise
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError
         raise ValueError400(f"the body is not valid JSON: {e}") from e
+
+
+def _unicode_only(value: Any) -> Any:
+    """A lone surrogate (``"\\ud800"``) is no text: the broker and the history could not be
+    sent it (a UnicodeEncodeError, a 500), so the value is refused (400)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError400("the body holds a lone surrogate (\\ud800-\\udfff), which is not text") from None
+    return value
 
 
 def _no_constant(name: str) -> Any:
