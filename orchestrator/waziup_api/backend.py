@@ -66,6 +66,7 @@ class Backend:
         self.clock = clock
         self.publish: Publish | None = None  # the MQTT broker's, once it runs
         self.after_value: Callable[[str, str, dict[str, Any]], Awaitable[None]] | None = None  # notifications
+        self.watched: Callable[[str, str], bool] = lambda device_id, sensor_id: True  # does one watch it?
         self._locks: dict[str, asyncio.Lock] = {}
         self._perms: dict[str, tuple[float, dict[str, Any]]] = {}
 
@@ -92,12 +93,17 @@ class Backend:
         self._remember(entity)
         return entity
 
-    def _remember(self, entity: Mapping[str, Any]) -> dict[str, Any]:
+    def _remember(self, entity: Mapping[str, Any], *, whole: bool = False) -> dict[str, Any]:
+        """Cache the device's owner and visibility, and its sensors and actuators when the
+        entity is ``whole`` (read with every attribute, or just created)."""
         perm = {"id": entity["id"]}
         for name in ("owner", "visibility"):
             attr = entity.get(name)
             if isinstance(attr, Mapping) and attr.get("value") is not None:
                 perm[name] = attr["value"]
+        if whole or "dateCreated" in entity:  # the whole device: its members are known too
+            for kind in (model.SENSOR_TYPE, model.ACTUATOR_TYPE):
+                perm[kind] = frozenset(model.members(entity, kind))
         self._perms[entity["id"]] = (self.clock() + CACHE_SECONDS, perm)
         return perm
 
@@ -160,7 +166,7 @@ class Backend:
             if exc.status == 422:
                 raise ApiError(422, f"device {entity['id']} already exists") from None
             raise _broker_error(exc) from None
-        self._remember(entity)
+        self._remember(entity, whole=True)
         log.info("device created id=%s owner=%s", entity["id"], caller.username)
 
     async def delete(self, caller: Caller, device_id: str) -> None:
@@ -226,6 +232,7 @@ class Backend:
                 raise not_found(f"{_what(kind)} {member_id} not found on device {device_id}")
             await self._call("DELETE", f"/v2/entities/{quote(device_id, safe='')}/attrs/{quote(member_id, safe='')}",
                              params={"type": model.ENTITY_TYPE})
+            self._perms.pop(device_id, None)
         if kind == model.SENSOR_TYPE and self.history is not None:
             await self.history.forget(device_id, member_id)
 
@@ -255,45 +262,70 @@ class Backend:
         """Store a sensor value (contract §3): the sensor's current value in the broker, a
         datapoint in the history, the MQTT mirror (``publish``: not for a value that came
         over MQTT, which the MQTT broker relays itself), then the notifications.
-        ``caller`` None: the platform itself (no permission check)."""
+        ``caller`` None: the platform itself (no permission check).
+
+        The hot path of gateways: the device's owner, visibility and sensors come from the
+        cache (read again when it does not know the sensor), the broker gets one update of
+        the attribute's value and current-value metadata (merged with the sensor's other
+        metadata; a value without a timestamp writes a null one over the last), and the
+        device is read whole only when a notification watches this sensor."""
         async with self._lock(device_id):
-            entity = await (self.entity(device_id) if caller is None
-                            else self.viewable(caller, device_id, "devices-data:create"))
-            attr = model.members(entity, model.SENSOR_TYPE).get(sensor_id)
-            if attr is None:
-                raise not_found(f"sensor {sensor_id} not found on device {device_id}")
-            metadata = {k: v for k, v in (attr.get("metadata") or {}).items() if k not in ("timestamp", "date_received")}
-            if "timestamp" in value:
-                metadata["timestamp"] = {"type": "Text", "value": value["timestamp"]}
-            metadata["date_received"] = {"type": "DateTime", "value": iso_ms(value["date_received"])}
-            await self._put_attr(device_id, sensor_id, {"type": model.SENSOR_TYPE, "value": value["value"],
-                                                         "metadata": metadata})
+            await self._member_write(caller, device_id, model.SENSOR_TYPE, sensor_id, {
+                "type": model.SENSOR_TYPE, "value": value["value"], "metadata": {
+                    "timestamp": {"type": "Text", "value": value["timestamp"]} if "timestamp" in value
+                    else {"type": "None", "value": None},
+                    "date_received": {"type": "DateTime", "value": iso_ms(value["date_received"])}}})
             if self.history is not None:
                 await self.history.append(device_id, sensor_id, value)
-        current = {**model.sensor_values(entity), sensor_id: value["value"]}
         if publish and self.publish is not None:
             shown: dict[str, Any] = {"value": value["value"]}
             if "timestamp" in value:
                 shown["timestamp"] = current_timestamp(value["timestamp"])
             await self._mirror(sensor_topic(device_id, sensor_id), json.dumps(shown).encode())
-        if self.after_value is not None:
-            await self.after_value(device_id, sensor_id, current)
+        if self.after_value is not None and self.watched(device_id, sensor_id):
+            current = await self.current_values(device_id) or {}
+            await self.after_value(device_id, sensor_id, {**current, sensor_id: value["value"]})
 
     async def actuate(self, caller: Caller | None, device_id: str, actuator_id: str, value: Any, *,
                       publish: bool = True) -> None:
         """Set an actuator's value and mirror it on MQTT. The reference checks nothing here;
         we ask devices-data:create, which its clients pass too (contract §3)."""
         async with self._lock(device_id):
-            entity = await (self.entity(device_id) if caller is None
-                            else self.viewable(caller, device_id, "devices-data:create"))
-            attr = model.members(entity, model.ACTUATOR_TYPE).get(actuator_id)
-            if attr is None:
-                raise not_found(f"actuator {actuator_id} not found on device {device_id}")
-            metadata = {**(attr.get("metadata") or {}), "has_value": {"type": "Boolean", "value": True}}
-            await self._put_attr(device_id, actuator_id, {"type": model.ACTUATOR_TYPE, "value": value,
-                                                          "metadata": metadata})
+            await self._member_write(caller, device_id, model.ACTUATOR_TYPE, actuator_id, {
+                "type": model.ACTUATOR_TYPE, "value": value,
+                "metadata": {"has_value": {"type": "Boolean", "value": True}}})
         if publish and self.publish is not None:
             await self._mirror(actuator_topic(device_id, actuator_id), json.dumps(value).encode())
+
+    async def _member_write(self, caller: Caller | None, device_id: str, kind: str, member_id: str,
+                            attr: dict[str, Any]) -> None:
+        """Update a sensor's or actuator's value (metadata merged), after checking that the
+        device and the member exist and ``caller`` holds devices-data:create."""
+        facts = await self._facts(device_id)
+        if caller is not None and not (may(caller, "devices:view", facts) and may(caller, "devices-data:create", facts)):
+            raise forbidden(f"{caller.username} may not create data on device {device_id}")
+        if member_id not in facts.get(kind, ()):
+            facts = await self._facts(device_id, fresh=True)  # made since the cache read it?
+            if member_id not in facts.get(kind, ()):
+                raise not_found(f"{_what(kind)} {member_id} not found on device {device_id}")
+        try:
+            await self.broker.request(
+                "PATCH", f"/v2/entities/{quote(device_id, safe='')}/attrs",
+                params={"type": model.ENTITY_TYPE, "options": "forcedUpdate"}, json={member_id: attr}, **self.tenant)
+        except NGSIClientError as exc:
+            self._perms.pop(device_id, None)
+            if exc.status in (404, 422):  # gone behind the cache's back
+                raise not_found(f"{_what(kind)} {member_id} not found on device {device_id}") from None
+            raise _broker_error(exc) from None
+
+    async def _facts(self, device_id: str, *, fresh: bool = False) -> dict[str, Any]:
+        """What a write checks: the device's owner, visibility, sensors and actuators, from
+        the cache unless ``fresh`` or unknown there (404 when there is no device)."""
+        cached = self._perms.get(device_id)
+        if not fresh and cached and cached[0] > self.clock() and model.SENSOR_TYPE in cached[1]:
+            return cached[1]
+        await self.entity(device_id)
+        return self._perms[device_id][1]
 
     async def _mirror(self, topic: str, payload: bytes) -> None:
         """Publish a stored value on MQTT (§6). An id may hold ``+`` (Orion's rules allow it),

@@ -109,6 +109,11 @@ class Notifier:
         if device is not None:
             await self._fire(notif_id, values[device], on_value=False)
 
+    def watching(self, device_id: str, sensor_id: str) -> bool:
+        """Whether a notification watches this sensor: only then does a stored value need the
+        device's other values (a read of the device per value otherwise spared)."""
+        return any(rules.watches(n, device_id, sensor_id) for n in self.notifs.values())
+
     async def on_value(self, device_id: str, sensor_id: str, values: dict[str, Any]) -> None:
         """A value was stored: fire every notification it triggers (§5), before the answer."""
         now = self.clock()

@@ -35,6 +35,7 @@ class WaziupApi:
         self.clock = clock
         self.notifier = Notifier(store, backend, users=self.user_by_username, clock=clock)
         backend.after_value = self.notifier.on_value
+        backend.watched = self.notifier.watching
         self.connected: set[str] = set()  # MQTT client ids connected now (gateway presence)
         # Gateways and projects are updated by reading the document and writing it back
         # whole: two concurrent updates (a PUT name and a heartbeat or an MQTT connection)

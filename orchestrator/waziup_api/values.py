@@ -228,7 +228,7 @@ def calibrate(value: Any, calib: dict[str, Any] | None) -> Any:
     if s_max == s_min:
         return value
     try:
-        real = r_min + (value - s_min) * (r_max - r_min) / (s_max - s_min)
+        real = r_min + (value - s_min) * ((r_max - r_min) / (s_max - s_min))  # the slope first: exact for 1
     except OverflowError:  # an int beyond float range
         return value
     return _tidy(real) if math.isfinite(real) else value
