@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,7 +37,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, line_within, stop_process
+from tests.conftest import free_port, line_within, stop_process
+from tests.run_platform import start_run
 
 ADMIN_PASSWORD = "Adm1n-pass-for-tests"
 TENANT = {"Fiware-Service": "coop", "Fiware-ServicePath": "/"}
@@ -60,25 +59,12 @@ class Platform:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Platform:
-        argv = [sys.executable, "-m", "orchestrator.cli", "run", "-auth", "-host", "127.0.0.1", "-data", str(self.data)]
+        options = ["-auth", "-host", "127.0.0.1", "-data", str(self.data)]
         for name, port in self.ports.items():
-            argv += [f"-{name}", str(port)]
-        argv += ["--", "-notifAllowedHosts", "127.0.0.1"]  # the test's receiver
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("WAZIUP_", "IOTA_", "ORION_", "IDM_"))}
-        env["WAZIUP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
-        with open(self.data / "run.log", "ab") as log:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log)
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 60
-        lines: list[str] = []
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline().decode()
-            if not line:
-                break
-            lines.append(line)
-            if "Ctrl-C stops" in line:
-                return self
-        raise RuntimeError(f"waziup run -auth did not start: {''.join(lines)}{(self.data / 'run.log').read_text()[-3000:]}")
+            options += [f"-{name}", str(port)]
+        options += ["--", "-notifAllowedHosts", "127.0.0.1"]  # the test's receiver
+        self.proc, _ = start_run(options, self.data, {"WAZIUP_ADMIN_PASSWORD": ADMIN_PASSWORD}, seconds=60)
+        return self
 
     def stop(self) -> None:
         stop_process(self.proc, timeout=20)

@@ -8,11 +8,8 @@ paho-mqtt 3.1.1), and the contract (``shared/reference/waziup-api-v2.md``) cited
 from __future__ import annotations
 
 import json
-import os
 import queue
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,8 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.conftest import ROOT, free_port, stop_process
+from tests.conftest import free_port, stop_process
+from tests.run_platform import start_run
 from tests.orchestrator.cloud_waziup import post_value
 
 ADMIN_PASSWORD = "Adm1n-pass-for-waziup-api"
@@ -40,25 +38,11 @@ class Platform:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Platform:
-        argv = [sys.executable, "-m", "orchestrator.cli", "run", "-host", "127.0.0.1", "-data", str(self.data),
-                "-rulesPort", "0", "-dashboardPort", "0"]
+        options = ["-host", "127.0.0.1", "-data", str(self.data), "-rulesPort", "0", "-dashboardPort", "0"]
         for name, port in self.ports.items():
-            argv += [f"-{name}", str(port)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("WAZIUP_", "IOTA_", "ORION_", "IDM_"))}
-        env["WAZIUP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
-        with open(self.data / "run.log", "ab") as log:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log)
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 90
-        lines: list[str] = []
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline().decode()
-            if not line:
-                break
-            lines.append(line)
-            if "Ctrl-C stops" in line:
-                return self
-        raise RuntimeError(f"waziup run did not start: {''.join(lines)}{(self.data / 'run.log').read_text()[-3000:]}")
+            options += [f"-{name}", str(port)]
+        self.proc, _ = start_run(options, self.data, {"WAZIUP_ADMIN_PASSWORD": ADMIN_PASSWORD})
+        return self
 
     def stop(self) -> None:
         stop_process(self.proc, timeout=20)
