@@ -129,3 +129,48 @@ def set_backend_block(text: str, kind: str, backend: str, title: str, lines: lis
         return text.rstrip("\n") + "\n\n" + block + "\n"
     cut = text.index("-->", last) + 3
     return text[:cut] + "\n\n" + block + text[cut:]
+
+
+# -- the ratio tables (rows measured against the bare Starlette yardstick) ----------------------
+
+LOADED = "a loaded machine: these figures show the suite works, not what the service can do"
+
+
+def ratio_cells(name: str, r: dict[str, Any], measured: tuple[str, ...], notes: str) -> list[str]:
+    """A row of a ratio table: rate, latencies, their ratios to the yardstick (1 for it), the
+    CPU of each ``measured`` process, and ``notes``."""
+    v = r.get("vs_bare", {"rate": 1.0, "p50": 1.0, "p99": 1.0})
+    return [name, f"{r['rate']:.0f}", r["unit"], f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{v['rate']:.3f}",
+            f"{v['p50']:.1f}", f"{v['p99']:.1f}", *(f"{r['cpu_pct'][k]:.0f}%" for k in measured), notes]
+
+
+def ratio_table(report: dict[str, Any], details: str, cpu_titles: tuple[str, ...], rows: list[list[str]]) -> str:
+    """A block of BENCHMARKS.md: the run's line (``details`` ending in ", "), then the table of
+    ``rows`` (``ratio_cells``) under its columns, a CPU column per title."""
+    columns = ("row", "rate", "unit", "p50 ms", "p99 ms", "rate vs bare", "p50 vs bare", "p99 vs bare",
+               *(f"{title} CPU" for title in cpu_titles), "notes")
+    align = ("---", "---:", "---", *("---:",) * (5 + len(cpu_titles)), "---")
+    run_ = report["run"]
+    return "\n".join([run_line(report, details, run_["load_average"][0], LOADED), "",
+                      *("| " + " | ".join(row) + " |" for row in (columns, align, *rows))])
+
+
+def write_block(markers: tuple[str, str], content: str) -> None:
+    """Replace what lies between ``markers`` in BENCHMARKS.md (exit when they are missing)."""
+    path = ROOT / "BENCHMARKS.md"
+    if (text := replace_block(path.read_text(), *markers, content)) is None:
+        sys.exit(f"bench: BENCHMARKS.md has no {markers[0]} ... {markers[1]} block")
+    path.write_text(text)
+
+
+def parse_options(about: str, rows: tuple[tuple[str, type, str, str, str], ...]) -> tuple[Any, Any]:
+    """A bench's options: ``rows`` of (flag, type, environment variable, default, help), each
+    defaulting to its variable, and ``--no-markdown``; (parser, parsed arguments)."""
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(description=about)
+    for flag, kind, variable, default, text in rows:
+        parser.add_argument(flag, type=kind, default=kind(os.environ.get(variable, default)), help=text)
+    parser.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
+    return parser, parser.parse_args()

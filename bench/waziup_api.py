@@ -426,35 +426,18 @@ def describe(name: str, r: dict[str, Any]) -> str:
     return text + (f"\n{'':<28} {notes}" if notes else "")
 
 
-COLUMNS = ("row", "rate", "unit", "p50 ms", "p99 ms", "rate vs bare", "p50 vs bare", "p99 vs bare",
-           "API CPU", "broker CPU", "history CPU", "notes")
-ALIGN = ("---", "---:", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---")
-LOADED = "a loaded machine: these figures show the suite works, not what the service can do"
-
-
-def cells(name: str, r: dict[str, Any]) -> list[str]:
-    """A row of the table, as COLUMNS name them (the yardstick's ratios are 1)."""
-    v = r.get("vs_bare", {"rate": 1.0, "p50": 1.0, "p99": 1.0})
-    return [name, f"{r['rate']:.0f}", r["unit"], f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{v['rate']:.3f}",
-            f"{v['p50']:.1f}", f"{v['p99']:.1f}", *(f"{r['cpu_pct'][k]:.0f}%" for k in MEASURED), row_notes(r)]
-
-
 def table(report: dict[str, Any]) -> str:
     """The "WAZIUP API" block of BENCHMARKS.md: the run's line, then a row per measured row."""
     run_ = report["run"]
     details = (f"{report['seconds']} s per row, wrk {report['connections']} connections, A3 {report['publishers']} "
                f"MQTT publishers, {DEVICES} public devices (created in {run_['setup_s']:.1f} s), ")
-    rows = [COLUMNS, ALIGN, *(cells(name, r) for name, r in run_["results"].items())]
-    return "\n".join([harness.run_line(report, details, run_["load_average"][0], LOADED), "",
-                      *("| " + " | ".join(row) + " |" for row in rows)])
+    rows = [harness.ratio_cells(name, r, MEASURED, row_notes(r)) for name, r in run_["results"].items()]
+    return harness.ratio_table(report, details, ("API", "broker", "history"), rows)
 
 
 def write_markdown(report: dict[str, Any]) -> None:
     """Replace the table between the "WAZIUP API" markers of BENCHMARKS.md."""
-    path = ROOT / "BENCHMARKS.md"
-    if (text := harness.replace_block(path.read_text(), *MARKERS, table(report))) is None:
-        sys.exit(f"bench: BENCHMARKS.md has no {MARKERS[0]} ... {MARKERS[1]} block")
-    path.write_text(text)
+    harness.write_block(MARKERS, table(report))
 
 
 # (flag, type, environment variable, default, help)
@@ -467,11 +450,7 @@ OPTIONS: tuple[tuple[str, type, str, str, str], ...] = (
 
 
 def options() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for flag, kind, variable, default, text in OPTIONS:
-        parser.add_argument(flag, type=kind, default=kind(os.environ.get(variable, default)), help=text)
-    parser.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
-    args = parser.parse_args()
+    parser, args = harness.parse_options(__doc__.split("\n")[0], OPTIONS)
     if args.publishers < 1 or args.seconds < 1 or args.connections < 1:
         parser.error("--publishers, --connections and --seconds: at least 1")
     return args
