@@ -7,10 +7,9 @@ not parse are a 400 with the reason.
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
+from . import strictjson
 from .errors import bad_request
 
 
@@ -24,34 +23,9 @@ def json_body(raw: bytes) -> Any:
     if not raw.strip():
         raise bad_request("a JSON body is required")
     try:
-        return unicode_only(json.loads(raw, parse_constant=_not_json, parse_float=_finite))
+        return strictjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"the body is not JSON: {exc}") from None
-    except RecursionError:  # "[[[[…" nested deeper than the parser goes: a bad body, not a 500
-        raise bad_request("the body is not JSON the API can read: nested too deeply") from None
-
-
-def unicode_only(value: Any) -> Any:
-    """``value`` if it can be written as UTF-8, else ValueError: JSON escapes may spell a lone
-    surrogate (``"\\ud800"``), which no UTF-8 text holds, so the broker, the history and the
-    store could not be sent it (a UnicodeEncodeError, a 500) had it been accepted."""
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("the body holds a lone surrogate (\\ud800-\\udfff), which is not text") from None
-    return value
-
-
-def _not_json(name: str) -> Any:
-    """NaN and the infinities are not JSON: kept, they would be written back as invalid JSON."""
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):  # 1e999
-        raise ValueError(f"the number {text[:40]} is out of range")
-    return number
+        raise bad_request(f"the body is not JSON the API accepts: {exc}") from None
 
 
 def scalar_body(raw: bytes, content_type: str | None) -> Any:
@@ -67,7 +41,7 @@ def scalar_body(raw: bytes, content_type: str | None) -> Any:
     stripped = text.strip()
     if len(stripped) >= 2 and stripped[0] == stripped[-1] == '"':
         try:
-            return unicode_only(json.loads(stripped))
+            return strictjson.loads(stripped)
         except ValueError:
             pass
     return text

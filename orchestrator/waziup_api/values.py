@@ -21,6 +21,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from . import strictjson
+
 __all__ = [
     "CSV_HEADER",
     "ValueError400",
@@ -116,34 +118,11 @@ def _text(body: bytes, content_type: str | None) -> str:
 
 
 def _json(body: bytes) -> Any:
-    """Parse JSON strictly: NaN and infinities are not JSON and could not be rendered back."""
+    """Strict JSON (``strictjson``): what the broker and the history can give back as JSON."""
     try:
-        return _unicode_only(json.loads(body, parse_constant=_no_constant, parse_float=_finite_float))
-    except ValueError400:
-        raise
-    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError
+        return strictjson.loads(body)
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError among them
         raise ValueError400(f"the body is not valid JSON: {e}") from e
-
-
-def _unicode_only(value: Any) -> Any:
-    """A lone surrogate (``"\\ud800"``) is no text: the broker and the history could not be
-    sent it (a UnicodeEncodeError, a 500), so the value is refused (400)."""
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError400("the body holds a lone surrogate (\\ud800-\\udfff), which is not text") from None
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError400(f"{name} is not a JSON value")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError400(f"the number {text[:40]} is out of range")
-    return number
 
 
 # --- timestamps ------------------------------------------------------------------------------
