@@ -98,18 +98,7 @@ def field_attr(name: str, value: Any) -> dict[str, Any]:
 def sensor_attr(sensor: Any) -> tuple[str, dict[str, Any]]:
     """A posted Sensor as (its id, its attribute); its current value is not taken from the
     body (it is set by pushing values)."""
-    if not isinstance(sensor, Mapping):
-        raise bad_request("a sensor must be a JSON object")
-    sensor = _present(sensor)
-    if "id" not in sensor:
-        raise bad_request("the sensor has no id")
-    sid = _member_id(sensor["id"], "sensor")
-    metadata: dict[str, Any] = {}
-    for name in SENSOR_FIELDS:
-        if name in sensor:
-            if not isinstance(sensor[name], str):
-                raise bad_request(f"sensor {name} must be a string")
-            metadata[name] = _text(sensor[name])
+    sid, sensor, metadata = _member(sensor, "sensor", SENSOR_FIELDS)
     if "calib" in sensor:
         from .values import calib_problem
 
@@ -117,32 +106,37 @@ def sensor_attr(sensor: Any) -> tuple[str, dict[str, Any]]:
         if problem:
             raise bad_request(problem)
         metadata["calib"] = {"type": "StructuredValue", "value": sensor["calib"]}
-    if "meta" in sensor:
-        metadata["meta"] = {"type": "StructuredValue", "value": sensor["meta"]}
     return sid, {"type": SENSOR_TYPE, "value": None, "metadata": metadata}
 
 
 def actuator_attr(actuator: Any) -> tuple[str, dict[str, Any]]:
-    if not isinstance(actuator, Mapping):
-        raise bad_request("an actuator must be a JSON object")
-    actuator = _present(actuator)
-    if "id" not in actuator:
-        raise bad_request("the actuator has no id")
-    aid = _member_id(actuator["id"], "actuator")
-    metadata: dict[str, Any] = {}
-    for name in ACTUATOR_FIELDS:
-        if name in actuator:
-            if not isinstance(actuator[name], str):
-                raise bad_request(f"actuator {name} must be a string")
-            if name == "actuator_value_type" and actuator[name] not in VALUE_TYPES:
-                raise bad_request(f"actuator_value_type must be one of {' '.join(VALUE_TYPES)}")
-            metadata[name] = _text(actuator[name])
-    if "meta" in actuator:
-        metadata["meta"] = {"type": "StructuredValue", "value": actuator["meta"]}
-    attr: dict[str, Any] = {"type": ACTUATOR_TYPE, "value": actuator.get("value"), "metadata": metadata}
+    """A posted Actuator as (its id, its attribute), with its value when it gives one."""
+    aid, actuator, metadata = _member(actuator, "actuator", ACTUATOR_FIELDS)
+    if metadata.get("actuator_value_type", {}).get("value", "string") not in VALUE_TYPES:
+        raise bad_request(f"actuator_value_type must be one of {' '.join(VALUE_TYPES)}")
     if "value" in actuator:
         metadata["has_value"] = {"type": "Boolean", "value": True}
-    return aid, attr
+    return aid, {"type": ACTUATOR_TYPE, "value": actuator.get("value"), "metadata": metadata}
+
+
+def _member(doc: Any, what: str, fields: tuple[str, ...]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A posted sensor or actuator checked: (its id, its present fields, the metadata of its
+    text ``fields`` and ``meta``)."""
+    if not isinstance(doc, Mapping):
+        raise bad_request(f"a{'n' if what[0] == 'a' else ''} {what} must be a JSON object")
+    doc = _present(doc)
+    if "id" not in doc:
+        raise bad_request(f"the {what} has no id")
+    member_id = _member_id(doc["id"], what)
+    metadata: dict[str, Any] = {}
+    for name in fields:
+        if name in doc:
+            if not isinstance(doc[name], str):
+                raise bad_request(f"{what} {name} must be a string")
+            metadata[name] = _text(doc[name])
+    if "meta" in doc:
+        metadata["meta"] = {"type": "StructuredValue", "value": doc["meta"]}
+    return member_id, doc, metadata
 
 
 ANY_JSON = frozenset(("meta", "value"))  # fields whose value is any JSON, null included
