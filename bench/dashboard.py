@@ -34,7 +34,6 @@ import asyncio
 import datetime
 import multiprocessing
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,10 +48,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import client
 import harness
-import history  # (stop, settle, wrk: the same as the history bench's)
 import rules  # (describe, row_notes: the same screen line and error notes as the rules bench's)
 import run  # (bench/run.py: server start-up, CPU accounting)
-from harness import HOST, PY, ROOT
+from ratio_bench import RatioBench, expect, ratios
+from harness import HOST, PY
 
 TENANT, ETYPE, ENTITIES = "bench", "BenchSensor", 100
 TENANT_HEADERS = f"Fiware-Service: {TENANT}\r\nFiware-ServicePath: /\r\n"
@@ -60,6 +59,7 @@ D1_PATH = "/v2/entities?limit=20&options=keyValues"
 EVENTS_PATH = f"/api/events?service={TENANT}&servicepath=/"
 DRAIN_IDLE, DRAIN_MAX = 5.0, 120.0  # after the load, pages wait for events until idle that long, or at most
 MEASURED = ("dashboard", "broker")  # the processes whose CPU every row gives
+WHO = "the pages"  # the helper process, as errors name it
 MARKERS = ("<!-- dashboard-results -->", "<!-- /dashboard-results -->")
 
 
@@ -206,10 +206,6 @@ async def paced(rate: float, total: int, job: Callable[[int], Coroutine[Any, Any
     return loop.time() - began
 
 
-def ratios(r: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
-    return {"rate": r["rps"] / base["rps"], "p50": r["p50_ms"] / base["p50_ms"], "p99": r["p99_ms"] / base["p99_ms"]}
-
-
 def feed_figures(patcher: Patcher, seconds: float, began_ns: int, got: dict[str, Any]) -> dict[str, Any]:
     """D2's row from the sender's side and the pages': a receipt is a page's first event of an
     acknowledged PATCH; others (a second copy, an unacknowledged PATCH's) are *extra*."""
@@ -236,14 +232,9 @@ def feed_figures(patcher: Patcher, seconds: float, began_ns: int, got: dict[str,
 # -- the run -------------------------------------------------------------------------------------
 
 
-class DashboardBench:
+class DashboardBench(RatioBench):
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
-        self.args = args
-        self.work = work
-        self.ports = {name: harness.free_port(HOST) for name in ("broker", "dashboard", "baseline")}
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.results: dict[str, dict[str, Any]] = {}
-        self.baseline: dict[str, Any] | None = None
+        super().__init__(args, work, ("broker", "dashboard"), MEASURED, describe)
 
     # -- processes ---------------------------------------------------------------------------------
 
@@ -251,31 +242,13 @@ class DashboardBench:
         """Yardstick, broker, then the dashboard with the broker as its only service."""
         p, broker_url = self.ports, f"http://{HOST}:{self.ports['broker']}"
         (self.work / "broker").mkdir()
-        self._start("baseline", [PY, str(HERE / "baseline_app.py"), str(p["baseline"])], "/")
-        self._start("broker", [PY, "-m", "broker", "-localIp", HOST, "-port", str(p["broker"]),
+        self.start("baseline", [PY, str(HERE / "baseline_app.py"), str(p["baseline"])], "/")
+        self.start("broker", [PY, "-m", "broker", "-localIp", HOST, "-port", str(p["broker"]),
                                "-data", str(self.work / "broker"), "-notifAllowedHosts", HOST], "/version")
-        self._start("dashboard", [PY, "-m", "analytics.dashboard", "-host", HOST, "-port", str(p["dashboard"]),
+        self.start("dashboard", [PY, "-m", "analytics.dashboard", "-host", HOST, "-port", str(p["dashboard"]),
                                   "-brokerURL", broker_url, "-historyURL", "", "-agentURL", "", "-rulesURL", "",
                                   "-notifyURL", f"http://{HOST}:{p['dashboard']}", "-logLevel", "WARNING"],
                     "/api/config")
-
-    def _start(self, name: str, cmd: list[str], ready: str) -> None:
-        self.procs[name] = run.start(cmd, self.ports[name], ready, self.log(name))
-
-    def log(self, name: str) -> Path:
-        return self.work / f"{name}.log"
-
-    def stop_all(self) -> None:
-        """In the reverse order of start: the dashboard before the broker, where it deletes its subscription."""
-        for name, proc in reversed(list(self.procs.items())):
-            history.stop(proc, self.log(name))
-
-    def cpu(self) -> dict[str, float]:
-        """CPU seconds so far of the processes measured (the yardstick's own rows aside)."""
-        return {name: run.cpu_seconds(self.procs[name].pid) for name in MEASURED}
-
-    def settle(self) -> None:
-        history.settle([self.procs[name].pid for name in MEASURED])
 
     # -- setup -----------------------------------------------------------------------------------------
 
@@ -284,45 +257,16 @@ class DashboardBench:
         entities = [{"id": f"Sensor{i}", "type": ETYPE, "temperature": {"type": "Number", "value": 20 + i % 10},
                      "stamp": {"type": "Text", "value": "-1 0"}} for i in range(ENTITIES)]
         body = orjson.dumps({"actionType": "append", "entities": entities})
-        status, data = await self._call("broker", "POST", "/v2/op/update", body)
+        status, data = await self.call("broker", "POST", "/v2/op/update", body, TENANT_HEADERS)
         if status != 204:
             sys.exit(f"bench: POST /v2/op/update answered {status}: {data[:300]!r}")
-        straight = await self._call("broker", "GET", D1_PATH)
-        forwarded = await self._call("dashboard", "GET", "/api/broker" + D1_PATH)
+        straight = await self.call("broker", "GET", D1_PATH, headers=TENANT_HEADERS)
+        forwarded = await self.call("dashboard", "GET", "/api/broker" + D1_PATH, headers=TENANT_HEADERS)
         if straight[0] != 200 or forwarded != straight or len(orjson.loads(straight[1])) != 20:
             sys.exit(f"bench: D1's GET answered {straight[0]} {straight[1][:200]!r} straight, "
                      f"{forwarded[0]} {forwarded[1][:200]!r} through the dashboard")
 
-    async def _call(self, server: str, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        conn = client.Connection(HOST, self.ports[server])
-        try:
-            status, _, data = await conn.request(method, path, body, TENANT_HEADERS)
-        finally:
-            await conn.close()
-        return status, data
-
     # -- rows ------------------------------------------------------------------------------------------
-
-    def record(self, name: str, result: dict[str, Any]) -> None:
-        if self.baseline is not None:
-            result["vs_bare"] = ratios(result, self.baseline)
-        self.results[name] = result
-        print(describe(name, result), flush=True)
-
-    def measure(self, script: str, script_args: list[str | int], server: str) -> dict[str, Any]:
-        """One wrk row, with the dashboard's and the broker's CPU over it."""
-        self.settle()
-        before = self.cpu()
-        r = history.wrk(script, script_args, self.ports[server], self.args.connections, self.args.seconds)
-        after = self.cpu()
-        rps = r["requests"] / r["seconds"]
-        r.update(rps=rps, rate=rps, unit="req/s",
-                 cpu_pct={k: 100 * (after[k] - before[k]) / r["seconds"] for k in after})
-        return r
-
-    def yardstick(self) -> None:
-        self.baseline = self.measure("baseline.lua", [], "baseline")
-        self.record("D0 bare Starlette", self.baseline)
 
     def forwarding(self) -> None:
         """D1: the same GET straight to the broker, then through the dashboard."""
@@ -341,13 +285,13 @@ class DashboardBench:
         pages.start()
         pid = pages.pid or 0
         try:
-            self._expect(ours, 60, "ready")
+            expect(ours, 60, "ready", WHO)
             self.settle()  # the subscription's first notification, sent to every page
             before = self.cpu() | {"pages": run.cpu_seconds(pid)}
             patcher, seconds, began_ns = asyncio.run(self._patches())
             after = self.cpu() | {"pages": run.cpu_seconds(pid)}
             ours.send(len(patcher.acked))
-            got = self._expect(ours, DRAIN_MAX + 30, "seqs")
+            got = expect(ours, DRAIN_MAX + 30, "seqs", WHO)
         finally:
             pages.join(5)
             if pages.is_alive():
@@ -356,16 +300,6 @@ class DashboardBench:
         cpu = {k: 100 * (after[k] - before[k]) / seconds for k in after}
         r.update(pages_cpu_pct=cpu.pop("pages"), cpu_pct=cpu)
         self.record(f"D2 live feed, {self.args.pages} pages", r)
-
-    @staticmethod
-    def _expect(pipe: Pipe, seconds: float, key: str) -> dict[str, Any]:
-        """The pages' next message, which must carry ``key``; the run ends otherwise."""
-        if not pipe.poll(seconds):
-            sys.exit(f"bench: the pages said nothing for {seconds:.0f} s")
-        message: dict[str, Any] = pipe.recv()
-        if key not in message:
-            sys.exit(f"bench: the pages: {message.get('error', message)}")
-        return message
 
     async def _patches(self) -> tuple[Patcher, float, int]:
         patcher = Patcher(self.ports["broker"])
@@ -379,7 +313,7 @@ class DashboardBench:
         self.start_all()
         try:
             asyncio.run(self.setup())
-            self.yardstick()
+            self.yardstick("D0 bare Starlette")
             for part, measure in (("D1", self.forwarding), ("D2", self.live_feed)):
                 if harness.selected(self.args.only, part):
                     measure()

@@ -43,7 +43,6 @@ import multiprocessing
 import os
 import random
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,8 +56,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import client
 import harness  # (also puts the repository root on sys.path: ngsi.client.mqtt)
-import history  # (stop, settle, wrk: the same as the history bench's)
 import run  # (bench/run.py: server start-up, CPU accounting)
+from ratio_bench import RatioBench, expect
 from harness import HOST, PY, ROOT
 
 TENANT, ETYPE, SENSOR, DEVICES, PREFIX = "waziup", "Device", "TC1", 100, "BenchDev"
@@ -67,6 +66,7 @@ COUNT_PATH = f"/v2/types/{ETYPE}/attrs/{SENSOR}/value?aggrMethod=count"
 READY_PATH = "/api/v2/devices?limit=1"
 DRAIN_IDLE, DRAIN_MAX = 5.0, 120.0  # after A3's load, the subscriber waits until idle that long, or at most
 MEASURED = ("api", "broker", "history")  # the processes whose CPU every row gives
+WHO = "the subscriber"  # the helper process, as errors name it
 MARKERS = ("<!-- waziup-api-results -->", "<!-- /waziup-api-results -->")
 
 
@@ -182,18 +182,9 @@ class Publishers:
 # -- the run -------------------------------------------------------------------------------------
 
 
-def ratios(r: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
-    return {"rate": r["rps"] / base["rps"], "p50": r["p50_ms"] / base["p50_ms"], "p99": r["p99_ms"] / base["p99_ms"]}
-
-
-class ApiBench:
+class ApiBench(RatioBench):
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
-        self.args = args
-        self.work = work
-        self.ports = {name: harness.free_port(HOST) for name in ("broker", "history", "api", "mqtt", "baseline")}
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.results: dict[str, dict[str, Any]] = {}
-        self.baseline: dict[str, Any] | None = None
+        super().__init__(args, work, ("broker", "history", "api", "mqtt"), MEASURED, describe)
 
     # -- processes ---------------------------------------------------------------------------------
 
@@ -202,33 +193,15 @@ class ApiBench:
         p, w = self.ports, self.work
         for name in ("broker", "history", "api"):
             (w / name).mkdir()
-        self._start("baseline", [PY, str(HERE / "baseline_app.py"), str(p["baseline"])], "/")
-        self._start("broker", [PY, "-m", "broker", "-localIp", HOST, "-port", str(p["broker"]),
+        self.start("baseline", [PY, str(HERE / "baseline_app.py"), str(p["baseline"])], "/")
+        self.start("broker", [PY, "-m", "broker", "-localIp", HOST, "-port", str(p["broker"]),
                                "-data", str(w / "broker")], "/version")
-        self._start("history", [PY, "-m", "analytics.history", "-host", HOST, "-port", str(p["history"]),
+        self.start("history", [PY, "-m", "analytics.history", "-host", HOST, "-port", str(p["history"]),
                                 "-data", str(w / "history"), "-logLevel", "WARNING"], "/version")
-        self._start("api", [PY, "-m", "orchestrator.waziup_api", "-host", HOST, "-port", str(p["api"]),
+        self.start("api", [PY, "-m", "orchestrator.waziup_api", "-host", HOST, "-port", str(p["api"]),
                             "-brokerURL", f"http://{HOST}:{p['broker']}",
                             "-historyURL", f"http://{HOST}:{p['history']}", "-mqttPort", str(p["mqtt"]),
                             "-data", str(w / "api"), "-logLevel", "WARNING"], READY_PATH)
-
-    def _start(self, name: str, cmd: list[str], ready: str) -> None:
-        self.procs[name] = run.start(cmd, self.ports[name], ready, self.log(name))
-
-    def log(self, name: str) -> Path:
-        return self.work / f"{name}.log"
-
-    def stop_all(self) -> None:
-        """In the reverse order of start: the API before the services it calls."""
-        for name, proc in reversed(list(self.procs.items())):
-            history.stop(proc, self.log(name))
-
-    def cpu(self) -> dict[str, float]:
-        """CPU seconds so far of the processes measured (the yardstick's own rows aside)."""
-        return {name: run.cpu_seconds(self.procs[name].pid) for name in MEASURED}
-
-    def settle(self) -> None:
-        history.settle([self.procs[name].pid for name in MEASURED])
 
     # -- setup and counts ------------------------------------------------------------------------------
 
@@ -239,30 +212,21 @@ class ApiBench:
             device = {"id": f"{PREFIX}{i}", "name": f"bench device {i}", "visibility": "public",
                       "sensors": [{"id": SENSOR, "name": "temperature", "quantity_kind": "AirTemperature",
                                    "unit": "DegreeCelsius"}]}
-            status, data = await self._call("api", "POST", "/api/v2/devices", orjson.dumps(device))
+            status, data = await self.call("api", "POST", "/api/v2/devices", orjson.dumps(device))
             if status != 204:
                 sys.exit(f"bench: POST /api/v2/devices answered {status}: {data[:300]!r}")
         path = f"/api/v2/devices/{PREFIX}0"
-        pushed = await self._call("api", "POST", f"{path}/sensors/{SENSOR}/value", b'{"value": -1}')
-        read = await self._call("api", "GET", path)
+        pushed = await self.call("api", "POST", f"{path}/sensors/{SENSOR}/value", b'{"value": -1}')
+        read = await self.call("api", "GET", path)
         if pushed[0] != 204 or read[0] != 200 or orjson.loads(read[1])["sensors"][0]["value"]["value"] != -1:
             sys.exit(f"bench: the first push answered {pushed[0]} {pushed[1][:200]!r}, "
                      f"the read {read[0]} {read[1][:300]!r}")
         if await self.stored() != 1:
             sys.exit("bench: the history does not hold the first pushed value")
 
-    async def _call(self, server: str, method: str, path: str, body: bytes = b"",
-                    headers: str = "") -> tuple[int, bytes]:
-        conn = client.Connection(HOST, self.ports[server])
-        try:
-            status, _, data = await conn.request(method, path, body, headers)
-        finally:
-            await conn.close()
-        return status, data
-
     async def stored(self) -> int:
         """TC1 values in the history, all devices (its own count aggregate; 404: none yet)."""
-        status, data = await self._call("history", "GET", COUNT_PATH, headers=HISTORY_HEADERS)
+        status, data = await self.call("history", "GET", COUNT_PATH, headers=HISTORY_HEADERS)
         if status == 404:
             return 0
         if status != 200:
@@ -270,27 +234,6 @@ class ApiBench:
         return int(sum(v for e in orjson.loads(data)["values"] for v in e["values"] if v))
 
     # -- rows ------------------------------------------------------------------------------------------
-
-    def record(self, name: str, result: dict[str, Any]) -> None:
-        if self.baseline is not None:
-            result["vs_bare"] = ratios(result, self.baseline)
-        self.results[name] = result
-        print(describe(name, result), flush=True)
-
-    def measure(self, script: str, script_args: list[str | int], server: str) -> dict[str, Any]:
-        """One wrk row, with the API's, the broker's and the history's CPU over it."""
-        self.settle()
-        before = self.cpu()
-        r = history.wrk(script, script_args, self.ports[server], self.args.connections, self.args.seconds)
-        after = self.cpu()
-        rps = r["requests"] / r["seconds"]
-        r.update(rps=rps, rate=rps, unit="req/s",
-                 cpu_pct={k: 100 * (after[k] - before[k]) / r["seconds"] for k in after})
-        return r
-
-    def yardstick(self) -> None:
-        self.baseline = self.measure("baseline.lua", [], "baseline")
-        self.record("A0 bare Starlette", self.baseline)
 
     def push(self) -> None:
         """A1: values over HTTP, then the history's count against the 2xx answers."""
@@ -315,7 +258,7 @@ class ApiBench:
         sub.start()
         pid = sub.pid or 0
         try:
-            self._expect(ours, 60, "ready")
+            expect(ours, 60, "ready", WHO)
             self.settle()
             stored_before = asyncio.run(self.stored())
             before = self.cpu() | {"subscriber": run.cpu_seconds(pid), "publishers": self_cpu()}
@@ -324,7 +267,7 @@ class ApiBench:
             seconds = asyncio.run(pubs.run())
             after = self.cpu() | {"subscriber": run.cpu_seconds(pid), "publishers": self_cpu()}
             ours.send(len(pubs.acked))
-            got = self._expect(ours, DRAIN_MAX + 30, "seqs")
+            got = expect(ours, DRAIN_MAX + 30, "seqs", WHO)
         finally:
             sub.join(5)
             if sub.is_alive():
@@ -336,16 +279,6 @@ class ApiBench:
         r.update(subscriber_cpu_pct=cpu.pop("subscriber"), publishers_cpu_pct=cpu.pop("publishers"), cpu_pct=cpu)
         self.record(f"A3 MQTT push, {self.args.publishers} publishers", r)
 
-    @staticmethod
-    def _expect(pipe: Pipe, seconds: float, key: str) -> dict[str, Any]:
-        """The subscriber's next message, which must carry ``key``; the run ends otherwise."""
-        if not pipe.poll(seconds):
-            sys.exit(f"bench: the subscriber said nothing for {seconds:.0f} s")
-        message: dict[str, Any] = pipe.recv()
-        if key not in message:
-            sys.exit(f"bench: the subscriber: {message.get('error', message)}")
-        return message
-
     def run(self) -> dict[str, Any]:
         load = os.getloadavg()
         self.start_all()
@@ -353,7 +286,7 @@ class ApiBench:
             began = time.perf_counter()
             asyncio.run(self.setup())
             setup_s = time.perf_counter() - began
-            self.yardstick()
+            self.yardstick("A0 bare Starlette")
             for part, measure in (("A1", self.push), ("A2", self.read), ("A3", self.mqtt_push)):
                 if harness.selected(self.args.only, part):
                     measure()
