@@ -120,7 +120,8 @@ def fake_children(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict
     monkeypatch.setattr(run_all, "_wait_mqtt", lambda *args: None)
     monkeypatch.setattr(run_all, "_wait_http", lambda *args, **kwargs: None)
     # -auth's identity manager and accounts: tests/test_auth_platform.py; here only the MQTT side
-    monkeypatch.setattr(run_all, "_start_security", lambda *args: platform_auth.PlatformAuth({}, {}))
+    api_env = {"WAZIUP_API_CLIENT_ID": "app", "WAZIUP_API_ADMIN_USER": "admin@localhost"}  # and secrets
+    monkeypatch.setattr(run_all, "_start_security", lambda *args: platform_auth.PlatformAuth({}, {}, api_env=api_env))
     return _Child.started
 
 
@@ -130,7 +131,9 @@ def test_run_wires_mosquitto_and_the_agent(fake_children: list[tuple[list[str], 
     agent, which gets the account files and its password in its environment only."""
     options = run_all.parse(["-host", "10.1.2.3", "-data", str(tmp_path), "-tls", "-auth", "-mqttLoraUser", "chirpstack"], {})
     assert run_all.run(options) == 1  # the fake children "exit"
-    (mqtt, mqtt_kw), (history, _), (broker, _), (rules, _), (agent, agent_kw), (dashboard, _) = fake_children
+    (mqtt, mqtt_kw), (history, _), (broker, _), (rules, _), (agent, agent_kw), (dashboard, _), (api, _) = fake_children
+    assert {"-https", "-caFile", "-authUser", "waziup-api", "security.ratelimit:broker_guard"} <= set(api)
+    assert api[api.index("-host") + 1] == "10.1.2.3" and api[api.index("-service") + 1] == "waziup"
     assert {"-https", "-idmURL"} & set(dashboard) == {"-https"}  # its sign-in comes in its environment
     assert history[history.index("-host") + 1] == "10.1.2.3"
     assert {"-https", "security.pep:history_guard"} <= set(history)  # TLS and the PEP, as every service
@@ -169,6 +172,8 @@ def test_run_amqtt_only_without_auth(
     assert not fake_children and "-auth needs Mosquitto" in capfd.readouterr().err
     assert run_all.run(run_all.parse(["-data", str(tmp_path), "-mqttBroker", "amqtt"], {})) == 1
     assert fake_children[0][0][-3:] == ["mqtt-broker", "127.0.0.1", "1883"]  # without -auth: loopback only
+    api = fake_children[-1][0]
+    assert "-authUser" not in api and "-guard" not in api  # its own permissions only, on an open platform
     assert "the embedded amqtt" in capfd.readouterr().out
     assert run_all.parse([], {"WAZIUP_AUTH": "on"}).auth
 
