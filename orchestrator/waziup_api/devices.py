@@ -27,7 +27,7 @@ from typing import Any
 from ngsi.names import MAX_NAME_LENGTH, forbidden_id_chars
 
 from .errors import bad_request
-from .values import current_timestamp
+from .values import calib_problem, current_timestamp
 
 ENTITY_TYPE = "Device"
 SENSOR_TYPE = "SensingDevice"
@@ -100,8 +100,6 @@ def sensor_attr(sensor: Any) -> tuple[str, dict[str, Any]]:
     body (it is set by pushing values)."""
     sid, sensor, metadata = _member(sensor, "sensor", SENSOR_FIELDS)
     if "calib" in sensor:
-        from .values import calib_problem
-
         problem = calib_problem(sensor["calib"])
         if problem:
             raise bad_request(problem)

@@ -10,10 +10,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import bodies, values
-from ..devices import ACTUATOR_TYPE, SENSOR_TYPE, VALUE_TYPES
+from ..devices import ACTUATOR_TYPE, SENSOR_TYPE, VALUE_TYPES, device_json
 from ..errors import bad_request, not_found
 from ..history import Window
-from ..http import caller, count, csv_wanted, flag, json_response, no_content, state
+from ..http import caller, count, csv_wanted, json_response, no_content, state
 
 
 def _api(request: Request) -> Any:
@@ -38,8 +38,6 @@ async def create_device(request: Request) -> Response:
 
 
 async def get_device(request: Request) -> Response:
-    from ..devices import device_json
-
     who = await caller(request)
     return json_response(device_json(await _api(request).backend.viewable(who, _p(request, "device"))))
 

@@ -8,11 +8,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import bodies
-from ..errors import not_found
+from ..errors import bad_request, not_found
 from ..http import json_response, no_content, state, text_response
+from ..notifier import Notifier
 
 
-def _notifier(request: Request):  # type: ignore[no-untyped-def]
+def _notifier(request: Request) -> Notifier:
     return state(request).api.notifier
 
 
@@ -54,8 +55,6 @@ async def send_social(request: Request) -> Response:
 
 async def social_batch(request: Request) -> Response:
     body = bodies.json_body(await request.body())
-    from ..errors import bad_request
-
     if not isinstance(body, dict) or not all(isinstance(body.get(k), list) for k in ("usernames", "channels")) \
             or not isinstance(body.get("message"), str):
         raise bad_request('a batch needs "usernames" and "channels" (lists) and "message"')
