@@ -128,33 +128,23 @@ class Backend:
             raise forbidden(f"{caller.username} may not {scope.split(':')[1]} device {device_id}")
         return entity
 
+    async def _entities(self, **params: Any) -> list[dict[str, Any]]:
+        """Every device entity matching ``params``, page by page (the NGSI client's paging)."""
+        try:
+            return await self.broker.query(type=model.ENTITY_TYPE, **params, **self.tenant)
+        except NGSIClientError as exc:
+            raise _broker_error(exc) from None
+
     async def list(self, caller: Caller, *, q: str | None, limit: int | None, offset: int) -> list[dict[str, Any]]:
         """The devices the caller may view, matching ``q``; offset first, then limit."""
-        params: dict[str, Any] = {"type": model.ENTITY_TYPE, "attrs": ATTRS, "metadata": "*", "limit": 1000}
-        if q:
-            params["q"] = q
-        seen: list[dict[str, Any]] = []
-        start = 0
-        while True:
-            page = (await self._call("GET", "/v2/entities", params={**params, "offset": start})).json()
-            for entity in page:
-                if may(caller, "devices:view", self._remember(entity)):
-                    seen.append(entity)
-            if len(page) < 1000:
-                break
-            start += len(page)
+        found = await self._entities(attrs=ATTRS, metadata="*", **({"q": q} if q else {}))
+        seen = [entity for entity in found if may(caller, "devices:view", self._remember(entity))]
         chosen = seen[offset:] if limit is None else seen[offset:offset + limit]
         return [model.device_json(e) for e in chosen]
 
     async def all_permissions(self) -> list[dict[str, Any]]:
         """{id, owner, visibility} of every device."""
-        params: dict[str, Any] = {"type": model.ENTITY_TYPE, "attrs": "owner,visibility", "limit": 1000}
-        out: list[dict[str, Any]] = []
-        while True:
-            page = (await self._call("GET", "/v2/entities", params={**params, "offset": len(out)})).json()
-            out.extend(self._remember(entity) for entity in page)
-            if len(page) < 1000:
-                return out
+        return [self._remember(entity) for entity in await self._entities(attrs="owner,visibility")]
 
     # -- devices -------------------------------------------------------------------------
 

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Protocol, TypeVar
 
-from ngsi.store_lifecycle import ErrorMapping, WhileOpen, open_pool, postgres_dsn
+from ngsi.store_lifecycle import ErrorMapping, WhileOpen, open_pool, postgres_dsn, prepare_sqlite_path
 
 T = TypeVar("T")
 COLLECTIONS = ("gateways", "projects", "notifications", "socials", "profiles")
@@ -59,8 +58,7 @@ class SqliteStore:
         await self._run(self._open)
 
     def _open(self) -> None:
-        if self.path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        prepare_sqlite_path(self.path, mode=0o600)  # it holds users' phone numbers and e-mails' kin
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")

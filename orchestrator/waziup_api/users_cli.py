@@ -25,7 +25,7 @@ from collections.abc import Callable
 from security.idm.keycloak_import import ExportError, ImportReport, Parsed, load_export, write_users
 from security.idm.store import StoreError, open_store
 
-from .accounts import Profiles
+from .accounts import MemoryProfiles, Profiles
 from .config import Config
 from .store import SqliteStore
 
@@ -46,27 +46,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class ApiStoreProfiles:
-    """The API's store (``<data>/waziup-api.db``), opened for the import's writes only."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    async def get(self, user_id: str) -> dict[str, object]:
-        store = SqliteStore(self.path)
-        await store.open()
-        try:
-            return await store.get("profiles", user_id) or {}
-        finally:
-            await store.close()
-
-    async def put(self, user_id: str, fields: dict[str, object]) -> None:
-        store = SqliteStore(self.path)
-        await store.open()
-        try:
+async def save_profiles(path: str, profiles: dict[str, dict[str, object]]) -> None:
+    """The imported users' WAZIUP fields into the API's store (``<data>/waziup-api.db``), in
+    one session, merged with what it already holds for them."""
+    if not profiles:
+        return
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        for user_id, fields in profiles.items():
             await store.put("profiles", user_id, {**(await store.get("profiles", user_id) or {}), **fields})
-        finally:
-            await store.close()
+    finally:
+        await store.close()
 
 
 def store_url(data: str, db_uri: str) -> str:
@@ -90,14 +81,13 @@ async def import_file(path: str, url: str, profiles: Profiles | None = None) -> 
     return parsed, report
 
 
-def summary(parsed: Parsed, report: ImportReport, profiles_kept: bool) -> list[str]:
+def summary(parsed: Parsed, report: ImportReport) -> list[str]:
     lines = [*parsed.problems, *report.skipped]
     admins = sum(1 for item in report.imported if item.user.admin)
     no_password = sum(1 for item in report.imported if not item.user.password_hash)
     lines.append(f"imported {len(report.imported)} users ({admins} admins, {no_password} without a password), "
                  f"skipped {len(report.skipped)}, left out {parsed.left_out}")
-    where = "written to the API's store" if profiles_kept else "not written (no API store given)"
-    lines.append(f"profiles of {len(report.profiles)} users {where}")
+    lines.append(f"profiles of {len(report.profiles)} users written to the API's store")
     return lines
 
 
@@ -107,13 +97,14 @@ def main(argv: list[str], *, profiles: Profiles | None = None, show: Callable[[s
         args = _parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    if profiles is None:  # the WAZIUP profile fields go to the API's store, beside the identity manager's
-        profiles = ApiStoreProfiles(os.path.join(args.data, Config.STORE_FILE))
+    collected = MemoryProfiles() if profiles is None else None  # then written to the API's store
     try:
-        parsed, report = asyncio.run(import_file(args.file, store_url(args.data, args.dbURI), profiles))
+        parsed, report = asyncio.run(import_file(args.file, store_url(args.data, args.dbURI), profiles or collected))
+        if collected is not None:
+            asyncio.run(save_profiles(os.path.join(args.data, Config.STORE_FILE), collected.kept))
     except (OSError, ExportError, StoreError) as exc:
         print(f"waziup users import: {exc}", file=sys.stderr)
         return 1
-    for line in summary(parsed, report, profiles is not None):
+    for line in summary(parsed, report):
         show(line)
     return 0

@@ -249,3 +249,27 @@ def test_cli_import(tmp_path: Path) -> None:
     assert users_main(["import", str(tmp_path / "missing.json"), "-data", str(tmp_path)]) == 1
     assert users_main(["import"]) == 2
     assert users_main(["import", str(export), "-data", "a", "-dbURI", "b"]) == 2
+
+
+def test_cli_import_writes_the_profiles_to_the_apis_store(tmp_path: Path) -> None:
+    """Without a profiles sink given, ``waziup users import -data DIR`` keeps the WAZIUP fields
+    in the API's own store, ``DIR/waziup-api.db``, where the API reads them."""
+    import asyncio
+
+    from orchestrator.waziup_api.store import SqliteStore
+
+    export = tmp_path / "waziup-realm.json"
+    export.write_text(json.dumps(realm()))
+    assert users_main(["import", str(export), "-data", str(tmp_path)], show=lambda line: None) == 0
+
+    async def profile() -> dict[str, Any] | None:
+        store = SqliteStore(str(tmp_path / "waziup-api.db"))
+        await store.open()
+        try:
+            return await store.get("profiles", "6f1d3c2e-0000-4000-8000-000000000001")
+        finally:
+            await store.close()
+
+    kept = asyncio.run(profile())
+    assert kept is not None and kept["first_name"] == "Corentin"
+    assert ((tmp_path / "waziup-api.db").stat().st_mode & 0o777) == 0o600
