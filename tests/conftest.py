@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import shutil
 import socket
@@ -29,10 +30,34 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
 
 
+_PORTS = range(20000, 32768)  # below the kernel's ephemeral range (32768-60999) and above the Orion kit's (<= 18883)
+_next_port: list[int] = []
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, for a service a test starts and that binds it later.
+
+    Not port 0's pick: that comes from the ephemeral range, where every outgoing connection
+    of every process also takes its local port, so a port found free could be taken before
+    the service binds it (a whole ``waziup run`` binds ten). Ports come from below that range,
+    each pytest-xdist worker from its own slice, in turn, so no other test or connection
+    is handed the same one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    size = len(_PORTS) // max(workers, 1)
+    start = _PORTS.start + int(worker or 0) % max(workers, 1) * size
+    if not _next_port:
+        _next_port.append(random.randrange(size))  # two runs one after the other start in different places
+    for _ in range(size):
+        port = start + _next_port[0] % size
+        _next_port[0] += 1
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {start}-{start + size - 1}")
 
 
 def wait_until_answering(
