@@ -10,7 +10,7 @@ DATA ?= data
 ORION_FT ?= ../shared/orion-ft
 JOBS ?= 2
 
-.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-quick bench-history bench-rules bench-dashboard bench-api bench-iot clean
+.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-quick bench-history bench-rules bench-dashboard bench-api bench-discovery bench-iot clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
@@ -37,10 +37,12 @@ system-deps:
 # or '-host 0.0.0.0' and more: waziup run --help).
 RUN_ARGS ?=
 run: $(STAMP)
+	@scripts/install-node-red.sh >/dev/null || echo "Node-RED could not be installed: apps of runtime node-red cannot run"
 	@scripts/install-mosquitto.sh >/dev/null 2>&1 || echo "mosquitto could not be installed: the embedded MQTT broker runs"
 	$(VENV)/bin/waziup run -port $(PORT) -data $(DATA) $(RUN_ARGS)
 
 test: $(STAMP) $(FILIP_STAMP) system-deps
+	@scripts/install-node-red.sh
 	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup
 
 test-unit: $(STAMP) $(FILIP_STAMP)
@@ -58,7 +60,7 @@ orion-ft-measure: $(STAMP) system-deps
 # Benchmark suite (not part of `make test`): BENCH_SECONDS per workload, on each of BENCH_BACKENDS
 # (PostgreSQL on a throw-away cluster), or on BENCH_DB_URI, an existing store; then the history
 # service's benchmark (bench-history, on throw-away stores only), the rules service's (bench-rules), the
-# dashboard's (bench-dashboard) and the WAZIUP API's (bench-api).
+# dashboard's (bench-dashboard), the WAZIUP API's (bench-api) and sensor discovery's (bench-discovery).
 BENCH_SECONDS ?= 10
 BENCH_BACKENDS ?= sqlite postgresql
 BENCH_HISTORY_VALUES ?= 10000000
@@ -71,6 +73,7 @@ bench: $(STAMP) system-deps
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_DASHBOARD_PAGES=$(BENCH_DASHBOARD_PAGES) BENCH_DASHBOARD_RATE=$(BENCH_DASHBOARD_RATE) \
 		$(PY) bench/dashboard.py
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_API_PUBLISHERS=$(BENCH_API_PUBLISHERS) $(PY) bench/waziup_api.py
+	$(PY) bench/discovery.py
 
 # Perf regression check (not part of `make test`): every broker workload for BENCH_QUICK_SECONDS on
 # BENCH_QUICK_BACKENDS, compared with the last recorded run; names the rows that moved by more than
@@ -117,6 +120,10 @@ bench-api: $(STAMP)
 	@bench/install.sh
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_API_PUBLISHERS=$(BENCH_API_PUBLISHERS) $(PY) bench/waziup_api.py
 
+# Sensor discovery: 100,000 sensors, p50 per query kind (fails at 50 ms or more).
+bench-discovery: $(STAMP)
+	$(PY) bench/discovery.py
+
 # IoT agent benchmark (not part of `make test`): MQTT Ultralight measures end to end into the broker,
 # BENCH_DEVICES devices, closed loop (at most BENCH_WINDOW in flight) or BENCH_RATE measures/s.
 BENCH_DEVICES ?= 1000
@@ -128,4 +135,4 @@ bench-iot: $(STAMP)
 		$(PY) bench/iot_agent.py
 
 clean:
-	rm -rf $(VENV) .venv-filip *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-filip .node-red *.egg-info .pytest_cache .hypothesis

@@ -9,9 +9,11 @@ cannot drift apart.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from .settings import FLAG, Int, Option, Prefix, Text, option
 from .tls import check_https_files
@@ -72,3 +74,19 @@ def https_options(env: Prefix) -> tuple[Option, Option, Option]:
         option("-cert", field="https_cert", type=Text("FILE"), env=env,
                help="-https: the certificate, PEM, followed by any intermediate CA certificates"),
     )
+
+
+C = TypeVar("C", bound=ServiceConfig)
+
+
+def with_secrets(config: C, environ: Mapping[str, str], secrets: Sequence[tuple[str, str]]) -> C:
+    """``config`` with the secrets the environment holds (``(field, variable)`` pairs): a
+    secret never comes from the command line, where every local user sees it."""
+    found = {name: environ[variable] for name, variable in secrets if environ.get(variable)}
+    return dataclasses.replace(config, **found) if found else config
+
+
+def check_store_url(config: ServiceConfig, error: type[Exception]) -> None:
+    """``-dbURI``: empty (the SQLite file under ``-data``), ``sqlite:///FILE`` or PostgreSQL."""
+    if config.db_uri and not config.db_uri.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise error("option -dbURI: sqlite:///FILE or postgresql://user:password@host/db")

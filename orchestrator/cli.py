@@ -1,7 +1,9 @@
 """The ``waziup`` command: ``waziup broker [Orion options]`` runs the context broker,
 ``waziup iot-agent [options]`` the IoT agent, ``waziup history`` the history service,
 ``waziup rules`` the rules service, ``waziup dashboard`` the dashboard, ``waziup api`` the
-WAZIUP cloud API, ``waziup users import`` a Keycloak realm's users,
+WAZIUP cloud API, ``waziup orchestrator`` the apps, discovery and sources service, whose
+clients are ``waziup apps``, ``waziup discover`` and ``waziup sources``,
+``waziup users import`` a Keycloak realm's users,
 ``waziup run`` the broker and the agent with an embedded MQTT broker
 (``orchestrator.run_all``), ``waziup gw-post`` is the WAZIUP LoRa gateway's cloud script.
 Each command's options are a table (``ngsi.settings``): ``waziup COMMAND --help`` prints it."""
@@ -23,6 +25,10 @@ USAGE = """usage: waziup COMMAND [options]; waziup COMMAND --help lists a comman
   waziup rules [options]                         the rules service (Perseo-compatible, :9090)
   waziup dashboard [options]                     the dashboard, a web page (:3000)
   waziup api [options]                           the WAZIUP cloud API v2 (/api/v2 :8800, MQTT :3883)
+  waziup orchestrator [options]                  apps, sensor discovery and external sources (:8080)
+  waziup apps deploy|list|status|logs|restart|scale|undeploy ...   apps deployed from source
+  waziup discover QUERY [options]                find sensors by what they measure
+  waziup sources add|list|status|run|remove ...  external data sources
   waziup users import FILE [options]             users of a Keycloak realm export into the identity manager
   waziup gw-post LDATA PDATA RDATA TDATA GWID    the WAZIUP LoRa gateway's cloud script"""
 
@@ -39,6 +45,14 @@ SERVERS: dict[str, tuple[str, str]] = {
     "rules": ("analytics.rules.service.config", "analytics.rules.service.server"),
     "dashboard": ("analytics.dashboard.config", "analytics.dashboard.server"),
     "api": ("orchestrator.waziup_api.config", "orchestrator.waziup_api.server"),
+    "orchestrator": ("orchestrator.appserver.config", "orchestrator.appserver.server"),
+}
+
+# The clients of the orchestrator's service: the module whose ``main(argv) -> int`` runs them.
+CLIENTS: dict[str, str] = {
+    "apps": "orchestrator.apps.cli",
+    "discover": "orchestrator.discovery.cli",
+    "sources": "orchestrator.sources.cli",
 }
 
 
@@ -64,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         from orchestrator.waziup_api.users_cli import main as import_users
 
         sys.exit(import_users(rest))
+    elif command in CLIENTS:
+        sys.exit(importlib.import_module(CLIENTS[command]).main(rest))
     elif command in SERVERS:
         serve(command, rest)
     elif command == "run":

@@ -19,6 +19,10 @@ Keyrock API, as an administrator would, and idempotently: a restart reuses them)
   ``platform-service``: behind the PEP it reaches the broker and the history with it; its
   users log in as the application ``waziup`` (the password grant) and it reads accounts as
   the administrator;
+* the service account ``waziup-orchestrator`` (apps, discovery and sources,
+  ``orchestrator/appserver``), holding ``platform-service``: behind the PEP it reaches the
+  broker, the history and the agent with it; it issues apps their own accounts as the
+  administrator;
 * the service account ``waziup-broker``, holding only ``platform-feed`` (``create`` and
   ``update`` on every tenant, every path, every entity): the broker's change feed gets
   its tokens with the password grant (``WAZIUP_FEED_*``, broker/feed.py) and sends them to
@@ -49,6 +53,7 @@ AGENT_USER = "waziup-iot-agent"
 FEED_USER = "waziup-broker"
 RULES_USER = "waziup-rules"
 API_USER = "waziup-api"
+ORCH_USER = "waziup-orchestrator"
 ALL_ACTIONS = ["read", "create", "update", "delete", "subscribe", "register", "provision", "admin"]
 EVERYTHING = {"id": "platform", "actions": ALL_ACTIONS, "tenant": "*"}
 FEED = {"id": "platform-feed", "actions": ["create", "update"], "tenant": "*"}
@@ -73,6 +78,7 @@ class PlatformAuth:
     rules_env: dict[str, str] = field(default_factory=dict)
     dashboard_env: dict[str, str] = field(default_factory=dict)
     api_env: dict[str, str] = field(default_factory=dict)
+    orch_env: dict[str, str] = field(default_factory=dict)
 
 
 def admin_credentials(data: str) -> tuple[str, str]:
@@ -143,7 +149,7 @@ async def _setup(url: str, data: str, ssl_context: Any = None, dashboard_url: st
             state = {"app_id": app["id"], "app_secret": app["secret"], "agent_password": secrets.token_urlsafe(24)}
             _write_state(state_path, state)
         added = False
-        for key in ("feed_password", "rules_password", "api_password"):  # a platform set up before these existed
+        for key in ("feed_password", "rules_password", "api_password", "orch_password"):  # a platform set up before these existed
             if key not in state:
                 state[key] = secrets.token_urlsafe(24)
                 added = True
@@ -169,7 +175,8 @@ async def _setup(url: str, data: str, ssl_context: Any = None, dashboard_url: st
         for username, password_key, role in ((AGENT_USER, "agent_password", "platform-service"),
                                              (FEED_USER, "feed_password", "platform-feed"),
                                              (RULES_USER, "rules_password", "platform-service"),
-                                             (API_USER, "api_password", "platform-service")):
+                                             (API_USER, "api_password", "platform-service"),
+                                             (ORCH_USER, "orch_password", "platform-service")):
             account = next((u for u in users if u.get("username") == username), None)
             if account is None:
                 account = (await api.call("POST", "/v1/users", {"user": {
@@ -202,8 +209,14 @@ async def _setup(url: str, data: str, ssl_context: Any = None, dashboard_url: st
         "WAZIUP_API_ADMIN_USER": email, "WAZIUP_API_ADMIN_PASSWORD": password,
         "WAZIUP_API_AUTH_PASSWORD": state["api_password"],  # used with -authUser waziup-api (behind the PEP)
     }
+    orch_env = {  # the orchestrator's service: it issues apps their accounts as the administrator
+        **pep,
+        "WAZIUP_ORCH_CLIENT_ID": state["app_id"], "WAZIUP_ORCH_CLIENT_SECRET": state["app_secret"],
+        "WAZIUP_ORCH_ADMIN_USER": email, "WAZIUP_ORCH_ADMIN_PASSWORD": password,
+        "WAZIUP_ORCH_AUTH_PASSWORD": state["orch_password"],  # used with -authUser waziup-orchestrator (behind PEPs)
+    }
     return PlatformAuth(broker_env={**pep, **feed}, agent_env=agent_env, history_env=dict(pep), rules_env=rules_env,
-                        dashboard_env=dashboard_env, api_env=api_env)
+                        dashboard_env=dashboard_env, api_env=api_env, orch_env=orch_env)
 
 
 def _read_state(path: Path) -> dict[str, str]:

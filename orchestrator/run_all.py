@@ -26,6 +26,10 @@ other machines without ``-auth``):
    (which the feed then leaves to it: it hands its datapoints to the history itself),
    accounts at the identity manager.
 
+8. the orchestrator's service (``waziup orchestrator``, ``orchestrator/appserver``) on
+   ``-appsPort`` (8080): apps deployed from source, sensor discovery, external data sources;
+   apps' notifications reach it on ``/ingress``, which it forwards to the app.
+
 With ``-auth``, or when the WAZIUP API runs, the identity manager (``waziup idm``,
 ``-idmPort``) starts first, and ``platform_auth`` makes the accounts the services use;
 without ``-auth`` only the WAZIUP API takes its tokens.
@@ -112,6 +116,7 @@ class Options:
     dashboard_port: int = 3000  # 0: no dashboard
     api_port: int = 8800  # 0: no WAZIUP API
     api_mqtt_port: int = 3883  # 0: the WAZIUP API without MQTT
+    apps_port: int = 8080  # 0: no orchestrator service (apps, discovery, sources)
     host: str = ""  # "": 127.0.0.1, or 0.0.0.0 with -auth (see parse)
     tls: bool = False
     cert: str = ""  # empty with tls: the development certificate under <data>/tls
@@ -163,6 +168,9 @@ OPTIONS = Table(
            "needs the identity manager, which then runs without -auth too; 0: none"),
     option("-apiMqttPort", type=Int(0, 65535, metavar="PORT"),
            help="the WAZIUP API's MQTT port (devices/{id}/sensors/{id}/value...); 0: none"),
+    option("-appsPort", type=Int(0, 65535, metavar="PORT"),
+           help="the orchestrator's service: apps deployed from source (/apps), sensor discovery (/discovery/sensors), "
+           "external data sources (/sources); 0: none"),
     option("-northPort", type=PORT, help="the IoT agent's north port (provisioning API)"),
     option("-httpPort", type=PORT, help="the IoT agent's device HTTP port"),
     option("-host", type=Text("ADDRESS"), shown="127.0.0.1; 0.0.0.0 with -auth",
@@ -405,7 +413,7 @@ def _start_security(
     return platform_auth.PlatformAuth({**security.broker_env, **rate}, {**security.agent_env, **rate},
                                       {**security.history_env, **history_rate}, {**security.rules_env, **rules_rate},
                                       {**security.dashboard_env, "WAZIUP_DASHBOARD_IDM_URL": url},
-                                      security.api_env)
+                                      security.api_env, security.orch_env)
 
 
 def _guards(security: platform_auth.PlatformAuth | None) -> tuple[list[str], list[str], list[str], list[str]]:
@@ -559,6 +567,42 @@ def _start_api(
     _wait_http(url + "/api/v2/ontologies/units", proc, "the WAZIUP API", **({"context": tls.trust} if tls else {}))
 
 
+def _start_orchestrator(
+    options: Options, local: str, scheme: str, tls: _TLS | None, accounts: platform_auth.PlatformAuth | None,
+    auth: bool, mqtt_url: str, children: list[tuple[str, subprocess.Popen[bytes]]],
+) -> None:
+    """The orchestrator's service (``orchestrator/appserver``): apps, discovery, sources, on
+    -host. Apps' notifications come in on its ``/ingress`` (the one destination the broker
+    is allowed for them). With the identity manager it issues each app an account as the
+    administrator; -auth: behind its PEP and rate limit, and it reaches the services as
+    ``waziup-orchestrator``. -tls: HTTPS with the platform's certificate, trusted for the
+    services too."""
+    url = _http(local, options.apps_port, scheme)
+    db_uri = _broker_db_uri(options.broker_args)
+    tls_args = ["-https", "-key", tls.key, "-cert", tls.cert, "-caFile", tls.cert] if tls else []
+    env = {**os.environ, **(accounts.orch_env if accounts else {})}
+    if auth:
+        env["WAZIUP_RATE_LIMIT"] = os.environ.get("WAZIUP_RATE_LIMIT", RATE_LIMIT)
+        env["WAZIUP_RATE_EXEMPT"] = os.environ.get("WAZIUP_RATE_EXEMPT", "/version,/ingress/*")
+    idm = ["-idmURL", _http(local, options.idm_port, scheme), "-clientId", accounts.orch_env["WAZIUP_ORCH_CLIENT_ID"],
+           "-adminUser", accounts.orch_env["WAZIUP_ORCH_ADMIN_USER"]] if accounts and accounts.orch_env else []
+    proc = subprocess.Popen(
+        _cli("orchestrator", "-host", options.host, "-port", str(options.apps_port), "-data", options.data,
+             "-brokerURL", _http(local, options.port, scheme),
+             "-historyURL", _http(local, options.history_port, scheme) if options.history_port else "",
+             "-iotaURL", _http(local, options.north_port, scheme), "-ingressURL", url, "-mqttURL", mqtt_url,
+             "-discoveryTenants", "''" + (f",{API_TENANT}" if options.api_port else ""),
+             *idm,
+             *(["-dbURI", db_uri] if db_uri.startswith(("postgresql://", "postgres://")) else []),
+             *(["-authUser", platform_auth.ORCH_USER, "-guard", "security.pep:orchestrator_guard",
+                "-guard", "security.ratelimit:broker_guard"] if auth else []),
+             *tls_args),
+        env=env,
+    )
+    children.append(("orchestrator", proc))
+    _wait_http(url + "/version", proc, "the orchestrator's service", **({"context": tls.trust} if tls else {}))
+
+
 def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     for _, proc in reversed(children):
         if proc.poll() is None:
@@ -624,6 +668,8 @@ def run(options: Options) -> int:
         dashboard = bool(dashboard_url)
         if dashboard:  # and the dashboard's live feed
             allowed += ["-notifAllowedHosts", f"{_hostport(local, options.dashboard_port)}/notify"]
+        if options.apps_port:  # and the apps' notifications, through the orchestrator's ingress
+            allowed += ["-notifAllowedHosts", f"{_hostport(local, options.apps_port)}/ingress"]
         if not options.mqtt_uri:  # and MQTT notifications to the platform's own MQTT broker
             allowed += ["-notifAllowedHosts", f"mqtt://{_hostport(local, options.mqtt_port)}",
                         "-notifAllowedHosts", f"mqtt://localhost:{options.mqtt_port}"]
@@ -657,6 +703,9 @@ def run(options: Options) -> int:
             _start_dashboard(options, local, scheme, files, security, dashboard_url, children)
         if options.api_port and accounts is not None:
             _start_api(options, local, scheme, files, accounts, bool(security), children)
+        if options.apps_port:
+            _start_orchestrator(options, local, scheme, files, accounts, bool(security),
+                                options.mqtt_uri or f"mqtt://{_hostport(local, options.mqtt_port)}", children)
         print(
             f"waziup: context broker {_http(shown, options.port, scheme)}, "
             f"IoT agent {_http(shown, options.north_port, scheme)}, "
@@ -665,6 +714,7 @@ def run(options: Options) -> int:
             + (f"dashboard {dashboard_url} " if dashboard else "")
             + (f"WAZIUP API {_http(shown, options.api_port, scheme)}/api/v2 " if options.api_port else "")
             + (f"(MQTT :{options.api_mqtt_port}) " if options.api_port and options.api_mqtt_port else "")
+            + (f"apps {_http(shown, options.apps_port, scheme)}/apps " if options.apps_port else "")
             + f"(devices: {scheme.upper()} :{options.http_port}, MQTT {mqtt.shown}); "
             "Ctrl-C stops",
             flush=True,

@@ -207,9 +207,9 @@ def too_many(style: Style, seconds: int) -> Reply:
 class RateLimit:
     """The guard: ``rate`` requests a second per caller, ``burst`` at once (default 2x
     the rate, at least 1); ``style`` picks the 429 body; ``exempt`` paths are never
-    limited (default: the style's version endpoints)."""
+    limited (default: the style's version endpoints; ``/prefix/*`` a subtree)."""
 
-    __slots__ = ("_replies", "clock", "exempt", "limiter", "style", "trust_forwarded")
+    __slots__ = ("_replies", "clock", "exempt", "exempt_under", "limiter", "style", "trust_forwarded")
 
     def __init__(
         self,
@@ -226,13 +226,15 @@ class RateLimit:
         self.limiter = Limiter(rate, burst if burst is not None else max(1.0, 2.0 * rate), max_keys)
         self.style = style
         paths = DEFAULT_EXEMPT[style] if exempt is None else tuple(exempt)
-        self.exempt = frozenset(spelling for path in paths for spelling in _spellings(path))
+        self.exempt = frozenset(spelling for path in paths if not path.endswith("/*") for spelling in _spellings(path))
+        # "/prefix/*": a subtree (the orchestrator's /ingress/*: the broker's notifications to apps)
+        self.exempt_under = tuple(path[:-1] for path in paths if path.endswith("/*"))
         self.trust_forwarded = trust_forwarded
         self.clock = clock
         self._replies: dict[int, Verdict] = {}
 
     async def __call__(self, request: Incoming) -> Verdict | None:
-        if request.path in self.exempt:
+        if request.path in self.exempt or (self.exempt_under and request.path.startswith(self.exempt_under)):
             return None
         allowed, wait = self.limiter.take(self.key(request), self.clock())
         if allowed:

@@ -48,7 +48,7 @@ class Platform:
     def __init__(self, data: Path) -> None:
         self.data = data
         self.ports = {name: free_port() for name in ("port", "northPort", "httpPort", "mqttPort", "idmPort", "historyPort",
-                                                     "rulesPort", "dashboardPort", "apiPort", "apiMqttPort")}
+                                                     "rulesPort", "dashboardPort", "apiPort", "apiMqttPort", "appsPort")}
         self.broker = f"http://127.0.0.1:{self.ports['port']}"
         self.north = f"http://127.0.0.1:{self.ports['northPort']}"
         self.south = f"http://127.0.0.1:{self.ports['httpPort']}"

@@ -121,7 +121,9 @@ def fake_children(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict
     monkeypatch.setattr(run_all, "_wait_http", lambda *args, **kwargs: None)
     # -auth's identity manager and accounts: tests/test_auth_platform.py; here only the MQTT side
     api_env = {"WAZIUP_API_CLIENT_ID": "app", "WAZIUP_API_ADMIN_USER": "admin@localhost"}  # and secrets
-    monkeypatch.setattr(run_all, "_start_security", lambda *args: platform_auth.PlatformAuth({}, {}, api_env=api_env))
+    orch_env = {"WAZIUP_ORCH_CLIENT_ID": "app", "WAZIUP_ORCH_ADMIN_USER": "admin@localhost"}  # and secrets
+    monkeypatch.setattr(run_all, "_start_security", lambda *args: platform_auth.PlatformAuth(
+        {}, {}, api_env=api_env, orch_env=orch_env))
     return _Child.started
 
 
@@ -131,7 +133,12 @@ def test_run_wires_mosquitto_and_the_agent(fake_children: list[tuple[list[str], 
     agent, which gets the account files and its password in its environment only."""
     options = run_all.parse(["-host", "10.1.2.3", "-data", str(tmp_path), "-tls", "-auth", "-mqttLoraUser", "chirpstack"], {})
     assert run_all.run(options) == 1  # the fake children "exit"
-    (mqtt, mqtt_kw), (history, _), (broker, _), (rules, _), (agent, agent_kw), (dashboard, _), (api, _) = fake_children
+    (mqtt, mqtt_kw), (history, _), (broker, _), (rules, _), (agent, agent_kw), (dashboard, _), (api, _), (orch, orch_kw) = (
+        fake_children)
+    assert {"-https", "-caFile", "-authUser", "waziup-orchestrator", "security.pep:orchestrator_guard",
+            "security.ratelimit:broker_guard"} <= set(orch)
+    assert orch[orch.index("-ingressURL") + 1] == "https://10.1.2.3:8080"
+    assert orch_kw["env"]["WAZIUP_RATE_EXEMPT"] == "/version,/ingress/*"  # the broker's notifications to apps
     assert {"-https", "-caFile", "-authUser", "waziup-api", "security.ratelimit:broker_guard"} <= set(api)
     assert api[api.index("-host") + 1] == "10.1.2.3" and api[api.index("-service") + 1] == "waziup"
     assert {"-https", "-idmURL"} & set(dashboard) == {"-https"}  # its sign-in comes in its environment
@@ -155,9 +162,9 @@ def test_run_wires_mosquitto_and_the_agent(fake_children: list[tuple[list[str], 
                "WAZIUP_FEED_CLIENT_SECRET": "s"}  # the broker's account, in its environment (platform_auth)
     wired = broker_config.parse(broker[broker.index("broker") + 1 :], account)
     assert wired.notif_allowed_hosts == (
-        "10.1.2.3:4041", "10.1.2.3:9090/notices", "10.1.2.3:3000/notify", "mqtt://10.1.2.3:1883",
-        "mqtt://localhost:1883",
-    )  # the agent, the rules service's notices, the dashboard's live feed, and the MQTT broker
+        "10.1.2.3:4041", "10.1.2.3:9090/notices", "10.1.2.3:3000/notify", "10.1.2.3:8080/ingress",
+        "mqtt://10.1.2.3:1883", "mqtt://localhost:1883",
+    )  # the agent, the rules service's notices, the dashboard's live feed, the apps' ingress, and the MQTT broker
     assert wired.notif_token_for == ("https://10.1.2.3:9090/notices",)  # the broker vouches for its notices
     kept, _ = mqtt_auth.read_passwd(tmp_path / "mqtt" / "passwd")
     assert mqtt_auth.users_of(kept) == {mosquitto.AGENT_USER, "chirpstack"}
@@ -223,7 +230,7 @@ class Platform:
         argv = [sys.executable, "-m", "orchestrator.cli", "run", "-host", "127.0.0.1", "-data", str(self.data),
                 "-port", str(self.port), "-northPort", str(self.north), "-httpPort", str(self.http),
                 "-mqttPort", str(self.mqtt), "-mqttTlsPort", str(self.mqtt_tls), "-idmPort", str(self.idm),
-                "-historyPort", str(self.history), "-rulesPort", str(self.rules), "-dashboardPort", "0", "-apiPort", "0",
+                "-historyPort", str(self.history), "-rulesPort", str(self.rules), "-dashboardPort", "0", "-apiPort", "0", "-appsPort", "0",
                 *self.args]
         self.output = open(self.data.parent / f"{self.data.name}.log", "ab")  # noqa: SIM115 (open while it runs)
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.output, stderr=subprocess.STDOUT)

@@ -381,6 +381,7 @@ class Platform:
     api: int = 0
     api_mqtt: int = 0
     idm: int = 0
+    apps: int = 0
     proc: subprocess.Popen[bytes] | None = None
     banner: str = ""
 
@@ -390,7 +391,7 @@ class Platform:
             "-port", str(self.port), "-northPort", str(self.north), "-httpPort", str(self.south),
             "-mqttPort", str(self.mqtt), "-mqttTlsPort", str(free_port()), "-historyPort", str(self.history),
             "-rulesPort", str(self.rules), "-dashboardPort", str(self.dashboard), "-apiPort", str(self.api),
-            "-apiMqttPort", str(self.api_mqtt), "-idmPort", str(self.idm),
+            "-apiMqttPort", str(self.api_mqtt), "-idmPort", str(self.idm), "-appsPort", str(self.apps),
         ]
         with open(self.data / "run.log", "ab") as log:  # the children's logs, never a full pipe
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=_environ(), stdout=subprocess.PIPE, stderr=log)
@@ -418,9 +419,9 @@ class Platform:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    port, north, south, mqtt, history, rules, dashboard, api, api_mqtt, idm = (free_port() for _ in range(10))
+    port, north, south, mqtt, history, rules, dashboard, api, api_mqtt, idm, apps = (free_port() for _ in range(11))
     running = Platform(tmp_path_factory.mktemp("run-tls"), port, north, south, mqtt, history, rules, dashboard, api,
-                       api_mqtt, idm).start()
+                       api_mqtt, idm, apps).start()
     yield running
     running.stop()
 
@@ -662,3 +663,18 @@ def test_https_notification_to_a_private_ca_with_notif_ca_file(
     status = _notify_once(broker_process(["-dbURI", "memory://", "-notifCaFile", str(pki.ca)]), receiver)
     assert "lastSuccess" in status and status.get("lastSuccessCode") == 200, status
     assert receiver.received and receiver.received[0]["data"][0]["v"]["value"] == 1
+
+
+def test_run_tls_orchestrator_over_https(platform: Platform) -> None:
+    """The orchestrator (apps, discovery, sources) under -tls: HTTPS only, with the platform's
+    certificate; its discovery reads the broker over HTTPS (it trusts the same certificate):
+    an entity created on the broker is found."""
+    apps = _https_only(platform, "apps", platform.apps)
+    with httpx.Client(verify=platform.trust(), timeout=10) as client:
+        assert client.get(apps + "/version").json()["name"] == "waziup-orchestrator"
+        broker = f"https://localhost:{platform.port}"
+        entity = {"id": "Probe-tls", "type": "Probe", "temperature": {"value": 21, "type": "Number"}}
+        assert client.post(broker + "/v2/entities", json=entity).status_code == 201
+        assert client.post(apps + "/discovery/refresh").status_code == 200
+        hits = client.get(apps + "/discovery/sensors", params={"q": "temperature"}).json()
+        assert any(hit["entityId"] == "Probe-tls" for hit in hits)

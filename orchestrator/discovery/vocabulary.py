@@ -54,12 +54,18 @@ def terms() -> dict[str, Term]:
     return out
 
 
-def concepts_of(attr: str, entity_type: str, unit: str | None) -> tuple[frozenset[str], tuple[str, ...]]:
-    """The concepts a sensor's names mean exactly, and why: its attribute's name, else its
-    entity type; its unit only when neither means anything and the unit is telling (``%``
-    is a unit of a dozen quantities, ``degC`` of temperatures only)."""
+def concepts_of(
+    attr: str, entity_type: str, unit: str | None, kind: str | None = None
+) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The concepts a sensor's names mean exactly, and why: the kind its metadata gives (a
+    WAZIUP sensor's ``quantity_kind``: said on purpose, so it comes first), else its
+    attribute's name, else its entity type;
+    its unit only when none means anything and the unit is telling (``%`` is a unit of a
+    dozen quantities, ``degC`` of temperatures only)."""
     table = terms()
-    for name in (attr, entity_type):
+    for name in (kind or "", attr, entity_type):
+        if not name:
+            continue
         for key in dict.fromkeys([ontology.normalize(name), *words(name), " ".join(words(name))]):
             term = table.get(key)
             if term is not None and not term.by_unit:

@@ -15,10 +15,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Final
 
-from ngsi.service_options import ServiceConfig, https_options, known_log_level, request_limit_options
+from ngsi.service_options import (
+    ServiceConfig, check_store_url, https_options, known_log_level, request_limit_options, with_secrets,
+)
 from ngsi.settings import (
     PORT, Int, Prefix, SettingsError, Table, Text, command_line, data_dir_option, guards_option, http_url,
     listen_option, log_level_option, option,
@@ -90,13 +92,9 @@ OPTIONS = Table(
 
 def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
     environ = os.environ if environ is None else environ
-    config = OPTIONS.build(argv, environ)
-    found = {name: environ[variable] for name, variable in SECRETS if environ.get(variable)}
-    if found:
-        config = replace(config, **found)
+    config = with_secrets(OPTIONS.build(argv, environ), environ, SECRETS)
     config.check_https()
-    if config.db_uri and not config.db_uri.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        raise ConfigError("option -dbURI: sqlite:///FILE or postgresql://user:password@host/db")
+    check_store_url(config, ConfigError)
     if config.idm_url and not (config.client_id and config.client_secret):
         raise ConfigError("option -idmURL needs -clientId (WAZIUP_API_CLIENT_ID) and WAZIUP_API_CLIENT_SECRET")
     if config.auth_user and not config.auth_password:

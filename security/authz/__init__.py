@@ -9,6 +9,7 @@ guards and tests share one implementation of each policy language.
 # docs/authorization.md. ``decide`` and ``Decision`` stay in ``security.authz.decide``.
 from . import history as history  # registers the history service's routes with describe
 from . import rules as rules  # and the rules service's
+from . import orchestrator as orchestrator  # and the orchestrator's (apps, discovery, sources)
 from .pdp import PDP as PDP
 from .policy import Policy as Policy
 from .policy import PolicyError as PolicyError

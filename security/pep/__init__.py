@@ -3,7 +3,8 @@ the identity manager (``security/idm``, or Keyrock), as a guard on the request s
 ``waziup pep``, a Wilma-compatible reverse proxy.
 
 Guards (``-guard security.pep:broker_guard``, ``--guard security.pep:agent_guard``,
-``-guard security.pep:history_guard``, ``-guard security.pep:rules_guard``) are
+``-guard security.pep:history_guard``, ``-guard security.pep:rules_guard``,
+``-guard security.pep:orchestrator_guard``) are
 configured from ``WAZIUP_*`` variables (``settings.py``; docs/security.md, "The PEP");
 the proxy from Wilma's configuration (``config.py``, ``proxy.py``).
 
@@ -70,6 +71,13 @@ def rules_guard(config: Any) -> Guard:
     pep = _guard("rules", True)
     assert isinstance(pep, PEP)
     return NoticeSignature(pep, os.environ.get("WAZIUP_RULES_NOTICE_KEY", ""), pep.replies)
+
+
+def orchestrator_guard(config: Any) -> Guard:
+    """``-guard security.pep:orchestrator_guard``: the orchestrator's service (apps, discovery,
+    sources) honours ``Fiware-Service`` always; its routes are read with its table
+    (``security.authz.orchestrator``), and ``/version`` and the apps' ``/ingress/*`` are public."""
+    return _guard("orchestrator", True)
 
 
 def agent_guard(config: Any) -> Guard:

@@ -30,6 +30,8 @@ DEFAULT_PUBLIC: Final[dict[str, tuple[str, ...]]] = {
     # the history service's probes: its version, and its database's health (QuantumLeap's)
     "history": ("/version", "/health"),
     "rules": ("/version",),
+    # the orchestrator's service: the broker's notifications to apps come in on /ingress/<app>/<key>/...
+    "orchestrator": ("/version", "/", "/ingress/*"),
     "proxy": (),
 }
 S = TypeVar("S", bound="Settings")

@@ -328,7 +328,14 @@ def test_run_host_reaches_every_service(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(run_all.platform_auth, "setup", lambda *args: run_all.platform_auth.PlatformAuth(
         {}, {}, api_env=api_env))
     assert run_all.run(run_all.parse(["-host", "10.1.2.3", "-data", str(tmp_path), "-mqttBroker", "amqtt"])) == 1
-    mqtt, idm, history, broker, rules, agent, dashboard, api = started
+    mqtt, idm, history, broker, rules, agent, dashboard, api, orch = started
+    from orchestrator.appserver import config as orch_config
+
+    orch_options = orch_config.parse(orch[orch.index("orchestrator") + 1 :], {})
+    assert (orch_options.host, orch_options.port, orch_options.broker_url) == ("10.1.2.3", 8080, "http://10.1.2.3:1026")
+    assert (orch_options.iota_url, orch_options.history_url) == ("http://10.1.2.3:4041", "http://10.1.2.3:8668")
+    assert orch_options.ingress_base == "http://10.1.2.3:8080" and "10.1.2.3:8080/ingress" in broker
+    assert orch_options.discovery_tenants == ("'',waziup",)  # the default tenant and the WAZIUP API's
     assert idm[idm.index("idm") + 1 :][:4] == ["-host", "10.1.2.3", "-port", "3005"]  # the WAZIUP API's accounts
     api_options = api_config.parse(api[api.index("api") + 1 :], api_env)
     assert (api_options.host, api_options.port, api_options.mqtt_port) == ("10.1.2.3", 8800, 3883)
@@ -357,9 +364,10 @@ def test_run_host_reaches_every_service(monkeypatch: pytest.MonkeyPatch, tmp_pat
         "10.1.2.3:1883", "http://10.1.2.3:3005/.well-known/openid-configuration", "http://10.1.2.3:8668/version",
         "http://10.1.2.3:1026/version", "http://10.1.2.3:9090/version", "http://10.1.2.3:4041/iot/about",
         "http://10.1.2.3:3000/api/config", "http://10.1.2.3:8800/api/v2/ontologies/units",
+        "http://10.1.2.3:8080/version",
     ]
     started.clear()
-    run_all.run(run_all.parse(["-mqttBroker", "amqtt", "-historyPort", "0", "-rulesPort", "0", "-apiPort", "0"], {}))
+    run_all.run(run_all.parse(["-mqttBroker", "amqtt", "-historyPort", "0", "-rulesPort", "0", "-apiPort", "0", "-appsPort", "0"], {}))
     assert broker_config.parse(started[1][started[1].index("broker") + 1 :], {}).host == "127.0.0.1"  # no -auth
     assert broker_config.parse(started[1][started[1].index("broker") + 1 :], {}).feed_url == ""  # no history
     assert agent_config.parse(started[2][started[2].index("iot-agent") + 1 :], {}).broker_url == "http://127.0.0.1:1026"

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.discovery.model import Query, Sensor
-from orchestrator.discovery.search import Index, distance_m, inside
+from orchestrator.discovery.search import Index, distance_m, distances_m, inside, inside_all
 from orchestrator.discovery.vocabulary import concepts_of, words
 
 NOW = 1_000_000.0
@@ -94,3 +95,29 @@ def test_inside_a_square(y: float, x: float) -> None:
 def test_any_text_is_searched_without_error(text: str) -> None:
     for hit in INDEX.search(Query(text)):
         assert 0 <= hit.score <= 100 and hit.reasons
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(-80, 80), st.floats(-179, 179)), min_size=1, max_size=20),
+       st.lists(st.tuples(st.floats(-10, 10), st.floats(-10, 10)), min_size=3, max_size=6),
+       st.floats(-80, 80), st.floats(-179, 179))
+def test_the_vector_filters_agree_with_the_plain_ones(
+    points: list[tuple[float, float]], polygon: list[tuple[float, float]], lat: float, lon: float,
+) -> None:
+    """The index filters candidates with numpy (``distances_m``, ``inside_all``): the same
+    answers as the one-point functions."""
+    lats, lons = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+    far = distances_m(lat, lon, lats, lons)
+    for (plat, plon), d in zip(points, far, strict=True):
+        assert math.isclose(d, distance_m(lat, lon, plat, plon), rel_tol=1e-9, abs_tol=1e-6)
+    assert inside_all(lats, lons, polygon).tolist() == [inside(plat, plon, polygon) for plat, plon in points]
+    assert not inside_all(np.array([math.nan]), np.array([math.nan]), polygon)[0]  # no place: outside
+
+
+def test_a_private_sensor_is_for_its_owner_and_the_platform() -> None:
+    index = Index([Sensor("waziup", "Mine", "Device", "TC1", owner="bob", private=True),
+                   Sensor("waziup", "Public", "Device", "TC1", owner="alice")])
+    assert {h.sensor.entity_id for h in index.search(Query("temperature", viewer="bob"))} == {"Mine", "Public"}
+    assert {h.sensor.entity_id for h in index.search(Query("temperature", viewer="eve"))} == {"Public"}
+    assert {h.sensor.entity_id for h in index.search(Query("temperature", viewer=""))} == {"Public"}  # the guest
+    assert {h.sensor.entity_id for h in index.search(Query("temperature"))} == {"Mine", "Public"}  # admin, platform

@@ -30,7 +30,7 @@ class Platform:
     def __init__(self, data: Path) -> None:
         self.data = data
         self.ports = {name: free_port() for name in ("port", "northPort", "httpPort", "mqttPort", "mqttTlsPort",
-                                                     "idmPort", "historyPort", "apiPort", "apiMqttPort")}
+                                                     "idmPort", "historyPort", "apiPort", "apiMqttPort", "appsPort")}
         self.api = f"http://127.0.0.1:{self.ports['apiPort']}/api/v2"
         self.broker = f"http://127.0.0.1:{self.ports['port']}"
         self.history = f"http://127.0.0.1:{self.ports['historyPort']}"

@@ -402,3 +402,21 @@ def test_bad_environment_stops_start_up_naming_the_variable(environ: dict[str, s
 def test_unknown_style_is_refused() -> None:
     with pytest.raises(ValueError, match="style"):
         RateLimit(1, style="wilma")  # type: ignore[arg-type]
+
+
+def test_an_exempt_subtree_is_never_limited_and_nothing_beside_it_is_exempt() -> None:
+    """``/prefix/*`` exempts a subtree (the orchestrator's ``/ingress/*``, where the broker's
+    notifications to apps come in), not a path that merely starts with the same letters."""
+    import asyncio
+
+    guard = RateLimit(1, 1, exempt=["/version", "/ingress/*"])
+
+    def at(path: str) -> Incoming:
+        return Incoming("POST", path, b"", {}, ("10.0.0.1", 5000), RequestContext(), None)  # type: ignore[arg-type]
+
+    async def run() -> list[bool]:
+        admitted = [await guard(at("/ingress/app/key/notify")) is None for _ in range(5)]
+        admitted += [await guard(at("/ingressx")) is None for _ in range(2)]
+        return admitted
+
+    assert asyncio.run(run()) == [True] * 5 + [True, False]
