@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -30,6 +31,7 @@ from orchestrator.appserver.config import Config
 from orchestrator.waziup_api.store import Store, StoreError, open_store
 
 from .local import AppError, LocalBackend
+from .source import is_url, under
 
 _TARBALL_TYPES = ("application/gzip", "application/x-gzip", "application/x-tar", "application/octet-stream",
                   "application/x-compressed-tar")
@@ -207,6 +209,10 @@ class AppsComponent:
                     raise ValueError
             except (ValueError, KeyError, TypeError):
                 return error(400, "BadRequest", 'the body is {"source": "<folder, git URL or tarball>"}')
+            if not is_url(source) and not under(Path(source), self.config.apps_dirs):
+                # a caller names no file of this host but those the operator put under -appsDir
+                return error(403, "Forbidden", f"{source}: a path on the orchestrator's host is deployed only from "
+                             "its -appsDir folders; upload the folder instead (waziup apps deploy does)")
         else:
             return error(415, "UnsupportedMediaType",
                          'send {"source": ...} as application/json, or a tarball as application/gzip')

@@ -25,7 +25,6 @@ from .manifest import MANIFEST_FILE
 
 MAX_TARBALL: Final = 64 * 1024 * 1024
 MAX_EXTRACTED: Final = 512 * 1024 * 1024
-_GIT_SCHEMES: Final = ("https://", "http://", "git://", "ssh://")
 _IGNORED: Final = (".git", ".venv", "node_modules", "__pycache__")
 
 
@@ -34,7 +33,9 @@ class SourceError(Exception):
 
 
 def is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://", "git://", "ssh://", "git@"))
+    """A URL (fetched by the orchestrator) rather than a path on its host. ``git://``,
+    ``ssh://`` and ``git@`` are URLs too, so that they are refused as such, not read as paths."""
+    return source.startswith(("http://", "https://", "git://", "ssh://", "git@", "file:", "ext::"))
 
 
 def is_tarball_name(name: str) -> bool:
@@ -124,23 +125,35 @@ async def _download(url: str, policy: Policy) -> bytes:
     return bytes(answer.body)
 
 
+# git may only speak http(s) here (no file://, ext::, ssh:// or git://: their hosts and paths
+# would escape the destination policy), never follow a redirect (a public URL answering 302
+# to an internal address), and never ask for credentials.
+_GIT_SAFE: Final = ("-c", "protocol.allow=never", "-c", "protocol.http.allow=always", "-c",
+                    "protocol.https.allow=always", "-c", "http.followRedirects=false", "-c", "credential.helper=")
+
+
 async def _git_clone(url: str, dest: Path, policy: Policy) -> None:
-    if url.startswith(("http://", "https://")):
-        decision = await policy.check_resolved(url)
-        if not decision:
-            raise SourceError(f"{url}: {decision.reason}")
-    elif not url.startswith(_GIT_SCHEMES) and not url.startswith("git@"):
-        raise SourceError(f"{url}: not a git URL")
+    if not url.startswith(("http://", "https://")):
+        raise SourceError(f"{url}: only http(s) git URLs are fetched (the destination policy can judge no other)")
+    decision = await policy.check_resolved(url)
+    if not decision:
+        raise SourceError(f"{url}: {decision.reason}")
     if shutil.which("git") is None:
         raise SourceError("git is not installed on this host: install it, or deploy a folder or a tarball")
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
     proc = await asyncio.create_subprocess_exec(
-        "git", "clone", "--depth", "1", "--", url, str(dest),
+        "git", *_GIT_SAFE, "clone", "--depth", "1", "--no-recurse-submodules", "--", url, str(dest),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env)
     out, _ = await proc.communicate()
     if proc.returncode != 0:
         raise SourceError(f"git clone {url} failed: {out.decode(errors='replace')[-1000:].strip()}")
     shutil.rmtree(dest / ".git", ignore_errors=True)
+
+
+def under(path: Path, folders: tuple[str, ...]) -> bool:
+    """Is ``path`` (resolved: links followed) inside one of ``folders``?"""
+    real = path.expanduser().resolve()
+    return any(real.is_relative_to(Path(folder).expanduser().resolve()) for folder in folders)
 
 
 async def fetch(source: str, dest: Path, policy: Policy) -> None:

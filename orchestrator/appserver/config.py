@@ -53,6 +53,7 @@ class Config(ServiceConfig):
     req_timeout: int = 300
     guards: tuple[str, ...] = field(default_factory=tuple)
     allowed_hosts: tuple[str, ...] = field(default_factory=tuple)  # destination rules (ngsi/destinations.py)
+    apps_dirs: tuple[str, ...] = field(default_factory=tuple)  # folders of this host /apps may deploy by path
     client_id: str = ""
     client_secret: str = field(default="", repr=False)
     admin_user: str = ""
@@ -106,6 +107,9 @@ OPTIONS = Table(
     option("-discoveryInterval", type=Int(5, 86400, metavar="SECONDS"), env=ORCH,
            help="seconds between two reads of the broker, the agent and the registrations by discovery"),
     option("-caFile", type=Text("FILE"), env=ORCH, help="PEM CA certificates trusted for https services"),
+    option("-appsDir", field="apps_dirs", type=Repeated(metavar="FOLDER"), env=ORCH,
+           help="a folder of this host whose apps (folders, tarballs) POST /apps may name by path; repeatable. "
+           "None by default: clients upload what they deploy (waziup apps deploy does)"),
     option("-allowedHosts", type=Repeated(), env=ORCH, check=destination_rules,
            help="a loopback or private destination sources and app downloads may reach: host, host:port, a network"),
     option("-clientId", type=Text("ID"), env=ORCH,

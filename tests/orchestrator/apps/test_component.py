@@ -150,3 +150,24 @@ def test_bad_requests_are_json_errors(tmp_path: Path) -> None:
 
         code, _, err = cli("http://127.0.0.1:9", "list")
         assert code == 1 and "not reachable" in err
+
+
+def test_a_path_of_the_orchestrators_host_only_from_its_apps_dirs(tmp_path: Path) -> None:
+    """``{"source": "/a/path"}`` names a file of the orchestrator's host: refused (403) unless
+    it lies under ``-appsDir``, links followed (a link out of it is refused too); uploads and
+    URLs are not paths."""
+    allowed = tmp_path / "apps"
+    app = allowed / "shell-app"
+    app.mkdir(parents=True)
+    (app / "waziup-app.yaml").write_text("name: shell-app\nruntime: shell\nentry: exec sleep 60\n")
+    (allowed / "escape").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    component = AppsComponent(Config(data_dir=str(tmp_path / "data"), broker_url="http://127.0.0.1:9",
+                                     port=free_port(), apps_dirs=(str(allowed),)))
+    with served(component) as url:
+        for refused in ("/etc", str(tmp_path / "elsewhere"), str(allowed / "escape"), str(allowed / ".." / "data")):
+            answer = httpx.post(url + "/apps", json={"source": refused})
+            assert answer.status_code == 403 and answer.json()["error"] == "Forbidden", refused
+        answer = httpx.post(url + "/apps", json={"source": str(app)})
+        assert answer.status_code == 200 and "shell-app" in answer.text, answer.text
+        assert httpx.delete(url + "/apps/shell-app").status_code in (200, 204)

@@ -97,7 +97,7 @@ def kubernetes(server: FakeApiServer, builder: FakeBuilder | None = None) -> Kub
 @contextlib.asynccontextmanager
 async def platform(tmp_path: Path) -> AsyncIterator[tuple[Config, Store, ASGITransport, NGSIClient]]:
     """The orchestrator's config and store, and a real broker in-process (multi-tenant)."""
-    config = Config(data_dir=str(tmp_path), broker_url="http://broker")
+    config = Config(data_dir=str(tmp_path), broker_url="http://broker", apps_dirs=(str(EXAMPLE),))
     store = open_store(config.store_url)
     await store.open()
     transport = ASGITransport(broker_app(BrokerConfig(db_uri="memory://", multiservice=True)), lifespan=True)

@@ -103,3 +103,54 @@ def test_tarball_url_from_an_allowed_loopback_server(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("url", [
+    "ssh://127.0.0.1/repo.git", "git://127.0.0.1/repo.git", "git@127.0.0.1:repo.git", "file:///etc",
+    "ext::sh -c id",
+])
+def test_git_speaks_only_http_the_policy_can_judge(tmp_path: Path, url: str) -> None:
+    """Other transports' hosts and paths escape the destination policy (and ext:: runs a
+    command): refused before git runs, not read as a path of this host either."""
+    with pytest.raises(SourceError, match="only http"):
+        asyncio.run(fetch(url, tmp_path / "app", Policy()))
+
+
+def test_git_does_not_follow_a_redirect_to_an_address_the_policy_refuses(tmp_path: Path) -> None:
+    """A git URL on an allowed host that redirects to another (here a second loopback server
+    the policy does not allow): git is told never to follow, so the second is never asked."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ngsi.destinations import parse_rules
+
+    asked: list[str] = []
+
+    class Inside(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            asked.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    inside = ThreadingHTTPServer(("127.0.0.1", 0), Inside)
+
+    class Redirect(Inside):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{inside.server_port}{self.path}")
+            self.end_headers()
+
+    outside = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    for server in (inside, outside):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        allowed = Policy(parse_rules(f"127.0.0.1:{outside.server_port}"))
+        with pytest.raises(SourceError, match="git clone .* failed"):
+            asyncio.run(fetch(f"http://127.0.0.1:{outside.server_port}/repo.git", tmp_path / "app", allowed))
+        assert asked == []
+    finally:
+        for server in (inside, outside):
+            server.shutdown()
