@@ -29,6 +29,7 @@ USAGE = """usage: waziup COMMAND [options]; waziup COMMAND --help lists a comman
   waziup apps deploy|list|status|logs|restart|scale|undeploy ...   apps deployed from source
   waziup discover QUERY [options]                find sensors by what they measure
   waziup sources add|list|status|run|remove ...  external data sources
+  waziup audit verify|list [-data DIR] ...        the audit trail: check its chain, list its records
   waziup users import FILE [options]             users of a Keycloak realm export into the identity manager
   waziup gw-post LDATA PDATA RDATA TDATA GWID    the WAZIUP LoRa gateway's cloud script"""
 
@@ -53,6 +54,7 @@ CLIENTS: dict[str, str] = {
     "apps": "orchestrator.apps.cli",
     "discover": "orchestrator.discovery.cli",
     "sources": "orchestrator.sources.cli",
+    "audit": "security.audit.cli",
 }
 
 

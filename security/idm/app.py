@@ -38,6 +38,9 @@ from ngsi.server.service import LastResort
 from .bootstrap import ensure_admin
 from .config import Config
 from .http import KeyrockError
+from security.audit.log import AuditLog
+from security.audit.routes import routes as audit_routes
+
 from .routes import (
     oauth2,
     policies,
@@ -87,6 +90,8 @@ def create_app(
         the_store = store if store is not None else open_store(config.store_url)
         await the_store.open()
         the_service = IdentityService(the_store, config, clock)
+        # the audit trail (security/audit): sign-ins and their failures, beside the data
+        audit = the_service.audit = app.state.audit = AuditLog.open(config.data_dir)
         try:
             await ensure_admin(the_store, config, clock(), show)
             await the_service.load_keys()
@@ -97,11 +102,13 @@ def create_app(
             yield
         finally:
             await the_store.close()
+            audit.close()
 
     app = Starlette(
         routes=[
             *oauth2.ROUTES, *user.ROUTES, *wellknown.ROUTES, *policies.ROUTES,
             Mount("/v1", routes=V1), Mount("/v3", routes=V1),
+            *audit_routes(lambda request: request.app.state.audit),  # GET /audit, /audit/verify: admins only
         ],
         middleware=[Middleware(LastResort, answer=_internal_error, log=log)],
         exception_handlers={KeyrockError: _keyrock_error, StoreError: _store_error},

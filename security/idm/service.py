@@ -15,6 +15,8 @@ from typing import Any
 
 import jwt as pyjwt
 
+from security.audit.log import AuditLog
+
 from .config import Config
 from .credentials import digest, hash_password, needs_upgrade, new_token, verify_password
 from .keys import InvalidJWT, KeyRing, looks_like_jwt, new_key
@@ -57,6 +59,7 @@ class Resolved:
 
 class IdentityService:
     def __init__(self, store: IdmStore, config: Config, clock: Clock) -> None:
+        self.audit: AuditLog | None = None  # the audit trail, given by the app
         self.store = store
         self.config = config
         self.clock = clock
@@ -119,18 +122,31 @@ class IdentityService:
         account = "user:" + (user.id if user is not None else login.lower())
         where = "addr:" + address
         locked = max(self.accounts.locked(account, now), self.addresses.locked(where, now))
+        who = user.id if user is not None else login
         if locked:
             log.warning("login refused: locked for %.0f s (account or address %s)", locked, address)
+            await self._audit(who, "signin.failed", address, f"locked for {locked:.0f} s")
             return LoginResult(None, locked)
         ok = await asyncio.to_thread(verify_password, user.password_hash if user is not None else None, password)
         if ok and user is not None and user.enabled:
             self.accounts.succeed(account)
+            await self._audit(who, "signin", address, "password")
             return LoginResult(await self._upgraded(user, password))
         if ok and user is not None:  # the right password of a disabled account: not a guess
+            await self._audit(who, "signin.failed", address, "the account is disabled")
             return LoginResult(None)
         locks = [self.accounts.fail(account, now), self.addresses.fail(where, now)]
         log.warning("failed login from %s%s", address, ": now locked" if any(locks) else "")
+        await self._audit(who, "signin.failed", address,
+                          ("no such account" if user is None else "wrong password") + (", now locked" if any(locks) else ""))
         return LoginResult(None)
+
+    async def _audit(self, actor: str, action: str, address: str, reason: str) -> None:
+        """One event of the audit trail (``security/audit``), when the service has one; the
+        password is never part of it."""
+        if self.audit is not None:
+            await self.audit.record(actor=actor, action=action, source=address, reason=reason,
+                                    decision="permit" if action == "signin" else "deny")
 
     async def _upgraded(self, user: User, password: str) -> User:
         """The user, their password re-hashed with argon2id when the hash kept is an imported

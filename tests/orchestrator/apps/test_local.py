@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = str(ROOT / "examples" / "average-app")
 
 
-async def until(check: Callable[[], Any], seconds: float = 15) -> Any:
+async def until(check: Callable[[], Any], seconds: float = 40) -> Any:
     deadline = time.monotonic() + seconds
     while True:
         found = await check()

@@ -55,7 +55,7 @@ def mqtt_source(mosquitto: Mosquitto, name: str, **extra: Any) -> dict[str, Any]
             **extra}
 
 
-async def until(check: Callable[[], Any], seconds: float = 10.0) -> Any:
+async def until(check: Callable[[], Any], seconds: float = 30.0) -> Any:
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
         try:
