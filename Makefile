@@ -10,7 +10,7 @@ DATA ?= data
 ORION_FT ?= ../shared/orion-ft
 JOBS ?= 2
 
-.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-quick bench-history bench-rules bench-dashboard bench-api bench-discovery bench-iot clean
+.PHONY: run test test-unit test-orion system-deps orion-ft-measure bench bench-quick bench-history bench-rules bench-dashboard bench-api bench-discovery bench-orchestrator bench-iot clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
@@ -60,7 +60,7 @@ orion-ft-measure: $(STAMP) system-deps
 # Benchmark suite (not part of `make test`): BENCH_SECONDS per workload, on each of BENCH_BACKENDS
 # (PostgreSQL on a throw-away cluster), or on BENCH_DB_URI, an existing store; then the history
 # service's benchmark (bench-history, on throw-away stores only), the rules service's (bench-rules), the
-# dashboard's (bench-dashboard), the WAZIUP API's (bench-api) and sensor discovery's (bench-discovery).
+# dashboard's (bench-dashboard), the WAZIUP API's (bench-api), sensor discovery's (bench-discovery) and the orchestrator's (bench-orchestrator).
 BENCH_SECONDS ?= 10
 BENCH_BACKENDS ?= sqlite postgresql
 BENCH_HISTORY_VALUES ?= 10000000
@@ -74,6 +74,8 @@ bench: $(STAMP) system-deps
 		$(PY) bench/dashboard.py
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_API_PUBLISHERS=$(BENCH_API_PUBLISHERS) $(PY) bench/waziup_api.py
 	$(PY) bench/discovery.py
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_ORCH_ENTITIES=$(BENCH_ORCH_ENTITIES) BENCH_ORCH_RECORDS=$(BENCH_ORCH_RECORDS) \
+		$(PY) bench/orchestrator.py
 
 # Perf regression check (not part of `make test`): every broker workload for BENCH_QUICK_SECONDS on
 # BENCH_QUICK_BACKENDS, compared with the last recorded run; names the rows that moved by more than
@@ -119,6 +121,15 @@ BENCH_API_PUBLISHERS ?= 16
 bench-api: $(STAMP)
 	@bench/install.sh
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_API_PUBLISHERS=$(BENCH_API_PUBLISHERS) $(PY) bench/waziup_api.py
+
+# Orchestrator benchmark: O1 discovery queries, O2 apps' ingress against the app straight, O3 http-json
+# source runs (bench/orchestrator.py; BENCH_CONNECTIONS, BENCH_ONLY from the environment).
+BENCH_ORCH_ENTITIES ?= 2000
+BENCH_ORCH_RECORDS ?= 5000
+bench-orchestrator: $(STAMP)
+	@bench/install.sh
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_ORCH_ENTITIES=$(BENCH_ORCH_ENTITIES) BENCH_ORCH_RECORDS=$(BENCH_ORCH_RECORDS) \
+		$(PY) bench/orchestrator.py
 
 # Sensor discovery: 100,000 sensors, p50 per query kind (fails at 50 ms or more).
 bench-discovery: $(STAMP)

@@ -95,6 +95,18 @@ async def say(progress: Progress | None, line: str) -> None:
             await done
 
 
+def app_tenant(manifest: Manifest, scope: str | None, default: str) -> str:
+    """The app's tenant (both back ends): the manifest's, else the caller's (``scope``, its
+    Fiware-Service), else the platform's ``default``; a manifest naming another tenant than
+    the caller's is refused."""
+    if manifest.tenant is not None:
+        if scope is not None and manifest.tenant != scope:
+            raise AppError(403, "Forbidden", f"tenant: the manifest asks for tenant {manifest.tenant!r}, the "
+                           f"request is for {scope!r} (Fiware-Service)")
+        return manifest.tenant
+    return scope if scope is not None else default
+
+
 def identity_from(config: Config) -> Identity | None:
     """The identity manager that issues apps' credentials (both back ends), when the service
     has its administrator and the platform's client; else apps get none."""
@@ -152,13 +164,7 @@ class LocalBackend:
         return NGSIClient(self.config.broker_url, transport=transport, credentials=credentials, timeout=15)
 
     def tenant_of(self, manifest: Manifest, scope: str | None = None) -> str:
-        """The app's tenant: the manifest's, else the caller's (``scope``), else the platform's default."""
-        if manifest.tenant is not None:
-            if scope is not None and manifest.tenant != scope:
-                raise AppError(403, "Forbidden", f"tenant: the manifest asks for tenant {manifest.tenant!r}, the "
-                               f"request is for {scope!r} (Fiware-Service)")
-            return manifest.tenant
-        return scope if scope is not None else self.config.service
+        return app_tenant(manifest, scope, self.config.service)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -172,10 +172,17 @@ class Supervisor:
         self._restart_now.set()
         await self._kill()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            # The loop ends by itself once it sees _stopping: a process it was spawning just now
+            # is killed as soon as it is known. Cancelling it mid-spawn would lose that process
+            # (it runs, and nothing holds it any more), so cancel only a loop that hangs.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self.stop_timeout + 15)
+            except (asyncio.TimeoutError, Exception):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
             self._task = None
+        await self._kill()
         self.state = "stopped"
         if self.launch.pid_file is not None:
             self.launch.pid_file.unlink(missing_ok=True)
@@ -243,6 +250,8 @@ class Supervisor:
                 proc = None
             if proc is not None:
                 self.proc = proc
+                if self._stopping:  # stop() came while it was being spawned: it must not outlive the stop
+                    await self._kill()
                 self.started_at = time.time()
                 if self.launch.pid_file is not None:
                     self.launch.pid_file.write_text(str(proc.pid))

@@ -63,7 +63,10 @@ def concepts_of(
     its unit only when none means anything and the unit is telling (``%`` is a unit of a
     dozen quantities, ``degC`` of temperatures only)."""
     table = terms()
-    for name in (kind or "", attr, entity_type):
+    # the entity type speaks for an attribute that names nothing itself (a TemperatureSensor's
+    # `value`), not for one that names something else (a TemperatureAlert's `active`)
+    typed = entity_type if _generic(attr) else ""
+    for name in (kind or "", attr, typed):
         if not name:
             continue
         for key in dict.fromkeys([ontology.normalize(name), *words(name), " ".join(words(name))]):
@@ -77,3 +80,12 @@ def concepts_of(
 
 
 MOST_CONCEPTS_OF_A_UNIT = 3
+GENERIC_NAMES = frozenset({"value", "val", "v", "reading", "measure", "measurement", "data", "current", "raw", "level",
+                           "sensor", "sample", "observation", "result", "x"})
+
+
+def _generic(attr: str) -> bool:
+    """An attribute name that says nothing of what is measured: ``value``, ``reading``, a one- or
+    two-letter name the vocabulary does not know (``s1``), or none."""
+    key = ontology.normalize(attr) if attr else ""
+    return not key or key in GENERIC_NAMES or (len(key) <= 2 and key not in terms())

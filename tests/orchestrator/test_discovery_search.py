@@ -121,3 +121,18 @@ def test_a_private_sensor_is_for_its_owner_and_the_platform() -> None:
     assert {h.sensor.entity_id for h in index.search(Query("temperature", viewer="eve"))} == {"Public"}
     assert {h.sensor.entity_id for h in index.search(Query("temperature", viewer=""))} == {"Public"}  # the guest
     assert {h.sensor.entity_id for h in index.search(Query("temperature"))} == {"Mine", "Public"}  # admin, platform
+
+
+def test_the_entity_type_speaks_only_for_an_attribute_that_names_nothing() -> None:
+    """A TemperatureAlert's `active` and `threshold` are no temperature sensors; a
+    TemperatureSensor's `value` is one, and a Room's `temperature` of course (seen on
+    `make run`: the alert entities of examples/nodered-app once ranked with the rooms)."""
+    sensors = [
+        Sensor("", "urn:alert:Room1", "TemperatureAlert", "active"),
+        Sensor("", "urn:alert:Room1", "TemperatureAlert", "threshold"),
+        Sensor("", "Probe7", "TemperatureSensor", "value"),
+        Sensor("", "Room1", "Room", "temperature"),
+    ]
+    found = {(hit.sensor.entity_id, hit.sensor.attr) for hit in Index(sensors).search(Query("tempreature"))}
+    assert ("Room1", "temperature") in found and ("Probe7", "value") in found
+    assert ("urn:alert:Room1", "active") not in found and ("urn:alert:Room1", "threshold") not in found

@@ -43,7 +43,7 @@ import yaml
 from ngsi.client import HTTPClient, NGSIClient, Transport
 from ngsi.client.credentials import OAuth2ClientCredentials
 from orchestrator.appserver.config import Config, ConfigError
-from orchestrator.apps.local import COLLECTION, AppError, Progress, find_sensors, identity_from, say
+from orchestrator.apps.local import COLLECTION, AppError, Progress, app_tenant, find_sensors, identity_from, say
 from orchestrator.apps.manifest import MANIFEST_FILE, Manifest, ManifestError, load_manifest
 from orchestrator.apps.platform import Identity, Issued, PlatformError, create_subscriptions, delete_subscriptions
 from orchestrator.apps.source import SourceError, extract_tarball, fetch
@@ -113,13 +113,7 @@ class ClusterBackend:
                 await client.aclose()
 
     def tenant_of(self, manifest: Manifest, scope: str | None = None) -> str:
-        """The app's tenant: the manifest's, else the caller's (``scope``), else the platform's default."""
-        if manifest.tenant is not None:
-            if scope is not None and manifest.tenant != scope:
-                raise AppError(403, "Forbidden", f"tenant: the manifest asks for tenant {manifest.tenant!r}, the "
-                               f"request is for {scope!r} (Fiware-Service)")
-            return manifest.tenant
-        return scope if scope is not None else self.config.service
+        return app_tenant(manifest, scope, self.config.service)
 
     # -- deploy --------------------------------------------------------------------------------
 
