@@ -129,10 +129,14 @@ class Issued:
     user_id: str
     role_id: str
     permission_ids: list[str] = field(default_factory=list)
+    app_id: str = ""  # the app's own OAuth client (its application at the identity manager); "": none (older deploys)
+    app_secret: str = ""
 
     def env(self, idm_url: str, client_id: str, client_secret: str) -> dict[str, str]:
-        return {"WAZIUP_TOKEN_URL": idm_url.rstrip("/") + TOKEN_PATH, "WAZIUP_CLIENT_ID": client_id,
-                "WAZIUP_CLIENT_SECRET": client_secret, "WAZIUP_USERNAME": self.username,
+        """The app's credentials: its own OAuth client when it has one (``client_id`` and
+        ``client_secret``, the platform's, only for what older deploys recorded)."""
+        return {"WAZIUP_TOKEN_URL": idm_url.rstrip("/") + TOKEN_PATH, "WAZIUP_CLIENT_ID": self.app_id or client_id,
+                "WAZIUP_CLIENT_SECRET": self.app_secret or client_secret, "WAZIUP_USERNAME": self.username,
                 "WAZIUP_PASSWORD": self.password}
 
 
@@ -183,12 +187,20 @@ class Identity:
         return answer.json() if answer.content and answer.status_code < 300 else None
 
     async def issue(self, name: str, manifest: Manifest, tenant: str) -> Issued:
-        """A role scoped to the manifest and a service account holding it."""
-        app = f"/v1/applications/{self.app_id}"
+        """The app's own OAuth client (an application ``app-<name>`` at the identity manager,
+        password grant only), a role of that application scoped to the manifest, and a service
+        account holding it. Its tokens are issued to its own client, so the PEP judges them by
+        that role alone, and the app never holds the platform's client secret (which signs
+        users in to the dashboard)."""
         async with self.client() as client:
             token = await self._login(client)
             issued = Issued(username=f"app-{name}", password=secrets.token_urlsafe(24), user_id="", role_id="")
             try:
+                made_app = await self._call(client, token, "POST", "/v1/applications", {"application": {
+                    "name": f"app-{name}", "description": f"the app {name} (waziup apps)", "url": "http://localhost",
+                    "redirect_uri": "http://localhost/callback", "grant_type": ["password", "refresh_token"]}})
+                issued.app_id, issued.app_secret = made_app["application"]["id"], made_app["application"]["secret"]
+                app = f"/v1/applications/{issued.app_id}"
                 role = await self._call(client, token, "POST", f"{app}/roles", {"role": {"name": f"app-{name}"}})
                 issued.role_id = role["role"]["id"]
                 for grant in grants(name, manifest, tenant):
@@ -216,11 +228,13 @@ class Identity:
             await self._revoke(client, await self._login(client), issued)
 
     async def _revoke(self, client: NGSIClient, token: str, issued: Issued) -> None:
-        app = f"/v1/applications/{self.app_id}"
         gone = (200, 204, 404)
         if issued.user_id:
             await self._call(client, token, "DELETE", f"/v1/users/{issued.user_id}", ok=gone)
+        app = f"/v1/applications/{issued.app_id or self.app_id}"  # older deploys: in the platform's application
         for permission in issued.permission_ids:
             await self._call(client, token, "DELETE", f"{app}/permissions/{permission}", ok=gone)
         if issued.role_id:
             await self._call(client, token, "DELETE", f"{app}/roles/{issued.role_id}", ok=gone)
+        if issued.app_id:  # the app's own OAuth client, and with it every token it was issued
+            await self._call(client, token, "DELETE", app, ok=gone)

@@ -70,11 +70,10 @@ def test_average_app_on_an_authenticated_platform(platform: dict[str, Any]) -> N
     def accounts() -> list[str]:
         return [u["username"] for u in httpx.get(idm + "/v1/users", headers=keyrock).json()["users"]]
 
-    def roles() -> list[str]:
-        found = httpx.get(idm + f"/v1/applications/{state['app_id']}/roles", headers=keyrock).json()["roles"]
-        return [role["name"] for role in found]
+    def clients() -> list[str]:  # the apps' own OAuth clients, each holding the app's role
+        return [a["name"] for a in httpx.get(idm + "/v1/applications", headers=keyrock).json()["applications"]]
 
-    assert "app-average-app" in accounts() and "app-average-app" in roles()
+    assert "app-average-app" in accounts() and "app-average-app" in clients()
     assert cli(apps, token, "undeploy", "average-app")[0] == 0
-    assert "app-average-app" not in accounts() and "app-average-app" not in roles()
+    assert "app-average-app" not in accounts() and "app-average-app" not in clients()
     assert httpx.get(broker + "/v2/subscriptions", headers=admin).json() == []

@@ -48,17 +48,25 @@ async def test_issue_and_revoke(tmp_path: Path, anyio_backend: str) -> None:
         identity = Identity("http://idm.test", "admin@test.com", ADMIN_PASSWORD, app["id"], app["secret"],
                             transport=ASGITransport(idm.app))
         issued = await identity.issue("pump-ctl", MANIFEST, "farm7")
-        token = await idm.password_token(app, issued.username, issued.password)
+        own = {"id": issued.app_id, "secret": issued.app_secret}  # the app's own OAuth client, not the platform's
+        assert issued.app_id and issued.app_id != app["id"]
+        token = await idm.password_token(own, issued.username, issued.password)
         assert token.status_code == 200, token.text
-        roles = (await idm.http.get(f"/v1/applications/{app['id']}/users/{issued.user_id}/roles",
+        # the role is the app's own application's, and so is what its token is judged by
+        user = (await idm.http.get("/user", params={"access_token": token.json()["access_token"]})).json()
+        assert user["app_id"] == issued.app_id and [r["id"] for r in user["roles"]] == [issued.role_id]
+        roles = (await idm.http.get(f"/v1/applications/{issued.app_id}/users/{issued.user_id}/roles",
                                     headers=idm.admin())).json()
         assert [r["role_id"] for r in roles["role_user_assignments"]] == [issued.role_id]
-        perms = (await idm.http.get(f"/v1/applications/{app['id']}/roles/{issued.role_id}/permissions",
+        perms = (await idm.http.get(f"/v1/applications/{issued.app_id}/roles/{issued.role_id}/permissions",
                                     headers=idm.admin())).json()
         assert len(perms["role_permission_assignments"]) == len(grants("pump-ctl", MANIFEST, "farm7"))
+        platform_roles = (await idm.http.get(f"/v1/applications/{app['id']}/roles", headers=idm.admin())).json()
+        assert all(role["id"] != issued.role_id for role in platform_roles["roles"])  # nothing in the platform's
 
         # the PEP reads these: every grant is a valid policy of the app's role, none skipped
-        export = (await idm.http.get("/v1/ngsi_policies", params={"app_id": app["id"]}, headers=idm.admin())).json()
+        export = (await idm.http.get("/v1/ngsi_policies", params={"app_id": issued.app_id},
+                                     headers=idm.admin())).json()
         assert export["skipped"] == []
         mine = [p for p in export["policies"] if p["id"].startswith("app-pump-ctl-")]
         assert len(mine) == len(grants("pump-ctl", MANIFEST, "farm7"))
@@ -66,11 +74,9 @@ async def test_issue_and_revoke(tmp_path: Path, anyio_backend: str) -> None:
         parse_policy_set({"policies": export["policies"], "tenantBindings": export["tenantBindings"]})
 
         await identity.revoke(issued)
-        assert (await idm.password_token(app, issued.username, issued.password)).status_code != 200
-        roles_left = (await idm.http.get(f"/v1/applications/{app['id']}/roles", headers=idm.admin())).json()["roles"]
-        assert all(role["id"] != issued.role_id for role in roles_left)
-        perms_left = (await idm.http.get(f"/v1/applications/{app['id']}/permissions", headers=idm.admin())).json()
-        assert not any(p["id"] in issued.permission_ids for p in perms_left["permissions"])
+        assert (await idm.password_token(own, issued.username, issued.password)).status_code != 200
+        apps_left = (await idm.http.get("/v1/applications", headers=idm.admin())).json()["applications"]
+        assert all(a["id"] != issued.app_id for a in apps_left)  # the client, its roles and permissions gone
 
 
 async def test_backend_injects_and_revokes(tmp_path: Path, anyio_backend: str) -> None:
@@ -94,13 +100,15 @@ async def test_backend_injects_and_revokes(tmp_path: Path, anyio_backend: str) -
             status = await backend.deploy(str(app_dir))
             assert status["credentials"] is True and status["tenant"] == "farm7"
             env = _env(tmp_path / "data" / "apps" / "pump-ctl" / "src" / "seen.env")
-            assert env["WAZIUP_TOKEN_URL"] == "http://idm.test/oauth2/token" and env["WAZIUP_CLIENT_ID"] == app["id"]
+            assert env["WAZIUP_TOKEN_URL"] == "http://idm.test/oauth2/token"
+            assert env["WAZIUP_CLIENT_ID"] != app["id"] and app["secret"] not in env.values()  # its own client
+            own = {"id": env["WAZIUP_CLIENT_ID"], "secret": env["WAZIUP_CLIENT_SECRET"]}
             assert env["WAZIUP_TENANT"] == "farm7" and env["WAZIUP_ENTITY_PREFIX"] == "urn:waziup:pump-ctl:"
             assert "WAZIUP_ORCH_ADMIN_PASSWORD" not in env  # the orchestrator's secrets stay with it
-            token = await idm.password_token(app, env["WAZIUP_USERNAME"], env["WAZIUP_PASSWORD"])
+            token = await idm.password_token(own, env["WAZIUP_USERNAME"], env["WAZIUP_PASSWORD"])
             assert token.status_code == 200
             await backend.undeploy("pump-ctl")
-            assert (await idm.password_token(app, env["WAZIUP_USERNAME"], env["WAZIUP_PASSWORD"])).status_code != 200
+            assert (await idm.password_token(own, env["WAZIUP_USERNAME"], env["WAZIUP_PASSWORD"])).status_code != 200
             users = (await idm.http.get("/v1/users", headers=idm.admin())).json()["users"]
             assert not any(u.get("username") == "app-pump-ctl" for u in users)
         finally:

@@ -278,11 +278,12 @@ def test_credentials_in_the_secret_a_redeploy_replaces_and_undeploy_revokes(tmp_
             assert first["credentials"] is True
             secrets = [r["body"] for r in server.requests if r["method"] == "POST" and r["path"].endswith("/secrets")]
             data = secrets[0]["stringData"]
-            assert data["WAZIUP_USERNAME"] == "app-average-app" and data["WAZIUP_CLIENT_ID"] == app["id"]
-            assert data["WAZIUP_TOKEN_URL"] == "http://idm.test/oauth2/token"
+            assert data["WAZIUP_USERNAME"] == "app-average-app" and data["WAZIUP_CLIENT_ID"] != app["id"]  # its own client
+            assert data["WAZIUP_TOKEN_URL"] == "http://idm.test/oauth2/token" and app["secret"] not in data.values()
             configmap = next(r["body"] for r in server.requests if r["path"].endswith("/configmaps"))
             assert data["WAZIUP_PASSWORD"] not in json.dumps(configmap)
-            assert (await idm.password_token(app, data["WAZIUP_USERNAME"], data["WAZIUP_PASSWORD"])).status_code == 200
+            own = {"id": data["WAZIUP_CLIENT_ID"], "secret": data["WAZIUP_CLIENT_SECRET"]}
+            assert (await idm.password_token(own, data["WAZIUP_USERNAME"], data["WAZIUP_PASSWORD"])).status_code == 200
 
             progress: list[str] = []
             second = await backend.deploy(EXAMPLE, progress.append, scope="farm7")
@@ -290,12 +291,16 @@ def test_credentials_in_the_secret_a_redeploy_replaces_and_undeploy_revokes(tmp_
             renewed = next(r["body"] for r in reversed(server.requests) if r["path"].endswith(
                 "/secrets/average-app-credentials") and r["method"] == "PUT")["stringData"]
             assert renewed["WAZIUP_PASSWORD"] != data["WAZIUP_PASSWORD"]
-            assert (await idm.password_token(app, data["WAZIUP_USERNAME"], data["WAZIUP_PASSWORD"])).status_code != 200
+            assert (await idm.password_token(own, data["WAZIUP_USERNAME"], data["WAZIUP_PASSWORD"])).status_code != 200
             subs = await broker.list_subscriptions(service="farm7", service_path="/")
             assert [sub["id"] for sub in subs] == second["subscriptions"] != first["subscriptions"]
 
+            renewed_own = {"id": renewed["WAZIUP_CLIENT_ID"], "secret": renewed["WAZIUP_CLIENT_SECRET"]}
+            assert (await idm.password_token(renewed_own, renewed["WAZIUP_USERNAME"],
+                                             renewed["WAZIUP_PASSWORD"])).status_code == 200
             await backend.undeploy("average-app", "farm7")
-            assert (await idm.password_token(app, renewed["WAZIUP_USERNAME"], renewed["WAZIUP_PASSWORD"])).status_code != 200
+            assert (await idm.password_token(renewed_own, renewed["WAZIUP_USERNAME"],
+                                             renewed["WAZIUP_PASSWORD"])).status_code != 200
             users = (await idm.http.get("/v1/users", headers=idm.admin())).json()["users"]
             assert not any(u.get("username") == "app-average-app" for u in users)
             assert await broker.list_subscriptions(service="farm7", service_path="/") == []
