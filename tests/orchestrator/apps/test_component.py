@@ -83,6 +83,9 @@ def test_cli_against_the_served_component(tmp_path: Path, broker_process: Callab
         assert sub["notification"]["lastSuccessCode"] == 204
         wrong = sub["notification"]["http"]["url"].replace("/ingress/average-app/", "/ingress/average-app/x")
         assert httpx.post(wrong, json={"data": []}).status_code == 404
+        ingress = sub["notification"]["http"]["url"]
+        assert httpx.post(ingress, json={"data": []}).status_code == 204  # the right key: kept a moment (no store read)
+        assert httpx.post(wrong, json={"data": []}).status_code == 404  # a wrong one is never kept
 
         code, out, _ = cli(url, "logs", "average-app", "-n", "5")
         assert code == 0 and len(out.splitlines()) == 5
@@ -92,6 +95,7 @@ def test_cli_against_the_served_component(tmp_path: Path, broker_process: Callab
         assert code == 0
         code, out, _ = cli(url, "undeploy", "average-app")
         assert code == 0 and "undeployed" in out
+        assert httpx.post(ingress, json={"data": []}).status_code == 404  # undeploy forgets the kept endpoint at once
         code, _, err = cli(url, "status", "average-app")
         assert code == 1 and "NotFound" in err
         assert httpx.get(broker + "/v2/subscriptions").json() == []
