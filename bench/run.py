@@ -396,6 +396,8 @@ def run_backend(args: argparse.Namespace, backend: str, db_uri: str, work: Path,
         bench.run()
         if bench.selected("W2 GET via PEP"):
             broker = _pep_rows(bench, broker, broker_cmd, work / backend, ports)
+        if bench.selected("W4 privacy"):
+            broker = _privacy_rows(bench, broker, broker_cmd, work / backend, ports)
     finally:
         if broker is not None:
             broker.terminate()
@@ -410,6 +412,27 @@ def run_backend(args: argparse.Namespace, backend: str, db_uri: str, work: Path,
     for r in bench.results.values():
         r.pop("seqs", None)
     return {"store": store, "load_average": load, "results": bench.results}
+
+
+def _privacy_rows(bench: Bench, broker: subprocess.Popen[bytes], broker_cmd: list[str], work: Path,
+                  ports: dict[str, int]) -> subprocess.Popen[bytes]:
+    """W4 catch-all again on a restarted broker (same data) whose subscription has an owner,
+    first with no privacy policy, then with a 3-transform one (bench/privacy.py)."""
+    import privacy  # bench/privacy.py
+
+    rows = {"none": "W4 privacy: owner, no policy", "policy": "W4 privacy: 3-transform policy"}
+    for mode, name in rows.items():
+        broker.terminate()
+        broker.wait(10)
+        broker = start([*broker_cmd, *privacy.broker_args()], ports["broker"], "/version", work / f"broker-privacy-{mode}.log",
+                       env={**os.environ, "BENCH_PRIVACY": mode, "PYTHONPATH": str(ROOT)})
+        bench.broker = broker
+        bench._record(name, "req/s", 1, lambda: bench.notifications(per_entity=False))
+    without, with_policy = bench.results.get(rows["none"]), bench.results.get(rows["policy"])
+    if without and with_policy:
+        with_policy["vs_no_policy"] = with_policy["notify_per_second"] / without["notify_per_second"]
+        print(f"{rows['policy']}: {with_policy['vs_no_policy']:.2f}x the notifications of {rows['none']}", flush=True)
+    return broker
 
 
 def _pep_rows(bench: Bench, broker: subprocess.Popen[bytes], broker_cmd: list[str], work: Path,

@@ -176,7 +176,7 @@ class EntityService:
     async def find_one(
         self, ctx: RequestContext, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None
     ) -> Entity:
-        return visible_to(ctx, await self._find_one(ctx, scopes, entity_id, entity_type))
+        return released(ctx, visible_to(ctx, await self._find_one(ctx, scopes, entity_id, entity_type)))
 
     async def _find_one(
         self, ctx: RequestContext, scopes: tuple[tuple[str, bool], ...], entity_id: str, entity_type: str | None
@@ -455,6 +455,15 @@ class EntityService:
         for tenant, entity in purged:
             await self._emit(internal(tenant), "delete", entity, None, list(entity["attrs"]))
         return len(purged)
+
+
+def released(ctx: RequestContext, entity: Entity) -> Entity:
+    """The entity as a read answers it to this caller: through the caller's privacy
+    release when a guard set one (``ngsi/release.py``), as it is otherwise. Reads only:
+    what is written back is never a released copy."""
+    if ctx.release is None:
+        return entity
+    return ctx.release.entity(ctx.tenant, entity)
 
 
 def visible_to(ctx: RequestContext, entity: Entity) -> Entity:

@@ -26,7 +26,7 @@ from ngsi.numbers import parse_uint
 from ngsi.ordering import compare as compare_values
 from ngsi.render import Projection
 
-from .entities import EntityService
+from .entities import EntityService, released
 from .store import Selector
 from .store.base import ValueHint
 
@@ -199,7 +199,7 @@ async def run(
         selector = query.selectors[0]
         page = await service.find(ctx, selector, limit=query.limit, offset=query.offset) if query.limit else []
         total = await service.count(ctx, selector) if count else 0
-        return page, total
+        return _released(ctx, page), total
     matched: list[Entity] = []
     seen: set[tuple[str, str, str]] = set()
     hint = hint_for(query.filters)
@@ -218,4 +218,12 @@ async def run(
     if len(query.selectors) > 1:
         matched.sort(key=lambda e: e.get("creDate", 0))
     matched = sort_entities(matched, query.order, query.geo)
-    return matched[query.offset : query.offset + query.limit], len(matched)
+    return _released(ctx, matched[query.offset : query.offset + query.limit]), len(matched)
+
+
+def _released(ctx: RequestContext, page: list[Entity]) -> list[Entity]:
+    """The page as this caller may have it (``ngsi/release.py``); filters, geo and order
+    ran on the stored values before."""
+    if ctx.release is None:
+        return page
+    return [released(ctx, entity) for entity in page]

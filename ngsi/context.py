@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import NGSIError
 from .servicepath import Scope, parse_scopes, parse_tenant, parse_write_path, write_scopes
@@ -95,6 +96,9 @@ class RequestContext:
     # sets them; the broker applies them when rendering): None = every attribute.
     attrs_visible: frozenset[str] | None = None
     attrs_hidden: frozenset[str] = frozenset()
+    # How the answer leaves for this caller (``ngsi/release.py``: a privacy guard sets it
+    # when the caller has a policy; the service hands its answer over). None: as it is.
+    release: Any = None
     tally: Tally = field(default_factory=Tally, compare=False, repr=False)
 
     @property

@@ -29,6 +29,8 @@ USAGE = """usage: waziup COMMAND [options]; waziup COMMAND --help lists a comman
   waziup apps deploy|list|status|logs|restart|scale|undeploy ...   apps deployed from source
   waziup discover QUERY [options]                find sensors by what they measure
   waziup sources add|list|status|run|remove ...  external data sources
+  waziup erase device ID | erase owner NAME [options]   erase a device's or an owner's data (-url, -service, -servicePath, -token)
+  waziup consent ID withdraw|give [options]      a device's consent: withdrawn, its data is erased and its measures dropped
   waziup audit verify|list [-data DIR] ...        the audit trail: check its chain, list its records
   waziup users import FILE [options]             users of a Keycloak realm export into the identity manager
   waziup gw-post LDATA PDATA RDATA TDATA GWID    the WAZIUP LoRa gateway's cloud script"""
@@ -55,6 +57,7 @@ CLIENTS: dict[str, str] = {
     "discover": "orchestrator.discovery.cli",
     "sources": "orchestrator.sources.cli",
     "audit": "security.audit.cli",
+    "erase": "orchestrator.erasure.cli",
 }
 
 
@@ -80,6 +83,10 @@ def main(argv: list[str] | None = None) -> None:
         from orchestrator.waziup_api.users_cli import main as import_users
 
         sys.exit(import_users(rest))
+    elif command == "consent":
+        from orchestrator.erasure.cli import consent_main
+
+        sys.exit(consent_main(rest))
     elif command in CLIENTS:
         sys.exit(importlib.import_module(CLIENTS[command]).main(rest))
     elif command in SERVERS:

@@ -172,6 +172,7 @@ async def _setup(url: str, data: str, ssl_context: Any = None, dashboard_url: st
                 }}))["permission"]["id"]
             await api.call("PUT", f"{app_path}/roles/{roles[name]}/permissions/{permissions[grant_id]}")
         users = (await api.call("GET", "/v1/users"))["users"]
+        service_ids: list[str] = []
         for username, password_key, role in ((AGENT_USER, "agent_password", "platform-service"),
                                              (FEED_USER, "feed_password", "platform-feed"),
                                              (RULES_USER, "rules_password", "platform-service"),
@@ -183,8 +184,12 @@ async def _setup(url: str, data: str, ssl_context: Any = None, dashboard_url: st
                     "username": username, "email": f"{username}@waziup.local", "password": state[password_key],
                 }}))["user"]
             await api.call("PUT", f"{app_path}/users/{account['id']}/roles/{roles[role]}")
+            service_ids.append(account["id"])
         await api.call("PUT", f"{app_path}/users/{admin_id}/roles/{roles['platform-admin']}")
-    pep = {"WAZIUP_IDM_URL": url, "WAZIUP_PEP_USERNAME": email, "WAZIUP_PEP_PASSWORD": password}
+    # the platform's own accounts get data as it is: privacy policies are for consumers
+    # (security/privacy/guard.py), and the services apply them to their own users
+    pep = {"WAZIUP_IDM_URL": url, "WAZIUP_PEP_USERNAME": email, "WAZIUP_PEP_PASSWORD": password,
+           "WAZIUP_PRIVACY_TRUSTED": ",".join([*service_ids, admin_id]), "WAZIUP_PEP_AUDIT": "true"}
     feed = {
         "WAZIUP_FEED_TOKEN_URL": url + TOKEN_PATH, "WAZIUP_FEED_CLIENT_ID": state["app_id"],
         "WAZIUP_FEED_CLIENT_SECRET": state["app_secret"], "WAZIUP_FEED_USER": FEED_USER,

@@ -417,15 +417,18 @@ def _start_security(
 
 
 def _guards(security: platform_auth.PlatformAuth | None) -> tuple[list[str], list[str], list[str], list[str]]:
-    """-auth: the PEP first (the caller's identity), then the rate limit (per caller): the
-    broker's, the agent's, the history service's and the rules service's options."""
+    """-auth: the PEP first (the caller's identity), then the rate limit (per caller), then
+    the privacy guard (the caller's release, security/privacy): the broker's, the agent's,
+    the history service's and the rules service's options."""
     if security is None:
         return [], [], [], []
     return (
         ["-guard", "security.pep:broker_guard", "-guard", "security.ratelimit:broker_guard",
-         "-notifFilter", "security.pep.notifications:notification_filter"],
+         "-guard", "security.privacy:broker_guard",
+         "-notifFilter", "security.privacy.notifications:notification_filter"],
         ["--guard", "security.pep:agent_guard", "--guard", "security.ratelimit:agent_guard"],
-        ["-guard", "security.pep:history_guard", "-guard", "security.ratelimit:broker_guard"],
+        ["-guard", "security.pep:history_guard", "-guard", "security.ratelimit:broker_guard",
+         "-guard", "security.privacy:history_guard"],
         ["-guard", "security.pep:rules_guard", "-guard", "security.ratelimit:broker_guard"],
     )
 

@@ -5,13 +5,15 @@ answer the same way: ``entityId,entityType,attrName,index,value`` (RFC 4180, CRL
 quoted where needed). ``index`` is empty for an aggregate without ``aggrPeriod``; a null
 is an empty field; booleans are ``true``/``false``; structured values are their JSON.
 The entity list and the last values have their own columns (``entity_list``, ``last``).
+Under a caller's release (``ngsi/release.py``) the routes write the rows it gave back
+with :func:`records`, through the same writer.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -40,24 +42,42 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
     return out.getvalue().encode()
 
 
-def history(answer: Answer) -> bytes:
-    def rows() -> Iterable[list[Any]]:
-        for block in answer.blocks:
-            for attr, values in block.values.items():
-                for i in block.rows_of(attr):
-                    t = block.index[i]
-                    yield [block.entity_id, block.entity_type, attr, "" if t is None else format_instant(t), values[i]]
+HISTORY_COLUMNS = ("entityId", "entityType", "attrName", "index", "value")
+ENTITY_LIST_COLUMNS = ("entityId", "entityType", "index")
+LAST_COLUMNS = ("entityId", "entityType", "attrName", "attrType", "index", "value", "lastSeen")
 
-    return _table(("entityId", "entityType", "attrName", "index", "value"), rows())
+
+def _history_rows(answer: Answer) -> Iterator[list[Any]]:
+    """The long-format rows of a history answer, in ``HISTORY_COLUMNS`` order."""
+    for block in answer.blocks:
+        for attr, values in block.values.items():
+            for i in block.rows_of(attr):
+                t = block.index[i]
+                yield [block.entity_id, block.entity_type, attr, None if t is None else format_instant(t), values[i]]
+
+
+def history(answer: Answer) -> bytes:
+    return _table(HISTORY_COLUMNS, _history_rows(answer))
+
+
+def history_records(answer: Answer) -> list[dict[str, Any]]:
+    """The same rows as dicts (what ``ngsi.release.Release.table`` takes)."""
+    return [dict(zip(HISTORY_COLUMNS, row)) for row in _history_rows(answer)]
+
+
+def records(header: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """Dict rows under ``header`` (a key a row lacks is an empty field, others are ignored):
+    the rows a release gave back, through the same writer."""
+    return _table(header, ([row.get(name) for name in header] for row in rows))
 
 
 def entity_list(listed: list[tuple[str, str, int]]) -> bytes:
-    return _table(("entityId", "entityType", "index"), ([eid, etype, format_instant(t)] for etype, eid, t in listed))
+    return _table(ENTITY_LIST_COLUMNS, ([eid, etype, format_instant(t)] for etype, eid, t in listed))
 
 
 def last(grouped: list[tuple[tuple[str, str], list[LastValue]]]) -> bytes:
     return _table(
-        ("entityId", "entityType", "attrName", "attrType", "index", "value", "lastSeen"),
+        LAST_COLUMNS,
         ([eid, etype, v.attr, v.attr_type, format_instant(v.t), v.value, format_instant(v.seen)]
          for (etype, eid), values in grouped for v in values),
     )

@@ -7,6 +7,7 @@ is data, not derived from the class.
 
     HistoryError
      +-- BadRequest       400  Bad Request
+     +-- Forbidden        403  Forbidden (the caller's privacy policy refused the answer)
      +-- NotFound         404  Not Found (no records: NO_RECORDS)
      +-- Ambiguous        409  AmbiguousNGSIIdError
      +-- Unavailable      503  Service Unavailable (the database)
@@ -41,6 +42,14 @@ class HistoryError(Exception):
 class BadRequest(HistoryError):
     status = 400
     error = "Bad Request"
+
+
+class Forbidden(HistoryError):
+    """The answer may not leave for this caller (``ngsi.release.Refused``: a privacy
+    policy allows only some aggregates, or the caller's privacy budget is spent)."""
+
+    status = 403
+    error = "Forbidden"
 
 
 class NotFound(HistoryError):

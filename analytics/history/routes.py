@@ -3,7 +3,12 @@
 Thin on purpose: parsing (``params.py``, ``notification.py``), querying (``engine.py``)
 and rendering (``render.py``, ``csvout.py``) are pure or store-bound modules of their
 own; a route only wires one request through them. QuantumLeap 1.0's routes, plus
-``GET /v2/last`` (every attribute's last value and last arrival).
+``GET /v2/last`` (every attribute's last value and last arrival) and ``/v2/retention``
+(a tenant's own retention rules).
+
+When a privacy guard put a release on the request's context (``ctx.release``), every
+query's answer goes through it before it is rendered (``release.py``); otherwise nothing
+changes, at the cost of one truth test.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ngsi.release import Release
 from ngsi.server.asgi import context_of
 from ngsi.server.service import request_tenant
 
-from . import csvout, engine, render
+from . import csvout, engine, release, render, retention
 from .errors import BadRequest
 from .notification import parse_notification
 from .params import Query, parse_flag, parse_query
@@ -107,10 +113,28 @@ async def notify(request: Request) -> Response:
 Renderer = Callable[[engine.Answer], Any]
 
 
+def _csv(body: bytes) -> Response:
+    return Response(body, media_type=csvout.MEDIA_TYPE)
+
+
+async def _origin(request: Request, query: Query) -> release.Origin:
+    """Where the query's entities are stored (service paths, attribute types): read again
+    from the series, only for an answer that goes through a release."""
+    return release.Origin.of(await engine.select(_store(request), query))
+
+
 async def _history(request: Request, renderer: Renderer, **path: str) -> Response:
-    answer = await engine.history(_store(request), _query(request, **path))
+    query = _query(request, **path)
+    answer = await engine.history(_store(request), query)
+    out = context_of(request.scope).release
+    if out is not None:
+        answer = await release.history(out, query.tenant, answer, await _origin(request, query),
+                                       method=query.method, period=query.period)
     if csvout.wanted(request.headers.get("accept")):
-        return Response(csvout.history(answer), media_type=csvout.MEDIA_TYPE)
+        if out is not None:
+            rows = release.table(out, query.tenant, csvout.history_records(answer))
+            return _csv(csvout.records(csvout.HISTORY_COLUMNS, rows))
+        return _csv(csvout.history(answer))
     return json_response(renderer(answer))
 
 
@@ -129,17 +153,41 @@ def _route(renderer: Callable[..., Any], *path_names: str, passed: tuple[str, ..
 
 
 async def entities(request: Request) -> Response:
-    listed = await engine.entity_list(_store(request), _query(request))
+    query = _query(request)
+    listed = await engine.entity_list(_store(request), query)
+    out = context_of(request.scope).release
+    if out is not None:
+        return await _released_entities(request, out, query, listed)
     if csvout.wanted(request.headers.get("accept")):
-        return Response(csvout.entity_list(listed), media_type=csvout.MEDIA_TYPE)
+        return _csv(csvout.entity_list(listed))
     return json_response(render.entity_list(listed))
 
 
-async def last(request: Request) -> Response:
-    grouped = await engine.last_values(_store(request), _query(request))
+async def _released_entities(request: Request, out: Release, query: Query,
+                             listed: list[tuple[str, str, int]]) -> Response:
+    rendered = await release.entity_list(out, query.tenant, listed, await _origin(request, query))
     if csvout.wanted(request.headers.get("accept")):
-        return Response(csvout.last(grouped), media_type=csvout.MEDIA_TYPE)
+        return _csv(csvout.records(csvout.ENTITY_LIST_COLUMNS, release.table(out, query.tenant, rendered)))
+    return json_response(rendered)
+
+
+async def last(request: Request) -> Response:
+    query = _query(request)
+    grouped = await engine.last_values(_store(request), query)
+    out = context_of(request.scope).release
+    if out is not None:
+        return await _released_last(request, out, query, grouped)
+    if csvout.wanted(request.headers.get("accept")):
+        return _csv(csvout.last(grouped))
     return json_response(render.last(grouped))
+
+
+async def _released_last(request: Request, out: Release, query: Query, grouped: release.Grouped) -> Response:
+    rendered = await release.last(out, query.tenant, grouped, await _origin(request, query))
+    if csvout.wanted(request.headers.get("accept")):
+        rows = release.table(out, query.tenant, release.last_rows(rendered))
+        return _csv(csvout.records(csvout.LAST_COLUMNS, rows))
+    return json_response(rendered)
 
 
 # -- deletes ---------------------------------------------------------------------------------
@@ -160,6 +208,40 @@ async def delete_type(request: Request) -> Response:
     return Response(status_code=204)
 
 
+# -- retention rules of a tenant ------------------------------------------------------------------
+
+
+def _stored_rules(rows: list[tuple[str, str, int]]) -> list[retention.Rule]:
+    return [retention.Rule(*row) for row in rows]
+
+
+async def get_retention(request: Request) -> Response:
+    """The tenant's own retention rules, and the flags' that apply to it."""
+    tenant = _tenant(request)
+    stored = _stored_rules(await _store(request).retention_rules(tenant))
+    return json_response(retention.described(request.app.state.config.policy, tenant, stored))
+
+
+async def put_retention(request: Request) -> Response:
+    """Replace the tenant's own retention rules (the next retention pass applies them)."""
+    tenant = _tenant(request)
+    try:
+        data = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise BadRequest("the body is not JSON") from None
+    try:
+        rules = retention.parse_stored(tenant, data)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    problem = request.app.state.config.policy.stored_problem(rules)
+    if problem is not None:
+        raise BadRequest(problem)
+    await _store(request).replace_retention_rules(tenant, [(r.entity_type, r.days) for r in rules])
+    log.info("retention rules tenant=%s rules=%d correlator=%s", tenant or "-", len(rules),
+             context_of(request.scope).correlator)
+    return Response(status_code=204)
+
+
 ROUTES = [
     Route("/version", version, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
@@ -167,6 +249,8 @@ ROUTES = [
     Route("/v2/", api_list, methods=["GET"]),
     Route("/v2/notify", notify, methods=["POST"]),
     Route("/v2/last", last, methods=["GET"]),
+    Route("/v2/retention", get_retention, methods=["GET"]),
+    Route("/v2/retention", put_retention, methods=["PUT"]),
     Route("/v2/entities", entities, methods=["GET"]),
     Route("/v2/entities/{entityId}", _route(render.entity, "entityId"), methods=["GET"]),
     Route("/v2/entities/{entityId}", delete_entity, methods=["DELETE"]),

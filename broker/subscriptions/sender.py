@@ -225,6 +225,11 @@ class Notifier:
         # filter (an authorization module's, composed by the orchestrator): reduced to what
         # the creator may read, or nothing. Conditions are evaluated on that view too.
         self.visibility = visibility
+        # ... and, once a subscription fires, through the filter's ``release`` when it has
+        # one: the entity in the form the creator may receive it (privacy transforms such
+        # as pseudonymous ids and coarser locations, which conditions must not see), applied
+        # before the notification is built, custom payloads' macros included.
+        self.release: Visibility | None = getattr(visibility, "release", None)
         # -notifTokenFor: the broker's own token on its notifications to those URLs (service_token.py)
         self.service_token = service_token
 
@@ -299,6 +304,7 @@ class Notifier:
         now = time.time()
         pressed: list[_Destination] = []
         views: dict[str, Change | None] = {}  # per owner: the change as that owner sees it
+        releases: dict[str, Change | None] = {}  # per owner: the change as that owner receives it
         for sub in subs:
             seen: Change | None = change
             owner = sub.get("_owner")
@@ -310,6 +316,10 @@ class Notifier:
                 alteration = fires(sub, seen, now)
                 if alteration is None:
                     continue
+                if owner is not None and self.release is not None:
+                    seen = self._as_received_by(owner, seen, releases)
+                    if seen is None:
+                        continue
                 effective = sub if self.custom_enabled else _without_custom(sub)
                 notification: Item | None = build(effective, seen, alteration, change.ctx.tally.next_notification())
                 if notification is None:
@@ -352,6 +362,23 @@ class Notifier:
             touched = tuple(name for name in change.touched if name in shown or name == "dateExpires")
             seen = dataclasses.replace(change, before=before, after=after, touched=touched)
         views[key] = seen
+        return seen
+
+    def _as_received_by(self, owner: dict[str, Any], change: Change, releases: dict[str, Change | None]) -> Change | None:
+        key = repr(sorted(owner.items()))
+        if key in releases:
+            return releases[key]
+        assert self.release is not None
+        try:
+            before = None if change.before is None else self.release(owner, change.tenant, change.before)
+            after = None if change.after is None else self.release(owner, change.tenant, change.after)
+        except Exception:
+            log.exception("the notification release failed: nothing is sent to owner %s", owner.get("user_id"))
+            before = after = None
+        seen = None
+        if (change.after is None or after is not None) and (change.before is None or before is not None):
+            seen = dataclasses.replace(change, before=before, after=after)
+        releases[key] = seen
         return seen
 
     def _mark_sent(self, tenant: str, sub: dict[str, Any], now: float) -> None:

@@ -84,6 +84,7 @@ DEVICE_FIELDS: dict[str, str] = {
     "lastMeasure": "any",
     "service": "string",
     "service_path": "string",
+    "consent": "boolean",  # waziup extension: false, the device's measures are dropped (docs/lifecycle.md)
 }
 
 _GROUP_REQUIRED = ("apikey", "resource")

@@ -16,6 +16,8 @@ HTTP (/iot/d, /iot/json), MQTT, LoRaWAN and the WAZIUP gateway all end here:
    an upsert (``POST /v2/entities?options=upsert``), several a ``POST /v2/op/update``
    ``append``, as iotagent-node-lib sends them; readings of many devices that arrive
    together share one ``append``. A group's ``cbHost`` sends to that broker instead.
+   A device provisioned with ``consent: false`` stops here: its measures are dropped,
+   counted (``withheld``) and logged at most once a minute (docs/lifecycle.md).
 
 Failures are ``iot_agent.errors`` exceptions: the HTTP binding renders them, the MQTT one
 logs them (there is nobody to answer).
@@ -45,6 +47,7 @@ from .batch import Batcher, Poster, http11_poster
 log = logging.getLogger("waziup.iot_agent.south")
 
 Doc = dict[str, Any]
+WITHHELD_LOG_SECONDS = 60.0
 ProvisionHook = Callable[[Doc, Doc | None], Awaitable[None]]
 
 
@@ -77,6 +80,8 @@ class Southbound:
             self._http = HTTPClient(max_per_host=max_in_flight or 16, ssl_context=config.broker_ssl_context())
             poster = http11_poster(self._http, timeout=10.0, credentials=credentials)
         self.credentials = credentials
+        self.withheld: dict[DeviceKey, int] = {}  # measures dropped per device: its consent is withdrawn
+        self._withheld_logged: dict[DeviceKey, float] = {}
         self.batcher = Batcher(poster, lanes=lanes, max_in_flight=max_in_flight)
 
     async def aclose(self) -> None:
@@ -269,10 +274,24 @@ class Southbound:
 
         Returns the entities and, with ``wait``, a future that ends when the broker took them.
         """
+        if device.get("consent") is False:
+            self.withhold(device, len(measures), time.time() if now is None else now)
+            return [], None
         entities = self.build(device, group, measures, now)
         if not entities:
             return entities, None
         return entities, self.write(device, group, entities, wait=wait)
+
+    def withhold(self, device: Doc, count: int, now: float) -> None:
+        """A device whose consent is withdrawn (``consent: false``): its measures are neither
+        forwarded nor stored, only counted, and said at most once a minute per device (a chatty
+        device must not flood the log)."""
+        key = device_key(device)
+        self.withheld[key] = self.withheld.get(key, 0) + count
+        if now - self._withheld_logged.get(key, float("-inf")) >= WITHHELD_LOG_SECONDS:
+            self._withheld_logged[key] = now
+            log.info("device %s: consent withdrawn, measures dropped (%d so far)", device.get("device_id"),
+                     self.withheld[key])
 
     def write(self, device: Doc, group: Doc | None, entities: list[Doc], *, wait: bool = True) -> asyncio.Future[None] | None:
         """Queue entities for the device's broker and tenant (``south.batch``)."""

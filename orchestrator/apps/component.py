@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 from ngsi.client import HTTPClient, HTTPError
 from orchestrator.appserver.config import Config
+from orchestrator.audit_client import AuditClient
 from orchestrator.waziup_api.store import Store, StoreError, open_store
 
 from .local import AppError, LocalBackend
@@ -68,6 +69,7 @@ class AppsComponent:
                                                                         **options)
         self._deploys: set[asyncio.Task[Any]] = set()
         self._forward: HTTPClient | None = None
+        self.audit = AuditClient.from_config(config)  # app.deployed / app.undeployed (None: no identity manager)
 
     async def open(self) -> None:
         if self._own_store:
@@ -144,7 +146,11 @@ class AppsComponent:
         name = request.path_params["name"]
         if request.method == "DELETE":
             async def undeploy() -> Response:
+                tenant = scope_of(request)
+                if self.audit is not None and tenant is None:  # the app's own tenant, for the trail
+                    tenant = (await self.backend.status(name, None)).get("tenant")
                 await self.backend.undeploy(name, scope_of(request))
+                await self._audit(request, "app.undeployed", name, tenant)
                 return Response(status_code=204)
             return await self._guard(undeploy())
 
@@ -224,6 +230,8 @@ class AppsComponent:
         async def run() -> None:
             try:
                 status = await self.backend.deploy(source, queue.put_nowait, label, scope)
+                await self._audit(request, "app.deployed", str(status.get("name", "")), status.get("tenant"),
+                                  {"source": status.get("source"), "backend": status.get("backend")})
                 queue.put_nowait({"done": True, "status": status})
             except AppError as exc:
                 queue.put_nowait({"done": True, "error": exc.error, "description": exc.description})
@@ -243,6 +251,18 @@ class AppsComponent:
                 yield _render(item, ndjson)
 
         return StreamingResponse(stream(), media_type="application/x-ndjson" if ndjson else "text/plain; charset=utf-8")
+
+    async def _audit(self, request: Request, action: str, name: str, tenant: Any,
+                     details: dict[str, Any] | None = None) -> None:
+        """``app.deployed``/``app.undeployed`` in the identity manager's trail, the caller (as
+        the PEP found them) the actor; fail-open: a trail that is away is a logged warning."""
+        if self.audit is None:
+            return
+        identity = getattr(getattr(request.state, "ctx", None), "identity", None)
+        actor = str(getattr(identity, "user_id", "") or getattr(identity, "app_id", "") or "")
+        await self.audit.record(action, target=name, tenant=str(tenant or ""), actor=actor,
+                                actor_kind="user" if actor else "service", decision="allow",
+                                details={k: v for k, v in (details or {}).items() if v is not None})
 
     async def _body(self, request: Request) -> bytes | Response:
         data = b""

@@ -53,6 +53,7 @@ def components(config: Config, store: Store) -> list[Component]:
     """The parts, in the order they open."""
     from orchestrator.apps.component import AppsComponent
     from orchestrator.discovery.component import DiscoveryComponent
+    from orchestrator.erasure.routes import ErasureComponent
     from orchestrator.sources.component import SourcesComponent
 
     named = [t.strip() for given in config.discovery_tenants for t in given.split(",")]
@@ -65,7 +66,7 @@ def components(config: Config, store: Store) -> list[Component]:
                              backend=cluster_backend(config, store, discovery))
     else:
         apps = AppsComponent(config, store=store, discovery=discovery)
-    return [discovery, apps, SourcesComponent(config, store=store)]
+    return [discovery, apps, SourcesComponent(config, store=store), ErasureComponent(config)]
 
 
 def create_app(config: Config | None = None, *, guards: Sequence[Guard] | None = None,

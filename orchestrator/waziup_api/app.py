@@ -1,8 +1,9 @@
 """The WAZIUP API's Starlette app (``/api/v2``) and, in its lifespan, its MQTT broker.
 
 The lifespan opens the API's store, the NGSI clients of the broker and the history (with
-the service account's token behind a PEP), the identity manager's client, and starts the
-MQTT broker (``-mqttPort``) whose hooks call the same objects as the routes do.
+the service account's token behind a PEP), the identity manager's client, the privacy
+policies' feed (with the identity manager and its admin account: ``privacy.py``), and
+starts the MQTT broker (``-mqttPort``) whose hooks call the same objects as the routes do.
 
 Errors: an ``ApiError`` answers its status with its text (contract §1: free text, only the
 status matters); Starlette's own 404/405 the same; anything else is a bug, logged, and
@@ -38,6 +39,7 @@ from .history import History
 from .http import json_response
 from .mqtt import MqttBroker
 from .mqtt_hooks import ApiHooks
+from .privacy import ApiPrivacy
 from .routes import routes
 from .seam import SEAM
 from .service import WaziupApi
@@ -78,8 +80,10 @@ def _credentials(config: Config, ssl_context: object) -> Credentials | None:
 
 
 def create_app(config: Config | None = None, *, guards: Sequence[Guard] | None = None,
-               accounts: Accounts | None = None, clock: Callable[[], float] = time.time) -> Starlette:
-    """The app; ``accounts`` replaces the identity manager's client ``config`` names."""
+               accounts: Accounts | None = None, privacy: ApiPrivacy | None = None,
+               clock: Callable[[], float] = time.time) -> Starlette:
+    """The app; ``accounts`` replaces the identity manager's client ``config`` names, and
+    ``privacy`` the privacy policies' feed it follows (``privacy.py``)."""
     config = config or Config()
 
     @contextlib.asynccontextmanager
@@ -100,6 +104,10 @@ def create_app(config: Config | None = None, *, guards: Sequence[Guard] | None =
             await the_accounts.open()
         backend = Backend(broker, History(history_client, config.service) if history_client else None,
                           tenant=config.service, clock=clock)
+        the_privacy = privacy if privacy is not None else ApiPrivacy.from_config(config, ssl_context)
+        if the_privacy is not None:
+            the_privacy.start()
+            backend.privacy = the_privacy
         api = WaziupApi(backend, store, the_accounts, clock=clock)
         await api.open()
         app.state.api = api
@@ -109,9 +117,9 @@ def create_app(config: Config | None = None, *, guards: Sequence[Guard] | None =
                               ssl_context=_server_tls(config))
             await mqtt.start()
             backend.publish = lambda topic, payload: mqtt.publish(topic, payload)  # type: ignore[union-attr]
-        log.info("waziup api port=%d mqtt=%s broker=%s history=%s idm=%s tenant=%s", config.port,
+        log.info("waziup api port=%d mqtt=%s broker=%s history=%s idm=%s tenant=%s privacy=%s", config.port,
                  mqtt.port if mqtt else "off", config.broker_url, config.history_url or "-", config.idm_url or "-",
-                 config.service)
+                 config.service, "on" if the_privacy is not None else "off")
         try:
             yield
         finally:
@@ -119,6 +127,8 @@ def create_app(config: Config | None = None, *, guards: Sequence[Guard] | None =
                 await mqtt.stop()
             if the_accounts is not None:
                 await the_accounts.close()
+            if the_privacy is not None:
+                await the_privacy.close()
             await broker.aclose()
             if history_client is not None:
                 await history_client.aclose()

@@ -23,19 +23,23 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ngsi.client import NGSIClient
 from ngsi.client.mqtt.packets import topic_name_problem
 from ngsi.client.errors import NGSIClientError, NGSIConnectionError
+from ngsi.release import Block
 
 from . import devices as model
 from .caller import Caller
 from .errors import ApiError, bad_request, forbidden, not_found
-from .history import History
-from .permissions import may
-from .values import current_timestamp, iso_ms
+from .history import STAMP, History, Window
+from .permissions import may, owns
+from .values import calibrate, current_timestamp, iso_ms
+
+if TYPE_CHECKING:
+    from .privacy import ApiPrivacy
 
 log = logging.getLogger("waziup.api")
 CACHE_SECONDS = 2.0
@@ -69,6 +73,7 @@ class Backend:
         self.watched: Callable[[str, str], bool] = lambda device_id, sensor_id: True  # does one watch it?
         self._locks: dict[str, asyncio.Lock] = {}
         self._perms: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.privacy: ApiPrivacy | None = None  # privacy policies on what callers read (privacy.py)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -128,6 +133,16 @@ class Backend:
             raise forbidden(f"{caller.username} may not {scope.split(':')[1]} device {device_id}")
         return entity
 
+    async def readable(self, caller: Caller, device_id: str, scope: str = "devices:view") -> dict[str, Any]:
+        """:meth:`viewable`, as the caller may read it (privacy policies: ``privacy.py``)."""
+        return (await self.shown(caller, [await self.viewable(caller, device_id, scope)]))[0]
+
+    async def shown(self, caller: Caller, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Device entities as the caller may read them (raw without privacy policies)."""
+        if self.privacy is None or not entities:
+            return entities
+        return await self.privacy.entities(caller, entities)
+
     async def _entities(self, **params: Any) -> list[dict[str, Any]]:
         """Every device entity matching ``params``, page by page (the NGSI client's paging)."""
         try:
@@ -140,7 +155,7 @@ class Backend:
         found = await self._entities(attrs=ATTRS, metadata="*", **({"q": q} if q else {}))
         seen = [entity for entity in found if may(caller, "devices:view", self._remember(entity))]
         chosen = seen[offset:] if limit is None else seen[offset:offset + limit]
-        return [model.device_json(e) for e in chosen]
+        return [model.device_json(e) for e in await self.shown(caller, chosen)]
 
     async def all_permissions(self) -> list[dict[str, Any]]:
         """{id, owner, visibility} of every device."""
@@ -192,12 +207,12 @@ class Backend:
     # -- sensors and actuators ------------------------------------------------------------
 
     async def members(self, caller: Caller, device_id: str, kind: str) -> list[dict[str, Any]]:
-        entity = await self.viewable(caller, device_id)
+        entity = await self.readable(caller, device_id)
         render = model.sensor_json if kind == model.SENSOR_TYPE else model.actuator_json
         return [render(mid, attr) for mid, attr in model.members(entity, kind).items()]
 
     async def member(self, caller: Caller, device_id: str, kind: str, member_id: str) -> dict[str, Any]:
-        entity = await self.viewable(caller, device_id)
+        entity = await self.readable(caller, device_id)
         attr = model.members(entity, kind).get(member_id)
         if attr is None:
             raise not_found(f"{_what(kind)} {member_id} not found on device {device_id}")
@@ -328,23 +343,31 @@ class Backend:
             return
         await self.publish(topic, payload)
 
-    async def sensors_of(self, caller: Caller, device_ids: list[str]) -> dict[str, list[str]]:
-        """The sensors of each device, after checking devices-data:view on each."""
-        out: dict[str, list[str]] = {}
-        for device_id in device_ids:
-            entity = await self.viewable(caller, device_id, "devices-data:view")
-            out[device_id] = list(model.members(entity, model.SENSOR_TYPE))
-        return out
+    async def datapoints(self, caller: Caller, window: Window, *, calibrated: bool = True) -> list[dict[str, Any]]:
+        """``/sensors_data`` and ``…/values``: devices-data:view on each device, then its
+        datapoints, calibrated (``calibrated``) and then released to the caller (privacy
+        policies: the sensors a policy drops are not listed, the values go through its
+        steps; the caller's own devices as they are)."""
+        if self.history is None:
+            raise bad_request("no history service is configured (-historyURL)")
+        entities: dict[str, dict[str, Any]] = {}
+        for device_id in window.devices:
+            if device_id not in entities:
+                entities[device_id] = await self.viewable(caller, device_id, "devices-data:view")
+        shown = await self.shown(caller, list(entities.values()))
+        sensors_of = {device_id: list(model.members(entity, model.SENSOR_TYPE))
+                      for device_id, entity in zip(entities, shown, strict=True)}
+        owned = {device_id for device_id, entity in entities.items() if owns(caller, self._remember(entity))}
 
-    async def calibrations(self, device_ids: list[str]) -> dict[tuple[str, str], Any]:
-        out: dict[tuple[str, str], Any] = {}
-        for device_id in device_ids:
-            entity = await self.entity(device_id)
-            for sid, attr in model.members(entity, model.SENSOR_TYPE).items():
-                calib = (attr.get("metadata") or {}).get("calib")
-                if isinstance(calib, Mapping):
-                    out[(device_id, sid)] = calib.get("value")
-        return out
+        async def prepare(blocks: list[Block]) -> list[Block]:
+            if calibrated:
+                for block in blocks:
+                    _calibrate(block, entities.get(block.entity_id))
+            if self.privacy is not None:
+                blocks = await self.privacy.history(caller, blocks, owned)
+            return blocks
+
+        return await self.history.datapoints(window, sensors_of, prepare=prepare)
 
     async def current_values(self, device_id: str) -> dict[str, Any] | None:
         """The device's current sensor values, None when there is no such device. An id no
@@ -372,6 +395,15 @@ def _keep_value(old: Mapping[str, Any], new: dict[str, Any]) -> None:
     for name in ("timestamp", "date_received", "has_value"):
         if name in (old.get("metadata") or {}):
             new["metadata"][name] = old["metadata"][name]
+
+
+def _calibrate(block: Block, entity: Mapping[str, Any] | None) -> None:
+    """A history block's values through their sensors' calibrations (in place)."""
+    for sensor_id, attr in model.members(entity or {}, model.SENSOR_TYPE).items():
+        calib = (attr.get("metadata") or {}).get("calib")
+        column = block.values.get(sensor_id)
+        if isinstance(calib, Mapping) and calib.get("value") and column is not None and not sensor_id.endswith(STAMP):
+            block.values[sensor_id] = [calibrate(value, calib["value"]) for value in column]
 
 
 def _what(kind: str) -> str:

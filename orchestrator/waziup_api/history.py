@@ -12,13 +12,14 @@ The history commits before it answers, so an acknowledged value is stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from ngsi.client import NGSIClient
 from ngsi.dates import parse_datetime
+from ngsi.release import Block
 
 from .devices import ENTITY_TYPE
 from .errors import ApiError
@@ -26,6 +27,8 @@ from .values import history_timestamp, iso_ms
 
 STAMP = "#timestamp"
 SUBSCRIPTION = "waziup-api"
+# what a read does to the history's answer before it becomes datapoints (calibration, privacy)
+Prepare = Callable[[list[Block]], Awaitable[list[Block]]]
 _TYPES = ((bool, "Boolean"), (int, "Integer"), (float, "Number"), (str, "Text"), (dict, "StructuredValue"),
           (list, "Array"))
 
@@ -87,20 +90,30 @@ class History:
         if answer.status_code >= 300 and answer.status_code != 404:
             raise ApiError(503, f"the history could not delete ({answer.status_code}): {answer.text[:200]}")
 
-    async def datapoints(self, window: Window, sensors_of: dict[str, Sequence[str]]) -> list[dict[str, Any]]:
+    async def datapoints(self, window: Window, sensors_of: dict[str, Sequence[str]], *,
+                         prepare: Prepare | None = None) -> list[dict[str, Any]]:
         """The datapoints of ``window``, newest or oldest first, paged; ``sensors_of`` names
-        the sensors of each device (what ``None`` in the window means)."""
+        the sensors of each device (what ``None`` in the window means). ``prepare`` gets the
+        answer of each device as an ``ngsi.release.Block`` (raw ids, ``date_received`` as the
+        index) and returns them in the same order: calibrated, released to the caller."""
         wanted = window.offset + window.limit
-        rows: list[tuple[int, dict[str, Any]]] = []
+        blocks: list[Block] = []
         for device_id in window.devices:
             sensors = list(window.sensors) if window.sensors is not None else list(sensors_of.get(device_id, ()))
             if sensors and wanted > 0:
-                rows.extend(await self._rows(device_id, sensors, window, wanted))
+                block = await self._block(device_id, sensors, window, wanted)
+                if block is not None:
+                    blocks.append(block)
+        present = [_present(block) for block in blocks]  # before a release drops columns
+        if prepare is not None and blocks:
+            blocks = await prepare(blocks)
+        rows: list[tuple[int, dict[str, Any]]] = []
+        for block, cells in zip(blocks, present, strict=True):
+            rows.extend(_points(block, cells))
         rows.sort(key=lambda row: row[0], reverse=window.descending)
         return [point for _, point in rows[window.offset:wanted]]
 
-    async def _rows(self, device_id: str, sensors: Sequence[str], window: Window,
-                    wanted: int) -> list[tuple[int, dict[str, Any]]]:
+    async def _block(self, device_id: str, sensors: Sequence[str], window: Window, wanted: int) -> Block | None:
         params: dict[str, Any] = {"type": ENTITY_TYPE,
                                   "attrs": ",".join(a for s in sensors for a in (s, s + STAMP))}
         if window.descending:
@@ -114,24 +127,35 @@ class History:
         answer = await self.client.send("GET", f"/v2/entities/{quote(device_id, safe='')}", params=params,
                                         headers=self.headers)
         if answer.status_code == 404:
-            return []
+            return None
         if answer.status_code >= 300:
             raise ApiError(400 if answer.status_code < 500 else 503,
                            f"the history refused the query ({answer.status_code}): {answer.text[:200]}")
-        return list(_points(device_id, answer.json()))
+        body = answer.json()
+        values = {str(a["attrName"]): list(a.get("values") or []) for a in body.get("attributes", [])}
+        return Block(device_id, ENTITY_TYPE, "/", list(body.get("index", [])), values)
 
 
-def _points(device_id: str, body: dict[str, Any]) -> Iterable[tuple[int, dict[str, Any]]]:
-    columns = {a["attrName"]: a["values"] for a in body.get("attributes", [])}
-    for row, instant in enumerate(body.get("index", [])):
-        seconds = parse_datetime(instant)
+def _present(block: Block) -> set[tuple[int, str]]:
+    """The (row, sensor) cells that hold a datapoint: a value, or a null where no other
+    sensor has a value (each stored value is a row of its own; see ``_absent``)."""
+    columns = block.values
+    return {(row, name) for name, values in columns.items() if not name.endswith(STAMP)
+            for row in range(min(len(values), len(block.index)))
+            if values[row] is not None or not _absent(columns, name, row)}
+
+
+def _points(block: Block, present: set[tuple[int, str]]) -> Iterable[tuple[int, dict[str, Any]]]:
+    columns = block.values
+    for row, instant in enumerate(block.index):
+        seconds = parse_datetime(instant) if isinstance(instant, str) else None
         if seconds is None:
             continue
         received = round(seconds * 1000)
         for name, values in columns.items():
-            if name.endswith(STAMP) or row >= len(values) or values[row] is None and _absent(columns, name, row):
+            if name.endswith(STAMP) or row >= len(values) or (row, name) not in present:
                 continue
-            point: dict[str, Any] = {"device_id": device_id, "sensor_id": name, "value": values[row]}
+            point: dict[str, Any] = {"device_id": block.entity_id, "sensor_id": name, "value": values[row]}
             stamps = columns.get(name + STAMP)
             if stamps is not None and row < len(stamps) and stamps[row] is not None:
                 point["timestamp"] = _stamp(stamps[row])

@@ -198,7 +198,7 @@ class WaziupApi:
         devices, gateways = [], []
         for device_id in doc.get("device_ids", []):
             try:
-                devices.append(model.device_json(await self.backend.viewable(caller, device_id)))
+                devices.append(model.device_json(await self.backend.readable(caller, device_id)))
             except ApiError:
                 continue  # gone, or not the caller's to see
         for gateway_id in doc.get("gateway_ids", []):

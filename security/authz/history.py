@@ -19,6 +19,8 @@ are read with this route table instead of the broker's, by the same rules (reque
 * ``POST /v2/notify`` is a ``create`` and an ``update`` of each entity of its ``data``
   (the broker's ``/v2/op/notify``), under the service paths of the notification: one for
   every entity, or one per entity as Orion sends them.
+* ``GET /v2/retention`` is a ``read`` and ``PUT /v2/retention`` an ``admin`` of the tenant,
+  every path (the tenant's own retention rules: administration of its whole history);
 * ``/version``, ``/health`` and ``/v2`` are public; other methods and paths are unknown
   (only a policy granting everything lets them through, to the history's own 404/405).
 
@@ -38,6 +40,7 @@ from ngsi.servicepath import MAX_PATHS, Scope, parse_scopes
 from .request import (
     _GEO_PARAMS,
     _NOTHING,
+    ADMIN,
     ANY_ENTITY,
     CREATE,
     DELETE,
@@ -57,6 +60,8 @@ from .routed import Route, RoutedAnalysis, route_table
 # (analytics/history/routes.py), read as routed.py says.
 ROUTES: Final[tuple[tuple[str, str, str], ...]] = (
     ("GET", "/v2/last", READ),
+    ("GET", "/v2/retention", READ),
+    ("PUT", "/v2/retention", ADMIN),
     ("GET", "/v2/entities", READ),
     ("GET", "/v2/entities/{id}", READ),
     ("DELETE", "/v2/entities/{id}", DELETE),
@@ -75,6 +80,7 @@ ROUTES: Final[tuple[tuple[str, str, str], ...]] = (
 )
 PUBLIC: Final[tuple[str, ...]] = ("/version", "/health", "/v2")
 NOTIFY: Final = "/v2/notify"
+RETENTION: Final = "/v2/retention"
 
 
 def names(raw: str | None) -> tuple[str, ...] | None:
@@ -98,6 +104,8 @@ class HistoryAnalysis(RoutedAnalysis):
         return frozenset()  # the history projects series, not rendered entities
 
     def routed(self, route: Route, path: dict[str, str], name: str) -> RequestResource:
+        if route.template == RETENTION:
+            return self.result({route.action}, self.tenant(), (EVERY_PATH,), route=name)
         return self.selection(route.action, path, name)
 
     def selection(self, action: str, path: dict[str, str], route: str) -> RequestResource:

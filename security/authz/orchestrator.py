@@ -10,6 +10,8 @@ and runs external data sources, each in a tenant (``Fiware-Service``):
 * deploying, restarting, scaling and undeploying an app, adding, changing, running and
   removing a source are ``admin`` of the tenant, every path: an app runs code with its own
   credentials, a source writes entities, so only the tenant's administrators may;
+* erasing a device or an owner's devices and setting a device's consent
+  (``/erasure/...``) are ``admin`` of the tenant, every path: they delete data for good;
 * ``/version`` is public, and so is ``/ingress/*``: the broker's notifications to apps,
   each on a path holding the app's unguessable key, which the service checks (the app
   decides nothing else: what reaches it was the subscription the platform made for it);
@@ -42,6 +44,9 @@ ROUTES: Final[tuple[tuple[str, str, str], ...]] = (
     ("PUT", "/sources/{name}", ADMIN),
     ("DELETE", "/sources/{name}", ADMIN),
     ("POST", "/sources/{name}/run", ADMIN),
+    ("POST", "/erasure/devices/{deviceId}", ADMIN),
+    ("PUT", "/erasure/devices/{deviceId}/consent", ADMIN),
+    ("POST", "/erasure/owners/{owner}", ADMIN),
 )
 
 

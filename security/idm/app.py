@@ -10,6 +10,8 @@ Routes, each module citing the part of the Keyrock reference it follows:
 * ``routes/policies.py``: ``/v1/ngsi_policies`` (the NGSI policy set, for PEPs) and the
   NGSI-aware PDP (``/pdp/ngsi/decide``, ``/pdp/ngsi/open_policy_agent``), for
   authenticated PEPs;
+* ``routes/privacy.py``: ``/v1/privacy/...``, the privacy policies, the pseudonyms' key
+  ring and the epsilon ledger (docs/privacy.md "The policy API"), for admins;
 * ``routes/v1_*.py``: the management API under ``/v1``, and under ``/v3`` too (Keyrock
   mounts it there for Keystone-era clients; Wilma logs in at ``/v3/auth/tokens``).
 
@@ -44,6 +46,7 @@ from security.audit.routes import routes as audit_routes
 from .routes import (
     oauth2,
     policies,
+    privacy,
     user,
     v1_applications,
     v1_auth,
@@ -90,7 +93,7 @@ def create_app(
         the_store = store if store is not None else open_store(config.store_url)
         await the_store.open()
         the_service = IdentityService(the_store, config, clock)
-        # the audit trail (security/audit): sign-ins and their failures, beside the data
+        # the audit trail (security/audit): sign-ins, tokens, role and policy changes, beside the data
         audit = the_service.audit = app.state.audit = AuditLog.open(config.data_dir)
         try:
             await ensure_admin(the_store, config, clock(), show)
@@ -106,9 +109,9 @@ def create_app(
 
     app = Starlette(
         routes=[
-            *oauth2.ROUTES, *user.ROUTES, *wellknown.ROUTES, *policies.ROUTES,
+            *oauth2.ROUTES, *user.ROUTES, *wellknown.ROUTES, *policies.ROUTES, *privacy.ROUTES,
             Mount("/v1", routes=V1), Mount("/v3", routes=V1),
-            *audit_routes(lambda request: request.app.state.audit),  # GET /audit, /audit/verify: admins only
+            *audit_routes(lambda request: request.app.state.audit),  # /audit, /audit/verify, /audit/events, /audit/pseudonymize: admins only
         ],
         middleware=[Middleware(LastResort, answer=_internal_error, log=log)],
         exception_handlers={KeyrockError: _keyrock_error, StoreError: _store_error},

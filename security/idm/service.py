@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,11 +142,21 @@ class IdentityService:
         return LoginResult(None)
 
     async def _audit(self, actor: str, action: str, address: str, reason: str) -> None:
-        """One event of the audit trail (``security/audit``), when the service has one; the
-        password is never part of it."""
+        """A sign-in's event; the password is never part of it."""
+        await self.audit_event(actor, action, source=address, reason=reason,
+                               decision="permit" if action == "signin" else "deny")
+
+    async def audit_event(self, actor: str, action: str, *, actor_kind: str = "user", source: str = "",
+                          target: str = "", decision: str = "", reason: str = "",
+                          details: Mapping[str, Any] | None = None) -> None:
+        """One event of the audit trail (``security/audit``), when the service has one.
+
+        Fail-open (``AuditLog.record`` logs and counts a lost record): a change is never
+        refused because its record could not be written. Never pass a secret (a token, a
+        password, a key): the trail is read by every admin."""
         if self.audit is not None:
-            await self.audit.record(actor=actor, action=action, source=address, reason=reason,
-                                    decision="permit" if action == "signin" else "deny")
+            await self.audit.record(actor=actor, action=action, actor_kind=actor_kind, source=source, target=target,
+                                    decision=decision, reason=reason, details=details)
 
     async def _upgraded(self, user: User, password: str) -> User:
         """The user, their password re-hashed with argon2id when the hash kept is an imported

@@ -79,10 +79,19 @@ SCHEMA = [
         kid TEXT PRIMARY KEY, alg TEXT NOT NULL, private_pem TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
         retired_at DOUBLE PRECISION, signed_until DOUBLE PRECISION NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS idm_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    # privacy (security/privacy, docs/privacy.md): the policy documents, the pseudonyms' key
+    # ring (a secret, as the signing keys are) and each consumer's epsilon spent per policy
+    "CREATE TABLE IF NOT EXISTS idm_privacy_policies (id TEXT PRIMARY KEY, doc TEXT NOT NULL, seq BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS idm_privacy_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS idm_privacy_budget (
+        consumer TEXT NOT NULL, policy_id TEXT NOT NULL, period_start DOUBLE PRECISION NOT NULL,
+        spent DOUBLE PRECISION NOT NULL, PRIMARY KEY (consumer, policy_id))""",
 ]
 
 _POLICY = "policy_version"
 _SEQ = "seq"
+_KEY_RING = "key_ring"  # the idm_privacy_state row of the pseudonyms' keys
+BUDGET_TOLERANCE = 1e-9  # as security.privacy.budget's: ten spends of 0.1 fit an allowance of 1.0
 
 
 class Connection:
@@ -299,6 +308,128 @@ class AppItems(Generic[_Item]):
         return await self._store._delete(self._table, item_id, app_id=app_id)
 
 
+class PolicyConflict(Exception):
+    """A privacy policy that may not be stored: its id is taken, or it ties with another
+    (the message says which). Not a ``store.Conflict``: that module imports this one."""
+
+
+# Given the other stored policy documents, why the one being written may not join them (a
+# conflict), or None.
+PolicyCheck = Callable[[list[dict[str, Any]]], str | None]
+
+
+class PrivacyStore:
+    """The privacy policies, the key ring of the pseudonyms and the epsilon ledger.
+
+    A write of a policy or of the key ring bumps the policy version *first*: on PostgreSQL
+    that locks the counter's row, so concurrent writers (of any process) queue there and
+    each checks the set as the one before it left it (never two conflicting policies, never
+    two rotations that both make ``k2``). Rows are locked before the counter, as every
+    other change of the store does, so that the order never deadlocks."""
+
+    def __init__(self, store: SQLStore) -> None:
+        self._store = store
+
+    async def policies(self) -> list[dict[str, Any]]:
+        """The documents, in creation order."""
+        rows = await self._store._fetch("SELECT doc FROM idm_privacy_policies ORDER BY seq, id")
+        return [orjson.loads(r[0]) for r in rows]
+
+    async def policy(self, policy_id: str) -> dict[str, Any] | None:
+        row = await self._store._one("SELECT doc FROM idm_privacy_policies WHERE id = ?", [policy_id])
+        return orjson.loads(row[0]) if row else None
+
+    async def create(self, policy_id: str, doc: dict[str, Any], check: PolicyCheck) -> None:
+        """Store a new policy; PolicyConflict when the id is taken or ``check`` objects."""
+        async with self._store.driver.transaction() as db:
+            seq = await _next(db)
+            await _bump(db)
+            if await db.fetch("SELECT id FROM idm_privacy_policies WHERE id = ?", [policy_id]):
+                raise PolicyConflict(f"Privacy policy {policy_id!r} already exists")
+            await _checked(db, policy_id, check)
+            await db.execute("INSERT INTO idm_privacy_policies (id, doc, seq) VALUES (?, ?, ?)",
+                             [policy_id, _json(doc), seq])
+
+    async def replace(self, policy_id: str, doc: dict[str, Any], check: PolicyCheck) -> bool:
+        """Replace a policy (False: there is none); PolicyConflict when ``check`` objects."""
+        async with self._store.driver.transaction() as db:
+            if not await db.execute("UPDATE idm_privacy_policies SET doc = ? WHERE id = ?", [_json(doc), policy_id]):
+                return False
+            await _bump(db)
+            await _checked(db, policy_id, check)
+            return True
+
+    async def delete(self, policy_id: str) -> bool:
+        """With its ledger: a policy made again under the same id starts a new budget."""
+        async with self._store.driver.transaction() as db:
+            if not await db.execute("DELETE FROM idm_privacy_policies WHERE id = ?", [policy_id]):
+                return False
+            await db.execute("DELETE FROM idm_privacy_budget WHERE policy_id = ?", [policy_id])
+            await _bump(db)
+            return True
+
+    # -- the key ring (``KeyRing.to_dict()``; the callers make and rotate it) -----------------
+    async def key_ring(self, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The ring, made by ``make`` and stored when there is none yet. Not a change of
+        policy: nobody held keys before; processes racing to make it all keep the first."""
+        async with self._store.driver.transaction() as db:
+            found = await db.fetch("SELECT value FROM idm_privacy_state WHERE name = ?", [_KEY_RING])
+            if found:
+                return dict(orjson.loads(found[0][0]))
+            await db.execute("INSERT INTO idm_privacy_state (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                             [_KEY_RING, _json(make())])
+            found = await db.fetch("SELECT value FROM idm_privacy_state WHERE name = ?", [_KEY_RING])
+            return dict(orjson.loads(found[0][0]))
+
+    async def rotate_keys(self, rotate: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
+        """Store ``rotate(ring)`` (``ring`` None when none was made yet) and return it."""
+        async with self._store.driver.transaction() as db:
+            await _bump(db)
+            found = await db.fetch("SELECT value FROM idm_privacy_state WHERE name = ?", [_KEY_RING])
+            ring = rotate(dict(orjson.loads(found[0][0])) if found else None)
+            await db.execute(
+                "INSERT INTO idm_privacy_state (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value", [_KEY_RING, _json(ring)])
+            return ring
+
+    # -- the epsilon ledger ------------------------------------------------------------------
+    async def spend(self, consumer: str, policy_id: str, epsilon: float, allowance: float,
+                    period_start: float) -> tuple[bool, float]:
+        """Add ``epsilon`` to what ``consumer`` spent under the policy in the period that
+        starts at ``period_start``, unless that would pass ``allowance``: (granted, spent
+        now). The check and the addition are one conditional UPDATE of a locked row, so
+        concurrent spends (of any process) never pass the allowance together. A ledger
+        row of another period starts again from 0."""
+        key = [consumer, policy_id]
+        async with self._store.driver.transaction() as db:
+            await db.execute("INSERT INTO idm_privacy_budget (consumer, policy_id, period_start, spent) "
+                             "VALUES (?, ?, ?, 0) ON CONFLICT DO NOTHING", [*key, period_start])
+            await db.execute("UPDATE idm_privacy_budget SET period_start = ?, spent = 0 "
+                             "WHERE consumer = ? AND policy_id = ? AND period_start <> ?", [period_start, *key, period_start])
+            granted = await db.execute("UPDATE idm_privacy_budget SET spent = spent + ? "
+                                       "WHERE consumer = ? AND policy_id = ? AND spent + ? <= ?",
+                                       [epsilon, *key, epsilon, allowance + BUDGET_TOLERANCE])
+            rows = await db.fetch("SELECT spent FROM idm_privacy_budget WHERE consumer = ? AND policy_id = ?", key)
+            return bool(granted), float(rows[0][0])
+
+    async def spent(self, consumer: str, policy_id: str, period_start: float) -> float:
+        """What ``consumer`` spent under the policy in the period that starts at ``period_start``."""
+        row = await self._store._one(
+            "SELECT spent FROM idm_privacy_budget WHERE consumer = ? AND policy_id = ? AND period_start = ?",
+            [consumer, policy_id, period_start])
+        return float(row[0]) if row else 0.0
+
+
+async def _checked(db: Connection, policy_id: str, check: PolicyCheck) -> None:
+    """Run ``check`` on the stored policies but ``policy_id``; PolicyConflict with its objection."""
+    rows = await db.fetch("SELECT doc FROM idm_privacy_policies WHERE id <> ? ORDER BY seq, id", [policy_id])
+    problem = check([orjson.loads(r[0]) for r in rows])
+    if problem:
+        raise PolicyConflict(problem)
+
+
+
+
 class SQLStore:
     """The identity manager's store, in SQL over a driver (the subclasses give it).
 
@@ -309,6 +440,7 @@ class SQLStore:
         self.driver = driver
         self.roles = AppItems(self, _ROLES, "name")
         self.permissions = AppItems(self, _PERMISSIONS, "doc")
+        self.privacy = PrivacyStore(self)
 
     async def open(self) -> None:
         await self.driver.open()

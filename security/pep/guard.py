@@ -42,6 +42,7 @@ from ngsi.server.guards import Incoming, Verdict, admit, reject
 from .authenticate import Authenticator
 from .authorize import ALLOW, BODY_METHODS, Asked, Everyone, External, KeyrockLevels, NGSIPolicies, Outcome, Strategy
 from .caller import Caller
+from .denials import DenialReporter
 from .freshness import Freshness
 from .idm import IdMClient, IdMError
 from .jwks import KeySource
@@ -134,6 +135,7 @@ class PEP:
         self.public = PublicPaths(settings.public(service))
         self.replies = Replies(settings.idm_url, settings.error_template, settings.error_content_type)
         self.org_header = settings.organizations_header.lower()
+        self.denials = DenialReporter(self.idm, service) if settings.audit else None
 
     def _strategy(self, timeout: float) -> Strategy:
         s = self.settings
@@ -200,6 +202,9 @@ class PEP:
         if not outcome.allow:
             who = caller.identity.user_id or f"application {caller.identity.app_id}"
             log.info("denied %s %r to %s: %s", method, request.path, who, outcome.reason)
+            if self.denials is not None:
+                self.denials.report(user=who, method=method, path=request.path, tenant=request.ctx.tenant,
+                                    source=request.client[0] if request.client else "", reason=outcome.reason or "")
             raise Refusal(self.settings.deny_status, INVALID_ROLE, outcome.reason or "Access denied")
         ctx = request.ctx.replaced(identity=caller.identity, attrs_visible=outcome.visible, attrs_hidden=outcome.hidden)
         return Admission(ctx, caller, outcome)

@@ -183,13 +183,54 @@ class IdMClient:
             log.info("PEP logged in at the identity manager as %s", self.username)
             return token
 
-    async def _authenticated(self, kind: str, path: str) -> Response:
+    async def _authenticated(self, kind: str, path: str, method: str = "GET", body: Any = None) -> Response:
+        """A call with the PEP's own token (logging in again once when it has expired);
+        ``body``, when given, is sent as JSON."""
+        headers = list(JSON_HEADERS)
+        raw = b""
+        if body is not None:
+            headers.append(("Content-Type", "application/json"))
+            raw = orjson.dumps(body)
         token = self._token or await self._login(None)
-        response = await self._call(kind, "GET", path, [*JSON_HEADERS, ("X-Auth-Token", token)])
+        response = await self._call(kind, method, path, [*headers, ("X-Auth-Token", token)], raw)
         if response.status == 401:
             token = await self._login(token)
-            response = await self._call(kind, "GET", path, [*JSON_HEADERS, ("X-Auth-Token", token)])
+            response = await self._call(kind, method, path, [*headers, ("X-Auth-Token", token)], raw)
         return response
+
+    async def audit_event(self, event: dict[str, Any]) -> None:
+        """``POST /audit/events``: one event of the audit trail, the PEP's account its actor
+        of record (the event names who was denied)."""
+        response = await self._authenticated("audit_event", "/audit/events", "POST", event)
+        if response.status != 201:
+            raise IdMError(f"audit_event: status {response.status}")
+
+    # -- privacy (security/privacy) ------------------------------------------------------------
+
+    async def privacy_export(self) -> dict[str, Any]:
+        """``GET /v1/privacy/export``: the privacy policies, the pseudonym keys and the version."""
+        response = await self._authenticated("privacy_export", "/v1/privacy/export")
+        if response.status == 404:  # Keyrock: no privacy policies can exist there
+            return {"policy_version": None, "policies": [], "keys": None}
+        if response.status != 200:
+            raise IdMError(f"privacy_export: status {response.status}")
+        found = self._json("privacy_export", response)
+        if not isinstance(found, dict):
+            raise IdMError("privacy_export: the answer is not a JSON object")
+        return found
+
+    async def privacy_spend(self, consumer: str, policy_id: str, epsilon: float) -> dict[str, Any]:
+        """``POST /v1/privacy/budget/spend``: ``{"granted", "remaining", ...}``."""
+        response = await self._authenticated(
+            "privacy_spend", "/v1/privacy/budget/spend", "POST",
+            {"consumer": consumer, "policy": policy_id, "epsilon": epsilon},
+        )
+        if response.status != 200:
+            raise IdMError(f"privacy_spend: status {response.status}")
+        found = self._json("privacy_spend", response)
+        if not isinstance(found, dict) or not isinstance(found.get("granted"), bool):
+            raise IdMError("privacy_spend: no decision in the answer")
+        return found
 
     async def ngsi_policies(self, app_id: str) -> tuple[int | None, PolicySet]:
         """(policy version, the policy set) of the application (``""``: all, for an admin PEP)."""

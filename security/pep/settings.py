@@ -68,6 +68,7 @@ class Settings:
     idm_timeout_ms: int = 5000
     idm_ca: str = ""  # PEM CA certificates trusted for an https identity manager, besides the system's
     max_entries: int = 100_000  # tokens and decisions cached at most (least recently used go first)
+    audit: bool = False  # denied requests go to the identity manager's audit trail (ours: POST /audit/events)
 
     def public(self, service: str) -> tuple[str, ...]:
         return DEFAULT_PUBLIC.get(service, ()) if self.public_paths is None else self.public_paths
@@ -121,6 +122,8 @@ SETTINGS_ROWS = (
            help="the protected service honours Fiware-Service (false: every request is of the default tenant)"),
     option("-idmTimeout", field="idm_timeout_ms", type=Int(1, 600000, metavar="MS"), env=PEP,
            help="how long a call to the identity manager or a PDP may take"),
+    option("-audit", type=FLAG, env=PEP,
+           help="record denied requests in the identity manager's audit trail (ours only: Keyrock has none)"),
     option("-idmCa", type=Text("FILE"), env=PEP,
            help="PEM file of CA certificates trusted for an https identity manager or PDP, besides the system's"),
 )

@@ -278,6 +278,25 @@ def apply_history_series(policy: Policy, answer: Any, *, keys: KeyRing, consumer
     return _history(policy, answer, attr, _context(keys, consumer, rng), top=True)
 
 
+def apply_block(policy: Policy, entity_id: str, index: Sequence[Any], values: Mapping[str, Sequence[Any]],
+                attr_types: Mapping[str, str] | None = None, *, keys: KeyRing, consumer: Consumer,
+                rng: random.Random | None = None) -> tuple[str, list[Any], dict[str, list[Any]]]:
+    """One entity's history as the history service holds it before rendering (an index
+    of ISO 8601 instants and, per attribute, the values parallel to it: ``ngsi.release.Block``)
+    as ``consumer`` may see it: (id, index, values), dropped attributes left out. The same
+    steps as every other shape, so JSON and CSV answers of one query agree."""
+    ctx = _context(keys, consumer, rng)
+    types = attr_types or {}
+    new_id = _pseudonym(entity_id, ctx) if policy.pseudonymize_ids else entity_id
+    out: dict[str, list[Any]] = {}
+    for name, column in values.items():
+        if policy.drops(name):
+            continue
+        steps = steps_of(policy, name, types.get(name))
+        out[name] = [None if v is DROPPED else v for v in (transform_value(steps, value, ctx) for value in column)]
+    return new_id, _index(policy, list(index), ctx), out
+
+
 def history_query_refusal(policy: Policy, aggr_method: str | None, aggr_period: str | None) -> str | None:
     """Why a history query may not be answered to this consumer, None when it may:
     the policy's ``aggregation`` wants an aggregate of one of its methods, over its

@@ -23,7 +23,7 @@ from tests.conftest import ServiceProcess, free_port
 _DATABASE = "waziup_history_test"
 # What a PostgreSQL history store creates, dropped instead of a database per test.
 _RESET = ("DROP TABLE IF EXISTS history_series, history_points, history_hourly, history_daily, history_latest, "
-          "history_cursors, history_meta CASCADE; DROP SEQUENCE IF EXISTS history_notifications")
+          "history_cursors, history_meta, history_retention_rules CASCADE; DROP SEQUENCE IF EXISTS history_notifications")
 BACKENDS = ["sqlite", "postgresql"]
 
 

@@ -17,7 +17,9 @@ A backend (``sqlite.py``, ``postgres.py``) keeps these tables (``docs/history.md
   on, from ``hourly``), which stays right once hourly rows age out;
 * ``latest``: per series the last value by time index and the last arrival ("last
   seen"), for ``/v2/last`` and the entity list, without a scan;
-* ``cursors``: per (tenant, subscription) the highest ``Waziup-Sequence`` stored.
+* ``cursors``: per (tenant, subscription) the highest ``Waziup-Sequence`` stored;
+* ``retention_rules``: per (tenant, entity type or ``*``) the days of raw values its
+  administrators keep (``PUT /v2/retention``; ``retention.py`` merges them with the flags).
 
 One notification is one transaction: the cursor is read (locked), the elements above it
 kept, the rows of the data tables written, the cursor moved, then COMMIT, and only then
@@ -76,6 +78,7 @@ PointRow = tuple[int, int, int, float | None, str | None]  # series, t, rid, num
 HourRow = tuple[int, int, int, float | None, float | None, float | None]  # series, h, cnt, sum, min, max
 DayRow = HourRow  # series, day start, cnt, sum, min, max
 LatestRow = tuple[int, int, int, float | None, str | None, int]  # series, t, rid, num, txt, seen
+RetentionRow = tuple[str, str, int]  # tenant, entity type (or "*"), days
 
 
 @dataclass(slots=True)
@@ -246,6 +249,14 @@ class HistoryStore(abc.ABC):
     async def purge_hourly(self, series: Sequence[int], before: int) -> int:
         """Retention of roll-ups: delete hourly rows older than ``before`` (a day start),
         never at or past the roll-up mark (those days have no daily row). The count."""
+
+    @abc.abstractmethod
+    async def retention_rules(self, tenant: str | None = None) -> list[RetentionRow]:
+        """The stored retention rules (of one tenant, or of all), by tenant and type."""
+
+    @abc.abstractmethod
+    async def replace_retention_rules(self, tenant: str, rules: Sequence[tuple[str, int]]) -> None:
+        """Replace a tenant's stored rules, (entity type or ``*``, days) each, in one transaction."""
 
 
 def chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:

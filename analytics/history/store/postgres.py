@@ -10,6 +10,7 @@ The tables are the SQLite store's (``base.py``), with what PostgreSQL adds:
   reads them in order (ordered Append) and stops at the ``LIMIT``.
 * its primary key (series, t, rid) is the btree of every per-series read; a BRIN index
   on ``t`` (a few pages per partition) serves scans by time alone (retention).
+* ``history_retention_rules`` holds the tenants' own retention rules (``PUT /v2/retention``);
 * no extension is needed (Debian's PostgreSQL 15 without PostGIS works): geo filters
   run in Python on the locations read (``engine.py``).
 
@@ -43,8 +44,8 @@ from ngsi.store_lifecycle import ErrorMapping, WhileOpen, keep_session, open_poo
 from ..instants import DAY, HOUR, floor, month_bounds, month_name, whole
 from ..model import Batch, Ingested, Latest, Partial, Point, Series, SeriesFilter, SeriesKey
 from .base import (
-    NOTHING_ROLLED, ROLLED, HistoryStore, Level, StoreError, chunks, edge_days, edge_hours, keep_after, plan,
-    series_keys,
+    NOTHING_ROLLED, ROLLED, HistoryStore, Level, RetentionRow, StoreError, chunks, edge_days, edge_hours, keep_after,
+    plan, series_keys,
 )
 
 log = logging.getLogger("waziup.history.store")
@@ -91,6 +92,10 @@ CREATE TABLE IF NOT EXISTS history_latest (
 CREATE TABLE IF NOT EXISTS history_cursors (
     tenant text COLLATE "C" NOT NULL, subscription text COLLATE "C" NOT NULL, seq bigint NOT NULL,
     PRIMARY KEY (tenant, subscription)
+);
+CREATE TABLE IF NOT EXISTS history_retention_rules (
+    tenant text COLLATE "C" NOT NULL, entity_type text COLLATE "C" NOT NULL, days integer NOT NULL,
+    PRIMARY KEY (tenant, entity_type)
 );
 CREATE SEQUENCE IF NOT EXISTS history_notifications;
 """
@@ -420,6 +425,24 @@ class PostgresStore(WhileOpen[asyncpg.Pool], HistoryStore):
                                                  f"AND h < LEAST($2, {_MARK})", list(chunk), before)
                 deleted += int(status.split()[-1])
         return deleted
+
+    # -- tenants' retention rules ---------------------------------------------------------------
+
+    async def retention_rules(self, tenant: str | None = None) -> list[RetentionRow]:
+        where, params = ("WHERE tenant = $1", [tenant]) if tenant is not None else ("", [])
+        with _mapped:
+            rows = await self.pool.fetch(f"SELECT tenant, entity_type, days FROM history_retention_rules {where} "
+                                         "ORDER BY tenant, entity_type", *params)
+        return [(row[0], row[1], int(row[2])) for row in rows]
+
+    async def replace_retention_rules(self, tenant: str, rules: Sequence[tuple[str, int]]) -> None:
+        with _mapped:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute("DELETE FROM history_retention_rules WHERE tenant = $1", tenant)
+                if rules:
+                    await conn.execute("INSERT INTO history_retention_rules (tenant, entity_type, days) "
+                                       "SELECT $1, * FROM unnest($2::text[], $3::integer[])", tenant,
+                                       [t for t, _ in rules], [d for _, d in rules])
 
 
 async def _complete(conn: asyncpg.Connection, level: Level, ids: list[int], edge: int) -> list[int]:

@@ -39,8 +39,8 @@ from urllib.parse import parse_qs
 from ..instants import DAY, HOUR, floor, whole
 from ..model import Batch, Ingested, Latest, Partial, Point, Series, SeriesFilter, SeriesKey
 from .base import (
-    NOTHING_ROLLED, ROLLED, HistoryStore, Level, StoreError, chunks, edge_days, edge_hours, keep_after, plan,
-    series_keys,
+    NOTHING_ROLLED, ROLLED, HistoryStore, Level, RetentionRow, StoreError, chunks, edge_days, edge_hours, keep_after,
+    plan, series_keys,
 )
 
 T = TypeVar("T")
@@ -77,6 +77,10 @@ CREATE TABLE IF NOT EXISTS cursors (
     PRIMARY KEY (tenant, subscription)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS retention_rules (
+    tenant TEXT NOT NULL, entity_type TEXT NOT NULL, days INTEGER NOT NULL,
+    PRIMARY KEY (tenant, entity_type)
+) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('notifications', 0);
 """
 
@@ -521,6 +525,30 @@ class SQLiteStore(HistoryStore):
     def _purge_hourly(self, chunk: list[int], before: int) -> int:
         return self._db().execute(f"DELETE FROM hourly WHERE series IN ({_marks(len(chunk))}) AND h < min(?, {_MARK})",
                                   [*chunk, before]).rowcount
+
+    # -- tenants' retention rules ---------------------------------------------------------------
+
+    async def retention_rules(self, tenant: str | None = None) -> list[RetentionRow]:
+        where, params = ("WHERE tenant = ?", [tenant]) if tenant is not None else ("", [])
+        rows = await self._read(self._all, f"SELECT tenant, entity_type, days FROM retention_rules {where} "
+                                           "ORDER BY tenant, entity_type", params)
+        return [(row[0], row[1], int(row[2])) for row in rows]
+
+    async def replace_retention_rules(self, tenant: str, rules: Sequence[tuple[str, int]]) -> None:
+        await self._write(self._replace_rules, tenant, list(rules))
+
+    def _replace_rules(self, tenant: str, rules: list[tuple[str, int]]) -> None:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM retention_rules WHERE tenant = ?", (tenant,))
+            db.executemany("INSERT INTO retention_rules (tenant, entity_type, days) VALUES (?, ?, ?)",
+                           [(tenant, entity_type, days) for entity_type, days in rules])
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
 
 def _mark(db: sqlite3.Connection) -> int:

@@ -39,7 +39,7 @@ async def create_device(request: Request) -> Response:
 
 async def get_device(request: Request) -> Response:
     who = await caller(request)
-    return json_response(device_json(await _api(request).backend.viewable(who, _p(request, "device"))))
+    return json_response(device_json(await _api(request).backend.readable(who, _p(request, "device"))))
 
 
 async def delete_device(request: Request) -> Response:
@@ -168,17 +168,8 @@ def _window(request: Request, devices: list[str], sensors: list[str] | None) -> 
 
 
 async def _datapoints(request: Request, window: Window) -> Response:
-    backend = _api(request).backend
-    if backend.history is None:
-        raise bad_request("no history service is configured (-historyURL)")
-    sensors_of = await backend.sensors_of(await caller(request), list(window.devices))
-    points = await backend.history.datapoints(window, sensors_of)
-    if request.query_params.get("calibrated", "true").lower() != "false":
-        calibs = await backend.calibrations(list(window.devices))
-        for point in points:
-            calib = calibs.get((point["device_id"], point["sensor_id"]))
-            if calib:
-                point["value"] = values.calibrate(point["value"], calib)
+    points = await _api(request).backend.datapoints(
+        await caller(request), window, calibrated=request.query_params.get("calibrated", "true").lower() != "false")
     if csv_wanted(request):
         return Response(values.datapoints_csv(points), media_type="text/csv")
     return json_response(points)

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from ..credentials import digest, same
 from ..http import KeyrockError, client_address, form_pairs, json, query_pairs, service
+from ..model import ACCESS, REFRESH, Token
 from ..oauth import (
     SECRET_METHODS,
     Session,
@@ -28,7 +29,7 @@ from ..oauth import (
 )
 from ..oauth import Request as OAuthRequest
 from ..pages import login as page
-from . import route_table
+from . import audited, route_table
 
 log = logging.getLogger("waziup.idm.oauth2")
 
@@ -124,6 +125,30 @@ def _decide(call: Any) -> Result:
         return 400, {"error": "invalid_request"}, [("Cache-Control", "no-store")]
 
 
+# -- the audit trail: who got or lost a token, never the token ----------------------------------
+
+
+async def _audit_issued(request: Request, session: Session, grant_type: str | None) -> None:
+    """``token.issued``: by the user (or, for a client's own token, the client), with the
+    grant, the client and the scope."""
+    access = next((t for t in session.saves if t.kind == ACCESS), None)
+    if access is None:
+        return
+    actor, kind = (access.user_id, "user") if access.user_id else (access.client_id or "", "app")
+    details = {"grant_type": access.extra.get("grant") or grant_type or "", "client_id": access.client_id or "", "scope": access.scope,
+               "format": access.extra.get("format", "opaque"), "refresh": any(t.kind == REFRESH for t in session.saves)}
+    await audited(request, actor, "token.issued", actor_kind=kind, target=access.client_id or "", details=details)
+
+
+async def _audit_revoked(request: Request, session: Session, record: Token, reason: str) -> None:
+    """``token.revoked``: by the client that asked (or that presented a used code or
+    refresh token again), about the token's user."""
+    client = session.client.id if session.client is not None else record.client_id or ""
+    details = {"client_id": record.client_id or "", "kind": record.kind, "family": bool(record.family)}
+    await audited(request, client, "token.revoked", actor_kind="app", target=record.user_id or record.client_id or "",
+                  reason=reason, details=details)
+
+
 # -- POST /oauth2/token (oauth_documentation.md: every grant; oidc_documentation.md: id_token) --
 
 
@@ -164,8 +189,15 @@ async def token(request: Request) -> Response:
     if result[0] != 200:
         if session.reused_family:
             await _apply(Session(the_service, session.now, reused_family=session.reused_family), result)
+            used = session.code or session.refresh
+            if used is not None:
+                await _audit_revoked(request, session, used, "a used code or rotated refresh token came back: "
+                                                             "its family is revoked")
         return _respond(result)
-    return _respond(await _apply(session, result))
+    result = await _apply(session, result)
+    if result[0] == 200:
+        await _audit_issued(request, session, grant_type)
+    return _respond(result)
 
 
 # -- POST /oauth2/revoke (oauth_documentation.md "Revoke Token"; RFC 7009) ----------------------
@@ -185,6 +217,8 @@ async def _token_endpoint(request: Request, name: str) -> Response:
     result = _decide(lambda: server.create_endpoint_response(name, oauth))
     if result[0] == 200:
         result = await _apply(session, result)
+        for record in session.revocations:
+            await _audit_revoked(request, session, record, "revoked by the client")
     return _respond(result)
 
 
@@ -286,6 +320,7 @@ async def authorize_submit(request: Request) -> Response:
     result = _decide(lambda: server.create_authorization_response(oauth, grant_user=result_login.user, grant=grant))
     if result[0] == 302:
         result = await _apply(session, result)
+        await _audit_issued(request, session, "implicit")  # a code is not a token: only the implicit grant's
     return _respond(result)
 
 

@@ -49,7 +49,7 @@ from ..model import (
 )
 from ..sqlstore import AppItems
 from ..store import IdmStore
-from . import RouteTable, route_table
+from . import RouteTable, audited, route_table
 
 FORBIDDEN = "User not allowed to perform the action"
 _APP = "/applications/{application_id}"
@@ -119,9 +119,15 @@ async def _allowed(request: Request, caller: User, app: Application, *needed: st
 
 async def _app_for(request: Request, *needed: str) -> Application:
     """The path's application, once :func:`_allowed` lets the caller act on it."""
+    return (await _caller_app_for(request, *needed))[1]
+
+
+async def _caller_app_for(request: Request, *needed: str) -> tuple[User, Application]:
+    """The caller and the path's application, once :func:`_allowed` lets the caller act on
+    it (the caller is the actor of a change's audit event)."""
     caller, app = await _application(request)
     await _allowed(request, caller, app, *needed)
-    return app
+    return caller, app
 
 
 def _uris(value: Any) -> tuple[str, ...]:
@@ -220,6 +226,7 @@ async def create_application(request: Request) -> Response:
     if "authorization_code" in app.grant_types and not app.redirect_uris:
         raise KeyrockError(400, "Missing parameter redirect_uri in body")
     await the_service.store.create_application(app, caller.id)
+    await audited(request, caller.id, "application.created", target=app.id, details={"name": app.name})
     return json({"application": app_json(app, secret=None if app.public else secret)}, 201)
 
 
@@ -233,15 +240,17 @@ async def read_application(request: Request) -> Response:
 
 
 async def update_application(request: Request) -> Response:
-    app = await _app_for(request, "2")
+    caller, app = await _caller_app_for(request, "2")
     updated, shown = _app_fields(request, await wrapped_body(request, "application"), app)
     await service(request).store.save_application(updated)
+    await audited(request, caller.id, "application.updated", target=app.id, details={"fields": sorted(shown)})
     return json({"values_updated": shown})
 
 
 async def delete_application(request: Request) -> Response:
-    app = await _app_for(request, "2")
+    caller, app = await _caller_app_for(request, "2")
     await service(request).store.delete_application(app.id)
+    await audited(request, caller.id, "application.deleted", target=app.id, details={"name": app.name})
     return Response(status_code=204)
 
 
@@ -321,15 +330,21 @@ async def _item(request: Request, app: Application, kind: _Kind[_Item]) -> _Item
     return found
 
 
-async def _changeable_item(request: Request, kind: _Kind[_Item], doing: str) -> tuple[Application, _Item]:
-    """The application and the path's item, for a caller who manages roles (3), unless the
-    item is internal: those are Keyrock's seeded ones, shared by every application, and
-    nobody changes or deletes them."""
-    app = await _app_for(request, "3")
+async def _changeable_item(request: Request, kind: _Kind[_Item], doing: str) -> tuple[User, Application, _Item]:
+    """The caller, the application and the path's item, for a caller who manages roles (3),
+    unless the item is internal: those are Keyrock's seeded ones, shared by every
+    application, and nobody changes or deletes them."""
+    caller, app = await _caller_app_for(request, "3")
     item = await _item(request, app, kind)
     if item.is_internal:
         raise KeyrockError(403, f"Internal {kind.name}s cannot be {doing}")
-    return app, item
+    return caller, app, item
+
+
+async def _audit_item(request: Request, caller: User, kind: _Kind[_Item], item: _Item, done: str) -> None:
+    """``role.created``, ``permission.deleted``...: what decides PEP answers changed."""
+    await audited(request, caller.id, f"{kind.name}.{done}", target=item.id,
+                  details={"app_id": item.app_id, "name": item.name})
 
 
 async def list_items(kind: _Kind[_Item], request: Request) -> Response:
@@ -339,11 +354,12 @@ async def list_items(kind: _Kind[_Item], request: Request) -> Response:
 
 
 async def create_item(kind: _Kind[_Item], request: Request) -> Response:
-    app = await _app_for(request, "3")
+    caller, app = await _caller_app_for(request, "3")
     body = await wrapped_body(request, kind.name)
     text_field(body, "name", required=True, limit=kind.name_limit)
     item, _ = kind.fields(body, kind.new(str(uuid.uuid4()), app.id))
     await kind.items(service(request).store).create(item)
+    await _audit_item(request, caller, kind, item, "created")
     return json({kind.name: kind.shown(item, app.id)}, 201)
 
 
@@ -353,15 +369,17 @@ async def read_item(kind: _Kind[_Item], request: Request) -> Response:
 
 
 async def update_item(kind: _Kind[_Item], request: Request) -> Response:
-    _, item = await _changeable_item(request, kind, "changed")
+    caller, _, item = await _changeable_item(request, kind, "changed")
     updated, changes = kind.fields(await wrapped_body(request, kind.name), item)
     await kind.items(service(request).store).save(updated)
+    await _audit_item(request, caller, kind, updated, "updated")
     return json({"values_updated": changes})
 
 
 async def delete_item(kind: _Kind[_Item], request: Request) -> Response:
-    app, item = await _changeable_item(request, kind, "deleted")
+    caller, app, item = await _changeable_item(request, kind, "deleted")
     await kind.items(service(request).store).delete(app.id, item.id)
+    await _audit_item(request, caller, kind, item, "deleted")
     return Response(status_code=204)
 
 
@@ -391,24 +409,32 @@ async def role_permissions(request: Request) -> Response:
     return json({"role_permission_assignments": out})
 
 
-async def _role_and_permission(request: Request) -> tuple[Role, Permission]:
-    app = await _app_for(request, "3")
+async def _role_and_permission(request: Request) -> tuple[User, Role, Permission]:
+    caller, app = await _caller_app_for(request, "3")
     role, permission = await _item(request, app, _ROLES), await _item(request, app, _PERMISSIONS)
     if role.is_internal or permission.is_internal:
         raise KeyrockError(403, "Internal roles and permissions cannot be reassigned")
-    return role, permission
+    return caller, role, permission
+
+
+async def _audit_role_permission(request: Request, caller: User, role: Role, permission: Permission,
+                                 done: str) -> None:
+    await audited(request, caller.id, f"permission.{done}", target=permission.id,
+                  details={"app_id": permission.app_id, "role_id": role.id})
 
 
 async def assign_permission(request: Request) -> Response:
-    role, permission = await _role_and_permission(request)
+    caller, role, permission = await _role_and_permission(request)
     await service(request).store.put_role_permission(role.id, permission.id)
+    await _audit_role_permission(request, caller, role, permission, "assigned")
     return json({"role_permission_assignments": {"role_id": role.id, "permission_id": permission.id}}, 201)
 
 
 async def remove_permission(request: Request) -> Response:
-    role, permission = await _role_and_permission(request)
+    caller, role, permission = await _role_and_permission(request)
     if not await service(request).store.delete_role_permission(role.id, permission.id):
         raise KeyrockError(404, "The role does not have this permission")
+    await _audit_role_permission(request, caller, role, permission, "unassigned")
     return Response(status_code=204)
 
 
@@ -454,25 +480,34 @@ async def user_assignments(request: Request) -> Response:
     return json({"role_user_assignments": [{"user_id": a.user_id, "role_id": a.role_id} for a in found]})
 
 
-async def _user_role(request: Request) -> tuple[Application, UserRole]:
+async def _user_role(request: Request) -> tuple[User, Application, UserRole]:
     caller, app = await _application(request)
     role = await _item(request, app, _ROLES)
     await _holder_exists(request, "user_id")
     await _may_assign(request, caller, app, role)
-    return app, UserRole(app.id, request.path_params["user_id"], role.id)
+    return caller, app, UserRole(app.id, request.path_params["user_id"], role.id)
+
+
+async def _audit_assignment(request: Request, caller: User, done: str, holder: str, holder_id: str, app_id: str,
+                            role_id: str, **more: str) -> None:
+    """``role.assigned`` / ``role.unassigned``: to whom (a user or an organization) is the target."""
+    await audited(request, caller.id, f"role.{done}", target=holder_id,
+                  details={"holder": holder, "app_id": app_id, "role_id": role_id, **more})
 
 
 async def assign_user_role(request: Request) -> Response:
-    app, assignment = await _user_role(request)
+    caller, app, assignment = await _user_role(request)
     await service(request).store.put_user_role(assignment)
+    await _audit_assignment(request, caller, "assigned", "user", assignment.user_id, app.id, assignment.role_id)
     return json({"role_user_assignments": {"role_id": assignment.role_id, "user_id": assignment.user_id,
                                            "oauth_client_id": app.id}}, 201)
 
 
 async def remove_user_role(request: Request) -> Response:
-    _, assignment = await _user_role(request)
+    caller, app, assignment = await _user_role(request)
     if not await service(request).store.delete_user_role(assignment):
         raise KeyrockError(404, "The user does not have this role")
+    await _audit_assignment(request, caller, "unassigned", "user", assignment.user_id, app.id, assignment.role_id)
     return Response(status_code=204)
 
 
@@ -489,7 +524,7 @@ async def organization_assignments(request: Request) -> Response:
     return json({"role_organization_assignments": out})
 
 
-async def _organization_role(request: Request) -> tuple[Application, OrganizationRole]:
+async def _organization_role(request: Request) -> tuple[User, Application, OrganizationRole]:
     caller, app = await _application(request)
     role = await _item(request, app, _ROLES)
     await _holder_exists(request, "organization_id")
@@ -498,21 +533,25 @@ async def _organization_role(request: Request) -> tuple[Application, Organizatio
     if org_role not in ORGANIZATION_ROLES:
         raise KeyrockError(404, "Organization role not found: it is owner or member")
     await _may_assign(request, caller, app, role)
-    return app, OrganizationRole(app.id, org_id, role.id, org_role)
+    return caller, app, OrganizationRole(app.id, org_id, role.id, org_role)
 
 
 async def assign_organization_role(request: Request) -> Response:
-    app, a = await _organization_role(request)
+    caller, app, a = await _organization_role(request)
     await service(request).store.put_organization_role(a)
+    await _audit_assignment(request, caller, "assigned", "organization", a.organization_id, app.id, a.role_id,
+                            organization_role=a.organization_role)
     return json({"role_organization_assignments": {"role_id": a.role_id, "organization_id": a.organization_id,
                                                    "oauth_client_id": app.id, "role_organization": a.organization_role}},
                 201)
 
 
 async def remove_organization_role(request: Request) -> Response:
-    _, a = await _organization_role(request)
+    caller, app, a = await _organization_role(request)
     if not await service(request).store.delete_organization_role(a):
         raise KeyrockError(404, "The organization does not have this role")
+    await _audit_assignment(request, caller, "unassigned", "organization", a.organization_id, app.id, a.role_id,
+                            organization_role=a.organization_role)
     return Response(status_code=204)
 
 

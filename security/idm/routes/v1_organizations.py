@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from ..http import KeyrockError, api_caller, json, service, text_field, wrapped_body
 from ..model import ORGANIZATION_ROLES, Membership, Organization, User
-from . import route_table
+from . import audited, route_table
 
 FORBIDDEN = "User not allowed to perform the action"
 
@@ -59,6 +59,7 @@ async def create_organization(request: Request) -> Response:
     org = Organization(str(uuid.uuid4()), text_field(body, "name", required=True, limit=256) or "",
                        text_field(body, "description"), text_field(body, "website"), the_service.now())
     await the_service.store.create_organization(org, caller.id)
+    await audited(request, caller.id, "organization.created", target=org.id, details={"name": org.name})
     return json({"organization": {"id": org.id, "image": "default", "name": org.name, "description": org.description}}, 201)
 
 
@@ -79,8 +80,9 @@ async def update_organization(request: Request) -> Response:
 
 
 async def delete_organization(request: Request) -> Response:
-    _, org = await _organization(request, owner=True)
+    caller, org = await _organization(request, owner=True)
     await service(request).store.delete_organization(org.id)
+    await audited(request, caller.id, "organization.deleted", target=org.id, details={"name": org.name})
     return Response(status_code=204)
 
 
@@ -115,20 +117,29 @@ def _organization_role(request: Request) -> str:
     return role
 
 
+async def _audit_membership(request: Request, caller: User, done: str, org: Organization, user: User, role: str) -> None:
+    """A membership is a role in the organization (owner, member): ``role.assigned`` or
+    ``role.unassigned`` to the user, with the organization (no application) in details."""
+    await audited(request, caller.id, f"role.{done}", target=user.id,
+                  details={"holder": "user", "organization_id": org.id, "organization_role": role})
+
+
 async def add_member(request: Request) -> Response:
-    _, org = await _organization(request, owner=True)
+    caller, org = await _organization(request, owner=True)
     role = _organization_role(request)
     user = await _member_user(request)
     await service(request).store.put_membership(Membership(org.id, user.id, role))
+    await _audit_membership(request, caller, "assigned", org, user, role)
     return json({"user_organization_assignments": {"role": role, "user_id": user.id, "organization_id": org.id}}, 201)
 
 
 async def remove_member(request: Request) -> Response:
-    _, org = await _organization(request, owner=True)
+    caller, org = await _organization(request, owner=True)
     role = _organization_role(request)
     user = await _member_user(request)
     if not await service(request).store.delete_membership(org.id, user.id, role):
         raise KeyrockError(404, "User is not in the organization with this role")
+    await _audit_membership(request, caller, "unassigned", org, user, role)
     return Response(status_code=204)
 
 

@@ -26,7 +26,7 @@ from ..http import (
 )
 from ..model import ACCESS, CODE, REFRESH, User
 from ..store import Conflict
-from . import route_table
+from . import audited, route_table
 
 FORBIDDEN = "User not allowed to perform the action"
 
@@ -76,6 +76,7 @@ async def create_user(request: Request) -> Response:
         await the_service.store.create_user(user)
     except Conflict:
         raise KeyrockError(409, "Email or username already used") from None
+    await audited(request, caller.id, "user.created", target=user.id, details={"admin": user.admin})
     out = {"id": user.id, "image": "default", "gravatar": False, "enabled": True, "admin": user.admin,
            "username": user.username, "email": user.email, "date_password": iso(now)}
     return json({"user": out}, 201)
@@ -124,12 +125,26 @@ async def update_user(request: Request) -> Response:
         raise KeyrockError(409, "Email or username already used") from None
     if password_changed or changes.get("enabled") is False:
         await the_service.store.revoke_user_tokens(user.id, kinds=(ACCESS, REFRESH, CODE))
+    await _audit_update(request, caller, user, changes)
     return json({"values_updated": shown})
 
 
+async def _audit_update(request: Request, caller: User, user: User, changes: dict[str, Any]) -> None:
+    """``user.updated``: the names of the fields changed (never their values, but the two
+    flags that decide access); ``role.assigned``/``role.unassigned`` of ``admin`` too."""
+    fields = sorted("password" if name in ("password_hash", "date_password") else name for name in changes)
+    flags = {name: changes[name] for name in ("enabled", "admin") if name in changes}
+    await audited(request, caller.id, "user.updated", target=user.id,
+                  details={"fields": list(dict.fromkeys(fields)), **flags})
+    if "admin" in changes and changes["admin"] != user.admin:
+        await audited(request, caller.id, "role.assigned" if changes["admin"] else "role.unassigned", target=user.id,
+                      details={"holder": "user", "role_id": "admin"})
+
+
 async def delete_user(request: Request) -> Response:
-    _, user = await _target(request)
+    caller, user = await _target(request)
     await service(request).store.delete_user(user.id)
+    await audited(request, caller.id, "user.deleted", target=user.id)
     return Response(status_code=204)
 
 

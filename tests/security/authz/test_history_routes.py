@@ -54,6 +54,9 @@ def test_the_table_covers_every_route_the_history_serves() -> None:
                 assert resource.public
             elif route.path == "/v2/notify":
                 assert resource.actions == {CREATE, UPDATE}
+            elif route.path == "/v2/retention":  # the tenant's rules: anyone who reads may see them, admins set them
+                assert resource.actions == ({ADMIN} if method == "PUT" else {READ}), method
+                served.append((method, route.path))
             else:
                 assert resource.actions == ({DELETE} if method == "DELETE" else {READ}), route.path
                 served.append((method, route.path.replace("{entityId}", "{id}").replace("{entityType}", "{type}")

@@ -27,7 +27,7 @@ _DATABASE = "waziup_idm_test"
 _RESET = (
     "DROP TABLE IF EXISTS idm_users, idm_organizations, idm_memberships, idm_applications, idm_roles, "
     "idm_permissions, idm_role_permissions, idm_user_roles, idm_organization_roles, idm_tokens, "
-    "idm_signing_keys, idm_counters CASCADE"
+    "idm_signing_keys, idm_counters, idm_privacy_policies, idm_privacy_state, idm_privacy_budget CASCADE"
 )
 ADMIN_PASSWORD = "Adm1n-pass-for-tests"
 
