@@ -427,6 +427,9 @@ def _privacy_rows(bench: Bench, broker: subprocess.Popen[bytes], broker_cmd: lis
         broker = start([*broker_cmd, *privacy.broker_args()], ports["broker"], "/version", work / f"broker-privacy-{mode}.log",
                        env={**os.environ, "BENCH_PRIVACY": mode, "PYTHONPATH": str(ROOT)})
         bench.broker = broker
+        seconds, bench.args.seconds = bench.args.seconds, 5
+        bench.notifications(per_entity=False)  # warm-up, the same for both: they start cold
+        bench.args.seconds = seconds
         bench._record(name, "req/s", 1, lambda: bench.notifications(per_entity=False))
     without, with_policy = bench.results.get(rows["none"]), bench.results.get(rows["policy"])
     if without and with_policy:

@@ -35,7 +35,7 @@ from .policy import Consumer, Drop, Generalize, Noise, Policy, Pseudonymize, Ste
 
 INDEX_ATTRIBUTE = "TimeInstant"
 AGGREGATION_PERIODS = ("second", "minute", "hour", "day", "month", "year")  # finest first
-_SYSTEM = random.SystemRandom()
+SYSTEM_RANDOM = random.SystemRandom()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +54,12 @@ class _Dropped:
 DROPPED = _Dropped()
 
 
-def _pseudonym(value: Any, ctx: Context) -> Any:
+def pseudonym(value: Any, ctx: Context) -> Any:
     """Ids and lists of ids to pseudonyms; a null stays null (it names no one)."""
     if value is None:
         return None
     if isinstance(value, list):
-        return [_pseudonym(v, ctx) for v in value]
+        return [pseudonym(v, ctx) for v in value]
     return tf.pseudonymize(value, ctx.keys.current_key, ctx.consumer.key)
 
 
@@ -80,7 +80,7 @@ def transform_value(steps: Steps, value: Any, ctx: Context) -> Any:
         if isinstance(step, Drop):
             return DROPPED
         if isinstance(step, Pseudonymize):
-            value = _pseudonym(value, ctx)
+            value = pseudonym(value, ctx)
         elif isinstance(step, Generalize):
             value = _generalize(step, value)
         elif isinstance(step, Noise):
@@ -109,7 +109,7 @@ def visible_names(policy: Policy, names: Iterable[str]) -> list[str]:
 
 
 def _context(keys: KeyRing, consumer: Consumer, rng: random.Random | None) -> Context:
-    return Context(keys, consumer, rng if rng is not None else _SYSTEM)
+    return Context(keys, consumer, rng if rng is not None else SYSTEM_RANDOM)
 
 
 # -- entities --------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def _entity(policy: Policy, entity: Mapping[str, Any], ctx: Context, key_values:
     out: dict[str, Any] = {}
     for name, attr in entity.items():
         if name == "id":
-            out[name] = _pseudonym(attr, ctx) if policy.pseudonymize_ids else attr
+            out[name] = pseudonym(attr, ctx) if policy.pseudonymize_ids else attr
         elif name == "type":
             out[name] = attr
         else:
@@ -227,7 +227,7 @@ def _history(policy: Policy, node: Any, attr: str | None, ctx: Context, top: boo
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key == "entityId":
-            out[key] = _pseudonym(value, ctx) if policy.pseudonymize_ids else value
+            out[key] = pseudonym(value, ctx) if policy.pseudonymize_ids else value
         elif dropped and key in ("index", "values", *_LISTS):
             out[key] = []  # the answer about a dropped attribute: say nothing
         elif key in ("index", "lastSeen"):
@@ -287,7 +287,7 @@ def apply_block(policy: Policy, entity_id: str, index: Sequence[Any], values: Ma
     steps as every other shape, so JSON and CSV answers of one query agree."""
     ctx = _context(keys, consumer, rng)
     types = attr_types or {}
-    new_id = _pseudonym(entity_id, ctx) if policy.pseudonymize_ids else entity_id
+    new_id = pseudonym(entity_id, ctx) if policy.pseudonymize_ids else entity_id
     out: dict[str, list[Any]] = {}
     for name, column in values.items():
         if policy.drops(name):
@@ -331,7 +331,7 @@ def apply_rows(policy: Policy, rows: Iterable[Mapping[str, Any]], *, keys: KeyRi
             continue
         new = dict(row)
         if "entityId" in new and policy.pseudonymize_ids:
-            new["entityId"] = _pseudonym(new["entityId"], ctx)
+            new["entityId"] = pseudonym(new["entityId"], ctx)
         if "value" in new and name is not None:
             new["value"] = transform_value(steps_of(policy, name, row.get("attrType")), new["value"], ctx)
         for key in ("index", "timeIndex"):

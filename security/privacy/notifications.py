@@ -30,19 +30,27 @@ from .guard import idm_client
 from .release import ConsumerRelease, consumers_of, trusted_ids
 
 
+MAX_HELD = 100_000  # owners' releases remembered by object, forgotten all at once beyond
+
+
 class PrivateNotificationFilter:
     def __init__(self, access: Any, feed: PrivacyFeed, trusted: frozenset[str] = frozenset()) -> None:
         self.access = access  # (owner, tenant, entity) -> entity | None: the NGSI policies
         self.feed = feed
         self.trusted = trusted  # the platform's own accounts (WAZIUP_PRIVACY_TRUSTED)
         self._releases: dict[str, ConsumerRelease | None] = {}
+        self._held: dict[int, tuple[dict[str, Any], ConsumerRelease | None]] = {}
         self._version: object = None
 
     def _release_of(self, owner: dict[str, Any]) -> ConsumerRelease | None:
         snapshot = self.feed.snapshot
-        if snapshot is not self._version:
+        if snapshot is not self._version or len(self._held) > MAX_HELD:
             self._releases.clear()
+            self._held.clear()
             self._version = snapshot
+        held = self._held.get(id(owner))  # the subscription's own owner dict: its release, without a key to build
+        if held is not None and held[0] is owner:
+            return held[1]
         key = repr(sorted(owner.items()))
         if key not in self._releases:
             assert snapshot is not None
@@ -52,6 +60,7 @@ class PrivateNotificationFilter:
                 organizations=[str(o) for o in owner.get("organizations") or ()])
             self._releases[key] = (ConsumerRelease(snapshot, consumers)
                                    if consumers and snapshot.concerns(consumers) else None)
+        self._held[id(owner)] = (owner, self._releases[key])
         return self._releases[key]
 
     def __call__(self, owner: dict[str, Any], tenant: str, entity: dict[str, Any]) -> dict[str, Any] | None:
@@ -65,9 +74,10 @@ class PrivateNotificationFilter:
         if release is None:
             return shown
         policy = release.policy(tenant, shown.get("servicePath") or "/", shown.get("type") or "")
-        if policy is None:
+        attrs = shown.get("attrs", {})
+        if policy is None or not any(policy.drops(n) for n in attrs):
             return shown
-        return {**shown, "attrs": {n: a for n, a in shown.get("attrs", {}).items() if not policy.drops(n)}}
+        return {**shown, "attrs": {n: a for n, a in attrs.items() if not policy.drops(n)}}
 
     def release(self, owner: dict[str, Any], tenant: str, entity: dict[str, Any]) -> dict[str, Any] | None:
         if self.feed.snapshot is None:
