@@ -317,7 +317,7 @@ class Notifier:
                 if alteration is None:
                     continue
                 if owner is not None and self.release is not None:
-                    seen = self._as_received_by(owner, seen, releases)
+                    seen = self._as_received_by(owner, sub, seen, releases)
                     if seen is None:
                         continue
                 effective = sub if self.custom_enabled else _without_custom(sub)
@@ -364,8 +364,14 @@ class Notifier:
         views[key] = seen
         return seen
 
-    def _as_received_by(self, owner: dict[str, Any], change: Change, releases: dict[str, Change | None]) -> Change | None:
+    def _as_received_by(self, owner: dict[str, Any], sub: dict[str, Any], change: Change,
+                        releases: dict[str, Change | None]) -> Change | None:
+        """The change as the owner receives it; per subscription when the filter says
+        its releases depend on it (``per_subscription``: a policy for one subscription)."""
         key = repr(sorted(owner.items()))
+        if getattr(self.visibility, "per_subscription", False):
+            owner = {**owner, "subscription": str(sub.get("id") or "")}
+            key += owner["subscription"]
         if key in releases:
             return releases[key]
         assert self.release is not None

@@ -12,7 +12,9 @@ is the consumer of its notifications. Two stages, as the notifier calls them
   built): the whole policy, pseudonyms, generalizations and noise included
   (:class:`~security.privacy.release.ConsumerRelease` on the broker's internal form).
 
-Both fail closed: until the privacy policies are known, nothing is sent to owners.
+Both fail closed: until the privacy policies are known, nothing is sent to owners. A
+policy for one ``subscription`` (its id) applies at the second stage: the notifier then
+releases per subscription instead of per owner (``per_subscription``).
 Conditions see generalized or noised attributes as stored (documented in
 docs/privacy.md): a policy that must hide a value entirely drops it.
 """
@@ -27,6 +29,7 @@ from security.pep.settings import from_environ
 
 from .feed import PrivacyFeed, feed_for
 from .guard import idm_client
+from .policy import Consumer
 from .release import ConsumerRelease, consumers_of, trusted_ids
 
 
@@ -51,17 +54,26 @@ class PrivateNotificationFilter:
         held = self._held.get(id(owner))  # the subscription's own owner dict: its release, without a key to build
         if held is not None and held[0] is owner:
             return held[1]
-        key = repr(sorted(owner.items()))
+        key = repr(sorted(owner.items()))  # with "subscription" when the notifier adds it (per_subscription)
         if key not in self._releases:
             assert snapshot is not None
             user_id = str(owner.get("user_id") or "")
             consumers = () if user_id in self.trusted else consumers_of(
                 user_id=user_id, app_id=str(owner.get("app_id") or ""),
                 organizations=[str(o) for o in owner.get("organizations") or ()])
+            if consumers and owner.get("subscription"):
+                consumers = (*consumers, Consumer("subscription", str(owner["subscription"])))
             self._releases[key] = (ConsumerRelease(snapshot, consumers)
                                    if consumers and snapshot.concerns(consumers) else None)
         self._held[id(owner)] = (owner, self._releases[key])
         return self._releases[key]
+
+    @property
+    def per_subscription(self) -> bool:
+        """True when some policy names a subscription: the notifier then asks ``release``
+        with the subscription's id in the owner (``"subscription"``)."""
+        snapshot = self.feed.snapshot
+        return snapshot is not None and any(p.consumer.kind == "subscription" for p in snapshot.policies)
 
     def __call__(self, owner: dict[str, Any], tenant: str, entity: dict[str, Any]) -> dict[str, Any] | None:
         self.feed.start()

@@ -136,3 +136,20 @@ def test_no_snapshot_no_notification_and_trusted_owners_get_it_raw() -> None:
     assert PSEUDONYM.match(released.release({"user_id": "anyone"}, "", stored)["id"])
     feed.snapshot = None
     assert released({"user_id": "anyone"}, "", stored) is None
+
+
+def test_a_policy_for_one_subscription(setup: tuple[TestClient, Receiver, KeyRing]) -> None:
+    """A subscription-kind policy applies to that subscription's notifications only; the
+    owner's other subscription keeps the owner's own policy (here: none, so raw)."""
+    client, receiver, _ = setup
+    subscribe(client, "bob", {"http": {"url": receiver.url + "/watched"}})
+    subscribe(client, "bob", {"http": {"url": receiver.url + "/plain"}})
+    watched = client.get("/v2/subscriptions").json()
+    sub_id = next(s["id"] for s in watched if s["notification"]["http"]["url"].endswith("/watched"))
+    feed = client.app.state.notifier.visibility.feed  # type: ignore[attr-defined]
+    feed.snapshot = Snapshot(2, parse_policies([{"id": "one-sub", "consumer": {"kind": "subscription", "id": sub_id},
+                                                 "attributes": {"serial": [{"transform": "drop"}]}}]), feed.snapshot.keys)
+    assert client.post("/v2/entities", json=METER).status_code == 201
+    got = dict(receiver.wait(2))
+    assert "serial" not in json.loads(got["/watched"])["data"][0]
+    assert json.loads(got["/plain"])["data"][0]["serial"]["value"] == "SN-4471"
