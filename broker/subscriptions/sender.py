@@ -350,14 +350,10 @@ class Notifier:
         if key in views:
             return views[key]
         assert self.visibility is not None
-        try:
-            before = None if change.before is None else self.visibility(owner, change.tenant, change.before)
-            after = None if change.after is None else self.visibility(owner, change.tenant, change.after)
-        except Exception:
-            log.exception("the notification filter failed: nothing is sent to owner %s", owner.get("user_id"))
-            before = after = None
+        both = _through(self.visibility, owner, change, "filter")
         seen = None
-        if (change.after is None or after is not None) and (change.before is None or before is not None):
+        if both is not None:
+            before, after = both
             shown = set((after or before or {}).get("attrs", ())) | set((before or {}).get("attrs", ()))
             touched = tuple(name for name in change.touched if name in shown or name == "dateExpires")
             seen = dataclasses.replace(change, before=before, after=after, touched=touched)
@@ -375,17 +371,9 @@ class Notifier:
         if key in releases:
             return releases[key]
         assert self.release is not None
-        try:
-            before = None if change.before is None else self.release(owner, change.tenant, change.before)
-            after = None if change.after is None else self.release(owner, change.tenant, change.after)
-        except Exception:
-            log.exception("the notification release failed: nothing is sent to owner %s", owner.get("user_id"))
-            before = after = None
-        seen = None
-        if (change.after is None or after is not None) and (change.before is None or before is not None):
-            seen = dataclasses.replace(change, before=before, after=after)
-        releases[key] = seen
-        return seen
+        both = _through(self.release, owner, change, "release")
+        releases[key] = None if both is None else dataclasses.replace(change, before=both[0], after=both[1])
+        return releases[key]
 
     def _mark_sent(self, tenant: str, sub: dict[str, Any], now: float) -> None:
         """timesSent, lastNotification and oneshot are Orion's trigger-time counters."""
@@ -689,6 +677,20 @@ async def _wait_listed(
     finally:
         timer.cancel()
     return waiter
+
+
+def _through(view: Visibility, owner: dict[str, Any], change: Change, what: str) -> tuple[Any, Any] | None:
+    """(before, after) as ``view`` shows them to the owner; None when it shows nothing of
+    an entity the change has, or fails (then nothing is sent: the filter fails closed)."""
+    try:
+        before = None if change.before is None else view(owner, change.tenant, change.before)
+        after = None if change.after is None else view(owner, change.tenant, change.after)
+    except Exception:
+        log.exception("the notification %s failed: nothing is sent to owner %s", what, owner.get("user_id"))
+        return None
+    if (change.after is not None and after is None) or (change.before is not None and before is None):
+        return None
+    return before, after
 
 
 def _without_custom(sub: dict[str, Any]) -> dict[str, Any]:
