@@ -4,7 +4,8 @@ alice's privacy policy (made by the administrator through the identity manager's
 ``/v1/privacy/policies``) drops a meter's ``serial``, generalizes its ``location`` to a
 5-character geohash and its times to the hour, and pseudonymizes its id. Her
 subscriptions' notifications (HTTP to a receiver of hers, MQTT to a Mosquitto of hers),
-her reads, her history queries and her CSV export all show those transforms; bob, with no
+her reads, her history queries and her CSV export all show those transforms, also
+through the dashboard's forwarding; bob, with no
 policy, sees the raw data everywhere. carol may have only hourly averages of ``power``,
 noised, from a budget of epsilon 1 a day at 0.5 a query: the third query is refused.
 """
@@ -157,6 +158,11 @@ def test_notifications_history_and_exports_per_consumer(platform: dict[str, Any]
     assert mine == [{"id": pseudonym, "type": "Meter", "power": 800, "location": "5.2954102,4.0209961",
                      "TimeInstant": "2026-12-04T10:00:00.000Z"}]
 
+    # the dashboard's calls go through the same guards with the caller's token
+    shown = httpx.get(platform["dashboardPort"] + "/api/broker/v2/entities?id=M1&options=keyValues",
+                      headers=bearer(people["alice"]))
+    assert shown.status_code == 200 and shown.json() == mine, shown.text
+
     # the history: the same transforms in JSON and in CSV; bob's raw
     until("the history of M1", lambda: httpx.get(history + "/v2/entities/M1", headers=bearer(people["admin"])).status_code == 200)
     until("alice's policy at the history", lambda: "M1" not in httpx.get(
@@ -170,6 +176,10 @@ def test_notifications_history_and_exports_per_consumer(platform: dict[str, Any]
     location = next(a for a in entity["attributes"] if a["attrName"] == "location")
     assert location["values"] == ["5.2954102,4.0209961"]
     assert all(t.startswith("2026-12-04T10:00:00") or t.endswith(":00:00.000+00:00") for t in entity["index"])
+    through_dashboard = httpx.get(platform["dashboardPort"] + "/api/history/v2/types/Meter?id=M1",
+                                  headers=bearer(people["alice"]))
+    assert through_dashboard.status_code == 200 and "M1" not in through_dashboard.text
+    assert pseudonym in through_dashboard.text and "SN-4471" not in through_dashboard.text
     exported = httpx.get(history + "/v2/types/Meter?id=M1", headers={**bearer(people["alice"]), "Accept": "text/csv"})
     assert exported.status_code == 200, exported.text
     rows = list(csv.DictReader(io.StringIO(exported.text)))
