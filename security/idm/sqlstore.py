@@ -428,8 +428,6 @@ async def _checked(db: Connection, policy_id: str, check: PolicyCheck) -> None:
         raise PolicyConflict(problem)
 
 
-
-
 class SQLStore:
     """The identity manager's store, in SQL over a driver (the subclasses give it).
 

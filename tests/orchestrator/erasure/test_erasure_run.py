@@ -27,6 +27,7 @@ from security.audit.store import DB_FILE, HEAD_FILE, KEY_FILE
 from tests.conftest import ROOT, free_port, stop_process
 from tests.run_platform import start_run
 
+pytestmark = pytest.mark.xdist_group("erasure_run")  # one platform for the module's tests, which count its records
 ADMIN_PASSWORD = "Adm1n-pass-for-tests"
 TENANT = "farm"
 NAMES = ("port", "northPort", "httpPort", "mqttPort", "idmPort", "historyPort", "rulesPort", "dashboardPort", "apiPort",
@@ -235,8 +236,9 @@ def test_an_owners_devices_are_erased(platform: Platform) -> None:
 
 
 def test_erasure_needs_a_token_and_the_tenants_admin(platform: Platform) -> None:
-    answer = httpx.post(platform.apps + "/erasure/devices/d4", headers={"Fiware-Service": TENANT})
+    platform.provision({"device_id": "d5", "apikey": "kfarm"})
+    answer = httpx.post(platform.apps + "/erasure/devices/d5", headers={"Fiware-Service": TENANT})
     assert answer.status_code == 401
-    assert httpx.get(platform.north + "/iot/devices/d4", headers=platform.headers()).status_code == 200
-    bad = httpx.put(platform.apps + "/erasure/devices/d4/consent", headers=platform.headers(), json={"consent": "no"})
+    assert httpx.get(platform.north + "/iot/devices/d5", headers=platform.headers()).status_code == 200
+    bad = httpx.put(platform.apps + "/erasure/devices/d5/consent", headers=platform.headers(), json={"consent": "no"})
     assert bad.status_code == 400
